@@ -1,0 +1,2 @@
+#include "internal.h"
+const pk_monitor_ops pk_monitor_function_memory = {.name = "function-memory"};

@@ -1,0 +1,178 @@
+/*
+ * internal.h — what the parts of libpikoc share and users do not see:
+ * the layouts behind the opaque handles, the registries, error and output
+ * helpers. Nothing here runs on the hot path (see hot.h for that).
+ */
+#ifndef PK_INTERNAL_H
+#define PK_INTERNAL_H
+
+#include <pikoc.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#define PK_HIDDEN __attribute__((visibility("hidden")))
+#define PK_NOINSTR __attribute__((no_instrument_function))
+#define PK_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define PK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Fills err (when not NULL) and returns -1, so "return pk_fail(err, ...)". */
+PK_HIDDEN int pk_fail(pk_error *err, const char *fmt, ...) PK_PRINTF(2, 3);
+/* Prints "pikoc: <message>" on stderr with write(2), not stdio. */
+PK_HIDDEN void pk_warn(const char *fmt, ...) PK_PRINTF(1, 2);
+
+/* ---- memory that must not fail ------------------------------------------- */
+
+PK_HIDDEN void *pk_xcalloc(size_t n, size_t size);
+PK_HIDDEN char *pk_xstrdup(const char *s);
+
+/* ---- specs ---------------------------------------------------------------- */
+
+/* KIND[+OPTION...][:ARG] split into its parts. */
+typedef struct pk_spec {
+    char kind[64];
+    char options[8][32];
+    size_t option_count;
+    const char *arg; /* points into the original string, or NULL */
+} pk_spec;
+
+/*
+ * Splits a spec; `what` names it in messages ("recorder spec"). Fails on an
+ * empty kind, an over-long part or an empty ARG after ':'.
+ */
+PK_HIDDEN int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err);
+/* ", "-joined names for "(known: a, b, c)" messages. */
+PK_HIDDEN void pk_join_names(const char *const *names, size_t n, char *buf, size_t size);
+
+/* ---- registries ------------------------------------------------------------ */
+
+PK_HIDDEN const pk_recorder_ops *pk_recorder_find(const char *name);
+PK_HIDDEN const pk_filter_ops *pk_filter_find(const char *name);
+PK_HIDDEN const pk_monitor_ops *pk_monitor_find(const char *name);
+PK_HIDDEN void pk_recorder_known(char *buf, size_t size);
+PK_HIDDEN void pk_filter_known(char *buf, size_t size);
+PK_HIDDEN void pk_monitor_known(char *buf, size_t size);
+
+/* Built-in kinds (one file each under monitors/, recorders/, filters/). */
+extern const pk_monitor_ops pk_monitor_function;
+extern const pk_monitor_ops pk_monitor_function_memory;
+extern const pk_recorder_ops pk_recorder_stdout;
+extern const pk_recorder_ops pk_recorder_stderr;
+extern const pk_recorder_ops pk_recorder_text;
+extern const pk_recorder_ops pk_recorder_csv;
+extern const pk_recorder_ops pk_recorder_list;
+extern const pk_filter_ops pk_filter_on_value;
+extern const pk_filter_ops pk_filter_not_on_value;
+extern const pk_filter_ops pk_filter_on_change;
+extern const pk_filter_ops pk_filter_max_depth;
+extern const pk_filter_ops pk_filter_min_duration;
+extern const pk_filter_ops pk_filter_include;
+extern const pk_filter_ops pk_filter_exclude;
+extern const pk_filter_ops pk_filter_callback_ops;
+
+/* ---- objects behind the handles ------------------------------------------- */
+
+struct pk_recorder {
+    const pk_recorder_ops *ops;
+    void *state;
+    char *spec;     /* as given, for messages */
+    bool auto_flush;
+    bool auto_flush_set; /* "+flush" or pk_recorder_set_auto_flush was used */
+    bool failed;    /* a write failed: no more calls */
+    char error[512];
+};
+
+struct pk_filter {
+    const pk_filter_ops *ops;
+    void *state;
+};
+
+struct pk_sink {
+    pk_logger *logger;
+    size_t position; /* index of the next filter; == count: the recorder */
+};
+
+struct pk_logger {
+    pk_recorder *recorder;
+    pk_filter **filters;
+    size_t count;
+    size_t capacity;
+    pk_sink *sinks; /* one per position, built at start */
+    uint64_t written;
+};
+
+/* ---- record fields ---------------------------------------------------------- */
+
+typedef enum pk_field_kind {
+    PK_KIND_UINT,
+    PK_KIND_STRING,
+    PK_KIND_TYPE,
+} pk_field_kind;
+
+typedef struct pk_field_desc {
+    const char *name;
+    pk_field_kind kind;
+    unsigned needs; /* pk_record_flags required for a value */
+    size_t offset;
+} pk_field_desc;
+
+PK_HIDDEN const pk_field_desc *pk_field_desc_of(pk_field_id field);
+PK_HIDDEN uint64_t pk_record_uint(const pk_record *rec, pk_field_id field);
+PK_HIDDEN const char *pk_record_string(const pk_record *rec, pk_field_id field);
+
+/* ---- output: a buffered file descriptor, no stdio ------------------------ */
+
+/*
+ * Recorders write through this rather than FILE*: a forked child can drop a
+ * parent's unwritten bytes (stdio would write them twice), and a write error
+ * is kept with its errno for the one report the core makes.
+ */
+typedef struct pk_out {
+    int fd;
+    bool owns_fd;
+    size_t used;
+    int error; /* errno of the first failure, 0 if none */
+    char buf[65536];
+} pk_out;
+
+/* Opens PATH for writing (truncating). */
+PK_HIDDEN int pk_out_open(pk_out *o, const char *path, pk_error *err);
+PK_HIDDEN void pk_out_attach(pk_out *o, int fd); /* not closed by pk_out_close */
+PK_HIDDEN void pk_out_write(pk_out *o, const char *data, size_t len);
+PK_HIDDEN void pk_out_puts(pk_out *o, const char *s);
+PK_HIDDEN void pk_out_printf(pk_out *o, const char *fmt, ...) PK_PRINTF(2, 3);
+/* Returns 0, or -1 with err describing the first failure. */
+PK_HIDDEN int pk_out_flush(pk_out *o, pk_error *err);
+PK_HIDDEN int pk_out_close(pk_out *o, pk_error *err);
+/* In a forked child: forget buffered bytes without writing them. */
+PK_HIDDEN void pk_out_forget(pk_out *o);
+
+/* ---- symbols (drain thread only) ---------------------------------------- */
+
+typedef struct pk_symbol {
+    const char *function; /* "??" when unknown */
+    const char *file;     /* "" when unknown */
+    unsigned line;
+} pk_symbol;
+
+/* Resolves an address in this process (cached; strings live until exit). */
+PK_HIDDEN void pk_symbols_lookup(uintptr_t address, pk_symbol *out);
+/* Resolves the call site at a return address (looks at address - 1). */
+PK_HIDDEN void pk_symbols_lookup_site(uintptr_t return_address, pk_symbol *out);
+/* Interns a string for the life of the process. */
+PK_HIDDEN const char *pk_intern(const char *s);
+/*
+ * Calls fn for every function symbol of the loaded modules whose name
+ * matches one of the globs; used to resolve focus names to addresses.
+ */
+PK_HIDDEN int pk_symbols_each_match(const char *const *globs, size_t n,
+                                    void (*fn)(uintptr_t address, const char *name, void *user),
+                                    void *user, pk_error *err);
+
+/* ---- host facts ------------------------------------------------------------- */
+
+PK_HIDDEN const char *pk_command_line(void);
+PK_HIDDEN const char *pk_host_name(void);
+
+#endif /* PK_INTERNAL_H */

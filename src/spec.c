@@ -1,0 +1,134 @@
+/*
+ * spec.c — the one parser for the small languages pikoc reads: component
+ * specs (KIND[+OPTION...][:ARG]), durations, counts and globs. Every error
+ * names the bad part and says what is accepted.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    if (!text || !*text)
+        return pk_fail(err, "%s '': empty (expected KIND[:ARG])", what);
+
+    const char *colon = strchr(text, ':');
+    size_t head_len = colon ? (size_t)(colon - text) : strlen(text);
+    const char *p = text;
+    const char *head_end = text + head_len;
+
+    /* kind */
+    const char *plus = memchr(p, '+', head_len);
+    const char *kind_end = plus ? plus : head_end;
+    size_t kind_len = (size_t)(kind_end - p);
+    if (kind_len == 0)
+        return pk_fail(err, "%s '%s': no kind before '%c'", what, text, *kind_end ? *kind_end : ':');
+    if (kind_len >= sizeof spec->kind)
+        return pk_fail(err, "%s '%s': kind is too long", what, text);
+    memcpy(spec->kind, p, kind_len);
+
+    /* options */
+    p = kind_end;
+    while (p < head_end) {
+        p++; /* skip '+' */
+        const char *next = memchr(p, '+', (size_t)(head_end - p));
+        const char *end = next ? next : head_end;
+        size_t len = (size_t)(end - p);
+        if (len == 0)
+            return pk_fail(err, "%s '%s': empty option after '+'", what, text);
+        if (spec->option_count == PK_ARRAY_SIZE(spec->options))
+            return pk_fail(err, "%s '%s': too many options", what, text);
+        if (len >= sizeof spec->options[0])
+            return pk_fail(err, "%s '%s': option '%.*s' is too long", what, text, (int)len, p);
+        memcpy(spec->options[spec->option_count++], p, len);
+        p = end;
+    }
+
+    if (colon) {
+        if (colon[1] == '\0')
+            return pk_fail(err, "%s '%s': nothing after ':'", what, text);
+        spec->arg = colon + 1;
+    }
+    return 0;
+}
+
+void pk_join_names(const char *const *names, size_t n, char *buf, size_t size)
+{
+    size_t used = 0;
+    if (size == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++) {
+        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+int pk_parse_uint(const char *what, const char *text, uint64_t *value, pk_error *err)
+{
+    if (!text || !*text)
+        return pk_fail(err, "%s '': expected a non-negative whole number", what);
+    for (const char *p = text; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return pk_fail(err, "%s '%s': expected a non-negative whole number", what, text);
+    errno = 0;
+    unsigned long long v = strtoull(text, NULL, 10);
+    if (errno == ERANGE)
+        return pk_fail(err, "%s '%s': too large", what, text);
+    *value = v;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    double ns;
+} duration_units[] = {
+    {"ns", 1.0}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9},
+};
+
+int pk_parse_duration(const char *what, const char *text, uint64_t *ns, pk_error *err)
+{
+    static const char accepted[] = "a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)";
+    if (!text || !*text)
+        return pk_fail(err, "%s '': expected %s", what, accepted);
+    const char *p = text;
+    if (!isdigit((unsigned char)*p) && *p != '.')
+        return pk_fail(err, "%s '%s': expected %s", what, text, accepted);
+    char *end;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p || errno == ERANGE || !isfinite(v) || v < 0)
+        return pk_fail(err, "%s '%s': expected %s", what, text, accepted);
+    const char *unit = end;
+    while (*unit == ' ')
+        unit++;
+    double scale = 0;
+    if (*unit == '\0') {
+        scale = 1.0;
+    } else {
+        for (size_t i = 0; i < PK_ARRAY_SIZE(duration_units); i++)
+            if (strcmp(unit, duration_units[i].name) == 0)
+                scale = duration_units[i].ns;
+        if (scale == 0)
+            return pk_fail(err, "%s '%s': unknown unit '%s' (accepted: ns, us, ms, s)", what, text,
+                           unit);
+    }
+    double total = v * scale;
+    if (total > 1.8e19)
+        return pk_fail(err, "%s '%s': too large", what, text);
+    *ns = (uint64_t)llround(total);
+    return 0;
+}
+
+bool pk_glob_match(const char *glob, const char *text)
+{
+    return fnmatch(glob, text, 0) == 0;
+}
