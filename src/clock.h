@@ -1,0 +1,49 @@
+/*
+ * clock.h — timestamps for the hot path. On x86-64 with an invariant TSC a
+ * timestamp is one rdtsc; elsewhere it is CLOCK_MONOTONIC. Conversion to
+ * nanoseconds happens on the drain thread (clock.c), never here.
+ */
+#ifndef PK_CLOCK_H
+#define PK_CLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define PK_HAVE_TSC 1
+#else
+#define PK_HAVE_TSC 0
+#endif
+
+extern bool pk_clock_use_tsc;
+
+__attribute__((no_instrument_function, always_inline)) static inline uint64_t
+pk_clock_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A raw timestamp: TSC ticks or monotonic ns, whichever pk_clock_init chose. */
+__attribute__((no_instrument_function, always_inline)) static inline uint64_t pk_clock_raw(void)
+{
+#if PK_HAVE_TSC
+    if (__builtin_expect(pk_clock_use_tsc, 1))
+        return __rdtsc();
+#endif
+    return pk_clock_monotonic_ns();
+}
+
+/* Chooses the clock and calibrates the TSC (once per process; ~2 ms). */
+void pk_clock_init(void);
+/* "tsc" or "monotonic". */
+const char *pk_clock_name(void);
+/* A raw timestamp as CLOCK_MONOTONIC nanoseconds. */
+uint64_t pk_clock_to_ns(uint64_t raw);
+/* A difference of two raw timestamps as nanoseconds. */
+uint64_t pk_clock_delta_ns(uint64_t raw_from, uint64_t raw_to);
+
+#endif

@@ -1,1 +1,444 @@
-/* placeholder */
+/*
+ * drain.c — the drain thread. It pops raw events from every thread's ring,
+ * matches returns to calls, resolves symbols (cached), builds records and
+ * pushes them through the loggers. Everything slow happens here, off the
+ * monitored threads; this thread never records itself (pk_self.busy).
+ */
+#include "drain.h"
+
+#include "clock.h"
+#include "hot.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH_PER_RING 4096
+#define IDLE_WAIT_NS 1000000       /* poll the rings every 1 ms when idle */
+#define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
+
+/* An open call on one thread, kept until its return. */
+struct frame {
+    uintptr_t fn;
+    uint32_t zone;
+    uint64_t raw_time;
+    uint64_t allocated;
+    uint64_t freed;
+    unsigned flags;
+    pk_symbol function;
+    pk_symbol caller;
+};
+
+/* The drain's view of one thread (one ring). */
+struct track {
+    struct frame *frames;
+    size_t depth;
+    size_t capacity;
+};
+
+static struct {
+    pthread_t thread;
+    bool started;
+    struct pk_pipeline pipeline;
+    pk_run_totals totals;
+    uint64_t next_index;
+
+    pthread_mutex_t lock; /* guards the sync counters and stopping */
+    pthread_cond_t done_cond;
+    uint64_t sync_requested;
+    uint64_t sync_completed;
+    bool stopping;
+} drain = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .done_cond = PTHREAD_COND_INITIALIZER,
+};
+
+static __thread bool on_drain_thread;
+
+bool pk_drain_is_self(void)
+{
+    return on_drain_thread;
+}
+
+/* ---- symbols of zones ------------------------------------------------------ */
+
+static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *function,
+                         pk_symbol *caller)
+{
+    function->function = pk_intern(zone->name ? zone->name : "??");
+    function->file = pk_intern(zone->file ? zone->file : "");
+    function->line = zone->line;
+    if (site) {
+        pk_symbols_lookup_site(site, caller);
+    } else {
+        caller->function = pk_intern(zone->function ? zone->function : "??");
+        caller->file = function->file;
+        caller->line = zone->line;
+    }
+}
+
+/* ---- building records -------------------------------------------------------- */
+
+static struct frame *push_frame(struct track *tr)
+{
+    if (tr->depth == tr->capacity) {
+        size_t cap = tr->capacity ? tr->capacity * 2 : 64;
+        struct frame *grown = realloc(tr->frames, cap * sizeof *grown);
+        if (!grown) {
+            pk_warn("out of memory for call stacks");
+            abort();
+        }
+        tr->frames = grown;
+        tr->capacity = cap;
+    }
+    return &tr->frames[tr->depth++];
+}
+
+/* The open frame a return belongs to, popping frames a longjmp skipped. */
+static struct frame *match_return(struct track *tr, uintptr_t fn, uint32_t zone)
+{
+    for (size_t i = tr->depth; i-- > 0;) {
+        if (tr->frames[i].fn == fn && tr->frames[i].zone == zone) {
+            drain.totals.unfinished += tr->depth - 1 - i;
+            tr->depth = i;
+            return &tr->frames[i];
+        }
+    }
+    return NULL;
+}
+
+static void deliver(const pk_record *rec)
+{
+    for (size_t i = 0; i < drain.pipeline.logger_count; i++)
+        pk_logger_push(drain.pipeline.loggers[i], rec);
+}
+
+static void fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
+{
+    rec->index = drain.next_index++;
+    rec->thread = tid;
+    uint64_t ns = pk_clock_to_ns(ev->raw_time);
+    rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    if (drain.pipeline.decode)
+        drain.pipeline.decode(ev->values, rec);
+}
+
+static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
+{
+    uint32_t zone = ev->kind & PK_RAW_ZONE;
+    struct frame *f = push_frame(tr);
+    f->fn = ev->fn;
+    f->zone = zone;
+    f->raw_time = ev->raw_time;
+    if (zone) {
+        zone_symbols((const pk_zone *)ev->fn, ev->site, &f->function, &f->caller);
+    } else {
+        pk_symbols_lookup(ev->fn, &f->function);
+        pk_symbols_lookup_site(ev->site, &f->caller);
+    }
+
+    pk_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = PK_EVENT_CALL;
+    rec.depth = (unsigned)(tr->depth - 1);
+    rec.function = f->function.function;
+    rec.file = f->function.file;
+    rec.line = f->function.line;
+    rec.caller = f->caller.function;
+    rec.caller_file = f->caller.file;
+    rec.caller_line = f->caller.line;
+    rec.address = ev->fn;
+    rec.call_site = ev->site;
+    fill_common(&rec, ev, tid);
+    f->allocated = rec.allocated;
+    f->freed = rec.freed;
+    f->flags = rec.flags;
+    drain.totals.events++;
+    drain.totals.calls++;
+    deliver(&rec);
+}
+
+static void process_return(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
+{
+    struct frame *f = match_return(tr, ev->fn, ev->kind & PK_RAW_ZONE);
+    if (!f) {
+        drain.totals.unmatched++;
+        return;
+    }
+    pk_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = PK_EVENT_RETURN;
+    rec.depth = (unsigned)tr->depth;
+    rec.function = f->function.function;
+    rec.file = f->function.file;
+    rec.line = f->function.line;
+    rec.caller = f->caller.function;
+    rec.caller_file = f->caller.file;
+    rec.caller_line = f->caller.line;
+    rec.address = ev->fn;
+    rec.call_site = ev->site;
+    rec.duration_ns = pk_clock_delta_ns(f->raw_time, ev->raw_time);
+    fill_common(&rec, ev, tid);
+    if ((rec.flags & f->flags & PK_RECORD_ALLOC) != 0) {
+        rec.alloc_delta = rec.allocated - f->allocated;
+        rec.free_delta = rec.freed - f->freed;
+    } else {
+        rec.flags &= ~(unsigned)PK_RECORD_ALLOC;
+    }
+    drain.totals.events++;
+    deliver(&rec);
+}
+
+/* ---- rings ------------------------------------------------------------------- */
+
+static struct track *track_of(struct pk_ring *r)
+{
+    if (!r->track)
+        r->track = pk_xcalloc(1, sizeof(struct track));
+    return r->track;
+}
+
+/* A thread ended and its ring is empty: close its calls and free the ring. */
+static void retire_ring(struct pk_ring *r)
+{
+    struct track *tr = r->track;
+    if (tr) {
+        drain.totals.unfinished += tr->depth;
+        tr->depth = 0;
+    }
+    atomic_store_explicit(&r->state, PK_RING_FREE, memory_order_release);
+}
+
+/* Processes up to `limit` events of one ring; returns how many. */
+static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
+{
+    int state = atomic_load_explicit(&r->state, memory_order_acquire);
+    if (state == PK_RING_FREE)
+        return 0;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t end = head - tail > limit ? tail + limit : head;
+    struct track *tr = track_of(r);
+    for (uint64_t i = tail; i != end; i++) {
+        const struct pk_raw_event *ev = &r->events[i & r->mask];
+        if (ev->kind & PK_RAW_RETURN)
+            process_return(tr, ev, r->tid);
+        else
+            process_call(tr, ev, r->tid);
+    }
+    atomic_store_explicit(&r->tail, end, memory_order_release);
+    if (state == PK_RING_EXITED && end == head)
+        retire_ring(r);
+    return end - tail;
+}
+
+static uint64_t drain_pass(uint64_t limit)
+{
+    uint64_t n = 0;
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next)
+        n += drain_ring(r, limit);
+    return n;
+}
+
+/* Everything pushed before now: loop until each ring's tail passes its head as seen now. */
+static void drain_to_now(void)
+{
+    /* New rings go on the front of the list; from a snapshot of its head on,
+     * the list is fixed, so indexes stay valid. */
+    struct pk_ring *first = atomic_load_explicit(&pk_rt.rings, memory_order_acquire);
+    size_t n = 0;
+    for (struct pk_ring *r = first; r; r = r->next)
+        n++;
+    uint64_t *targets = pk_xcalloc(n ? n : 1, sizeof *targets);
+    size_t i = 0;
+    for (struct pk_ring *r = first; r; r = r->next)
+        targets[i++] = atomic_load_explicit(&r->head, memory_order_acquire);
+    for (;;) {
+        bool behind = false;
+        i = 0;
+        for (struct pk_ring *r = first; r; r = r->next, i++) {
+            uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            if ((int64_t)(targets[i] - tail) > 0) {
+                drain_ring(r, targets[i] - tail);
+                behind = true;
+            } else if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_EXITED &&
+                       tail == atomic_load_explicit(&r->head, memory_order_acquire)) {
+                retire_ring(r);
+            }
+        }
+        if (!behind)
+            break;
+    }
+    free(targets);
+}
+
+static void flush_loggers(void)
+{
+    for (size_t i = 0; i < drain.pipeline.logger_count; i++)
+        pk_logger_flush(drain.pipeline.loggers[i]);
+}
+
+/* ---- the thread -------------------------------------------------------------- */
+
+static void wait_for_work(uint32_t seen)
+{
+    struct timespec timeout = {0, IDLE_WAIT_NS};
+    syscall(SYS_futex, &pk_rt.doorbell, FUTEX_WAIT_PRIVATE, seen, &timeout, NULL, 0);
+}
+
+static void *drain_main(void *unused)
+{
+    (void)unused;
+    pk_self.busy = 1; /* user filters may be instrumented: never record ourselves */
+    on_drain_thread = true;
+    uint64_t idle_since = 0;
+    bool dirty = false;
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&pk_rt.doorbell, memory_order_acquire);
+        pthread_mutex_lock(&drain.lock);
+        uint64_t requested = drain.sync_requested;
+        bool stopping = drain.stopping;
+        pthread_mutex_unlock(&drain.lock);
+
+        if (requested != drain.sync_completed || stopping) {
+            drain_to_now();
+            flush_loggers();
+            dirty = false;
+            pthread_mutex_lock(&drain.lock);
+            drain.sync_completed = requested;
+            pthread_cond_broadcast(&drain.done_cond);
+            pthread_mutex_unlock(&drain.lock);
+            if (stopping)
+                break;
+            continue;
+        }
+        if (drain_pass(BATCH_PER_RING) > 0) {
+            dirty = true;
+            idle_since = 0;
+            continue;
+        }
+        uint64_t now = pk_clock_monotonic_ns();
+        if (!idle_since)
+            idle_since = now;
+        if (dirty && now - idle_since >= IDLE_FLUSH_NS) {
+            flush_loggers();
+            dirty = false;
+        }
+        wait_for_work(seen);
+    }
+    return NULL;
+}
+
+/* Events that an earlier run left behind (threads racing its end) are not ours. */
+static void discard_leftovers(void)
+{
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next) {
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        atomic_store_explicit(&r->tail, head, memory_order_release);
+        struct track *tr = r->track;
+        if (tr)
+            tr->depth = 0;
+        if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_EXITED)
+            atomic_store_explicit(&r->state, PK_RING_FREE, memory_order_release);
+    }
+}
+
+int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
+{
+    if (drain.started)
+        return pk_fail(err, "the drain thread is already running");
+    discard_leftovers();
+    drain.pipeline = *pipeline;
+    memset(&drain.totals, 0, sizeof drain.totals);
+    drain.next_index = 0;
+    drain.stopping = false;
+    drain.sync_requested = drain.sync_completed = 0;
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: no signals there */
+    int rc = pthread_create(&drain.thread, NULL, drain_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return pk_fail(err, "cannot start the drain thread: %s", strerror(rc));
+    pthread_setname_np(drain.thread, "pikoc-drain");
+    drain.started = true;
+    atomic_store_explicit(&pk_rt.running, 1, memory_order_release);
+    return 0;
+}
+
+void pk_drain_sync(void)
+{
+    if (!drain.started || on_drain_thread)
+        return;
+    pthread_mutex_lock(&drain.lock);
+    uint64_t mine = ++drain.sync_requested;
+    pthread_mutex_unlock(&drain.lock);
+    pk_drain_kick();
+    pthread_mutex_lock(&drain.lock);
+    while (drain.sync_completed < mine && drain.started)
+        pthread_cond_wait(&drain.done_cond, &drain.lock);
+    pthread_mutex_unlock(&drain.lock);
+}
+
+void pk_drain_stop(pk_run_totals *totals)
+{
+    if (drain.started) {
+        pthread_mutex_lock(&drain.lock);
+        drain.stopping = true;
+        pthread_mutex_unlock(&drain.lock);
+        pk_drain_kick();
+        pthread_join(drain.thread, NULL);
+        drain.started = false;
+        atomic_store_explicit(&pk_rt.running, 0, memory_order_release);
+    }
+    uint64_t dropped = 0;
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next) {
+        struct track *tr = r->track;
+        if (tr) {
+            drain.totals.unfinished += tr->depth;
+            tr->depth = 0;
+        }
+        dropped += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
+    }
+    drain.totals.dropped += dropped;
+    uint64_t now = pk_clock_monotonic_ns();
+    drain.totals.end_ns = now > drain.pipeline.start_ns ? now - drain.pipeline.start_ns : 0;
+    if (totals)
+        *totals = drain.totals;
+    memset(&drain.pipeline, 0, sizeof drain.pipeline);
+}
+
+void pk_drain_forget_after_fork(void)
+{
+    pthread_mutex_init(&drain.lock, NULL);
+    pthread_cond_init(&drain.done_cond, NULL);
+    drain.started = false;
+    drain.stopping = false;
+    memset(&drain.pipeline, 0, sizeof drain.pipeline);
+    atomic_store_explicit(&pk_rt.running, 0, memory_order_release);
+}
+
+/* Frees the per-thread stacks at exit so leak checkers see a clean process. */
+__attribute__((destructor)) static void free_tracks(void)
+{
+    if (drain.started)
+        return;
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next) {
+        struct track *tr = r->track;
+        if (tr) {
+            free(tr->frames);
+            free(tr);
+            r->track = NULL;
+        }
+    }
+}

@@ -1,1 +1,127 @@
-/* placeholder */
+/*
+ * env.c — whole-program monitoring configured by PIKOC_* variables: when
+ * PIKOC_RECORD is set, a monitor starts as libpikoc loads and its run ends
+ * at exit. A bad setting is reported once and the program runs untraced.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static pk_monitor *auto_monitor;
+
+pk_monitor *pk_auto_monitor(void)
+{
+    return auto_monitor;
+}
+
+/* Calls fn on each non-empty ';'-separated item of text. */
+static int each_item(const char *text, int (*fn)(void *ctx, const char *item, pk_error *err),
+                     void *ctx, pk_error *err)
+{
+    char *copy = pk_xstrdup(text);
+    int rc = 0;
+    for (char *save = NULL, *item = strtok_r(copy, ";", &save); item && rc == 0;
+         item = strtok_r(NULL, ";", &save))
+        if (*item)
+            rc = fn(ctx, item, err);
+    free(copy);
+    return rc;
+}
+
+static int add_recorder(void *ctx, const char *spec, pk_error *err)
+{
+    return pk_monitor_record(ctx, spec, err) ? 0 : -1;
+}
+
+static int add_filter(void *ctx, const char *spec, pk_error *err)
+{
+    return pk_logger_add_filter_spec(ctx, spec, err);
+}
+
+/* Filters named by single variables become specs like "max-depth:N". */
+static const struct {
+    const char *variable;
+    const char *filter;
+} filter_variables[] = {
+    {"PIKOC_INCLUDE", "include"},
+    {"PIKOC_EXCLUDE", "exclude"},
+    {"PIKOC_MAX_DEPTH", "max-depth"},
+    {"PIKOC_MIN_DURATION", "min-duration"},
+};
+
+static int add_filters(pk_logger *lg, pk_error *err)
+{
+    for (size_t i = 0; i < PK_ARRAY_SIZE(filter_variables); i++) {
+        const char *value = getenv(filter_variables[i].variable);
+        if (!value)
+            continue;
+        char spec[1024];
+        snprintf(spec, sizeof spec, "%s:%s", filter_variables[i].filter, value);
+        pk_error inner;
+        if (pk_logger_add_filter_spec(lg, spec, &inner) != 0)
+            return pk_fail(err, "%s: %s", filter_variables[i].variable, inner.message);
+    }
+    const char *more = getenv("PIKOC_FILTER");
+    if (more) {
+        pk_error inner;
+        if (each_item(more, add_filter, lg, &inner) != 0)
+            return pk_fail(err, "PIKOC_FILTER: %s", inner.message);
+    }
+    return 0;
+}
+
+static pk_monitor *configure(const char *record, pk_error *err)
+{
+    const char *name = getenv("PIKOC_MONITOR");
+    pk_error inner;
+    pk_monitor *m = pk_monitor_new(name && *name ? name : "function-memory", &inner);
+    if (!m) {
+        pk_fail(err, "PIKOC_MONITOR: %s", inner.message);
+        return NULL;
+    }
+    if (each_item(record, add_recorder, m, &inner) != 0) {
+        pk_fail(err, "PIKOC_RECORD: %s", inner.message);
+        goto fail;
+    }
+    /* Every recorder gets the same filters, each its own instances. */
+    for (size_t i = 0; i < pk_monitor_logger_count(m); i++)
+        if (add_filters(pk_monitor_logger_at(m, i), err) != 0)
+            goto fail;
+    const char *focus = getenv("PIKOC_FOCUS");
+    if (focus && pk_monitor_focus(m, focus, &inner) != 0) {
+        pk_fail(err, "PIKOC_FOCUS: %s", inner.message);
+        goto fail;
+    }
+    return m;
+fail:
+    pk_monitor_free(m);
+    return NULL;
+}
+
+static void auto_stop(void)
+{
+    pk_monitor *m = auto_monitor;
+    auto_monitor = NULL;
+    pk_monitor_free(m);
+}
+
+__attribute__((constructor)) static void auto_start(void)
+{
+    const char *record = getenv("PIKOC_RECORD");
+    if (!record || !*record)
+        return;
+    pk_error err;
+    pk_monitor *m = configure(record, &err);
+    if (!m) {
+        pk_warn("%s; the program runs without monitoring", err.message);
+        return;
+    }
+    if (pk_monitor_enable(m, &err) != 0) {
+        pk_warn("%s; the program runs without monitoring", err.message);
+        pk_monitor_free(m);
+        return;
+    }
+    auto_monitor = m;
+    atexit(auto_stop);
+}

@@ -1,1 +1,167 @@
-/* placeholder */
+/*
+ * hooks.c — the hot path: the entry points a monitored thread calls
+ * (__cyg_profile_func_enter/exit, zones, PK_MONITOR scopes) and the one
+ * function that stores a raw event. Runs on monitored threads: no locks,
+ * no malloc, no stdio; guarded against re-entry (signal handlers).
+ */
+#include "clock.h"
+#include "hot.h"
+#include "internal.h"
+
+#define PK_EXPORT __attribute__((visibility("default"), no_instrument_function))
+
+/* Keeps the compiler from moving ring stores across the re-entry flag. */
+#define SIGNAL_FENCE() atomic_signal_fence(memory_order_seq_cst)
+
+PK_HOT_FN void pk_emit(struct pk_thread *t, uint32_t kind, uintptr_t fn, uintptr_t site)
+{
+    struct pk_ring *r = t->ring;
+    if (PK_UNLIKELY(!r)) {
+        r = pk_thread_attach(t);
+        if (!r)
+            return;
+    }
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (PK_UNLIKELY(head - r->cached_tail >= r->capacity)) {
+        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - r->cached_tail >= r->capacity) {
+            pk_ring_wait(r, head);
+            if (head - r->cached_tail >= r->capacity) {
+                atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+                return;
+            }
+        }
+    }
+    struct pk_raw_event *ev = &r->events[head & r->mask];
+    void (*sample)(uint64_t *) = pk_rt.sample;
+    /* A call's time is taken last and a return's first, so the hook's own
+     * cost stays outside the measured function. */
+    if (kind & PK_RAW_RETURN) {
+        ev->raw_time = pk_clock_raw();
+        if (sample)
+            sample(ev->values);
+    } else {
+        if (sample)
+            sample(ev->values);
+        ev->raw_time = pk_clock_raw();
+    }
+    ev->fn = fn;
+    ev->site = site;
+    ev->kind = kind;
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+}
+
+PK_HOT_FN static inline bool thread_is_recording(const struct pk_thread *t)
+{
+    return atomic_load_explicit(&pk_rt.enabled, memory_order_relaxed) | t->scope;
+}
+
+PK_HOT_FN static inline bool focus_contains(const struct pk_focus_set *set, uintptr_t fn)
+{
+    uint64_t i = ((uint64_t)fn * 0x9E3779B97F4A7C15ull) >> 32;
+    for (;; i++) {
+        uintptr_t slot = set->slots[i & set->mask];
+        if (slot == fn)
+            return true;
+        if (slot == 0)
+            return false;
+    }
+}
+
+/* Re-entry (a signal handler interrupting a hook): count the loss. */
+PK_HOT_FN static void reentered(struct pk_thread *t)
+{
+    if (t->ring)
+        atomic_fetch_add_explicit(&t->ring->dropped, 1, memory_order_relaxed);
+}
+
+PK_EXPORT void __cyg_profile_func_enter(void *fn, void *site)
+{
+    struct pk_thread *t = &pk_self;
+    if (PK_LIKELY(!thread_is_recording(t)))
+        return;
+    if (PK_UNLIKELY(t->busy)) {
+        reentered(t);
+        return;
+    }
+    t->busy = 1;
+    SIGNAL_FENCE();
+    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire)) {
+        const struct pk_focus_set *focus = pk_rt.focus;
+        if (!focus) {
+            pk_emit(t, PK_RAW_CALL, (uintptr_t)fn, (uintptr_t)site);
+        } else {
+            if (focus_contains(focus, (uintptr_t)fn))
+                t->focus++;
+            if (t->focus)
+                pk_emit(t, PK_RAW_CALL, (uintptr_t)fn, (uintptr_t)site);
+        }
+    }
+    SIGNAL_FENCE();
+    t->busy = 0;
+}
+
+PK_EXPORT void __cyg_profile_func_exit(void *fn, void *site)
+{
+    struct pk_thread *t = &pk_self;
+    if (PK_LIKELY(!thread_is_recording(t)))
+        return;
+    if (PK_UNLIKELY(t->busy)) {
+        reentered(t);
+        return;
+    }
+    t->busy = 1;
+    SIGNAL_FENCE();
+    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire)) {
+        const struct pk_focus_set *focus = pk_rt.focus;
+        if (!focus) {
+            pk_emit(t, PK_RAW_RETURN, (uintptr_t)fn, (uintptr_t)site);
+        } else if (t->focus) {
+            pk_emit(t, PK_RAW_RETURN, (uintptr_t)fn, (uintptr_t)site);
+            if (focus_contains(focus, (uintptr_t)fn))
+                t->focus--;
+        }
+    }
+    SIGNAL_FENCE();
+    t->busy = 0;
+}
+
+/* Zones and scopes bypass focus: the user marked them explicitly. */
+PK_HOT_FN static void emit_zone(uint32_t kind, const pk_zone *zone, uintptr_t site)
+{
+    struct pk_thread *t = &pk_self;
+    if (!thread_is_recording(t))
+        return;
+    if (t->busy) {
+        reentered(t);
+        return;
+    }
+    t->busy = 1;
+    SIGNAL_FENCE();
+    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+        pk_emit(t, kind | PK_RAW_ZONE, (uintptr_t)zone, site);
+    SIGNAL_FENCE();
+    t->busy = 0;
+}
+
+PK_EXPORT void pk_zone_begin(const pk_zone *zone)
+{
+    emit_zone(PK_RAW_CALL, zone, 0);
+}
+
+PK_EXPORT void pk_zone_end(const pk_zone *zone)
+{
+    emit_zone(PK_RAW_RETURN, zone, 0);
+}
+
+PK_EXPORT void pk_zone_guard_end(pk_zone_guard *guard)
+{
+    pk_zone_end(*guard);
+}
+
+/* Scopes: the monitor side lives in monitor.c; these record the marked function. */
+PK_HIDDEN void pk_scope_emit(uint32_t kind, const pk_zone *zone, uintptr_t site);
+PK_HOT_FN void pk_scope_emit(uint32_t kind, const pk_zone *zone, uintptr_t site)
+{
+    emit_zone(kind, zone, site);
+}

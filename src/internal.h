@@ -80,6 +80,7 @@ struct pk_recorder {
     bool auto_flush;
     bool auto_flush_set; /* "+flush" or pk_recorder_set_auto_flush was used */
     bool failed;    /* a write failed: no more calls */
+    bool forked;    /* in a forked child: close without writing the parent's bytes */
     char error[512];
 };
 
@@ -169,6 +170,11 @@ PK_HIDDEN const char *pk_intern(const char *s);
 PK_HIDDEN int pk_symbols_each_match(const char *const *globs, size_t n,
                                     void (*fn)(uintptr_t address, const char *name, void *user),
                                     void *user, pk_error *err);
+
+/* ---- monitors ---------------------------------------------------------------- */
+
+PK_HIDDEN size_t pk_monitor_logger_count(const pk_monitor *m);
+PK_HIDDEN pk_logger *pk_monitor_logger_at(pk_monitor *m, size_t i);
 
 /* ---- host facts ------------------------------------------------------------- */
 

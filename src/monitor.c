@@ -1,1 +1,462 @@
-/* placeholder */
+/*
+ * monitor.c — a monitor's life: loggers and focus set up front, the run
+ * started by the first enable (or PK_MONITOR scope), counted enables and
+ * disables, and the end of the run (flush, finish every recorder). One
+ * monitor runs in a process at a time. Nothing here is on the hot path
+ * except the few lines of pk_scope_enter/exit that only count.
+ */
+#include "clock.h"
+#include "drain.h"
+#include "hot.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum monitor_state { MONITOR_IDLE, MONITOR_RUNNING, MONITOR_ENDED };
+
+struct pk_monitor {
+    const pk_monitor_ops *ops;
+    pk_logger **loggers;
+    size_t logger_count;
+    size_t logger_capacity;
+    char **focus;
+    size_t focus_count;
+    pk_run_info run;
+    pk_run_totals totals;
+    unsigned enables;
+    enum monitor_state state;
+};
+
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
+static pk_monitor *_Atomic running_monitor;
+
+/* Focus sets stay allocated until exit: a monitored thread may still hold
+ * a pointer it read just before the run ended. */
+static struct pk_focus_set *retired_focus_sets[64];
+static size_t retired_focus_count;
+
+/* ---- creation and configuration ------------------------------------------- */
+
+pk_monitor *pk_monitor_new_ops(const pk_monitor_ops *ops, pk_error *err)
+{
+    if (!ops || !ops->name) {
+        pk_fail(err, "monitor kind without a name");
+        return NULL;
+    }
+    pk_monitor *m = pk_xcalloc(1, sizeof *m);
+    m->ops = ops;
+    return m;
+}
+
+pk_monitor *pk_monitor_new(const char *name, pk_error *err)
+{
+    const pk_monitor_ops *ops = name ? pk_monitor_find(name) : NULL;
+    if (!ops) {
+        char known[256];
+        pk_monitor_known(known, sizeof known);
+        pk_fail(err, "unknown monitor '%s' (known: %s)", name ? name : "", known);
+        return NULL;
+    }
+    return pk_monitor_new_ops(ops, err);
+}
+
+static int require_idle(const pk_monitor *m, const char *doing, pk_error *err)
+{
+    if (m->state != MONITOR_IDLE)
+        return pk_fail(err, "cannot %s: monitor '%s' has already started", doing, m->ops->name);
+    return 0;
+}
+
+int pk_monitor_add_logger(pk_monitor *m, pk_logger *lg, pk_error *err)
+{
+    if (require_idle(m, "add a recorder", err) != 0)
+        return -1;
+    if (m->logger_count == m->logger_capacity) {
+        size_t cap = m->logger_capacity ? m->logger_capacity * 2 : 4;
+        pk_logger **grown = pk_xcalloc(cap, sizeof *grown);
+        if (m->logger_count)
+            memcpy(grown, m->loggers, m->logger_count * sizeof *grown);
+        free(m->loggers);
+        m->loggers = grown;
+        m->logger_capacity = cap;
+    }
+    m->loggers[m->logger_count++] = lg;
+    return 0;
+}
+
+pk_logger *pk_monitor_record(pk_monitor *m, const char *spec, pk_error *err)
+{
+    if (require_idle(m, "add a recorder", err) != 0)
+        return NULL;
+    pk_recorder *r = pk_recorder_open(spec, err);
+    if (!r)
+        return NULL;
+    pk_logger *lg = pk_logger_new(r);
+    pk_monitor_add_logger(m, lg, err);
+    return lg;
+}
+
+int pk_monitor_focus(pk_monitor *m, const char *names, pk_error *err)
+{
+    if (require_idle(m, "set the focus", err) != 0)
+        return -1;
+    char *copy = pk_xstrdup(names ? names : "");
+    size_t added = 0;
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        size_t len = strlen(item);
+        while (len && item[len - 1] == ' ')
+            item[--len] = '\0';
+        if (!len)
+            continue;
+        char **grown = realloc(m->focus, (m->focus_count + 1) * sizeof *grown);
+        if (!grown)
+            abort();
+        m->focus = grown;
+        m->focus[m->focus_count++] = pk_xstrdup(item);
+        added++;
+    }
+    free(copy);
+    if (!added)
+        return pk_fail(err, "focus '%s': no function names given (expected NAME[,GLOB...])",
+                       names ? names : "");
+    return 0;
+}
+
+const pk_run_info *pk_monitor_run_info(const pk_monitor *m)
+{
+    return m->state == MONITOR_IDLE ? NULL : &m->run;
+}
+
+pk_run_totals pk_monitor_totals(const pk_monitor *m)
+{
+    return m->totals;
+}
+
+size_t pk_monitor_logger_count(const pk_monitor *m)
+{
+    return m->logger_count;
+}
+
+pk_logger *pk_monitor_logger_at(pk_monitor *m, size_t i)
+{
+    return i < m->logger_count ? m->loggers[i] : NULL;
+}
+
+const char *pk_monitor_name(const pk_monitor *m)
+{
+    return m->ops->name;
+}
+
+/* ---- focus ----------------------------------------------------------------- */
+
+struct focus_collect {
+    uintptr_t *addresses;
+    size_t count;
+    size_t capacity;
+};
+
+static void collect_address(uintptr_t address, const char *name, void *user)
+{
+    (void)name;
+    struct focus_collect *c = user;
+    if (c->count == c->capacity) {
+        c->capacity = c->capacity ? c->capacity * 2 : 16;
+        c->addresses = realloc(c->addresses, c->capacity * sizeof *c->addresses);
+        if (!c->addresses)
+            abort();
+    }
+    c->addresses[c->count++] = address;
+}
+
+static int build_focus_set(pk_monitor *m, struct pk_focus_set **out, pk_error *err)
+{
+    *out = NULL;
+    if (!m->focus_count)
+        return 0;
+    struct focus_collect c = {0};
+    if (pk_symbols_each_match((const char *const *)m->focus, m->focus_count, collect_address, &c,
+                              err) != 0)
+        return -1;
+    if (!c.count) {
+        char names[256];
+        pk_join_names((const char *const *)m->focus, m->focus_count, names, sizeof names);
+        free(c.addresses);
+        return pk_fail(err, "focus '%s': no function of that name in the loaded modules",
+                       names);
+    }
+    uint64_t slots = 16;
+    while (slots < c.count * 2)
+        slots <<= 1;
+    struct pk_focus_set *set = pk_xcalloc(1, sizeof *set + slots * sizeof set->slots[0]);
+    set->mask = slots - 1;
+    for (size_t i = 0; i < c.count; i++) {
+        uintptr_t a = c.addresses[i];
+        uint64_t h = ((uint64_t)a * 0x9E3779B97F4A7C15ull) >> 32;
+        while (set->slots[h & set->mask] && set->slots[h & set->mask] != a)
+            h++;
+        set->slots[h & set->mask] = a;
+    }
+    free(c.addresses);
+    *out = set;
+    return 0;
+}
+
+/* ---- runs -------------------------------------------------------------------- */
+
+static void end_all_at_exit(void);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+static void process_setup(void)
+{
+    pk_rings_init();
+    pk_clock_init();
+    atexit(end_all_at_exit);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void fill_run_info(pk_monitor *m)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    m->run.monitor = m->ops->name;
+    m->run.flags = 0;
+    m->run.clock = pk_clock_name();
+    m->run.alloc_source = "unavailable: the monitor does not count allocations";
+    m->run.command_line = pk_command_line();
+    m->run.host = pk_host_name();
+    m->run.pid = (int)getpid();
+    m->run.start_ns = pk_clock_monotonic_ns();
+    m->run.start_wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+}
+
+/* Starts m's run unless it is running; fails if another monitor runs. */
+static int start_run(pk_monitor *m, pk_error *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, process_setup);
+
+    pthread_mutex_lock(&run_lock);
+    int rc = 0;
+    pk_monitor *current = atomic_load(&running_monitor);
+    if (current == m)
+        goto out;
+    if (current) {
+        rc = pk_fail(err, "cannot start monitor '%s': monitor '%s' is already running in this "
+                          "process (one at a time)",
+                     m->ops->name, current->ops->name);
+        goto out;
+    }
+    if (m->state == MONITOR_ENDED) {
+        rc = pk_fail(err, "cannot start monitor '%s': its run has ended; create a new monitor",
+                     m->ops->name);
+        goto out;
+    }
+    fill_run_info(m);
+    if (m->ops->open && (rc = m->ops->open(m, &m->run, err)) != 0)
+        goto out;
+    struct pk_focus_set *focus = NULL;
+    if ((rc = build_focus_set(m, &focus, err)) != 0) {
+        if (m->ops->close)
+            m->ops->close(m);
+        goto out;
+    }
+    for (size_t i = 0; i < m->logger_count; i++)
+        pk_logger_start(m->loggers[i], &m->run);
+
+    struct pk_pipeline pipeline = {
+        .loggers = m->loggers,
+        .logger_count = m->logger_count,
+        .decode = m->ops->decode,
+        .start_ns = m->run.start_ns,
+    };
+    pk_rt.sample = m->ops->sample;
+    pk_rt.focus = focus;
+    if (focus && retired_focus_count < PK_ARRAY_SIZE(retired_focus_sets))
+        retired_focus_sets[retired_focus_count++] = focus;
+    if ((rc = pk_drain_start(&pipeline, err)) != 0) {
+        pk_rt.sample = NULL;
+        pk_rt.focus = NULL;
+        goto out;
+    }
+    m->state = MONITOR_RUNNING;
+    atomic_store(&running_monitor, m);
+out:
+    pthread_mutex_unlock(&run_lock);
+    return rc;
+}
+
+/* Ends m's run if it is running: every record made so far is recorded. */
+static void end_run(pk_monitor *m)
+{
+    pthread_mutex_lock(&run_lock);
+    if (atomic_load(&running_monitor) != m) {
+        pthread_mutex_unlock(&run_lock);
+        return;
+    }
+    atomic_store(&pk_rt.enabled, 0);
+    m->enables = 0;
+    pk_drain_stop(&m->totals);
+    pk_rt.sample = NULL;
+    pk_rt.focus = NULL;
+    for (size_t i = 0; i < m->logger_count; i++)
+        pk_logger_finish(m->loggers[i], &m->totals);
+    if (m->ops->close)
+        m->ops->close(m);
+    m->state = MONITOR_ENDED;
+    atomic_store(&running_monitor, NULL);
+    pthread_mutex_unlock(&run_lock);
+}
+
+int pk_monitor_enable(pk_monitor *m, pk_error *err)
+{
+    if (start_run(m, err) != 0)
+        return -1;
+    pthread_mutex_lock(&run_lock);
+    if (m->enables++ == 0)
+        atomic_store(&pk_rt.enabled, 1);
+    pthread_mutex_unlock(&run_lock);
+    return 0;
+}
+
+void pk_monitor_disable(pk_monitor *m)
+{
+    pthread_mutex_lock(&run_lock);
+    bool last = false;
+    if (atomic_load(&running_monitor) == m && m->enables > 0 && --m->enables == 0) {
+        atomic_store(&pk_rt.enabled, 0);
+        last = true;
+    }
+    pthread_mutex_unlock(&run_lock);
+    if (last)
+        pk_drain_sync();
+}
+
+void pk_monitor_free(pk_monitor *m)
+{
+    if (!m)
+        return;
+    end_run(m);
+    for (size_t i = 0; i < m->logger_count; i++)
+        pk_logger_free(m->loggers[i]);
+    free(m->loggers);
+    for (size_t i = 0; i < m->focus_count; i++)
+        free(m->focus[i]);
+    free(m->focus);
+    free(m);
+}
+
+/* ---- decorator-style scopes ------------------------------------------------- */
+
+PK_HIDDEN void pk_scope_emit(uint32_t kind, const pk_zone *zone, uintptr_t site);
+
+int pk_scope_enter(pk_monitor *m, const pk_zone *zone, void *call_site)
+{
+    struct pk_thread *t = &pk_self;
+    if (t->scope > 0) {
+        /* Nested or recursive: count it, hook once. */
+        t->scope++;
+        return 0;
+    }
+    if (atomic_load_explicit(&running_monitor, memory_order_acquire) != m) {
+        pk_error err;
+        if (start_run(m, &err) != 0) {
+            static _Atomic bool warned;
+            if (!atomic_exchange(&warned, true))
+                pk_warn("%s", err.message);
+            return -1;
+        }
+    }
+    t->scope = 1;
+    pk_scope_emit(PK_RAW_CALL, zone, (uintptr_t)call_site);
+    return 0;
+}
+
+void pk_scope_exit(const pk_zone *zone)
+{
+    struct pk_thread *t = &pk_self;
+    if (t->scope == 0)
+        return;
+    if (t->scope > 1) {
+        t->scope--;
+        return;
+    }
+    pk_scope_emit(PK_RAW_RETURN, zone, 0);
+    t->scope = 0;
+    if (!atomic_load(&pk_rt.enabled))
+        pk_drain_sync(); /* the monitor is off again here: flush, as a disable does */
+}
+
+void pk_scope_guard_exit(pk_zone_guard *guard)
+{
+    if (*guard)
+        pk_scope_exit(*guard);
+}
+
+/* ---- process events ------------------------------------------------------- */
+
+static void end_all_at_exit(void)
+{
+    pk_monitor *m = atomic_load(&running_monitor);
+    if (m)
+        end_run(m);
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&run_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&run_lock);
+}
+
+/*
+ * The child has no drain thread and shares the parent's files: its copy of
+ * the run ends here without writing anything, and buffered bytes that
+ * belong to the parent are never written twice.
+ */
+static void fork_child(void)
+{
+    pthread_mutex_init(&run_lock, NULL);
+    pk_monitor *m = atomic_load(&running_monitor);
+    atomic_store(&pk_rt.enabled, 0);
+    pk_rt.sample = NULL;
+    pk_rt.focus = NULL;
+    pk_drain_forget_after_fork();
+    if (m) {
+        for (size_t i = 0; i < m->logger_count; i++) {
+            pk_recorder *r = pk_logger_recorder(m->loggers[i]);
+            r->failed = true;
+            r->forked = true;
+        }
+        if (m->ops->after_fork)
+            m->ops->after_fork();
+        m->state = MONITOR_ENDED;
+        atomic_store(&running_monitor, NULL);
+    }
+    struct pk_ring *mine = pk_self.ring;
+    for (struct pk_ring *r = atomic_load(&pk_rt.rings); r; r = r->next) {
+        atomic_store(&r->tail, atomic_load(&r->head));
+        if (r != mine)
+            atomic_store(&r->state, PK_RING_FREE);
+    }
+    pk_self.scope = 0;
+    pk_self.focus = 0;
+}
+
+__attribute__((destructor)) static void free_focus_sets(void)
+{
+    if (atomic_load(&running_monitor))
+        return;
+    for (size_t i = 0; i < retired_focus_count; i++)
+        free(retired_focus_sets[i]);
+    retired_focus_count = 0;
+}

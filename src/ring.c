@@ -1,1 +1,125 @@
-/* placeholder */
+/*
+ * ring.c — per-thread rings: taking one on a thread's first event, waiting
+ * when one is full, giving it back when the thread exits. Runs on monitored
+ * threads: no locks and no malloc (rings come from mmap; the registry is a
+ * lock-free list that only grows; rings of exited threads are reused).
+ */
+#include "hot.h"
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define DEFAULT_RING_EVENTS (1u << 16) /* 4 MiB of 64-byte events per thread */
+
+struct pk_runtime pk_rt;
+PK_TLS struct pk_thread pk_self;
+
+PK_HOT_FN void pk_drain_kick(void)
+{
+    atomic_fetch_add_explicit(&pk_rt.doorbell, 1, memory_order_release);
+    syscall(SYS_futex, &pk_rt.doorbell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Called by pthread when a thread that recorded exits. */
+PK_HOT_FN static void thread_exited(void *ring)
+{
+    struct pk_ring *r = ring;
+    pk_self.gone = 1;
+    pk_self.ring = NULL;
+    atomic_store_explicit(&r->state, PK_RING_EXITED, memory_order_release);
+}
+
+static uint64_t ring_events_from_env(void)
+{
+    const char *text = getenv("PIKOC_RING_EVENTS");
+    uint64_t n = DEFAULT_RING_EVENTS;
+    if (text && pk_parse_uint("PIKOC_RING_EVENTS", text, &n, NULL) == 0 && n >= 64) {
+        uint64_t p = 64;
+        while (p < n && p < (1ull << 30))
+            p <<= 1;
+        return p;
+    }
+    return DEFAULT_RING_EVENTS;
+}
+
+void pk_rings_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    pk_rt.ring_capacity = ring_events_from_env();
+    pthread_key_create(&pk_rt.thread_key, thread_exited);
+}
+
+PK_HOT_FN static struct pk_ring *take_free_ring(void)
+{
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next) {
+        int expected = PK_RING_FREE;
+        if (atomic_compare_exchange_strong_explicit(&r->state, &expected, PK_RING_OWNED,
+                                                    memory_order_acq_rel, memory_order_relaxed))
+            return r;
+    }
+    return NULL;
+}
+
+PK_HOT_FN static struct pk_ring *map_new_ring(void)
+{
+    uint64_t capacity = pk_rt.ring_capacity;
+    size_t header = (sizeof(struct pk_ring) + 63) & ~(size_t)63;
+    size_t bytes = header + capacity * sizeof(struct pk_raw_event);
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED)
+        return NULL;
+    struct pk_ring *r = mem;
+    r->capacity = capacity;
+    r->mask = capacity - 1;
+    r->events = (struct pk_raw_event *)((char *)mem + header);
+    atomic_store_explicit(&r->state, PK_RING_OWNED, memory_order_relaxed);
+    struct pk_ring *head = atomic_load_explicit(&pk_rt.rings, memory_order_relaxed);
+    do
+        r->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&pk_rt.rings, &head, r, memory_order_release,
+                                                  memory_order_relaxed));
+    return r;
+}
+
+PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
+{
+    if (t->gone)
+        return NULL;
+    struct pk_ring *r = take_free_ring();
+    if (!r)
+        r = map_new_ring();
+    if (!r)
+        return NULL;
+    /* The drain emptied this ring before freeing it: head == tail. */
+    r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    r->tid = (uint64_t)syscall(SYS_gettid);
+    atomic_fetch_add_explicit(&r->generation, 1, memory_order_release);
+    pthread_setspecific(pk_rt.thread_key, r);
+    t->ring = r;
+    return r;
+}
+
+/* Lossless: a full ring makes its producer wait for the drain. */
+PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
+{
+    atomic_fetch_add_explicit(&r->waits, 1, memory_order_relaxed);
+    for (;;) {
+        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - r->cached_tail < r->capacity)
+            return;
+        if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+            return; /* nobody will drain: the caller drops the event */
+        pk_drain_kick();
+        sched_yield();
+    }
+}
