@@ -1,1 +1,98 @@
-/* placeholder */
+/*
+ * names.c — "include:GLOB[,GLOB...]" and "exclude:GLOB[,GLOB...]": pass or
+ * drop records by function name, with pk_glob_match's globs (*, ?, [...]).
+ * Drain thread.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct names_state {
+    char *copy;   /* the argument, cut in place at ',' */
+    char **globs; /* point into copy */
+    size_t count;
+} names_state;
+
+static void names_close(pk_filter *f)
+{
+    names_state *s = f->state;
+    free(s->globs);
+    free(s->copy);
+}
+
+/* Splits the glob list; frees what it took on failure, as pk_filter_new
+ * does not call close after a failed open. */
+static int names_open(pk_filter *f, const char *arg, const char *usage, pk_error *err)
+{
+    names_state *s = f->state;
+    s->copy = pk_xstrdup(arg);
+    size_t n = 1;
+    for (const char *p = arg; *p; p++)
+        n += *p == ',';
+    s->globs = pk_xcalloc(n, sizeof *s->globs);
+    for (char *item = s->copy;;) {
+        char *comma = strchr(item, ',');
+        if (comma)
+            *comma = '\0';
+        if (*item == '\0') {
+            pk_fail(err, "empty glob in '%s' (expected %s)", arg, usage);
+            names_close(f);
+            return -1;
+        }
+        s->globs[s->count++] = item;
+        if (!comma)
+            break;
+        item = comma + 1;
+    }
+    return 0;
+}
+
+static int include_open(pk_filter *f, const char *arg, pk_error *err)
+{
+    return names_open(f, arg, "include:GLOB[,GLOB...]", err);
+}
+
+static int exclude_open(pk_filter *f, const char *arg, pk_error *err)
+{
+    return names_open(f, arg, "exclude:GLOB[,GLOB...]", err);
+}
+
+static bool names_match(const names_state *s, const pk_record *rec)
+{
+    const char *function = rec->function ? rec->function : "";
+    for (size_t i = 0; i < s->count; i++)
+        if (pk_glob_match(s->globs[i], function))
+            return true;
+    return false;
+}
+
+static bool include_accept(pk_filter *f, const pk_record *rec)
+{
+    return names_match(f->state, rec);
+}
+
+static bool exclude_accept(pk_filter *f, const pk_record *rec)
+{
+    return !names_match(f->state, rec);
+}
+
+const pk_filter_ops pk_filter_include = {
+    .name = "include",
+    .usage = "include:GLOB[,GLOB...]",
+    .needs_arg = true,
+    .size = sizeof(names_state),
+    .open = include_open,
+    .accept = include_accept,
+    .close = names_close,
+};
+
+const pk_filter_ops pk_filter_exclude = {
+    .name = "exclude",
+    .usage = "exclude:GLOB[,GLOB...]",
+    .needs_arg = true,
+    .size = sizeof(names_state),
+    .open = exclude_open,
+    .accept = exclude_accept,
+    .close = names_close,
+};
