@@ -1,0 +1,757 @@
+/*
+ * test_recorders.c — the built-in recorders (stdout, stderr, text, csv,
+ * list): exact output lines, spec errors, write errors and auto-flush.
+ * Each test writes to its own mkstemp file and reads it back whole.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "records.h"
+
+/* Rules are long runs of dashes; tens keep them countable. */
+#define DASH10 "----------"
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+typedef struct temp_file {
+    char path[512];
+} temp_file;
+
+static void temp_file_make(temp_file *t)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(t->path, sizeof t->path, "%s/pikoc-recorders-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(t->path);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static void temp_file_remove(temp_file *t)
+{
+    unlink(t->path);
+}
+
+/* The whole file as a string (caller frees). */
+static char *read_whole(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *text = calloc(1, 1 << 20);
+    assert_non_null(text);
+    size_t n = fread(text, 1, (1 << 20) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void assert_file_is(const char *path, const char *expected)
+{
+    char *text = read_whole(path);
+    assert_string_equal(text, expected);
+    free(text);
+}
+
+static pk_run_info run_with(unsigned flags)
+{
+    pk_run_info run = {.monitor = "function", .flags = flags, .clock = "monotonic",
+                       .alloc_source = "jemalloc", .command_line = "demo", .host = "host",
+                       .pid = 1};
+    return run;
+}
+
+static pk_logger *logger_for(const char *spec)
+{
+    pk_error err = {{0}};
+    pk_recorder *r = pk_recorder_open(spec, &err);
+    if (!r)
+        fail_msg("%s", err.message);
+    return pk_logger_new(r);
+}
+
+/* Opens "KIND:<temp path>", runs the records through it and ends the run. */
+static void record_to_file(const char *kind, const temp_file *t, unsigned run_flags,
+                           const pk_record *records, size_t n)
+{
+    char spec[600];
+    snprintf(spec, sizeof spec, "%s:%s", kind, t->path);
+    pk_logger *lg = logger_for(spec);
+    pk_run_info run = run_with(run_flags);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    for (size_t i = 0; i < n; i++)
+        pk_logger_push(lg, &records[i]);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    assert_null(pk_logger_error(lg));
+    pk_logger_free(lg);
+}
+
+/* A call of compute at time 1500 and its return 8000 ns later, both from main:100. */
+static void compute_call_and_return(pk_record out[2], unsigned flags)
+{
+    out[0] = test_record(0, PK_EVENT_CALL, "compute", 0, 1500);
+    out[1] = test_record(1, PK_EVENT_RETURN, "compute", 0, 9500);
+    out[1].duration_ns = 8000;
+    out[1].line = 10;
+    out[1].caller_line = 100;
+    out[0].flags = out[1].flags = flags;
+}
+
+/* ---- text ---------------------------------------------------------------------- */
+
+#define PLAIN_HEADER                                                                       \
+    "   index type   function                       depth  thread       time_ns  "        \
+    "duration_ns caller               caller_line   line file\n"
+#define PLAIN_RULE DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 \
+    DASH10 DASH10 DASH10 "--\n"
+
+static void text_without_measures_shows_time_columns_only(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record recs[2];
+    compute_call_and_return(recs, 0);
+    record_to_file("text", &t, 0, recs, 2);
+    assert_file_is(t.path,
+                   PLAIN_HEADER PLAIN_RULE
+                   "       0 call   compute                            0    4242          1500  "
+                   "          - main                         100     10 demo.c\n"
+                   "       1 return compute                            0    4242          9500  "
+                   "       8000 main                         100     10 demo.c\n");
+    temp_file_remove(&t);
+}
+
+static void text_with_memory_and_alloc_adds_their_columns(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record recs[3];
+    compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
+    recs[1].allocated = 3048;
+    recs[1].freed = 1524;
+    recs[1].alloc_delta = 2048;
+    recs[1].free_delta = 1024;
+    /* A record without allocation counters in a run that has them. */
+    recs[2] = test_record(2, PK_EVENT_CALL, "zone", 1, 9900);
+    recs[2].flags = PK_RECORD_MEMORY;
+    record_to_file("text", &t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 3);
+    assert_file_is(
+        t.path,
+        "   index type   function                       depth  thread       time_ns  "
+        "duration_ns         rss           vms    allocated        freed alloc_delta  "
+        "free_delta caller               caller_line   line file\n"
+        DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
+        DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
+        "       0 call   compute                            0    4242          1500  "
+        "          -      409600       4096000         1000          500           -  "
+        "         - main                         100     10 demo.c\n"
+        "       1 return compute                            0    4242          9500  "
+        "       8000      409600       4096000         3048         1524        2048  "
+        "      1024 main                         100     10 demo.c\n"
+        "       2 call   zone                               1    4242          9900  "
+        "          -      409600       4096000            -            -           -  "
+        "         - main                         102     12 demo.c\n");
+    temp_file_remove(&t);
+}
+
+static void text_with_memory_only_adds_rss_and_vms(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record recs[2];
+    compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
+    record_to_file("text", &t, PK_RECORD_MEMORY, recs, 1);
+    assert_file_is(t.path,
+                   "   index type   function                       depth  thread       time_ns  "
+                   "duration_ns         rss           vms caller               caller_line   "
+                   "line file\n"
+                   DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
+                   DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
+                   "       0 call   compute                            0    4242          1500  "
+                   "          -      409600       4096000 main                         100     "
+                   "10 demo.c\n");
+    temp_file_remove(&t);
+}
+
+static void text_long_function_name_pushes_the_line_right(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record rec = test_record(0, PK_EVENT_CALL,
+                                "a_function_with_a_very_long_name_that_overflows_its_column", 0,
+                                1500);
+    rec.flags = 0;
+    record_to_file("text", &t, 0, &rec, 1);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+                   "       0 call   a_function_with_a_very_long_name_that_overflows_its_column"
+                   "     0    4242          1500            - main                         100  "
+                   "   10 demo.c\n");
+    temp_file_remove(&t);
+}
+
+/* A name longer than the formatting buffer's first size comes out whole. */
+static void text_very_long_name_is_not_cut(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char name[2001];
+    memset(name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    pk_record rec = test_record(0, PK_EVENT_CALL, name, 0, 1500);
+    rec.flags = 0;
+    record_to_file("text", &t, 0, &rec, 1);
+    char *text = read_whole(t.path);
+    const char *row = strchr(strchr(text, '\n') + 1, '\n') + 1;
+    char expected[2200];
+    snprintf(expected, sizeof expected,
+             "       0 call   %s     0    4242          1500            - main              "
+             "           100     10 demo.c\n",
+             name);
+    assert_string_equal(row, expected);
+    free(text);
+    temp_file_remove(&t);
+}
+
+/* Empty strings show as "-" so that every column holds a word. */
+static void text_empty_strings_show_as_dash(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record rec = test_record(0, PK_EVENT_CALL, "compute", 0, 1500);
+    rec.flags = 0;
+    rec.caller = "";
+    rec.file = "";
+    rec.line = 0;
+    rec.caller_line = 0;
+    record_to_file("text", &t, 0, &rec, 1);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+                   "       0 call   compute                            0    4242          1500  "
+                   "          - -                              0      0 -\n");
+    temp_file_remove(&t);
+}
+
+/* A second run on the same recorder gets its own header; finish without start is harmless. */
+static void text_start_twice_and_finish_without_start(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char spec[600];
+    snprintf(spec, sizeof spec, "text:%s", t.path);
+    pk_logger *lg = logger_for(spec);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    pk_logger_free(lg);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE PLAIN_HEADER PLAIN_RULE);
+    temp_file_remove(&t);
+}
+
+/* Freeing a recorder that was never finished still writes what it buffered. */
+static void text_free_without_finish_writes_buffered_lines(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char spec[600];
+    snprintf(spec, sizeof spec, "text:%s", t.path);
+    pk_logger *lg = logger_for(spec);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    pk_logger_free(lg);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE);
+    temp_file_remove(&t);
+}
+
+/* Runs one record through "stdout" or "stderr" with that fd sent to a file. */
+static void record_to_redirected_fd(const char *spec, int fd, const temp_file *t)
+{
+    fflush(stdout);
+    fflush(stderr);
+    int saved = dup(fd);
+    int file = open(t->path, O_WRONLY | O_TRUNC);
+    assert_true(saved >= 0 && file >= 0);
+    dup2(file, fd);
+    close(file);
+
+    pk_logger *lg = logger_for(spec);
+    pk_run_info run = run_with(0);
+    pk_record recs[2];
+    compute_call_and_return(recs, 0);
+    int started = pk_logger_start(lg, &run);
+    bool auto_flush = pk_recorder_auto_flush(pk_logger_recorder(lg));
+    pk_logger_push(lg, &recs[0]);
+    pk_run_totals totals = {0};
+    int finished = pk_logger_finish(lg, &totals);
+    pk_logger_free(lg);
+
+    dup2(saved, fd);
+    close(saved);
+    assert_int_equal(started, 0);
+    assert_int_equal(finished, 0);
+    assert_false(auto_flush); /* a file, not a terminal */
+    /* The recorder must not have closed the descriptor it was given. */
+    assert_true(fcntl(fd, F_GETFD) >= 0);
+}
+
+static void stdout_and_stderr_write_their_descriptor(void **state)
+{
+    static const char expected[] = PLAIN_HEADER PLAIN_RULE
+        "       0 call   compute                            0    4242          1500  "
+        "          - main                         100     10 demo.c\n";
+    temp_file t;
+    temp_file_make(&t);
+    record_to_redirected_fd("stdout", STDOUT_FILENO, &t);
+    assert_file_is(t.path, expected);
+    record_to_redirected_fd("stderr", STDERR_FILENO, &t);
+    assert_file_is(t.path, expected);
+    temp_file_remove(&t);
+}
+
+/* ---- csv ------------------------------------------------------------------------- */
+
+#define CSV_HEADER                                                                           \
+    "index,type,function,file,line,caller,caller_file,caller_line,thread,depth,time_ns,"     \
+    "duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta\r\n"
+
+static void csv_header_and_rows(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record recs[2];
+    compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
+    recs[1].allocated = 3048;
+    recs[1].freed = 1524;
+    recs[1].alloc_delta = 2048;
+    recs[1].free_delta = 1024;
+    record_to_file("csv", &t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 2);
+    assert_file_is(t.path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,409600,4096000,"
+                   "1000,500,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,409600,"
+                   "4096000,3048,1524,2048,1024\r\n");
+    temp_file_remove(&t);
+}
+
+/* The header names every field even when the run measures none of the optional ones. */
+static void csv_unmeasured_fields_are_empty_cells(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record recs[2];
+    compute_call_and_return(recs, 0);
+    record_to_file("csv", &t, 0, recs, 2);
+    assert_file_is(t.path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,\r\n");
+    temp_file_remove(&t);
+}
+
+static void csv_quotes_commas_quotes_and_line_breaks(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    pk_record recs[3];
+    recs[0] = test_record(0, PK_EVENT_CALL, "operator,\"x\"", 0, 1);
+    recs[1] = test_record(1, PK_EVENT_CALL, "two\nlines", 1, 2);
+    recs[2] = test_record(2, PK_EVENT_CALL, "carriage\rreturn", 2, 3);
+    recs[2].file = "say \"hi\".c";
+    recs[2].caller = "add(int, int)"; /* a comma alone */
+    for (int i = 0; i < 3; i++)
+        recs[i].flags = 0;
+    record_to_file("csv", &t, 0, recs, 3);
+    assert_file_is(t.path, CSV_HEADER
+                   "0,call,\"operator,\"\"x\"\"\",demo.c,10,main,demo.c,100,4242,0,1,,,,,,,\r\n"
+                   "1,call,\"two\nlines\",demo.c,11,main,demo.c,101,4242,1,2,,,,,,,\r\n"
+                   "2,call,\"carriage\rreturn\",\"say \"\"hi\"\".c\",12,\"add(int, int)\","
+                   "demo.c,102,4242,2,3,,,,,,,\r\n");
+    temp_file_remove(&t);
+}
+
+/* One header row per file: a second start must not add another. */
+static void csv_start_twice_writes_one_header(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char spec[600];
+    snprintf(spec, sizeof spec, "csv:%s", t.path);
+    pk_logger *lg = logger_for(spec);
+    pk_run_info run = run_with(0);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    pk_logger_free(lg);
+    assert_file_is(t.path, CSV_HEADER);
+    temp_file_remove(&t);
+}
+
+/* ---- list ------------------------------------------------------------------------ */
+
+static void list_keeps_copies_of_records_and_strings(void **state)
+{
+    pk_logger *lg = logger_for("list");
+    pk_recorder *r = pk_logger_recorder(lg);
+    pk_run_info run = run_with(PK_RECORD_MEMORY);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+
+    char function[32], file[32], caller[32], caller_file[32];
+    strcpy(function, "compute");
+    strcpy(file, "compute.c");
+    strcpy(caller, "main");
+    strcpy(caller_file, "main.c");
+    pk_record rec = test_record(7, PK_EVENT_RETURN, function, 3, 5000);
+    rec.file = file;
+    rec.caller = caller;
+    rec.caller_file = caller_file;
+    rec.duration_ns = 1234;
+    pk_logger_push(lg, &rec);
+    /* The producer's buffers change; the kept record must not. */
+    strcpy(function, "XXXXXXX");
+    strcpy(file, "XXXXXXXXX");
+    strcpy(caller, "XXXX");
+    strcpy(caller_file, "XXXXXX");
+    pk_record second = test_record(8, PK_EVENT_CALL, "other", 0, 6000);
+    pk_logger_push(lg, &second);
+
+    assert_int_equal(pk_list_count(r), 2);
+    const pk_record *got = pk_list_get(r, 0);
+    assert_non_null(got);
+    assert_int_equal(got->index, 7);
+    assert_int_equal(got->type, PK_EVENT_RETURN);
+    assert_int_equal(got->depth, 3);
+    assert_int_equal(got->time_ns, 5000);
+    assert_int_equal(got->duration_ns, 1234);
+    assert_int_equal(got->rss, 409600);
+    assert_int_equal(got->line, 17);
+    assert_int_equal(got->caller_line, 107);
+    assert_string_equal(got->function, "compute");
+    assert_string_equal(got->file, "compute.c");
+    assert_string_equal(got->caller, "main");
+    assert_string_equal(got->caller_file, "main.c");
+    assert_ptr_not_equal(got->function, function);
+    assert_string_equal(pk_list_get(r, 1)->function, "other");
+    assert_int_equal(pk_list_get(r, 1)->index, 8);
+    assert_null(pk_list_get(r, 2));
+
+    pk_list_clear(r);
+    assert_int_equal(pk_list_count(r), 0);
+    assert_null(pk_list_get(r, 0));
+    pk_logger_push(lg, &second);
+    assert_int_equal(pk_list_count(r), 1);
+    assert_string_equal(pk_list_get(r, 0)->function, "other");
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    pk_logger_free(lg);
+}
+
+/* Pointers from pk_list_get stay valid while the list grows past one block. */
+static void list_pointers_survive_growth(void **state)
+{
+    pk_logger *lg = logger_for("list");
+    pk_recorder *r = pk_logger_recorder(lg);
+    pk_record rec = test_record(0, PK_EVENT_CALL, "f", 0, 0);
+    pk_logger_push(lg, &rec);
+    const pk_record *first = pk_list_get(r, 0);
+    for (uint64_t i = 1; i < 5000; i++) {
+        rec.index = i;
+        pk_logger_push(lg, &rec);
+    }
+    assert_int_equal(pk_list_count(r), 5000);
+    assert_ptr_equal(pk_list_get(r, 0), first);
+    assert_int_equal(first->index, 0);
+    assert_int_equal(pk_list_get(r, 4999)->index, 4999);
+    assert_int_equal(pk_list_get(r, 1024)->index, 1024);
+    assert_null(pk_list_get(r, 5000));
+    pk_logger_free(lg);
+}
+
+/* The list functions on anything but a list recorder answer "nothing". */
+static void list_functions_on_other_recorders(void **state)
+{
+    pk_error err = {{0}};
+    pk_recorder *r = pk_recorder_open("stdout", &err);
+    assert_non_null(r);
+    assert_int_equal(pk_list_count(r), 0);
+    assert_null(pk_list_get(r, 0));
+    pk_list_clear(r);
+    pk_recorder_free(r);
+    assert_int_equal(pk_list_count(NULL), 0);
+    assert_null(pk_list_get(NULL, 0));
+    pk_list_clear(NULL);
+}
+
+/* ---- specs ------------------------------------------------------------------------- */
+
+static void assert_spec_error(const char *spec, const char *expected)
+{
+    pk_error err = {{0}};
+    pk_recorder *r = pk_recorder_open(spec, &err);
+    if (r)
+        pk_recorder_free(r);
+    assert_null(r);
+    assert_string_equal(err.message, expected);
+}
+
+static void spec_errors_say_what_is_wrong(void **state)
+{
+    assert_spec_error("text", "recorder spec 'text': missing argument (expected text:PATH)");
+    assert_spec_error("csv", "recorder spec 'csv': missing argument (expected csv:PATH)");
+    assert_spec_error("text:", "recorder spec 'text:': nothing after ':'");
+    assert_spec_error("stdout:foo",
+                      "recorder spec 'stdout:foo': 'stdout' takes no argument (expected stdout)");
+    assert_spec_error("list:x", "recorder spec 'list:x': 'list' takes no argument (expected list)");
+    assert_spec_error("sqlit:run.db", "recorder spec 'sqlit:run.db': unknown kind 'sqlit' "
+                                      "(known: stdout, stderr, text, csv, list)");
+    assert_spec_error("stdout+bogus",
+                      "recorder spec 'stdout+bogus': unknown option 'bogus' (known: flush)");
+    assert_spec_error("csv:/nonexistent-dir/x.csv",
+                      "recorder spec 'csv:/nonexistent-dir/x.csv': cannot open "
+                      "'/nonexistent-dir/x.csv' for writing: No such file or directory");
+    assert_spec_error("text:/nonexistent-dir/x.txt",
+                      "recorder spec 'text:/nonexistent-dir/x.txt': cannot open "
+                      "'/nonexistent-dir/x.txt' for writing: No such file or directory");
+}
+
+static void spec_kinds_and_flush_option(void **state)
+{
+    static const struct {
+        const char *spec;
+        const char *kind;
+    } cases[] = {{"stdout", "stdout"}, {"stderr", "stderr"}, {"list", "list"},
+                 {"stdout+flush", "stdout"}};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(cases); i++) {
+        pk_error err = {{0}};
+        pk_recorder *r = pk_recorder_open(cases[i].spec, &err);
+        assert_non_null(r);
+        assert_string_equal(pk_recorder_ops_of(r)->name, cases[i].kind);
+        pk_recorder_free(r);
+    }
+}
+
+/* ---- write errors ----------------------------------------------------------------- */
+
+static void push_calls(pk_logger *lg, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pk_record rec = test_record((uint64_t)i, PK_EVENT_CALL, "compute", 0, 100);
+        pk_logger_push(lg, &rec);
+    }
+}
+
+/* Buffered: the failure shows on flush, is reported once, and later calls are skipped. */
+static void full_device_fails_on_flush(void **state)
+{
+    pk_logger *lg = logger_for("text:/dev/full");
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    push_calls(lg, 3);
+    assert_null(pk_logger_error(lg));
+    assert_int_equal(pk_logger_flush(lg), -1);
+    static const char expected[] = "recorder 'text:/dev/full' cannot write: No space left on "
+                                   "device; its records are dropped";
+    assert_string_equal(pk_logger_error(lg), expected);
+    push_calls(lg, 3);
+    assert_int_equal(pk_logger_flush(lg), -1);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), -1);
+    assert_string_equal(pk_logger_error(lg), expected);
+    pk_logger_free(lg);
+}
+
+/* Without a flush in between, the run's end is where the failure shows. */
+static void full_device_fails_on_finish(void **state)
+{
+    pk_logger *lg = logger_for("csv:/dev/full");
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    push_calls(lg, 2);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), -1);
+    assert_string_equal(pk_logger_error(lg), "recorder 'csv:/dev/full' cannot finish: No space "
+                                             "left on device; its records are dropped");
+    pk_logger_free(lg);
+}
+
+/* Auto-flushing writes the header at start, so that is where it fails. */
+static void full_device_with_flush_fails_at_start(void **state)
+{
+    pk_logger *lg = logger_for("text+flush:/dev/full");
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), -1);
+    assert_string_equal(pk_logger_error(lg), "recorder 'text+flush:/dev/full' cannot start: No "
+                                             "space left on device; its records are dropped");
+    push_calls(lg, 2);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), -1);
+    pk_logger_free(lg);
+}
+
+/* A reader that went away: EPIPE (SIGPIPE is ignored in main). */
+static void closed_pipe_fails_with_broken_pipe(void **state)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char spec[64];
+    snprintf(spec, sizeof spec, "text+flush:/dev/fd/%d", fds[1]);
+    /* Opened while the read end is open: opening a pipe with no reader blocks. */
+    pk_logger *lg = logger_for(spec);
+    close(fds[0]);
+    close(fds[1]);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), -1);
+    char expected[256];
+    snprintf(expected, sizeof expected,
+             "recorder '%s' cannot start: Broken pipe; its records are dropped", spec);
+    assert_string_equal(pk_logger_error(lg), expected);
+    push_calls(lg, 2);
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), -1);
+    assert_string_equal(pk_logger_error(lg), expected);
+    pk_logger_free(lg);
+}
+
+/* A record that fills the buffer makes the write itself fail. */
+static void closed_pipe_fails_on_write_when_buffer_fills(void **state)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char spec[64];
+    snprintf(spec, sizeof spec, "csv:/dev/fd/%d", fds[1]);
+    pk_logger *lg = logger_for(spec);
+    close(fds[0]);
+    close(fds[1]);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    push_calls(lg, 2000); /* about 100 KiB: more than the 64 KiB buffer */
+    char expected[256];
+    snprintf(expected, sizeof expected,
+             "recorder '%s' cannot write: Broken pipe; its records are dropped", spec);
+    assert_string_equal(pk_logger_error(lg), expected);
+    pk_logger_free(lg);
+}
+
+/* ---- auto-flush ------------------------------------------------------------------- */
+
+static void with_flush_each_record_reaches_the_file_at_once(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char spec[600];
+    snprintf(spec, sizeof spec, "text+flush:%s", t.path);
+    pk_logger *lg = logger_for(spec);
+    assert_true(pk_recorder_auto_flush(pk_logger_recorder(lg)));
+    pk_run_info run = run_with(0);
+    pk_record recs[2];
+    compute_call_and_return(recs, 0);
+
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE);
+    pk_logger_push(lg, &recs[0]);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+                   "       0 call   compute                            0    4242          1500  "
+                   "          - main                         100     10 demo.c\n");
+    pk_logger_push(lg, &recs[1]);
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+                   "       0 call   compute                            0    4242          1500  "
+                   "          - main                         100     10 demo.c\n"
+                   "       1 return compute                            0    4242          9500  "
+                   "       8000 main                         100     10 demo.c\n");
+    pk_logger_free(lg);
+    temp_file_remove(&t);
+}
+
+static void without_flush_records_wait_for_a_flush(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char spec[600];
+    snprintf(spec, sizeof spec, "csv:%s", t.path);
+    pk_logger *lg = logger_for(spec);
+    pk_run_info run = run_with(0);
+    pk_record recs[2];
+    compute_call_and_return(recs, 0);
+
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_false(pk_recorder_auto_flush(pk_logger_recorder(lg)));
+    pk_logger_push(lg, &recs[0]);
+    assert_file_is(t.path, "");
+    assert_int_equal(pk_logger_flush(lg), 0);
+    assert_file_is(t.path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
+    pk_logger_push(lg, &recs[1]);
+    assert_file_is(t.path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
+    pk_run_totals totals = {0};
+    assert_int_equal(pk_logger_finish(lg, &totals), 0);
+    assert_file_is(t.path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,\r\n");
+    pk_logger_free(lg);
+    temp_file_remove(&t);
+}
+
+/* pk_recorder_set_auto_flush before start wins over the terminal default. */
+static void set_auto_flush_overrides_the_default(void **state)
+{
+    temp_file t;
+    temp_file_make(&t);
+    char spec[600];
+    snprintf(spec, sizeof spec, "text:%s", t.path);
+    pk_logger *lg = logger_for(spec);
+    pk_recorder_set_auto_flush(pk_logger_recorder(lg), true);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_true(pk_recorder_auto_flush(pk_logger_recorder(lg)));
+    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE);
+    pk_logger_free(lg);
+    temp_file_remove(&t);
+}
+
+int main(void)
+{
+    /* Writing to a pipe with no reader must fail with EPIPE, not kill the test. */
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(text_without_measures_shows_time_columns_only),
+        cmocka_unit_test(text_with_memory_and_alloc_adds_their_columns),
+        cmocka_unit_test(text_with_memory_only_adds_rss_and_vms),
+        cmocka_unit_test(text_long_function_name_pushes_the_line_right),
+        cmocka_unit_test(text_very_long_name_is_not_cut),
+        cmocka_unit_test(text_empty_strings_show_as_dash),
+        cmocka_unit_test(text_start_twice_and_finish_without_start),
+        cmocka_unit_test(text_free_without_finish_writes_buffered_lines),
+        cmocka_unit_test(stdout_and_stderr_write_their_descriptor),
+        cmocka_unit_test(csv_header_and_rows),
+        cmocka_unit_test(csv_unmeasured_fields_are_empty_cells),
+        cmocka_unit_test(csv_quotes_commas_quotes_and_line_breaks),
+        cmocka_unit_test(csv_start_twice_writes_one_header),
+        cmocka_unit_test(list_keeps_copies_of_records_and_strings),
+        cmocka_unit_test(list_pointers_survive_growth),
+        cmocka_unit_test(list_functions_on_other_recorders),
+        cmocka_unit_test(spec_errors_say_what_is_wrong),
+        cmocka_unit_test(spec_kinds_and_flush_option),
+        cmocka_unit_test(full_device_fails_on_flush),
+        cmocka_unit_test(full_device_fails_on_finish),
+        cmocka_unit_test(full_device_with_flush_fails_at_start),
+        cmocka_unit_test(closed_pipe_fails_with_broken_pipe),
+        cmocka_unit_test(closed_pipe_fails_on_write_when_buffer_fills),
+        cmocka_unit_test(with_flush_each_record_reaches_the_file_at_once),
+        cmocka_unit_test(without_flush_records_wait_for_a_flush),
+        cmocka_unit_test(set_auto_flush_overrides_the_default),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
