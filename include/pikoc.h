@@ -312,7 +312,12 @@ PK_API int pk_monitor_focus(pk_monitor *m, const char *names, pk_error *err);
 PK_API int pk_monitor_enable(pk_monitor *m, pk_error *err);
 /* The last disable waits until every record made so far is recorded and flushed. */
 PK_API void pk_monitor_disable(pk_monitor *m);
-/* Ends the run (if started): flushes, finishes every recorder, frees. */
+/*
+ * Ends the run if it started: waits for every record, finishes every
+ * recorder (with the run's totals). The monitor cannot run again.
+ */
+PK_API void pk_monitor_end(pk_monitor *m);
+/* Ends the run (pk_monitor_end) and frees the monitor, its loggers and recorders. */
 PK_API void pk_monitor_free(pk_monitor *m);
 PK_API const pk_run_info *pk_monitor_run_info(const pk_monitor *m);
 PK_API pk_run_totals pk_monitor_totals(const pk_monitor *m);

@@ -338,6 +338,13 @@ void pk_monitor_disable(pk_monitor *m)
         pk_drain_sync();
 }
 
+void pk_monitor_end(pk_monitor *m)
+{
+    end_run(m);
+    if (m->state == MONITOR_IDLE)
+        m->state = MONITOR_ENDED;
+}
+
 void pk_monitor_free(pk_monitor *m)
 {
     if (!m)

@@ -122,9 +122,9 @@ int pk_parse_duration(const char *what, const char *text, uint64_t *ns, pk_error
                            unit);
     }
     double total = v * scale;
-    if (total > 1.8e19)
+    if (total >= 0x1p64)
         return pk_fail(err, "%s '%s': too large", what, text);
-    *ns = (uint64_t)llround(total);
+    *ns = (uint64_t)floor(total + 0.5);
     return 0;
 }
 

@@ -1,0 +1,509 @@
+/*
+ * test_monitor.c — monitors end to end inside one process: instrumented
+ * functions (tests/monitored.c) run under a monitor feeding list recorders,
+ * and each test asserts the exact sequence of records that came out.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "monitored.h"
+
+#include <pikoc.h>
+
+extern int compare_calls;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static pk_monitor *monitor_with_list(const char *name, pk_recorder **list)
+{
+    pk_error err = {{0}};
+    pk_monitor *m = pk_monitor_new(name, &err);
+    assert_non_null(m);
+    pk_logger *lg = pk_monitor_record(m, "list", &err);
+    assert_non_null(lg);
+    *list = pk_logger_recorder(lg);
+    return m;
+}
+
+static void enable(pk_monitor *m)
+{
+    pk_error err = {{0}};
+    if (pk_monitor_enable(m, &err) != 0)
+        fail_msg("enable: %s", err.message);
+}
+
+/* "call outer 0" for each record, in order. */
+static void assert_sequence(pk_recorder *list, const char *const *expected, size_t count)
+{
+    size_t n = pk_list_count(list);
+    for (size_t i = 0; i < n && i < count; i++) {
+        const pk_record *r = pk_list_get(list, i);
+        char got[160];
+        snprintf(got, sizeof got, "%s %s %u", pk_event_type_name(r->type), r->function,
+                 r->depth);
+        if (strcmp(got, expected[i]) != 0)
+            fail_msg("record %zu: got '%s', expected '%s'", i, got, expected[i]);
+        assert_int_equal(r->index, i);
+    }
+    assert_int_equal(n, count);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_nested_calls(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    outer(1); /* before the enable: not recorded */
+    enable(m);
+    assert_int_equal(outer(1), 3);
+    pk_monitor_disable(m);
+    outer(1); /* after the disable: not recorded */
+
+    static const char *const expected[] = {
+        "call outer 0", "call leaf 1", "return leaf 1",
+        "call leaf 1",  "return leaf 1", "return outer 0",
+    };
+    assert_sequence(list, expected, 6);
+
+    const pk_record *call = pk_list_get(list, 0);
+    assert_true(ends_with(call->file, "tests/monitored.c"));
+    assert_int_equal(call->line, outer_line);
+    assert_string_equal(call->caller, "test_nested_calls");
+    assert_true(ends_with(call->caller_file, "tests/test_monitor.c"));
+
+    const pk_record *first_leaf = pk_list_get(list, 1);
+    assert_int_equal(first_leaf->line, leaf_line);
+    assert_string_equal(first_leaf->caller, "outer");
+    assert_int_equal(first_leaf->caller_line, outer_line + 2);
+    const pk_record *second_leaf = pk_list_get(list, 3);
+    assert_int_equal(second_leaf->caller_line, outer_line + 3);
+    const pk_record *leaf_return = pk_list_get(list, 2);
+    assert_string_equal(leaf_return->caller, "outer");
+    assert_int_equal(leaf_return->caller_line, outer_line + 2);
+
+    /* Time runs forward; a return lasts as long as its call was open. */
+    uint64_t previous = 0;
+    for (size_t i = 0; i < 6; i++) {
+        const pk_record *r = pk_list_get(list, i);
+        assert_true(r->time_ns >= previous);
+        previous = r->time_ns;
+        assert_int_equal(r->thread, pk_list_get(list, 0)->thread);
+        assert_int_equal(r->flags, 0); /* the function monitor measures no memory */
+    }
+    const pk_record *outer_return = pk_list_get(list, 5);
+    assert_int_equal(outer_return->duration_ns, outer_return->time_ns - call->time_ns);
+
+    pk_monitor_free(m);
+}
+
+static void test_recursion(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    enable(m);
+    assert_int_equal(recurse(3), 3);
+    pk_monitor_disable(m);
+    static const char *const expected[] = {
+        "call recurse 0",   "call recurse 1",   "call recurse 2",   "call recurse 3",
+        "return recurse 3", "return recurse 2", "return recurse 1", "return recurse 0",
+    };
+    assert_sequence(list, expected, 8);
+    assert_string_equal(pk_list_get(list, 1)->caller, "recurse");
+    assert_int_equal(pk_list_get(list, 1)->caller_line, recurse_line + 2);
+    pk_monitor_free(m);
+}
+
+static void test_totals(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    enable(m);
+    outer(2);
+    recurse(2);
+    pk_monitor_disable(m);
+    pk_monitor_end(m);
+    pk_run_totals totals = pk_monitor_totals(m);
+    assert_int_equal(totals.events, 12);
+    assert_int_equal(totals.calls, 6);
+    assert_int_equal(totals.unmatched, 0);
+    assert_int_equal(totals.unfinished, 0);
+    assert_int_equal(totals.dropped, 0);
+    assert_true(totals.end_ns >= pk_list_get(list, 11)->time_ns);
+    /* An ended run cannot start again. */
+    pk_error err = {{0}};
+    assert_int_equal(pk_monitor_enable(m, &err), -1);
+    assert_string_equal(err.message,
+                        "cannot start monitor 'function': its run has ended; create a new monitor");
+    pk_monitor_free(m);
+}
+
+static void test_decorator(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    marked_monitor = m;
+    leaf(0); /* no scope open: not recorded */
+    assert_int_equal(marked(5), 6);
+    /* The scope's end flushed synchronously: the records are here now. */
+    static const char *const expected[] = {
+        "call marked 0",
+        "call leaf 1",
+        "return leaf 1",
+        "return marked 0",
+    };
+    assert_sequence(list, expected, 4);
+    const pk_record *call = pk_list_get(list, 0);
+    assert_int_equal(call->line, marked_line);
+    assert_true(ends_with(call->file, "tests/monitored.c"));
+    assert_string_equal(call->caller, "test_decorator");
+    leaf(0);
+    assert_int_equal(pk_list_count(list), 4);
+
+    /* Recursion: the scope hooks once; inner calls are recorded as calls. */
+    pk_list_clear(list);
+    assert_int_equal(marked_recursive(2), 2);
+    static const char *const recursive[] = {
+        "call marked_recursive 0",   "call marked_recursive 1",   "call marked_recursive 2",
+        "return marked_recursive 2", "return marked_recursive 1", "return marked_recursive 0",
+    };
+    size_t n = pk_list_count(list);
+    for (size_t i = 0; i < n; i++) {
+        const pk_record *r = pk_list_get(list, i);
+        char got[160];
+        snprintf(got, sizeof got, "%s %s %u", pk_event_type_name(r->type), r->function,
+                 r->depth);
+        assert_string_equal(got, recursive[i]);
+    }
+    assert_int_equal(n, 6);
+    marked_monitor = NULL;
+    pk_monitor_free(m);
+}
+
+static void test_zone(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    enable(m);
+    assert_int_equal(zoned(), 2);
+    pk_monitor_disable(m);
+    static const char *const expected[] = {
+        "call zoned 0",  "call parse 1",    "call leaf 2",
+        "return leaf 2", "return parse 1", "return zoned 0",
+    };
+    assert_sequence(list, expected, 6);
+    const pk_record *zone = pk_list_get(list, 1);
+    assert_int_equal(zone->line, zone_line);
+    assert_true(ends_with(zone->file, "tests/monitored.c"));
+    assert_string_equal(zone->caller, "zoned");
+    assert_int_equal(zone->caller_line, zone_line);
+    pk_monitor_free(m);
+}
+
+static void test_focus(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    pk_error err = {{0}};
+    assert_int_equal(pk_monitor_focus(m, "focus_tar*", &err), 0);
+    enable(m);
+    compare_calls = 0;
+    not_focused(1);
+    focus_target(2);
+    not_focused(3);
+    pk_monitor_disable(m);
+
+    /* Inside focus_target: qsort's calls back into compare_ints, then leaf,
+     * which comes after two library calls (qsort, memset) and is still
+     * recorded: a library call does not end the focus. */
+    size_t n = pk_list_count(list);
+    assert_true(compare_calls > 0);
+    assert_int_equal(n, 2 + 2 * (size_t)compare_calls + 2);
+    const pk_record *first = pk_list_get(list, 0);
+    assert_string_equal(first->function, "focus_target");
+    assert_int_equal(first->type, PK_EVENT_CALL);
+    for (size_t i = 1; i + 3 < n; i += 2) {
+        assert_string_equal(pk_list_get(list, i)->function, "compare_ints");
+        assert_int_equal(pk_list_get(list, i)->type, PK_EVENT_CALL);
+        assert_int_equal(pk_list_get(list, i)->depth, 1);
+        assert_string_equal(pk_list_get(list, i + 1)->function, "compare_ints");
+        assert_int_equal(pk_list_get(list, i + 1)->type, PK_EVENT_RETURN);
+    }
+    assert_string_equal(pk_list_get(list, n - 3)->function, "leaf");
+    assert_string_equal(pk_list_get(list, n - 2)->function, "leaf");
+    assert_string_equal(pk_list_get(list, n - 1)->function, "focus_target");
+    assert_int_equal(pk_list_get(list, n - 1)->type, PK_EVENT_RETURN);
+    pk_monitor_free(m);
+}
+
+static void test_focus_unknown_name(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    pk_error err = {{0}};
+    assert_int_equal(pk_monitor_focus(m, "no_such_function_anywhere", &err), 0);
+    assert_int_equal(pk_monitor_enable(m, &err), -1);
+    assert_string_equal(err.message, "focus 'no_such_function_anywhere': no function of that "
+                                     "name in the loaded modules");
+    assert_int_equal(pk_monitor_focus(m, " , ", &err), -1);
+    assert_string_equal(err.message,
+                        "focus ' , ': no function names given (expected NAME[,GLOB...])");
+    pk_monitor_free(m);
+}
+
+static void test_function_memory(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function-memory", &list);
+    enable(m);
+    const size_t bytes = 8u << 20;
+    void *p = allocate_kept(bytes);
+    size_t usable = malloc_usable_size(p);
+    free_kept(p);
+    pk_monitor_disable(m);
+
+    static const char *const expected[] = {
+        "call allocate_kept 0",
+        "return allocate_kept 0",
+        "call free_kept 0",
+        "return free_kept 0",
+    };
+    assert_sequence(list, expected, 4);
+    const pk_run_info *run = pk_monitor_run_info(m);
+    assert_string_equal(run->monitor, "function-memory");
+    assert_true(run->flags & PK_RECORD_MEMORY);
+    for (size_t i = 0; i < 4; i++) {
+        const pk_record *r = pk_list_get(list, i);
+        assert_true(r->flags & PK_RECORD_MEMORY);
+        assert_true(r->rss > 0);
+        assert_true(r->vms >= r->rss);
+    }
+    /* The 8 MiB were touched inside allocate_kept: RSS grew by at least that. */
+    assert_true(pk_list_get(list, 1)->rss - pk_list_get(list, 0)->rss >= bytes);
+
+    if (run->flags & PK_RECORD_ALLOC) {
+        assert_string_equal(run->alloc_source, "jemalloc");
+        const pk_record *allocated = pk_list_get(list, 1);
+        assert_true(allocated->flags & PK_RECORD_ALLOC);
+        assert_int_equal(allocated->alloc_delta, usable);
+        assert_int_equal(allocated->free_delta, 0);
+        const pk_record *freed = pk_list_get(list, 3);
+        assert_int_equal(freed->free_delta, usable);
+        assert_int_equal(freed->alloc_delta, 0);
+        assert_int_equal(freed->freed - pk_list_get(list, 2)->freed, usable);
+    } else {
+        /* Not jemalloc (e.g. under AddressSanitizer): said, not invented. */
+        assert_int_equal(strncmp(run->alloc_source, "unavailable: ", 13), 0);
+        for (size_t i = 0; i < 4; i++)
+            assert_false(pk_list_get(list, i)->flags & PK_RECORD_ALLOC);
+    }
+    pk_monitor_free(m);
+}
+
+#define THREADS 4
+#define CALLS_PER_THREAD 2000
+
+static void *thread_body(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < CALLS_PER_THREAD; i++)
+        outer(i);
+    return NULL;
+}
+
+static void test_threads_lose_nothing(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    enable(m);
+    pthread_t threads[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&threads[i], NULL, thread_body, NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(threads[i], NULL);
+    pk_monitor_disable(m);
+
+    size_t n = pk_list_count(list);
+    assert_int_equal(n, (size_t)THREADS * CALLS_PER_THREAD * 6);
+    /* Per thread: the exact outer/leaf/leaf pattern, in order. */
+    uint64_t tids[THREADS] = {0};
+    size_t seen[THREADS] = {0};
+    static const char *const pattern[] = {"call outer 0",  "call leaf 1",   "return leaf 1",
+                                          "call leaf 1",   "return leaf 1", "return outer 0"};
+    for (size_t i = 0; i < n; i++) {
+        const pk_record *r = pk_list_get(list, i);
+        assert_int_equal(r->index, i);
+        int slot = -1;
+        for (int t = 0; t < THREADS; t++) {
+            if (tids[t] == r->thread || tids[t] == 0) {
+                tids[t] = r->thread;
+                slot = t;
+                break;
+            }
+        }
+        assert_true(slot >= 0);
+        char got[160];
+        snprintf(got, sizeof got, "%s %s %u", pk_event_type_name(r->type), r->function,
+                 r->depth);
+        assert_string_equal(got, pattern[seen[slot] % 6]);
+        seen[slot]++;
+    }
+    for (int t = 0; t < THREADS; t++)
+        assert_int_equal(seen[t], CALLS_PER_THREAD * 6);
+    pk_monitor_end(m);
+    pk_run_totals totals = pk_monitor_totals(m);
+    assert_int_equal(totals.events, n);
+    assert_int_equal(totals.dropped, 0);
+    assert_int_equal(totals.unmatched, 0);
+    pk_monitor_free(m);
+}
+
+static void test_enables_count(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    enable(m);
+    enable(m);
+    pk_monitor_disable(m);
+    leaf(1); /* still enabled once */
+    pk_monitor_disable(m);
+    leaf(2); /* off */
+    pk_monitor_disable(m); /* one too many: harmless */
+    static const char *const expected[] = {"call leaf 0", "return leaf 0"};
+    assert_sequence(list, expected, 2);
+    pk_monitor_free(m);
+}
+
+static void test_one_monitor_at_a_time(void **state)
+{
+    (void)state;
+    pk_recorder *list_a, *list_b;
+    pk_monitor *a = monitor_with_list("function-memory", &list_a);
+    pk_monitor *b = monitor_with_list("function", &list_b);
+    enable(a);
+    pk_error err = {{0}};
+    assert_int_equal(pk_monitor_enable(b, &err), -1);
+    assert_string_equal(err.message, "cannot start monitor 'function': monitor "
+                                     "'function-memory' is already running in this process "
+                                     "(one at a time)");
+    assert_null(pk_monitor_record(a, "list", &err));
+    assert_string_equal(err.message,
+                        "cannot add a recorder: monitor 'function-memory' has already started");
+    pk_monitor_free(a);
+    /* Once a has ended, b can run; a cannot start again. */
+    enable(b);
+    leaf(1);
+    pk_monitor_disable(b);
+    assert_int_equal(pk_list_count(list_b), 2);
+    pk_monitor_free(b);
+}
+
+static void test_unknown_monitor(void **state)
+{
+    (void)state;
+    pk_error err = {{0}};
+    assert_null(pk_monitor_new("cpu", &err));
+    assert_string_equal(err.message, "unknown monitor 'cpu' (known: function, function-memory)");
+}
+
+static void test_logger_per_recorder(void **state)
+{
+    (void)state;
+    pk_recorder *all;
+    pk_monitor *m = monitor_with_list("function", &all);
+    pk_error err = {{0}};
+    pk_logger *shallow = pk_monitor_record(m, "list", &err);
+    assert_int_equal(pk_logger_add_filter_spec(shallow, "max-depth:0", &err), 0);
+    pk_logger *leaves = pk_monitor_record(m, "list", &err);
+    assert_int_equal(pk_logger_add_filter_spec(leaves, "include:le*", &err), 0);
+    assert_int_equal(pk_logger_add_filter_spec(leaves, "on-value:type=return", &err), 0);
+    enable(m);
+    outer(1);
+    pk_monitor_disable(m);
+    assert_int_equal(pk_list_count(all), 6);
+    static const char *const top[] = {"call outer 0", "return outer 0"};
+    pk_recorder *shallow_list = pk_logger_recorder(shallow);
+    assert_int_equal(pk_list_count(shallow_list), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const pk_record *r = pk_list_get(shallow_list, i);
+        char got[160];
+        snprintf(got, sizeof got, "%s %s %u", pk_event_type_name(r->type), r->function,
+                 r->depth);
+        assert_string_equal(got, top[i]);
+    }
+    pk_recorder *leaf_list = pk_logger_recorder(leaves);
+    assert_int_equal(pk_list_count(leaf_list), 2);
+    assert_string_equal(pk_list_get(leaf_list, 0)->function, "leaf");
+    assert_int_equal(pk_list_get(leaf_list, 0)->type, PK_EVENT_RETURN);
+    /* Indexes are the run's, not the recorder's: filters do not renumber. */
+    assert_int_equal(pk_list_get(leaf_list, 0)->index, 2);
+    assert_int_equal(pk_list_get(leaf_list, 1)->index, 4);
+    pk_monitor_free(m);
+}
+
+static void test_failing_recorder_does_not_stop_the_program(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    pk_error err = {{0}};
+    pk_logger *full = pk_monitor_record(m, "text+flush:/dev/full", &err);
+    assert_non_null(full);
+    enable(m);
+    outer(1);
+    recurse(2);
+    pk_monitor_disable(m);
+    assert_int_equal(pk_list_count(list), 12);
+    assert_non_null(pk_logger_error(full));
+    assert_string_equal(pk_logger_error(full), "recorder 'text+flush:/dev/full' cannot write: No "
+                                               "space left on device; its records are dropped");
+    pk_monitor_free(m);
+}
+
+int main(void)
+{
+    /* Small rings make the threads test wait on the drain: lossless under pressure. */
+    setenv("PIKOC_RING_EVENTS", "64", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nested_calls),
+        cmocka_unit_test(test_recursion),
+        cmocka_unit_test(test_totals),
+        cmocka_unit_test(test_decorator),
+        cmocka_unit_test(test_zone),
+        cmocka_unit_test(test_focus),
+        cmocka_unit_test(test_focus_unknown_name),
+        cmocka_unit_test(test_function_memory),
+        cmocka_unit_test(test_threads_lose_nothing),
+        cmocka_unit_test(test_enables_count),
+        cmocka_unit_test(test_one_monitor_at_a_time),
+        cmocka_unit_test(test_unknown_monitor),
+        cmocka_unit_test(test_logger_per_recorder),
+        cmocka_unit_test(test_failing_recorder_does_not_stop_the_program),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
