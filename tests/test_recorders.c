@@ -29,18 +29,30 @@ typedef struct temp_file {
     char path[512];
 } temp_file;
 
-static void temp_file_make(temp_file *t)
+/* Setup and teardown: the file is removed even when an assertion fails. */
+static int temp_file_make(void **state)
 {
+    temp_file *t = calloc(1, sizeof *t);
     const char *dir = getenv("TMPDIR");
+    if (!t)
+        return -1;
     snprintf(t->path, sizeof t->path, "%s/pikoc-recorders-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkstemp(t->path);
-    assert_true(fd >= 0);
+    if (fd < 0) {
+        free(t);
+        return -1;
+    }
     close(fd);
+    *state = t;
+    return 0;
 }
 
-static void temp_file_remove(temp_file *t)
+static int temp_file_remove(void **state)
 {
+    temp_file *t = *state;
     unlink(t->path);
+    free(t);
+    return 0;
 }
 
 /* The whole file as a string (caller frees). */
@@ -118,24 +130,21 @@ static void compute_call_and_return(pk_record out[2], unsigned flags)
 
 static void text_without_measures_shows_time_columns_only(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record recs[2];
     compute_call_and_return(recs, 0);
-    record_to_file("text", &t, 0, recs, 2);
-    assert_file_is(t.path,
+    record_to_file("text", t, 0, recs, 2);
+    assert_file_is(t->path,
                    PLAIN_HEADER PLAIN_RULE
                    "       0 call   compute                            0    4242          1500  "
                    "          - main                         100     10 demo.c\n"
                    "       1 return compute                            0    4242          9500  "
                    "       8000 main                         100     10 demo.c\n");
-    temp_file_remove(&t);
 }
 
 static void text_with_memory_and_alloc_adds_their_columns(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record recs[3];
     compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
     recs[1].allocated = 3048;
@@ -145,9 +154,9 @@ static void text_with_memory_and_alloc_adds_their_columns(void **state)
     /* A record without allocation counters in a run that has them. */
     recs[2] = test_record(2, PK_EVENT_CALL, "zone", 1, 9900);
     recs[2].flags = PK_RECORD_MEMORY;
-    record_to_file("text", &t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 3);
+    record_to_file("text", t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 3);
     assert_file_is(
-        t.path,
+        t->path,
         "   index type   function                       depth  thread       time_ns  "
         "duration_ns         rss           vms    allocated        freed alloc_delta  "
         "free_delta caller               caller_line   line file\n"
@@ -162,17 +171,15 @@ static void text_with_memory_and_alloc_adds_their_columns(void **state)
         "       2 call   zone                               1    4242          9900  "
         "          -      409600       4096000            -            -           -  "
         "         - main                         102     12 demo.c\n");
-    temp_file_remove(&t);
 }
 
 static void text_with_memory_only_adds_rss_and_vms(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record recs[2];
     compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
-    record_to_file("text", &t, PK_RECORD_MEMORY, recs, 1);
-    assert_file_is(t.path,
+    record_to_file("text", t, PK_RECORD_MEMORY, recs, 1);
+    assert_file_is(t->path,
                    "   index type   function                       depth  thread       time_ns  "
                    "duration_ns         rss           vms caller               caller_line   "
                    "line file\n"
@@ -181,37 +188,33 @@ static void text_with_memory_only_adds_rss_and_vms(void **state)
                    "       0 call   compute                            0    4242          1500  "
                    "          -      409600       4096000 main                         100     "
                    "10 demo.c\n");
-    temp_file_remove(&t);
 }
 
 static void text_long_function_name_pushes_the_line_right(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record rec = test_record(0, PK_EVENT_CALL,
                                 "a_function_with_a_very_long_name_that_overflows_its_column", 0,
                                 1500);
     rec.flags = 0;
-    record_to_file("text", &t, 0, &rec, 1);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+    record_to_file("text", t, 0, &rec, 1);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
                    "       0 call   a_function_with_a_very_long_name_that_overflows_its_column"
                    "     0    4242          1500            - main                         100  "
                    "   10 demo.c\n");
-    temp_file_remove(&t);
 }
 
 /* A name longer than the formatting buffer's first size comes out whole. */
 static void text_very_long_name_is_not_cut(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char name[2001];
     memset(name, 'x', sizeof name - 1);
     name[sizeof name - 1] = '\0';
     pk_record rec = test_record(0, PK_EVENT_CALL, name, 0, 1500);
     rec.flags = 0;
-    record_to_file("text", &t, 0, &rec, 1);
-    char *text = read_whole(t.path);
+    record_to_file("text", t, 0, &rec, 1);
+    char *text = read_whole(t->path);
     const char *row = strchr(strchr(text, '\n') + 1, '\n') + 1;
     char expected[2200];
     snprintf(expected, sizeof expected,
@@ -220,34 +223,30 @@ static void text_very_long_name_is_not_cut(void **state)
              name);
     assert_string_equal(row, expected);
     free(text);
-    temp_file_remove(&t);
 }
 
 /* Empty strings show as "-" so that every column holds a word. */
 static void text_empty_strings_show_as_dash(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record rec = test_record(0, PK_EVENT_CALL, "compute", 0, 1500);
     rec.flags = 0;
     rec.caller = "";
     rec.file = "";
     rec.line = 0;
     rec.caller_line = 0;
-    record_to_file("text", &t, 0, &rec, 1);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+    record_to_file("text", t, 0, &rec, 1);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
                    "       0 call   compute                            0    4242          1500  "
                    "          - -                              0      0 -\n");
-    temp_file_remove(&t);
 }
 
 /* A second run on the same recorder gets its own header; finish without start is harmless. */
 static void text_start_twice_and_finish_without_start(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char spec[600];
-    snprintf(spec, sizeof spec, "text:%s", t.path);
+    snprintf(spec, sizeof spec, "text:%s", t->path);
     pk_logger *lg = logger_for(spec);
     pk_run_totals totals = {0};
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
@@ -257,23 +256,20 @@ static void text_start_twice_and_finish_without_start(void **state)
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
     pk_logger_free(lg);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE PLAIN_HEADER PLAIN_RULE);
-    temp_file_remove(&t);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE PLAIN_HEADER PLAIN_RULE);
 }
 
 /* Freeing a recorder that was never finished still writes what it buffered. */
 static void text_free_without_finish_writes_buffered_lines(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char spec[600];
-    snprintf(spec, sizeof spec, "text:%s", t.path);
+    snprintf(spec, sizeof spec, "text:%s", t->path);
     pk_logger *lg = logger_for(spec);
     pk_run_info run = run_with(0);
     assert_int_equal(pk_logger_start(lg, &run), 0);
     pk_logger_free(lg);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE);
-    temp_file_remove(&t);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE);
 }
 
 /* Runs one record through "stdout" or "stderr" with that fd sent to a file. */
@@ -312,13 +308,11 @@ static void stdout_and_stderr_write_their_descriptor(void **state)
     static const char expected[] = PLAIN_HEADER PLAIN_RULE
         "       0 call   compute                            0    4242          1500  "
         "          - main                         100     10 demo.c\n";
-    temp_file t;
-    temp_file_make(&t);
-    record_to_redirected_fd("stdout", STDOUT_FILENO, &t);
-    assert_file_is(t.path, expected);
-    record_to_redirected_fd("stderr", STDERR_FILENO, &t);
-    assert_file_is(t.path, expected);
-    temp_file_remove(&t);
+    const temp_file *t = *state;
+    record_to_redirected_fd("stdout", STDOUT_FILENO, t);
+    assert_file_is(t->path, expected);
+    record_to_redirected_fd("stderr", STDERR_FILENO, t);
+    assert_file_is(t->path, expected);
 }
 
 /* ---- csv ------------------------------------------------------------------------- */
@@ -329,41 +323,36 @@ static void stdout_and_stderr_write_their_descriptor(void **state)
 
 static void csv_header_and_rows(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record recs[2];
     compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
     recs[1].allocated = 3048;
     recs[1].freed = 1524;
     recs[1].alloc_delta = 2048;
     recs[1].free_delta = 1024;
-    record_to_file("csv", &t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 2);
-    assert_file_is(t.path, CSV_HEADER
+    record_to_file("csv", t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 2);
+    assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,409600,4096000,"
                    "1000,500,,\r\n"
                    "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,409600,"
                    "4096000,3048,1524,2048,1024\r\n");
-    temp_file_remove(&t);
 }
 
 /* The header names every field even when the run measures none of the optional ones. */
 static void csv_unmeasured_fields_are_empty_cells(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record recs[2];
     compute_call_and_return(recs, 0);
-    record_to_file("csv", &t, 0, recs, 2);
-    assert_file_is(t.path, CSV_HEADER
+    record_to_file("csv", t, 0, recs, 2);
+    assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n"
                    "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,\r\n");
-    temp_file_remove(&t);
 }
 
 static void csv_quotes_commas_quotes_and_line_breaks(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     pk_record recs[3];
     recs[0] = test_record(0, PK_EVENT_CALL, "operator,\"x\"", 0, 1);
     recs[1] = test_record(1, PK_EVENT_CALL, "two\nlines", 1, 2);
@@ -372,22 +361,20 @@ static void csv_quotes_commas_quotes_and_line_breaks(void **state)
     recs[2].caller = "add(int, int)"; /* a comma alone */
     for (int i = 0; i < 3; i++)
         recs[i].flags = 0;
-    record_to_file("csv", &t, 0, recs, 3);
-    assert_file_is(t.path, CSV_HEADER
+    record_to_file("csv", t, 0, recs, 3);
+    assert_file_is(t->path, CSV_HEADER
                    "0,call,\"operator,\"\"x\"\"\",demo.c,10,main,demo.c,100,4242,0,1,,,,,,,\r\n"
                    "1,call,\"two\nlines\",demo.c,11,main,demo.c,101,4242,1,2,,,,,,,\r\n"
                    "2,call,\"carriage\rreturn\",\"say \"\"hi\"\".c\",12,\"add(int, int)\","
                    "demo.c,102,4242,2,3,,,,,,,\r\n");
-    temp_file_remove(&t);
 }
 
 /* One header row per file: a second start must not add another. */
 static void csv_start_twice_writes_one_header(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char spec[600];
-    snprintf(spec, sizeof spec, "csv:%s", t.path);
+    snprintf(spec, sizeof spec, "csv:%s", t->path);
     pk_logger *lg = logger_for(spec);
     pk_run_info run = run_with(0);
     pk_run_totals totals = {0};
@@ -395,8 +382,7 @@ static void csv_start_twice_writes_one_header(void **state)
     assert_int_equal(pk_logger_start(lg, &run), 0);
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
     pk_logger_free(lg);
-    assert_file_is(t.path, CSV_HEADER);
-    temp_file_remove(&t);
+    assert_file_is(t->path, CSV_HEADER);
 }
 
 /* ---- list ------------------------------------------------------------------------ */
@@ -648,10 +634,9 @@ static void closed_pipe_fails_on_write_when_buffer_fills(void **state)
 
 static void with_flush_each_record_reaches_the_file_at_once(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char spec[600];
-    snprintf(spec, sizeof spec, "text+flush:%s", t.path);
+    snprintf(spec, sizeof spec, "text+flush:%s", t->path);
     pk_logger *lg = logger_for(spec);
     assert_true(pk_recorder_auto_flush(pk_logger_recorder(lg)));
     pk_run_info run = run_with(0);
@@ -659,27 +644,25 @@ static void with_flush_each_record_reaches_the_file_at_once(void **state)
     compute_call_and_return(recs, 0);
 
     assert_int_equal(pk_logger_start(lg, &run), 0);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE);
     pk_logger_push(lg, &recs[0]);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
                    "       0 call   compute                            0    4242          1500  "
                    "          - main                         100     10 demo.c\n");
     pk_logger_push(lg, &recs[1]);
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
                    "       0 call   compute                            0    4242          1500  "
                    "          - main                         100     10 demo.c\n"
                    "       1 return compute                            0    4242          9500  "
                    "       8000 main                         100     10 demo.c\n");
     pk_logger_free(lg);
-    temp_file_remove(&t);
 }
 
 static void without_flush_records_wait_for_a_flush(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char spec[600];
-    snprintf(spec, sizeof spec, "csv:%s", t.path);
+    snprintf(spec, sizeof spec, "csv:%s", t->path);
     pk_logger *lg = logger_for(spec);
     pk_run_info run = run_with(0);
     pk_record recs[2];
@@ -688,57 +671,56 @@ static void without_flush_records_wait_for_a_flush(void **state)
     assert_int_equal(pk_logger_start(lg, &run), 0);
     assert_false(pk_recorder_auto_flush(pk_logger_recorder(lg)));
     pk_logger_push(lg, &recs[0]);
-    assert_file_is(t.path, "");
+    assert_file_is(t->path, "");
     assert_int_equal(pk_logger_flush(lg), 0);
-    assert_file_is(t.path, CSV_HEADER
+    assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
     pk_logger_push(lg, &recs[1]);
-    assert_file_is(t.path, CSV_HEADER
+    assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
     pk_run_totals totals = {0};
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
-    assert_file_is(t.path, CSV_HEADER
+    assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n"
                    "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,\r\n");
     pk_logger_free(lg);
-    temp_file_remove(&t);
 }
 
 /* pk_recorder_set_auto_flush before start wins over the terminal default. */
 static void set_auto_flush_overrides_the_default(void **state)
 {
-    temp_file t;
-    temp_file_make(&t);
+    const temp_file *t = *state;
     char spec[600];
-    snprintf(spec, sizeof spec, "text:%s", t.path);
+    snprintf(spec, sizeof spec, "text:%s", t->path);
     pk_logger *lg = logger_for(spec);
     pk_recorder_set_auto_flush(pk_logger_recorder(lg), true);
     pk_run_info run = run_with(0);
     assert_int_equal(pk_logger_start(lg, &run), 0);
     assert_true(pk_recorder_auto_flush(pk_logger_recorder(lg)));
-    assert_file_is(t.path, PLAIN_HEADER PLAIN_RULE);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE);
     pk_logger_free(lg);
-    temp_file_remove(&t);
 }
+
+#define WITH_TEMP_FILE(test) cmocka_unit_test_setup_teardown(test, temp_file_make, temp_file_remove)
 
 int main(void)
 {
     /* Writing to a pipe with no reader must fail with EPIPE, not kill the test. */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(text_without_measures_shows_time_columns_only),
-        cmocka_unit_test(text_with_memory_and_alloc_adds_their_columns),
-        cmocka_unit_test(text_with_memory_only_adds_rss_and_vms),
-        cmocka_unit_test(text_long_function_name_pushes_the_line_right),
-        cmocka_unit_test(text_very_long_name_is_not_cut),
-        cmocka_unit_test(text_empty_strings_show_as_dash),
-        cmocka_unit_test(text_start_twice_and_finish_without_start),
-        cmocka_unit_test(text_free_without_finish_writes_buffered_lines),
-        cmocka_unit_test(stdout_and_stderr_write_their_descriptor),
-        cmocka_unit_test(csv_header_and_rows),
-        cmocka_unit_test(csv_unmeasured_fields_are_empty_cells),
-        cmocka_unit_test(csv_quotes_commas_quotes_and_line_breaks),
-        cmocka_unit_test(csv_start_twice_writes_one_header),
+        WITH_TEMP_FILE(text_without_measures_shows_time_columns_only),
+        WITH_TEMP_FILE(text_with_memory_and_alloc_adds_their_columns),
+        WITH_TEMP_FILE(text_with_memory_only_adds_rss_and_vms),
+        WITH_TEMP_FILE(text_long_function_name_pushes_the_line_right),
+        WITH_TEMP_FILE(text_very_long_name_is_not_cut),
+        WITH_TEMP_FILE(text_empty_strings_show_as_dash),
+        WITH_TEMP_FILE(text_start_twice_and_finish_without_start),
+        WITH_TEMP_FILE(text_free_without_finish_writes_buffered_lines),
+        WITH_TEMP_FILE(stdout_and_stderr_write_their_descriptor),
+        WITH_TEMP_FILE(csv_header_and_rows),
+        WITH_TEMP_FILE(csv_unmeasured_fields_are_empty_cells),
+        WITH_TEMP_FILE(csv_quotes_commas_quotes_and_line_breaks),
+        WITH_TEMP_FILE(csv_start_twice_writes_one_header),
         cmocka_unit_test(list_keeps_copies_of_records_and_strings),
         cmocka_unit_test(list_pointers_survive_growth),
         cmocka_unit_test(list_functions_on_other_recorders),
@@ -749,9 +731,9 @@ int main(void)
         cmocka_unit_test(full_device_with_flush_fails_at_start),
         cmocka_unit_test(closed_pipe_fails_with_broken_pipe),
         cmocka_unit_test(closed_pipe_fails_on_write_when_buffer_fills),
-        cmocka_unit_test(with_flush_each_record_reaches_the_file_at_once),
-        cmocka_unit_test(without_flush_records_wait_for_a_flush),
-        cmocka_unit_test(set_auto_flush_overrides_the_default),
+        WITH_TEMP_FILE(with_flush_each_record_reaches_the_file_at_once),
+        WITH_TEMP_FILE(without_flush_records_wait_for_a_flush),
+        WITH_TEMP_FILE(set_auto_flush_overrides_the_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
