@@ -90,6 +90,9 @@ int pk_stream_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
 void pk_stream_close(pk_recorder *r)
 {
     pk_stream *s = pk_stream_of(r);
+    /* In a forked child the buffered bytes are the parent's: never write them twice. */
+    if (r->forked)
+        pk_out_forget(&s->out);
     /* finish reported any error; this only writes what a caller never flushed. */
     pk_out_close(&s->out, NULL);
     free(s->value.text);

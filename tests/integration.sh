@@ -57,7 +57,7 @@ check_sequence "named zones" "$work/zones.csv" "$expected/zones.txt"
 
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/fork.csv" "$(prog fork)"
 check_sequence "fork: parent only, child writes nothing" "$work/fork.csv" "$expected/fork.txt"
-check_equal "fork: child exit status" "$(cat "$work/stdout")" "7 0"
+check_equal "fork: child exit status" "$(cat "$work/stdout")" "5 0"
 
 # --- recursion: counts and depths ----------------------------------------------
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/fib.csv" "$(prog recursion)" 15
@@ -76,9 +76,9 @@ check_equal "fib(15) calls and returns nest" "$balanced" balanced
 # --- threads: nothing lost with a small ring -------------------------------------
 run PIKOC_MONITOR=function-memory PIKOC_RING_EVENTS=64 PIKOC_RECORD="csv:$work/threads.csv" \
     "$(prog threads)" 8 5000
-work_calls=$(sequence "$work/threads.csv" | grep -c '^call work 0')
+work_calls=$(sequence "$work/threads.csv" | grep -c '^call work 1')
 check_equal "8 threads x 5000 calls: work" "$work_calls" 40000
-step_calls=$(sequence "$work/threads.csv" | grep -c '^call step 1')
+step_calls=$(sequence "$work/threads.csv" | grep -c '^call step 2')
 check_equal "8 threads x 5000 calls: step" "$step_calls" 40000
 threads=$(tr -d '\r' <"$work/threads.csv" | awk -F, 'NR > 1 && $3 == "work" { print $9 }' | sort -u | wc -l)
 check_equal "8 threads named" "$threads" 8
@@ -108,7 +108,7 @@ check_equal "negative max depth" "$(cat "$work/stderr")" \
 
 run PIKOC_RECORD="stdout" PIKOC_MIN_DURATION="5 parsecs" "$(prog nested)"
 check_equal "duration with a bad unit" "$(cat "$work/stderr")" \
-    "pikoc: PIKOC_MIN_DURATION: filter spec 'min-duration:5 parsecs': min-duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s); the program runs without monitoring"
+    "pikoc: PIKOC_MIN_DURATION: filter spec 'min-duration:5 parsecs': duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s); the program runs without monitoring"
 
 run PIKOC_RECORD="text:" "$(prog nested)"
 check_equal "text without a path" "$(cat "$work/stderr")" \

@@ -23,15 +23,42 @@ extern int compare_calls;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* Monitors a test made; freed by the teardown when an assertion cut the test short. */
+static pk_monitor *made[4];
+static size_t made_count;
+
+static int end_leftovers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < made_count; i++)
+        pk_monitor_free(made[i]);
+    made_count = 0;
+    marked_monitor = NULL;
+    return 0;
+}
+
 static pk_monitor *monitor_with_list(const char *name, pk_recorder **list)
 {
     pk_error err = {{0}};
     pk_monitor *m = pk_monitor_new(name, &err);
     assert_non_null(m);
+    made[made_count++] = m;
     pk_logger *lg = pk_monitor_record(m, "list", &err);
     assert_non_null(lg);
     *list = pk_logger_recorder(lg);
     return m;
+}
+
+/* Frees a monitor the test is done with. */
+static void done_with(pk_monitor *m)
+{
+    for (size_t i = 0; i < made_count; i++) {
+        if (made[i] == m) {
+            made[i] = made[--made_count];
+            break;
+        }
+    }
+    pk_monitor_free(m);
 }
 
 static void enable(pk_monitor *m)
@@ -110,7 +137,7 @@ static void test_nested_calls(void **state)
     const pk_record *outer_return = pk_list_get(list, 5);
     assert_int_equal(outer_return->duration_ns, outer_return->time_ns - call->time_ns);
 
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_recursion(void **state)
@@ -128,7 +155,7 @@ static void test_recursion(void **state)
     assert_sequence(list, expected, 8);
     assert_string_equal(pk_list_get(list, 1)->caller, "recurse");
     assert_int_equal(pk_list_get(list, 1)->caller_line, recurse_line + 2);
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_totals(void **state)
@@ -153,7 +180,7 @@ static void test_totals(void **state)
     assert_int_equal(pk_monitor_enable(m, &err), -1);
     assert_string_equal(err.message,
                         "cannot start monitor 'function': its run has ended; create a new monitor");
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_decorator(void **state)
@@ -196,7 +223,7 @@ static void test_decorator(void **state)
     }
     assert_int_equal(n, 6);
     marked_monitor = NULL;
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_zone(void **state)
@@ -217,7 +244,7 @@ static void test_zone(void **state)
     assert_true(ends_with(zone->file, "tests/monitored.c"));
     assert_string_equal(zone->caller, "zoned");
     assert_int_equal(zone->caller_line, zone_line);
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_focus(void **state)
@@ -254,7 +281,7 @@ static void test_focus(void **state)
     assert_string_equal(pk_list_get(list, n - 2)->function, "leaf");
     assert_string_equal(pk_list_get(list, n - 1)->function, "focus_target");
     assert_int_equal(pk_list_get(list, n - 1)->type, PK_EVENT_RETURN);
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_focus_unknown_name(void **state)
@@ -270,7 +297,7 @@ static void test_focus_unknown_name(void **state)
     assert_int_equal(pk_monitor_focus(m, " , ", &err), -1);
     assert_string_equal(err.message,
                         "focus ' , ': no function names given (expected NAME[,GLOB...])");
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_function_memory(void **state)
@@ -320,7 +347,7 @@ static void test_function_memory(void **state)
         for (size_t i = 0; i < 4; i++)
             assert_false(pk_list_get(list, i)->flags & PK_RECORD_ALLOC);
     }
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 #define THREADS 4
@@ -379,7 +406,7 @@ static void test_threads_lose_nothing(void **state)
     assert_int_equal(totals.events, n);
     assert_int_equal(totals.dropped, 0);
     assert_int_equal(totals.unmatched, 0);
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_enables_count(void **state)
@@ -396,7 +423,7 @@ static void test_enables_count(void **state)
     pk_monitor_disable(m); /* one too many: harmless */
     static const char *const expected[] = {"call leaf 0", "return leaf 0"};
     assert_sequence(list, expected, 2);
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_one_monitor_at_a_time(void **state)
@@ -414,13 +441,13 @@ static void test_one_monitor_at_a_time(void **state)
     assert_null(pk_monitor_record(a, "list", &err));
     assert_string_equal(err.message,
                         "cannot add a recorder: monitor 'function-memory' has already started");
-    pk_monitor_free(a);
+    done_with(a);
     /* Once a has ended, b can run; a cannot start again. */
     enable(b);
     leaf(1);
     pk_monitor_disable(b);
     assert_int_equal(pk_list_count(list_b), 2);
-    pk_monitor_free(b);
+    done_with(b);
 }
 
 static void test_unknown_monitor(void **state)
@@ -463,7 +490,7 @@ static void test_logger_per_recorder(void **state)
     /* Indexes are the run's, not the recorder's: filters do not renumber. */
     assert_int_equal(pk_list_get(leaf_list, 0)->index, 2);
     assert_int_equal(pk_list_get(leaf_list, 1)->index, 4);
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 static void test_failing_recorder_does_not_stop_the_program(void **state)
@@ -480,9 +507,9 @@ static void test_failing_recorder_does_not_stop_the_program(void **state)
     pk_monitor_disable(m);
     assert_int_equal(pk_list_count(list), 12);
     assert_non_null(pk_logger_error(full));
-    assert_string_equal(pk_logger_error(full), "recorder 'text+flush:/dev/full' cannot write: No "
+    assert_string_equal(pk_logger_error(full), "recorder 'text+flush:/dev/full' cannot start: No "
                                                "space left on device; its records are dropped");
-    pk_monitor_free(m);
+    done_with(m);
 }
 
 int main(void)
@@ -490,20 +517,20 @@ int main(void)
     /* Small rings make the threads test wait on the drain: lossless under pressure. */
     setenv("PIKOC_RING_EVENTS", "64", 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nested_calls),
-        cmocka_unit_test(test_recursion),
-        cmocka_unit_test(test_totals),
-        cmocka_unit_test(test_decorator),
-        cmocka_unit_test(test_zone),
-        cmocka_unit_test(test_focus),
-        cmocka_unit_test(test_focus_unknown_name),
-        cmocka_unit_test(test_function_memory),
-        cmocka_unit_test(test_threads_lose_nothing),
-        cmocka_unit_test(test_enables_count),
-        cmocka_unit_test(test_one_monitor_at_a_time),
-        cmocka_unit_test(test_unknown_monitor),
-        cmocka_unit_test(test_logger_per_recorder),
-        cmocka_unit_test(test_failing_recorder_does_not_stop_the_program),
+        cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
+        cmocka_unit_test_teardown(test_recursion, end_leftovers),
+        cmocka_unit_test_teardown(test_totals, end_leftovers),
+        cmocka_unit_test_teardown(test_decorator, end_leftovers),
+        cmocka_unit_test_teardown(test_zone, end_leftovers),
+        cmocka_unit_test_teardown(test_focus, end_leftovers),
+        cmocka_unit_test_teardown(test_focus_unknown_name, end_leftovers),
+        cmocka_unit_test_teardown(test_function_memory, end_leftovers),
+        cmocka_unit_test_teardown(test_threads_lose_nothing, end_leftovers),
+        cmocka_unit_test_teardown(test_enables_count, end_leftovers),
+        cmocka_unit_test_teardown(test_one_monitor_at_a_time, end_leftovers),
+        cmocka_unit_test_teardown(test_unknown_monitor, end_leftovers),
+        cmocka_unit_test_teardown(test_logger_per_recorder, end_leftovers),
+        cmocka_unit_test_teardown(test_failing_recorder_does_not_stop_the_program, end_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
