@@ -13,6 +13,8 @@
 static double *scaled_copy(const double *values, size_t n, double factor)
 {
     double *copy = malloc(n * sizeof *copy);
+    if (!copy)
+        abort();
     for (size_t i = 0; i < n; i++)
         copy[i] = values[i] * factor;
     return copy;
@@ -28,7 +30,9 @@ static double sum(const double *values, size_t n)
 
 static double legacy(size_t n)
 {
-    double *values = malloc(n * sizeof *values);
+    double *values = calloc(n, sizeof *values);
+    if (!values)
+        abort();
     for (size_t i = 0; i < n; i++)
         values[i] = (double)i;
     double *copy = scaled_copy(values, n, 2.0); /* the spike */
