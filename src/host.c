@@ -1,1 +1,102 @@
-/* placeholder */
+/*
+ * host.c — facts about the process and machine that describe a run: the
+ * command line and the host name. Off the hot path; each is read once and
+ * kept (behind a mutex) until the process exits.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *command_line;                 /* NULL until read */
+static char host_name[HOST_NAME_MAX + 1];
+static bool host_name_known;
+
+/* Reads a whole /proc file, which reports its size as 0, into a NUL-terminated buffer. */
+static char *read_proc_file(const char *path, size_t *length)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t capacity = 4096;
+    size_t used = 0;
+    char *bytes = pk_xcalloc(capacity, 1);
+    for (;;) {
+        if (used + 1 == capacity) {
+            char *larger = pk_xcalloc(capacity * 2, 1);
+            memcpy(larger, bytes, used);
+            free(bytes);
+            bytes = larger;
+            capacity *= 2;
+        }
+        ssize_t got = read(fd, bytes + used, capacity - 1 - used);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            close(fd);
+            if (got < 0) {
+                free(bytes);
+                return NULL;
+            }
+            *length = used;
+            return bytes;
+        }
+        used += (size_t)got;
+    }
+}
+
+/* argv is stored NUL-separated (with a final NUL): join it with single spaces. */
+static char *read_command_line(void)
+{
+    size_t length = 0;
+    char *text = read_proc_file("/proc/self/cmdline", &length);
+    if (!text)
+        return pk_xstrdup("");
+    if (length > 0 && text[length - 1] == '\0')
+        length--;
+    for (size_t i = 0; i < length; i++) {
+        if (text[i] == '\0')
+            text[i] = ' ';
+    }
+    text[length] = '\0';
+    return text;
+}
+
+const char *pk_command_line(void)
+{
+    pthread_mutex_lock(&host_lock);
+    if (!command_line)
+        command_line = read_command_line();
+    const char *text = command_line;
+    pthread_mutex_unlock(&host_lock);
+    return text;
+}
+
+const char *pk_host_name(void)
+{
+    pthread_mutex_lock(&host_lock);
+    if (!host_name_known) {
+        /* gethostname may truncate without a terminator: keep the last byte NUL. */
+        if (gethostname(host_name, sizeof host_name - 1) != 0)
+            host_name[0] = '\0';
+        host_name[sizeof host_name - 1] = '\0';
+        host_name_known = true;
+    }
+    pthread_mutex_unlock(&host_lock);
+    return host_name;
+}
+
+/* Runs with the symbol teardown's priority: after pikoc's other destructors. */
+__attribute__((destructor(101))) static void host_teardown(void)
+{
+    pthread_mutex_lock(&host_lock);
+    free(command_line);
+    command_line = NULL;
+    pthread_mutex_unlock(&host_lock);
+}

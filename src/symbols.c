@@ -1,1 +1,821 @@
-/* placeholder */
+/*
+ * symbols.c — the one symbol cache: addresses of this process to function,
+ * source file and line (elfutils libdw), plus string interning. Runs on the
+ * drain thread or at enable time, never on a monitored thread's hot path.
+ * One mutex serializes everything that writes; a repeated lookup reads the
+ * address table without the lock: no allocation, no libdw, one hash probe.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <elfutils/libdwfl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- state ---------------------------------------------------------------- */
+
+/* Interned strings are packed into blocks that are only freed at teardown. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used;
+    size_t size;
+    char bytes[];
+} arena_block;
+
+#define ARENA_BLOCK_BYTES 65536
+#define STRINGS_INITIAL_SLOTS 1024
+#define CACHE_INITIAL_SLOTS 1024
+
+/* One resolved address; address 0 marks an empty slot (0 is never cached). */
+typedef struct cache_entry {
+    uintptr_t address; /* published last, with release order */
+    pk_symbol symbol;
+} cache_entry;
+
+/*
+ * Resolved addresses: open addressing with linear probing and no deletion,
+ * so readers need no lock. Entries never change once published; a full
+ * table is copied into a larger one and kept (retired) until teardown,
+ * because a reader may still be probing it.
+ */
+typedef struct address_table {
+    struct address_table *retired; /* the table this one replaced */
+    size_t slots;                  /* a power of two */
+    size_t count;
+    cache_entry entries[];
+} address_table;
+
+/*
+ * Address ranges of a module's compilation units ("cu" in libdw's names: one
+ * compiled source file each), for DWARF without .debug_aranges.
+ */
+typedef struct cu_range {
+    Dwarf_Addr low;
+    Dwarf_Addr high;
+    Dwarf_Die *cu; /* owned by libdw, valid while the module is */
+} cu_range;
+
+typedef struct cu_index {
+    Dwfl_Module *module;
+    Dwarf_Addr bias;
+    bool built;
+    cu_range *ranges;
+    size_t count;
+    size_t capacity;
+} cu_index;
+
+/* __cxa_demangle, found at run time: libstdc++ is loaded only by C++ programs. */
+typedef char *(*demangle_function)(const char *mangled, char *buffer, size_t *length,
+                                   int *status);
+
+static struct {
+    pthread_mutex_t lock;
+    /* the libdw session and what it was built from */
+    Dwfl *dwfl;
+    pid_t reported_pid;
+    unsigned long long reported_generation;
+    /* interned strings: an open-addressing set of pointers into the arena */
+    const char **strings;
+    size_t string_slots;
+    size_t string_count;
+    arena_block *arena;
+    /* resolved addresses; read without the lock through atomic loads */
+    address_table *table;
+    /* compilation-unit indexes of the modules that need one */
+    cu_index *cu_indexes;
+    size_t cu_index_count;
+    size_t cu_index_capacity;
+} symbols = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Read and written without the lock (atomics), see demangler_refresh. */
+static demangle_function demangler;
+static unsigned long long demangler_checked_generation;
+
+/* ---- hashing -------------------------------------------------------------- */
+
+/* Fibonacci hashing: code addresses share their low bits, the product mixes them. */
+static size_t address_hash(uintptr_t address)
+{
+    return (size_t)(((uint64_t)address * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+/* FNV-1a: names are short, and this is only used off the fast path. */
+static size_t string_hash(const char *s)
+{
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        hash = (hash ^ (unsigned char)*s) * 0x100000001b3ull;
+    return (size_t)hash;
+}
+
+/* ---- interning (lock held) ------------------------------------------------ */
+
+static char *arena_copy(const char *s)
+{
+    size_t bytes = strlen(s) + 1;
+    arena_block *block = symbols.arena;
+    if (!block || block->size - block->used < bytes) {
+        size_t size = bytes > ARENA_BLOCK_BYTES ? bytes : ARENA_BLOCK_BYTES;
+        block = pk_xcalloc(1, sizeof *block + size);
+        block->size = size;
+        block->next = symbols.arena;
+        symbols.arena = block;
+    }
+    char *copy = block->bytes + block->used;
+    memcpy(copy, s, bytes);
+    block->used += bytes;
+    return copy;
+}
+
+/* The slot holding s, or the empty slot where it belongs. */
+static const char **string_slot(const char **slots, size_t slot_count, const char *s)
+{
+    size_t mask = slot_count - 1;
+    for (size_t i = string_hash(s) & mask;; i = (i + 1) & mask) {
+        if (!slots[i] || strcmp(slots[i], s) == 0)
+            return &slots[i];
+    }
+}
+
+/* Keeps the set at most half full so probe sequences stay short. */
+static void strings_reserve_one(void)
+{
+    if ((symbols.string_count + 1) * 2 <= symbols.string_slots)
+        return;
+    size_t slot_count = symbols.string_slots ? symbols.string_slots * 2 : STRINGS_INITIAL_SLOTS;
+    const char **slots = pk_xcalloc(slot_count, sizeof *slots);
+    for (size_t i = 0; i < symbols.string_slots; i++) {
+        if (symbols.strings[i])
+            *string_slot(slots, slot_count, symbols.strings[i]) = symbols.strings[i];
+    }
+    free(symbols.strings);
+    symbols.strings = slots;
+    symbols.string_slots = slot_count;
+}
+
+static const char *intern_locked(const char *s)
+{
+    strings_reserve_one();
+    const char **slot = string_slot(symbols.strings, symbols.string_slots, s ? s : "");
+    if (!*slot) {
+        *slot = arena_copy(s ? s : "");
+        symbols.string_count++;
+    }
+    return *slot;
+}
+
+const char *pk_intern(const char *s)
+{
+    pthread_mutex_lock(&symbols.lock);
+    const char *interned = intern_locked(s);
+    pthread_mutex_unlock(&symbols.lock);
+    return interned;
+}
+
+/* ---- the address table ----------------------------------------------------- */
+
+/* The published entry for address, if any. Safe without the lock; address != 0. */
+static const cache_entry *table_read(uintptr_t address)
+{
+    const address_table *table = __atomic_load_n(&symbols.table, __ATOMIC_ACQUIRE);
+    if (!table)
+        return NULL;
+    size_t mask = table->slots - 1;
+    for (size_t i = address_hash(address) & mask;; i = (i + 1) & mask) {
+        uintptr_t key = __atomic_load_n(&table->entries[i].address, __ATOMIC_ACQUIRE);
+        if (key == address)
+            return &table->entries[i];
+        if (key == 0)
+            return NULL;
+    }
+}
+
+/* The slot for address: its own, or the empty one where it belongs (lock held). */
+static cache_entry *table_slot(address_table *table, uintptr_t address)
+{
+    size_t mask = table->slots - 1;
+    for (size_t i = address_hash(address) & mask;; i = (i + 1) & mask) {
+        if (table->entries[i].address == address || table->entries[i].address == 0)
+            return &table->entries[i];
+    }
+}
+
+/* Keeps the table at most half full; a larger copy is published whole (lock held). */
+static address_table *table_reserve_one(void)
+{
+    address_table *old = symbols.table;
+    if (old && (old->count + 1) * 2 <= old->slots)
+        return old;
+    size_t slots = old ? old->slots * 2 : CACHE_INITIAL_SLOTS;
+    address_table *table = pk_xcalloc(1, sizeof *table + slots * sizeof table->entries[0]);
+    table->slots = slots;
+    table->retired = old;
+    for (size_t i = 0; old && i < old->slots; i++) {
+        if (old->entries[i].address)
+            *table_slot(table, old->entries[i].address) = old->entries[i];
+    }
+    table->count = old ? old->count : 0;
+    __atomic_store_n(&symbols.table, table, __ATOMIC_RELEASE);
+    return table;
+}
+
+static void table_insert(uintptr_t address, const pk_symbol *symbol)
+{
+    address_table *table = table_reserve_one();
+    cache_entry *entry = table_slot(table, address);
+    entry->symbol = *symbol;
+    __atomic_store_n(&entry->address, address, __ATOMIC_RELEASE);
+    table->count++;
+}
+
+static void table_free_all(void)
+{
+    address_table *table = symbols.table;
+    __atomic_store_n(&symbols.table, NULL, __ATOMIC_RELEASE);
+    while (table) {
+        address_table *retired = table->retired;
+        free(table);
+        table = retired;
+    }
+}
+
+/* ---- which objects are loaded --------------------------------------------- */
+
+/*
+ * What the dynamic loader has loaded: a number that changes whenever a
+ * library is loaded or unloaded (0 when the C library does not say, which
+ * callers treat as "may have changed"), and optionally one address inside
+ * the executable code of each object. Read without our lock held:
+ * dl_iterate_phdr takes the loader's lock.
+ */
+typedef struct loaded_objects {
+    unsigned long long generation;
+    uintptr_t *code;  /* NULL when only the generation is wanted */
+    size_t count;
+    size_t capacity;
+} loaded_objects;
+
+static uintptr_t first_code_address(const struct dl_phdr_info *info)
+{
+    for (size_t i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type == PT_LOAD && (header->p_flags & PF_X) && header->p_memsz > 0)
+            return (uintptr_t)(info->dlpi_addr + header->p_vaddr);
+    }
+    return 0;
+}
+
+static int read_loaded_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    loaded_objects *objects = data;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+        objects->generation = info->dlpi_adds + info->dlpi_subs;
+    if (!objects->code)
+        return 1; /* every entry carries the same counters: the first is enough */
+    uintptr_t code = first_code_address(info);
+    if (code && objects->count < objects->capacity)
+        objects->code[objects->count++] = code;
+    return 0;
+}
+
+static int count_loaded_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (*(size_t *)data)++;
+    return 0;
+}
+
+static unsigned long long loaded_objects_generation(void)
+{
+    loaded_objects objects = {0};
+    dl_iterate_phdr(read_loaded_object, &objects);
+    return objects.generation;
+}
+
+/* Counts first so that nothing is allocated while the loader's lock is held. */
+static void loaded_objects_read(loaded_objects *objects)
+{
+    size_t count = 0;
+    dl_iterate_phdr(count_loaded_object, &count);
+    objects->capacity = count + 16; /* room for libraries loaded meanwhile */
+    objects->code = pk_xcalloc(objects->capacity, sizeof *objects->code);
+    objects->count = 0;
+    dl_iterate_phdr(read_loaded_object, objects);
+}
+
+/*
+ * Looks for __cxa_demangle again when the loaded objects changed. Called
+ * without our lock held: dlsym takes the loader's lock, and a library
+ * constructor holding that lock may be waiting for ours.
+ */
+static void demangler_refresh(unsigned long long generation)
+{
+    if (__atomic_load_n(&demangler, __ATOMIC_ACQUIRE))
+        return;
+    if (generation != 0 &&
+        generation == __atomic_load_n(&demangler_checked_generation, __ATOMIC_RELAXED))
+        return;
+    demangle_function found = (demangle_function)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    __atomic_store_n(&demangler, found, __ATOMIC_RELEASE);
+    __atomic_store_n(&demangler_checked_generation, generation, __ATOMIC_RELAXED);
+}
+
+/* The demangled form of a C++ name (to free), or NULL when it is not one or cannot be. */
+static char *demangled_copy(const char *name)
+{
+    demangle_function demangle = __atomic_load_n(&demangler, __ATOMIC_ACQUIRE);
+    if (!demangle || strncmp(name, "_Z", 2) != 0)
+        return NULL;
+    int status = -1;
+    char *demangled = demangle(name, NULL, NULL, &status);
+    if (status == 0 && demangled)
+        return demangled;
+    free(demangled);
+    return NULL;
+}
+
+/* The name to show: C++ names demangled when libstdc++ can, else as in the symbol table. */
+static const char *display_name(const char *name)
+{
+    char *demangled = demangled_copy(name);
+    const char *shown = intern_locked(demangled ? demangled : name);
+    free(demangled);
+    return shown;
+}
+
+/* ---- source lines (lock held) --------------------------------------------- */
+
+/*
+ * libdw 0.188 maps an address to its compilation unit through
+ * .debug_aranges, which clang does not emit, and hands out the unit before
+ * a gap for an address in it. When its answer does not hold the address,
+ * an index of every unit's address ranges is built once for the module.
+ */
+static cu_index *cu_index_of(Dwfl_Module *module)
+{
+    for (size_t i = 0; i < symbols.cu_index_count; i++) {
+        if (symbols.cu_indexes[i].module == module)
+            return &symbols.cu_indexes[i];
+    }
+    if (symbols.cu_index_count == symbols.cu_index_capacity) {
+        size_t capacity = symbols.cu_index_capacity ? symbols.cu_index_capacity * 2 : 16;
+        cu_index *indexes = pk_xcalloc(capacity, sizeof *indexes);
+        if (symbols.cu_index_count)
+            memcpy(indexes, symbols.cu_indexes, symbols.cu_index_count * sizeof *indexes);
+        free(symbols.cu_indexes);
+        symbols.cu_indexes = indexes;
+        symbols.cu_index_capacity = capacity;
+    }
+    cu_index *index = &symbols.cu_indexes[symbols.cu_index_count++];
+    *index = (cu_index){.module = module};
+    return index;
+}
+
+static void cu_index_add(cu_index *index, Dwarf_Die *cu, Dwarf_Addr low, Dwarf_Addr high)
+{
+    if (index->count == index->capacity) {
+        size_t capacity = index->capacity ? index->capacity * 2 : 64;
+        cu_range *ranges = pk_xcalloc(capacity, sizeof *ranges);
+        if (index->count)
+            memcpy(ranges, index->ranges, index->count * sizeof *ranges);
+        free(index->ranges);
+        index->ranges = ranges;
+        index->capacity = capacity;
+    }
+    index->ranges[index->count++] = (cu_range){low, high, cu};
+}
+
+static int compare_ranges(const void *a, const void *b)
+{
+    const cu_range *left = a;
+    const cu_range *right = b;
+    return left->low < right->low ? -1 : left->low > right->low;
+}
+
+static void cu_index_build(cu_index *index, Dwfl_Module *module)
+{
+    Dwarf_Die *cu = NULL;
+    while ((cu = dwfl_module_nextcu(module, cu, &index->bias)) != NULL) {
+        Dwarf_Addr base = 0, low = 0, high = 0;
+        ptrdiff_t offset = 0;
+        while ((offset = dwarf_ranges(cu, offset, &base, &low, &high)) > 0)
+            cu_index_add(index, cu, low, high);
+    }
+    if (index->count)
+        qsort(index->ranges, index->count, sizeof *index->ranges, compare_ranges);
+    index->built = true;
+}
+
+/* The unit whose ranges hold a module-relative address, from the index. */
+static Dwarf_Die *cu_index_find(cu_index *index, Dwarf_Addr address)
+{
+    size_t low = 0;
+    size_t high = index->count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (index->ranges[middle].low <= address)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low == 0 || address >= index->ranges[low - 1].high)
+        return NULL;
+    return index->ranges[low - 1].cu;
+}
+
+static Dwarf_Die *cu_of(Dwfl_Module *module, uintptr_t address, Dwarf_Addr *bias)
+{
+    Dwarf_Die *cu = dwfl_module_addrdie(module, address, bias);
+    if (cu && dwarf_haspc(cu, address - *bias) > 0)
+        return cu;
+    cu_index *index = cu_index_of(module);
+    if (!index->built)
+        cu_index_build(index, module);
+    *bias = index->bias;
+    return cu_index_find(index, address - index->bias);
+}
+
+static Dwarf_Addr row_address(Dwarf_Lines *lines, size_t row)
+{
+    Dwarf_Addr address = 0;
+    dwarf_lineaddr(dwarf_onesrcline(lines, row), &address);
+    return address;
+}
+
+static bool row_ends_sequence(Dwarf_Lines *lines, size_t row)
+{
+    bool ends = false;
+    return dwarf_lineendsequence(dwarf_onesrcline(lines, row), &ends) == 0 && ends;
+}
+
+/*
+ * The row describing address: the last one at or before it (libdw sorts a
+ * unit's rows by address, end-of-sequence rows first among equals). At a
+ * function's entry there are often several rows, the opening line and then
+ * the first statements; the first of them is the opening line.
+ */
+static Dwarf_Line *row_at(Dwarf_Die *cu, Dwarf_Addr address)
+{
+    Dwarf_Lines *lines = NULL;
+    size_t count = 0;
+    if (dwarf_getsrclines(cu, &lines, &count) != 0)
+        return NULL;
+    size_t low = 0;
+    size_t high = count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (row_address(lines, middle) <= address)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low == 0 || row_ends_sequence(lines, low - 1))
+        return NULL; /* before the table, or in a gap between sequences */
+    size_t row = low - 1;
+    while (row_address(lines, row) == address && row > 0 &&
+           row_address(lines, row - 1) == address && !row_ends_sequence(lines, row - 1))
+        row--;
+    return dwarf_onesrcline(lines, row);
+}
+
+static void line_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbol)
+{
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = cu_of(module, address, &bias);
+    Dwarf_Line *row = cu ? row_at(cu, address - bias) : NULL;
+    const char *file = row ? dwarf_linesrc(row, NULL, NULL) : NULL;
+    int line = 0;
+    if (!file || dwarf_lineno(row, &line) != 0)
+        return;
+    symbol->file = intern_locked(file);
+    symbol->line = line > 0 ? (unsigned)line : 0;
+}
+
+/* Module pointers die with a re-report: their indexes go with them. */
+static void cu_indexes_clear(void)
+{
+    for (size_t i = 0; i < symbols.cu_index_count; i++)
+        free(symbols.cu_indexes[i].ranges);
+    free(symbols.cu_indexes);
+    symbols.cu_indexes = NULL;
+    symbols.cu_index_count = symbols.cu_index_capacity = 0;
+}
+
+/* ---- the libdw session (lock held) ---------------------------------------- */
+
+static const Dwfl_Callbacks proc_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+/* (Re)reads the module list from /proc/PID/maps; modules already known are kept. */
+static int session_report(unsigned long long generation, pk_error *err)
+{
+    pid_t pid = getpid();
+    cu_indexes_clear();
+    dwfl_report_begin(symbols.dwfl);
+    int status = dwfl_linux_proc_report(symbols.dwfl, pid);
+    if (dwfl_report_end(symbols.dwfl, NULL, NULL) != 0 && status == 0)
+        status = -1;
+    if (status != 0)
+        return pk_fail(err, "cannot read the modules loaded in process %d: %s", (int)pid,
+                       status > 0 ? strerror(status) : dwfl_errmsg(-1));
+    symbols.reported_pid = pid;
+    symbols.reported_generation = generation;
+    return 0;
+}
+
+/*
+ * Makes sure a session describes this process. Built on first use; rebuilt
+ * in a forked child, whose pid the old session does not name.
+ */
+static int session_prepare(unsigned long long generation, pk_error *err)
+{
+    if (symbols.dwfl && symbols.reported_pid == getpid())
+        return 0;
+    cu_indexes_clear();
+    if (symbols.dwfl)
+        dwfl_end(symbols.dwfl);
+    symbols.dwfl = dwfl_begin(&proc_callbacks);
+    if (!symbols.dwfl)
+        return pk_fail(err, "cannot start elfutils libdw: %s", dwfl_errmsg(-1));
+    if (session_report(generation, err) != 0) {
+        dwfl_end(symbols.dwfl);
+        symbols.dwfl = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Re-reports the modules when a library was loaded or unloaded since the last report. */
+static int session_refresh(unsigned long long generation, pk_error *err)
+{
+    if (generation != 0 && generation == symbols.reported_generation)
+        return 0;
+    return session_report(generation, err);
+}
+
+/* The module holding address; a library dlopen'ed since the last report is found too. */
+static Dwfl_Module *module_at(uintptr_t address, unsigned long long generation)
+{
+    if (session_prepare(generation, NULL) != 0)
+        return NULL;
+    Dwfl_Module *module = dwfl_addrmodule(symbols.dwfl, address);
+    if (!module && session_refresh(generation, NULL) == 0)
+        module = dwfl_addrmodule(symbols.dwfl, address);
+    return module;
+}
+
+/* ---- resolving one address (lock held) ------------------------------------ */
+
+static void unknown_symbol(pk_symbol *symbol)
+{
+    symbol->function = intern_locked("??");
+    symbol->file = intern_locked("");
+    symbol->line = 0;
+}
+
+/* dwfl_module_addrinfo reads .symtab when present, so static functions resolve. */
+static void function_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbol)
+{
+    GElf_Off offset;
+    GElf_Sym elf_symbol;
+    const char *name =
+        dwfl_module_addrinfo(module, address, &offset, &elf_symbol, NULL, NULL, NULL);
+    if (name && *name)
+        symbol->function = display_name(name);
+}
+
+static void resolve(uintptr_t address, unsigned long long generation, pk_symbol *symbol)
+{
+    unknown_symbol(symbol);
+    Dwfl_Module *module = address ? module_at(address, generation) : NULL;
+    if (!module)
+        return;
+    function_of(module, address, symbol);
+    line_of(module, address, symbol);
+}
+
+/* ---- lookups -------------------------------------------------------------- */
+
+/*
+ * A miss: resolve under the lock, unless another thread did meanwhile.
+ * Unknown addresses are cached too, so an address outside every module
+ * costs at most one re-report.
+ */
+static void lookup_slow(uintptr_t address, pk_symbol *out)
+{
+    unsigned long long generation = loaded_objects_generation();
+    demangler_refresh(generation);
+    pthread_mutex_lock(&symbols.lock);
+    const cache_entry *entry = address ? table_read(address) : NULL;
+    if (entry) {
+        *out = entry->symbol;
+    } else {
+        resolve(address, generation, out);
+        if (address)
+            table_insert(address, out);
+    }
+    pthread_mutex_unlock(&symbols.lock);
+}
+
+void pk_symbols_lookup(uintptr_t address, pk_symbol *out)
+{
+    const cache_entry *entry = address ? table_read(address) : NULL;
+    if (entry)
+        *out = entry->symbol;
+    else
+        lookup_slow(address, out);
+}
+
+/* The call instruction ends just before the return address: its line is the call's. */
+void pk_symbols_lookup_site(uintptr_t return_address, pk_symbol *out)
+{
+    pk_symbols_lookup(return_address ? return_address - 1 : 0, out);
+}
+
+/* ---- matching function names ---------------------------------------------- */
+
+typedef struct symbol_match {
+    uintptr_t address;
+    const char *name; /* interned */
+} symbol_match;
+
+typedef struct match_search {
+    const char *const *globs;
+    size_t glob_count;
+    symbol_match *found;
+    size_t count;
+    size_t capacity;
+} match_search;
+
+static bool matches_any(const match_search *search, const char *name)
+{
+    for (size_t i = 0; i < search->glob_count; i++) {
+        if (pk_glob_match(search->globs[i], name))
+            return true;
+    }
+    return false;
+}
+
+static void search_add(match_search *search, uintptr_t address, const char *name)
+{
+    if (search->count == search->capacity) {
+        size_t capacity = search->capacity ? search->capacity * 2 : 64;
+        symbol_match *found = pk_xcalloc(capacity, sizeof *found);
+        if (search->count)
+            memcpy(found, search->found, search->count * sizeof *found);
+        free(search->found);
+        search->found = found;
+        search->capacity = capacity;
+    }
+    search->found[search->count++] = (symbol_match){address, name};
+}
+
+/*
+ * A function symbol defined in the module. IFUNC symbols are left out: their
+ * address is the resolver's, which never runs as the function itself.
+ */
+static bool is_defined_function(const GElf_Sym *elf_symbol, GElf_Addr address,
+                                GElf_Word section)
+{
+    return GELF_ST_TYPE(elf_symbol->st_info) == STT_FUNC && address != 0 &&
+           section != SHN_UNDEF;
+}
+
+/*
+ * A C++ name matches by its mangled or its demangled spelling; the shown
+ * (demangled) one is passed on. Only matching names are interned.
+ */
+static void search_symbol(match_search *search, uintptr_t address, const char *name)
+{
+    char *demangled = demangled_copy(name);
+    if (matches_any(search, name) || (demangled && matches_any(search, demangled)))
+        search_add(search, address, intern_locked(demangled ? demangled : name));
+    free(demangled);
+}
+
+static void search_module(match_search *search, Dwfl_Module *module)
+{
+    int count = dwfl_module_getsymtab(module);
+    for (int i = 0; i < count; i++) {
+        GElf_Sym elf_symbol;
+        GElf_Addr address = 0;
+        GElf_Word section = SHN_UNDEF;
+        const char *name =
+            dwfl_module_getsym_info(module, i, &elf_symbol, &address, &section, NULL, NULL);
+        if (name && *name && is_defined_function(&elf_symbol, address, section))
+            search_symbol(search, (uintptr_t)address, name);
+    }
+}
+
+/*
+ * Searches the modules the dynamic loader has loaded. The session's list
+ * (from /proc/PID/maps) also holds every ELF file merely mapped as data,
+ * libdw's own reads included: searching those would report addresses that
+ * never run, and opening them would map them once more.
+ */
+static int search_modules(match_search *search, const loaded_objects *objects, pk_error *err)
+{
+    if (session_prepare(objects->generation, err) != 0 ||
+        session_refresh(objects->generation, err) != 0)
+        return -1;
+    for (size_t i = 0; i < objects->count; i++) {
+        Dwfl_Module *module = dwfl_addrmodule(symbols.dwfl, objects->code[i]);
+        if (module)
+            search_module(search, module);
+    }
+    return 0;
+}
+
+static int compare_matches(const void *a, const void *b)
+{
+    const symbol_match *left = a;
+    const symbol_match *right = b;
+    if (left->address != right->address)
+        return left->address < right->address ? -1 : 1;
+    return strcmp(left->name, right->name);
+}
+
+/* A module's symbol tables (its own, its debug file's) can repeat a function: report each once. */
+static void sort_unique(match_search *search)
+{
+    if (search->count == 0)
+        return;
+    qsort(search->found, search->count, sizeof *search->found, compare_matches);
+    size_t kept = 1;
+    for (size_t i = 1; i < search->count; i++) {
+        const symbol_match *last = &search->found[kept - 1];
+        if (search->found[i].address != last->address || search->found[i].name != last->name)
+            search->found[kept++] = search->found[i];
+    }
+    search->count = kept;
+}
+
+/* fn is called after the lock is released, so it may look symbols up itself. */
+int pk_symbols_each_match(const char *const *globs, size_t n,
+                          void (*fn)(uintptr_t address, const char *name, void *user),
+                          void *user, pk_error *err)
+{
+    loaded_objects objects = {0};
+    loaded_objects_read(&objects);
+    demangler_refresh(objects.generation);
+    match_search search = {.globs = globs, .glob_count = n};
+    pthread_mutex_lock(&symbols.lock);
+    int status = search_modules(&search, &objects, err);
+    pthread_mutex_unlock(&symbols.lock);
+    free(objects.code);
+    if (status == 0) {
+        sort_unique(&search);
+        for (size_t i = 0; i < search.count; i++)
+            fn(search.found[i].address, search.found[i].name, user);
+    }
+    free(search.found);
+    return status;
+}
+
+/* ---- fork and exit -------------------------------------------------------- */
+
+/* Held across fork so the child never inherits the lock taken by another thread. */
+static void lock_before_fork(void)
+{
+    pthread_mutex_lock(&symbols.lock);
+}
+
+static void unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&symbols.lock);
+}
+
+__attribute__((constructor)) static void symbols_register_fork_handlers(void)
+{
+    pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork);
+}
+
+/*
+ * Frees everything at exit. Priority 101 runs this after pikoc's other
+ * destructors (lower priorities run later), which may still look symbols up.
+ * A call after this starts from scratch.
+ */
+__attribute__((destructor(101))) static void symbols_teardown(void)
+{
+    pthread_mutex_lock(&symbols.lock);
+    cu_indexes_clear();
+    if (symbols.dwfl)
+        dwfl_end(symbols.dwfl);
+    table_free_all();
+    free(symbols.strings);
+    while (symbols.arena) {
+        arena_block *next = symbols.arena->next;
+        free(symbols.arena);
+        symbols.arena = next;
+    }
+    symbols.dwfl = NULL;
+    symbols.reported_pid = 0;
+    symbols.reported_generation = 0;
+    symbols.strings = NULL;
+    symbols.string_slots = symbols.string_count = 0;
+    pthread_mutex_unlock(&symbols.lock);
+}
