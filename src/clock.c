@@ -92,12 +92,3 @@ uint64_t pk_clock_to_ns(uint64_t raw)
         return base_ns + (uint64_t)(((unsigned __int128)(raw - base_tsc) * mult) >> 32);
     return base_ns - (uint64_t)(((unsigned __int128)(base_tsc - raw) * mult) >> 32);
 }
-
-uint64_t pk_clock_delta_ns(uint64_t raw_from, uint64_t raw_to)
-{
-    if (raw_to <= raw_from)
-        return 0;
-    if (!pk_clock_use_tsc)
-        return raw_to - raw_from;
-    return (uint64_t)(((unsigned __int128)(raw_to - raw_from) * mult) >> 32);
-}

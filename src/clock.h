@@ -43,7 +43,5 @@ void pk_clock_init(void);
 const char *pk_clock_name(void);
 /* A raw timestamp as CLOCK_MONOTONIC nanoseconds. */
 uint64_t pk_clock_to_ns(uint64_t raw);
-/* A difference of two raw timestamps as nanoseconds. */
-uint64_t pk_clock_delta_ns(uint64_t raw_from, uint64_t raw_to);
 
 #endif

@@ -182,7 +182,9 @@ static void process_return(struct track *tr, const struct pk_raw_event *ev, uint
     rec.caller_line = f->caller.line;
     rec.address = ev->fn;
     rec.call_site = ev->site;
-    rec.duration_ns = pk_clock_delta_ns(f->raw_time, ev->raw_time);
+    /* From converted times, so duration == return time - call time exactly. */
+    uint64_t called = pk_clock_to_ns(f->raw_time), returned = pk_clock_to_ns(ev->raw_time);
+    rec.duration_ns = returned > called ? returned - called : 0;
     fill_common(&rec, ev, tid);
     if ((rec.flags & f->flags & PK_RECORD_ALLOC) != 0) {
         rec.alloc_delta = rec.allocated - f->allocated;
