@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <link.h>
 #include <pthread.h>
@@ -452,9 +453,9 @@ static bool row_ends_sequence(Dwarf_Lines *lines, size_t row)
 
 /*
  * The row describing address: the last one at or before it (libdw sorts a
- * unit's rows by address, end-of-sequence rows first among equals). At a
- * function's entry there are often several rows, the opening line and then
- * the first statements; the first of them is the opening line.
+ * unit's rows by address, end-of-sequence rows first among equals). Where
+ * several rows start at address itself (a function entry without a DWARF
+ * function around it), the first is the opening line.
  */
 static Dwarf_Line *row_at(Dwarf_Die *cu, Dwarf_Addr address)
 {
@@ -480,7 +481,34 @@ static Dwarf_Line *row_at(Dwarf_Die *cu, Dwarf_Addr address)
     return dwarf_onesrcline(lines, row);
 }
 
-static void line_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbol)
+/*
+ * A function's first line is the one holding its name (DW_AT_decl_line),
+ * as Pikos shows a Python function's "def" line; at the entry the line
+ * table gives the opening brace or the first statement instead. Only the
+ * innermost function around the address counts, and only at its entry;
+ * otherwise *line is left as it is.
+ */
+static void declared_line(Dwarf_Die *cu, Dwarf_Addr address, int *line)
+{
+    Dwarf_Die *scopes = NULL;
+    int count = dwarf_getscopes(cu, address, &scopes);
+    int i = 0;
+    while (i < count && dwarf_tag(&scopes[i]) != DW_TAG_subprogram)
+        i++;
+    Dwarf_Addr entry = 0;
+    int declared = 0;
+    if (i < count && dwarf_entrypc(&scopes[i], &entry) == 0 && entry == address &&
+        dwarf_decl_line(&scopes[i], &declared) == 0 && declared > 0)
+        *line = declared;
+    free(scopes);
+}
+
+/*
+ * entry: the address starts a function. The file always comes from the
+ * line table, so one file has one spelling (and libdw 0.188 cannot read
+ * clang's DWARF 5 DW_AT_decl_file).
+ */
+static void line_of(Dwfl_Module *module, uintptr_t address, bool entry, pk_symbol *symbol)
 {
     Dwarf_Addr bias = 0;
     Dwarf_Die *cu = cu_of(module, address, &bias);
@@ -489,6 +517,8 @@ static void line_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbol)
     int line = 0;
     if (!file || dwarf_lineno(row, &line) != 0)
         return;
+    if (entry)
+        declared_line(cu, address - bias, &line);
     symbol->file = intern_locked(file);
     symbol->line = line > 0 ? (unsigned)line : 0;
 }
@@ -577,15 +607,20 @@ static void unknown_symbol(pk_symbol *symbol)
     symbol->line = 0;
 }
 
-/* dwfl_module_addrinfo reads .symtab when present, so static functions resolve. */
-static void function_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbol)
+/*
+ * dwfl_module_addrinfo reads .symtab when present, so static functions
+ * resolve. Returns whether address is the function's entry.
+ */
+static bool function_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbol)
 {
-    GElf_Off offset;
+    GElf_Off offset = 0;
     GElf_Sym elf_symbol;
     const char *name =
         dwfl_module_addrinfo(module, address, &offset, &elf_symbol, NULL, NULL, NULL);
-    if (name && *name)
-        symbol->function = display_name(name);
+    if (!name || !*name)
+        return false;
+    symbol->function = display_name(name);
+    return offset == 0;
 }
 
 static void resolve(uintptr_t address, unsigned long long generation, pk_symbol *symbol)
@@ -594,8 +629,8 @@ static void resolve(uintptr_t address, unsigned long long generation, pk_symbol 
     Dwfl_Module *module = address ? module_at(address, generation) : NULL;
     if (!module)
         return;
-    function_of(module, address, symbol);
-    line_of(module, address, symbol);
+    bool entry = function_of(module, address, symbol);
+    line_of(module, address, entry, symbol);
 }
 
 /* ---- lookups -------------------------------------------------------------- */

@@ -29,17 +29,19 @@
 /* ---- functions to resolve ------------------------------------------------- */
 
 /*
- * Each expected line is taken on the function's opening line, which also
- * holds the brace: compilers differ on whether the entry's row is the
- * line of the name or of the brace. A formatter must not split these lines.
+ * A function's line is the one holding its name (not its brace, which the
+ * line table would give): each expected line is taken on that very line,
+ * so a formatter must not split these lines.
  */
 /* clang-format off */
 int pk_test_sym_global(int x);
-static const unsigned global_line = __LINE__; NOINLINE int pk_test_sym_global(int x) {
+static const unsigned global_line = __LINE__; NOINLINE int pk_test_sym_global(int x)
+{
     return x * 3 + 1;
 }
 
-static const unsigned static_line = __LINE__; NOINLINE static int pk_test_sym_static(int x) {
+static const unsigned static_line = __LINE__; NOINLINE static int pk_test_sym_static(int x)
+{
     return x * 5 + 2;
 }
 /* clang-format on */
@@ -56,7 +58,8 @@ int pk_test_sym_variable = 7;
 
 /* A function never looked up before the fork test, so the child must resolve it. */
 /* clang-format off */
-static const unsigned fork_line = __LINE__; NOINLINE static int fork_only_function(int x) {
+static const unsigned fork_line = __LINE__; NOINLINE static int fork_only_function(int x)
+{
     return x - 1;
 }
 /* clang-format on */
