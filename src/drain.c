@@ -406,8 +406,11 @@ void pk_drain_stop(pk_run_totals *totals)
          r = r->next) {
         struct track *tr = r->track;
         if (tr) {
+            /* Freed now rather than at exit: leak checkers run before destructors. */
             drain.totals.unfinished += tr->depth;
-            tr->depth = 0;
+            free(tr->frames);
+            free(tr);
+            r->track = NULL;
         }
         dropped += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
     }
@@ -427,20 +430,4 @@ void pk_drain_forget_after_fork(void)
     drain.stopping = false;
     memset(&drain.pipeline, 0, sizeof drain.pipeline);
     atomic_store_explicit(&pk_rt.running, 0, memory_order_release);
-}
-
-/* Frees the per-thread stacks at exit so leak checkers see a clean process. */
-__attribute__((destructor)) static void free_tracks(void)
-{
-    if (drain.started)
-        return;
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next) {
-        struct track *tr = r->track;
-        if (tr) {
-            free(tr->frames);
-            free(tr);
-            r->track = NULL;
-        }
-    }
 }
