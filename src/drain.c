@@ -49,12 +49,16 @@ static struct {
     uint64_t next_index;
 
     pthread_mutex_t lock; /* guards the sync counters and stopping */
+    /* Held while the drain works; a fork takes it so the child never inherits
+     * a lock (the allocator's, libdw's) that the drain held mid-work. */
+    pthread_mutex_t work_lock;
     pthread_cond_t done_cond;
     uint64_t sync_requested;
     uint64_t sync_completed;
     bool stopping;
 } drain = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .work_lock = PTHREAD_MUTEX_INITIALIZER,
     .done_cond = PTHREAD_COND_INITIALIZER,
 };
 
@@ -308,9 +312,11 @@ static void *drain_main(void *unused)
         bool stopping = drain.stopping;
         pthread_mutex_unlock(&drain.lock);
 
+        pthread_mutex_lock(&drain.work_lock);
         if (requested != drain.sync_completed || stopping) {
             drain_to_now();
             flush_loggers();
+            pthread_mutex_unlock(&drain.work_lock);
             dirty = false;
             pthread_mutex_lock(&drain.lock);
             drain.sync_completed = requested;
@@ -320,18 +326,20 @@ static void *drain_main(void *unused)
                 break;
             continue;
         }
-        if (drain_pass(BATCH_PER_RING) > 0) {
+        uint64_t done = drain_pass(BATCH_PER_RING);
+        uint64_t now = pk_clock_monotonic_ns();
+        if (done == 0 && dirty && idle_since && now - idle_since >= IDLE_FLUSH_NS) {
+            flush_loggers();
+            dirty = false;
+        }
+        pthread_mutex_unlock(&drain.work_lock);
+        if (done > 0) {
             dirty = true;
             idle_since = 0;
             continue;
         }
-        uint64_t now = pk_clock_monotonic_ns();
         if (!idle_since)
             idle_since = now;
-        if (dirty && now - idle_since >= IDLE_FLUSH_NS) {
-            flush_loggers();
-            dirty = false;
-        }
         wait_for_work(seen);
     }
     return NULL;
@@ -422,8 +430,19 @@ void pk_drain_stop(pk_run_totals *totals)
     memset(&drain.pipeline, 0, sizeof drain.pipeline);
 }
 
+void pk_drain_fork_prepare(void)
+{
+    pthread_mutex_lock(&drain.work_lock);
+}
+
+void pk_drain_fork_parent(void)
+{
+    pthread_mutex_unlock(&drain.work_lock);
+}
+
 void pk_drain_forget_after_fork(void)
 {
+    pthread_mutex_init(&drain.work_lock, NULL);
     pthread_mutex_init(&drain.lock, NULL);
     pthread_cond_init(&drain.done_cond, NULL);
     drain.started = false;

@@ -24,6 +24,9 @@ void pk_drain_sync(void);
 void pk_drain_stop(pk_run_totals *totals);
 /* Whether the calling thread is the drain thread (it must not wait on itself). */
 bool pk_drain_is_self(void);
+/* Around fork: park the drain between batches so the child inherits no lock it held. */
+void pk_drain_fork_prepare(void);
+void pk_drain_fork_parent(void);
 /* In a forked child: the drain thread is gone; forget it without joining. */
 void pk_drain_forget_after_fork(void);
 

@@ -418,10 +418,12 @@ static void end_all_at_exit(void)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&run_lock);
+    pk_drain_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    pk_drain_fork_parent();
     pthread_mutex_unlock(&run_lock);
 }
 
