@@ -19,7 +19,7 @@ not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
 
 # Runs a program (via its libtool wrapper) with the given environment.
 run() {
-    env "$@" >"$work/stdout" 2>"$work/stderr"
+    timeout 120 env "$@" >"$work/stdout" 2>"$work/stderr"
 }
 
 # "type function depth" for each record of a CSV file.
@@ -65,7 +65,10 @@ check_sequence "focus survives library calls ($compares compares)" "$work/focus.
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/zones.csv" "$(prog zones)"
 check_sequence "named zones" "$work/zones.csv" "$expected/zones.txt"
 
-run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/fork.csv" "$(prog fork)"
+# GCC 12's LeakSanitizer can deadlock in the exit of a child forked from a
+# threaded parent (its allocator is not fork-safe): no leak check in that run.
+run ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" PIKOC_MONITOR=function \
+    PIKOC_RECORD="csv:$work/fork.csv" "$(prog fork)"
 check_sequence "fork: parent only, child writes nothing" "$work/fork.csv" "$expected/fork.txt"
 check_equal "fork: child exit status" "$(cat "$work/stdout")" "5 0"
 
