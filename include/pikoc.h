@@ -172,6 +172,10 @@ typedef struct pk_recorder_ops {
     int (*finish)(pk_recorder *r, const pk_run_totals *totals, pk_error *err);
     /* Release private resources (state itself is freed by the core). */
     void (*close)(pk_recorder *r);
+    /* Optional: sees every record of the run BEFORE the logger's filters, so
+     * aggregates (calls, time, bytes per function) stay exact whatever the
+     * filters keep out of the detailed record that write() receives. */
+    int (*observe)(pk_recorder *r, const pk_record *rec, pk_error *err);
 } pk_recorder_ops;
 
 /* Adds a recorder kind to the registry consulted by specs. */

@@ -189,7 +189,13 @@ void pk_sink_push(pk_sink *next, const pk_record *rec)
 
 void pk_logger_push(pk_logger *lg, const pk_record *rec)
 {
+    pk_recorder *r = lg->recorder;
     build_sinks(lg);
+    if (r->ops->observe && !r->failed) {
+        pk_error e = {{0}};
+        if (r->ops->observe(r, rec, &e) != 0)
+            recorder_failed(r, "write", &e);
+    }
     pk_sink_push(&lg->sinks[0], rec);
 }
 

@@ -493,6 +493,54 @@ static void test_logger_per_recorder(void **state)
     done_with(m);
 }
 
+/* A recorder that counts what it observes (before filters) and what it is given. */
+struct seen_counts {
+    unsigned observed;
+    unsigned written;
+};
+
+static int count_observed(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    (void)err;
+    ((struct seen_counts *)pk_recorder_state(r))->observed++;
+    return 0;
+}
+
+static int count_written(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    (void)err;
+    ((struct seen_counts *)pk_recorder_state(r))->written++;
+    return 0;
+}
+
+static void test_observe_sees_what_filters_drop(void **state)
+{
+    (void)state;
+    static const pk_recorder_ops counting = {
+        .name = "counting",
+        .size = sizeof(struct seen_counts),
+        .write = count_written,
+        .observe = count_observed,
+    };
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    pk_error err = {{0}};
+    pk_recorder *r = pk_recorder_new(&counting, NULL, &err);
+    assert_non_null(r);
+    pk_logger *lg = pk_logger_new(r);
+    assert_int_equal(pk_logger_add_filter_spec(lg, "max-depth:0", &err), 0);
+    assert_int_equal(pk_monitor_add_logger(m, lg, &err), 0);
+    enable(m);
+    outer(1);
+    pk_monitor_disable(m);
+    struct seen_counts *seen = pk_recorder_state(r);
+    assert_int_equal(seen->observed, 6);
+    assert_int_equal(seen->written, 2);
+    done_with(m);
+}
+
 static void test_failing_recorder_does_not_stop_the_program(void **state)
 {
     (void)state;
@@ -530,6 +578,7 @@ int main(void)
         cmocka_unit_test_teardown(test_one_monitor_at_a_time, end_leftovers),
         cmocka_unit_test_teardown(test_unknown_monitor, end_leftovers),
         cmocka_unit_test_teardown(test_logger_per_recorder, end_leftovers),
+        cmocka_unit_test_teardown(test_observe_sees_what_filters_drop, end_leftovers),
         cmocka_unit_test_teardown(test_failing_recorder_does_not_stop_the_program, end_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
