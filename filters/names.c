@@ -8,44 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct names_state {
-    char *copy;   /* the argument, cut in place at ',' */
-    char **globs; /* point into copy */
-    size_t count;
-} names_state;
+typedef pk_items names_state;
 
 static void names_close(pk_filter *f)
 {
-    names_state *s = f->state;
-    free(s->globs);
-    free(s->copy);
+    pk_items_free(f->state);
 }
 
-/* Splits the glob list; frees what it took on failure, as pk_filter_new
- * does not call close after a failed open. */
 static int names_open(pk_filter *f, const char *arg, const char *usage, pk_error *err)
 {
-    names_state *s = f->state;
-    s->copy = pk_xstrdup(arg);
-    size_t n = 1;
-    for (const char *p = arg; *p; p++)
-        n += *p == ',';
-    s->globs = pk_xcalloc(n, sizeof *s->globs);
-    for (char *item = s->copy;;) {
-        char *comma = strchr(item, ',');
-        if (comma)
-            *comma = '\0';
-        if (*item == '\0') {
-            pk_fail(err, "empty glob in '%s' (expected %s)", arg, usage);
-            names_close(f);
-            return -1;
-        }
-        s->globs[s->count++] = item;
-        if (!comma)
-            break;
-        item = comma + 1;
-    }
-    return 0;
+    return pk_items_split(arg, "glob", usage, f->state, err);
 }
 
 static int include_open(pk_filter *f, const char *arg, pk_error *err)
@@ -62,7 +34,7 @@ static bool names_match(const names_state *s, const pk_record *rec)
 {
     const char *function = rec->function ? rec->function : "";
     for (size_t i = 0; i < s->count; i++)
-        if (pk_glob_match(s->globs[i], function))
+        if (pk_glob_match(s->item[i], function))
             return true;
     return false;
 }

@@ -28,16 +28,13 @@ static const char *field_text(const pk_record *rec, pk_field_id field, char buf[
 
 typedef struct value_state {
     pk_field_id field;
-    char *copy;     /* the argument, cut in place at ',' */
-    char **values;  /* point into copy */
-    size_t count;
+    pk_items values;
 } value_state;
 
 static void value_close(pk_filter *f)
 {
     value_state *s = f->state;
-    free(s->values);
-    free(s->copy);
+    pk_items_free(&s->values);
 }
 
 /*
@@ -56,39 +53,16 @@ static int value_open(pk_filter *f, const char *arg, const char *usage, pk_error
     if (eq[1] == '\0')
         return pk_fail(err, "no values after '%s' (expected %s)", arg, usage);
 
-    s->copy = pk_xstrdup(arg);
-    char *name = s->copy;
-    char *list = s->copy + (eq - arg);
-    *list++ = '\0';
+    char name[64];
+    if ((size_t)(eq - arg) >= sizeof name)
+        return pk_fail(err, "field name '%.*s' is too long", (int)(eq - arg), arg);
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = '\0';
     int field = pk_field_lookup(name, err);
     if (field < 0)
-        goto fail;
+        return -1;
     s->field = (pk_field_id)field;
-
-    size_t n = 1;
-    for (const char *p = list; *p; p++)
-        n += *p == ',';
-    s->values = pk_xcalloc(n, sizeof *s->values);
-    /* An empty value is refused rather than taken to mean "unmeasured":
-     * "type=call," is far more often a typo than a wish. */
-    for (char *item = list;;) {
-        char *comma = strchr(item, ',');
-        if (comma)
-            *comma = '\0';
-        if (*item == '\0') {
-            pk_fail(err, "empty value in '%s' (expected %s)", eq + 1, usage);
-            goto fail;
-        }
-        s->values[s->count++] = item;
-        if (!comma)
-            break;
-        item = comma + 1;
-    }
-    return 0;
-
-fail:
-    value_close(f);
-    return -1;
+    return pk_items_split(eq + 1, "value", usage, &s->values, err);
 }
 
 static int on_value_open(pk_filter *f, const char *arg, pk_error *err)
@@ -105,8 +79,8 @@ static bool value_matches(const value_state *s, const pk_record *rec)
 {
     char buf[NUMBER_TEXT];
     const char *text = field_text(rec, s->field, buf);
-    for (size_t i = 0; i < s->count; i++)
-        if (strcmp(text, s->values[i]) == 0)
+    for (size_t i = 0; i < s->values.count; i++)
+        if (strcmp(text, s->values.item[i]) == 0)
             return true;
     return false;
 }

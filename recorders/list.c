@@ -54,15 +54,7 @@ static const char *copy_string(list_state *s, const char *text)
 
 static void add_block(list_state *s)
 {
-    if (s->block_count == s->block_capacity) {
-        size_t capacity = s->block_capacity ? s->block_capacity * 2 : 16;
-        pk_record **grown = pk_xcalloc(capacity, sizeof *grown);
-        if (s->block_count)
-            memcpy(grown, s->blocks, s->block_count * sizeof *grown);
-        free(s->blocks);
-        s->blocks = grown;
-        s->block_capacity = capacity;
-    }
+    pk_grow(&s->blocks, &s->block_capacity, s->block_count, sizeof *s->blocks);
     s->blocks[s->block_count++] = pk_xcalloc(RECORDS_PER_BLOCK, sizeof(pk_record));
 }
 

@@ -90,16 +90,7 @@ static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *functio
 
 static struct frame *push_frame(struct track *tr)
 {
-    if (tr->depth == tr->capacity) {
-        size_t cap = tr->capacity ? tr->capacity * 2 : 64;
-        struct frame *grown = realloc(tr->frames, cap * sizeof *grown);
-        if (!grown) {
-            pk_warn("out of memory for call stacks");
-            abort();
-        }
-        tr->frames = grown;
-        tr->capacity = cap;
-    }
+    pk_grow(&tr->frames, &tr->capacity, tr->depth, sizeof *tr->frames);
     return &tr->frames[tr->depth++];
 }
 
@@ -132,6 +123,19 @@ static void fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t 
         drain.pipeline.decode(ev->values, rec);
 }
 
+/* The fields a call and its return share: what was called, from where. */
+static void describe_frame(pk_record *rec, const struct frame *f, const struct pk_raw_event *ev)
+{
+    rec->function = f->function.function;
+    rec->file = f->function.file;
+    rec->line = f->function.line;
+    rec->caller = f->caller.function;
+    rec->caller_file = f->caller.file;
+    rec->caller_line = f->caller.line;
+    rec->address = ev->fn;
+    rec->call_site = ev->site;
+}
+
 static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
 {
     uint32_t zone = ev->kind & PK_RAW_ZONE;
@@ -150,14 +154,7 @@ static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64
     memset(&rec, 0, sizeof rec);
     rec.type = PK_EVENT_CALL;
     rec.depth = (unsigned)(tr->depth - 1);
-    rec.function = f->function.function;
-    rec.file = f->function.file;
-    rec.line = f->function.line;
-    rec.caller = f->caller.function;
-    rec.caller_file = f->caller.file;
-    rec.caller_line = f->caller.line;
-    rec.address = ev->fn;
-    rec.call_site = ev->site;
+    describe_frame(&rec, f, ev);
     fill_common(&rec, ev, tid);
     f->allocated = rec.allocated;
     f->freed = rec.freed;
@@ -178,14 +175,7 @@ static void process_return(struct track *tr, const struct pk_raw_event *ev, uint
     memset(&rec, 0, sizeof rec);
     rec.type = PK_EVENT_RETURN;
     rec.depth = (unsigned)tr->depth;
-    rec.function = f->function.function;
-    rec.file = f->function.file;
-    rec.line = f->function.line;
-    rec.caller = f->caller.function;
-    rec.caller_file = f->caller.file;
-    rec.caller_line = f->caller.line;
-    rec.address = ev->fn;
-    rec.call_site = ev->site;
+    describe_frame(&rec, f, ev);
     /* From converted times, so duration == return time - call time exactly. */
     uint64_t called = pk_clock_to_ns(f->raw_time), returned = pk_clock_to_ns(ev->raw_time);
     rec.duration_ns = returned > called ? returned - called : 0;

@@ -51,6 +51,19 @@ void *pk_xcalloc(size_t n, size_t size)
     return p;
 }
 
+void pk_grow(void *array, size_t *capacity, size_t count, size_t element_size)
+{
+    if (count < *capacity)
+        return;
+    size_t grown_capacity = *capacity ? *capacity * 2 : 8;
+    void **slot = array;
+    void *grown = realloc(*slot, grown_capacity * element_size);
+    if (!grown)
+        out_of_memory(grown_capacity * element_size);
+    *slot = grown;
+    *capacity = grown_capacity;
+}
+
 char *pk_xstrdup(const char *s)
 {
     char *p = strdup(s ? s : "");

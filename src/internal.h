@@ -26,6 +26,8 @@ PK_HIDDEN void pk_warn(const char *fmt, ...) PK_PRINTF(1, 2);
 
 PK_HIDDEN void *pk_xcalloc(size_t n, size_t size);
 PK_HIDDEN char *pk_xstrdup(const char *s);
+/* Makes room for element `count` in a growable array (&array), doubling its capacity. */
+PK_HIDDEN void pk_grow(void *array, size_t *capacity, size_t count, size_t element_size);
 
 /* ---- specs ---------------------------------------------------------------- */
 
@@ -42,6 +44,17 @@ typedef struct pk_spec {
  * empty kind, an over-long part or an empty ARG after ':'.
  */
 PK_HIDDEN int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err);
+/* A comma-separated list cut into items, spaces around each trimmed. */
+typedef struct pk_items {
+    char *text;  /* a copy of the list, cut in place */
+    char **item; /* point into text */
+    size_t count;
+} pk_items;
+
+/* Splits at ','; an empty item fails with "empty <noun> in '<text>' (expected <usage>)". */
+PK_HIDDEN int pk_items_split(const char *text, const char *noun, const char *usage,
+                             pk_items *items, pk_error *err);
+PK_HIDDEN void pk_items_free(pk_items *items);
 /* ", "-joined names for "(known: a, b, c)" messages. */
 PK_HIDDEN void pk_join_names(const char *const *names, size_t n, char *buf, size_t size);
 

@@ -96,15 +96,7 @@ pk_logger *pk_logger_new(pk_recorder *r)
 
 void pk_logger_add_filter(pk_logger *lg, pk_filter *f)
 {
-    if (lg->count == lg->capacity) {
-        size_t cap = lg->capacity ? lg->capacity * 2 : 4;
-        pk_filter **grown = pk_xcalloc(cap, sizeof *grown);
-        if (lg->count)
-            memcpy(grown, lg->filters, lg->count * sizeof *grown);
-        free(lg->filters);
-        lg->filters = grown;
-        lg->capacity = cap;
-    }
+    pk_grow(&lg->filters, &lg->capacity, lg->count, sizeof *lg->filters);
     lg->filters[lg->count++] = f;
     free(lg->sinks);
     lg->sinks = NULL;

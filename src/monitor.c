@@ -21,8 +21,7 @@ struct pk_monitor {
     pk_logger **loggers;
     size_t logger_count;
     size_t logger_capacity;
-    char **focus;
-    size_t focus_count;
+    pk_items focus; /* names and globs */
     pk_run_info run;
     pk_run_totals totals;
     unsigned enables;
@@ -73,15 +72,7 @@ int pk_monitor_add_logger(pk_monitor *m, pk_logger *lg, pk_error *err)
 {
     if (require_idle(m, "add a recorder", err) != 0)
         return -1;
-    if (m->logger_count == m->logger_capacity) {
-        size_t cap = m->logger_capacity ? m->logger_capacity * 2 : 4;
-        pk_logger **grown = pk_xcalloc(cap, sizeof *grown);
-        if (m->logger_count)
-            memcpy(grown, m->loggers, m->logger_count * sizeof *grown);
-        free(m->loggers);
-        m->loggers = grown;
-        m->logger_capacity = cap;
-    }
+    pk_grow(&m->loggers, &m->logger_capacity, m->logger_count, sizeof *m->loggers);
     m->loggers[m->logger_count++] = lg;
     return 0;
 }
@@ -102,28 +93,12 @@ int pk_monitor_focus(pk_monitor *m, const char *names, pk_error *err)
 {
     if (require_idle(m, "set the focus", err) != 0)
         return -1;
-    char *copy = pk_xstrdup(names ? names : "");
-    size_t added = 0;
-    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item;
-         item = strtok_r(NULL, ",", &save)) {
-        while (*item == ' ')
-            item++;
-        size_t len = strlen(item);
-        while (len && item[len - 1] == ' ')
-            item[--len] = '\0';
-        if (!len)
-            continue;
-        char **grown = realloc(m->focus, (m->focus_count + 1) * sizeof *grown);
-        if (!grown)
-            abort();
-        m->focus = grown;
-        m->focus[m->focus_count++] = pk_xstrdup(item);
-        added++;
-    }
-    free(copy);
-    if (!added)
-        return pk_fail(err, "focus '%s': no function names given (expected NAME[,GLOB...])",
-                       names ? names : "");
+    pk_items items;
+    pk_error inner;
+    if (pk_items_split(names ? names : "", "name", "NAME[,GLOB...]", &items, &inner) != 0)
+        return pk_fail(err, "focus: %s", inner.message);
+    pk_items_free(&m->focus);
+    m->focus = items;
     return 0;
 }
 
@@ -164,27 +139,22 @@ static void collect_address(uintptr_t address, const char *name, void *user)
 {
     (void)name;
     struct focus_collect *c = user;
-    if (c->count == c->capacity) {
-        c->capacity = c->capacity ? c->capacity * 2 : 16;
-        c->addresses = realloc(c->addresses, c->capacity * sizeof *c->addresses);
-        if (!c->addresses)
-            abort();
-    }
+    pk_grow(&c->addresses, &c->capacity, c->count, sizeof *c->addresses);
     c->addresses[c->count++] = address;
 }
 
 static int build_focus_set(pk_monitor *m, struct pk_focus_set **out, pk_error *err)
 {
     *out = NULL;
-    if (!m->focus_count)
+    if (!m->focus.count)
         return 0;
     struct focus_collect c = {0};
-    if (pk_symbols_each_match((const char *const *)m->focus, m->focus_count, collect_address, &c,
-                              err) != 0)
+    if (pk_symbols_each_match((const char *const *)m->focus.item, m->focus.count,
+                              collect_address, &c, err) != 0)
         return -1;
     if (!c.count) {
         char names[256];
-        pk_join_names((const char *const *)m->focus, m->focus_count, names, sizeof names);
+        pk_join_names((const char *const *)m->focus.item, m->focus.count, names, sizeof names);
         free(c.addresses);
         return pk_fail(err, "focus '%s': no function of that name in the loaded modules",
                        names);
@@ -353,9 +323,7 @@ void pk_monitor_free(pk_monitor *m)
     for (size_t i = 0; i < m->logger_count; i++)
         pk_logger_free(m->loggers[i]);
     free(m->loggers);
-    for (size_t i = 0; i < m->focus_count; i++)
-        free(m->focus[i]);
-    free(m->focus);
+    pk_items_free(&m->focus);
     free(m);
 }
 

@@ -58,6 +58,46 @@ int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *e
     return 0;
 }
 
+int pk_items_split(const char *text, const char *noun, const char *usage, pk_items *items,
+                   pk_error *err)
+{
+    memset(items, 0, sizeof *items);
+    items->text = pk_xstrdup(text);
+    size_t n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    items->item = pk_xcalloc(n, sizeof *items->item);
+    for (char *item = items->text;;) {
+        char *comma = strchr(item, ',');
+        if (comma)
+            *comma = '\0';
+        while (*item == ' ')
+            item++;
+        size_t len = strlen(item);
+        while (len && item[len - 1] == ' ')
+            item[--len] = '\0';
+        /* An empty item is refused: "a,,b" or "type=call," is a typo far
+         * more often than a wish. */
+        if (len == 0) {
+            pk_fail(err, "empty %s in '%s' (expected %s)", noun, text, usage);
+            pk_items_free(items);
+            return -1;
+        }
+        items->item[items->count++] = item;
+        if (!comma)
+            break;
+        item = comma + 1;
+    }
+    return 0;
+}
+
+void pk_items_free(pk_items *items)
+{
+    free(items->item);
+    free(items->text);
+    memset(items, 0, sizeof *items);
+}
+
 void pk_join_names(const char *const *names, size_t n, char *buf, size_t size)
 {
     size_t used = 0;

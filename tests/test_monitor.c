@@ -295,8 +295,10 @@ static void test_focus_unknown_name(void **state)
     assert_string_equal(err.message, "focus 'no_such_function_anywhere': no function of that "
                                      "name in the loaded modules");
     assert_int_equal(pk_monitor_focus(m, " , ", &err), -1);
+    assert_string_equal(err.message, "focus: empty name in ' , ' (expected NAME[,GLOB...])");
+    assert_int_equal(pk_monitor_focus(m, "parse,,load", &err), -1);
     assert_string_equal(err.message,
-                        "focus ' , ': no function names given (expected NAME[,GLOB...])");
+                        "focus: empty name in 'parse,,load' (expected NAME[,GLOB...])");
     done_with(m);
 }
 
