@@ -75,6 +75,7 @@ extern const pk_recorder_ops pk_recorder_stderr;
 extern const pk_recorder_ops pk_recorder_text;
 extern const pk_recorder_ops pk_recorder_csv;
 extern const pk_recorder_ops pk_recorder_list;
+extern const pk_recorder_ops pk_recorder_sqlite;
 extern const pk_filter_ops pk_filter_on_value;
 extern const pk_filter_ops pk_filter_not_on_value;
 extern const pk_filter_ops pk_filter_on_change;

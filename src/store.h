@@ -31,6 +31,8 @@ enum pk_store_head {
  * synchronous=NORMAL. Returns 0 and a connection the caller closes.
  */
 PK_HIDDEN int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err);
+/* Closes a writing connection, leaving WAL mode when it is the last one. */
+PK_HIDDEN void pk_store_close_write(sqlite3 *db);
 
 /*
  * Opens PATH read-only (URI mode=ro) and checks that it is a pikoc database
@@ -59,8 +61,8 @@ PK_HIDDEN int pk_store_resolve_run(sqlite3 *db, const char *run_arg, int64_t *ru
  * receives the run marked. Fails with "pikoc.db: no run of pid 123".
  */
 PK_HIDDEN int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns,
-                                const char *status, int signal, int exit_status,
-                                int64_t *run_id, pk_error *err);
+                                const char *status, int signal, int exit_status, int64_t *run_id,
+                                pk_error *err);
 
 /* Registers the eponymous virtual table pikoc_events on db (read-only is fine). */
 PK_HIDDEN int pk_store_register_events(sqlite3 *db);

@@ -1,0 +1,483 @@
+/*
+ * sqlite.c — the sqlite:PATH recorder: appends a run to a pikoc store
+ * (docs/schema.md). Detailed events go into compact batches, aggregates are
+ * built from every record (observe) and rewritten at each commit, and a
+ * commit happens about every 250 ms, so a killed program leaves everything
+ * but its last moments readable. Drain thread only.
+ */
+#include "aggregates.h"
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH_EVENTS 4096
+#define BATCH_BYTES 65536
+#define EVENT_MAX_BYTES 160 /* head + 15 varints of at most 10 bytes */
+#define COMMIT_INTERVAL_NS 250000000ull
+
+/* The batch being encoded and its decoder state (docs/schema.md). */
+typedef struct batch {
+    uint8_t *bytes;
+    size_t used;
+    uint32_t count;
+    uint64_t index, thread, time_ns, rss, vms, allocated, freed; /* the previous values */
+    uint64_t min_index, max_index, min_time, max_time;
+} batch;
+
+enum statement {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_INSERT_RUN,
+    ST_PROGRESS,
+    ST_FINISH_RUN,
+    ST_INSERT_BATCH,
+    ST_INSERT_SYMBOL,
+    ST_UPSERT_FUNCTION,
+    ST_UPSERT_PATH,
+    ST_UPSERT_THREAD,
+    ST_COUNT
+};
+
+static const char *const statement_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_INSERT_RUN] = "INSERT INTO runs (command_line, host, pid, start_ns, monitor, clock, "
+                      "alloc_source, flags, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+    [ST_PROGRESS] = "UPDATE runs SET events = ?, calls = ?, written = ? WHERE id = ?",
+    [ST_FINISH_RUN] = "UPDATE runs SET status = 'complete', end_ns = ?, duration_ns = ?, "
+                      "events = ?, calls = ?, written = ?, dropped = ?, unmatched = ?, "
+                      "unfinished = ? WHERE id = ?",
+    [ST_INSERT_BATCH] = "INSERT INTO event_batches (run_id, count, min_index, max_index, "
+                        "min_time_ns, max_time_ns, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [ST_INSERT_SYMBOL] = "INSERT INTO symbols (run_id, id, function, file, line) "
+                         "VALUES (?, ?, ?, ?, ?)",
+    [ST_UPSERT_FUNCTION] = "INSERT OR REPLACE INTO functions VALUES "
+                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_UPSERT_PATH] = "INSERT OR REPLACE INTO call_paths VALUES "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_UPSERT_THREAD] = "INSERT OR REPLACE INTO threads VALUES (?, ?, ?, ?, ?)",
+};
+
+typedef struct sqlite_state {
+    char *path;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    int64_t run_id; /* 0 before the run starts */
+    int64_t start_wall_ns;
+    bool in_transaction;
+    uint64_t transaction_start_ns;
+    uint64_t events, calls, written;
+    size_t symbols_stored; /* symbol ids below this are in the file */
+    pk_aggregates aggregates;
+    batch batch;
+} sqlite_state;
+
+/* A forked child must not touch the parent's connection: it is kept here, unclosed. */
+static sqlite3 *forked_connections[8];
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int failed(sqlite_state *s, pk_error *err)
+{
+    return pk_store_fail(err, s->db, s->path);
+}
+
+/* Runs a prepared statement that returns no rows and makes it ready again. */
+static int step(sqlite_state *s, enum statement which, pk_error *err)
+{
+    sqlite3_stmt *st = s->st[which];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : failed(s, err);
+}
+
+static void bind_u64(sqlite3_stmt *st, int column, uint64_t value)
+{
+    sqlite3_bind_int64(st, column, (sqlite3_int64)value);
+}
+
+static void bind_measured(sqlite3_stmt *st, int column, bool measured, int64_t value)
+{
+    if (measured)
+        sqlite3_bind_int64(st, column, value);
+    else
+        sqlite3_bind_null(st, column);
+}
+
+/* ---- open and close ------------------------------------------------------------ */
+
+static int sqlite_open(pk_recorder *r, const char *arg, pk_error *err)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    if (pk_store_open_write(arg, &s->db, err) != 0)
+        return -1;
+    s->path = pk_xstrdup(arg);
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            failed(s, err);
+            for (int j = 0; j < i; j++)
+                sqlite3_finalize(s->st[j]);
+            pk_store_close_write(s->db);
+            free(s->path);
+            return -1;
+        }
+    }
+    s->batch.bytes = pk_xcalloc(1, BATCH_BYTES + EVENT_MAX_BYTES);
+    pk_aggregates_init(&s->aggregates);
+    return 0;
+}
+
+static void forget_run(sqlite_state *s)
+{
+    pk_aggregates_free(&s->aggregates);
+    pk_aggregates_init(&s->aggregates);
+    s->events = s->calls = s->written = 0;
+    s->symbols_stored = 1;
+    s->batch = (batch){.bytes = s->batch.bytes};
+}
+
+/* ---- transactions and rows -------------------------------------------------- */
+
+static int begin(sqlite_state *s, pk_error *err)
+{
+    if (s->in_transaction)
+        return 0;
+    if (step(s, ST_BEGIN, err) != 0)
+        return -1;
+    s->in_transaction = true;
+    s->transaction_start_ns = monotonic_ns();
+    return 0;
+}
+
+static int store_symbols(sqlite_state *s, pk_error *err)
+{
+    const pk_aggregates *a = &s->aggregates;
+    sqlite3_stmt *st = s->st[ST_INSERT_SYMBOL];
+    for (; s->symbols_stored < a->symbol_count; s->symbols_stored++) {
+        const pk_symbol_entry *e = &a->symbols[s->symbols_stored];
+        sqlite3_bind_int64(st, 1, s->run_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)s->symbols_stored);
+        sqlite3_bind_text(st, 3, e->function, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, e->file, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, e->line);
+        if (step(s, ST_INSERT_SYMBOL, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Binds the sums every aggregate shares from `first` on: calls, total, self. */
+static int bind_sums(sqlite3_stmt *st, int first, const pk_time_sums *sums)
+{
+    bind_u64(st, first, sums->calls);
+    sqlite3_bind_int64(st, first + 1, sums->total_ns);
+    sqlite3_bind_int64(st, first + 2, sums->self_ns);
+    return first + 3;
+}
+
+static int store_function(sqlite_state *s, uint32_t id, pk_error *err)
+{
+    const pk_function_stats *f = &s->aggregates.functions[id];
+    sqlite3_stmt *st = s->st[ST_UPSERT_FUNCTION];
+    bool returned = f->sums.measured & PK_MEASURED_RETURN;
+    bool alloc = f->sums.measured & PK_MEASURED_ALLOC;
+    sqlite3_bind_int64(st, 1, s->run_id);
+    sqlite3_bind_int64(st, 2, id);
+    int c = bind_sums(st, 3, &f->sums);
+    bind_measured(st, c, returned, (int64_t)f->min_ns);
+    bind_measured(st, c + 1, returned, (int64_t)f->max_ns);
+    bind_measured(st, c + 2, alloc, f->sums.alloc_bytes);
+    bind_measured(st, c + 3, alloc, f->sums.free_bytes);
+    bind_measured(st, c + 4, alloc, f->self_alloc_bytes);
+    bind_measured(st, c + 5, alloc, f->self_free_bytes);
+    bind_measured(st, c + 6, f->sums.measured & PK_MEASURED_RSS, f->sums.rss_growth);
+    return step(s, ST_UPSERT_FUNCTION, err);
+}
+
+static int store_path(sqlite_state *s, uint32_t id, pk_error *err)
+{
+    const pk_path_node *n = &s->aggregates.nodes[id];
+    sqlite3_stmt *st = s->st[ST_UPSERT_PATH];
+    bool alloc = n->sums.measured & PK_MEASURED_ALLOC;
+    sqlite3_bind_int64(st, 1, s->run_id);
+    sqlite3_bind_int64(st, 2, id);
+    bind_measured(st, 3, n->parent != 0, n->parent);
+    sqlite3_bind_int64(st, 4, n->symbol);
+    sqlite3_bind_int64(st, 5, n->depth);
+    int c = bind_sums(st, 6, &n->sums);
+    bind_measured(st, c, alloc, n->sums.alloc_bytes);
+    bind_measured(st, c + 1, alloc, n->sums.free_bytes);
+    bind_measured(st, c + 2, n->sums.measured & PK_MEASURED_RSS, n->sums.rss_growth);
+    return step(s, ST_UPSERT_PATH, err);
+}
+
+static int store_thread(sqlite_state *s, uint32_t index, pk_error *err)
+{
+    const pk_thread_stats *t = &s->aggregates.threads[index];
+    sqlite3_stmt *st = s->st[ST_UPSERT_THREAD];
+    sqlite3_bind_int64(st, 1, s->run_id);
+    bind_u64(st, 2, t->thread);
+    bind_u64(st, 3, t->events);
+    bind_u64(st, 4, t->calls);
+    bind_u64(st, 5, t->written);
+    return step(s, ST_UPSERT_THREAD, err);
+}
+
+/* Rewrites every aggregate row that changed since the last commit. */
+static int store_aggregates(sqlite_state *s, pk_error *err)
+{
+    pk_aggregates *a = &s->aggregates;
+    for (size_t i = 0; i < a->dirty_function_count; i++)
+        if (store_function(s, a->dirty_functions[i], err) != 0)
+            return -1;
+    for (size_t i = 0; i < a->dirty_node_count; i++)
+        if (store_path(s, a->dirty_nodes[i], err) != 0)
+            return -1;
+    for (size_t i = 0; i < a->dirty_thread_count; i++)
+        if (store_thread(s, a->dirty_threads[i], err) != 0)
+            return -1;
+    pk_aggregates_clean(a);
+    return 0;
+}
+
+static int store_progress(sqlite_state *s, pk_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_PROGRESS];
+    bind_u64(st, 1, s->events);
+    bind_u64(st, 2, s->calls);
+    bind_u64(st, 3, s->written);
+    sqlite3_bind_int64(st, 4, s->run_id);
+    return step(s, ST_PROGRESS, err);
+}
+
+/* Everything a reader needs to make sense of the batches so far, then COMMIT. */
+static int commit(sqlite_state *s, pk_error *err)
+{
+    if (begin(s, err) != 0 || store_symbols(s, err) != 0 || store_aggregates(s, err) != 0 ||
+        store_progress(s, err) != 0 || step(s, ST_COMMIT, err) != 0)
+        return -1;
+    s->in_transaction = false;
+    return 0;
+}
+
+/* ---- event batches ------------------------------------------------------------ */
+
+static int store_batch(sqlite_state *s, pk_error *err)
+{
+    batch *b = &s->batch;
+    if (b->count == 0)
+        return 0;
+    if (begin(s, err) != 0)
+        return -1;
+    sqlite3_stmt *st = s->st[ST_INSERT_BATCH];
+    sqlite3_bind_int64(st, 1, s->run_id);
+    sqlite3_bind_int64(st, 2, b->count);
+    bind_u64(st, 3, b->min_index);
+    bind_u64(st, 4, b->max_index);
+    bind_u64(st, 5, b->min_time);
+    bind_u64(st, 6, b->max_time);
+    sqlite3_bind_blob(st, 7, b->bytes, (int)b->used, SQLITE_STATIC);
+    if (step(s, ST_INSERT_BATCH, err) != 0)
+        return -1;
+    *b = (batch){.bytes = b->bytes}; /* the decoder state restarts with each blob */
+    return 0;
+}
+
+static void batch_bounds(batch *b, const pk_record *rec)
+{
+    if (b->count == 0) {
+        b->min_index = b->max_index = rec->index;
+        b->min_time = b->max_time = rec->time_ns;
+        return;
+    }
+    b->min_index = rec->index < b->min_index ? rec->index : b->min_index;
+    b->max_index = rec->index > b->max_index ? rec->index : b->max_index;
+    b->min_time = rec->time_ns < b->min_time ? rec->time_ns : b->min_time;
+    b->max_time = rec->time_ns > b->max_time ? rec->time_ns : b->max_time;
+}
+
+/* One event, exactly as docs/schema.md lays it out. */
+static void encode(batch *b, const pk_record *rec, uint32_t function, uint32_t caller)
+{
+    if (b->used == 0)
+        b->bytes[b->used++] = PK_STORE_ENCODING;
+    uint8_t *head = &b->bytes[b->used];
+    uint8_t *p = head + 1;
+    bool ret = rec->type == PK_EVENT_RETURN;
+    bool memory = rec->flags & PK_RECORD_MEMORY, alloc = rec->flags & PK_RECORD_ALLOC;
+    bool same_thread = b->count > 0 && rec->thread == b->thread;
+    *head = (uint8_t)((ret ? PK_HEAD_RETURN : 0) | (memory ? PK_HEAD_MEMORY : 0) |
+                      (alloc ? PK_HEAD_ALLOC : 0) | (same_thread ? PK_HEAD_SAME_THREAD : 0));
+    batch_bounds(b, rec);
+    p = pk_put_delta(p, rec->index, b->index);
+    if (!same_thread)
+        p = pk_put_uvarint(p, rec->thread);
+    p = pk_put_uvarint(p, rec->depth);
+    p = pk_put_uvarint(p, function);
+    p = pk_put_uvarint(p, caller);
+    p = pk_put_uvarint(p, rec->caller_line);
+    p = pk_put_delta(p, rec->time_ns, b->time_ns);
+    if (ret)
+        p = pk_put_uvarint(p, rec->duration_ns);
+    if (memory) {
+        p = pk_put_delta(p, rec->rss, b->rss);
+        p = pk_put_delta(p, rec->vms, b->vms);
+        b->rss = rec->rss;
+        b->vms = rec->vms;
+    }
+    if (alloc) {
+        p = pk_put_delta(p, rec->allocated, b->allocated);
+        p = pk_put_delta(p, rec->freed, b->freed);
+        if (ret) {
+            p = pk_put_uvarint(p, rec->alloc_delta);
+            p = pk_put_uvarint(p, rec->free_delta);
+        }
+        b->allocated = rec->allocated;
+        b->freed = rec->freed;
+    }
+    b->index = rec->index;
+    b->thread = rec->thread;
+    b->time_ns = rec->time_ns;
+    b->used = (size_t)(p - b->bytes);
+    b->count++;
+}
+
+/* ---- the recorder ------------------------------------------------------------- */
+
+static int sqlite_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    sqlite3_stmt *st = s->st[ST_INSERT_RUN];
+    forget_run(s);
+    sqlite3_bind_text(st, 1, run->command_line ? run->command_line : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, run->host ? run->host : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, run->pid);
+    sqlite3_bind_int64(st, 4, run->start_wall_ns);
+    sqlite3_bind_text(st, 5, run->monitor ? run->monitor : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, run->clock ? run->clock : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, run->alloc_source ? run->alloc_source : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, (int)run->flags);
+    /* Committed at once: a reader sees the run as 'running' from its start. */
+    if (begin(s, err) != 0 || step(s, ST_INSERT_RUN, err) != 0)
+        return -1;
+    s->run_id = sqlite3_last_insert_rowid(s->db);
+    s->start_wall_ns = run->start_wall_ns;
+    return commit(s, err);
+}
+
+static int sqlite_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)err;
+    sqlite_state *s = pk_recorder_state(r);
+    s->events++;
+    s->calls += rec->type == PK_EVENT_CALL;
+    pk_aggregates_observe(&s->aggregates, rec);
+    return 0;
+}
+
+static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    pk_aggregates *a = &s->aggregates;
+    uint32_t function = pk_aggregates_symbol(a, rec->function, rec->file, rec->line);
+    uint32_t caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0);
+    pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
+    t->written++;
+    pk_aggregates_touch_thread(a, t);
+    encode(&s->batch, rec, function, caller);
+    s->written++;
+    if (s->batch.count < BATCH_EVENTS && s->batch.used < BATCH_BYTES)
+        return 0;
+    if (store_batch(s, err) != 0)
+        return -1;
+    if (monotonic_ns() - s->transaction_start_ns >= COMMIT_INTERVAL_NS)
+        return commit(s, err);
+    return 0;
+}
+
+static int sqlite_flush(pk_recorder *r, pk_error *err)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    if (!s->run_id)
+        return 0;
+    return store_batch(s, err) == 0 ? commit(s, err) : -1;
+}
+
+static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    if (!s->run_id)
+        return 0;
+    sqlite3_stmt *st = s->st[ST_FINISH_RUN];
+    if (store_batch(s, err) != 0 || begin(s, err) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, s->start_wall_ns + (int64_t)totals->end_ns);
+    bind_u64(st, 2, totals->end_ns);
+    bind_u64(st, 3, totals->events);
+    bind_u64(st, 4, totals->calls);
+    bind_u64(st, 5, s->written);
+    bind_u64(st, 6, totals->dropped);
+    bind_u64(st, 7, totals->unmatched);
+    bind_u64(st, 8, totals->unfinished);
+    sqlite3_bind_int64(st, 9, s->run_id);
+    /* The final counts are the run's totals; progress must not overwrite them. */
+    s->events = totals->events;
+    s->calls = totals->calls;
+    if (store_progress(s, err) != 0 || step(s, ST_FINISH_RUN, err) != 0 || commit(s, err) != 0)
+        return -1;
+    s->run_id = 0;
+    return 0;
+}
+
+static void keep_forked_connection(sqlite3 *db)
+{
+    for (size_t i = 0; i < PK_ARRAY_SIZE(forked_connections); i++) {
+        if (!forked_connections[i]) {
+            forked_connections[i] = db;
+            return;
+        }
+    }
+}
+
+static void sqlite_close(pk_recorder *r)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    if (r->forked) {
+        keep_forked_connection(s->db);
+    } else {
+        /* A run that never finished keeps what it recorded, still 'running'. */
+        if (s->run_id && !r->failed)
+            sqlite_flush(r, NULL);
+        if (s->in_transaction)
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        for (int i = 0; i < ST_COUNT; i++)
+            sqlite3_finalize(s->st[i]);
+        pk_store_close_write(s->db);
+    }
+    pk_aggregates_free(&s->aggregates);
+    free(s->batch.bytes);
+    free(s->path);
+}
+
+const pk_recorder_ops pk_recorder_sqlite = {
+    .name = "sqlite",
+    .usage = "sqlite:PATH",
+    .needs_arg = true,
+    .size = sizeof(sqlite_state),
+    .open = sqlite_open,
+    .start = sqlite_start,
+    .write = sqlite_write,
+    .flush = sqlite_flush,
+    .finish = sqlite_finish,
+    .close = sqlite_close,
+    .observe = sqlite_observe,
+};

@@ -1,0 +1,436 @@
+/*
+ * store.c — opening a pikoc SQLite store: the schema of docs/schema.md, the
+ * checks that refuse a file that is not ours (before a single byte is
+ * written), run lookup for the CLI and end-of-run marking for the launcher.
+ * Not on any hot path; every failure is one line that names the file.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define BUSY_TIMEOUT_MS 10000
+
+/* Exactly the SQL of docs/schema.md, "The schema as SQL". */
+/* clang-format off */
+static const char schema_sql[] =
+    "PRAGMA application_id = 1347112771;\n"
+    "PRAGMA user_version = 1;\n"
+    "CREATE TABLE runs (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    command_line TEXT NOT NULL,\n"
+    "    host TEXT NOT NULL,\n"
+    "    pid INTEGER NOT NULL,\n"
+    "    start_ns INTEGER NOT NULL,\n"
+    "    end_ns INTEGER,\n"
+    "    duration_ns INTEGER,\n"
+    "    monitor TEXT NOT NULL,\n"
+    "    clock TEXT NOT NULL,\n"
+    "    alloc_source TEXT NOT NULL,\n"
+    "    flags INTEGER NOT NULL,\n"
+    "    status TEXT NOT NULL,\n"
+    "    signal INTEGER,\n"
+    "    exit_status INTEGER,\n"
+    "    events INTEGER NOT NULL DEFAULT 0,\n"
+    "    calls INTEGER NOT NULL DEFAULT 0,\n"
+    "    written INTEGER NOT NULL DEFAULT 0,\n"
+    "    dropped INTEGER NOT NULL DEFAULT 0,\n"
+    "    unmatched INTEGER NOT NULL DEFAULT 0,\n"
+    "    unfinished INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE TABLE symbols (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    id INTEGER NOT NULL,\n"
+    "    function TEXT NOT NULL,\n"
+    "    file TEXT NOT NULL,\n"
+    "    line INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE functions (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    symbol_id INTEGER NOT NULL,\n"
+    "    calls INTEGER NOT NULL,\n"
+    "    total_ns INTEGER NOT NULL,\n"
+    "    self_ns INTEGER NOT NULL,\n"
+    "    min_ns INTEGER,\n"
+    "    max_ns INTEGER,\n"
+    "    alloc_bytes INTEGER,\n"
+    "    free_bytes INTEGER,\n"
+    "    self_alloc_bytes INTEGER,\n"
+    "    self_free_bytes INTEGER,\n"
+    "    rss_growth INTEGER,\n"
+    "    PRIMARY KEY (run_id, symbol_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE call_paths (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    id INTEGER NOT NULL,\n"
+    "    parent_id INTEGER,\n"
+    "    symbol_id INTEGER NOT NULL,\n"
+    "    depth INTEGER NOT NULL,\n"
+    "    calls INTEGER NOT NULL,\n"
+    "    total_ns INTEGER NOT NULL,\n"
+    "    self_ns INTEGER NOT NULL,\n"
+    "    alloc_bytes INTEGER,\n"
+    "    free_bytes INTEGER,\n"
+    "    rss_growth INTEGER,\n"
+    "    PRIMARY KEY (run_id, id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE threads (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    thread INTEGER NOT NULL,\n"
+    "    events INTEGER NOT NULL,\n"
+    "    calls INTEGER NOT NULL,\n"
+    "    written INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, thread)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE event_batches (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    count INTEGER NOT NULL,\n"
+    "    min_index INTEGER NOT NULL,\n"
+    "    max_index INTEGER NOT NULL,\n"
+    "    min_time_ns INTEGER NOT NULL,\n"
+    "    max_time_ns INTEGER NOT NULL,\n"
+    "    data BLOB NOT NULL\n"
+    ");\n"
+    "CREATE INDEX event_batches_run ON event_batches (run_id, id);\n";
+/* clang-format on */
+
+int pk_store_fail(pk_error *err, sqlite3 *db, const char *path)
+{
+    int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
+    if (code == SQLITE_NOTADB)
+        return pk_fail(err, "%s: not an SQLite database", path);
+    return pk_fail(err, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* ---- what a file is ----------------------------------------------------------- */
+
+typedef enum store_kind {
+    STORE_EMPTY, /* an SQLite database without tables: ours to fill */
+    STORE_PIKOC, /* our application_id, a version we read */
+} store_kind;
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *value = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Reads the identifying pragmas (reading never writes) and says whether the
+ * file is ours, empty, or neither (then err holds the one-line reason).
+ */
+static int classify(sqlite3 *db, const char *path, store_kind *kind, pk_error *err)
+{
+    int64_t app_id = 0, version = 0, tables = 0;
+    if (pragma_int(db, "PRAGMA application_id", &app_id) != SQLITE_OK ||
+        pragma_int(db, "PRAGMA user_version", &version) != SQLITE_OK ||
+        pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables) != SQLITE_OK)
+        return pk_store_fail(err, db, path);
+    if (app_id == PK_STORE_APPLICATION_ID && version >= 1) {
+        if (version > PK_STORE_VERSION)
+            return pk_fail(err, "%s: schema version %lld is newer than this pikoc (%d)", path,
+                           (long long)version, PK_STORE_VERSION);
+        *kind = STORE_PIKOC;
+        return 0;
+    }
+    if (app_id == 0 && version == 0 && tables == 0) {
+        *kind = STORE_EMPTY;
+        return 0;
+    }
+    return pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
+}
+
+/* A missing file or a directory, said plainly before SQLite words it vaguely. */
+static int check_path(const char *path, bool may_be_missing, bool *exists, pk_error *err)
+{
+    struct stat st;
+    *exists = stat(path, &st) == 0;
+    if (!*exists) {
+        if (errno == ENOENT && may_be_missing)
+            return 0;
+        if (errno == ENOENT)
+            return pk_fail(err, "%s: no such file", path);
+        return pk_fail(err, "%s: %s", path, strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode))
+        return pk_fail(err, "%s: is a directory", path);
+    return 0;
+}
+
+static int open_connection(const char *path, int flags, sqlite3 **db, pk_error *err)
+{
+    *db = NULL;
+    if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
+        pk_store_fail(err, *db, path);
+        sqlite3_close(*db);
+        *db = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(*db, 0);
+    return 0;
+}
+
+static void close_failed(sqlite3 **db)
+{
+    sqlite3_close(*db);
+    *db = NULL;
+}
+
+int pk_store_open_read(const char *path, sqlite3 **db, pk_error *err)
+{
+    bool exists;
+    store_kind kind = STORE_PIKOC;
+    *db = NULL;
+    if (check_path(path, false, &exists, err) != 0)
+        return -1;
+    if (open_connection(path, SQLITE_OPEN_READONLY, db, err) != 0)
+        return -1;
+    int rc = classify(*db, path, &kind, err);
+    if (rc == 0 && kind == STORE_EMPTY)
+        rc = pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
+    if (rc != 0)
+        close_failed(db);
+    return rc;
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static int exec(sqlite3 *db, const char *path, const char *sql, pk_error *err)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return pk_store_fail(err, db, path);
+    return 0;
+}
+
+/*
+ * Creates the schema under a write lock, re-checking first: two processes
+ * may find the same empty file at once, and only the first creates it.
+ */
+static int create_schema(sqlite3 *db, const char *path, pk_error *err)
+{
+    store_kind kind;
+    if (exec(db, path, "BEGIN IMMEDIATE", err) != 0)
+        return -1;
+    if (classify(db, path, &kind, err) != 0 ||
+        (kind == STORE_EMPTY && exec(db, path, schema_sql, err) != 0)) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return exec(db, path, "COMMIT", err);
+}
+
+int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err)
+{
+    bool exists;
+    store_kind kind = STORE_PIKOC;
+    *db = NULL;
+    if (check_path(path, true, &exists, err) != 0)
+        return -1;
+    if (open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db, err) != 0)
+        return -1;
+    /* Nothing is written before the file is known to be ours or empty. */
+    if (classify(*db, path, &kind, err) != 0 ||
+        exec(*db, path, "PRAGMA journal_mode = WAL", err) != 0 ||
+        exec(*db, path, "PRAGMA synchronous = NORMAL", err) != 0 ||
+        (kind == STORE_EMPTY && create_schema(*db, path, err) != 0)) {
+        close_failed(db);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Back to a rollback journal when no one else has the file open, so the file
+ * is one file again and read-only readers leave no -wal/-shm behind. Never
+ * waits: with another connection open the file simply stays in WAL mode.
+ */
+void pk_store_close_write(sqlite3 *db)
+{
+    if (!db)
+        return;
+    sqlite3_busy_timeout(db, 0);
+    sqlite3_exec(db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+/* ---- runs ---------------------------------------------------------------------- */
+
+static int run_range(sqlite3 *db, int64_t *first, int64_t *last, int64_t *count)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT min(id), max(id), count(*) FROM runs", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *first = sqlite3_column_int64(st, 0);
+        *last = sqlite3_column_int64(st, 1);
+        *count = sqlite3_column_int64(st, 2);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int run_exists(sqlite3 *db, int64_t id, bool *exists)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM runs WHERE id = ?", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        *exists = rc == SQLITE_ROW;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const char *db_path(sqlite3 *db)
+{
+    const char *name = sqlite3_db_filename(db, "main");
+    return name && *name ? name : "database";
+}
+
+int pk_store_resolve_run(sqlite3 *db, const char *run_arg, int64_t *run_id, pk_error *err)
+{
+    int64_t first = 0, last = 0, count = 0;
+    uint64_t wanted = 0;
+    bool exists = false;
+    if (run_arg && pk_parse_uint("run", run_arg, &wanted, err) != 0)
+        return -1;
+    if (run_range(db, &first, &last, &count) != SQLITE_OK)
+        return pk_store_fail(err, db, db_path(db));
+    if (count == 0)
+        return run_arg ? pk_fail(err, "unknown run %s (no runs yet)", run_arg)
+                       : pk_fail(err, "no runs yet");
+    if (!run_arg) {
+        *run_id = last;
+        return 0;
+    }
+    if (wanted <= INT64_MAX && run_exists(db, (int64_t)wanted, &exists) != SQLITE_OK)
+        return pk_store_fail(err, db, db_path(db));
+    if (!exists)
+        return pk_fail(err, "unknown run %s (runs: %lld-%lld)", run_arg, (long long)first,
+                       (long long)last);
+    *run_id = (int64_t)wanted;
+    return 0;
+}
+
+static bool known_end_status(const char *status)
+{
+    static const char *const known[] = {"crashed", "killed", "incomplete", "complete"};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(known); i++)
+        if (strcmp(status, known[i]) == 0)
+            return true;
+    return false;
+}
+
+static int64_t wall_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void bind_optional(sqlite3_stmt *st, int column, int value)
+{
+    if (value < 0)
+        sqlite3_bind_null(st, column);
+    else
+        sqlite3_bind_int(st, column, value);
+}
+
+/* The latest run of pid since a time, inside the caller's transaction. */
+static int find_run_of_pid(sqlite3 *db, int pid, int64_t since, int64_t *run_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT max(id) FROM runs WHERE pid = ? AND start_ns >= ?", -1,
+                                &st, NULL);
+    *run_id = 0;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, pid);
+        sqlite3_bind_int64(st, 2, since);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            *run_id = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int update_end(sqlite3 *db, int64_t run_id, const char *status, int signal, int exit_status)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db,
+        "UPDATE runs SET status = CASE WHEN ?1 IS NOT NULL AND status = 'running' THEN ?1 "
+        "ELSE status END, signal = coalesce(?2, signal), exit_status = coalesce(?3, "
+        "exit_status), end_ns = coalesce(end_ns, ?4) WHERE id = ?5",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        if (status)
+            sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+        bind_optional(st, 2, signal);
+        bind_optional(st, 3, exit_status);
+        sqlite3_bind_int64(st, 4, wall_now_ns());
+        sqlite3_bind_int64(st, 5, run_id);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int mark_in(sqlite3 *db, const char *path, int pid, int64_t since, const char *status,
+                   int signal, int exit_status, int64_t *run_id, pk_error *err)
+{
+    int64_t id;
+    if (exec(db, path, "BEGIN IMMEDIATE", err) != 0)
+        return -1;
+    if (find_run_of_pid(db, pid, since, &id) != SQLITE_OK ||
+        (id && update_end(db, id, status, signal, exit_status) != SQLITE_OK)) {
+        pk_store_fail(err, db, path);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    if (exec(db, path, "COMMIT", err) != 0)
+        return -1;
+    if (!id)
+        return pk_fail(err, "%s: no run of pid %d", path, pid);
+    if (run_id)
+        *run_id = id;
+    return 0;
+}
+
+int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns, const char *status,
+                      int signal, int exit_status, int64_t *run_id, pk_error *err)
+{
+    bool exists;
+    store_kind kind = STORE_PIKOC;
+    sqlite3 *db = NULL;
+    if (status && !known_end_status(status))
+        return pk_fail(err, "run status '%s': expected crashed, killed, incomplete or complete",
+                       status);
+    if (check_path(path, false, &exists, err) != 0 ||
+        open_connection(path, SQLITE_OPEN_READWRITE, &db, err) != 0)
+        return -1;
+    int rc = classify(db, path, &kind, err);
+    if (rc == 0 && kind == STORE_EMPTY)
+        rc = pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
+    if (rc == 0)
+        rc = mark_in(db, path, pid, started_after_ns, status, signal, exit_status, run_id, err);
+    sqlite3_close(db);
+    return rc;
+}

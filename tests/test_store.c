@@ -1,0 +1,836 @@
+/*
+ * test_store.c — the sqlite:PATH recorder and the store API (src/store.h):
+ * runs, exact aggregates (recursion, filters in front), the pikoc_events
+ * virtual table against the records pushed, many runs in one file, marking
+ * a run, a killed writer, and every bad input with its exact message and
+ * the file's bytes unchanged. Each test works in its own temporary directory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "records.h"
+#include "store.h"
+
+#define START_WALL_NS 1700000000000000000ll
+#define PAGE 4096
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+typedef struct temp_dir {
+    char dir[512];
+    char db[600]; /* dir/pikoc.db */
+} temp_dir;
+
+static int temp_dir_make(void **state)
+{
+    temp_dir *t = calloc(1, sizeof *t);
+    const char *tmp = getenv("TMPDIR");
+    if (!t)
+        return -1;
+    snprintf(t->dir, sizeof t->dir, "%s/pikoc-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
+    snprintf(t->db, sizeof t->db, "%s/pikoc.db", t->dir);
+    *state = t;
+    return 0;
+}
+
+static int temp_dir_remove(void **state)
+{
+    temp_dir *t = *state;
+    DIR *d = opendir(t->dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[1200];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", t->dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(t->dir);
+    free(t);
+    return 0;
+}
+
+static const temp_dir *dir_of(void **state)
+{
+    return *state;
+}
+
+static pk_run_info demo_run(void)
+{
+    pk_run_info run = {.monitor = "function-memory",
+                       .flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC,
+                       .clock = "tsc",
+                       .alloc_source = "jemalloc",
+                       .command_line = "demo --fast",
+                       .host = "testhost",
+                       .pid = 4321,
+                       .start_ns = 77,
+                       .start_wall_ns = START_WALL_NS};
+    return run;
+}
+
+static pk_logger *sqlite_logger(const char *path, const char *filter)
+{
+    char spec[700];
+    pk_error err = {{0}};
+    snprintf(spec, sizeof spec, "sqlite:%s", path);
+    pk_recorder *r = pk_recorder_open(spec, &err);
+    if (!r)
+        fail_msg("%s", err.message);
+    pk_logger *lg = pk_logger_new(r);
+    if (filter && pk_logger_add_filter_spec(lg, filter, &err) != 0)
+        fail_msg("%s", err.message);
+    return lg;
+}
+
+/* One whole run through "sqlite:PATH" (behind an optional filter). */
+static void record_run(const char *path, const char *filter, const pk_record *recs, size_t n,
+                       const pk_run_totals *totals)
+{
+    pk_logger *lg = sqlite_logger(path, filter);
+    pk_run_info run = demo_run();
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    for (size_t i = 0; i < n; i++)
+        pk_logger_push(lg, &recs[i]);
+    assert_int_equal(pk_logger_finish(lg, totals), 0);
+    assert_null(pk_logger_error(lg));
+    pk_logger_free(lg);
+}
+
+static sqlite3 *open_read(const char *path)
+{
+    sqlite3 *db = NULL;
+    pk_error err = {{0}};
+    if (pk_store_open_read(path, &db, &err) != 0)
+        fail_msg("%s", err.message);
+    assert_int_equal(pk_store_register_events(db), SQLITE_OK);
+    return db;
+}
+
+/* Every row of a query as "a|b|c\n" lines, NULL as "NULL" (caller frees). */
+static char *rows(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_str *out = sqlite3_str_new(NULL);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            const char *text = (const char *)sqlite3_column_text(st, i);
+            sqlite3_str_appendf(out, "%s%s", i ? "|" : "", text ? text : "NULL");
+        }
+        sqlite3_str_appendchar(out, 1, '\n');
+    }
+    if (rc != SQLITE_DONE)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    char *text = sqlite3_str_finish(out);
+    return text ? text : sqlite3_mprintf("");
+}
+
+static void assert_rows(sqlite3 *db, const char *sql, const char *expected)
+{
+    char *got = rows(db, sql);
+    assert_string_equal(got, expected);
+    sqlite3_free(got);
+}
+
+/* The error a query stops with (it must fail). */
+static void assert_query_fails(sqlite3 *db, const char *sql, const char *path, const char *expected)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        rc = SQLITE_OK;
+    assert_int_not_equal(rc, SQLITE_DONE);
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_fail(&err, db, path), -1);
+    sqlite3_finalize(st);
+    assert_string_equal(err.message, expected);
+}
+
+/* The whole file, to prove a refused or read-only open changed nothing. */
+typedef struct file_bytes {
+    unsigned char *data;
+    size_t size;
+} file_bytes;
+
+static file_bytes read_bytes(const char *path)
+{
+    file_bytes f = {0};
+    FILE *in = fopen(path, "rb");
+    assert_non_null(in);
+    fseek(in, 0, SEEK_END);
+    f.size = (size_t)ftell(in);
+    fseek(in, 0, SEEK_SET);
+    f.data = malloc(f.size ? f.size : 1);
+    assert_int_equal(fread(f.data, 1, f.size, in), f.size);
+    fclose(in);
+    return f;
+}
+
+static void assert_unchanged(const char *path, file_bytes before)
+{
+    file_bytes after = read_bytes(path);
+    assert_int_equal(after.size, before.size);
+    assert_memory_equal(after.data, before.data, before.size);
+    free(after.data);
+    free(before.data);
+}
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *out = fopen(path, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(data, 1, size, out), size);
+    fclose(out);
+}
+
+static void exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+/* ---- a known run --------------------------------------------------------------- */
+
+/*
+ * main → a → a (recursion) → b, then main → b, on one thread:
+ *
+ *   index event         time  dur  allocated freed  rss pages
+ *     0   call main        0          1000     500    100
+ *     1   call a          10          1000     500    100
+ *     2   call a          20          1100     500    101
+ *     3   call b          30          1100     500    101
+ *     4   return b        50   20     1150     520    103
+ *     5   return a        70   50     1160     520    103
+ *     6   return a       100   90     1200     530    104
+ *     7   call b         110          1200     530    104
+ *     8   return b       140   30     1300     600    110
+ *     9   return main    200  200     1300     600    110
+ */
+#define NESTED_COUNT 10
+
+static pk_record nested_record(size_t i)
+{
+    static const struct {
+        pk_event_type type;
+        const char *function;
+        unsigned line, depth;
+        const char *caller;
+        unsigned caller_line;
+        uint64_t time, duration, allocated, freed, rss_pages, alloc_delta, free_delta;
+    } rows[NESTED_COUNT] = {
+        {PK_EVENT_CALL, "main", 5, 0, "__libc_start_call_main", 58, 0, 0, 1000, 500, 100, 0, 0},
+        {PK_EVENT_CALL, "a", 20, 1, "main", 7, 10, 0, 1000, 500, 100, 0, 0},
+        {PK_EVENT_CALL, "a", 20, 2, "a", 22, 20, 0, 1100, 500, 101, 0, 0},
+        {PK_EVENT_CALL, "b", 30, 3, "a", 23, 30, 0, 1100, 500, 101, 0, 0},
+        {PK_EVENT_RETURN, "b", 30, 3, "a", 23, 50, 20, 1150, 520, 103, 50, 20},
+        {PK_EVENT_RETURN, "a", 20, 2, "a", 22, 70, 50, 1160, 520, 103, 60, 20},
+        {PK_EVENT_RETURN, "a", 20, 1, "main", 7, 100, 90, 1200, 530, 104, 200, 30},
+        {PK_EVENT_CALL, "b", 30, 1, "main", 8, 110, 0, 1200, 530, 104, 0, 0},
+        {PK_EVENT_RETURN, "b", 30, 1, "main", 8, 140, 30, 1300, 600, 110, 100, 70},
+        {PK_EVENT_RETURN, "main", 5, 0, "__libc_start_call_main", 58, 200, 200, 1300, 600, 110, 300,
+         100},
+    };
+    pk_record r = test_record(i, rows[i].type, rows[i].function, rows[i].depth, rows[i].time);
+    r.line = rows[i].line;
+    r.caller = rows[i].caller;
+    r.caller_file = strcmp(rows[i].caller, "main") == 0 || strcmp(rows[i].caller, "a") == 0
+                        ? "demo.c"
+                        : "libc-start.c";
+    r.caller_line = rows[i].caller_line;
+    r.duration_ns = rows[i].duration;
+    r.allocated = rows[i].allocated;
+    r.freed = rows[i].freed;
+    r.rss = rows[i].rss_pages * PAGE;
+    r.alloc_delta = rows[i].alloc_delta;
+    r.free_delta = rows[i].free_delta;
+    return r;
+}
+
+static void nested_records(pk_record out[NESTED_COUNT])
+{
+    for (size_t i = 0; i < NESTED_COUNT; i++)
+        out[i] = nested_record(i);
+}
+
+static const pk_run_totals nested_totals = {
+    .events = 10, .calls = 5, .unmatched = 2, .unfinished = 3, .dropped = 1, .end_ns = 5000};
+
+static void record_nested(const char *path, const char *filter)
+{
+    pk_record recs[NESTED_COUNT];
+    nested_records(recs);
+    record_run(path, filter, recs, NESTED_COUNT, &nested_totals);
+}
+
+#define FUNCTIONS_SQL                                                                              \
+    "SELECT s.function, s.file, s.line, calls, total_ns, self_ns, min_ns, max_ns, "                \
+    "alloc_bytes, free_bytes, self_alloc_bytes, self_free_bytes, rss_growth "                      \
+    "FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id "               \
+    "WHERE f.run_id = %d ORDER BY s.function"
+
+/* main: 200 total, 200 - 90 - 30 self; a: outermost 90 total, (50-20) + (90-50) self. */
+#define NESTED_FUNCTIONS                                                                           \
+    "a|demo.c|20|2|90|70|50|90|200|30|150|10|16384\n"                                              \
+    "b|demo.c|30|2|50|50|20|30|150|90|150|90|32768\n"                                              \
+    "main|demo.c|5|1|200|80|200|200|300|100|0|0|40960\n"
+
+#define PATHS_SQL                                                                                  \
+    "SELECT p.id, coalesce(p.parent_id, 'NULL'), s.function, depth, calls, total_ns, "             \
+    "self_ns, alloc_bytes, free_bytes, rss_growth FROM call_paths p JOIN symbols s "               \
+    "ON s.run_id = p.run_id AND s.id = p.symbol_id WHERE p.run_id = %d ORDER BY p.id"
+
+#define NESTED_PATHS                                                                               \
+    "1|NULL|main|0|1|200|80|300|100|40960\n"                                                       \
+    "2|1|a|1|1|90|40|200|30|16384\n"                                                               \
+    "3|2|a|2|1|50|30|60|20|8192\n"                                                                 \
+    "4|3|b|3|1|20|20|50|20|8192\n"                                                                 \
+    "5|1|b|1|1|30|30|100|70|24576\n"
+
+static void assert_sql(sqlite3 *db, const char *format, int run, const char *expected)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, format, run);
+    assert_rows(db, sql, expected);
+}
+
+/* ---- runs and aggregates --------------------------------------------------------- */
+
+static void run_row_holds_every_column(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT * FROM runs",
+                "1|demo --fast|testhost|4321|1700000000000000000|1700000000000005000|5000|"
+                "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3\n");
+    assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10\n");
+    assert_rows(db, "PRAGMA user_version", "1\n");
+    assert_rows(db, "PRAGMA application_id", "1347112771\n");
+    sqlite3_close(db);
+}
+
+static void functions_are_exact_with_recursion(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_sql(db, FUNCTIONS_SQL, 1, NESTED_FUNCTIONS);
+    sqlite3_close(db);
+}
+
+static void call_paths_form_the_calling_context_tree(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_sql(db, PATHS_SQL, 1, NESTED_PATHS);
+    /* The roots' total is the time spent in recorded calls. */
+    assert_rows(db, "SELECT sum(total_ns) FROM call_paths WHERE parent_id IS NULL", "200\n");
+    sqlite3_close(db);
+}
+
+static void symbols_name_callers_by_name_and_file(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT id, function, file, line FROM symbols ORDER BY id",
+                "1|main|demo.c|5\n"
+                "2|__libc_start_call_main|libc-start.c|0\n"
+                "3|a|demo.c|20\n"
+                "4|main|demo.c|0\n"
+                "5|a|demo.c|0\n"
+                "6|b|demo.c|30\n");
+    sqlite3_close(db);
+}
+
+/* The record as the virtual table shows it, built field by field. */
+static void expected_row(sqlite3_str *out, int run, const pk_record *r)
+{
+    bool ret = r->type == PK_EVENT_RETURN;
+    sqlite3_str_appendf(out, "%d", run);
+    for (int f = 0; f < PK_FIELD_COUNT; f++) {
+        char value[256];
+        bool since_call =
+            f == PK_FIELD_DURATION || f == PK_FIELD_ALLOC_DELTA || f == PK_FIELD_FREE_DELTA;
+        if (!pk_record_has_field(r, (pk_field_id)f) || (since_call && !ret))
+            snprintf(value, sizeof value, "NULL");
+        else
+            pk_record_format_field(r, (pk_field_id)f, value, sizeof value);
+        sqlite3_str_appendf(out, "|%s", value);
+    }
+    sqlite3_str_appendchar(out, 1, '\n');
+}
+
+#define EVENTS_SQL                                                                                 \
+    "SELECT run_id, \"index\", type, function, file, line, caller, caller_file, "                  \
+    "caller_line, thread, depth, time_ns, duration_ns, rss, vms, allocated, freed, "               \
+    "alloc_delta, free_delta FROM pikoc_events"
+
+static void assert_events(sqlite3 *db, const char *where, int run, const pk_record *recs, size_t n)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s %s", EVENTS_SQL, where);
+    sqlite3_str *expected = sqlite3_str_new(NULL);
+    for (size_t i = 0; i < n; i++)
+        expected_row(expected, run, &recs[i]);
+    char *text = sqlite3_str_finish(expected);
+    assert_rows(db, sql, text ? text : "");
+    sqlite3_free(text);
+}
+
+static void events_table_returns_the_records_pushed(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    pk_record recs[NESTED_COUNT];
+    nested_records(recs);
+    assert_events(db, "", 1, recs, NESTED_COUNT);
+    assert_rows(db,
+                "SELECT \"index\", type, function, caller, caller_line, duration_ns, "
+                "alloc_delta, function_id, caller_id FROM pikoc_events WHERE \"index\" IN (0, 4)",
+                "0|call|main|__libc_start_call_main|58|NULL|NULL|1|2\n"
+                "4|return|b|a|23|20|50|6|5\n");
+    sqlite3_close(db);
+}
+
+/* Threads, missing measures, large and falling values: what the deltas must survive. */
+static void events_round_trip_threads_flags_and_large_values(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[6];
+    recs[0] = test_record(0, PK_EVENT_CALL, "f", 0, 1000);
+    recs[1] = test_record(1, PK_EVENT_CALL, "g", 0, 900); /* another thread, earlier */
+    recs[1].thread = 99;
+    recs[1].flags = 0;
+    recs[2] = test_record(5, PK_EVENT_RETURN, "f", 0, (uint64_t)1 << 50);
+    recs[2].duration_ns = ((uint64_t)1 << 50) - 1000;
+    recs[2].rss = 4096; /* falls */
+    recs[2].allocated = ((uint64_t)1 << 62) + 3;
+    recs[2].alloc_delta = ((uint64_t)1 << 62) + 3 - 1000;
+    recs[2].free_delta = 0;
+    recs[3] = test_record(3, PK_EVENT_RETURN, "g", 0, 901); /* an index that goes back */
+    recs[3].thread = 99;
+    recs[3].flags = PK_RECORD_MEMORY;
+    recs[3].duration_ns = 1;
+    recs[4] = test_record(6, PK_EVENT_CALL, "f", 0, 2000);
+    recs[4].flags = PK_RECORD_ALLOC;
+    recs[4].allocated = 7;
+    recs[5] = test_record(7, PK_EVENT_RETURN, "f", 0, 2001);
+    recs[5].flags = PK_RECORD_ALLOC;
+    recs[5].allocated = 9;
+    recs[5].alloc_delta = 2;
+    recs[5].duration_ns = 1;
+    pk_run_totals totals = {.events = 6, .calls = 3};
+    record_run(t->db, NULL, recs, 6, &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_events(db, "", 1, recs, 6);
+    sqlite3_close(db);
+}
+
+static void filters_keep_events_out_but_aggregates_exact(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, "max-depth:0");
+    sqlite3 *db = open_read(t->db);
+    pk_record recs[NESTED_COUNT];
+    nested_records(recs);
+    pk_record kept[2] = {recs[0], recs[9]};
+    assert_events(db, "", 1, kept, 2);
+    assert_sql(db, FUNCTIONS_SQL, 1, NESTED_FUNCTIONS);
+    assert_sql(db, PATHS_SQL, 1, NESTED_PATHS);
+    assert_rows(db, "SELECT events, calls, written FROM runs", "10|5|2\n");
+    assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|2\n");
+    sqlite3_close(db);
+}
+
+static void two_runs_in_one_file(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    record_nested(t->db, "include:b");
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT id, status, written FROM runs ORDER BY id",
+                "1|complete|10\n2|complete|4\n");
+    assert_sql(db, FUNCTIONS_SQL, 2, NESTED_FUNCTIONS);
+    assert_sql(db, PATHS_SQL, 2, NESTED_PATHS);
+    assert_rows(db, "SELECT run_id, count(*) FROM pikoc_events GROUP BY run_id", "1|10\n2|4\n");
+    assert_rows(db, "SELECT \"index\", type FROM pikoc_events WHERE run_id = 2",
+                "3|call\n4|return\n7|call\n8|return\n");
+
+    int64_t run = 0;
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_resolve_run(db, NULL, &run, &err), 0);
+    assert_int_equal(run, 2);
+    assert_int_equal(pk_store_resolve_run(db, "1", &run, &err), 0);
+    assert_int_equal(run, 1);
+    assert_int_equal(pk_store_resolve_run(db, "42", &run, &err), -1);
+    assert_string_equal(err.message, "unknown run 42 (runs: 1-2)");
+    assert_int_equal(pk_store_resolve_run(db, "x", &run, &err), -1);
+    assert_string_equal(err.message, "run 'x': expected a non-negative whole number");
+    sqlite3_close(db);
+}
+
+/* ---- many events ------------------------------------------------------------------ */
+
+#define MANY 10000
+
+/* f calls at even indexes and returns at odd ones, 10 ns apart, one thread. */
+static void record_many(const char *path)
+{
+    pk_record *recs = calloc(MANY, sizeof *recs);
+    assert_non_null(recs);
+    for (size_t i = 0; i < MANY; i++) {
+        recs[i] = test_record(i, i % 2 ? PK_EVENT_RETURN : PK_EVENT_CALL, "f", 0, 10 * i);
+        recs[i].line = 3;
+        recs[i].caller_line = 4;
+        recs[i].duration_ns = i % 2 ? 10 : 0;
+        recs[i].allocated = 1000 + i;
+        recs[i].alloc_delta = i % 2;
+    }
+    pk_run_totals totals = {.events = MANY, .calls = MANY / 2};
+    record_run(path, NULL, recs, MANY, &totals);
+    free(recs);
+}
+
+static void many_events_span_batches_and_prune_by_index(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_many(t->db);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT count(*) > 1, sum(count) FROM event_batches", "1|10000\n");
+    assert_rows(db,
+                "SELECT count(*), sum(\"index\"), sum(time_ns), sum(duration_ns), "
+                "sum(allocated) FROM pikoc_events",
+                "10000|49995000|499950000|50000|59995000\n");
+    assert_rows(db,
+                "SELECT \"index\", time_ns FROM pikoc_events WHERE \"index\" BETWEEN 5000 "
+                "AND 5002",
+                "5000|50000\n5001|50010\n5002|50020\n");
+    assert_rows(db, "SELECT \"index\" FROM pikoc_events WHERE \"index\" = 9999", "9999\n");
+    assert_rows(db, "SELECT count(*) FROM pikoc_events WHERE time_ns < 100", "10\n");
+    assert_rows(db, "SELECT count(*) FROM pikoc_events WHERE run_id = 2", "0\n");
+    assert_rows(db, "SELECT calls, total_ns, self_ns, min_ns, max_ns, alloc_bytes FROM functions",
+                "5000|50000|50000|10|10|5000\n");
+    sqlite3_close(db);
+}
+
+/* ---- runs that did not end ---------------------------------------------------------- */
+
+static void mark_run_records_how_the_program_ended(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[NESTED_COUNT];
+    nested_records(recs);
+    record_run(t->db, NULL, recs, NESTED_COUNT, &nested_totals); /* run 1, complete */
+
+    pk_logger *lg = sqlite_logger(t->db, NULL); /* run 2: left running */
+    pk_run_info run = demo_run();
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    for (size_t i = 0; i < 4; i++)
+        pk_logger_push(lg, &recs[i]);
+    assert_int_equal(pk_logger_flush(lg), 0);
+
+    int64_t marked = 0;
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_mark_run(t->db, 4321, START_WALL_NS, "killed", 9, -1, &marked, &err),
+                     0);
+    assert_int_equal(marked, 2);
+    assert_int_equal(pk_store_mark_run(t->db, 999, 0, "killed", 9, -1, NULL, &err), -1);
+    char expected[700];
+    snprintf(expected, sizeof expected, "%s: no run of pid 999", t->db);
+    assert_string_equal(err.message, expected);
+    assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "exploded", 9, -1, NULL, &err), -1);
+    assert_string_equal(err.message,
+                        "run status 'exploded': expected crashed, killed, incomplete or complete");
+    pk_logger_free(lg); /* never finished: what it had stays, status untouched */
+
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db,
+                "SELECT id, status, coalesce(signal, 'NULL'), coalesce(exit_status, 'NULL'), "
+                "end_ns IS NOT NULL, duration_ns, events, calls, written FROM runs",
+                "1|complete|NULL|NULL|1|5000|10|5|10\n"
+                "2|killed|9|NULL|1|NULL|4|4|4\n");
+    sqlite3_close(db);
+
+    /* A complete run stays complete; its exit status is kept. */
+    assert_int_equal(pk_store_mark_run(t->db, 4321, START_WALL_NS, "crashed", -1, 3, &marked, &err),
+                     0);
+    assert_int_equal(marked, 2);
+    exec_sql(t->db, "UPDATE runs SET pid = 1 WHERE id = 2");
+    assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "crashed", 11, 3, &marked, &err), 0);
+    assert_int_equal(marked, 1);
+    db = open_read(t->db);
+    assert_rows(db, "SELECT id, status, signal, exit_status FROM runs",
+                "1|complete|11|3\n2|killed|9|3\n");
+    sqlite3_close(db);
+}
+
+/* A writer killed mid-run leaves every committed batch readable, still 'running'. */
+static void killed_writer_leaves_committed_batches(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        pk_logger *lg = sqlite_logger(t->db, NULL);
+        pk_run_info run = demo_run();
+        pk_logger_start(lg, &run);
+        for (size_t i = 0; i < 5000; i++) {
+            pk_record r = test_record(i, i % 2 ? PK_EVENT_RETURN : PK_EVENT_CALL, "f", 0, i);
+            r.line = 1;
+            r.duration_ns = i % 2;
+            pk_logger_push(lg, &r);
+        }
+        pk_logger_flush(lg); /* committed */
+        for (size_t i = 5000; i < 5100; i++) {
+            pk_record r = test_record(i, i % 2 ? PK_EVENT_RETURN : PK_EVENT_CALL, "f", 0, i);
+            r.line = 1;
+            pk_logger_push(lg, &r); /* held in the batch being built */
+        }
+        kill(getpid(), SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT status, events, written, end_ns FROM runs", "running|5000|5000|NULL\n");
+    assert_rows(db, "SELECT count(*), max(\"index\") FROM pikoc_events", "5000|4999\n");
+    assert_rows(db, "SELECT calls, total_ns FROM functions", "2500|2500\n");
+    sqlite3_close(db);
+}
+
+/* ---- bad input ------------------------------------------------------------------------ */
+
+static void expect_read_error(const char *path, const char *message_after_path)
+{
+    sqlite3 *db = (sqlite3 *)1;
+    pk_error err = {{0}};
+    char expected[800];
+    snprintf(expected, sizeof expected, "%s: %s", path, message_after_path);
+    assert_int_equal(pk_store_open_read(path, &db, &err), -1);
+    assert_null(db);
+    assert_string_equal(err.message, expected);
+}
+
+static void expect_recorder_error(const char *path, const char *message_after_path)
+{
+    char spec[700], expected[1600];
+    pk_error err = {{0}};
+    snprintf(spec, sizeof spec, "sqlite:%s", path);
+    snprintf(expected, sizeof expected, "recorder spec '%s': %s: %s", spec, path,
+             message_after_path);
+    assert_null(pk_recorder_open(spec, &err));
+    assert_string_equal(err.message, expected);
+}
+
+static void missing_file_is_reported(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    expect_read_error(t->db, "no such file");
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_mark_run(t->db, 1, 0, "killed", 9, -1, NULL, &err), -1);
+    char expected[700];
+    snprintf(expected, sizeof expected, "%s: no such file", t->db);
+    assert_string_equal(err.message, expected);
+    assert_int_equal(access(t->db, F_OK), -1); /* still not there */
+    expect_read_error(t->dir, "is a directory");
+}
+
+static void text_file_is_not_sqlite(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    char text[2000];
+    memset(text, 'x', sizeof text);
+    memcpy(text, "hello, this is not a database\n", 30);
+    write_file(t->db, text, sizeof text);
+    file_bytes before = read_bytes(t->db);
+    expect_read_error(t->db, "not an SQLite database");
+    expect_recorder_error(t->db, "not an SQLite database");
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_mark_run(t->db, 1, 0, "killed", 9, -1, NULL, &err), -1);
+    assert_unchanged(t->db, before);
+}
+
+static void foreign_sqlite_file_is_refused(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    exec_sql(t->db, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL);"
+                    "INSERT INTO invoices VALUES (1, 9.5)");
+    file_bytes before = read_bytes(t->db);
+    expect_read_error(t->db, "not a pikoc database (no pikoc schema)");
+    expect_recorder_error(t->db, "not a pikoc database (no pikoc schema)");
+    assert_unchanged(t->db, before);
+}
+
+static void empty_file_is_no_pikoc_database_but_a_recorder_fills_it(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    write_file(t->db, "", 0);
+    expect_read_error(t->db, "not a pikoc database (no pikoc schema)");
+    struct stat st;
+    assert_int_equal(stat(t->db, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT count(*) FROM runs", "1\n");
+    sqlite3_close(db);
+}
+
+static void newer_schema_is_refused(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    exec_sql(t->db, "PRAGMA user_version = 99");
+    file_bytes before = read_bytes(t->db);
+    expect_read_error(t->db, "schema version 99 is newer than this pikoc (1)");
+    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (1)");
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "killed", 9, -1, NULL, &err), -1);
+    assert_unchanged(t->db, before);
+}
+
+static void reading_leaves_the_file_unchanged(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    file_bytes before = read_bytes(t->db);
+    sqlite3 *db = open_read(t->db);
+    assert_sql(db, FUNCTIONS_SQL, 1, NESTED_FUNCTIONS);
+    assert_rows(db, "SELECT count(*) FROM pikoc_events", "10\n");
+    /* The connection is read-only: writes are refused. */
+    assert_int_not_equal(sqlite3_exec(db, "DELETE FROM runs", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_unchanged(t->db, before);
+    assert_int_equal(access(t->db, F_OK), 0);
+}
+
+static int64_t page_of(const char *path, const char *table, int64_t *page_size)
+{
+    sqlite3 *db = open_read(path);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT rootpage FROM sqlite_master WHERE name = '%s'", table);
+    char *root = rows(db, sql);
+    char *size = rows(db, "PRAGMA page_size");
+    int64_t page = strtoll(root, NULL, 10);
+    *page_size = strtoll(size, NULL, 10);
+    sqlite3_free(root);
+    sqlite3_free(size);
+    sqlite3_close(db);
+    return page;
+}
+
+static void corrupt_page_is_one_line(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_many(t->db);
+    int64_t page_size = 0;
+    int64_t page = page_of(t->db, "functions", &page_size);
+    assert_true(page > 1);
+    /* Overwrite the functions table's page in the middle of the file with junk. */
+    file_bytes f = read_bytes(t->db);
+    assert_true((size_t)(page * page_size) <= f.size);
+    memset(f.data + (page - 1) * page_size, 0xA5, (size_t)page_size);
+    write_file(t->db, f.data, f.size);
+    file_bytes before = f;
+
+    sqlite3 *db = open_read(t->db);
+    char expected[700];
+    snprintf(expected, sizeof expected, "%s: database disk image is malformed", t->db);
+    assert_query_fails(db, "SELECT * FROM functions", t->db, expected);
+    sqlite3_close(db);
+    assert_unchanged(t->db, before);
+}
+
+static void malformed_batch_stops_the_events_query(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    exec_sql(t->db, "UPDATE event_batches SET data = x'01ff' WHERE id = 1");
+    sqlite3 *db = open_read(t->db);
+    char expected[700];
+    snprintf(expected, sizeof expected, "%s: pikoc_events: batch 1 of run 1 is malformed", t->db);
+    assert_query_fails(db, "SELECT * FROM pikoc_events", t->db, expected);
+    sqlite3_close(db);
+    /* Bytes left after the last event are refused too. */
+    exec_sql(t->db, "UPDATE event_batches SET count = 9 WHERE id = 1");
+    record_nested(t->db, NULL);
+    exec_sql(t->db, "UPDATE event_batches SET count = 9 WHERE id = 2");
+    db = open_read(t->db);
+    snprintf(expected, sizeof expected, "%s: pikoc_events: batch 2 of run 2 is malformed", t->db);
+    assert_query_fails(db, "SELECT * FROM pikoc_events WHERE run_id = 2", t->db, expected);
+    sqlite3_close(db);
+}
+
+static void resolve_run_without_runs(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_logger *lg = sqlite_logger(t->db, NULL); /* creates the schema, no run yet */
+    pk_logger_free(lg);
+    sqlite3 *db = open_read(t->db);
+    int64_t run = 0;
+    pk_error err = {{0}};
+    assert_int_equal(pk_store_resolve_run(db, NULL, &run, &err), -1);
+    assert_string_equal(err.message, "no runs yet");
+    assert_int_equal(pk_store_resolve_run(db, "1", &run, &err), -1);
+    assert_string_equal(err.message, "unknown run 1 (no runs yet)");
+    sqlite3_close(db);
+}
+
+#define WITH_DIR(test) cmocka_unit_test_setup_teardown(test, temp_dir_make, temp_dir_remove)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        WITH_DIR(run_row_holds_every_column),
+        WITH_DIR(functions_are_exact_with_recursion),
+        WITH_DIR(call_paths_form_the_calling_context_tree),
+        WITH_DIR(symbols_name_callers_by_name_and_file),
+        WITH_DIR(events_table_returns_the_records_pushed),
+        WITH_DIR(events_round_trip_threads_flags_and_large_values),
+        WITH_DIR(filters_keep_events_out_but_aggregates_exact),
+        WITH_DIR(two_runs_in_one_file),
+        WITH_DIR(many_events_span_batches_and_prune_by_index),
+        WITH_DIR(mark_run_records_how_the_program_ended),
+        WITH_DIR(killed_writer_leaves_committed_batches),
+        WITH_DIR(missing_file_is_reported),
+        WITH_DIR(text_file_is_not_sqlite),
+        WITH_DIR(foreign_sqlite_file_is_refused),
+        WITH_DIR(empty_file_is_no_pikoc_database_but_a_recorder_fills_it),
+        WITH_DIR(newer_schema_is_refused),
+        WITH_DIR(reading_leaves_the_file_unchanged),
+        WITH_DIR(corrupt_page_is_one_line),
+        WITH_DIR(malformed_batch_stops_the_events_query),
+        WITH_DIR(resolve_run_without_runs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
