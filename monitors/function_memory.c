@@ -120,9 +120,12 @@ static const char *detect_jemalloc(void)
     size_t size = sizeof allocated;
     if (ctl("thread.allocatedp", &allocated, &size, NULL, 0) != 0 || !allocated)
         return "unavailable: jemalloc was built without thread statistics";
-    uint64_t before = *allocated;
+    /* Volatile reads: the compiler assumes malloc writes no memory it can see, and
+     * would otherwise reuse the first read for the second. */
+    const volatile uint64_t *counter = allocated;
+    uint64_t before = *counter;
     void *volatile probe = malloc(4096);
-    uint64_t after = *allocated;
+    uint64_t after = *counter;
     free(probe);
     if (after - before < 4096)
         return "unavailable: jemalloc is loaded but is not the allocator (malloc comes from "
