@@ -154,7 +154,9 @@ static void recorder_write(pk_logger *lg, const pk_record *rec)
     pk_recorder *r = lg->recorder;
     if (r->failed)
         return;
-    pk_error e = {{0}};
+    /* Per record: clearing all 512 bytes would cost more than most writes. */
+    pk_error e;
+    e.message[0] = '\0';
     if (r->ops->write(r, rec, &e) != 0) {
         recorder_failed(r, "write", &e);
         return;
@@ -184,7 +186,8 @@ void pk_logger_push(pk_logger *lg, const pk_record *rec)
     pk_recorder *r = lg->recorder;
     build_sinks(lg);
     if (r->ops->observe && !r->failed) {
-        pk_error e = {{0}};
+        pk_error e;
+        e.message[0] = '\0';
         if (r->ops->observe(r, rec, &e) != 0)
             recorder_failed(r, "write", &e);
     }
