@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYMBOL_CACHE_SIZE 4096 /* a power of two */
+#define SYMBOL_CACHE_BITS 12
+#define SYMBOL_CACHE_SIZE (1u << SYMBOL_CACHE_BITS)
 #define FIRST_MAP_CAPACITY 64
 
 /* ---- uint64 -> uint32 map ---------------------------------------------------- */
@@ -149,8 +150,10 @@ static uint32_t symbol_by_content(pk_aggregates *a, const char *function, const 
 uint32_t pk_aggregates_symbol(pk_aggregates *a, const char *function, const char *file,
                               unsigned line)
 {
-    uintptr_t key = (uintptr_t)function * 31 + (uintptr_t)file * 7 + line;
-    pk_symbol_cache_slot *slot = &a->symbol_cache[mix64(key) & (SYMBOL_CACHE_SIZE - 1)];
+    /* One multiply over the name's pointer and the line (a function and its caller
+     * entry, line 0, must not evict each other); the file is compared, not hashed. */
+    uint64_t key = ((uint64_t)(uintptr_t)function ^ (uint64_t)line << 40) * 0x9e3779b97f4a7c15ull;
+    pk_symbol_cache_slot *slot = &a->symbol_cache[key >> (64 - SYMBOL_CACHE_BITS)];
     if (slot->function == function && slot->file == file && slot->line == line && slot->id)
         return slot->id;
     uint32_t id = symbol_by_content(a, function, file, line);
@@ -210,10 +213,8 @@ void pk_aggregates_clean(pk_aggregates *a)
 
 /* ---- threads and the tree ---------------------------------------------------------- */
 
-pk_thread_stats *pk_aggregates_thread(pk_aggregates *a, uint64_t thread)
+pk_thread_stats *pk_aggregates_find_thread(pk_aggregates *a, uint64_t thread)
 {
-    if (a->last_thread < a->thread_count && a->threads[a->last_thread].thread == thread)
-        return &a->threads[a->last_thread];
     /* tid 0 never names a thread, but keep 0 free as the map's empty key. */
     uint64_t key = thread + 1;
     uint32_t slot = map_get(&a->thread_index, key);
@@ -228,17 +229,29 @@ pk_thread_stats *pk_aggregates_thread(pk_aggregates *a, uint64_t thread)
     return &a->threads[slot - 1];
 }
 
-static uint32_t child_of(pk_aggregates *a, uint32_t parent, uint32_t symbol)
+static uint32_t new_child(pk_aggregates *a, uint32_t parent, uint32_t symbol, uint64_t key)
 {
-    uint64_t key = (uint64_t)parent << 32 | symbol;
-    uint32_t id = map_get(&a->children, key);
-    if (id)
-        return id;
     pk_grow(&a->nodes, &a->node_capacity, a->node_count, sizeof *a->nodes);
-    id = (uint32_t)a->node_count++;
+    uint32_t id = (uint32_t)a->node_count++;
     a->nodes[id] = (pk_path_node){
         .parent = parent, .symbol = symbol, .depth = parent ? a->nodes[parent].depth + 1 : 0};
     map_put(&a->children, key, id);
+    return id;
+}
+
+/* A node's children are mostly called over and over: the last one found is tried first. */
+static uint32_t child_of(pk_aggregates *a, uint32_t parent, uint32_t symbol)
+{
+    pk_path_node *p = &a->nodes[parent]; /* slot 0 stands for the roots' parent */
+    if (p->last_child_symbol == symbol && p->last_child)
+        return p->last_child;
+    uint64_t key = (uint64_t)parent << 32 | symbol;
+    uint32_t id = map_get(&a->children, key);
+    if (!id)
+        id = new_child(a, parent, symbol, key);
+    p = &a->nodes[parent];
+    p->last_child_symbol = symbol;
+    p->last_child = id;
     return id;
 }
 
@@ -348,6 +361,9 @@ void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec)
 {
     uint32_t symbol = pk_aggregates_symbol(a, rec->function, rec->file, rec->line);
     pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
+    a->observed = rec;
+    a->observed_index = rec->index;
+    a->observed_symbol = symbol;
     t->events++;
     pk_aggregates_touch_thread(a, t);
     if (rec->type == PK_EVENT_CALL)

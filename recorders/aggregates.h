@@ -48,6 +48,8 @@ typedef struct pk_path_node {
     uint32_t parent; /* 0 for a root */
     uint32_t symbol;
     uint32_t depth;
+    uint32_t last_child_symbol; /* the child found last, tried first */
+    uint32_t last_child;
 } pk_path_node;
 
 /* A call open on one thread. */
@@ -107,6 +109,11 @@ typedef struct pk_aggregates {
     pk_id_map thread_index; /* thread id -> index + 1 */
     size_t last_thread;
 
+    /* The record observed last, so that writing it looks nothing up again. */
+    const pk_record *observed;
+    uint64_t observed_index;
+    uint32_t observed_symbol;
+
     /* what changed since pk_aggregates_clean */
     uint32_t *dirty_functions, *dirty_nodes, *dirty_threads;
     size_t dirty_function_count, dirty_node_count, dirty_thread_count;
@@ -120,8 +127,24 @@ PK_HIDDEN uint32_t pk_aggregates_symbol(pk_aggregates *a, const char *function, 
                                         unsigned line);
 /* Adds one record (every record of the run, in order) to the aggregates. */
 PK_HIDDEN void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec);
-/* The thread's stats, created on first use. */
-PK_HIDDEN pk_thread_stats *pk_aggregates_thread(pk_aggregates *a, uint64_t thread);
+/* The thread's stats, created on first use (through pk_aggregates_thread). */
+PK_HIDDEN pk_thread_stats *pk_aggregates_find_thread(pk_aggregates *a, uint64_t thread);
+
+/* Records come in runs from one thread: the last one is checked inline. */
+static inline pk_thread_stats *pk_aggregates_thread(pk_aggregates *a, uint64_t thread)
+{
+    if (a->last_thread < a->thread_count && a->threads[a->last_thread].thread == thread)
+        return &a->threads[a->last_thread];
+    return pk_aggregates_find_thread(a, thread);
+}
+
+/* The function's symbol id of a record, reusing the lookup observe made for it. */
+static inline uint32_t pk_aggregates_function(pk_aggregates *a, const pk_record *rec)
+{
+    if (rec == a->observed && rec->index == a->observed_index)
+        return a->observed_symbol;
+    return pk_aggregates_symbol(a, rec->function, rec->file, rec->line);
+}
 /* Marks a thread changed (after its written count moved). */
 PK_HIDDEN void pk_aggregates_touch_thread(pk_aggregates *a, pk_thread_stats *t);
 /* Forgets the dirty lists once their rows are stored. */

@@ -305,44 +305,67 @@ static void batch_bounds(batch *b, const pk_record *rec)
     b->max_time = rec->time_ns > b->max_time ? rec->time_ns : b->max_time;
 }
 
+/* The head byte: what the event is and which fields it leaves out as unchanged. */
+static unsigned head_of(const batch *b, const pk_record *rec)
+{
+    bool ret = rec->type == PK_EVENT_RETURN;
+    bool first = b->count == 0;
+    unsigned head = ret ? PK_HEAD_RETURN : 0;
+    if (!first && rec->thread == b->thread)
+        head |= PK_HEAD_SAME_THREAD;
+    if (!first && rec->index == b->index + 1)
+        head |= PK_HEAD_NEXT_INDEX;
+    if (rec->flags & PK_RECORD_MEMORY) {
+        head |= PK_HEAD_MEMORY;
+        if (rec->rss == b->rss && rec->vms == b->vms)
+            head |= PK_HEAD_SAME_MEMORY;
+    }
+    if (rec->flags & PK_RECORD_ALLOC) {
+        head |= PK_HEAD_ALLOC;
+        if (rec->allocated == b->allocated && rec->freed == b->freed)
+            head |= PK_HEAD_SAME_ALLOC;
+        if (ret && rec->alloc_delta == 0 && rec->free_delta == 0)
+            head |= PK_HEAD_NO_ALLOC_DELTA;
+    }
+    return head;
+}
+
 /* One event, exactly as docs/schema.md lays it out. */
 static void encode(batch *b, const pk_record *rec, uint32_t function, uint32_t caller)
 {
     if (b->used == 0)
         b->bytes[b->used++] = PK_STORE_ENCODING;
-    uint8_t *head = &b->bytes[b->used];
-    uint8_t *p = head + 1;
-    bool ret = rec->type == PK_EVENT_RETURN;
-    bool memory = rec->flags & PK_RECORD_MEMORY, alloc = rec->flags & PK_RECORD_ALLOC;
-    bool same_thread = b->count > 0 && rec->thread == b->thread;
-    *head = (uint8_t)((ret ? PK_HEAD_RETURN : 0) | (memory ? PK_HEAD_MEMORY : 0) |
-                      (alloc ? PK_HEAD_ALLOC : 0) | (same_thread ? PK_HEAD_SAME_THREAD : 0));
+    unsigned head = head_of(b, rec);
+    uint8_t *p = &b->bytes[b->used];
+    *p++ = (uint8_t)head;
     batch_bounds(b, rec);
-    p = pk_put_delta(p, rec->index, b->index);
-    if (!same_thread)
+    if (!(head & PK_HEAD_NEXT_INDEX))
+        p = pk_put_delta(p, rec->index, b->index);
+    if (!(head & PK_HEAD_SAME_THREAD))
         p = pk_put_uvarint(p, rec->thread);
     p = pk_put_uvarint(p, rec->depth);
     p = pk_put_uvarint(p, function);
     p = pk_put_uvarint(p, caller);
     p = pk_put_uvarint(p, rec->caller_line);
     p = pk_put_delta(p, rec->time_ns, b->time_ns);
-    if (ret)
+    if (head & PK_HEAD_RETURN)
         p = pk_put_uvarint(p, rec->duration_ns);
-    if (memory) {
+    if ((head & (PK_HEAD_MEMORY | PK_HEAD_SAME_MEMORY)) == PK_HEAD_MEMORY) {
         p = pk_put_delta(p, rec->rss, b->rss);
         p = pk_put_delta(p, rec->vms, b->vms);
         b->rss = rec->rss;
         b->vms = rec->vms;
     }
-    if (alloc) {
+    if ((head & (PK_HEAD_ALLOC | PK_HEAD_SAME_ALLOC)) == PK_HEAD_ALLOC) {
         p = pk_put_delta(p, rec->allocated, b->allocated);
         p = pk_put_delta(p, rec->freed, b->freed);
-        if (ret) {
-            p = pk_put_uvarint(p, rec->alloc_delta);
-            p = pk_put_uvarint(p, rec->free_delta);
-        }
         b->allocated = rec->allocated;
         b->freed = rec->freed;
+    }
+    if ((head & (PK_HEAD_RETURN | PK_HEAD_ALLOC | PK_HEAD_NO_ALLOC_DELTA)) ==
+        (PK_HEAD_RETURN | PK_HEAD_ALLOC)) {
+        p = pk_put_uvarint(p, rec->alloc_delta);
+        p = pk_put_uvarint(p, rec->free_delta);
     }
     b->index = rec->index;
     b->thread = rec->thread;
@@ -388,7 +411,7 @@ static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
 {
     sqlite_state *s = pk_recorder_state(r);
     pk_aggregates *a = &s->aggregates;
-    uint32_t function = pk_aggregates_symbol(a, rec->function, rec->file, rec->line);
+    uint32_t function = pk_aggregates_function(a, rec);
     uint32_t caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0);
     pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
     t->written++;

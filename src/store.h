@@ -21,7 +21,10 @@ enum pk_store_head {
     PK_HEAD_MEMORY = 1u << 1,
     PK_HEAD_ALLOC = 1u << 2,
     PK_HEAD_SAME_THREAD = 1u << 3,
-    PK_HEAD_KNOWN = 0x0f,
+    PK_HEAD_NEXT_INDEX = 1u << 4,     /* index is the previous one + 1 */
+    PK_HEAD_SAME_MEMORY = 1u << 5,    /* rss and vms as before */
+    PK_HEAD_SAME_ALLOC = 1u << 6,     /* allocated and freed as before */
+    PK_HEAD_NO_ALLOC_DELTA = 1u << 7, /* a return whose alloc_delta and free_delta are 0 */
 };
 
 /*

@@ -141,6 +141,7 @@ typedef struct cursor {
     /* the current batch */
     int64_t batch_id, run_id, left;
     const uint8_t *p, *end;
+    const uint8_t *first_event; /* where the batch's first event starts */
     /* the symbols of run_id, by id (slot 0 unused) */
     int64_t symbols_run;
     symbol *table;
@@ -298,27 +299,60 @@ static bool known_symbol(const cursor *c, uint64_t id)
     return id >= 1 && id < (uint64_t)c->table_size && c->table[id].function;
 }
 
+/* Whether the head byte is one an encoder can write. */
+static bool head_is_valid(unsigned head)
+{
+    if ((head & PK_HEAD_SAME_MEMORY) && !(head & PK_HEAD_MEMORY))
+        return false;
+    if ((head & PK_HEAD_SAME_ALLOC) && !(head & PK_HEAD_ALLOC))
+        return false;
+    return !(head & PK_HEAD_NO_ALLOC_DELTA) || ((head & PK_HEAD_ALLOC) && (head & PK_HEAD_RETURN));
+}
+
+/* The fields every event has, after its index and thread. */
+static bool decode_common(cursor *c, event_row *r)
+{
+    return get_uvarint(c, &r->depth) && get_uvarint(c, &r->function) &&
+           get_uvarint(c, &r->caller) && get_uvarint(c, &r->caller_line) &&
+           get_delta(c, &r->time_ns) &&
+           (!(r->head & PK_HEAD_RETURN) || get_uvarint(c, &r->duration_ns));
+}
+
+static bool decode_measures(cursor *c, event_row *r)
+{
+    unsigned head = r->head;
+    if ((head & (PK_HEAD_MEMORY | PK_HEAD_SAME_MEMORY)) == PK_HEAD_MEMORY &&
+        !(get_delta(c, &r->rss) && get_delta(c, &r->vms)))
+        return false;
+    if ((head & (PK_HEAD_ALLOC | PK_HEAD_SAME_ALLOC)) == PK_HEAD_ALLOC &&
+        !(get_delta(c, &r->allocated) && get_delta(c, &r->freed)))
+        return false;
+    r->alloc_delta = r->free_delta = 0;
+    if ((head & (PK_HEAD_RETURN | PK_HEAD_ALLOC | PK_HEAD_NO_ALLOC_DELTA)) ==
+        (PK_HEAD_RETURN | PK_HEAD_ALLOC))
+        return get_uvarint(c, &r->alloc_delta) && get_uvarint(c, &r->free_delta);
+    return true;
+}
+
 /* One event at c->p into c->row; false when the bytes do not form one. */
 static bool decode_event(cursor *c)
 {
     event_row *r = &c->row;
+    bool first = c->p == c->first_event;
     if (c->p >= c->end)
         return false;
     r->head = *c->p++;
-    if (r->head & ~(unsigned)PK_HEAD_KNOWN)
+    if (!head_is_valid(r->head) ||
+        (first && (r->head & (PK_HEAD_SAME_THREAD | PK_HEAD_NEXT_INDEX))))
         return false;
-    bool ret = r->head & PK_HEAD_RETURN;
-    bool ok = get_delta(c, &r->index) &&
-              ((r->head & PK_HEAD_SAME_THREAD) || get_uvarint(c, &r->thread)) &&
-              get_uvarint(c, &r->depth) && get_uvarint(c, &r->function) &&
-              get_uvarint(c, &r->caller) && get_uvarint(c, &r->caller_line) &&
-              get_delta(c, &r->time_ns) && (!ret || get_uvarint(c, &r->duration_ns));
-    if (ok && (r->head & PK_HEAD_MEMORY))
-        ok = get_delta(c, &r->rss) && get_delta(c, &r->vms);
-    if (ok && (r->head & PK_HEAD_ALLOC))
-        ok = get_delta(c, &r->allocated) && get_delta(c, &r->freed) &&
-             (!ret || (get_uvarint(c, &r->alloc_delta) && get_uvarint(c, &r->free_delta)));
-    return ok && known_symbol(c, r->function) && known_symbol(c, r->caller);
+    if (r->head & PK_HEAD_NEXT_INDEX)
+        r->index++;
+    else if (!get_delta(c, &r->index))
+        return false;
+    if (!(r->head & PK_HEAD_SAME_THREAD) && !get_uvarint(c, &r->thread))
+        return false;
+    return decode_common(c, r) && decode_measures(c, r) && known_symbol(c, r->function) &&
+           known_symbol(c, r->caller);
 }
 
 /* Moves to the next batch with events; sets eof past the last. */
@@ -341,6 +375,7 @@ static int next_batch(cursor *c)
         return rc;
     if (!c->p || c->p == c->end || *c->p++ != PK_STORE_ENCODING || c->left < 0)
         return malformed(c);
+    c->first_event = c->p;
     return SQLITE_OK;
 }
 

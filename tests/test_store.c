@@ -456,6 +456,45 @@ static void events_round_trip_threads_flags_and_large_values(void **state)
     sqlite3_close(db);
 }
 
+/* The two events of docs/schema.md's example, byte for byte. */
+static void batch_bytes_match_the_documented_example(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[2];
+    recs[0] = test_record(5, PK_EVENT_CALL, "compute", 0, 1500);
+    recs[1] = test_record(6, PK_EVENT_RETURN, "compute", 0, 1750);
+    for (int i = 0; i < 2; i++) {
+        recs[i].flags = 0;
+        recs[i].line = 12;
+        recs[i].caller_line = 7;
+    }
+    recs[1].duration_ns = 250;
+    pk_run_totals totals = {.events = 2, .calls = 1};
+    record_run(t->db, NULL, recs, 2, &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db,
+                "SELECT count, min_index, max_index, min_time_ns, max_time_ns, hex(data) "
+                "FROM event_batches",
+                "2|5|6|1500|1750|"
+                "01"
+                "00"
+                "0A"
+                "9221"
+                "00"
+                "01"
+                "02"
+                "07"
+                "B817"
+                "19"
+                "00"
+                "01"
+                "02"
+                "07"
+                "F403"
+                "FA01\n");
+    sqlite3_close(db);
+}
+
 static void filters_keep_events_out_but_aggregates_exact(void **state)
 {
     const temp_dir *t = dir_of(state);
@@ -817,6 +856,7 @@ int main(void)
         WITH_DIR(symbols_name_callers_by_name_and_file),
         WITH_DIR(events_table_returns_the_records_pushed),
         WITH_DIR(events_round_trip_threads_flags_and_large_values),
+        WITH_DIR(batch_bytes_match_the_documented_example),
         WITH_DIR(filters_keep_events_out_but_aggregates_exact),
         WITH_DIR(two_runs_in_one_file),
         WITH_DIR(many_events_span_batches_and_prune_by_index),
