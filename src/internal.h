@@ -66,6 +66,9 @@ PK_HIDDEN const pk_monitor_ops *pk_monitor_find(const char *name);
 PK_HIDDEN void pk_recorder_known(char *buf, size_t size);
 PK_HIDDEN void pk_filter_known(char *buf, size_t size);
 PK_HIDDEN void pk_monitor_known(char *buf, size_t size);
+/* Checks a recorder spec's syntax, kind, options and argument without opening
+ * anything (no file is created): what a launcher checks before it starts. */
+PK_HIDDEN int pk_recorder_check_spec(const char *spec, pk_error *err);
 
 /* Built-in kinds (one file each under monitors/, recorders/, filters/). */
 extern const pk_monitor_ops pk_monitor_function;

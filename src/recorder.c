@@ -34,39 +34,51 @@ pk_recorder *pk_recorder_new(const pk_recorder_ops *ops, const char *arg, pk_err
     return r;
 }
 
-pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)
+/* Splits a recorder spec and checks it against the registry; opens nothing. */
+static int parse_recorder_spec(const char *spec_text, pk_spec *spec,
+                               const pk_recorder_ops **ops_out, bool *flush, pk_error *err)
 {
-    pk_spec spec;
-    if (pk_spec_split("recorder spec", spec_text, &spec, err) != 0)
-        return NULL;
-    const pk_recorder_ops *ops = pk_recorder_find(spec.kind);
+    if (pk_spec_split("recorder spec", spec_text, spec, err) != 0)
+        return -1;
+    const pk_recorder_ops *ops = pk_recorder_find(spec->kind);
     if (!ops) {
         char known[256];
         pk_recorder_known(known, sizeof known);
-        pk_fail(err, "recorder spec '%s': unknown kind '%s' (known: %s)", spec_text, spec.kind,
-                known);
+        return pk_fail(err, "recorder spec '%s': unknown kind '%s' (known: %s)", spec_text,
+                       spec->kind, known);
+    }
+    *flush = false;
+    for (size_t i = 0; i < spec->option_count; i++) {
+        if (strcmp(spec->options[i], "flush") != 0)
+            return pk_fail(err, "recorder spec '%s': unknown option '%s' (known: flush)",
+                           spec_text, spec->options[i]);
+        *flush = true;
+    }
+    if (ops->needs_arg && !spec->arg)
+        return pk_fail(err, "recorder spec '%s': missing argument (expected %s)", spec_text,
+                       ops->usage ? ops->usage : ops->name);
+    if (!ops->needs_arg && spec->arg)
+        return pk_fail(err, "recorder spec '%s': '%s' takes no argument (expected %s)", spec_text,
+                       spec->kind, ops->usage ? ops->usage : ops->name);
+    *ops_out = ops;
+    return 0;
+}
+
+int pk_recorder_check_spec(const char *spec_text, pk_error *err)
+{
+    pk_spec spec;
+    const pk_recorder_ops *ops;
+    bool flush;
+    return parse_recorder_spec(spec_text, &spec, &ops, &flush, err);
+}
+
+pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)
+{
+    pk_spec spec;
+    const pk_recorder_ops *ops;
+    bool flush;
+    if (parse_recorder_spec(spec_text, &spec, &ops, &flush, err) != 0)
         return NULL;
-    }
-    bool flush = false;
-    for (size_t i = 0; i < spec.option_count; i++) {
-        if (strcmp(spec.options[i], "flush") == 0) {
-            flush = true;
-        } else {
-            pk_fail(err, "recorder spec '%s': unknown option '%s' (known: flush)", spec_text,
-                    spec.options[i]);
-            return NULL;
-        }
-    }
-    if (ops->needs_arg && !spec.arg) {
-        pk_fail(err, "recorder spec '%s': missing argument (expected %s)", spec_text,
-                ops->usage ? ops->usage : ops->name);
-        return NULL;
-    }
-    if (!ops->needs_arg && spec.arg) {
-        pk_fail(err, "recorder spec '%s': '%s' takes no argument (expected %s)", spec_text,
-                spec.kind, ops->usage ? ops->usage : ops->name);
-        return NULL;
-    }
     pk_error inner;
     pk_recorder *r = pk_recorder_new(ops, spec.arg, &inner);
     if (!r) {
