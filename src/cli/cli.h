@@ -1,0 +1,221 @@
+/*
+ * cli.h — what every pikoc subcommand shares: the command table, the one
+ * option parser, the one output formatter (an aligned table for terminals,
+ * RFC 4180 CSV, or a JSON array of objects) and the exit-status rules
+ * (0 success, 1 failure, 2 bad usage or bad input, with one line on stderr).
+ */
+#ifndef PK_CLI_H
+#define PK_CLI_H
+
+#include <pikoc.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define PK_CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define PK_CLI_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum { PK_EXIT_OK = 0, PK_EXIT_FAILURE = 1, PK_EXIT_USAGE = 2 };
+
+/* ---- commands ----------------------------------------------------------------- */
+
+typedef struct pk_cli_command {
+    const char *name;                   /* "top" */
+    const char *summary;                /* one line for `pikoc --help` */
+    const char *help;                   /* the whole `pikoc top --help` text */
+    int (*main)(int argc, char **argv); /* argv[0] is the command's name */
+} pk_cli_command;
+
+extern const pk_cli_command pk_cmd_run, pk_cmd_runs, pk_cmd_top, pk_cmd_tree, pk_cmd_events,
+    pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql;
+
+/* Prints "pikoc CMD: message" on stderr (one line). */
+void pk_cli_error(const char *command, const char *fmt, ...) PK_CLI_PRINTF(2, 3);
+
+/* ---- options -------------------------------------------------------------------- */
+
+typedef struct pk_cli_option {
+    const char *name;  /* long name without "--": "by" */
+    char short_name;   /* 'o', or 0 */
+    const char *value; /* placeholder of its value ("KEY"), NULL for a flag */
+} pk_cli_option;
+
+/* What pk_cli_next returns besides an index into the option table. */
+enum {
+    PK_CLI_END = -1,     /* no more arguments */
+    PK_CLI_OPERAND = -2, /* a positional argument, in *value */
+    PK_CLI_EXIT = -3,    /* stop: --help was printed, or a usage error was */
+};
+
+typedef struct pk_cli_parser {
+    const pk_cli_command *command;
+    const pk_cli_option *options;
+    size_t count;
+    int argc;
+    char **argv;
+    int next;             /* index of the next argument */
+    bool operands_only;   /* after "--" */
+    bool stop_at_operand; /* the first operand and everything after are not ours */
+    int status;           /* exit status, valid after PK_CLI_EXIT */
+} pk_cli_parser;
+
+void pk_cli_begin(pk_cli_parser *p, const pk_cli_command *command, const pk_cli_option *options,
+                  size_t count, int argc, char **argv);
+/*
+ * The next option (its index in the table, with its value in *value when it
+ * takes one), PK_CLI_OPERAND, PK_CLI_END or PK_CLI_EXIT. Accepts --name VALUE,
+ * --name=VALUE, -x VALUE, -xVALUE, and "--" to end the options; --help (-h)
+ * prints the command's help. With stop_at_operand, the remaining arguments
+ * start at argv[p->next] once PK_CLI_END is returned.
+ */
+int pk_cli_next(pk_cli_parser *p, const char **value);
+/* Reports a usage error for the command and returns PK_EXIT_USAGE. */
+int pk_cli_usage(const pk_cli_parser *p, const char *fmt, ...) PK_CLI_PRINTF(2, 3);
+
+/* Value parsers: 0, or a usage error reported as "pikoc CMD: --opt 'v': why" and -1. */
+int pk_cli_uint(pk_cli_parser *p, const char *option, const char *text, uint64_t *value);
+int pk_cli_duration(pk_cli_parser *p, const char *option, const char *text, uint64_t *ns);
+/* "1.5" or "12" (a non-negative decimal). */
+int pk_cli_real(pk_cli_parser *p, const char *option, const char *text, double *value);
+/* "4096", "64k", "1.5MiB", "2M" (binary multiples): bytes. */
+int pk_cli_size(pk_cli_parser *p, const char *option, const char *text, uint64_t *bytes);
+/* The index of text among names; noun names the kind in "unknown <noun>". */
+int pk_cli_choice(pk_cli_parser *p, const char *option, const char *text, const char *noun,
+                  const char *const *names, size_t count);
+
+/* ---- output ---------------------------------------------------------------------- */
+
+typedef enum pk_format { PK_FORMAT_TABLE, PK_FORMAT_CSV, PK_FORMAT_JSON } pk_format;
+
+extern const char *const pk_format_names[3];
+
+typedef enum pk_column_kind {
+    PK_COLUMN_TEXT,    /* left-aligned */
+    PK_COLUMN_INTEGER, /* right-aligned */
+    PK_COLUMN_REAL,    /* right-aligned, two decimals */
+    PK_COLUMN_NS,      /* nanoseconds: a plain integer in CSV and JSON, "1.25 ms" in a table */
+    PK_COLUMN_BYTES,   /* bytes (signed): plain in CSV and JSON, "12.0 KiB" in a table */
+} pk_column_kind;
+
+typedef struct pk_column {
+    const char *name; /* CSV header and JSON field: stable, for scripts */
+    pk_column_kind kind;
+} pk_column;
+
+typedef struct pk_table pk_table;
+
+/*
+ * Writes rows to out in the format. A table's column widths come from the
+ * first rows (up to a thousand), so a long listing streams instead of being
+ * held in memory whole; CSV and JSON stream from the first row.
+ */
+pk_table *pk_table_new(FILE *out, pk_format format, const pk_column *columns, size_t count);
+/* Cells, left to right; a row ends after its last column. */
+void pk_table_text(pk_table *t, const char *text);
+void pk_table_int(pk_table *t, int64_t value);
+void pk_table_real(pk_table *t, double value);
+void pk_table_null(pk_table *t); /* not measured: "-" in a table, empty in CSV, null in JSON */
+/* Ends the output (the JSON array, pending table rows) and flushes; -1 on a write error. */
+int pk_table_finish(pk_table *t);
+
+/* ---- reading a database ------------------------------------------------------------ */
+
+/*
+ * The options the query commands share, first in their option tables:
+ * --db FILE (default pikoc.db), --format table|csv|json and, for commands
+ * about one run, --run N (default: the latest).
+ */
+#define PK_DB_OPTIONS                                                                              \
+    {"db", 'd', "FILE"},                                                                           \
+    {                                                                                              \
+        "format", 'f', "FORMAT"                                                                    \
+    }
+#define PK_RUN_OPTIONS                                                                             \
+    PK_DB_OPTIONS,                                                                                 \
+    {                                                                                              \
+        "run", 'r', "N"                                                                            \
+    }
+enum { PK_OPT_DB, PK_OPT_FORMAT, PK_OPT_RUN, PK_RUN_OPTION_COUNT };
+#define PK_DB_OPTION_COUNT PK_OPT_RUN
+
+#define PK_DB_HELP                                                                                 \
+    "  -d, --db FILE        the database (default: pikoc.db in the current directory)\n"           \
+    "  -f, --format FORMAT  table (aligned, the default), csv (RFC 4180) or json (an array\n"      \
+    "                       of objects)\n"
+#define PK_RUN_HELP                                                                                \
+    PK_DB_HELP "  -r, --run N          the run (default: the latest; see pikoc runs)\n"
+
+typedef struct pk_query {
+    const pk_cli_command *command;
+    const char *path;    /* --db */
+    const char *run_arg; /* --run, NULL for the latest */
+    pk_format format;
+    FILE *out;   /* stdout, or export's -o FILE */
+    sqlite3 *db; /* read-only, with pikoc_events registered */
+    int64_t run_id;
+} pk_query;
+
+void pk_query_init(pk_query *q, const pk_cli_command *command);
+/* Takes a shared option (PK_OPT_*), refusing operands; 0, or PK_EXIT_USAGE after a usage error. */
+int pk_query_option(pk_cli_parser *p, pk_query *q, int option, const char *value);
+/*
+ * Opens the database read-only and, with find_run, resolves the run. Bad
+ * input (no such file, not a pikoc database, a newer schema, an unknown run)
+ * is one line on stderr and PK_EXIT_USAGE (the database is then closed).
+ */
+int pk_query_open(pk_query *q, bool find_run);
+void pk_query_close(pk_query *q);
+/* Reports db's last error as "pikoc CMD: FILE: message"; returns PK_EXIT_USAGE (bad input). */
+int pk_query_fail(pk_query *q);
+/* A prepared statement, or NULL after pk_query_fail. */
+sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql);
+/* Reports a failed write of the output and returns PK_EXIT_FAILURE. */
+int pk_query_write_failed(pk_query *q, const char *where);
+/*
+ * Prints every row of stmt through the formatter and finalizes it. Columns
+ * come from `columns` (count of them, matching the statement's), or, when
+ * columns is NULL, from the statement: its names, and kinds from the first
+ * row's values. Returns the exit status.
+ */
+int pk_query_print(pk_query *q, sqlite3_stmt *stmt, const pk_column *columns, size_t count);
+/* One cell from column i of the current row, by the value's SQLite type. */
+void pk_table_value(pk_table *t, sqlite3_stmt *stmt, int i);
+
+/* Which events `pikoc events` prints (and `pikoc export --format csv`: all). */
+typedef struct pk_event_filter {
+    const char *function; /* a glob, or NULL */
+    const char *type;     /* "call", "return" or NULL */
+    uint64_t thread;
+    bool thread_given;
+    uint64_t limit; /* 0: all */
+} pk_event_filter;
+
+/* Prints the run's events through the formatter to q->out; returns the exit status. */
+int pk_events_print(pk_query *q, const pk_event_filter *filter);
+
+/* The calling-context tree of a run, from call_paths (tree.c; also export's folded stacks). */
+enum { PK_PATH_ALLOC, PK_PATH_FREE, PK_PATH_RSS, PK_PATH_MEASURES };
+
+typedef struct pk_path_node {
+    int64_t id, depth, calls, total_ns, self_ns, line;
+    int64_t bytes[PK_PATH_MEASURES]; /* alloc_bytes, free_bytes, rss_growth */
+    bool measured[PK_PATH_MEASURES]; /* false where the column is NULL */
+    char *function, *file;
+    size_t parent; /* the parent's index, SIZE_MAX for a root */
+    size_t *children;
+    size_t child_count;
+} pk_path_node;
+
+typedef struct pk_call_tree {
+    pk_path_node *nodes; /* in id order: a parent comes before its children */
+    size_t count;
+    size_t *roots;
+    size_t root_count;
+} pk_call_tree;
+
+/* Loads the run's call paths; 0, or the exit status after a reported error. */
+int pk_call_tree_load(pk_query *q, pk_call_tree *t);
+void pk_call_tree_free(pk_call_tree *t);
+
+#endif /* PK_CLI_H */

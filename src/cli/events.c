@@ -1,0 +1,173 @@
+/*
+ * events.c — `pikoc events`: the Pikos-style record table of a run, decoded
+ * from its event batches by the pikoc_events virtual table, optionally
+ * narrowed to a function, an event type or a thread. `pikoc export --format
+ * csv` prints the same rows. Read-only.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: pikoc events [OPTIONS]\n"
+    "\n"
+    "Prints the events of a run that the recorder's filters kept, in the order\n"
+    "they were recorded: index, type (call or return), function, depth, thread,\n"
+    "time_ns since the start of the run, duration_ns on returns, rss and vms, the\n"
+    "thread's allocated and freed bytes and, on returns, alloc_delta and free_delta\n"
+    "since the call; then the caller with the line of the call, and the function's\n"
+    "own line and file. The table leaves out what the run's monitor did not\n"
+    "measure; CSV and JSON always carry every field (empty or null).\n"
+    "\n"
+    "options:\n" PK_RUN_HELP
+    "  --function NAME      only this function's events (a glob: 'parse_*')\n"
+    "  --type TYPE          only calls or only returns (call, return)\n"
+    "  --thread TID         only this thread's events (a kernel thread id)\n"
+    "  --limit N            the first N events (default 0: all)\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "example:\n"
+    "  pikoc events --function compute --type return --format csv\n";
+
+static int events_main(int argc, char **argv);
+
+const pk_cli_command pk_cmd_events = {
+    .name = "events",
+    .summary = "the record table: every event, filterable",
+    .help = help,
+    .main = events_main,
+};
+
+enum { OPT_FUNCTION = PK_RUN_OPTION_COUNT, OPT_TYPE, OPT_THREAD, OPT_LIMIT };
+
+static const pk_cli_option options[] = {
+    PK_RUN_OPTIONS,
+    [OPT_FUNCTION] = {"function", 0, "NAME"},
+    [OPT_TYPE] = {"type", 0, "TYPE"},
+    [OPT_THREAD] = {"thread", 0, "TID"},
+    [OPT_LIMIT] = {"limit", 0, "N"},
+};
+
+/* Run flags (docs/schema.md, runs.flags) a column needs to hold values. */
+enum { NEEDS_MEMORY = 1, NEEDS_ALLOC = 2 };
+
+static const struct {
+    pk_column column;
+    unsigned needs;
+} event_columns[] = {
+    {{"index", PK_COLUMN_INTEGER}, 0},
+    {{"type", PK_COLUMN_TEXT}, 0},
+    {{"function", PK_COLUMN_TEXT}, 0},
+    {{"depth", PK_COLUMN_INTEGER}, 0},
+    {{"thread", PK_COLUMN_INTEGER}, 0},
+    {{"time_ns", PK_COLUMN_INTEGER}, 0},
+    {{"duration_ns", PK_COLUMN_INTEGER}, 0},
+    {{"rss", PK_COLUMN_INTEGER}, NEEDS_MEMORY},
+    {{"vms", PK_COLUMN_INTEGER}, NEEDS_MEMORY},
+    {{"allocated", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
+    {{"freed", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
+    {{"alloc_delta", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
+    {{"free_delta", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
+    {{"caller", PK_COLUMN_TEXT}, 0},
+    {{"caller_line", PK_COLUMN_INTEGER}, 0},
+    {{"caller_file", PK_COLUMN_TEXT}, 0},
+    {{"line", PK_COLUMN_INTEGER}, 0},
+    {{"file", PK_COLUMN_TEXT}, 0},
+};
+
+#define EVENT_COLUMNS PK_CLI_ARRAY_SIZE(event_columns)
+
+static unsigned run_flags(pk_query *q)
+{
+    unsigned flags = NEEDS_MEMORY | NEEDS_ALLOC;
+    sqlite3_stmt *stmt = pk_query_prepare(q, "SELECT flags FROM runs WHERE id = ?");
+    if (!stmt)
+        return flags;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        flags = (unsigned)sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return flags;
+}
+
+int pk_events_print(pk_query *q, const pk_event_filter *filter)
+{
+    /* A table hides the columns the run cannot hold; CSV and JSON keep every field. */
+    unsigned flags = q->format == PK_FORMAT_TABLE ? run_flags(q) : NEEDS_MEMORY | NEEDS_ALLOC;
+    pk_column columns[EVENT_COLUMNS];
+    size_t count = 0;
+    char sql[1024] = "SELECT ";
+    for (size_t i = 0; i < EVENT_COLUMNS; i++) {
+        if ((event_columns[i].needs & flags) != event_columns[i].needs)
+            continue;
+        columns[count] = event_columns[i].column;
+        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), "%s\"%s\"", count ? ", " : "",
+                 columns[count].name);
+        count++;
+    }
+    snprintf(sql + strlen(sql), sizeof sql - strlen(sql),
+             " FROM pikoc_events WHERE run_id = :run%s%s%s LIMIT :limit",
+             filter->function ? " AND function GLOB :function" : "",
+             filter->type ? " AND type = :type" : "",
+             filter->thread_given ? " AND thread = :thread" : "");
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":run"), q->run_id);
+    sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"),
+                       filter->limit == 0 || filter->limit > INT64_MAX ? -1
+                                                                       : (int64_t)filter->limit);
+    if (filter->function)
+        sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":function"), filter->function,
+                          -1, SQLITE_STATIC);
+    if (filter->type)
+        sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":type"), filter->type, -1,
+                          SQLITE_STATIC);
+    if (filter->thread_given)
+        sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":thread"),
+                           (int64_t)filter->thread);
+    return pk_query_print(q, stmt, columns, count);
+}
+
+static int events_main(int argc, char **argv)
+{
+    static const char *const types[] = {"call", "return"};
+    pk_query q;
+    pk_query_init(&q, &pk_cmd_events);
+    pk_cli_parser p;
+    pk_cli_begin(&p, &pk_cmd_events, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_event_filter filter = {0};
+    const char *value;
+    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
+        switch (o) {
+        case PK_CLI_EXIT:
+            return p.status;
+        case OPT_FUNCTION:
+            filter.function = value;
+            break;
+        case OPT_TYPE:
+            if (pk_cli_choice(&p, "--type", value, "event type", types, 2) < 0)
+                return PK_EXIT_USAGE;
+            filter.type = value;
+            break;
+        case OPT_THREAD:
+            if (pk_cli_uint(&p, "--thread", value, &filter.thread) != 0)
+                return PK_EXIT_USAGE;
+            filter.thread_given = true;
+            break;
+        case OPT_LIMIT:
+            if (pk_cli_uint(&p, "--limit", value, &filter.limit) != 0)
+                return PK_EXIT_USAGE;
+            break;
+        default:
+            if (pk_query_option(&p, &q, o, value) != 0)
+                return PK_EXIT_USAGE;
+        }
+    }
+    int status = pk_query_open(&q, true);
+    if (status == 0)
+        status = pk_events_print(&q, &filter);
+    pk_query_close(&q);
+    return status;
+}

@@ -1,0 +1,385 @@
+/*
+ * export.c — `pikoc export`: a run for other tools. CSV of the events (the
+ * rows of `pikoc events`), Chrome Trace Event JSON for Perfetto and
+ * chrome://tracing, folded stacks for flamegraph.pl. Read-only on the
+ * database; writes stdout or -o FILE.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char help[] =
+    "usage: pikoc export [OPTIONS]\n"
+    "\n"
+    "Writes a run in a format other tools read:\n"
+    "  chrome   Chrome Trace Event JSON (the default): a B/E slice per call on its\n"
+    "           thread, counter tracks RSS, VMS and heap (bytes in use: allocated -\n"
+    "           freed, summed over threads), process and thread names. Open it in\n"
+    "           https://ui.perfetto.dev or chrome://tracing.\n"
+    "  folded   folded stacks, one line per call path: 'main;parse;read_line 1234',\n"
+    "           weighted by self time in ns or by bytes allocated (--weight), for\n"
+    "           flamegraph.pl.\n"
+    "  csv      the events, as pikoc events --format csv prints them.\n"
+    "\n"
+    "options:\n"
+    "  -d, --db FILE        the database (default: pikoc.db in the current directory)\n"
+    "  -r, --run N          the run (default: the latest; see pikoc runs)\n"
+    "  -f, --format FORMAT  chrome, folded or csv\n"
+    "  --weight WEIGHT      folded stacks weighted by time (the default) or alloc\n"
+    "  -o, --output FILE    write FILE instead of stdout\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "examples:\n"
+    "  pikoc export -o trace.json\n"
+    "  pikoc export --format folded --weight alloc | flamegraph.pl > alloc.svg\n";
+
+static int export_main(int argc, char **argv);
+
+const pk_cli_command pk_cmd_export = {
+    .name = "export",
+    .summary = "the run as Chrome trace JSON, folded stacks or CSV",
+    .help = help,
+    .main = export_main,
+};
+
+enum { OPT_WEIGHT = PK_RUN_OPTION_COUNT, OPT_OUTPUT };
+
+static const pk_cli_option options[] = {
+    PK_RUN_OPTIONS, [OPT_WEIGHT] = {"weight", 0, "WEIGHT"}, [OPT_OUTPUT] = {"output", 'o', "FILE"}};
+
+enum { EXPORT_CHROME, EXPORT_FOLDED, EXPORT_CSV };
+static const char *const formats[] = {"chrome", "folded", "csv"};
+enum { WEIGHT_TIME, WEIGHT_ALLOC };
+static const char *const weights[] = {"time", "alloc"};
+
+/* ---- Chrome Trace Event JSON ------------------------------------------------------ */
+
+/* JSON string contents (without quotes). */
+static void json_text(FILE *out, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
+/* Per thread: the open slices (to end them if the run stopped inside them) and heap counters. */
+typedef struct thread_state {
+    int64_t thread;
+    char **open;
+    size_t depth, capacity;
+    int64_t allocated, freed;
+    bool counted;
+    int64_t last_ns;
+} thread_state;
+
+typedef struct chrome {
+    FILE *out;
+    int64_t pid;
+    bool first;
+    thread_state *threads;
+    size_t thread_count;
+    int64_t rss, vms, heap; /* last values written, to write only changes */
+    bool memory_written, heap_written;
+} chrome;
+
+static void separator(chrome *c)
+{
+    fputs(c->first ? "\n" : ",\n", c->out);
+    c->first = false;
+}
+
+static thread_state *thread_of(chrome *c, int64_t thread)
+{
+    for (size_t i = 0; i < c->thread_count; i++)
+        if (c->threads[i].thread == thread)
+            return &c->threads[i];
+    c->threads = realloc(c->threads, (c->thread_count + 1) * sizeof *c->threads);
+    if (!c->threads)
+        abort();
+    thread_state *t = &c->threads[c->thread_count++];
+    memset(t, 0, sizeof *t);
+    t->thread = thread;
+    return t;
+}
+
+static void slice(chrome *c, char phase, const char *name, int64_t thread, int64_t ns)
+{
+    separator(c);
+    fprintf(c->out, "{\"name\":\"");
+    json_text(c->out, name);
+    fprintf(c->out,
+            "\",\"cat\":\"function\",\"ph\":\"%c\",\"ts\":%lld.%03lld,\"pid\":%lld,\"tid\":%lld}",
+            phase, (long long)(ns / 1000), (long long)(ns % 1000), (long long)c->pid,
+            (long long)thread);
+}
+
+static void counter(chrome *c, const char *name, int64_t ns, int64_t bytes)
+{
+    separator(c);
+    fprintf(
+        c->out,
+        "{\"name\":\"%s\",\"ph\":\"C\",\"ts\":%lld.%03lld,\"pid\":%lld,\"args\":{\"bytes\":%lld}}",
+        name, (long long)(ns / 1000), (long long)(ns % 1000), (long long)c->pid, (long long)bytes);
+}
+
+static void push_open(thread_state *t, const char *name)
+{
+    if (t->depth == t->capacity) {
+        t->capacity = t->capacity ? t->capacity * 2 : 16;
+        t->open = realloc(t->open, t->capacity * sizeof *t->open);
+        if (!t->open)
+            abort();
+    }
+    t->open[t->depth++] = pk_xstrdup(name);
+}
+
+static int write_metadata(pk_query *q, chrome *c)
+{
+    sqlite3_stmt *stmt = pk_query_prepare(q, "SELECT pid, command_line FROM runs WHERE id = ?");
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        c->pid = sqlite3_column_int64(stmt, 0);
+        separator(c);
+        fprintf(c->out,
+                "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%lld,\"args\":{\"name\":\"",
+                (long long)c->pid);
+        json_text(c->out, (const char *)sqlite3_column_text(stmt, 1));
+        fputs("\"}}", c->out);
+    }
+    sqlite3_finalize(stmt);
+    stmt = pk_query_prepare(q, "SELECT thread FROM threads WHERE run_id = ? ORDER BY thread");
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t tid = sqlite3_column_int64(stmt, 0);
+        separator(c);
+        fprintf(c->out,
+                "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%lld,\"tid\":%lld,"
+                "\"args\":{\"name\":\"",
+                (long long)c->pid, (long long)tid);
+        if (tid == c->pid)
+            fputs("main", c->out);
+        else
+            fprintf(c->out, "thread %lld", (long long)tid);
+        fputs("\"}}", c->out);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : pk_query_fail(q);
+}
+
+enum { EV_TYPE, EV_FUNCTION, EV_THREAD, EV_TIME, EV_RSS, EV_VMS, EV_ALLOCATED, EV_FREED };
+
+/* RSS and VMS are the process's; the heap in use sums each thread's allocated - freed. */
+static void write_counters(chrome *c, thread_state *t, sqlite3_stmt *stmt, int64_t ns)
+{
+    if (sqlite3_column_type(stmt, EV_RSS) != SQLITE_NULL) {
+        int64_t rss = sqlite3_column_int64(stmt, EV_RSS), vms = sqlite3_column_int64(stmt, EV_VMS);
+        if (!c->memory_written || rss != c->rss)
+            counter(c, "RSS", ns, rss);
+        if (!c->memory_written || vms != c->vms)
+            counter(c, "VMS", ns, vms);
+        c->rss = rss;
+        c->vms = vms;
+        c->memory_written = true;
+    }
+    if (sqlite3_column_type(stmt, EV_ALLOCATED) != SQLITE_NULL) {
+        int64_t allocated = sqlite3_column_int64(stmt, EV_ALLOCATED);
+        int64_t freed = sqlite3_column_int64(stmt, EV_FREED);
+        int64_t heap = c->heap + (allocated - t->allocated) - (freed - t->freed);
+        if (!t->counted) /* counting starts at the thread's first event */
+            heap = c->heap;
+        t->allocated = allocated;
+        t->freed = freed;
+        t->counted = true;
+        if (!c->heap_written || heap != c->heap)
+            counter(c, "heap", ns, heap);
+        c->heap = heap;
+        c->heap_written = true;
+    }
+}
+
+static int export_chrome(pk_query *q)
+{
+    chrome c = {.out = q->out, .first = true};
+    fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", c.out);
+    int status = write_metadata(q, &c);
+    sqlite3_stmt *stmt =
+        status
+            ? NULL
+            : pk_query_prepare(q,
+                               "SELECT type, function, thread, time_ns, rss, vms, allocated, freed"
+                               " FROM pikoc_events WHERE run_id = ?");
+    if (!stmt)
+        return status ? status : PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc;
+    int64_t last_ns = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(stmt, EV_TYPE);
+        const char *function = (const char *)sqlite3_column_text(stmt, EV_FUNCTION);
+        int64_t thread = sqlite3_column_int64(stmt, EV_THREAD);
+        int64_t ns = sqlite3_column_int64(stmt, EV_TIME);
+        thread_state *t = thread_of(&c, thread);
+        if (strcmp(type, "call") == 0) {
+            slice(&c, 'B', function, thread, ns);
+            push_open(t, function);
+        } else if (t->depth > 0) {
+            slice(&c, 'E', function, thread, ns);
+            free(t->open[--t->depth]);
+        }
+        write_counters(&c, t, stmt, ns);
+        t->last_ns = ns;
+        if (ns > last_ns)
+            last_ns = ns;
+    }
+    if (rc != SQLITE_DONE)
+        status = pk_query_fail(q);
+    sqlite3_finalize(stmt);
+    /* A run that stopped inside calls (killed, crashed) still nests: end them at its last event. */
+    for (size_t i = 0; i < c.thread_count; i++) {
+        thread_state *t = &c.threads[i];
+        while (t->depth > 0) {
+            slice(&c, 'E', t->open[t->depth - 1], t->thread, last_ns);
+            free(t->open[--t->depth]);
+        }
+        free(t->open);
+    }
+    free(c.threads);
+    fputs("\n]}\n", c.out);
+    return status;
+}
+
+/* ---- folded stacks ------------------------------------------------------------------- */
+
+static int export_folded(pk_query *q, int weight)
+{
+    if (weight == WEIGHT_ALLOC) {
+        sqlite3_stmt *stmt =
+            pk_query_prepare(q, "SELECT flags & 2, alloc_source FROM runs WHERE id = ?");
+        if (!stmt)
+            return PK_EXIT_USAGE;
+        sqlite3_bind_int64(stmt, 1, q->run_id);
+        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0) == 0) {
+            pk_cli_error(q->command->name,
+                         "--weight alloc: run %lld has no allocation counters (%s)",
+                         (long long)q->run_id, (const char *)sqlite3_column_text(stmt, 1));
+            sqlite3_finalize(stmt);
+            return PK_EXIT_USAGE;
+        }
+        sqlite3_finalize(stmt);
+    }
+    pk_call_tree t;
+    int status = pk_call_tree_load(q, &t);
+    if (status != 0) {
+        pk_call_tree_free(&t);
+        return status;
+    }
+    /* Each node's stack is its parent's plus its own name; parents come first. */
+    char **stacks = pk_xcalloc(t.count ? t.count : 1, sizeof *stacks);
+    for (size_t i = 0; i < t.count; i++) {
+        const pk_path_node *n = &t.nodes[i];
+        const char *above = n->parent == SIZE_MAX ? NULL : stacks[n->parent];
+        size_t size = (above ? strlen(above) + 1 : 0) + strlen(n->function) + 1;
+        stacks[i] = pk_xcalloc(size, 1);
+        snprintf(stacks[i], size, "%s%s%s", above ? above : "", above ? ";" : "", n->function);
+        /* flamegraph.pl adds children to their parents: a line carries self weight. */
+        int64_t value = n->self_ns;
+        if (weight == WEIGHT_ALLOC) {
+            value = n->measured[PK_PATH_ALLOC] ? n->bytes[PK_PATH_ALLOC] : 0;
+            for (size_t k = 0; k < n->child_count; k++)
+                if (t.nodes[n->children[k]].measured[PK_PATH_ALLOC])
+                    value -= t.nodes[n->children[k]].bytes[PK_PATH_ALLOC];
+        }
+        if (value > 0)
+            fprintf(q->out, "%s %lld\n", stacks[i], (long long)value);
+    }
+    for (size_t i = 0; i < t.count; i++)
+        free(stacks[i]);
+    free(stacks);
+    pk_call_tree_free(&t);
+    return 0;
+}
+
+/* ---- the command -------------------------------------------------------------------- */
+
+static int export_main(int argc, char **argv)
+{
+    pk_query q;
+    pk_query_init(&q, &pk_cmd_export);
+    pk_cli_parser p;
+    pk_cli_begin(&p, &pk_cmd_export, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    int format = EXPORT_CHROME, weight = -1;
+    const char *output = NULL;
+    const char *value;
+    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
+        switch (o) {
+        case PK_CLI_EXIT:
+            return p.status;
+        case PK_OPT_FORMAT: /* export's formats are its own */
+            format =
+                pk_cli_choice(&p, "--format", value, "format", formats, PK_CLI_ARRAY_SIZE(formats));
+            if (format < 0)
+                return PK_EXIT_USAGE;
+            break;
+        case OPT_WEIGHT:
+            weight =
+                pk_cli_choice(&p, "--weight", value, "weight", weights, PK_CLI_ARRAY_SIZE(weights));
+            if (weight < 0)
+                return PK_EXIT_USAGE;
+            break;
+        case OPT_OUTPUT:
+            output = value;
+            break;
+        default:
+            if (pk_query_option(&p, &q, o, value) != 0)
+                return PK_EXIT_USAGE;
+        }
+    }
+    if (weight >= 0 && format != EXPORT_FOLDED)
+        return pk_cli_usage(&p, "--weight applies to --format folded only");
+    int status = pk_query_open(&q, true);
+    if (status != 0)
+        return status;
+    if (output && !(q.out = fopen(output, "w"))) {
+        pk_cli_error("export", "cannot write '%s': %s", output, strerror(errno));
+        pk_query_close(&q);
+        return PK_EXIT_FAILURE;
+    }
+    switch (format) {
+    case EXPORT_CHROME:
+        status = export_chrome(&q);
+        break;
+    case EXPORT_FOLDED:
+        status = export_folded(&q, weight < 0 ? WEIGHT_TIME : weight);
+        break;
+    case EXPORT_CSV: {
+        pk_event_filter all = {0};
+        q.format = PK_FORMAT_CSV;
+        status = pk_events_print(&q, &all);
+        break;
+    }
+    }
+    if ((fflush(q.out) != 0 || ferror(q.out)) && status == 0)
+        status = pk_query_write_failed(&q, output ? output : "the output");
+    if (output) {
+        if (fclose(q.out) != 0 && status == 0)
+            status = pk_query_write_failed(&q, output);
+        if (status != 0)
+            unlink(output); /* no half-written export left behind */
+    }
+    pk_query_close(&q);
+    return status;
+}

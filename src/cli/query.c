@@ -1,0 +1,167 @@
+/*
+ * query.c — what the query commands share: the --db/--format/--run options,
+ * opening the database read-only through the store (which checks that it is
+ * a pikoc database this pikoc reads), and printing a statement's rows
+ * through the one formatter. Nothing here writes to the database.
+ */
+#include "cli.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pk_query_init(pk_query *q, const pk_cli_command *command)
+{
+    memset(q, 0, sizeof *q);
+    q->command = command;
+    q->path = "pikoc.db";
+    q->format = PK_FORMAT_TABLE;
+    q->out = stdout;
+}
+
+int pk_query_option(pk_cli_parser *p, pk_query *q, int option, const char *value)
+{
+    switch (option) {
+    case PK_CLI_OPERAND:
+        return pk_cli_usage(p, "unexpected argument '%s' (the database is --db FILE)", value);
+    case PK_OPT_DB:
+        q->path = value;
+        return 0;
+    case PK_OPT_RUN:
+        q->run_arg = value;
+        return 0;
+    case PK_OPT_FORMAT: {
+        int f = pk_cli_choice(p, "--format", value, "format", pk_format_names,
+                              PK_CLI_ARRAY_SIZE(pk_format_names));
+        if (f < 0)
+            return PK_EXIT_USAGE;
+        q->format = (pk_format)f;
+        return 0;
+    }
+    }
+    return 0;
+}
+
+int pk_query_open(pk_query *q, bool find_run)
+{
+    pk_error err;
+    if (pk_store_open_read(q->path, &q->db, &err) != 0) {
+        pk_cli_error(q->command->name, "%s", err.message);
+        return PK_EXIT_USAGE;
+    }
+    int status = 0;
+    if (pk_store_register_events(q->db) != SQLITE_OK) {
+        status = pk_query_fail(q);
+    } else if (find_run && pk_store_resolve_run(q->db, q->run_arg, &q->run_id, &err) != 0) {
+        pk_cli_error(q->command->name, "%s", err.message);
+        status = PK_EXIT_USAGE;
+    }
+    if (status != 0)
+        pk_query_close(q);
+    return status;
+}
+
+void pk_query_close(pk_query *q)
+{
+    sqlite3_close(q->db);
+    q->db = NULL;
+}
+
+/* A failing read is bad input: a corrupt page, a malformed event batch. */
+int pk_query_fail(pk_query *q)
+{
+    pk_error err;
+    pk_store_fail(&err, q->db, q->path);
+    pk_cli_error(q->command->name, "%s", err.message);
+    return PK_EXIT_USAGE;
+}
+
+sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        pk_query_fail(q);
+        return NULL;
+    }
+    return stmt;
+}
+
+int pk_query_write_failed(pk_query *q, const char *where)
+{
+    pk_cli_error(q->command->name, "cannot write %s: %s", where, strerror(errno ? errno : EIO));
+    return PK_EXIT_FAILURE;
+}
+
+void pk_table_value(pk_table *t, sqlite3_stmt *stmt, int i)
+{
+    switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_INTEGER:
+        pk_table_int(t, sqlite3_column_int64(stmt, i));
+        break;
+    case SQLITE_FLOAT:
+        pk_table_real(t, sqlite3_column_double(stmt, i));
+        break;
+    case SQLITE_NULL:
+        pk_table_null(t);
+        break;
+    case SQLITE_BLOB: {
+        /* Shown as SQLite writes a blob literal: x'0a1b...'. */
+        const unsigned char *bytes = sqlite3_column_blob(stmt, i);
+        int n = sqlite3_column_bytes(stmt, i);
+        char *hex = malloc((size_t)n * 2 + 4);
+        char *p = hex;
+        p += sprintf(p, "x'");
+        for (int b = 0; b < n; b++)
+            p += sprintf(p, "%02x", bytes[b]);
+        sprintf(p, "'");
+        pk_table_text(t, hex);
+        free(hex);
+        break;
+    }
+    default:
+        pk_table_text(t, (const char *)sqlite3_column_text(stmt, i));
+        break;
+    }
+}
+
+static pk_column_kind kind_of_value(sqlite3_stmt *stmt, int i)
+{
+    switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_INTEGER:
+        return PK_COLUMN_INTEGER;
+    case SQLITE_FLOAT:
+        return PK_COLUMN_REAL;
+    default:
+        return PK_COLUMN_TEXT;
+    }
+}
+
+int pk_query_print(pk_query *q, sqlite3_stmt *stmt, const pk_column *columns, size_t count)
+{
+    int rc = sqlite3_step(stmt);
+    pk_column *derived = NULL;
+    if (!columns) {
+        count = (size_t)sqlite3_column_count(stmt);
+        derived = calloc(count ? count : 1, sizeof *derived);
+        for (size_t i = 0; i < count; i++) {
+            derived[i].name = pk_xstrdup(sqlite3_column_name(stmt, (int)i));
+            derived[i].kind = rc == SQLITE_ROW ? kind_of_value(stmt, (int)i) : PK_COLUMN_TEXT;
+        }
+        columns = derived;
+    }
+    pk_table *t = pk_table_new(q->out, q->format, columns, count);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt))
+        for (size_t i = 0; i < count; i++)
+            pk_table_value(t, stmt, (int)i);
+    int status = PK_EXIT_OK;
+    if (rc != SQLITE_DONE)
+        status = pk_query_fail(q);
+    if (pk_table_finish(t) != 0 && status == PK_EXIT_OK)
+        status = pk_query_write_failed(q, "the output");
+    sqlite3_finalize(stmt);
+    for (size_t i = 0; derived && i < count; i++)
+        free((char *)derived[i].name);
+    free(derived);
+    return status;
+}

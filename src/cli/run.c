@@ -1,0 +1,598 @@
+/*
+ * run.c — `pikoc run`: a thin launcher over the PIKOC_* variables. Every
+ * option is checked before the program starts (nothing is created then);
+ * libpikoc-preload.so goes into LD_PRELOAD so an instrumented program is
+ * traced without relinking; pikoc exits with the program's status.
+ */
+#include "cli.h"
+#include "internal.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PK_PRELOAD_PATH
+#error "PK_PRELOAD_PATH must name the installed libpikoc-preload.so"
+#endif
+
+#define PRELOAD_NAME "libpikoc-preload.so"
+#define DEFAULT_RECORD "sqlite:pikoc.db"
+#define MAX_RECORDS 16
+
+static const char help[] =
+    "usage: pikoc run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+    "\n"
+    "Runs PROGRAM with libpikoc-preload.so in LD_PRELOAD, so a dynamically linked\n"
+    "program built with -finstrument-functions (and -g, for file and line) is\n"
+    "recorded with no relinking. A program already linked with libpikoc is run with\n"
+    "the PIKOC_* variables only.\n"
+    "\n"
+    "options:\n"
+    "  --monitor NAME       function or function-memory (default: function-memory)\n"
+    "  --record SPEC        where records go; repeatable (default: " DEFAULT_RECORD ",\n"
+    "                       a new run appended each time). Kinds: sqlite:PATH,\n"
+    "                       csv:PATH, text:PATH, stdout, stderr\n"
+    "  --focus NAMES        record only inside these functions (names or globs, ','-separated)\n"
+    "  --include GLOBS      record only functions matching these globs\n"
+    "  --exclude GLOBS      leave out functions matching these globs\n"
+    "  --max-depth N        deepest call recorded (0: the outermost calls only)\n"
+    "  --min-duration TIME  leave out calls shorter than TIME (500ns, 2us, 1.5ms, 1s)\n"
+    "  -q, --quiet          no summary at the end\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "The exit status is PROGRAM's (128+N when a signal N killed it; the run is then\n"
+    "marked killed or crashed in the database), 127 when PROGRAM cannot be started,\n"
+    "2 for a bad option or a statically linked PROGRAM (LD_PRELOAD cannot reach it).\n"
+    "PIKOC_FILTER, PIKOC_RING_EVENTS and PIKOC_CLOCK pass through to the program;\n"
+    "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
+    "\n"
+    "example:\n"
+    "  cc -g -finstrument-functions app.c -o app\n"
+    "  pikoc run -- ./app input.txt && pikoc top\n";
+
+static int run_main(int argc, char **argv);
+
+const pk_cli_command pk_cmd_run = {
+    .name = "run",
+    .summary = "run a program built with -finstrument-functions and record it",
+    .help = help,
+    .main = run_main,
+};
+
+enum {
+    OPT_MONITOR,
+    OPT_RECORD,
+    OPT_FOCUS,
+    OPT_INCLUDE,
+    OPT_EXCLUDE,
+    OPT_MAX_DEPTH,
+    OPT_MIN_DURATION,
+    OPT_QUIET,
+};
+
+static const pk_cli_option options[] = {
+    [OPT_MONITOR] = {"monitor", 0, "NAME"},
+    [OPT_RECORD] = {"record", 0, "SPEC"},
+    [OPT_FOCUS] = {"focus", 0, "NAMES"},
+    [OPT_INCLUDE] = {"include", 0, "GLOBS"},
+    [OPT_EXCLUDE] = {"exclude", 0, "GLOBS"},
+    [OPT_MAX_DEPTH] = {"max-depth", 0, "N"},
+    [OPT_MIN_DURATION] = {"min-duration", 0, "TIME"},
+    [OPT_QUIET] = {"quiet", 'q', NULL},
+};
+
+/* What the command line asks for, checked, as PIKOC_* values. */
+typedef struct run_config {
+    const char *monitor;
+    const char *records[MAX_RECORDS];
+    size_t record_count;
+    const char *focus;
+    const char *include;
+    const char *exclude;
+    const char *max_depth;
+    const char *min_duration;
+    bool quiet;
+    char **program; /* PROGRAM ARGS..., NULL-terminated */
+} run_config;
+
+/* ---- checking the options (nothing is created) -------------------------------- */
+
+static int check_monitor(pk_cli_parser *p, const char *name)
+{
+    if (pk_monitor_find(name))
+        return 0;
+    char known[256];
+    pk_monitor_known(known, sizeof known);
+    return pk_cli_usage(p, "--monitor '%s': unknown monitor (known: %s)", name, known);
+}
+
+/* The spec's syntax, kind and options, without opening anything (no file is created). */
+static int check_record(pk_cli_parser *p, const char *spec)
+{
+    pk_error err;
+    if (strchr(spec, ';'))
+        return pk_cli_usage(p,
+                            "--record '%s': one spec per --record (';' separates specs only "
+                            "in PIKOC_RECORD)",
+                            spec);
+    if (pk_recorder_check_spec(spec, &err) != 0)
+        return pk_cli_usage(p, "--record: %s", err.message);
+    return 0;
+}
+
+/* Globs are checked by building the filter they become, which has no side effects. */
+static int check_filter(pk_cli_parser *p, const char *option, const char *kind, const char *arg)
+{
+    char spec[4096];
+    snprintf(spec, sizeof spec, "%s:%s", kind, arg);
+    pk_error err;
+    pk_filter *f = pk_filter_open(spec, &err);
+    if (!f)
+        return pk_cli_usage(p, "%s '%s': %s", option, arg, err.message);
+    pk_filter_free(f);
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, run_config *cfg, int *status)
+{
+    pk_cli_parser p;
+    pk_cli_begin(&p, &pk_cmd_run, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    p.stop_at_operand = true;
+    cfg->monitor = "function-memory";
+    const char *value;
+    uint64_t number;
+    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
+        int bad = 0;
+        switch (o) {
+        case PK_CLI_EXIT:
+            *status = p.status;
+            return -1;
+        case OPT_MONITOR:
+            bad = check_monitor(&p, value);
+            cfg->monitor = value;
+            break;
+        case OPT_RECORD:
+            if (cfg->record_count == MAX_RECORDS)
+                bad = pk_cli_usage(&p, "--record: at most %d recorders", MAX_RECORDS);
+            else if ((bad = check_record(&p, value)) == 0)
+                cfg->records[cfg->record_count++] = value;
+            break;
+        case OPT_FOCUS:
+            cfg->focus = value;
+            break;
+        case OPT_INCLUDE:
+            bad = check_filter(&p, "--include", "include", value);
+            cfg->include = value;
+            break;
+        case OPT_EXCLUDE:
+            bad = check_filter(&p, "--exclude", "exclude", value);
+            cfg->exclude = value;
+            break;
+        case OPT_MAX_DEPTH:
+            bad = pk_cli_uint(&p, "--max-depth", value, &number) ? PK_EXIT_USAGE : 0;
+            cfg->max_depth = value;
+            break;
+        case OPT_MIN_DURATION:
+            bad = pk_cli_duration(&p, "--min-duration", value, &number) ? PK_EXIT_USAGE : 0;
+            cfg->min_duration = value;
+            break;
+        case OPT_QUIET:
+            cfg->quiet = true;
+            break;
+        }
+        if (bad) {
+            *status = PK_EXIT_USAGE;
+            return -1;
+        }
+    }
+    if (p.next >= argc) {
+        *status = pk_cli_usage(&p, "no program to run (usage: pikoc run [OPTIONS] -- PROGRAM "
+                                   "[ARGS...])");
+        return -1;
+    }
+    if (cfg->record_count == 0)
+        cfg->records[cfg->record_count++] = DEFAULT_RECORD;
+    cfg->program = argv + p.next;
+    return 0;
+}
+
+/* ---- the program ------------------------------------------------------------------- */
+
+/* What execvp would run: NAME itself when it holds a '/', else the first hit on PATH. */
+static int find_program(const char *name, char *path, size_t size)
+{
+    if (strchr(name, '/')) {
+        snprintf(path, size, "%s", name);
+        return access(path, X_OK) == 0 ? 0 : errno;
+    }
+    const char *search = getenv("PATH");
+    if (!search || !*search)
+        search = "/bin:/usr/bin";
+    int found_error = ENOENT;
+    for (const char *dir = search; dir; dir = strchr(dir, ':') ? strchr(dir, ':') + 1 : NULL) {
+        size_t length = strcspn(dir, ":");
+        snprintf(path, size, "%.*s%s%s", (int)length, dir, length ? "/" : "", name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (access(path, X_OK) == 0)
+            return 0;
+        found_error = EACCES;
+    }
+    return found_error;
+}
+
+/* What the ELF file says about how it is loaded. */
+typedef struct elf_facts {
+    bool elf;            /* an ELF file (a script is not) */
+    bool interpreter;    /* PT_INTERP: the dynamic loader runs it */
+    char needed[32][64]; /* DT_NEEDED sonames */
+    size_t needed_count;
+} elf_facts;
+
+static int read_elf(const char *path, elf_facts *facts)
+{
+    memset(facts, 0, sizeof *facts);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    elf_version(EV_CURRENT);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    if (elf && elf_kind(elf) == ELF_K_ELF) {
+        facts->elf = true;
+        size_t phnum = 0;
+        elf_getphdrnum(elf, &phnum);
+        for (size_t i = 0; i < phnum; i++) {
+            GElf_Phdr phdr;
+            if (gelf_getphdr(elf, (int)i, &phdr) && phdr.p_type == PT_INTERP)
+                facts->interpreter = true;
+        }
+        for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn));) {
+            GElf_Shdr shdr;
+            if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_DYNAMIC)
+                continue;
+            Elf_Data *data = elf_getdata(scn, NULL);
+            for (size_t i = 0; data && shdr.sh_entsize && i < shdr.sh_size / shdr.sh_entsize; i++) {
+                GElf_Dyn dyn;
+                if (!gelf_getdyn(data, (int)i, &dyn) || dyn.d_tag != DT_NEEDED)
+                    continue;
+                const char *name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
+                if (name && facts->needed_count < PK_CLI_ARRAY_SIZE(facts->needed))
+                    snprintf(facts->needed[facts->needed_count++], sizeof facts->needed[0], "%s",
+                             name);
+            }
+        }
+    }
+    elf_end(elf);
+    close(fd);
+    return 0;
+}
+
+static bool needs_library(const elf_facts *facts, const char *prefix)
+{
+    for (size_t i = 0; i < facts->needed_count; i++)
+        if (strncmp(facts->needed[i], prefix, strlen(prefix)) == 0)
+            return true;
+    return false;
+}
+
+/* ---- the preload library --------------------------------------------------------------- */
+
+static bool readable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+/*
+ * PIKOC_PRELOAD when set; else beside this binary in a build tree (libtool
+ * keeps the library in .libs/); else where `make install` put it.
+ */
+static int find_preload(char *path, size_t size)
+{
+    const char *override = getenv("PIKOC_PRELOAD");
+    if (override && *override) {
+        snprintf(path, size, "%s", override);
+        if (readable_file(path))
+            return 0;
+        pk_cli_error("run", "PIKOC_PRELOAD '%s': %s", override, strerror(errno ? errno : ENOENT));
+        return -1;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        *slash = '\0';
+        static const char *const beside[] = {"/.libs/" PRELOAD_NAME, "/" PRELOAD_NAME};
+        for (size_t i = 0; i < PK_CLI_ARRAY_SIZE(beside); i++) {
+            snprintf(path, size, "%s%s", self, beside[i]);
+            if (readable_file(path))
+                return 0;
+        }
+    }
+    snprintf(path, size, "%s", PK_PRELOAD_PATH);
+    if (readable_file(path))
+        return 0;
+    pk_cli_error("run", "cannot find %s (looked beside %s and in %s; PIKOC_PRELOAD names another)",
+                 PRELOAD_NAME, n > 0 ? self : "pikoc", PK_PRELOAD_PATH);
+    return -1;
+}
+
+/*
+ * LD_PRELOAD for the program: a sanitizer runtime the preload library needs
+ * must come first; then what the user preloads; then ours; then the
+ * allocator it was built with, preloaded so that it IS the allocator (its
+ * per-thread counters give the allocation numbers).
+ */
+static char *preload_list(const char *preload)
+{
+    elf_facts facts;
+    read_elf(preload, &facts);
+    const char *user = getenv("LD_PRELOAD");
+    size_t size = strlen(preload) + (user ? strlen(user) : 0) + 8;
+    for (size_t i = 0; i < facts.needed_count; i++)
+        size += strlen(facts.needed[i]) + 1;
+    char *list = pk_xcalloc(size, 1);
+    for (size_t i = 0; i < facts.needed_count; i++)
+        if (strncmp(facts.needed[i], "libasan.", 8) == 0)
+            strcat(strcat(list, facts.needed[i]), " ");
+    if (user && *user)
+        strcat(strcat(list, user), " ");
+    strcat(list, preload);
+    for (size_t i = 0; i < facts.needed_count; i++)
+        if (strncmp(facts.needed[i], "libjemalloc.", 12) == 0)
+            strcat(strcat(list, " "), facts.needed[i]);
+    return list;
+}
+
+/* ---- the environment the program runs in --------------------------------------------- */
+
+static void set_or_unset(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
+/* In the child, before exec. */
+static void set_environment(const run_config *cfg, const char *preload)
+{
+    size_t size = 1;
+    for (size_t i = 0; i < cfg->record_count; i++)
+        size += strlen(cfg->records[i]) + 1;
+    char *record = pk_xcalloc(size, 1);
+    for (size_t i = 0; i < cfg->record_count; i++)
+        strcat(strcat(record, i ? ";" : ""), cfg->records[i]);
+    setenv("PIKOC_RECORD", record, 1);
+    setenv("PIKOC_MONITOR", cfg->monitor, 1);
+    set_or_unset("PIKOC_FOCUS", cfg->focus);
+    set_or_unset("PIKOC_INCLUDE", cfg->include);
+    set_or_unset("PIKOC_EXCLUDE", cfg->exclude);
+    set_or_unset("PIKOC_MAX_DEPTH", cfg->max_depth);
+    set_or_unset("PIKOC_MIN_DURATION", cfg->min_duration);
+    if (preload)
+        setenv("LD_PRELOAD", preload, 1);
+}
+
+/* ---- running it ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t child_pid;
+
+/* A termination request for pikoc is passed on: the program decides how to end. */
+static void forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill((pid_t)child_pid, sig);
+}
+
+/*
+ * Starts the program and waits for it. Returns its wait status, or -1 when
+ * it could not be started (the error is then in *exec_error).
+ */
+static int start_and_wait(const run_config *cfg, const char *path, const char *preload,
+                          pid_t *pid_out, int *exec_error)
+{
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        *exec_error = errno;
+        return -1;
+    }
+    /* The terminal's ^C and ^\ reach the program too: pikoc outlives it to report. */
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, forward = {.sa_handler = forward_signal};
+    struct sigaction old_int, old_quit, old_term, old_hup;
+    sigaction(SIGINT, &ignore, &old_int);
+    sigaction(SIGQUIT, &ignore, &old_quit);
+    sigaction(SIGTERM, &forward, &old_term);
+    sigaction(SIGHUP, &forward, &old_hup);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGHUP, &old_hup, NULL);
+        close(report[0]);
+        set_environment(cfg, preload);
+        execv(path, cfg->program);
+        int e = errno;
+        ssize_t w = write(report[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    close(report[1]);
+    if (pid < 0) {
+        *exec_error = errno;
+        close(report[0]);
+        return -1;
+    }
+    child_pid = pid;
+    *pid_out = pid;
+    int e = 0;
+    ssize_t got;
+    do
+        got = read(report[0], &e, sizeof e);
+    while (got < 0 && errno == EINTR);
+    close(report[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    child_pid = 0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    if (got == (ssize_t)sizeof e) {
+        *exec_error = e;
+        return -1;
+    }
+    return status;
+}
+
+/* ---- the end: mark the run, say where it went ------------------------------------------ */
+
+/* Killed from outside, or a signal the program raised itself (docs/schema.md, runs.status). */
+static const char *status_for_signal(int sig)
+{
+    return sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGHUP ? "killed"
+                                                                              : "crashed";
+}
+
+/*
+ * Marks the program's run in each sqlite database (a run still "running"
+ * after its program ended becomes killed, crashed or incomplete) and prints
+ * the summary: run id, events, calls, where they went, what to try next.
+ */
+static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, int wait_status)
+{
+    int sig = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : -1;
+    int exit_status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+    const char *status = sig > 0 ? status_for_signal(sig) : "incomplete";
+    bool shown_next = false;
+    for (size_t i = 0; i < cfg->record_count; i++) {
+        pk_spec spec;
+        pk_error err;
+        if (pk_spec_split("recorder spec", cfg->records[i], &spec, &err) != 0 ||
+            strcmp(spec.kind, "sqlite") != 0) {
+            if (!cfg->quiet)
+                fprintf(stderr, "pikoc run: records -> %s\n", cfg->records[i]);
+            continue;
+        }
+        int64_t run_id = 0;
+        if (pk_store_mark_run(spec.arg, (int)pid, started_ns, status, sig, exit_status, &run_id,
+                              &err) != 0) {
+            pk_cli_error("run", "nothing recorded: %s", err.message);
+            continue;
+        }
+        if (cfg->quiet)
+            continue;
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = NULL;
+        if (pk_store_open_read(spec.arg, &db, &err) != 0 ||
+            sqlite3_prepare_v2(db,
+                               "SELECT status, events, calls, signal,"
+                               " id = (SELECT max(id) FROM runs) FROM runs WHERE id = ?",
+                               -1, &stmt, NULL) != SQLITE_OK) {
+            pk_cli_error("run", "run %lld in %s: %s", (long long)run_id, spec.arg,
+                         db ? sqlite3_errmsg(db) : err.message);
+            sqlite3_close(db);
+            continue;
+        }
+        sqlite3_bind_int64(stmt, 1, run_id);
+        if (sqlite3_step(stmt) == SQLITE_ROW) {
+            const char *run_status = (const char *)sqlite3_column_text(stmt, 0);
+            long long calls = sqlite3_column_int64(stmt, 2);
+            char how[64] = "";
+            if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
+                const char *abbrev = sigabbrev_np(sqlite3_column_int(stmt, 3));
+                snprintf(how, sizeof how, " (SIG%s)", abbrev ? abbrev : "?");
+            }
+            fprintf(stderr, "pikoc run: run %lld %s%s: %lld events, %lld calls -> %s\n",
+                    (long long)run_id, run_status, how, sqlite3_column_int64(stmt, 1), calls,
+                    cfg->records[i]);
+            if (calls == 0 && strcmp(run_status, "complete") == 0)
+                fprintf(stderr, "pikoc run: no calls were recorded: is the program built with "
+                                "-finstrument-functions?\n");
+            else if (!shown_next) {
+                char where[PATH_MAX + 64] = "";
+                if (strcmp(spec.arg, "pikoc.db") != 0)
+                    snprintf(where, sizeof where, " --db %s", spec.arg);
+                char which[32] = "";
+                if (sqlite3_column_int(stmt, 4) == 0)
+                    snprintf(which, sizeof which, " --run %lld", (long long)run_id);
+                fprintf(stderr, "pikoc run: next: pikoc top%s%s (also: tree, events, spikes)\n",
+                        where, which);
+                shown_next = true;
+            }
+        }
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+}
+
+static int64_t wall_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int run_main(int argc, char **argv)
+{
+    run_config cfg = {0};
+    int status = 0;
+    if (parse_options(argc, argv, &cfg, &status) != 0)
+        return status;
+
+    const char *name = cfg.program[0];
+    char path[PATH_MAX];
+    int error = find_program(name, path, sizeof path);
+    if (error) {
+        pk_cli_error("run", "cannot run '%s': %s", name, strerror(error));
+        return 127;
+    }
+    elf_facts facts;
+    if (read_elf(path, &facts) != 0) {
+        pk_cli_error("run", "cannot run '%s': %s", name, strerror(errno));
+        return 127;
+    }
+    if (facts.elf && !facts.interpreter) {
+        pk_cli_error("run",
+                     "'%s' is statically linked: LD_PRELOAD cannot reach it (link it "
+                     "dynamically)",
+                     name);
+        return PK_EXIT_USAGE;
+    }
+    /* A program linked with libpikoc records by itself: a second copy would compete. */
+    char *preload = NULL;
+    if (!needs_library(&facts, "libpikoc.so")) {
+        char library[PATH_MAX];
+        if (find_preload(library, sizeof library) != 0)
+            return PK_EXIT_FAILURE;
+        preload = preload_list(library);
+    }
+
+    pid_t pid = 0;
+    int exec_error = 0;
+    int64_t started_ns = wall_clock_ns(); /* the program's run starts after this */
+    int wait_status = start_and_wait(&cfg, path, preload, &pid, &exec_error);
+    free(preload);
+    if (wait_status < 0) {
+        pk_cli_error("run", "cannot run '%s': %s", name, strerror(exec_error));
+        return 127;
+    }
+    finish_runs(&cfg, pid, started_ns, wait_status);
+    if (WIFSIGNALED(wait_status))
+        return 128 + WTERMSIG(wait_status);
+    return WEXITSTATUS(wait_status);
+}

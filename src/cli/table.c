@@ -1,0 +1,311 @@
+/*
+ * table.c — the one output formatter of every pikoc command: an aligned
+ * table for terminals (header, rule, numbers right-aligned, times and sizes
+ * in readable units), RFC 4180 CSV, or a JSON array of objects whose field
+ * names are the column names. CSV and JSON carry exact integers.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const pk_format_names[3] = {"table", "csv", "json"};
+
+/* A table holds this many rows to size its columns, then streams. */
+#define SIZING_ROWS 1000
+
+struct pk_table {
+    FILE *out;
+    pk_format format;
+    const pk_column *columns;
+    size_t count;
+    size_t column; /* the next cell's column */
+    uint64_t rows; /* rows finished */
+    /* table format only */
+    char **cells; /* held rows, count cells each */
+    size_t held;  /* rows held */
+    size_t *widths;
+    bool streaming; /* widths fixed: rows are printed as they end */
+};
+
+static bool right_aligned(pk_column_kind kind)
+{
+    return kind != PK_COLUMN_TEXT;
+}
+
+/* A table's header drops the unit the cells already show: "total_ns" -> "total". */
+static size_t header_length(const pk_column *c)
+{
+    size_t n = strlen(c->name);
+    const char *suffix = c->kind == PK_COLUMN_NS      ? "_ns"
+                         : c->kind == PK_COLUMN_BYTES ? "_bytes"
+                                                      : "";
+    size_t s = strlen(suffix);
+    if (s && n > s && strcmp(c->name + n - s, suffix) == 0)
+        return n - s;
+    return n;
+}
+
+/* ---- CSV and JSON: one cell at a time ------------------------------------------ */
+
+static void csv_cell(pk_table *t, const char *text)
+{
+    if (t->column > 0)
+        fputc(',', t->out);
+    if (strpbrk(text, ",\"\r\n") == NULL) {
+        fputs(text, t->out);
+        return;
+    }
+    fputc('"', t->out);
+    for (const char *p = text; *p; p++) {
+        if (*p == '"')
+            fputc('"', t->out);
+        fputc(*p, t->out);
+    }
+    fputc('"', t->out);
+}
+
+static void json_string(FILE *out, const char *text)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        switch (*p) {
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
+        default:
+            if (*p < 0x20)
+                fprintf(out, "\\u%04x", *p);
+            else
+                fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+/* raw: the cell's JSON text as is (a number, null) rather than a string. */
+static void json_cell(pk_table *t, const char *text, bool raw)
+{
+    if (t->column == 0)
+        fputs(t->rows ? ",\n  {" : "[\n  {", t->out);
+    else
+        fputs(", ", t->out);
+    json_string(t->out, t->columns[t->column].name);
+    fputs(": ", t->out);
+    if (raw)
+        fputs(text, t->out);
+    else
+        json_string(t->out, text);
+    if (t->column + 1 == t->count)
+        fputc('}', t->out);
+}
+
+/* ---- the aligned table ---------------------------------------------------------- */
+
+static void print_padded(pk_table *t, size_t column, const char *text, size_t length)
+{
+    size_t width = t->widths[column];
+    size_t pad = width > length ? width - length : 0;
+    bool last = column + 1 == t->count;
+    if (column > 0)
+        fputs("  ", t->out);
+    if (right_aligned(t->columns[column].kind))
+        fprintf(t->out, "%*s%.*s", (int)pad, "", (int)length, text);
+    else
+        fprintf(t->out, "%.*s%*s", (int)length, text, last ? 0 : (int)pad, "");
+}
+
+static void print_row(pk_table *t, char **cells)
+{
+    for (size_t i = 0; i < t->count; i++)
+        print_padded(t, i, cells[i], strlen(cells[i]));
+    fputc('\n', t->out);
+}
+
+/* Fixes the widths from the held rows, prints the header, the rule and the rows. */
+static void start_streaming(pk_table *t)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        size_t w = header_length(&t->columns[i]);
+        for (size_t r = 0; r < t->held; r++) {
+            size_t n = strlen(t->cells[r * t->count + i]);
+            if (n > w)
+                w = n;
+        }
+        t->widths[i] = w;
+        total += w + (i ? 2 : 0);
+    }
+    for (size_t i = 0; i < t->count; i++)
+        print_padded(t, i, t->columns[i].name, header_length(&t->columns[i]));
+    fputc('\n', t->out);
+    for (size_t i = 0; i < total; i++)
+        fputc('-', t->out);
+    fputc('\n', t->out);
+    for (size_t r = 0; r < t->held; r++)
+        print_row(t, &t->cells[r * t->count]);
+    for (size_t i = 0; i < t->held * t->count; i++)
+        free(t->cells[i]);
+    t->held = 0;
+    t->streaming = true;
+}
+
+static void table_cell(pk_table *t, const char *text)
+{
+    t->cells[t->held * t->count + t->column] = pk_xstrdup(text);
+    if (t->column + 1 < t->count)
+        return;
+    if (t->streaming) {
+        print_row(t, &t->cells[0]);
+        for (size_t i = 0; i < t->count; i++)
+            free(t->cells[i]);
+        return;
+    }
+    if (++t->held == SIZING_ROWS)
+        start_streaming(t);
+}
+
+/* ---- cells ------------------------------------------------------------------------- */
+
+static void cell(pk_table *t, const char *table_text, const char *exact_text, bool json_raw)
+{
+    switch (t->format) {
+    case PK_FORMAT_TABLE:
+        table_cell(t, table_text);
+        break;
+    case PK_FORMAT_CSV:
+        csv_cell(t, exact_text);
+        break;
+    case PK_FORMAT_JSON:
+        json_cell(t, exact_text, json_raw);
+        break;
+    }
+    if (++t->column == t->count) {
+        t->column = 0;
+        t->rows++;
+        if (t->format == PK_FORMAT_CSV)
+            fputs("\r\n", t->out);
+    }
+}
+
+pk_table *pk_table_new(FILE *out, pk_format format, const pk_column *columns, size_t count)
+{
+    pk_table *t = pk_xcalloc(1, sizeof *t);
+    t->out = out;
+    t->format = format;
+    t->columns = columns;
+    t->count = count;
+    if (format == PK_FORMAT_TABLE) {
+        t->cells = pk_xcalloc(SIZING_ROWS * count, sizeof *t->cells);
+        t->widths = pk_xcalloc(count, sizeof *t->widths);
+    } else if (format == PK_FORMAT_CSV) {
+        for (size_t i = 0; i < count; i++) {
+            t->column = i;
+            csv_cell(t, columns[i].name);
+        }
+        t->column = 0;
+        fputs("\r\n", out);
+    }
+    return t;
+}
+
+void pk_table_text(pk_table *t, const char *text)
+{
+    cell(t, text, text, false);
+}
+
+/* 1234 ns, 12.35 us, 1.25 ms, 3.10 s */
+static void readable_ns(int64_t ns, char *buf, size_t size)
+{
+    double v = fabs((double)ns);
+    const char *sign = ns < 0 ? "-" : "";
+    if (v < 1e3)
+        snprintf(buf, size, "%" PRId64 " ns", ns);
+    else if (v < 1e6)
+        snprintf(buf, size, "%s%.2f us", sign, v / 1e3);
+    else if (v < 1e9)
+        snprintf(buf, size, "%s%.2f ms", sign, v / 1e6);
+    else
+        snprintf(buf, size, "%s%.2f s", sign, v / 1e9);
+}
+
+/* 512 B, 12.0 KiB, 3.5 MiB, 1.2 GiB */
+static void readable_bytes(int64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    double v = fabs((double)bytes);
+    const char *sign = bytes < 0 ? "-" : "";
+    if (v < 1024) {
+        snprintf(buf, size, "%" PRId64 " B", bytes);
+        return;
+    }
+    size_t u = 0;
+    v /= 1024;
+    while (v >= 1024 && u + 1 < PK_CLI_ARRAY_SIZE(units)) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, "%s%.1f %s", sign, v, units[u]);
+}
+
+void pk_table_int(pk_table *t, int64_t value)
+{
+    char exact[32], readable[32];
+    snprintf(exact, sizeof exact, "%" PRId64, value);
+    const char *shown = exact;
+    if (t->format == PK_FORMAT_TABLE) {
+        if (t->columns[t->column].kind == PK_COLUMN_NS) {
+            readable_ns(value, readable, sizeof readable);
+            shown = readable;
+        } else if (t->columns[t->column].kind == PK_COLUMN_BYTES) {
+            readable_bytes(value, readable, sizeof readable);
+            shown = readable;
+        }
+    }
+    cell(t, shown, exact, true);
+}
+
+void pk_table_real(pk_table *t, double value)
+{
+    if (!isfinite(value)) {
+        pk_table_null(t);
+        return;
+    }
+    char exact[32], readable[32];
+    snprintf(exact, sizeof exact, "%.10g", value);
+    snprintf(readable, sizeof readable, "%.2f", value);
+    cell(t, readable, exact, true);
+}
+
+void pk_table_null(pk_table *t)
+{
+    cell(t, "-", t->format == PK_FORMAT_JSON ? "null" : "", true);
+}
+
+int pk_table_finish(pk_table *t)
+{
+    if (t->format == PK_FORMAT_TABLE && !t->streaming)
+        start_streaming(t);
+    if (t->format == PK_FORMAT_JSON)
+        fputs(t->rows ? "\n]\n" : "[]\n", t->out);
+    int rc = (fflush(t->out) != 0 || ferror(t->out)) ? -1 : 0;
+    free(t->cells);
+    free(t->widths);
+    free(t);
+    return rc;
+}

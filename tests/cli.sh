@@ -1,0 +1,421 @@
+#!/bin/sh
+# cli.sh — the pikoc command end to end: `pikoc run` on instrumented programs
+# that are not linked with libpikoc, then every query command against exact
+# calls and sequences, the sqlite3 shell's own SELECTs, an independent
+# decoder of the event batches (docs/schema.md) and python3's JSON parser;
+# exit statuses; bad input (one line, status 2, the database unchanged).
+set -u
+
+builddir=$(cd "${top_builddir:-.}" && pwd)
+srcdir=$(cd "${top_srcdir:-.}" && pwd)
+expected="$srcdir/tests/expected"
+pikoc="$builddir/pikoc"
+work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-cli.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+cd "$work" || exit 1
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
+check_equal() { # name got expected
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
+}
+check_same() { # name file-got file-expected
+    if diff -u "$3" "$2" >"$work/diff"; then ok "$1"; else not_ok "$1" && cat "$work/diff"; fi
+}
+
+# pk ARGS...: runs pikoc in $work; stdout in out, stderr in err, status in $status.
+pk() {
+    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
+    status=$?
+}
+prog() { echo "$builddir/tests/cli_$1"; }
+# The CSV output without its CR line ends, without the header.
+rows() { tr -d '\r' <"$work/out" | tail -n +2; }
+sanitizers=${PK_SANITIZERS:-no}
+for tool in sqlite3 python3; do
+    command -v $tool >/dev/null || not_ok "$tool is not installed (scripts/deps.sh installs it)"
+done
+
+# --- the command itself ------------------------------------------------------------
+pk --version
+check_equal "--version" "$status $(cat out)" "0 pikoc 0.1.0"
+pk --help
+check_equal "--help lists every command" "$status $(awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s ", $1 }' out)" \
+    "0 run runs top tree events spikes diff export sql "
+for cmd in run runs top tree events spikes diff export sql; do
+    pk "$cmd" --help
+    check_equal "pikoc $cmd --help" "$status $(head -1 out | cut -d' ' -f1-3)" "0 usage: pikoc $cmd"
+    cp out help.txt
+    pk help "$cmd"
+    if cmp -s out help.txt; then ok "pikoc help $cmd"; else not_ok "pikoc help $cmd"; fi
+done
+pk frobnicate
+check_equal "unknown command" "$status $(cat err)" "2 pikoc: unknown command 'frobnicate' (see pikoc --help)"
+
+# --- pikoc run: nested.c's fixed call graph, into ./pikoc.db by default ------------------
+pk run -- "$(prog nested)"
+check_equal "run: the program's status and output" "$status $(cat out)" "0 total 6"
+check_equal "run: summary" "$(grep '^pikoc run:' err)" "pikoc run: run 1 complete: 18 events, 9 calls -> sqlite:pikoc.db
+pikoc run: next: pikoc top (also: tree, events, spikes)"
+check_equal "run: default database in the current directory" "$(ls pikoc.db)" "pikoc.db"
+
+pk events --format csv
+tr -d '\r' <out | awk -F, 'NR > 1 { print $2, $3, $4 }' >sequence.txt
+check_same "events: the exact sequence (type function depth)" sequence.txt "$expected/nested.txt"
+check_equal "events: header" "$(head -1 out | tr -d '\r')" \
+    "index,type,function,depth,thread,time_ns,duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta,caller,caller_line,caller_file,line,file"
+pk events --function b --type call --format csv
+check_equal "events --function b --type call" "$(rows | cut -d, -f2,3 | sort | uniq -c | tr -s ' ')" " 4 call,b"
+pk events --function '[ac]' --type return --format csv
+check_equal "events --function glob (c returns inside a)" "$(rows | cut -d, -f3 | tr '\n' ' ')" "c a c a "
+thread=$(rows | head -1 | cut -d, -f5)
+pk events --thread "$thread" --format csv
+check_equal "events --thread (the main thread)" "$(rows | wc -l)" 18
+pk events --thread 1 --format json
+check_equal "events --thread with no events" "$status $(cat out)" "0 []"
+pk events --limit 2 --format csv
+check_equal "events --limit" "$(rows | cut -d, -f2,3 | tr '\n' ' ')" "call,main call,a "
+
+pk top --by calls --format csv
+check_equal "top --by calls" "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "b,4 a,2 c,2 main,1 "
+pk top --by calls --limit 2 --format csv
+check_equal "top --limit" "$(rows | cut -d, -f1 | tr '\n' ' ')" "b a "
+pk top --format json
+python3 - out <<'EOF' >check.txt
+import json, sys
+rows = json.load(open(sys.argv[1]))
+need = ["function", "file", "line", "calls", "total_ns", "self_ns", "alloc_bytes", "free_bytes"]
+print(all(all(k in r for k in need) for r in rows),
+      sorted((r["function"], r["calls"], r["file"].endswith("nested.c"), r["line"]) for r in rows))
+EOF
+check_equal "top --format json: fields and values" "$(cat check.txt)" \
+    "True [('a', 2, True, 14), ('b', 4, True, 4), ('c', 2, True, 9), ('main', 1, True, 19)]"
+pk top --by total --format csv
+check_equal "top --by total: main first" "$(rows | head -1 | cut -d, -f1)" main
+pk top
+check_equal "top: an aligned table (header, rule, times with their unit)" \
+    "$(awk 'NR == 1 { $1 = $1; print } NR == 2 { print ($0 ~ /^-+$/) }
+        NR == 3 { print $1, ($4 ~ /^(ns|us|ms|s)$/) }' out)" \
+    "function calls total self min max alloc free rss_growth file line
+1
+main 1"
+
+# The same aggregates through the sqlite3 shell, and the same events decoded
+# independently from the documented batch encoding.
+pk top --by calls --limit 0 --format csv
+rows | cut -d, -f1,2,3,4 | sort >ours.txt
+sqlite3 -csv pikoc.db "SELECT s.function, f.calls, f.total_ns, f.self_ns FROM functions f
+    JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.run_id = 1" | tr -d '\r' | sort >theirs.txt
+check_same "top agrees with sqlite3's SELECT on functions" ours.txt theirs.txt
+
+cat >decode.py <<'EOF'
+# decode.py DB RUN: the run's events decoded from event_batches as
+# docs/schema.md describes them: "index,type,function,depth,thread,time_ns,duration_ns".
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+run = int(sys.argv[2])
+names = dict(db.execute("SELECT id, function FROM symbols WHERE run_id = ?", (run,)))
+MASK = (1 << 64) - 1
+RETURN, MEMORY, ALLOC, SAME_THREAD, NEXT_INDEX, SAME_MEMORY, SAME_ALLOC, NO_DELTAS = (1 << b for b in range(8))
+for (blob, count) in db.execute("SELECT data, count FROM event_batches WHERE run_id = ? ORDER BY id", (run,)):
+    assert blob[0] == 1, "encoding version"
+    pos = 1
+    def uvarint():
+        global pos
+        shift = value = 0
+        while True:
+            byte = blob[pos]; pos += 1
+            value |= (byte & 0x7f) << shift; shift += 7
+            if byte < 0x80:
+                return value
+    def delta(previous):
+        u = uvarint()
+        return (previous + ((u >> 1) ^ -(u & 1))) & MASK
+    index = thread = time = rss = vms = allocated = freed = 0
+    for n in range(count):
+        head = blob[pos]; pos += 1
+        assert n > 0 or not head & (SAME_THREAD | NEXT_INDEX), "first event of a blob"
+        index = index + 1 if head & NEXT_INDEX else delta(index)
+        if not head & SAME_THREAD:
+            thread = uvarint()
+        depth, function, caller, caller_line = uvarint(), uvarint(), uvarint(), uvarint()
+        assert function in names and caller in names, "symbol ids"
+        time = delta(time)
+        duration = uvarint() if head & RETURN else ""
+        if head & MEMORY and not head & SAME_MEMORY:
+            rss, vms = delta(rss), delta(vms)
+        if head & ALLOC and not head & SAME_ALLOC:
+            allocated, freed = delta(allocated), delta(freed)
+        if head & ALLOC and head & RETURN and not head & NO_DELTAS:
+            uvarint(); uvarint()
+        print("%d,%s,%s,%d,%d,%d,%s" % (index, "return" if head & RETURN else "call", names[function],
+                                        depth, thread, time, duration))
+    assert pos == len(blob), "bytes after the last event"
+EOF
+# decoded NAME DB RUN: our events against the independent decoder.
+decoded() {
+    python3 decode.py "$2" "$3" >theirs.txt
+    pk events --db "$2" --run "$3" --format csv
+    rows | cut -d, -f1-7 >ours.txt
+    check_same "$1: pikoc events equals the batches decoded independently" ours.txt theirs.txt
+}
+decoded "nested" pikoc.db 1
+# Aggregates from the decoded events: nothing in nested.c recurses, so a
+# function's total is the sum of its calls' durations, and a's self time is
+# that minus its callees' (every call at depth 2).
+python3 decode.py pikoc.db 1 | awk -F, '
+    $2 == "call" { calls[$3]++ }
+    $2 == "return" { total[$3] += $7; if ($4 == 2) below_a += $7 }
+    END { for (f in calls) print f "," calls[f] "," total[f] "," (f == "a" ? total[f] - below_a : "") }' |
+    sort >from-events.txt
+sqlite3 -csv pikoc.db "SELECT s.function, f.calls, f.total_ns, CASE s.function WHEN 'a' THEN f.self_ns ELSE '' END
+    FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.run_id = 1" |
+    tr -d '\r' | sed 's/,""$/,/' | sort >from-tables.txt
+check_same "aggregates (calls, total, self) equal the sums over the events" from-tables.txt from-events.txt
+
+# --- tree -----------------------------------------------------------------------------------
+# "path calls" for each node, from id/parent_id, sorted.
+tree_paths() {
+    tr -d '\r' <out | awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        { id = $col["id"]; path[id] = ($col["parent_id"] == "" ? "" : path[$col["parent_id"]] ";") $col["function"]
+          print path[id], $col["calls"] }' | sort
+}
+pk tree --format csv
+check_equal "tree: every call path with its calls" "$(tree_paths | tr '\n' '/')" \
+    "main 1/main;a 2/main;a;b 2/main;a;c 2/main;a;c;b 2/"
+check_equal "tree: the root is 100 percent" "$(tr -d '\r' <out | awk -F, 'NR == 2 { print $8, $3 }')" "main 100"
+pk tree --depth 1 --format csv
+check_equal "tree --depth 1" "$(tree_paths | tr '\n' '/')" "main 1/main;a 2/"
+pk tree --min-percent 100 --format csv
+check_equal "tree --min-percent 100" "$(tree_paths | tr '\n' '/')" "main 1/"
+pk tree
+check_equal "tree: indented table" "$(awk 'NR == 1 { at = index($0, "function") }
+    NR > 2 { s = substr($0, at); sub(/ +[^ ]+ +[0-9]+$/, "", s); print s }' out | tr '\n' '/')" \
+    "main/  a/    c/      b/    b/"
+sqlite3 -csv pikoc.db "SELECT sum(total_ns) FROM call_paths WHERE run_id = 1 AND parent_id IS NULL" >root.txt
+pk export --format folded
+check_equal "export folded: self times add up to the roots' total" \
+    "$(awk '{ s += $NF } END { print s }' out)" "$(tr -d '\r' <root.txt)"
+check_equal "export folded: stacks" "$(awk '{ print $1 }' out | sort | tr '\n' ' ')" \
+    "main main;a main;a;b main;a;c main;a;c;b "
+
+# --- exports --------------------------------------------------------------------------------
+pk events --format csv
+cp out events.csv
+pk export --format csv -o export.csv
+if [ "$status" -eq 0 ] && cmp -s export.csv events.csv; then ok "export csv: the events' CSV"; else not_ok "export csv: the events' CSV"; fi
+
+cat >chrome.py <<'EOF'
+# chrome.py FILE: parses a Chrome trace and checks that slices nest per
+# thread (B and E in time order, matching names); prints a summary.
+import json, sys
+trace = json.load(open(sys.argv[1]))
+events = trace["traceEvents"]
+stacks, slices, problems = {}, 0, []
+for e in sorted((e for e in events if e["ph"] in "BE"), key=lambda e: e["ts"]):
+    stack = stacks.setdefault(e["tid"], [])
+    if e["ph"] == "B":
+        stack.append(e["name"]); slices += 1
+    elif not stack or stack.pop() != e["name"]:
+        problems.append(e)
+problems += [t for t, s in stacks.items() if s]
+names = sorted(e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name")
+counters = sorted({e["name"] for e in events if e["ph"] == "C"})
+print("slices=%d nested=%s threads=%s process=%s counters=%s" % (
+    slices, not problems, ",".join(n if n == "main" else "worker" for n in names),
+    any(e["ph"] == "M" and e["name"] == "process_name" for e in events), ",".join(counters)))
+EOF
+pk export -o trace.json
+heap=",heap"
+[ "$sanitizers" = yes ] && heap=""
+check_equal "export chrome: parses, slices nest, names and counter tracks" \
+    "$status $(python3 chrome.py trace.json)" "0 slices=9 nested=True threads=main process=True counters=RSS,VMS$heap"
+
+# --- recursion: counts, depths, recursion counted once -----------------------------------------
+pk run --monitor function -q -- "$(prog recursion)" 15
+check_equal "run -q: no summary" "$status $(cat err)" "0 "
+pk top --by calls --format csv
+check_equal "fib(15): calls" "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "fib,1973 main,1 "
+pk tree --format csv
+check_equal "fib(15): 16 call paths, the deepest at depth 15" \
+    "$(tr -d '\r' <out | awk -F, 'NR > 1 { n++; if ($11 > d) d = $11 } END { print n, d }')" "16 15"
+check_equal "fib(15): fib's total counts recursion once (= its outermost path's total)" \
+    "$(sqlite3 pikoc.db "SELECT f.total_ns = c.total_ns FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id
+        JOIN call_paths c ON c.run_id = f.run_id AND c.symbol_id = f.symbol_id AND c.depth = 1 WHERE f.run_id = 2 AND s.function = 'fib'")" 1
+decoded "fib(15)" pikoc.db 2
+
+# --- threads: slices per thread --------------------------------------------------------------------
+pk run --monitor function -- "$(prog threads)" 4 1000
+pk top --by calls --format csv
+check_equal "4 threads x 1000: calls" "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "step,4000 work,4000 body,4 main,1 "
+pk export --format chrome -o threads.json
+check_equal "threads: chrome slices nest on each thread" "$(python3 chrome.py threads.json)" \
+    "slices=8005 nested=True threads=main,worker,worker,worker,worker process=True counters="
+decoded "4 threads" pikoc.db 3
+
+# --- memory: spikes, bytes -------------------------------------------------------------------------------
+pk run -- "$(prog grow)" 3
+check_equal "grow: runs" "$status $(cat out)" "0 grew 3 x 4194304 bytes"
+pk spikes --threshold 1MiB --format csv
+check_equal "spikes: each 4 MiB block, seen when grow returns, in grow" \
+    "$(rows | awk -F, '{ print ($4 >= 4194304), $8, $9, $10, $12 }' | tr '\n' '/')" \
+    "1 return grow grow 12/1 return grow grow 12/1 return grow grow 12/"
+pk spikes --threshold 64MiB --format json
+check_equal "spikes above a larger threshold: none" "$status $(cat out)" "0 []"
+if [ "$sanitizers" = yes ]; then
+    echo "# sanitizer build: malloc is AddressSanitizer's, so no allocation counters"
+else
+    pk top --by alloc --format csv
+    check_equal "grow: bytes allocated and freed (alloc_bytes, free_bytes)" \
+        "$(rows | awk -F, '$1 == "grow" || $1 == "shrink" { print $1, $7, $8 }' | tr '\n' '/')" \
+        "grow 12582912 0/shrink 0 12582912/"
+    pk export --format folded --weight alloc
+    check_equal "export folded --weight alloc" "$(grep '^main;grow ' out)" "main;grow 12582912"
+fi
+pk run --monitor function -q -- "$(prog grow)" 1
+pk spikes
+check_equal "spikes without memory samples" "$status $(cat err)" \
+    "2 pikoc spikes: run 5 has no RSS/VMS samples (monitor function): record it with --monitor function-memory"
+
+# --- diff ----------------------------------------------------------------------------------------
+pk run -q --record sqlite:a.db -- "$(prog recursion)" 10
+pk run -q --record sqlite:b.db -- "$(prog recursion)" 12
+pk diff a.db b.db:1 --by calls --format csv
+check_equal "diff across files: fib(10) -> fib(12)" "$(rows | cut -d, -f1-4 | tr '\n' ' ')" "fib,177,465,288 main,1,1,0 "
+pk diff 1 3 --by calls --limit 0 --format csv
+check_equal "diff 1 3: a function one run lacks counts as never called there (main is another file)" \
+    "$(rows | cut -d, -f1-4 | tr '\n' ' ')" "step,0,4000,4000 work,0,4000,4000 b,4,0,-4 body,0,4,4 a,2,0,-2 c,2,0,-2 main,1,0,-1 main,0,1,1 "
+pk diff 1 b.db --format json
+check_equal "diff --format json: stable fields" "$(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))[0]))' out)" \
+    "['alloc_bytes_a', 'alloc_bytes_b', 'alloc_bytes_delta', 'calls_a', 'calls_b', 'calls_delta', 'file', 'free_bytes_a', 'free_bytes_b', 'free_bytes_delta', 'function', 'self_ns_a', 'self_ns_b', 'self_ns_delta', 'total_ns_a', 'total_ns_b', 'total_ns_delta']"
+
+# --- runs and sql ------------------------------------------------------------------------------------
+pk runs --format csv
+check_equal "runs" "$(rows | cut -d, -f1,3 | tr '\n' ' ')" "1,complete 2,complete 3,complete 4,complete 5,complete "
+pk sql "SELECT count(*) AS n FROM pikoc_events WHERE run_id = 1; SELECT function FROM symbols WHERE run_id = 1 AND function = 'c' AND line > 0" --format json
+check_equal "sql: reads, events included, several statements" "$status $(tr -d '\n' <out)" '0 [  {"n": 18}][  {"function": "c"}]'
+
+# --- exit statuses and how runs end ------------------------------------------------------------------
+pk run -- "$(prog exits)" status 7
+check_equal "exit status is the program's" "$status" 7
+pk run -- "$(prog exits)" abort
+check_equal "killed by SIGABRT: 128+6" "$status $(grep '^pikoc run: run' err)" \
+    "134 pikoc run: run 7 crashed (SIGABRT): 0 events, 0 calls -> sqlite:pikoc.db"
+pk run -- "$(prog exits)" term
+check_equal "killed by SIGTERM: 128+15" "$status" 143
+pk run -- "$(prog exits)" _exit 4
+check_equal "_exit(4)" "$status" 4
+pk run -- "$(prog exits)" wait 700 kill
+check_equal "killed by SIGKILL: 128+9" "$status" 137
+pk runs --format csv
+check_equal "runs record how each program ended (status, signal, exit status)" \
+    "$(rows | tail -5 | cut -d, -f1,3,4,5 | tr '\n' ' ')" "6,complete,,7 7,crashed,6, 8,killed,15, 9,incomplete,,4 10,killed,9, "
+pk events --run 10 --format csv
+check_equal "a killed run keeps what was committed before the kill" \
+    "$(rows | head -7 | cut -d, -f2,3 | tr '\n' ' ')" "call,main call,work return,work call,work return,work call,work return,work "
+
+pk run -- ./nosuch
+check_equal "a program that does not exist" "$status $(cat err)" "127 pikoc run: cannot run './nosuch': No such file or directory"
+pk run -- nosuch-program-$$
+check_equal "a program not on PATH" "$status $(cat err)" "127 pikoc run: cannot run 'nosuch-program-$$': No such file or directory"
+: >not-executable
+pk run -- ./not-executable
+check_equal "a file that is not executable" "$status $(cat err)" "127 pikoc run: cannot run './not-executable': Permission denied"
+pk run -- "$(prog static)"
+check_equal "a statically linked program is refused" "$status $(cat err)" \
+    "2 pikoc run: '$(prog static)' is statically linked: LD_PRELOAD cannot reach it (link it dynamically)"
+
+# --- other recorders; a program linked with libpikoc ---------------------------------------------------
+pk run --monitor function --record csv:run.csv --max-depth 1 -- "$(prog nested)"
+check_equal "--record csv --max-depth 1" "$status $(tr -d '\r' <run.csv | awk -F, 'NR > 1 { print $2, $3 }' | tr '\n' '/')" \
+    "0 call main/call a/return a/call a/return a/return main/"
+check_equal "summary for a file recorder" "$(grep '^pikoc run:' err)" "pikoc run: records -> csv:run.csv"
+pk run --monitor function --record sqlite:filters.db --include 'ma*' --exclude main --focus a --min-duration 0ns -- "$(prog nested)"
+check_equal "--include, --exclude, --focus" "$status $(grep -c . err)" "0 2"
+linked="$builddir/tests/.libs/prog_nested"
+[ -x "$linked" ] || linked="$builddir/tests/prog_nested"
+LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run --monitor function --record sqlite:linked.db -- "$linked"
+pk top --db linked.db --by calls --format csv
+check_equal "a program linked with libpikoc records itself (no second copy preloaded)" \
+    "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "b,4 a,2 c,2 main,1 "
+
+# --- bad input: one line on stderr, status 2, nothing written ---------------------------------------------
+# The killed run above left its write-ahead log: it is part of the database.
+cp pikoc.db before.db
+cp pikoc.db-wal before.db-wal 2>/dev/null
+# bad NAME EXPECTED-STDERR ARGS...: pikoc ARGS fails with status 2 and exactly that line.
+bad() {
+    name=$1 message=$2
+    shift 2
+    pk "$@"
+    check_equal "$name" "$status $(sed "s|$work/||" "$work/err") ($(wc -l <"$work/err") line)" \
+        "2 $message (1 line)"
+}
+mkdir empty && cd empty || exit 1
+bad "run --max-depth -3" "pikoc run: --max-depth '-3': expected a non-negative whole number" \
+    run --max-depth -3 -- "$(prog nested)"
+bad "run --min-duration '5 parsecs'" \
+    "pikoc run: --min-duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s)" \
+    run --min-duration '5 parsecs' -- "$(prog nested)"
+bad "run --monitor cpu" "pikoc run: --monitor 'cpu': unknown monitor (known: function, function-memory)" \
+    run --monitor cpu -- "$(prog nested)"
+bad "run --record sqlit:run.db" \
+    "pikoc run: --record: recorder spec 'sqlit:run.db': unknown kind 'sqlit' (known: stdout, stderr, text, csv, list, sqlite)" \
+    run --record sqlit:run.db -- "$(prog nested)"
+bad "run --record csv" "pikoc run: --record: recorder spec 'csv': missing argument (expected csv:PATH)" \
+    run --record csv -- "$(prog nested)"
+bad "run --record stdout+fast" "pikoc run: --record: recorder spec 'stdout+fast': unknown option 'fast' (known: flush)" \
+    run --record stdout+fast -- "$(prog nested)"
+bad "run without a program" "pikoc run: no program to run (usage: pikoc run [OPTIONS] -- PROGRAM [ARGS...])" run
+bad "run --verbose" "pikoc run: unknown option '--verbose' (see pikoc run --help)" run --verbose -- "$(prog nested)"
+check_equal "bad options: the program never ran, no file was created" "$(ls)" ""
+cd .. || exit 1
+
+bad "top --by speed" "pikoc top: --by 'speed': unknown key (accepted: calls, total, self, alloc, free, rss)" top --by speed
+bad "top --limit -1" "pikoc top: --limit '-1': expected a non-negative whole number" top --limit -1
+bad "top --format xml" "pikoc top: --format 'xml': unknown format (accepted: table, csv, json)" top --format xml
+bad "top --run" "pikoc top: --run needs a value (N)" top --run
+bad "top with an operand" "pikoc top: unexpected argument 'pikoc.db' (the database is --db FILE)" top pikoc.db
+bad "tree --min-percent x" "pikoc tree: --min-percent 'x': expected a non-negative number (e.g. 1.5)" tree --min-percent x
+bad "spikes --threshold 12 parsecs" \
+    "pikoc spikes: --threshold '12 parsecs': expected a size in bytes, binary multiples allowed (e.g. 4096, 64k, 1.5MiB)" \
+    spikes --threshold '12 parsecs'
+bad "events --type exit" "pikoc events: --type 'exit': unknown event type (accepted: call, return)" events --type exit
+bad "export --format svg" "pikoc export: --format 'svg': unknown format (accepted: chrome, folded, csv)" export --format svg
+bad "export --weight with chrome" "pikoc export: --weight applies to --format folded only" export --weight alloc
+bad "diff with one run" "pikoc diff: two runs to compare are needed (usage: pikoc diff [OPTIONS] A B)" diff 1
+bad "unknown run" "pikoc top: unknown run 42 (runs: 1-10)" top --run 42
+bad "run that is not a number" "pikoc tree: run 'x': expected a non-negative whole number" tree --run x
+bad "diff: unknown run in another file" "pikoc diff: unknown run 9 (runs: 1-1)" diff 1 a.db:9
+bad "missing file" "pikoc top: nosuch.db: no such file" top --db nosuch.db
+check_equal "a missing file is not created" "$(ls nosuch.db 2>/dev/null)" ""
+echo "not a database" >text.db
+bad "not SQLite" "pikoc runs: text.db: not an SQLite database" runs --db text.db
+sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
+bad "SQLite, not pikoc" "pikoc events: other.db: not a pikoc database (no pikoc schema)" events --db other.db
+cp pikoc.db newer.db
+sqlite3 newer.db "PRAGMA user_version = 7"
+bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (1)" top --db newer.db
+# Every page after the first (the header the checks read) overwritten.
+cp pikoc.db corrupt.db
+size=$(wc -c <corrupt.db)
+head -c $((size - 4096)) /dev/zero | tr '\0' '\377' | dd of=corrupt.db bs=4096 seek=1 conv=notrunc 2>/dev/null
+bad "corrupt pages" "pikoc top: corrupt.db: database disk image is malformed" top --db corrupt.db
+bad "sql DELETE" "pikoc sql: refused: 'DELETE FROM runs' would modify pikoc.db (pikoc sql only reads)" \
+    sql "DELETE FROM runs;"
+bad "sql with a write after a read" \
+    "pikoc sql: refused: 'CREATE TABLE x (a)' would modify pikoc.db (pikoc sql only reads)" \
+    sql "SELECT 1; CREATE TABLE x (a)"
+bad "sql syntax" "pikoc sql: near \"SELEC\": syntax error" sql "SELEC 1"
+check_equal "sql refused: nothing ran" "$(cat out)" ""
+bad "sql without a query" "pikoc sql: no query (usage: pikoc sql [OPTIONS] QUERY)" sql
+if cmp -s pikoc.db before.db && { [ ! -e before.db-wal ] || cmp -s pikoc.db-wal before.db-wal; }; then
+    ok "the database is unchanged by every read and refusal"
+else
+    not_ok "the database changed"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
