@@ -168,5 +168,100 @@ else
     oracle "8 threads" step "$work/threads.csv" threads 8 5000
 fi
 
+# --- sqlite:PATH against csv:PATH from the same run ---------------------------------
+# Both recorders see the same records: the events the store decodes must be the
+# CSV rows exactly, and its aggregates what an independent awk pass over the CSV
+# computes (per function: calls, total with recursion counted once, self, min,
+# max). The sqlite3 shell reads the events through the pikoc_sqlite extension.
+SQLITE3_SHELL=$(command -v sqlite3 || true)
+extension="$builddir/.libs/pikoc_sqlite"
+if [ -z "$SQLITE3_SHELL" ]; then
+    not_ok "sqlite recorder checks: the sqlite3 shell is not installed (apt-get install sqlite3)"
+else
+    sql() { # DB SQL...: rows as CSV without carriage returns
+        db=$1
+        shift
+        "$SQLITE3_SHELL" -bail -csv -cmd ".load $extension" "$db" "$@" | tr -d '\r'
+    }
+
+    # The CSV recorder's rows, without the header, as the sqlite3 shell prints them.
+    csv_rows() { tr -d '\r' <"$1" | awk 'NR > 1'; }
+
+    events_sql='SELECT "index", type, function, file, line, caller, caller_file, caller_line,
+        thread, depth, time_ns, duration_ns, rss, vms, allocated, freed, alloc_delta, free_delta
+        FROM pikoc_events WHERE run_id = RUN'
+
+    # function,calls,total,self,min,max from a CSV file, as the store defines them.
+    csv_aggregates() {
+        tr -d '\r' <"$1" | awk -F, '
+            NR == 1 { next }
+            $2 == "call" { calls[$3]++; active[$9, $3]++; child[$9, $10] = 0; next }
+            {
+                t = $9; d = $10; f = $3; dur = $12
+                self[f] += dur - child[t, d]
+                if (--active[t, f] == 0) total[f] += dur
+                if (!(f in min) || dur < min[f]) min[f] = dur
+                if (!(f in max) || dur > max[f]) max[f] = dur
+                if (d > 0) child[t, d - 1] += dur
+            }
+            END { for (f in calls) printf "%s,%.0f,%.0f,%.0f,%.0f,%.0f\n", f, calls[f], total[f], self[f], min[f], max[f] }' |
+            sort
+    }
+    store_aggregates() { # DB RUN
+        sql "$1" "SELECT s.function, calls, total_ns, self_ns, min_ns, max_ns FROM functions f
+            JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.run_id = $2
+            ORDER BY s.function"
+    }
+    check_store() { # NAME DB RUN CSV
+        expected=$(csv_rows "$4")
+        got=$(sql "$2" "$(echo "$events_sql" | sed "s/RUN/$3/")")
+        if [ "$got" = "$expected" ]; then
+            ok "$1: pikoc_events equals the CSV rows ($(echo "$expected" | wc -l) events)"
+        else
+            not_ok "$1: pikoc_events differs from the CSV rows"
+            echo "$expected" >"$work/expected-events"
+            echo "$got" | diff "$work/expected-events" - | head -5
+        fi
+        check_equal "$1: written = CSV rows" "$(sql "$2" "SELECT written FROM runs WHERE id = $3")" \
+            "$(echo "$expected" | wc -l)"
+    }
+
+    db="$work/runs.db"
+    run PIKOC_MONITOR=function-memory PIKOC_RECORD="sqlite:$db;csv:$work/fib-both.csv" \
+        "$(prog recursion)" 15
+    check_equal "sqlite: the program ran" "$(cat "$work/stdout")" "fib(15) = 610"
+    check_store "fib(15)" "$db" 1 "$work/fib-both.csv"
+    check_equal "fib(15): functions agree with the CSV" "$(store_aggregates "$db" 1)" \
+        "$(csv_aggregates "$work/fib-both.csv")"
+    check_equal "fib(15): run row" \
+        "$(sql "$db" "SELECT id, status, monitor, events, calls, dropped, unmatched, unfinished,
+            end_ns > start_ns, duration_ns > 0, pid > 0 FROM runs")" \
+        "1,complete,function-memory,3948,1974,0,0,0,1,1,1"
+    check_equal "fib(15): outermost fib is the root's only child" \
+        "$(sql "$db" "SELECT s.function, p.calls, p.depth FROM call_paths p JOIN symbols s
+            ON s.run_id = p.run_id AND s.id = p.symbol_id WHERE p.run_id = 1 AND p.depth <= 1
+            ORDER BY p.id")" "main,1,0
+fib,1,1"
+
+    run PIKOC_MONITOR=function-memory PIKOC_RING_EVENTS=64 \
+        PIKOC_RECORD="sqlite:$db;csv:$work/threads-both.csv" "$(prog threads)" 8 5000
+    check_store "8 threads" "$db" 2 "$work/threads-both.csv"
+    check_equal "8 threads: functions agree with the CSV" "$(store_aggregates "$db" 2)" \
+        "$(csv_aggregates "$work/threads-both.csv")"
+    check_equal "8 threads: threads table" \
+        "$(sql "$db" "SELECT count(*), sum(events), sum(calls) FROM threads WHERE run_id = 2")" \
+        "$(tr -d '\r' <"$work/threads-both.csv" | awk -F, 'NR > 1 { e++; if ($2 == "call") c++; t[$9] = 1 }
+            END { n = 0; for (x in t) n++; print n "," e "," c }')"
+
+    # Filters keep events out of both recorders; the store's aggregates stay whole.
+    run PIKOC_MONITOR=function PIKOC_MAX_DEPTH=1 \
+        PIKOC_RECORD="sqlite:$db;csv:$work/fib-depth1.csv" "$(prog recursion)" 15
+    check_store "fib(15), max depth 1" "$db" 3 "$work/fib-depth1.csv"
+    check_equal "fib(15), max depth 1: every fib call still counted" \
+        "$(sql "$db" "SELECT f.calls FROM functions f JOIN symbols s ON s.run_id = f.run_id
+            AND s.id = f.symbol_id WHERE f.run_id = 3 AND s.function = 'fib'")" 1973
+    check_equal "three runs in one file" "$(sql "$db" "SELECT group_concat(id, '-') FROM runs")" "1-2-3"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
