@@ -3,7 +3,8 @@
  * (docs/schema.md). Detailed events go into compact batches, aggregates are
  * built from every record (observe) and rewritten at each commit, and a
  * commit happens about every 250 ms, so a killed program leaves everything
- * but its last moments readable. Drain thread only.
+ * but its last moments readable. Drain thread only; a helper thread copies
+ * the WAL into the file (pk_store_checkpointer) so the drain only appends.
  */
 #include "aggregates.h"
 #include "store.h"
@@ -64,6 +65,7 @@ typedef struct sqlite_state {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    pk_store_checkpointer *checkpointer;
     int64_t run_id; /* 0 before the run starts */
     int64_t start_wall_ns;
     bool in_transaction;
@@ -74,8 +76,12 @@ typedef struct sqlite_state {
     batch batch;
 } sqlite_state;
 
-/* A forked child must not touch the parent's connection: it is kept here, unclosed. */
-static sqlite3 *forked_connections[8];
+/* A forked child must not touch the parent's connection nor its checkpoint
+ * thread (which the child does not have): they are kept here, unclosed. */
+static struct {
+    sqlite3 *db;
+    pk_store_checkpointer *checkpointer;
+} forked_connections[8];
 
 static uint64_t monotonic_ns(void)
 {
@@ -133,6 +139,7 @@ static int sqlite_open(pk_recorder *r, const char *arg, pk_error *err)
     }
     s->batch.bytes = pk_xcalloc(1, BATCH_BYTES + EVENT_MAX_BYTES);
     pk_aggregates_init(&s->aggregates);
+    s->checkpointer = pk_store_checkpointer_start(arg, s->db);
     return 0;
 }
 
@@ -266,6 +273,7 @@ static int commit(sqlite_state *s, pk_error *err)
         store_progress(s, err) != 0 || step(s, ST_COMMIT, err) != 0)
         return -1;
     s->in_transaction = false;
+    pk_store_checkpointer_kick(s->checkpointer, s->db);
     return 0;
 }
 
@@ -461,11 +469,12 @@ static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     return 0;
 }
 
-static void keep_forked_connection(sqlite3 *db)
+static void keep_forked_connection(sqlite_state *s)
 {
     for (size_t i = 0; i < PK_ARRAY_SIZE(forked_connections); i++) {
-        if (!forked_connections[i]) {
-            forked_connections[i] = db;
+        if (!forked_connections[i].db) {
+            forked_connections[i].db = s->db;
+            forked_connections[i].checkpointer = s->checkpointer;
             return;
         }
     }
@@ -475,7 +484,7 @@ static void sqlite_close(pk_recorder *r)
 {
     sqlite_state *s = pk_recorder_state(r);
     if (r->forked) {
-        keep_forked_connection(s->db);
+        keep_forked_connection(s);
     } else {
         /* A run that never finished keeps what it recorded, still 'running'. */
         if (s->run_id && !r->failed)
@@ -484,6 +493,7 @@ static void sqlite_close(pk_recorder *r)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         for (int i = 0; i < ST_COUNT; i++)
             sqlite3_finalize(s->st[i]);
+        pk_store_checkpointer_stop(s->checkpointer);
         pk_store_close_write(s->db);
     }
     pk_aggregates_free(&s->aggregates);

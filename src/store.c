@@ -7,11 +7,16 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #define BUSY_TIMEOUT_MS 10000
+#define WAL_TRUNCATE_FRAMES 32768 /* 128 MiB of 4 KiB pages */
+#define WAL_TRUNCATE_WAIT_MS 200
 
 /* Exactly the SQL of docs/schema.md, "The schema as SQL". */
 /* clang-format off */
@@ -433,4 +438,118 @@ int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns, const
         rc = mark_in(db, path, pid, started_after_ns, status, signal, exit_status, run_id, err);
     sqlite3_close(db);
     return rc;
+}
+
+/* ---- background checkpoints ------------------------------------------------------- */
+
+struct pk_store_checkpointer {
+    sqlite3 *db; /* its own connection to the file */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    unsigned kicks; /* commits not yet checkpointed */
+    bool stopping;
+    int wal_frames;  /* in the WAL after the writer's last commit (writer's thread) */
+    int truncate_at; /* frames from which the writer truncates the WAL */
+};
+
+/* The writer's commit hook (in place of its automatic checkpoints). */
+static int count_wal_frames(void *arg, sqlite3 *writer, const char *name, int frames)
+{
+    (void)writer, (void)name;
+    ((pk_store_checkpointer *)arg)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/* Copies committed WAL frames into the file while the writer carries on appending. */
+static void *checkpoint_main(void *arg)
+{
+    pk_store_checkpointer *c = arg;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (!c->kicks && !c->stopping)
+            pthread_cond_wait(&c->wake, &c->lock);
+        if (c->stopping)
+            break;
+        c->kicks = 0;
+        pthread_mutex_unlock(&c->lock);
+        /* PASSIVE never waits for the writer or readers: what it cannot copy now,
+         * the next commit's kick copies. */
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+pk_store_checkpointer *pk_store_checkpointer_start(const char *path, sqlite3 *writer)
+{
+    pk_store_checkpointer *c = pk_xcalloc(1, sizeof *c);
+    c->truncate_at = WAL_TRUNCATE_FRAMES;
+    pk_error ignored;
+    int64_t tables;
+    /* A connection learns that the file is in WAL mode on its first read. */
+    if (open_connection(path, SQLITE_OPEN_READWRITE, &c->db, &ignored) != 0 ||
+        pragma_int(c->db, "SELECT count(*) FROM sqlite_master", &tables) != SQLITE_OK) {
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals belong to the program's threads */
+    int rc = pthread_create(&c->thread, NULL, checkpoint_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
+    pthread_setname_np(c->thread, "pikoc-sqlite");
+    /* The writer no longer copies pages itself at commit; it only counts them. */
+    sqlite3_wal_hook(writer, count_wal_frames, c);
+    return c;
+}
+
+void pk_store_checkpointer_kick(pk_store_checkpointer *c, sqlite3 *writer)
+{
+    if (!c)
+        return;
+    /*
+     * The WAL only starts over when a write begins after a checkpoint copied
+     * everything, which a checkpoint running beside a busy writer never
+     * finishes in time: once it is large, the writer copies the rest itself
+     * and truncates it (briefly, the thread has copied nearly all of it).
+     */
+    if (c->wal_frames > c->truncate_at) {
+        sqlite3_busy_timeout(writer, WAL_TRUNCATE_WAIT_MS);
+        int rc = sqlite3_wal_checkpoint_v2(writer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_busy_timeout(writer, BUSY_TIMEOUT_MS);
+        /* A reader holding an old snapshot blocks it: try again much later, not at
+         * every commit. */
+        c->truncate_at = rc == SQLITE_OK ? WAL_TRUNCATE_FRAMES : c->wal_frames * 2;
+        if (rc == SQLITE_OK)
+            return;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->kicks++;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void pk_store_checkpointer_stop(pk_store_checkpointer *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
 }

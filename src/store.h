@@ -67,6 +67,21 @@ PK_HIDDEN int pk_store_mark_run(const char *path, int pid, int64_t started_after
                                 const char *status, int signal, int exit_status, int64_t *run_id,
                                 pk_error *err);
 
+/*
+ * A thread with its own connection that checkpoints the WAL after each
+ * commit, so the writer (its automatic checkpoints turned off) only appends:
+ * copying pages into the file happens beside the drain, not on it. NULL when
+ * it cannot start; the writer then keeps checkpointing itself. Stop it before
+ * closing the writer, so the writer's close is the last and removes the WAL.
+ * In a forked child, neither stop nor use it: the thread is not there.
+ */
+typedef struct pk_store_checkpointer pk_store_checkpointer;
+PK_HIDDEN pk_store_checkpointer *pk_store_checkpointer_start(const char *path, sqlite3 *writer);
+/* The writer committed: wakes the thread (NULL is allowed). */
+PK_HIDDEN void pk_store_checkpointer_kick(pk_store_checkpointer *c, sqlite3 *writer);
+/* Joins the thread and closes its connection (NULL is allowed). */
+PK_HIDDEN void pk_store_checkpointer_stop(pk_store_checkpointer *c);
+
 /* Registers the eponymous virtual table pikoc_events on db (read-only is fine). */
 PK_HIDDEN int pk_store_register_events(sqlite3 *db);
 

@@ -336,6 +336,28 @@ static void run_row_holds_every_column(void **state)
     sqlite3_close(db);
 }
 
+/* A finished file is one file: no -wal or -shm left, back to a rollback journal. */
+static void closed_store_is_one_file(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    char wal[700], shm[700];
+    snprintf(wal, sizeof wal, "%s-wal", t->db);
+    snprintf(shm, sizeof shm, "%s-shm", t->db);
+    pk_logger *lg = sqlite_logger(t->db, NULL);
+    pk_run_info run = demo_run();
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    assert_int_equal(access(wal, F_OK), 0); /* WAL while recording */
+    assert_int_equal(pk_logger_finish(lg, &nested_totals), 0);
+    pk_logger_free(lg);
+    assert_int_equal(access(wal, F_OK), -1);
+    assert_int_equal(access(shm, F_OK), -1);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "PRAGMA journal_mode", "delete\n");
+    assert_rows(db, "SELECT status FROM runs", "complete\n");
+    sqlite3_close(db);
+    assert_int_equal(access(wal, F_OK), -1);
+}
+
 static void functions_are_exact_with_recursion(void **state)
 {
     const temp_dir *t = dir_of(state);
@@ -851,6 +873,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         WITH_DIR(run_row_holds_every_column),
+        WITH_DIR(closed_store_is_one_file),
         WITH_DIR(functions_are_exact_with_recursion),
         WITH_DIR(call_paths_form_the_calling_context_tree),
         WITH_DIR(symbols_name_callers_by_name_and_file),
