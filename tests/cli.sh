@@ -334,6 +334,12 @@ check_equal "--record csv --max-depth 1" "$status $(tr -d '\r' <run.csv | awk -F
 check_equal "summary for a file recorder" "$(grep '^pikoc run:' err)" "pikoc run: records -> csv:run.csv"
 pk run --monitor function --record sqlite:filters.db --include 'ma*' --exclude main --focus a --min-duration 0ns -- "$(prog nested)"
 check_equal "--include, --exclude, --focus" "$status $(grep -c . err)" "0 2"
+pk run --record sqlite:shell.db -- sh -c "$(prog nested); $(prog nested)"
+check_equal "a shell's children record runs of their own, and the summary says so" \
+    "$status $(grep -c '^total 6$' out) $(grep '^pikoc run:' err | sed 's/run 1 [a-z]*:/run 1 STATUS:/' | tr '\n' '/')" \
+    "0 2 pikoc run: run 1 STATUS: 0 events, 0 calls -> sqlite:shell.db; 2 more runs from processes it started/pikoc run: next: pikoc runs --db shell.db/"
+pk runs --db shell.db --format csv
+check_equal "the children's runs" "$(rows | tail -2 | cut -d, -f3,8 | tr '\n' ' ')" "complete,9 complete,9 "
 linked="$builddir/tests/.libs/prog_nested"
 [ -x "$linked" ] || linked="$builddir/tests/prog_nested"
 LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run --monitor function --record sqlite:linked.db -- "$linked"

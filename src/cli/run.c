@@ -34,7 +34,8 @@ static const char help[] =
     "Runs PROGRAM with libpikoc-preload.so in LD_PRELOAD, so a dynamically linked\n"
     "program built with -finstrument-functions (and -g, for file and line) is\n"
     "recorded with no relinking. A program already linked with libpikoc is run with\n"
-    "the PIKOC_* variables only.\n"
+    "the PIKOC_* variables only. Processes PROGRAM starts inherit both and record\n"
+    "runs of their own: give the instrumented binary itself, not a script.\n"
     "\n"
     "options:\n"
     "  --monitor NAME       function or function-memory (default: function-memory)\n"
@@ -468,6 +469,66 @@ static const char *status_for_signal(int sig)
                                                                               : "crashed";
 }
 
+/* Prints one run's line of the summary, and the next command to try after the first. */
+static void summarize(const char *spec, const char *path, int64_t run_id, int64_t started_ns,
+                      bool *shown_next)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    pk_error err;
+    if (pk_store_open_read(path, &db, &err) != 0) {
+        pk_cli_error("run", "%s", err.message);
+        return;
+    }
+    /* The run; whether it is the latest; runs of processes the program started. */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT status, events, calls, signal,"
+                           " id = (SELECT max(id) FROM runs),"
+                           " (SELECT count(*) FROM runs WHERE start_ns >= ?2 AND id != ?1)"
+                           " FROM runs WHERE id = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        pk_store_fail(&err, db, path);
+        pk_cli_error("run", "%s", err.message);
+        sqlite3_close(db);
+        return;
+    }
+    sqlite3_bind_int64(stmt, 1, run_id);
+    sqlite3_bind_int64(stmt, 2, started_ns);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(stmt, 0);
+        long long calls = sqlite3_column_int64(stmt, 2);
+        long long others = sqlite3_column_int64(stmt, 5);
+        char how[32] = "", more[96] = "";
+        if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
+            const char *abbrev = sigabbrev_np(sqlite3_column_int(stmt, 3));
+            snprintf(how, sizeof how, " (SIG%s)", abbrev ? abbrev : "?");
+        }
+        if (others > 0)
+            snprintf(more, sizeof more, "; %lld more run%s from processes it started", others,
+                     others == 1 ? "" : "s");
+        fprintf(stderr, "pikoc run: run %lld %s%s: %lld events, %lld calls -> %s%s\n",
+                (long long)run_id, status, how, sqlite3_column_int64(stmt, 1), calls, spec, more);
+        if (calls == 0 && strcmp(status, "complete") == 0) {
+            fprintf(stderr, "pikoc run: no calls were recorded: is the program built with "
+                            "-finstrument-functions?\n");
+        } else if ((calls > 0 || others > 0) && !*shown_next) {
+            char where[PATH_MAX + 8] = "", which[32] = "";
+            if (strcmp(path, "pikoc.db") != 0)
+                snprintf(where, sizeof where, " --db %s", path);
+            if (sqlite3_column_int(stmt, 4) == 0)
+                snprintf(which, sizeof which, " --run %lld", (long long)run_id);
+            if (calls > 0)
+                fprintf(stderr, "pikoc run: next: pikoc top%s%s (also: tree, events, spikes)\n",
+                        where, which);
+            else
+                fprintf(stderr, "pikoc run: next: pikoc runs%s\n", where);
+            *shown_next = true;
+        }
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
 /*
  * Marks the program's run in each sqlite database (a run still "running"
  * after its program ended becomes killed, crashed or incomplete) and prints
@@ -490,53 +551,10 @@ static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, in
         }
         int64_t run_id = 0;
         if (pk_store_mark_run(spec.arg, (int)pid, started_ns, status, sig, exit_status, &run_id,
-                              &err) != 0) {
+                              &err) != 0)
             pk_cli_error("run", "nothing recorded: %s", err.message);
-            continue;
-        }
-        if (cfg->quiet)
-            continue;
-        sqlite3 *db = NULL;
-        sqlite3_stmt *stmt = NULL;
-        if (pk_store_open_read(spec.arg, &db, &err) != 0 ||
-            sqlite3_prepare_v2(db,
-                               "SELECT status, events, calls, signal,"
-                               " id = (SELECT max(id) FROM runs) FROM runs WHERE id = ?",
-                               -1, &stmt, NULL) != SQLITE_OK) {
-            pk_cli_error("run", "run %lld in %s: %s", (long long)run_id, spec.arg,
-                         db ? sqlite3_errmsg(db) : err.message);
-            sqlite3_close(db);
-            continue;
-        }
-        sqlite3_bind_int64(stmt, 1, run_id);
-        if (sqlite3_step(stmt) == SQLITE_ROW) {
-            const char *run_status = (const char *)sqlite3_column_text(stmt, 0);
-            long long calls = sqlite3_column_int64(stmt, 2);
-            char how[64] = "";
-            if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
-                const char *abbrev = sigabbrev_np(sqlite3_column_int(stmt, 3));
-                snprintf(how, sizeof how, " (SIG%s)", abbrev ? abbrev : "?");
-            }
-            fprintf(stderr, "pikoc run: run %lld %s%s: %lld events, %lld calls -> %s\n",
-                    (long long)run_id, run_status, how, sqlite3_column_int64(stmt, 1), calls,
-                    cfg->records[i]);
-            if (calls == 0 && strcmp(run_status, "complete") == 0)
-                fprintf(stderr, "pikoc run: no calls were recorded: is the program built with "
-                                "-finstrument-functions?\n");
-            else if (!shown_next) {
-                char where[PATH_MAX + 64] = "";
-                if (strcmp(spec.arg, "pikoc.db") != 0)
-                    snprintf(where, sizeof where, " --db %s", spec.arg);
-                char which[32] = "";
-                if (sqlite3_column_int(stmt, 4) == 0)
-                    snprintf(which, sizeof which, " --run %lld", (long long)run_id);
-                fprintf(stderr, "pikoc run: next: pikoc top%s%s (also: tree, events, spikes)\n",
-                        where, which);
-                shown_next = true;
-            }
-        }
-        sqlite3_finalize(stmt);
-        sqlite3_close(db);
+        else if (!cfg->quiet)
+            summarize(cfg->records[i], spec.arg, run_id, started_ns, &shown_next);
     }
 }
 
