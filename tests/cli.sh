@@ -174,6 +174,13 @@ sqlite3 -csv pikoc.db "SELECT s.function, f.calls, f.total_ns, CASE s.function W
     FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.run_id = 1" |
     tr -d '\r' | sed 's/,""$/,/' | sort >from-tables.txt
 check_same "aggregates (calls, total, self) equal the sums over the events" from-tables.txt from-events.txt
+# The same sums by the sqlite3 shell's own SELECT on the events.
+events_sql() { sqlite3 -bail -csv -cmd ".load $builddir/.libs/pikoc_sqlite" pikoc.db "$@" | tr -d '\r'; }
+events_sql "SELECT function, sum(type = 'call'), sum(coalesce(duration_ns, 0)) FROM pikoc_events
+    WHERE run_id = 1 GROUP BY function ORDER BY function" >theirs.txt
+pk top --limit 0 --format csv
+rows | cut -d, -f1-3 | sort >ours.txt
+check_same "top (calls, total) equals sqlite3's SELECT over pikoc_events" ours.txt theirs.txt
 
 # --- tree -----------------------------------------------------------------------------------
 # "path calls" for each node, from id/parent_id, sorted.
@@ -241,6 +248,13 @@ check_equal "fib(15): calls" "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "fib,1973 m
 pk tree --format csv
 check_equal "fib(15): 16 call paths, the deepest at depth 15" \
     "$(tr -d '\r' <out | awk -F, 'NR > 1 { n++; if ($11 > d) d = $11 } END { print n, d }')" "16 15"
+# The sqlite3 shell's own SELECTs on the events (through the pikoc_sqlite
+# extension): fib's calls, and its total as the sum over its outermost calls.
+events_sql "SELECT count(*) FROM pikoc_events WHERE run_id = 2 AND type = 'call' AND function = 'fib'
+    UNION ALL SELECT sum(duration_ns) FROM pikoc_events WHERE run_id = 2 AND type = 'return' AND function = 'fib' AND depth = 1" >theirs.txt
+pk top --by calls --format csv
+rows | awk -F, '$1 == "fib" { print $2; print $3 }' >ours.txt
+check_same "fib(15): calls and total (recursion once) equal sqlite3's SELECTs on the events" ours.txt theirs.txt
 check_equal "fib(15): fib's total counts recursion once (= its outermost path's total)" \
     "$(sqlite3 pikoc.db "SELECT f.total_ns = c.total_ns FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id
         JOIN call_paths c ON c.run_id = f.run_id AND c.symbol_id = f.symbol_id AND c.depth = 1 WHERE f.run_id = 2 AND s.function = 'fib'")" 1
