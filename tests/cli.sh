@@ -311,6 +311,22 @@ check_equal "runs" "$(rows | cut -d, -f1,3 | tr '\n' ' ')" "1,complete 2,complet
 pk sql "SELECT count(*) AS n FROM pikoc_events WHERE run_id = 1; SELECT function FROM symbols WHERE run_id = 1 AND function = 'c' AND line > 0" --format json
 check_equal "sql: reads, events included, several statements" "$status $(tr -d '\n' <out)" '0 [  {"n": 18}][  {"function": "c"}]'
 
+# The one formatter: RFC 4180 quoting, JSON escapes, NULL, numbers, a real.
+formatter_sql="SELECT 'a,b' AS comma, 'say \"hi\"' AS quote, 'one' || char(10) || 'two' AS newline,
+    NULL AS missing, -42 AS number, 1.5 AS real, char(9) || '\\' AS escapes"
+pk sql --format csv "$formatter_sql"
+check_equal "csv: RFC 4180 (CRLF, quotes doubled, fields with , \" or a newline quoted, NULL empty)" \
+    "$(od -An -c out | tr -s ' ' | tr -d '\n')" \
+    "$(printf 'comma,quote,newline,missing,number,real,escapes\r\n"a,b","say ""hi""","one\ntwo",,-42,1.5,\t\\\r\n' | od -An -c | tr -s ' ' | tr -d '\n')"
+pk sql --format json "$formatter_sql"
+check_equal "json: parses back to the same values" \
+    "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])))' out)" \
+    "[{'comma': 'a,b', 'quote': 'say \"hi\"', 'newline': 'one\\ntwo', 'missing': None, 'number': -42, 'real': 1.5, 'escapes': '\\t\\\\'}]"
+pk sql "$formatter_sql"
+check_equal "table: control characters escaped, NULL as -, numbers formatted" \
+    "$(sed -n 1p out | tr -s ' ')|$(sed -n 3p out | tr -s ' ')" \
+    "comma quote newline missing number real escapes|a,b say \"hi\" one\\ntwo - -42 1.50 \\t\\"
+
 # --- exit statuses and how runs end ------------------------------------------------------------------
 pk run -- "$(prog exits)" status 7
 check_equal "exit status is the program's" "$status" 7

@@ -170,9 +170,26 @@ static void start_streaming(pk_table *t)
     t->streaming = true;
 }
 
+/* A copy for the table: control characters as \n, \t, \x1b, so a cell stays on its line. */
+static char *table_text(const char *text)
+{
+    char *copy = pk_xcalloc(strlen(text) * 4 + 1, 1), *out = copy;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '\n')
+            out += sprintf(out, "\\n");
+        else if (*p == '\t')
+            out += sprintf(out, "\\t");
+        else if (*p < 0x20 || *p == 0x7f)
+            out += sprintf(out, "\\x%02x", *p);
+        else
+            *out++ = (char)*p;
+    }
+    return copy;
+}
+
 static void table_cell(pk_table *t, const char *text)
 {
-    t->cells[t->held * t->count + t->column] = pk_xstrdup(text);
+    t->cells[t->held * t->count + t->column] = table_text(text);
     if (t->column + 1 < t->count)
         return;
     if (t->streaming) {
