@@ -273,9 +273,10 @@ decoded "4 threads" pikoc.db 3
 pk run -- "$(prog grow)" 3
 check_equal "grow: runs" "$status $(cat out)" "0 grew 3 x 4194304 bytes"
 pk spikes --threshold 1MiB --format csv
+# (Under AddressSanitizer, free() can grow VMS too: only RSS jumps are counted here.)
 check_equal "spikes: each 4 MiB block, seen when grow returns, in grow" \
-    "$(rows | awk -F, '{ print ($4 >= 4194304), $8, $9, $10, $12 }' | tr '\n' '/')" \
-    "1 return grow grow 12/1 return grow grow 12/1 return grow grow 12/"
+    "$(rows | awk -F, '$4 >= 4194304 { print $8, $9, $10, $12 }' | tr '\n' '/')" \
+    "return grow grow 12/return grow grow 12/return grow grow 12/"
 pk spikes --threshold 64MiB --format json
 check_equal "spikes above a larger threshold: none" "$status $(cat out)" "0 []"
 if [ "$sanitizers" = yes ]; then
