@@ -4,7 +4,6 @@
  * the option and what is accepted; the command then exits with status 2.
  */
 #include "cli.h"
-#include "internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -206,7 +205,7 @@ int pk_cli_size(pk_cli_parser *p, const char *option, const char *text, uint64_t
     if (parse_decimal(text, &value, &end)) {
         while (*end == ' ')
             end++;
-        for (size_t i = 0; i < PK_CLI_ARRAY_SIZE(size_units); i++) {
+        for (size_t i = 0; i < PK_ARRAY_SIZE(size_units); i++) {
             if (strcasecmp(end, size_units[i].suffix) != 0)
                 continue;
             double total = value * size_units[i].bytes;

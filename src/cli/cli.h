@@ -7,14 +7,12 @@
 #ifndef PK_CLI_H
 #define PK_CLI_H
 
-#include <pikoc.h>
+#include "internal.h" /* the CLI links the library's objects: its helpers are ours */
+
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#define PK_CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define PK_CLI_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 enum { PK_EXIT_OK = 0, PK_EXIT_FAILURE = 1, PK_EXIT_USAGE = 2 };
 
@@ -31,7 +29,7 @@ extern const pk_cli_command pk_cmd_run, pk_cmd_runs, pk_cmd_top, pk_cmd_tree, pk
     pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql;
 
 /* Prints "pikoc CMD: message" on stderr (one line). */
-void pk_cli_error(const char *command, const char *fmt, ...) PK_CLI_PRINTF(2, 3);
+void pk_cli_error(const char *command, const char *fmt, ...) PK_PRINTF(2, 3);
 
 /* ---- options -------------------------------------------------------------------- */
 
@@ -71,7 +69,7 @@ void pk_cli_begin(pk_cli_parser *p, const pk_cli_command *command, const pk_cli_
  */
 int pk_cli_next(pk_cli_parser *p, const char **value);
 /* Reports a usage error for the command and returns PK_EXIT_USAGE. */
-int pk_cli_usage(const pk_cli_parser *p, const char *fmt, ...) PK_CLI_PRINTF(2, 3);
+int pk_cli_usage(const pk_cli_parser *p, const char *fmt, ...) PK_PRINTF(2, 3);
 
 /* Value parsers: 0, or a usage error reported as "pikoc CMD: --opt 'v': why" and -1. */
 int pk_cli_uint(pk_cli_parser *p, const char *option, const char *text, uint64_t *value);
@@ -118,6 +116,8 @@ void pk_table_real(pk_table *t, double value);
 void pk_table_null(pk_table *t); /* not measured: "-" in a table, empty in CSV, null in JSON */
 /* Ends the output (the JSON array, pending table rows) and flushes; -1 on a write error. */
 int pk_table_finish(pk_table *t);
+/* Writes text as a JSON string, quotes included: the one escaper (also export's). */
+void pk_json_string(FILE *out, const char *text);
 
 /* ---- reading a database ------------------------------------------------------------ */
 
@@ -170,6 +170,17 @@ void pk_query_close(pk_query *q);
 int pk_query_fail(pk_query *q);
 /* A prepared statement, or NULL after pk_query_fail. */
 sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql);
+
+/* What the run's monitor measured and how it ran (docs/schema.md, table runs). */
+typedef struct pk_run_facts {
+    unsigned flags; /* pk_record_flags: PK_RECORD_MEMORY (RSS/VMS), PK_RECORD_ALLOC */
+    int64_t pid;
+    char monitor[64];
+    char alloc_source[160];
+} pk_run_facts;
+
+/* The facts of q's run; 0, or the exit status after a reported error. */
+int pk_query_run_facts(pk_query *q, pk_run_facts *facts);
 /* Reports a failed write of the output and returns PK_EXIT_FAILURE. */
 int pk_query_write_failed(pk_query *q, const char *where);
 /*

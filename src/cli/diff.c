@@ -4,7 +4,6 @@
  * Functions are matched by name and source file. Read-only.
  */
 #include "cli.h"
-#include "internal.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -106,12 +105,11 @@ static int open_side(run_side *s)
     int status = pk_query_open(&s->q, true);
     if (status != 0)
         return status;
-    sqlite3_stmt *flags = pk_query_prepare(&s->q, "SELECT flags FROM runs WHERE id = ?");
-    if (!flags)
-        return PK_EXIT_USAGE;
-    sqlite3_bind_int64(flags, 1, s->q.run_id);
-    s->measures_alloc = sqlite3_step(flags) == SQLITE_ROW && (sqlite3_column_int(flags, 0) & 2);
-    sqlite3_finalize(flags);
+    pk_run_facts facts;
+    status = pk_query_run_facts(&s->q, &facts);
+    if (status != 0)
+        return status;
+    s->measures_alloc = facts.flags & PK_RECORD_ALLOC;
     /* One row per (function, file): a function may have several symbols (lines). */
     s->stmt = pk_query_prepare(
         &s->q, "SELECT s.function, s.file, sum(f.calls), sum(f.total_ns), sum(f.self_ns),"
@@ -265,7 +263,7 @@ static int diff_main(int argc, char **argv)
     pk_query shared;
     pk_query_init(&shared, &pk_cmd_diff);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_diff, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_diff, options, PK_ARRAY_SIZE(options), argc, argv);
     const char *operands[2];
     size_t operand_count = 0;
     uint64_t limit = 20;

@@ -49,8 +49,7 @@ static const pk_cli_option options[] = {
     [OPT_LIMIT] = {"limit", 0, "N"},
 };
 
-/* Run flags (docs/schema.md, runs.flags) a column needs to hold values. */
-enum { NEEDS_MEMORY = 1, NEEDS_ALLOC = 2 };
+/* needs: the run flags (pk_record_flags) a column needs to hold values. */
 
 static const struct {
     pk_column column;
@@ -63,12 +62,12 @@ static const struct {
     {{"thread", PK_COLUMN_INTEGER}, 0},
     {{"time_ns", PK_COLUMN_INTEGER}, 0},
     {{"duration_ns", PK_COLUMN_INTEGER}, 0},
-    {{"rss", PK_COLUMN_INTEGER}, NEEDS_MEMORY},
-    {{"vms", PK_COLUMN_INTEGER}, NEEDS_MEMORY},
-    {{"allocated", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
-    {{"freed", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
-    {{"alloc_delta", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
-    {{"free_delta", PK_COLUMN_INTEGER}, NEEDS_ALLOC},
+    {{"rss", PK_COLUMN_INTEGER}, PK_RECORD_MEMORY},
+    {{"vms", PK_COLUMN_INTEGER}, PK_RECORD_MEMORY},
+    {{"allocated", PK_COLUMN_INTEGER}, PK_RECORD_ALLOC},
+    {{"freed", PK_COLUMN_INTEGER}, PK_RECORD_ALLOC},
+    {{"alloc_delta", PK_COLUMN_INTEGER}, PK_RECORD_ALLOC},
+    {{"free_delta", PK_COLUMN_INTEGER}, PK_RECORD_ALLOC},
     {{"caller", PK_COLUMN_TEXT}, 0},
     {{"caller_line", PK_COLUMN_INTEGER}, 0},
     {{"caller_file", PK_COLUMN_TEXT}, 0},
@@ -76,25 +75,15 @@ static const struct {
     {{"file", PK_COLUMN_TEXT}, 0},
 };
 
-#define EVENT_COLUMNS PK_CLI_ARRAY_SIZE(event_columns)
-
-static unsigned run_flags(pk_query *q)
-{
-    unsigned flags = NEEDS_MEMORY | NEEDS_ALLOC;
-    sqlite3_stmt *stmt = pk_query_prepare(q, "SELECT flags FROM runs WHERE id = ?");
-    if (!stmt)
-        return flags;
-    sqlite3_bind_int64(stmt, 1, q->run_id);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        flags = (unsigned)sqlite3_column_int(stmt, 0);
-    sqlite3_finalize(stmt);
-    return flags;
-}
+#define EVENT_COLUMNS PK_ARRAY_SIZE(event_columns)
 
 int pk_events_print(pk_query *q, const pk_event_filter *filter)
 {
     /* A table hides the columns the run cannot hold; CSV and JSON keep every field. */
-    unsigned flags = q->format == PK_FORMAT_TABLE ? run_flags(q) : NEEDS_MEMORY | NEEDS_ALLOC;
+    pk_run_facts facts = {.flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC};
+    if (q->format == PK_FORMAT_TABLE && pk_query_run_facts(q, &facts) != 0)
+        return PK_EXIT_USAGE;
+    unsigned flags = facts.flags;
     pk_column columns[EVENT_COLUMNS];
     size_t count = 0;
     char sql[1024] = "SELECT ";
@@ -136,7 +125,7 @@ static int events_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_events);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_events, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_events, options, PK_ARRAY_SIZE(options), argc, argv);
     pk_event_filter filter = {0};
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {

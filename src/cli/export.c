@@ -5,7 +5,6 @@
  * database; writes stdout or -o FILE.
  */
 #include "cli.h"
-#include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -59,19 +58,6 @@ static const char *const weights[] = {"time", "alloc"};
 
 /* ---- Chrome Trace Event JSON ------------------------------------------------------ */
 
-/* JSON string contents (without quotes). */
-static void json_text(FILE *out, const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-}
-
 /* Per thread: the open slices (to end them if the run stopped inside them) and heap counters. */
 typedef struct thread_state {
     int64_t thread;
@@ -115,10 +101,10 @@ static thread_state *thread_of(chrome *c, int64_t thread)
 static void slice(chrome *c, char phase, const char *name, int64_t thread, int64_t ns)
 {
     separator(c);
-    fprintf(c->out, "{\"name\":\"");
-    json_text(c->out, name);
+    fputs("{\"name\":", c->out);
+    pk_json_string(c->out, name);
     fprintf(c->out,
-            "\",\"cat\":\"function\",\"ph\":\"%c\",\"ts\":%lld.%03lld,\"pid\":%lld,\"tid\":%lld}",
+            ",\"cat\":\"function\",\"ph\":\"%c\",\"ts\":%lld.%03lld,\"pid\":%lld,\"tid\":%lld}",
             phase, (long long)(ns / 1000), (long long)(ns % 1000), (long long)c->pid,
             (long long)thread);
 }
@@ -152,11 +138,10 @@ static int write_metadata(pk_query *q, chrome *c)
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         c->pid = sqlite3_column_int64(stmt, 0);
         separator(c);
-        fprintf(c->out,
-                "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%lld,\"args\":{\"name\":\"",
+        fprintf(c->out, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%lld,\"args\":{\"name\":",
                 (long long)c->pid);
-        json_text(c->out, (const char *)sqlite3_column_text(stmt, 1));
-        fputs("\"}}", c->out);
+        pk_json_string(c->out, (const char *)sqlite3_column_text(stmt, 1));
+        fputs("}}", c->out);
     }
     sqlite3_finalize(stmt);
     stmt = pk_query_prepare(q, "SELECT thread FROM threads WHERE run_id = ? ORDER BY thread");
@@ -268,19 +253,16 @@ static int export_chrome(pk_query *q)
 static int export_folded(pk_query *q, int weight)
 {
     if (weight == WEIGHT_ALLOC) {
-        sqlite3_stmt *stmt =
-            pk_query_prepare(q, "SELECT flags & 2, alloc_source FROM runs WHERE id = ?");
-        if (!stmt)
-            return PK_EXIT_USAGE;
-        sqlite3_bind_int64(stmt, 1, q->run_id);
-        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0) == 0) {
+        pk_run_facts facts;
+        int status = pk_query_run_facts(q, &facts);
+        if (status != 0)
+            return status;
+        if (!(facts.flags & PK_RECORD_ALLOC)) {
             pk_cli_error(q->command->name,
                          "--weight alloc: run %lld has no allocation counters (%s)",
-                         (long long)q->run_id, (const char *)sqlite3_column_text(stmt, 1));
-            sqlite3_finalize(stmt);
+                         (long long)q->run_id, facts.alloc_source);
             return PK_EXIT_USAGE;
         }
-        sqlite3_finalize(stmt);
     }
     pk_call_tree t;
     int status = pk_call_tree_load(q, &t);
@@ -321,7 +303,7 @@ static int export_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_export);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_export, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_export, options, PK_ARRAY_SIZE(options), argc, argv);
     int format = EXPORT_CHROME, weight = -1;
     const char *output = NULL;
     const char *value;
@@ -331,13 +313,13 @@ static int export_main(int argc, char **argv)
             return p.status;
         case PK_OPT_FORMAT: /* export's formats are its own */
             format =
-                pk_cli_choice(&p, "--format", value, "format", formats, PK_CLI_ARRAY_SIZE(formats));
+                pk_cli_choice(&p, "--format", value, "format", formats, PK_ARRAY_SIZE(formats));
             if (format < 0)
                 return PK_EXIT_USAGE;
             break;
         case OPT_WEIGHT:
             weight =
-                pk_cli_choice(&p, "--weight", value, "weight", weights, PK_CLI_ARRAY_SIZE(weights));
+                pk_cli_choice(&p, "--weight", value, "weight", weights, PK_ARRAY_SIZE(weights));
             if (weight < 0)
                 return PK_EXIT_USAGE;
             break;

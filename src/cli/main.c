@@ -21,7 +21,7 @@ static void print_help(FILE *out)
           "\n"
           "commands:\n",
           out);
-    for (size_t i = 0; i < PK_CLI_ARRAY_SIZE(commands); i++)
+    for (size_t i = 0; i < PK_ARRAY_SIZE(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
     fputs("\n"
           "The query commands read pikoc.db in the current directory (--db FILE reads\n"
@@ -39,7 +39,7 @@ static void print_help(FILE *out)
 
 static const pk_cli_command *find_command(const char *name)
 {
-    for (size_t i = 0; i < PK_CLI_ARRAY_SIZE(commands); i++)
+    for (size_t i = 0; i < PK_ARRAY_SIZE(commands); i++)
         if (strcmp(commands[i]->name, name) == 0)
             return commands[i];
     return NULL;

@@ -33,7 +33,7 @@ int pk_query_option(pk_cli_parser *p, pk_query *q, int option, const char *value
         return 0;
     case PK_OPT_FORMAT: {
         int f = pk_cli_choice(p, "--format", value, "format", pk_format_names,
-                              PK_CLI_ARRAY_SIZE(pk_format_names));
+                              PK_ARRAY_SIZE(pk_format_names));
         if (f < 0)
             return PK_EXIT_USAGE;
         q->format = (pk_format)f;
@@ -85,6 +85,27 @@ sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql)
         return NULL;
     }
     return stmt;
+}
+
+int pk_query_run_facts(pk_query *q, pk_run_facts *facts)
+{
+    memset(facts, 0, sizeof *facts);
+    sqlite3_stmt *stmt =
+        pk_query_prepare(q, "SELECT flags, pid, monitor, alloc_source FROM runs WHERE id = ?");
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        facts->flags = (unsigned)sqlite3_column_int(stmt, 0);
+        facts->pid = sqlite3_column_int64(stmt, 1);
+        snprintf(facts->monitor, sizeof facts->monitor, "%s", sqlite3_column_text(stmt, 2));
+        snprintf(facts->alloc_source, sizeof facts->alloc_source, "%s",
+                 sqlite3_column_text(stmt, 3));
+    }
+    int status = rc == SQLITE_ROW ? 0 : pk_query_fail(q);
+    sqlite3_finalize(stmt);
+    return status;
 }
 
 int pk_query_write_failed(pk_query *q, const char *where)

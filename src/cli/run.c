@@ -5,7 +5,6 @@
  * traced without relinking; pikoc exits with the program's status.
  */
 #include "cli.h"
-#include "internal.h"
 #include "store.h"
 
 #include <errno.h>
@@ -146,7 +145,7 @@ static int check_filter(pk_cli_parser *p, const char *option, const char *kind, 
 static int parse_options(int argc, char **argv, run_config *cfg, int *status)
 {
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_run, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_run, options, PK_ARRAY_SIZE(options), argc, argv);
     p.stop_at_operand = true;
     cfg->monitor = "function-memory";
     const char *value;
@@ -267,7 +266,7 @@ static int read_elf(const char *path, elf_facts *facts)
                 if (!gelf_getdyn(data, (int)i, &dyn) || dyn.d_tag != DT_NEEDED)
                     continue;
                 const char *name = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
-                if (name && facts->needed_count < PK_CLI_ARRAY_SIZE(facts->needed))
+                if (name && facts->needed_count < PK_ARRAY_SIZE(facts->needed))
                     snprintf(facts->needed[facts->needed_count++], sizeof facts->needed[0], "%s",
                              name);
             }
@@ -315,7 +314,7 @@ static int find_preload(char *path, size_t size)
         char *slash = strrchr(self, '/');
         *slash = '\0';
         static const char *const beside[] = {"/.libs/" PRELOAD_NAME, "/" PRELOAD_NAME};
-        for (size_t i = 0; i < PK_CLI_ARRAY_SIZE(beside); i++) {
+        for (size_t i = 0; i < PK_ARRAY_SIZE(beside); i++) {
             snprintf(path, size, "%s%s", self, beside[i]);
             if (readable_file(path))
                 return 0;

@@ -42,7 +42,7 @@ static int runs_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_runs);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_runs, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_runs, options, PK_ARRAY_SIZE(options), argc, argv);
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         if (o == PK_CLI_EXIT)
@@ -57,7 +57,7 @@ static int runs_main(int argc, char **argv)
         &q, "SELECT id, strftime('%Y-%m-%dT%H:%M:%SZ', start_ns / 1000000000, 'unixepoch'),"
             " status, signal, exit_status, duration_ns, events, calls, dropped, monitor, pid,"
             " command_line FROM runs ORDER BY id");
-    status = stmt ? pk_query_print(&q, stmt, columns, PK_CLI_ARRAY_SIZE(columns)) : PK_EXIT_USAGE;
+    status = stmt ? pk_query_print(&q, stmt, columns, PK_ARRAY_SIZE(columns)) : PK_EXIT_USAGE;
     pk_query_close(&q);
     return status;
 }

@@ -68,19 +68,15 @@ enum {
 /* 0 when the run sampled memory; else bad input, reported. */
 static int check_memory(pk_query *q)
 {
-    sqlite3_stmt *stmt = pk_query_prepare(q, "SELECT flags & 1, monitor FROM runs WHERE id = ?");
-    if (!stmt)
-        return PK_EXIT_USAGE;
-    sqlite3_bind_int64(stmt, 1, q->run_id);
-    int status = 0;
-    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0) == 0) {
+    pk_run_facts facts;
+    int status = pk_query_run_facts(q, &facts);
+    if (status == 0 && !(facts.flags & PK_RECORD_MEMORY)) {
         pk_cli_error(q->command->name,
                      "run %lld has no RSS/VMS samples (monitor %s): record it with --monitor "
                      "function-memory",
-                     (long long)q->run_id, (const char *)sqlite3_column_text(stmt, 1));
+                     (long long)q->run_id, facts.monitor);
         status = PK_EXIT_USAGE;
     }
-    sqlite3_finalize(stmt);
     return status;
 }
 
@@ -89,7 +85,7 @@ static int spikes_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_spikes);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_spikes, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_spikes, options, PK_ARRAY_SIZE(options), argc, argv);
     uint64_t threshold = 1u << 20;
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
@@ -121,7 +117,7 @@ static int spikes_main(int argc, char **argv)
         return status ? status : PK_EXIT_USAGE;
     }
     sqlite3_bind_int64(stmt, 1, q.run_id);
-    pk_table *out = pk_table_new(q.out, q.format, columns, PK_CLI_ARRAY_SIZE(columns));
+    pk_table *out = pk_table_new(q.out, q.format, columns, PK_ARRAY_SIZE(columns));
     int64_t last_rss = 0, last_vms = 0;
     bool first = true;
     int rc;

@@ -50,7 +50,7 @@ static int sql_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_sql);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_sql, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_sql, options, PK_ARRAY_SIZE(options), argc, argv);
     const char *query = NULL;
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {

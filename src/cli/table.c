@@ -5,7 +5,6 @@
  * names are the column names. CSV and JSON carry exact integers.
  */
 #include "cli.h"
-#include "internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -73,7 +72,7 @@ static void csv_cell(pk_table *t, const char *text, bool plain)
     fputc('"', t->out);
 }
 
-static void json_string(FILE *out, const char *text)
+void pk_json_string(FILE *out, const char *text)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
@@ -110,12 +109,12 @@ static void json_cell(pk_table *t, const char *text, bool raw)
         fputs(t->rows ? ",\n  {" : "[\n  {", t->out);
     else
         fputs(", ", t->out);
-    json_string(t->out, t->columns[t->column].name);
+    pk_json_string(t->out, t->columns[t->column].name);
     fputs(": ", t->out);
     if (raw)
         fputs(text, t->out);
     else
-        json_string(t->out, text);
+        pk_json_string(t->out, text);
     if (t->column + 1 == t->count)
         fputc('}', t->out);
 }
@@ -283,7 +282,7 @@ static void readable_bytes(int64_t bytes, char *buf, size_t size)
     }
     size_t u = 0;
     v /= 1024;
-    while (v >= 1024 && u + 1 < PK_CLI_ARRAY_SIZE(units)) {
+    while (v >= 1024 && u + 1 < PK_ARRAY_SIZE(units)) {
         v /= 1024;
         u++;
     }

@@ -59,7 +59,7 @@ static int top_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_top);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_top, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_top, options, PK_ARRAY_SIZE(options), argc, argv);
     int key = 1;
     uint64_t limit = 20;
     const char *value;
@@ -68,7 +68,7 @@ static int top_main(int argc, char **argv)
         case PK_CLI_EXIT:
             return p.status;
         case OPT_BY:
-            key = pk_cli_choice(&p, "--by", value, "key", keys, PK_CLI_ARRAY_SIZE(keys));
+            key = pk_cli_choice(&p, "--by", value, "key", keys, PK_ARRAY_SIZE(keys));
             if (key < 0)
                 return PK_EXIT_USAGE;
             break;
@@ -97,7 +97,7 @@ static int top_main(int argc, char **argv)
     if (stmt) {
         sqlite3_bind_int64(stmt, 1, q.run_id);
         sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-        status = pk_query_print(&q, stmt, columns, PK_CLI_ARRAY_SIZE(columns));
+        status = pk_query_print(&q, stmt, columns, PK_ARRAY_SIZE(columns));
     } else {
         status = PK_EXIT_USAGE;
     }

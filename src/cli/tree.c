@@ -5,7 +5,6 @@
  * Read-only.
  */
 #include "cli.h"
-#include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -192,7 +191,7 @@ static int tree_main(int argc, char **argv)
     pk_query q;
     pk_query_init(&q, &pk_cmd_tree);
     pk_cli_parser p;
-    pk_cli_begin(&p, &pk_cmd_tree, options, PK_CLI_ARRAY_SIZE(options), argc, argv);
+    pk_cli_begin(&p, &pk_cmd_tree, options, PK_ARRAY_SIZE(options), argc, argv);
     uint64_t max_depth = UINT64_MAX;
     double min_percent = 0;
     const char *value;
@@ -230,8 +229,8 @@ static int tree_main(int argc, char **argv)
             qsort(t.roots, t.root_count, sizeof(size_t), by_weight);
 
         bool table = q.format == PK_FORMAT_TABLE;
-        pk_table *out = pk_table_new(q.out, q.format, columns,
-                                     table ? TABLE_COLUMNS : PK_CLI_ARRAY_SIZE(columns));
+        pk_table *out =
+            pk_table_new(q.out, q.format, columns, table ? TABLE_COLUMNS : PK_ARRAY_SIZE(columns));
         /* Depth first with an explicit stack: deep recursion makes deep trees. */
         size_t *stack = pk_xcalloc(t.count + 1, sizeof *stack);
         size_t top = 0;
