@@ -348,6 +348,16 @@ pk events --run 10 --format csv
 check_equal "a killed run keeps what was committed before the kill" \
     "$(rows | head -7 | cut -d, -f2,3 | tr '\n' ' ')" "call,main call,work return,work call,work return,work call,work return,work "
 
+timeout 120 "$pikoc" run --record sqlite:term.db -- "$(prog exits)" wait 5000 >out 2>err &
+launcher=$!
+sleep 1
+kill -TERM $launcher
+wait $launcher
+launcher_status=$?
+pk runs --db term.db --format csv
+check_equal "SIGTERM to pikoc run goes to the program; its run is marked killed" \
+    "$launcher_status $(rows | cut -d, -f3,4)" "143 killed,15"
+
 pk run -- ./nosuch
 check_equal "a program that does not exist" "$status $(cat err)" "127 pikoc run: cannot run './nosuch': No such file or directory"
 pk run -- nosuch-program-$$

@@ -415,6 +415,12 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
     sigaction(SIGQUIT, &ignore, &old_quit);
     sigaction(SIGTERM, &forward, &old_term);
     sigaction(SIGHUP, &forward, &old_hup);
+    /* Held until the child's pid is known, so that none arrives with nowhere to go. */
+    sigset_t held, old_mask;
+    sigemptyset(&held);
+    sigaddset(&held, SIGTERM);
+    sigaddset(&held, SIGHUP);
+    sigprocmask(SIG_BLOCK, &held, &old_mask);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -422,6 +428,7 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
         sigaction(SIGQUIT, &old_quit, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         sigaction(SIGHUP, &old_hup, NULL);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         close(report[0]);
         set_environment(cfg, preload);
         execv(path, cfg->program);
@@ -434,9 +441,11 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
     if (pid < 0) {
         *exec_error = errno;
         close(report[0]);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
     child_pid = pid;
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     *pid_out = pid;
     int e = 0;
     ssize_t got;
