@@ -172,15 +172,20 @@ static void mark(bool *dirty, uint32_t **list, size_t *count, size_t *capacity, 
     (*list)[(*count)++] = id;
 }
 
-static pk_function_stats *function_of(pk_aggregates *a, uint32_t symbol)
+/* Makes array[index] exist, zeroed: tables indexed by symbol id grow with the symbols. */
+__attribute__((noinline)) static void grow_zeroed(void *array, size_t *capacity, size_t index,
+                                                  size_t element_size)
 {
-    if (symbol >= a->function_capacity) {
-        size_t old = a->function_capacity;
-        while (symbol >= a->function_capacity)
-            pk_grow(&a->functions, &a->function_capacity, a->function_capacity,
-                    sizeof *a->functions);
-        memset(&a->functions[old], 0, (a->function_capacity - old) * sizeof *a->functions);
-    }
+    size_t old = *capacity;
+    while (index >= *capacity)
+        pk_grow(array, capacity, *capacity, element_size);
+    memset(*(char **)array + old * element_size, 0, (*capacity - old) * element_size);
+}
+
+static inline pk_function_stats *function_of(pk_aggregates *a, uint32_t symbol)
+{
+    if (symbol >= a->function_capacity)
+        grow_zeroed(&a->functions, &a->function_capacity, symbol, sizeof *a->functions);
     pk_function_stats *f = &a->functions[symbol];
     mark(&f->sums.dirty, &a->dirty_functions, &a->dirty_function_count, &a->dirty_function_capacity,
          symbol);
@@ -239,30 +244,33 @@ static uint32_t new_child(pk_aggregates *a, uint32_t parent, uint32_t symbol, ui
     return id;
 }
 
-/* A node's children are mostly called over and over: the last one found is tried first. */
+/*
+ * A node's children are mostly called over and over, often two in turn
+ * (step -> leaf, step -> twig): the last two found are tried first.
+ */
 static uint32_t child_of(pk_aggregates *a, uint32_t parent, uint32_t symbol)
 {
     pk_path_node *p = &a->nodes[parent]; /* slot 0 stands for the roots' parent */
-    if (p->last_child_symbol == symbol && p->last_child)
-        return p->last_child;
+    if (p->recent_symbol[0] == symbol && p->recent_child[0])
+        return p->recent_child[0];
+    if (p->recent_symbol[1] == symbol && p->recent_child[1])
+        return p->recent_child[1];
     uint64_t key = (uint64_t)parent << 32 | symbol;
     uint32_t id = map_get(&a->children, key);
     if (!id)
         id = new_child(a, parent, symbol, key);
     p = &a->nodes[parent];
-    p->last_child_symbol = symbol;
-    p->last_child = id;
+    p->recent_symbol[1] = p->recent_symbol[0];
+    p->recent_child[1] = p->recent_child[0];
+    p->recent_symbol[0] = symbol;
+    p->recent_child[0] = id;
     return id;
 }
 
-static uint32_t *active_of(pk_thread_stats *t, uint32_t symbol)
+static inline uint32_t *active_of(pk_thread_stats *t, uint32_t symbol)
 {
-    if (symbol >= t->active_capacity) {
-        size_t old = t->active_capacity;
-        while (symbol >= t->active_capacity)
-            pk_grow(&t->active, &t->active_capacity, t->active_capacity, sizeof *t->active);
-        memset(&t->active[old], 0, (t->active_capacity - old) * sizeof *t->active);
-    }
+    if (symbol >= t->active_capacity)
+        grow_zeroed(&t->active, &t->active_capacity, symbol, sizeof *t->active);
     return &t->active[symbol];
 }
 

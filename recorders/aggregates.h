@@ -48,8 +48,8 @@ typedef struct pk_path_node {
     uint32_t parent; /* 0 for a root */
     uint32_t symbol;
     uint32_t depth;
-    uint32_t last_child_symbol; /* the child found last, tried first */
-    uint32_t last_child;
+    uint32_t recent_symbol[2]; /* the children found last, tried first */
+    uint32_t recent_child[2];
 } pk_path_node;
 
 /* A call open on one thread. */

@@ -408,7 +408,7 @@ static int sqlite_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
 static int sqlite_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
 {
     (void)err;
-    sqlite_state *s = pk_recorder_state(r);
+    sqlite_state *s = r->state; /* not pk_recorder_state: no PLT call per record */
     s->events++;
     s->calls += rec->type == PK_EVENT_CALL;
     pk_aggregates_observe(&s->aggregates, rec);
@@ -417,7 +417,7 @@ static int sqlite_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
 
 static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
 {
-    sqlite_state *s = pk_recorder_state(r);
+    sqlite_state *s = r->state;
     pk_aggregates *a = &s->aggregates;
     uint32_t function = pk_aggregates_function(a, rec);
     uint32_t caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0);
