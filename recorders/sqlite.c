@@ -17,6 +17,7 @@
 #define BATCH_BYTES 65536
 #define EVENT_MAX_BYTES 160 /* head + 15 varints of at most 10 bytes */
 #define COMMIT_INTERVAL_NS 250000000ull
+#define CLOCK_CHECK_EVENTS 256
 
 /* The batch being encoded and its decoder state (docs/schema.md). */
 typedef struct batch {
@@ -69,7 +70,7 @@ typedef struct sqlite_state {
     int64_t run_id; /* 0 before the run starts */
     int64_t start_wall_ns;
     bool in_transaction;
-    uint64_t transaction_start_ns;
+    uint64_t last_commit_ns;
     uint64_t events, calls, written;
     size_t symbols_stored; /* symbol ids below this are in the file */
     pk_aggregates aggregates;
@@ -161,7 +162,6 @@ static int begin(sqlite_state *s, pk_error *err)
     if (step(s, ST_BEGIN, err) != 0)
         return -1;
     s->in_transaction = true;
-    s->transaction_start_ns = monotonic_ns();
     return 0;
 }
 
@@ -273,6 +273,7 @@ static int commit(sqlite_state *s, pk_error *err)
         store_progress(s, err) != 0 || step(s, ST_COMMIT, err) != 0)
         return -1;
     s->in_transaction = false;
+    s->last_commit_ns = monotonic_ns();
     pk_store_checkpointer_kick(s->checkpointer, s->db);
     return 0;
 }
@@ -426,13 +427,15 @@ static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
     pk_aggregates_touch_thread(a, t);
     encode(&s->batch, rec, function, caller);
     s->written++;
-    if (s->batch.count < BATCH_EVENTS && s->batch.used < BATCH_BYTES)
+    /* A slow trickle of events must not sit in memory for long either: the
+     * clock is read every few hundred events, and every full batch. */
+    bool full = s->batch.count >= BATCH_EVENTS || s->batch.used >= BATCH_BYTES;
+    if (!full && s->batch.count % CLOCK_CHECK_EVENTS != 0)
         return 0;
-    if (store_batch(s, err) != 0)
+    bool due = monotonic_ns() - s->last_commit_ns >= COMMIT_INTERVAL_NS;
+    if ((full || due) && store_batch(s, err) != 0)
         return -1;
-    if (monotonic_ns() - s->transaction_start_ns >= COMMIT_INTERVAL_NS)
-        return commit(s, err);
-    return 0;
+    return due ? commit(s, err) : 0;
 }
 
 static int sqlite_flush(pk_recorder *r, pk_error *err)

@@ -655,6 +655,27 @@ static void mark_run_records_how_the_program_ended(void **state)
     sqlite3_close(db);
 }
 
+/* Events that trickle in are committed about every 250 ms, full batch or not. */
+static void slow_events_are_committed_within_a_quarter_second(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_logger *lg = sqlite_logger(t->db, NULL);
+    pk_run_info run = demo_run();
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    for (size_t i = 0; i < 256; i++) {
+        pk_record r = test_record(i, PK_EVENT_CALL, "f", i, i);
+        r.line = 1;
+        if (i == 255)
+            usleep(300 * 1000);
+        pk_logger_push(lg, &r);
+    }
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT status, events, written FROM runs", "running|256|256\n");
+    assert_rows(db, "SELECT count(*), max(depth) FROM pikoc_events", "256|255\n");
+    sqlite3_close(db);
+    pk_logger_free(lg);
+}
+
 /* A writer killed mid-run leaves every committed batch readable, still 'running'. */
 static void killed_writer_leaves_committed_batches(void **state)
 {
@@ -884,6 +905,7 @@ int main(void)
         WITH_DIR(two_runs_in_one_file),
         WITH_DIR(many_events_span_batches_and_prune_by_index),
         WITH_DIR(mark_run_records_how_the_program_ended),
+        WITH_DIR(slow_events_are_committed_within_a_quarter_second),
         WITH_DIR(killed_writer_leaves_committed_batches),
         WITH_DIR(missing_file_is_reported),
         WITH_DIR(text_file_is_not_sqlite),
