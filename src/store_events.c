@@ -44,9 +44,13 @@ static const char declaration[] =
     "allocated INTEGER, freed INTEGER, alloc_delta INTEGER, free_delta INTEGER, "
     "function_id INTEGER, caller_id INTEGER)";
 
-/* ---- plan: which constraints prune batches ------------------------------------ */
+/* ---- plan: which constraints prune batches or skip rows -------------------------- */
 
-/* Constraints we use, one bit each in idxNum, their values in argv in bit order. */
+/*
+ * Constraints we use, one bit each in idxNum, their values in argv in bit
+ * order. The first ones skip whole batches (a condition on event_batches);
+ * the row filters skip events while decoding, before SQLite sees them.
+ */
 enum plan_bit {
     PLAN_RUN_EQ,
     PLAN_INDEX_EQ,
@@ -59,14 +63,25 @@ enum plan_bit {
     PLAN_TIME_GE,
     PLAN_TIME_LT,
     PLAN_TIME_LE,
+    PLAN_FUNCTION_EQ, /* row filters from here on */
+    PLAN_FUNCTION_GLOB,
+    PLAN_TYPE_EQ,
+    PLAN_THREAD_EQ,
     PLAN_BITS
 };
 
 static int plan_bit_of(int column, unsigned char op)
 {
     int base;
+    bool eq = op == SQLITE_INDEX_CONSTRAINT_EQ;
     if (column == COL_RUN_ID)
-        return op == SQLITE_INDEX_CONSTRAINT_EQ ? PLAN_RUN_EQ : -1;
+        return eq ? PLAN_RUN_EQ : -1;
+    if (column == COL_FUNCTION)
+        return eq ? PLAN_FUNCTION_EQ : op == SQLITE_INDEX_CONSTRAINT_GLOB ? PLAN_FUNCTION_GLOB : -1;
+    if (column == COL_TYPE)
+        return eq ? PLAN_TYPE_EQ : -1;
+    if (column == COL_THREAD)
+        return eq ? PLAN_THREAD_EQ : -1;
     if (column == COL_INDEX)
         base = PLAN_INDEX_EQ;
     else if (column == COL_TIME)
@@ -89,7 +104,7 @@ static int plan_bit_of(int column, unsigned char op)
     }
 }
 
-/* SQLite still checks every constraint on each row (omit stays 0): ours only skip batches. */
+/* SQLite still checks every constraint on each row (omit stays 0): ours only skip work. */
 static int events_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info)
 {
     (void)vtab;
@@ -149,7 +164,16 @@ typedef struct cursor {
     char *strings; /* one block holding every symbol string */
     event_row row;
     bool eof;
+    /* row filters (PLAN_FUNCTION_*, PLAN_TYPE_EQ, PLAN_THREAD_EQ) */
+    char *function; /* name or glob to match; NULL: any */
+    bool function_glob;
+    uint8_t *function_ok; /* by symbol id of symbols_run: does it match */
+    int type;             /* TYPE_ANY, or the head's return bit wanted, or TYPE_NONE */
+    bool thread_given;
+    uint64_t thread;
 } cursor;
+
+enum { TYPE_ANY = -1, TYPE_NONE = -2 };
 
 static int events_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                           sqlite3_vtab **out, char **error)
@@ -182,6 +206,7 @@ static int events_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out)
         return SQLITE_NOMEM;
     memset(c, 0, sizeof *c);
     c->eof = true;
+    c->type = TYPE_ANY;
     *out = &c->base;
     return SQLITE_OK;
 }
@@ -190,8 +215,10 @@ static void forget_symbols(cursor *c)
 {
     sqlite3_free(c->table);
     sqlite3_free(c->strings);
+    sqlite3_free(c->function_ok);
     c->table = NULL;
     c->strings = NULL;
+    c->function_ok = NULL;
     c->table_size = 0;
     c->symbols_run = 0;
 }
@@ -202,6 +229,7 @@ static int events_close(sqlite3_vtab_cursor *base)
     sqlite3_finalize(c->batches);
     sqlite3_finalize(c->symbols);
     forget_symbols(c);
+    sqlite3_free(c->function);
     sqlite3_free(c);
     return SQLITE_OK;
 }
@@ -225,6 +253,20 @@ static int malformed(cursor *c)
 }
 
 /* ---- symbols of a run ------------------------------------------------------------ */
+
+/* Which of the run's symbols the function filter keeps, as the GLOB or = operator would. */
+static int match_functions(cursor *c)
+{
+    c->function_ok = sqlite3_malloc64((uint64_t)c->table_size);
+    if (!c->function_ok)
+        return SQLITE_NOMEM;
+    for (int64_t id = 0; id < c->table_size; id++) {
+        const char *name = c->table[id].function;
+        c->function_ok[id] = name && (c->function_glob ? sqlite3_strglob(c->function, name) == 0
+                                                       : strcmp(c->function, name) == 0);
+    }
+    return SQLITE_OK;
+}
 
 /* Fills the table from the symbols statement, whose rows must be read twice: ids, then bytes. */
 static int load_symbols(cursor *c, int64_t run_id)
@@ -266,7 +308,9 @@ static int load_symbols(cursor *c, int64_t run_id)
         }
         s->line = sqlite3_column_int64(st, 3);
     }
-    return rc == SQLITE_DONE ? SQLITE_OK : db_error(c, rc);
+    if (rc != SQLITE_DONE)
+        return db_error(c, rc);
+    return c->function ? match_functions(c) : SQLITE_OK;
 }
 
 /* ---- decoding ---------------------------------------------------------------------- */
@@ -379,9 +423,9 @@ static int next_batch(cursor *c)
     return SQLITE_OK;
 }
 
-static int events_next(sqlite3_vtab_cursor *base)
+/* Decodes the next event, moving on to the next batch when one is used up. */
+static int advance(cursor *c)
 {
-    cursor *c = (cursor *)base;
     while (!c->eof && c->left == 0) {
         if (c->p != c->end)
             return malformed(c); /* bytes after the last event */
@@ -395,6 +439,26 @@ static int events_next(sqlite3_vtab_cursor *base)
         return malformed(c);
     c->left--;
     return SQLITE_OK;
+}
+
+static bool row_passes(const cursor *c)
+{
+    const event_row *r = &c->row;
+    if (c->type != TYPE_ANY && (c->type == TYPE_NONE || (int)(r->head & PK_HEAD_RETURN) != c->type))
+        return false;
+    if (c->thread_given && r->thread != c->thread)
+        return false;
+    return !c->function_ok || c->function_ok[r->function];
+}
+
+static int events_next(sqlite3_vtab_cursor *base)
+{
+    cursor *c = (cursor *)base;
+    int rc;
+    do
+        rc = advance(c);
+    while (rc == SQLITE_OK && !c->eof && !row_passes(c));
+    return rc;
 }
 
 /* The batch query for a plan: each pruning constraint becomes one condition. */
@@ -417,7 +481,7 @@ static char *batch_sql(unsigned plan)
     sqlite3_str *sql = sqlite3_str_new(NULL);
     sqlite3_str_appendall(sql, "SELECT id, run_id, count, data FROM event_batches WHERE 1");
     int n = 0;
-    for (int bit = 0; bit < PLAN_BITS; bit++) {
+    for (int bit = 0; bit < PLAN_FUNCTION_EQ; bit++) {
         if (!(plan & (1u << bit)))
             continue;
         n++;
@@ -443,6 +507,41 @@ static int prepare(cursor *c, sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return rc;
 }
 
+/*
+ * Takes a row filter's value. Only values that compare plainly are used (text
+ * for names and types, an integer for threads); with any other, SQLite's own
+ * check of the constraint decides alone.
+ */
+static int set_row_filter(cursor *c, int bit, sqlite3_value *value)
+{
+    int kind = sqlite3_value_type(value);
+    if (bit == PLAN_THREAD_EQ && kind == SQLITE_INTEGER) {
+        c->thread_given = true;
+        c->thread = (uint64_t)sqlite3_value_int64(value);
+    } else if (bit == PLAN_TYPE_EQ && kind == SQLITE_TEXT) {
+        const char *type = (const char *)sqlite3_value_text(value);
+        c->type = strcmp(type, "call") == 0     ? 0
+                  : strcmp(type, "return") == 0 ? (int)PK_HEAD_RETURN
+                                                : TYPE_NONE;
+    } else if ((bit == PLAN_FUNCTION_EQ || bit == PLAN_FUNCTION_GLOB) && kind == SQLITE_TEXT &&
+               !c->function) {
+        c->function = sqlite3_mprintf("%s", (const char *)sqlite3_value_text(value));
+        c->function_glob = bit == PLAN_FUNCTION_GLOB;
+        if (!c->function)
+            return SQLITE_NOMEM;
+    }
+    return SQLITE_OK;
+}
+
+static void clear_row_filters(cursor *c)
+{
+    sqlite3_free(c->function);
+    c->function = NULL;
+    c->type = TYPE_ANY;
+    c->thread_given = false;
+    forget_symbols(c); /* their matches belong to the old filter */
+}
+
 static int events_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_text, int argc,
                          sqlite3_value **argv)
 {
@@ -454,6 +553,7 @@ static int events_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_t
     c->eof = false;
     c->left = 0;
     c->p = c->end = NULL;
+    clear_row_filters(c);
     char *sql = batch_sql((unsigned)plan);
     int rc = prepare(c, db, sql, &c->batches);
     sqlite3_free(sql);
@@ -462,8 +562,16 @@ static int events_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_t
                      &c->symbols);
     if (rc != SQLITE_OK)
         return rc;
-    for (int i = 0; i < argc; i++)
-        sqlite3_bind_value(c->batches, i + 1, argv[i]);
+    int arg = 0;
+    for (int bit = 0; bit < PLAN_BITS && arg < argc; bit++) {
+        if (!(plan & (1u << bit)))
+            continue;
+        if (bit < PLAN_FUNCTION_EQ)
+            sqlite3_bind_value(c->batches, arg + 1, argv[arg]);
+        else if ((rc = set_row_filter(c, bit, argv[arg])) != SQLITE_OK)
+            return rc;
+        arg++;
+    }
     return events_next(base);
 }
 

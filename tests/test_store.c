@@ -444,6 +444,44 @@ static void events_table_returns_the_records_pushed(void **state)
     sqlite3_close(db);
 }
 
+/* Constraints on function, type and thread skip rows while decoding: same answers as SQL's. */
+static void events_filters_on_function_type_and_thread(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+#define INDEXES "SELECT group_concat(\"index\", ' ') FROM pikoc_events WHERE "
+    assert_rows(db, INDEXES "function = 'b'", "3 4 7 8\n");
+    assert_rows(db, INDEXES "function GLOB '[ab]' AND type = 'return'", "4 5 6 8\n");
+    assert_rows(db, INDEXES "run_id = 1 AND thread = 4242 AND type = 'call'", "0 1 2 3 7\n");
+    assert_rows(db, INDEXES "thread = 99", "NULL\n");
+    assert_rows(db, INDEXES "type = 'bogus'", "NULL\n");
+    assert_rows(db, INDEXES "type = 1", "NULL\n");
+    /* An OR makes SQLite scan once per branch (the rows come branch by branch). */
+    assert_rows(db,
+                "SELECT group_concat(i, ' ') FROM (SELECT \"index\" AS i FROM pikoc_events "
+                "WHERE function GLOB 'm*' OR function = 'b' ORDER BY 1)",
+                "0 3 4 7 8 9\n");
+    assert_rows(db, INDEXES "function = 'a' AND function = 'b'", "NULL\n");
+    assert_rows(db, INDEXES "function = 'a' AND \"index\" > 2", "5 6\n");
+#undef INDEXES
+    /* One statement run twice with other values: no filter is left over. */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM pikoc_events WHERE function = ?",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    const char *names[] = {"main", "a", "b", "nothing"};
+    const int counts[] = {2, 4, 4, 0};
+    for (int i = 0; i < 4; i++) {
+        sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), counts[i]);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 /* Threads, missing measures, large and falling values: what the deltas must survive. */
 static void events_round_trip_threads_flags_and_large_values(void **state)
 {
@@ -899,6 +937,7 @@ int main(void)
         WITH_DIR(call_paths_form_the_calling_context_tree),
         WITH_DIR(symbols_name_callers_by_name_and_file),
         WITH_DIR(events_table_returns_the_records_pushed),
+        WITH_DIR(events_filters_on_function_type_and_thread),
         WITH_DIR(events_round_trip_threads_flags_and_large_values),
         WITH_DIR(batch_bytes_match_the_documented_example),
         WITH_DIR(filters_keep_events_out_but_aggregates_exact),
