@@ -19,4 +19,10 @@ echo "== build and test under AddressSanitizer and UndefinedBehaviorSanitizer ==
 echo "== make distcheck =="
 (cd "$top/build" && make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >/dev/null) ||
     { echo "make distcheck failed"; exit 1; }
-echo "all checks passed"
+# One closing line over both builds: cmocka's "[  PASSED  ] N test(s)" and the
+# scripts' "N passed, M failed".
+passed=$(cat "$top"/build/tests/*.log "$top"/build-sanitizers/tests/*.log |
+    sed -n -e 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' -e 's/^\([0-9]*\) passed, [0-9]* failed.*/\1/p' |
+    awk '{ n += $1 } END { print n + 0 }')
+echo "all checks passed (unit and integration tests, plain and sanitizer builds, distcheck)"
+echo "$passed passed, 0 failed"
