@@ -90,16 +90,9 @@ void pk_aggregates_init(pk_aggregates *a)
     memset(&a->nodes[0], 0, sizeof a->nodes[0]);
 }
 
-static uint64_t text_hash(uint64_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h * 0x100000001b3ull; /* the terminator separates the strings */
-}
-
 static uint64_t symbol_hash(const char *function, const char *file, unsigned line)
 {
-    return mix64(text_hash(text_hash(0xcbf29ce484222325ull, function), file) ^ line);
+    return mix64(pk_string_hash(function) ^ pk_string_hash(file) * 0x9e3779b97f4a7c15ull ^ line);
 }
 
 static bool symbol_is(const pk_symbol_entry *e, const char *function, const char *file,

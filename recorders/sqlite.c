@@ -7,11 +7,11 @@
  * the WAL into the file (pk_store_checkpointer) so the drain only appends.
  */
 #include "aggregates.h"
+#include "clock.h"
 #include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BATCH_EVENTS 4096
 #define BATCH_BYTES 65536
@@ -83,13 +83,6 @@ static struct {
     sqlite3 *db;
     pk_store_checkpointer *checkpointer;
 } forked_connections[8];
-
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int failed(sqlite_state *s, pk_error *err)
 {
@@ -273,7 +266,7 @@ static int commit(sqlite_state *s, pk_error *err)
         store_progress(s, err) != 0 || step(s, ST_COMMIT, err) != 0)
         return -1;
     s->in_transaction = false;
-    s->last_commit_ns = monotonic_ns();
+    s->last_commit_ns = pk_clock_monotonic_ns();
     pk_store_checkpointer_kick(s->checkpointer, s->db);
     return 0;
 }
@@ -432,7 +425,7 @@ static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
     bool full = s->batch.count >= BATCH_EVENTS || s->batch.used >= BATCH_BYTES;
     if (!full && s->batch.count % CLOCK_CHECK_EVENTS != 0)
         return 0;
-    bool due = monotonic_ns() - s->last_commit_ns >= COMMIT_INTERVAL_NS;
+    bool due = pk_clock_monotonic_ns() - s->last_commit_ns >= COMMIT_INTERVAL_NS;
     if ((full || due) && store_batch(s, err) != 0)
         return -1;
     return due ? commit(s, err) : 0;

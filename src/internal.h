@@ -180,6 +180,8 @@ PK_HIDDEN void pk_symbols_lookup(uintptr_t address, pk_symbol *out);
 PK_HIDDEN void pk_symbols_lookup_site(uintptr_t return_address, pk_symbol *out);
 /* Interns a string for the life of the process. */
 PK_HIDDEN const char *pk_intern(const char *s);
+/* The hash of a NUL-terminated string (FNV-1a) that string tables share. */
+PK_HIDDEN size_t pk_string_hash(const char *s);
 /*
  * Calls fn for every function symbol of the loaded modules whose name
  * matches one of the globs; used to resolve focus names to addresses.

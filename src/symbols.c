@@ -104,7 +104,7 @@ static size_t address_hash(uintptr_t address)
 }
 
 /* FNV-1a: names are short, and this is only used off the fast path. */
-static size_t string_hash(const char *s)
+size_t pk_string_hash(const char *s)
 {
     uint64_t hash = 0xcbf29ce484222325ull;
     for (; *s; s++)
@@ -135,7 +135,7 @@ static char *arena_copy(const char *s)
 static const char **string_slot(const char **slots, size_t slot_count, const char *s)
 {
     size_t mask = slot_count - 1;
-    for (size_t i = string_hash(s) & mask;; i = (i + 1) & mask) {
+    for (size_t i = pk_string_hash(s) & mask;; i = (i + 1) & mask) {
         if (!slots[i] || strcmp(slots[i], s) == 0)
             return &slots[i];
     }
