@@ -1,0 +1,291 @@
+/*
+ * calls.c — the call-overhead benchmark's workload (driven by run-calls.sh).
+ * Built with -finstrument-functions; only the workload functions below are
+ * instrumented (everything else is no_instrument_function), so a run makes
+ * exactly 4 * ITERATIONS + SLICES instrumented calls, each an entry and an
+ * exit, where the iterations run in SLICES = ceil(ITERATIONS / 8000) slices.
+ *
+ *   calls [ITERATIONS]                 whatever the environment asks for:
+ *                                      nothing, PIKOC_RECORD, or uftrace
+ *   calls --null=MONITOR [ITERATIONS]  MONITOR ("function", "function-memory")
+ *                                      through the public API into a recorder
+ *                                      that counts records and writes nothing:
+ *                                      the hooks and the drain's record
+ *                                      building, without any formatting
+ *   calls --hot=MONITOR [ITERATIONS]   the same, but after each slice (64,002
+ *                                      events, less than a default ring)
+ *                                      pk_monitor_disable waits for the drain:
+ *                                      the monitored thread never finds its
+ *                                      ring full, so the timed slices cost
+ *                                      the hot path alone
+ *   calls --pread [COUNT]              ns per pread(2) of /proc/self/statm,
+ *                                      the cost function-memory adds per event
+ *
+ * Output is one line of key=value pairs on stdout, for the script to parse.
+ */
+#include <pikoc.h>
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINSTR __attribute__((no_instrument_function))
+/* Instrumented, never inlined or cloned: one entry and one exit per call. */
+#define WORK __attribute__((noinline, noclone))
+
+#define DEFAULT_ITERATIONS 2500000u /* 10,000,313 calls */
+#define CALLS_PER_ITERATION 4u
+/* 8000 iterations make 32,001 calls, 64,002 events: a default ring holds 65,536. */
+#define SLICE_ITERATIONS 8000u
+#define DEFAULT_PREADS 200000u
+
+/* ---- the workload (instrumented) ------------------------------------------ */
+
+static volatile uint64_t sink; /* keeps the results, so no call is dead code */
+
+WORK static uint64_t leaf(uint64_t x)
+{
+    __asm__ volatile("" ::: "memory");
+    return x * 2654435761u + 1;
+}
+
+WORK static uint64_t twig(uint64_t x)
+{
+    return leaf(x ^ 0x5555) + 3;
+}
+
+/* One iteration: step -> leaf, step -> twig -> leaf (4 calls, depth up to 3). */
+WORK static uint64_t step(uint64_t x)
+{
+    return leaf(x) + twig(x);
+}
+
+WORK static void run_slice(uint64_t first, uint64_t count)
+{
+    uint64_t acc = 0;
+    for (uint64_t i = first; i < first + count; i++)
+        acc += step(i);
+    sink += acc;
+}
+
+/* ---- timing (not instrumented) -------------------------------------------- */
+
+NOINSTR static uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+NOINSTR static uint64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+NOINSTR static uint64_t slices_of(uint64_t iterations)
+{
+    return (iterations + SLICE_ITERATIONS - 1) / SLICE_ITERATIONS;
+}
+
+NOINSTR static uint64_t calls_of(uint64_t iterations)
+{
+    return iterations * CALLS_PER_ITERATION + slices_of(iterations);
+}
+
+/*
+ * The slices timed two ways: loop_ns (elapsed) and cpu_ns (this thread's
+ * CPU time, which leaves out time it was descheduled but counts time it
+ * spun waiting for a full ring). Only the slices are timed.
+ */
+typedef struct timing {
+    uint64_t loop_ns;
+    uint64_t cpu_ns;
+    uint64_t end_ns;
+} timing;
+
+/* With pace, the drain catches up between slices (pk_monitor_disable waits for it). */
+NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t)
+{
+    *t = (timing){0};
+    for (uint64_t done = 0; done < iterations; done += SLICE_ITERATIONS) {
+        uint64_t count = iterations - done;
+        if (count > SLICE_ITERATIONS)
+            count = SLICE_ITERATIONS;
+        uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        uint64_t t0 = now_ns();
+        run_slice(done, count);
+        uint64_t t1 = now_ns();
+        uint64_t cpu1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        t->loop_ns += t1 - t0;
+        t->cpu_ns += cpu1 - cpu0;
+        t->end_ns = t1;
+        if (pace) {
+            pk_error err;
+            pk_monitor_disable(pace);
+            if (pk_monitor_enable(pace, &err) != 0) {
+                fprintf(stderr, "calls: %s\n", err.message);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+NOINSTR static void print_timing(const char *mode, uint64_t iterations, timing t)
+{
+    printf("mode=%s calls=%" PRIu64 " slices=%" PRIu64 " loop_ns=%" PRIu64 " cpu_ns=%" PRIu64, mode,
+           calls_of(iterations), slices_of(iterations), t.loop_ns, t.cpu_ns);
+}
+
+NOINSTR static void print_totals(pk_run_totals t)
+{
+    printf(" events=%" PRIu64 " recorded_calls=%" PRIu64 " unmatched=%" PRIu64
+           " unfinished=%" PRIu64 " dropped=%" PRIu64,
+           t.events, t.calls, t.unmatched, t.unfinished, t.dropped);
+}
+
+/* ---- the null recorder: counts records, writes nothing -------------------- */
+
+typedef struct null_state {
+    uint64_t records;
+} null_state;
+
+NOINSTR static int null_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    (void)err;
+    ((null_state *)pk_recorder_state(r))->records++;
+    return 0;
+}
+
+static const pk_recorder_ops null_recorder = {
+    .name = "null",
+    .usage = "null",
+    .size = sizeof(null_state),
+    .write = null_write,
+};
+
+/* ---- modes ------------------------------------------------------------------ */
+
+/* tail_ns: how long the drain took, after the last slice, to catch up and finish. */
+NOINSTR static int run_plain(uint64_t iterations)
+{
+    timing t;
+    if (run_workload(iterations, NULL, &t) != 0)
+        return 1;
+    print_timing("plain", iterations, t);
+    pk_monitor *m = pk_auto_monitor();
+    if (m) {
+        pk_monitor_end(m); /* ends the PIKOC_RECORD run now, to time the tail */
+        printf(" tail_ns=%" PRIu64 " monitor=%s", now_ns() - t.end_ns, pk_monitor_name(m));
+        print_totals(pk_monitor_totals(m));
+    }
+    printf("\n");
+    return 0;
+}
+
+NOINSTR static int run_null(const char *monitor, bool paced, uint64_t iterations)
+{
+    pk_error err;
+    if (pk_auto_monitor()) {
+        fprintf(stderr, "calls: --null and --hot run their own monitor: unset PIKOC_RECORD\n");
+        return 2;
+    }
+    if (pk_recorder_register(&null_recorder, &err) != 0)
+        goto fail;
+    pk_monitor *m = pk_monitor_new(monitor, &err);
+    if (!m)
+        goto fail;
+    pk_logger *lg = pk_monitor_record(m, "null", &err);
+    if (!lg || pk_monitor_enable(m, &err) != 0) {
+        pk_monitor_free(m);
+        goto fail;
+    }
+    timing t;
+    if (run_workload(iterations, paced ? m : NULL, &t) != 0) {
+        pk_monitor_free(m);
+        return 1;
+    }
+    pk_monitor_end(m);
+    uint64_t tail = now_ns() - t.end_ns;
+    null_state *s = pk_recorder_state(pk_logger_recorder(lg));
+    print_timing(paced ? "hot" : "null", iterations, t);
+    printf(" tail_ns=%" PRIu64 " monitor=%s records=%" PRIu64, tail, monitor, s->records);
+    print_totals(pk_monitor_totals(m));
+    printf("\n");
+    pk_monitor_free(m);
+    return 0;
+fail:
+    fprintf(stderr, "calls: %s\n", err.message);
+    return 1;
+}
+
+/* The same read function-memory's sample() makes on every event. */
+NOINSTR static int run_pread(uint64_t count)
+{
+    char buf[96];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        perror("calls: /proc/self/statm");
+        return 1;
+    }
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < count; i++) {
+        if (pread(fd, buf, sizeof buf, 0) <= 0) {
+            perror("calls: pread /proc/self/statm");
+            close(fd);
+            return 1;
+        }
+    }
+    uint64_t t1 = now_ns();
+    close(fd);
+    printf("mode=pread preads=%" PRIu64 " loop_ns=%" PRIu64 " pread_ns=%.1f\n", count, t1 - t0,
+           (double)(t1 - t0) / (double)count);
+    return 0;
+}
+
+NOINSTR static int usage(void)
+{
+    fprintf(stderr, "usage: calls [ITERATIONS]\n"
+                    "       calls --null=MONITOR [ITERATIONS]\n"
+                    "       calls --hot=MONITOR [ITERATIONS]\n"
+                    "       calls --pread [COUNT]\n");
+    return 2;
+}
+
+NOINSTR static int parse_count(const char *text, uint64_t *out)
+{
+    pk_error err;
+    if (pk_parse_uint("count", text, out, &err) != 0 || *out == 0) {
+        fprintf(stderr, "calls: '%s' is not a positive count\n", text);
+        return -1;
+    }
+    return 0;
+}
+
+NOINSTR int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 && strncmp(argv[1], "--", 2) == 0 ? argv[1] : NULL;
+    int first = mode ? 2 : 1;
+    if (argc > first + 1)
+        return usage();
+    uint64_t count = mode && strcmp(mode, "--pread") == 0 ? DEFAULT_PREADS : DEFAULT_ITERATIONS;
+    if (argc == first + 1 && parse_count(argv[first], &count) != 0)
+        return 2;
+    int rc;
+    if (!mode)
+        rc = run_plain(count);
+    else if (strcmp(mode, "--pread") == 0)
+        rc = run_pread(count);
+    else if (strncmp(mode, "--null=", 7) == 0 && mode[7])
+        rc = run_null(mode + 7, false, count);
+    else if (strncmp(mode, "--hot=", 6) == 0 && mode[6])
+        rc = run_null(mode + 6, true, count);
+    else
+        return usage();
+    fflush(stdout);
+    return rc;
+}
