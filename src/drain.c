@@ -227,7 +227,8 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
         else
             process_call(tr, ev, r->tid);
     }
-    atomic_store_explicit(&r->tail, end, memory_order_release);
+    atomic_store(&r->tail, end); /* seq_cst: pairs with the producer's waiting flag */
+    pk_ring_made_room(r);
     if (state == PK_RING_EXITED && end == head)
         retire_ring(r);
     return end - tail;

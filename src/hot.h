@@ -47,6 +47,8 @@ struct pk_ring {
     _Atomic uint64_t waits;   /* times the producer found the ring full */
     _Atomic uint64_t dropped; /* events lost to re-entry (signal handlers) */
     _Alignas(64) _Atomic uint64_t tail;
+    _Atomic uint32_t progress; /* futex: bumped by the drain when a waiting producer may go on */
+    _Atomic uint32_t waiting;  /* the producer sleeps on progress */
     _Alignas(64) _Atomic int state;
     _Atomic uint32_t generation; /* bumped each time a thread takes the ring */
     uint64_t tid;
@@ -93,6 +95,9 @@ PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head);
 void pk_rings_init(void);
 /* Wakes the drain thread (futex). */
 PK_HOT_FN void pk_drain_kick(void);
+
+/* The drain made room in r: wake its producer if it sleeps. */
+void pk_ring_made_room(struct pk_ring *r);
 
 /* hooks.c */
 PK_HOT_FN void pk_emit(struct pk_thread *t, uint32_t kind, uintptr_t fn, uintptr_t site);

@@ -8,7 +8,7 @@
 #include "internal.h"
 
 #include <linux/futex.h>
-#include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -109,17 +109,34 @@ PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
     return r;
 }
 
-/* Lossless: a full ring makes its producer wait for the drain. */
+/*
+ * Lossless: a full ring makes its producer wait for the drain. It sleeps on
+ * a futex rather than spinning, so on a machine with few cores the drain
+ * gets the CPU it needs to make room. The waiting flag and the tail are
+ * both sequentially consistent: either the producer sees the new tail, or
+ * the drain sees the flag and wakes it.
+ */
 PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
 {
     atomic_fetch_add_explicit(&r->waits, 1, memory_order_relaxed);
     for (;;) {
-        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head - r->cached_tail < r->capacity)
-            return;
-        if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
-            return; /* nobody will drain: the caller drops the event */
+        uint32_t seen = atomic_load(&r->progress);
+        atomic_store(&r->waiting, 1);
+        r->cached_tail = atomic_load(&r->tail);
+        if (head - r->cached_tail < r->capacity ||
+            !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+            break; /* room, or nobody will drain: the caller drops the event */
         pk_drain_kick();
-        sched_yield();
+        struct timespec timeout = {0, 1000000}; /* a lost wake-up costs 1 ms, not a hang */
+        syscall(SYS_futex, &r->progress, FUTEX_WAIT_PRIVATE, seen, &timeout, NULL, 0);
+    }
+    atomic_store_explicit(&r->waiting, 0, memory_order_relaxed);
+}
+
+void pk_ring_made_room(struct pk_ring *r)
+{
+    if (atomic_load(&r->waiting)) {
+        atomic_fetch_add(&r->progress, 1);
+        syscall(SYS_futex, &r->progress, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
 }
