@@ -99,7 +99,5 @@ PK_HOT_FN void pk_drain_kick(void);
 /* The drain made room in r: wake its producer if it sleeps. */
 void pk_ring_made_room(struct pk_ring *r);
 
-/* hooks.c */
-PK_HOT_FN void pk_emit(struct pk_thread *t, uint32_t kind, uintptr_t fn, uintptr_t site);
 
 #endif
