@@ -535,9 +535,16 @@ static void cu_indexes_clear(void)
 
 /* ---- the libdw session (lock held) ---------------------------------------- */
 
+/*
+ * Separate debug files are found on this machine only, by build-id
+ * (/usr/lib/debug/.build-id, where Debian's -dbgsym packages put them).
+ * dwfl_standard_find_debuginfo would also ask debuginfod servers whenever
+ * DEBUGINFOD_URLS is set (Debian's login profile sets it): network round
+ * trips from the drain thread in the middle of a run.
+ */
 static const Dwfl_Callbacks proc_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = dwfl_build_id_find_debuginfo,
 };
 
 /* (Re)reads the module list from /proc/PID/maps; modules already known are kept. */
