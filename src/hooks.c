@@ -77,7 +77,34 @@ PK_HOT_FN static void reentered(struct pk_thread *t)
         atomic_fetch_add_explicit(&t->ring->dropped, 1, memory_order_relaxed);
 }
 
-PK_EXPORT void __cyg_profile_func_enter(void *fn, void *site)
+/*
+ * Focus: a focused function's entry opens the extent and its exit closes it;
+ * everything inside is recorded, whatever library calls come between.
+ */
+PK_HOT_FN static inline __attribute__((always_inline)) void
+emit_focused(struct pk_thread *t, const struct pk_focus_set *focus, uint32_t kind, uintptr_t fn,
+             uintptr_t site)
+{
+    if (kind == PK_RAW_CALL) {
+        if (focus_contains(focus, fn))
+            t->focus++;
+        if (t->focus)
+            emit(t, kind, fn, site);
+    } else if (t->focus) {
+        emit(t, kind, fn, site);
+        if (focus_contains(focus, fn))
+            t->focus--;
+    }
+}
+
+/*
+ * What every entry point does: leave at once unless this thread records,
+ * guard against re-entry, then store the event (through the focus set for
+ * instrumented functions; zones and scopes bypass it: the user marked them).
+ * Inlined, with `kind` a constant, so each hook keeps only its own branch.
+ */
+PK_HOT_FN static inline __attribute__((always_inline)) void hook(uint32_t kind, uintptr_t fn,
+                                                                  uintptr_t site)
 {
     struct pk_thread *t = &pk_self;
     if (PK_LIKELY(!thread_is_recording(t)))
@@ -90,60 +117,28 @@ PK_EXPORT void __cyg_profile_func_enter(void *fn, void *site)
     SIGNAL_FENCE();
     if (atomic_load_explicit(&pk_rt.running, memory_order_acquire)) {
         const struct pk_focus_set *focus = pk_rt.focus;
-        if (!focus) {
-            emit(t, PK_RAW_CALL, (uintptr_t)fn, (uintptr_t)site);
-        } else {
-            if (focus_contains(focus, (uintptr_t)fn))
-                t->focus++;
-            if (t->focus)
-                emit(t, PK_RAW_CALL, (uintptr_t)fn, (uintptr_t)site);
-        }
+        if (!focus || (kind & PK_RAW_ZONE))
+            emit(t, kind, fn, site);
+        else
+            emit_focused(t, focus, kind, fn, site);
     }
     SIGNAL_FENCE();
     t->busy = 0;
+}
+
+PK_EXPORT void __cyg_profile_func_enter(void *fn, void *site)
+{
+    hook(PK_RAW_CALL, (uintptr_t)fn, (uintptr_t)site);
 }
 
 PK_EXPORT void __cyg_profile_func_exit(void *fn, void *site)
 {
-    struct pk_thread *t = &pk_self;
-    if (PK_LIKELY(!thread_is_recording(t)))
-        return;
-    if (PK_UNLIKELY(t->busy)) {
-        reentered(t);
-        return;
-    }
-    t->busy = 1;
-    SIGNAL_FENCE();
-    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire)) {
-        const struct pk_focus_set *focus = pk_rt.focus;
-        if (!focus) {
-            emit(t, PK_RAW_RETURN, (uintptr_t)fn, (uintptr_t)site);
-        } else if (t->focus) {
-            emit(t, PK_RAW_RETURN, (uintptr_t)fn, (uintptr_t)site);
-            if (focus_contains(focus, (uintptr_t)fn))
-                t->focus--;
-        }
-    }
-    SIGNAL_FENCE();
-    t->busy = 0;
+    hook(PK_RAW_RETURN, (uintptr_t)fn, (uintptr_t)site);
 }
 
-/* Zones and scopes bypass focus: the user marked them explicitly. */
 PK_HOT_FN static void emit_zone(uint32_t kind, const pk_zone *zone, uintptr_t site)
 {
-    struct pk_thread *t = &pk_self;
-    if (!thread_is_recording(t))
-        return;
-    if (t->busy) {
-        reentered(t);
-        return;
-    }
-    t->busy = 1;
-    SIGNAL_FENCE();
-    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire))
-        emit(t, kind | PK_RAW_ZONE, (uintptr_t)zone, site);
-    SIGNAL_FENCE();
-    t->busy = 0;
+    hook(kind | PK_RAW_ZONE, (uintptr_t)zone, site);
 }
 
 PK_EXPORT void pk_zone_begin(const pk_zone *zone)
