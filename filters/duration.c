@@ -61,15 +61,7 @@ static held_stack *stack_of(duration_state *s, uint64_t thread, bool create)
     /* Reuse the slot of a thread with nothing open (it may have ended),
      * keeping its buffer, so slots are bounded by the threads open at once. */
     if (free_slot == s->stack_count) {
-        if (s->stack_count == s->stack_capacity) {
-            size_t cap = s->stack_capacity ? s->stack_capacity * 2 : 4;
-            held_stack *grown = pk_xcalloc(cap, sizeof *grown);
-            if (s->stack_count)
-                memcpy(grown, s->stacks, s->stack_count * sizeof *grown);
-            free(s->stacks);
-            s->stacks = grown;
-            s->stack_capacity = cap;
-        }
+        pk_grow(&s->stacks, &s->stack_capacity, s->stack_count, sizeof *s->stacks);
         memset(&s->stacks[s->stack_count], 0, sizeof s->stacks[0]);
         s->stack_count++;
     }
@@ -80,15 +72,7 @@ static held_stack *stack_of(duration_state *s, uint64_t thread, bool create)
 
 static void stack_push(held_stack *st, const pk_record *rec)
 {
-    if (st->count == st->capacity) {
-        size_t cap = st->capacity ? st->capacity * 2 : 16;
-        pk_record *grown = pk_xcalloc(cap, sizeof *grown);
-        if (st->count)
-            memcpy(grown, st->calls, st->count * sizeof *grown);
-        free(st->calls);
-        st->calls = grown;
-        st->capacity = cap;
-    }
+    pk_grow(&st->calls, &st->capacity, st->count, sizeof *st->calls);
     st->calls[st->count++] = *rec;
 }
 

@@ -77,11 +77,6 @@ static struct {
 
 static __thread bool on_drain_thread;
 
-bool pk_drain_is_self(void)
-{
-    return on_drain_thread;
-}
-
 /* ---- symbols of zones ------------------------------------------------------ */
 
 static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *function,

@@ -22,8 +22,6 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err);
 void pk_drain_sync(void);
 /* Drains everything, stops the thread and fills the run's totals. */
 void pk_drain_stop(pk_run_totals *totals);
-/* Whether the calling thread is the drain thread (it must not wait on itself). */
-bool pk_drain_is_self(void);
 /* Around fork: park the drain between batches so the child inherits no lock it held. */
 void pk_drain_fork_prepare(void);
 void pk_drain_fork_parent(void);

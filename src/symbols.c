@@ -360,15 +360,8 @@ static cu_index *cu_index_of(Dwfl_Module *module)
         if (symbols.cu_indexes[i].module == module)
             return &symbols.cu_indexes[i];
     }
-    if (symbols.cu_index_count == symbols.cu_index_capacity) {
-        size_t capacity = symbols.cu_index_capacity ? symbols.cu_index_capacity * 2 : 16;
-        cu_index *indexes = pk_xcalloc(capacity, sizeof *indexes);
-        if (symbols.cu_index_count)
-            memcpy(indexes, symbols.cu_indexes, symbols.cu_index_count * sizeof *indexes);
-        free(symbols.cu_indexes);
-        symbols.cu_indexes = indexes;
-        symbols.cu_index_capacity = capacity;
-    }
+    pk_grow(&symbols.cu_indexes, &symbols.cu_index_capacity, symbols.cu_index_count,
+            sizeof *symbols.cu_indexes);
     cu_index *index = &symbols.cu_indexes[symbols.cu_index_count++];
     *index = (cu_index){.module = module};
     return index;
@@ -376,15 +369,7 @@ static cu_index *cu_index_of(Dwfl_Module *module)
 
 static void cu_index_add(cu_index *index, Dwarf_Die *cu, Dwarf_Addr low, Dwarf_Addr high)
 {
-    if (index->count == index->capacity) {
-        size_t capacity = index->capacity ? index->capacity * 2 : 64;
-        cu_range *ranges = pk_xcalloc(capacity, sizeof *ranges);
-        if (index->count)
-            memcpy(ranges, index->ranges, index->count * sizeof *ranges);
-        free(index->ranges);
-        index->ranges = ranges;
-        index->capacity = capacity;
-    }
+    pk_grow(&index->ranges, &index->capacity, index->count, sizeof *index->ranges);
     index->ranges[index->count++] = (cu_range){low, high, cu};
 }
 
@@ -704,15 +689,7 @@ static bool matches_any(const match_search *search, const char *name)
 
 static void search_add(match_search *search, uintptr_t address, const char *name)
 {
-    if (search->count == search->capacity) {
-        size_t capacity = search->capacity ? search->capacity * 2 : 64;
-        symbol_match *found = pk_xcalloc(capacity, sizeof *found);
-        if (search->count)
-            memcpy(found, search->found, search->count * sizeof *found);
-        free(search->found);
-        search->found = found;
-        search->capacity = capacity;
-    }
+    pk_grow(&search->found, &search->capacity, search->count, sizeof *search->found);
     search->found[search->count++] = (symbol_match){address, name};
 }
 
