@@ -141,7 +141,7 @@ static void fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t 
     rec->thread = tid;
     uint64_t ns = pk_clock_to_ns(ev->raw_time);
     rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
-    if (drain.pipeline.decode)
+    if (drain.pipeline.decode && drain.pipeline.slot_shift == PK_SLOT_SHIFT_SAMPLED)
         drain.pipeline.decode(ev->values, rec);
 }
 
@@ -246,8 +246,9 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     uint64_t end = head - tail > limit ? tail + limit : head;
     struct track *tr = track_of(r);
+    unsigned shift = drain.pipeline.slot_shift;
     for (uint64_t i = tail; i != end; i++) {
-        const struct pk_raw_event *ev = &r->events[i & r->mask];
+        const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
         if (ev->kind & PK_RAW_RETURN)
             process_return(tr, ev, r->tid);
         else

@@ -13,6 +13,7 @@ struct pk_pipeline {
     pk_logger **loggers;
     size_t logger_count;
     void (*decode)(const uint64_t values[PK_SAMPLE_VALUES], pk_record *rec);
+    unsigned slot_shift; /* ring slots are 1 << slot_shift bytes (hot.h) */
     uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the run */
 };
 

@@ -34,8 +34,9 @@ emit(struct pk_thread *t, uint32_t kind, uintptr_t fn, uintptr_t site)
             }
         }
     }
-    struct pk_raw_event *ev = &r->events[head & r->mask];
     void (*sample)(uint64_t *) = pk_rt.sample;
+    struct pk_raw_event *ev =
+        pk_ring_slot(r, head, sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN);
     /* A call's time is taken last and a return's first, so the hook's own
      * cost stays outside the measured function. */
     if (kind & PK_RAW_RETURN) {

@@ -24,15 +24,28 @@ enum {
     PK_RAW_ZONE = 2, /* fn is a pk_zone descriptor, not code */
 };
 
-/* One event as the hot path leaves it: one cache line. */
+/*
+ * One event as the hot path leaves it: 32 bytes, followed in the same slot
+ * by the monitor's samples when the run samples. A ring slot is 32 bytes
+ * (`function`) or a 64-byte cache line (monitors that sample): half the
+ * cache lines to claim and to read when there is nothing to sample.
+ */
 struct pk_raw_event {
     uint64_t raw_time;
     uintptr_t fn;
     uintptr_t site;
     uint32_t kind;
     uint32_t unused;
-    uint64_t values[PK_SAMPLE_VALUES];
+    uint64_t values[]; /* PK_SAMPLE_VALUES of them when the run samples */
 };
+
+#define PK_SLOT_SHIFT_PLAIN 5   /* 32-byte slots: no samples */
+#define PK_SLOT_SHIFT_SAMPLED 6 /* 64-byte slots: event and samples */
+#define PK_SLOT_MAX_BYTES (1u << PK_SLOT_SHIFT_SAMPLED)
+_Static_assert(sizeof(struct pk_raw_event) == 1u << PK_SLOT_SHIFT_PLAIN, "a plain slot");
+_Static_assert(sizeof(struct pk_raw_event) + PK_SAMPLE_VALUES * sizeof(uint64_t) ==
+                   PK_SLOT_MAX_BYTES,
+               "a sampled slot");
 
 /* Ring states: owned by a live thread, left by an exited one, free to reuse. */
 enum { PK_RING_OWNED = 1, PK_RING_EXITED = 2, PK_RING_FREE = 3 };
@@ -55,9 +68,16 @@ struct pk_ring {
     uint64_t capacity; /* events, a power of two */
     uint64_t mask;
     struct pk_ring *next; /* registry list; set before publication, then fixed */
-    struct pk_raw_event *events;
+    unsigned char *slots; /* capacity slots of up to PK_SLOT_MAX_BYTES */
     void *track; /* the drain's per-thread state; only the drain touches it */
 };
+
+/* Slot i of r, for a run whose slots are 1 << shift bytes. */
+PK_HOT_FN static inline struct pk_raw_event *pk_ring_slot(const struct pk_ring *r, uint64_t i,
+                                                         unsigned shift)
+{
+    return (struct pk_raw_event *)(r->slots + ((i & r->mask) << shift));
+}
 
 /* Per-thread state, in initial-exec TLS so reaching it is one instruction. */
 struct pk_thread {

@@ -244,6 +244,8 @@ static int start_run(pk_monitor *m, pk_error *err)
         .loggers = m->loggers,
         .logger_count = m->logger_count,
         .decode = m->ops->decode,
+        /* the hooks pick the same size from pk_rt.sample */
+        .slot_shift = m->ops->sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN,
         .start_ns = m->run.start_ns,
     };
     pk_rt.sample = m->ops->sample;

@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define DEFAULT_RING_EVENTS (1u << 16) /* 4 MiB of 64-byte events per thread */
+#define DEFAULT_RING_EVENTS (1u << 16) /* 2 or 4 MiB of 32- or 64-byte slots per thread */
 
 struct pk_runtime pk_rt;
 PK_TLS struct pk_thread pk_self;
@@ -73,7 +73,7 @@ PK_HOT_FN static struct pk_ring *map_new_ring(void)
 {
     uint64_t capacity = pk_rt.ring_capacity;
     size_t header = (sizeof(struct pk_ring) + 63) & ~(size_t)63;
-    size_t bytes = header + capacity * sizeof(struct pk_raw_event);
+    size_t bytes = header + capacity * PK_SLOT_MAX_BYTES;
     void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED)
@@ -81,7 +81,7 @@ PK_HOT_FN static struct pk_ring *map_new_ring(void)
     struct pk_ring *r = mem;
     r->capacity = capacity;
     r->mask = capacity - 1;
-    r->events = (struct pk_raw_event *)((char *)mem + header);
+    r->slots = (unsigned char *)mem + header;
     atomic_store_explicit(&r->state, PK_RING_OWNED, memory_order_relaxed);
     struct pk_ring *head = atomic_load_explicit(&pk_rt.rings, memory_order_relaxed);
     do
