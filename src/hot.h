@@ -56,7 +56,7 @@ enum { PK_RING_OWNED = 1, PK_RING_EXITED = 2, PK_RING_FREE = 3 };
  */
 struct pk_ring {
     _Alignas(64) _Atomic uint64_t head;
-    uint64_t cached_tail; /* producer's last view of tail */
+    uint64_t cached_tail;     /* producer's last view of tail */
     _Atomic uint64_t waits;   /* times the producer found the ring full */
     _Atomic uint64_t dropped; /* events lost to re-entry (signal handlers) */
     _Alignas(64) _Atomic uint64_t tail;
@@ -69,12 +69,12 @@ struct pk_ring {
     uint64_t mask;
     struct pk_ring *next; /* registry list; set before publication, then fixed */
     unsigned char *slots; /* capacity slots of up to PK_SLOT_MAX_BYTES */
-    void *track; /* the drain's per-thread state; only the drain touches it */
+    void *track;          /* the drain's per-thread state; only the drain touches it */
 };
 
 /* Slot i of r, for a run whose slots are 1 << shift bytes. */
 PK_HOT_FN static inline struct pk_raw_event *pk_ring_slot(const struct pk_ring *r, uint64_t i,
-                                                         unsigned shift)
+                                                          unsigned shift)
 {
     return (struct pk_raw_event *)(r->slots + ((i & r->mask) << shift));
 }
@@ -118,6 +118,5 @@ PK_HOT_FN void pk_drain_kick(void);
 
 /* The drain made room in r: wake its producer if it sleeps. */
 void pk_ring_made_room(struct pk_ring *r);
-
 
 #endif
