@@ -185,9 +185,11 @@ static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64
     pk_record rec;
     describe_frame(&rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
     fill_common(&rec, ev, tid);
-    f->allocated = rec.allocated;
-    f->freed = rec.freed;
     f->flags = rec.flags;
+    if (rec.flags & PK_RECORD_ALLOC) { /* only then does the return read them */
+        f->allocated = rec.allocated;
+        f->freed = rec.freed;
+    }
     drain.totals.events++;
     drain.totals.calls++;
     deliver(&rec);
