@@ -26,6 +26,7 @@ typedef struct batch {
     uint32_t count;
     uint64_t index, thread, time_ns, rss, vms, allocated, freed; /* the previous values */
     uint64_t min_index, max_index, min_time, max_time;
+    pk_blob_calls calls; /* the blob's calls its returns refer back to */
 } batch;
 
 enum statement {
@@ -143,7 +144,7 @@ static void forget_run(sqlite_state *s)
     pk_aggregates_init(&s->aggregates);
     s->events = s->calls = s->written = 0;
     s->symbols_stored = 1;
-    s->batch = (batch){.bytes = s->batch.bytes};
+    s->batch = (batch){.bytes = s->batch.bytes, .calls = s->batch.calls};
 }
 
 /* ---- transactions and rows -------------------------------------------------- */
@@ -290,7 +291,8 @@ static int store_batch(sqlite_state *s, pk_error *err)
     sqlite3_bind_blob(st, 7, b->bytes, (int)b->used, SQLITE_STATIC);
     if (step(s, ST_INSERT_BATCH, err) != 0)
         return -1;
-    *b = (batch){.bytes = b->bytes}; /* the decoder state restarts with each blob */
+    /* the decoder state restarts with each blob */
+    *b = (batch){.bytes = b->bytes, .calls = b->calls};
     return 0;
 }
 
@@ -335,8 +337,10 @@ static unsigned head_of(const batch *b, const pk_record *rec)
 /* One event, exactly as docs/schema.md lays it out. */
 static void encode(batch *b, const pk_record *rec, uint32_t function, uint32_t caller)
 {
-    if (b->used == 0)
+    if (b->used == 0) {
         b->bytes[b->used++] = PK_STORE_ENCODING;
+        pk_blob_calls_next_blob(&b->calls);
+    }
     unsigned head = head_of(b, rec);
     uint8_t *p = &b->bytes[b->used];
     *p++ = (uint8_t)head;
@@ -345,13 +349,35 @@ static void encode(batch *b, const pk_record *rec, uint32_t function, uint32_t c
         p = pk_put_delta(p, rec->index, b->index);
     if (!(head & PK_HEAD_SAME_THREAD))
         p = pk_put_uvarint(p, rec->thread);
-    p = pk_put_uvarint(p, rec->depth);
-    p = pk_put_uvarint(p, function);
-    p = pk_put_uvarint(p, caller);
-    p = pk_put_uvarint(p, rec->caller_line);
-    p = pk_put_delta(p, rec->time_ns, b->time_ns);
-    if (head & PK_HEAD_RETURN)
-        p = pk_put_uvarint(p, rec->duration_ns);
+    pk_blob_call *call = pk_blob_call_at(&b->calls, rec->thread, rec->depth);
+    if (head & PK_HEAD_RETURN) {
+        /* Most returns close a call of the same blob: say so instead of repeating it. */
+        unsigned same = 0;
+        if (call && call->blob == b->calls.blob && call->function == function &&
+            call->caller == caller && call->caller_line == rec->caller_line) {
+            same = PK_DEPTH_SAME_CALL;
+            if (rec->time_ns - call->time_ns == rec->duration_ns)
+                same |= PK_DEPTH_IMPLIED_DURATION;
+        }
+        p = pk_put_uvarint(p, (uint64_t)rec->depth << 2 | same);
+        if (!(same & PK_DEPTH_SAME_CALL)) {
+            p = pk_put_uvarint(p, function);
+            p = pk_put_uvarint(p, caller);
+            p = pk_put_uvarint(p, rec->caller_line);
+        }
+        p = pk_put_delta(p, rec->time_ns, b->time_ns);
+        if (!(same & PK_DEPTH_IMPLIED_DURATION))
+            p = pk_put_uvarint(p, rec->duration_ns);
+    } else {
+        p = pk_put_uvarint(p, rec->depth);
+        p = pk_put_uvarint(p, function);
+        p = pk_put_uvarint(p, caller);
+        p = pk_put_uvarint(p, rec->caller_line);
+        p = pk_put_delta(p, rec->time_ns, b->time_ns);
+        if (call)
+            *call = (pk_blob_call){function, caller, rec->caller_line, rec->time_ns,
+                                   b->calls.blob};
+    }
     if ((head & (PK_HEAD_MEMORY | PK_HEAD_SAME_MEMORY)) == PK_HEAD_MEMORY) {
         p = pk_put_delta(p, rec->rss, b->rss);
         p = pk_put_delta(p, rec->vms, b->vms);
@@ -494,6 +520,7 @@ static void sqlite_close(pk_recorder *r)
     }
     pk_aggregates_free(&s->aggregates);
     free(s->batch.bytes);
+    pk_blob_calls_free(&s->batch.calls);
     free(s->path);
 }
 

@@ -10,10 +10,13 @@
 #include "internal.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define PK_STORE_APPLICATION_ID 0x504B4F43 /* "PKOC" */
 #define PK_STORE_VERSION 1                 /* PRAGMA user_version of this schema */
-#define PK_STORE_ENCODING 1                /* first byte of every event batch */
+#define PK_STORE_ENCODING 2                /* first byte of every event batch written */
+#define PK_STORE_ENCODING_V1 1             /* still read: batches of older pikoc */
 
 /* Bits of an encoded event's head byte (docs/schema.md, "The event encoding"). */
 enum pk_store_head {
@@ -109,6 +112,95 @@ static inline uint8_t *pk_put_delta(uint8_t *p, uint64_t cur, uint64_t prev)
 {
     uint64_t d = cur - prev;
     return pk_put_uvarint(p, (d << 1) ^ (uint64_t)((int64_t)d >> 63));
+}
+
+/*
+ * Encoding 2: a return's depth field is (depth << 2) | PK_DEPTH_*. With
+ * PK_DEPTH_SAME_CALL its function, caller and caller_line are those of the
+ * last call at that depth on that thread in the same blob; with
+ * PK_DEPTH_IMPLIED_DURATION too, its duration is its time minus that call's.
+ */
+enum pk_store_depth_flags {
+    PK_DEPTH_SAME_CALL = 1u << 0,
+    PK_DEPTH_IMPLIED_DURATION = 1u << 1,
+};
+#define PK_BLOB_MAX_DEPTH 4096 /* calls deeper than this are not remembered */
+
+/* A call a later return of the same blob can refer to. */
+typedef struct pk_blob_call {
+    uint64_t function, caller, caller_line, time_ns;
+    uint32_t blob; /* the blob it belongs to: older entries are stale */
+} pk_blob_call;
+
+typedef struct pk_blob_thread {
+    uint64_t thread;
+    pk_blob_call *calls; /* by depth */
+    size_t capacity;
+} pk_blob_thread;
+
+/*
+ * The calls of the current blob by thread and depth, kept alike by the
+ * encoder and every decoder. pk_blob_calls_next_blob starts a blob (all
+ * entries go stale at once); pk_blob_call_at finds or makes an entry.
+ */
+typedef struct pk_blob_calls {
+    pk_blob_thread *threads;
+    size_t count, capacity, last;
+    uint32_t blob;
+} pk_blob_calls;
+
+static inline void pk_blob_calls_next_blob(pk_blob_calls *bc)
+{
+    bc->blob++;
+}
+
+/* The entry of (thread, depth); NULL when depth is too deep or memory ran out. */
+static inline pk_blob_call *pk_blob_call_at(pk_blob_calls *bc, uint64_t thread, uint64_t depth)
+{
+    if (depth >= PK_BLOB_MAX_DEPTH)
+        return NULL;
+    pk_blob_thread *t = bc->last < bc->count ? &bc->threads[bc->last] : NULL;
+    if (!t || t->thread != thread) {
+        t = NULL;
+        for (size_t i = 0; i < bc->count; i++)
+            if (bc->threads[i].thread == thread) {
+                t = &bc->threads[i];
+                break;
+            }
+        if (!t) {
+            if (bc->count == bc->capacity) {
+                size_t n = bc->capacity ? bc->capacity * 2 : 4;
+                pk_blob_thread *grown = realloc(bc->threads, n * sizeof *grown);
+                if (!grown)
+                    return NULL;
+                bc->threads = grown;
+                bc->capacity = n;
+            }
+            t = &bc->threads[bc->count++];
+            *t = (pk_blob_thread){.thread = thread};
+        }
+        bc->last = (size_t)(t - bc->threads);
+    }
+    if (depth >= t->capacity) {
+        size_t n = t->capacity ? t->capacity : 16;
+        while (n <= depth)
+            n *= 2;
+        pk_blob_call *grown = realloc(t->calls, n * sizeof *grown);
+        if (!grown)
+            return NULL;
+        memset(grown + t->capacity, 0, (n - t->capacity) * sizeof *grown);
+        t->calls = grown;
+        t->capacity = n;
+    }
+    return &t->calls[depth];
+}
+
+static inline void pk_blob_calls_free(pk_blob_calls *bc)
+{
+    for (size_t i = 0; i < bc->count; i++)
+        free(bc->threads[i].calls);
+    free(bc->threads);
+    *bc = (pk_blob_calls){0};
 }
 
 #endif /* PK_STORE_H */

@@ -157,6 +157,8 @@ typedef struct cursor {
     int64_t batch_id, run_id, left;
     const uint8_t *p, *end;
     const uint8_t *first_event; /* where the batch's first event starts */
+    uint8_t encoding;           /* the batch's PK_STORE_ENCODING */
+    pk_blob_calls calls;        /* encoding 2: the batch's calls, for its returns */
     /* the symbols of run_id, by id (slot 0 unused) */
     int64_t symbols_run;
     symbol *table;
@@ -229,6 +231,7 @@ static int events_close(sqlite3_vtab_cursor *base)
     sqlite3_finalize(c->batches);
     sqlite3_finalize(c->symbols);
     forget_symbols(c);
+    pk_blob_calls_free(&c->calls);
     sqlite3_free(c->function);
     sqlite3_free(c);
     return SQLITE_OK;
@@ -356,10 +359,48 @@ static bool head_is_valid(unsigned head)
 /* The fields every event has, after its index and thread. */
 static bool decode_common(cursor *c, event_row *r)
 {
-    return get_uvarint(c, &r->depth) && get_uvarint(c, &r->function) &&
-           get_uvarint(c, &r->caller) && get_uvarint(c, &r->caller_line) &&
-           get_delta(c, &r->time_ns) &&
-           (!(r->head & PK_HEAD_RETURN) || get_uvarint(c, &r->duration_ns));
+    bool ret = r->head & PK_HEAD_RETURN;
+    if (c->encoding == PK_STORE_ENCODING_V1)
+        return get_uvarint(c, &r->depth) && get_uvarint(c, &r->function) &&
+               get_uvarint(c, &r->caller) && get_uvarint(c, &r->caller_line) &&
+               get_delta(c, &r->time_ns) && (!ret || get_uvarint(c, &r->duration_ns));
+    if (!ret) {
+        if (!(get_uvarint(c, &r->depth) && get_uvarint(c, &r->function) &&
+              get_uvarint(c, &r->caller) && get_uvarint(c, &r->caller_line) &&
+              get_delta(c, &r->time_ns)))
+            return false;
+        pk_blob_call *call = pk_blob_call_at(&c->calls, r->thread, r->depth);
+        if (call)
+            *call = (pk_blob_call){r->function, r->caller, r->caller_line, r->time_ns,
+                                   c->calls.blob};
+        return true;
+    }
+    /* A return: its depth carries what it shares with the call it closes. */
+    uint64_t depth;
+    if (!get_uvarint(c, &depth))
+        return false;
+    unsigned same = depth & 3;
+    r->depth = depth >> 2;
+    const pk_blob_call *call = NULL;
+    if (same & PK_DEPTH_SAME_CALL) {
+        call = pk_blob_call_at(&c->calls, r->thread, r->depth);
+        if (!call || call->blob != c->calls.blob)
+            return false; /* no such call in this blob */
+        r->function = call->function;
+        r->caller = call->caller;
+        r->caller_line = call->caller_line;
+    } else if (same & PK_DEPTH_IMPLIED_DURATION ||
+               !(get_uvarint(c, &r->function) && get_uvarint(c, &r->caller) &&
+                 get_uvarint(c, &r->caller_line))) {
+        return false;
+    }
+    if (!get_delta(c, &r->time_ns))
+        return false;
+    if (same & PK_DEPTH_IMPLIED_DURATION) {
+        r->duration_ns = r->time_ns - call->time_ns;
+        return true;
+    }
+    return get_uvarint(c, &r->duration_ns);
 }
 
 static bool decode_measures(cursor *c, event_row *r)
@@ -417,8 +458,12 @@ static int next_batch(cursor *c)
     memset(&c->row, 0, sizeof c->row);
     if (c->run_id != c->symbols_run && (rc = load_symbols(c, c->run_id)) != SQLITE_OK)
         return rc;
-    if (!c->p || c->p == c->end || *c->p++ != PK_STORE_ENCODING || c->left < 0)
+    if (!c->p || c->p == c->end || c->left < 0)
         return malformed(c);
+    c->encoding = *c->p++;
+    if (c->encoding != PK_STORE_ENCODING && c->encoding != PK_STORE_ENCODING_V1)
+        return malformed(c);
+    pk_blob_calls_next_blob(&c->calls);
     c->first_event = c->p;
     return SQLITE_OK;
 }

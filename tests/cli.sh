@@ -120,7 +120,7 @@ names = dict(db.execute("SELECT id, function FROM symbols WHERE run_id = ?", (ru
 MASK = (1 << 64) - 1
 RETURN, MEMORY, ALLOC, SAME_THREAD, NEXT_INDEX, SAME_MEMORY, SAME_ALLOC, NO_DELTAS = (1 << b for b in range(8))
 for (blob, count) in db.execute("SELECT data, count FROM event_batches WHERE run_id = ? ORDER BY id", (run,)):
-    assert blob[0] == 1, "encoding version"
+    assert blob[0] == 2, "encoding version"
     pos = 1
     def uvarint():
         global pos
@@ -134,16 +134,29 @@ for (blob, count) in db.execute("SELECT data, count FROM event_batches WHERE run
         u = uvarint()
         return (previous + ((u >> 1) ^ -(u & 1))) & MASK
     index = thread = time = rss = vms = allocated = freed = 0
+    calls = {}  # (thread, depth) -> (function, caller, caller_line, time) of this blob's last call there
     for n in range(count):
         head = blob[pos]; pos += 1
         assert n > 0 or not head & (SAME_THREAD | NEXT_INDEX), "first event of a blob"
         index = index + 1 if head & NEXT_INDEX else delta(index)
         if not head & SAME_THREAD:
             thread = uvarint()
-        depth, function, caller, caller_line = uvarint(), uvarint(), uvarint(), uvarint()
+        depth = uvarint()
+        same = 0
+        if head & RETURN:
+            depth, same = depth >> 2, depth & 3
+        if same & 1:
+            function, caller, caller_line, call_time = calls[(thread, depth)]
+        else:
+            assert not same & 2, "implied duration without the call"
+            function, caller, caller_line = uvarint(), uvarint(), uvarint()
         assert function in names and caller in names, "symbol ids"
         time = delta(time)
-        duration = uvarint() if head & RETURN else ""
+        if not head & RETURN:
+            calls[(thread, depth)] = (function, caller, caller_line, time)
+            duration = ""
+        else:
+            duration = time - call_time if same & 2 else uvarint()
         if head & MEMORY and not head & SAME_MEMORY:
             rss, vms = delta(rss), delta(vms)
         if head & ALLOC and not head & SAME_ALLOC:

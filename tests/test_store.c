@@ -536,7 +536,7 @@ static void batch_bytes_match_the_documented_example(void **state)
                 "SELECT count, min_index, max_index, min_time_ns, max_time_ns, hex(data) "
                 "FROM event_batches",
                 "2|5|6|1500|1750|"
-                "01"
+                "02"
                 "00"
                 "0A"
                 "9221"
@@ -546,12 +546,77 @@ static void batch_bytes_match_the_documented_example(void **state)
                 "07"
                 "B817"
                 "19"
-                "00"
-                "01"
+                "03"
+                "F403\n");
+    sqlite3_close(db);
+}
+
+/* A record for the encoding tests: no measures, thread 4242. */
+static pk_record plain_record(uint64_t index, pk_event_type type, const char *function,
+                              const char *caller, unsigned caller_line, unsigned depth,
+                              uint64_t time_ns, uint64_t duration_ns)
+{
+    pk_record r = test_record(index, type, function, depth, time_ns);
+    r.flags = 0;
+    r.line = 12;
+    r.caller = caller;
+    r.caller_line = caller_line;
+    r.duration_ns = duration_ns;
+    return r;
+}
+
+/*
+ * A return names the call it closes when that call is in its blob (depth
+ * field bit 0), and leaves its duration out when it is the difference of
+ * the two times (bit 1); otherwise it carries its fields as in encoding 1.
+ */
+static void returns_refer_back_to_their_calls(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[] = {
+        plain_record(0, PK_EVENT_CALL, "outer", "main", 7, 0, 1000, 0),
+        plain_record(1, PK_EVENT_CALL, "inner", "outer", 20, 1, 1100, 0),
+        plain_record(2, PK_EVENT_RETURN, "inner", "outer", 20, 1, 1300, 200),
+        plain_record(3, PK_EVENT_RETURN, "outer", "main", 7, 0, 2000, 990),
+        plain_record(4, PK_EVENT_RETURN, "gone", "main", 9, 0, 2100, 50),
+    };
+    pk_run_totals totals = {.events = 5, .calls = 2};
+    record_run(t->db, NULL, recs, 5, &totals);
+    sqlite3 *db = open_read(t->db);
+    /* symbols: outer 1, (main, 0) 2, inner 3, (outer, 0) 4, gone 5 */
+    /* clang-format off */
+    assert_rows(db, "SELECT hex(data) FROM event_batches",
                 "02"
-                "07"
-                "F403"
-                "FA01\n");
+                "00" "00" "9221" "00" "01" "02" "07" "D00F" /* call outer, time 1000 */
+                "18" "01" "03" "04" "14" "C801"             /* call inner at depth 1 */
+                "19" "07" "9003"                            /* its return: all implied */
+                "19" "01" "F80A" "DE07"                     /* outer: duration 990 given */
+                "19" "00" "05" "02" "09" "C801" "32\n");   /* gone: its call is elsewhere */
+    /* clang-format on */
+    assert_rows(db,
+                "SELECT \"index\", type, function, caller, caller_line, depth, time_ns, "
+                "duration_ns FROM pikoc_events",
+                "0|call|outer|main|7|0|1000|NULL\n"
+                "1|call|inner|outer|20|1|1100|NULL\n"
+                "2|return|inner|outer|20|1|1300|200\n"
+                "3|return|outer|main|7|0|2000|990\n"
+                "4|return|gone|main|9|0|2100|50\n");
+    sqlite3_close(db);
+}
+
+/* Batches of encoding 1 (older pikoc) still read. */
+static void encoding_1_batches_still_read(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    exec_sql(t->db, "DELETE FROM event_batches");
+    exec_sql(t->db, "INSERT INTO event_batches (run_id, count, min_index, max_index, min_time_ns, "
+                    "max_time_ns, data) VALUES (1, 2, 5, 6, 1500, 1750, "
+                    "x'01000A922100010207B8171900010207F403FA01')");
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT \"index\", type, depth, time_ns, duration_ns FROM pikoc_events",
+                "5|call|0|1500|NULL\n"
+                "6|return|0|1750|250\n");
     sqlite3_close(db);
 }
 
@@ -909,6 +974,28 @@ static void malformed_batch_stops_the_events_query(void **state)
     snprintf(expected, sizeof expected, "%s: pikoc_events: batch 2 of run 2 is malformed", t->db);
     assert_query_fails(db, "SELECT * FROM pikoc_events WHERE run_id = 2", t->db, expected);
     sqlite3_close(db);
+    /* A return naming a call its blob does not have, an implied duration
+     * without the call, an unknown encoding. */
+    struct {
+        int count;
+        const char *data;
+    } bad[] = {
+        {1, "x'021800010207B817'"},               /* same thread and index on the first event */
+        {1, "x'02010A9221070000'"},               /* a return naming a call at depth 1: none */
+        {2, "x'02000A922100010207B8171902F403'"}, /* duration implied, the call not named */
+        {1, "x'03000A922100010207B817'"},         /* encoding 3 */
+    };
+    for (size_t i = 0; i < PK_ARRAY_SIZE(bad); i++) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "UPDATE event_batches SET count = %d, data = %s WHERE id = 1",
+                 bad[i].count, bad[i].data);
+        exec_sql(t->db, sql);
+        db = open_read(t->db);
+        snprintf(expected, sizeof expected, "%s: pikoc_events: batch 1 of run 1 is malformed",
+                 t->db);
+        assert_query_fails(db, "SELECT * FROM pikoc_events WHERE run_id = 1", t->db, expected);
+        sqlite3_close(db);
+    }
 }
 
 static void resolve_run_without_runs(void **state)
@@ -940,6 +1027,8 @@ int main(void)
         WITH_DIR(events_filters_on_function_type_and_thread),
         WITH_DIR(events_round_trip_threads_flags_and_large_values),
         WITH_DIR(batch_bytes_match_the_documented_example),
+        WITH_DIR(returns_refer_back_to_their_calls),
+        WITH_DIR(encoding_1_batches_still_read),
         WITH_DIR(filters_keep_events_out_but_aggregates_exact),
         WITH_DIR(two_runs_in_one_file),
         WITH_DIR(many_events_span_batches_and_prune_by_index),
