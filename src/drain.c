@@ -26,7 +26,7 @@
 struct frame {
     uintptr_t fn;
     uint32_t zone;
-    uint64_t raw_time;
+    uint64_t ns; /* when it was called, CLOCK_MONOTONIC */
     uint64_t allocated;
     uint64_t freed;
     unsigned flags;
@@ -135,7 +135,8 @@ static void deliver(const pk_record *rec)
         pk_logger_push(drain.pipeline.loggers[i], rec);
 }
 
-static void fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
+/* Fills index, thread, time and samples; returns the event's CLOCK_MONOTONIC ns. */
+static uint64_t fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
 {
     rec->index = drain.next_index++;
     rec->thread = tid;
@@ -143,6 +144,7 @@ static void fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t 
     rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
     if (drain.pipeline.decode && drain.pipeline.slot_shift == PK_SLOT_SHIFT_SAMPLED)
         drain.pipeline.decode(ev->values, rec);
+    return ns;
 }
 
 /*
@@ -176,7 +178,6 @@ static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64
     struct frame *f = push_frame(tr);
     f->fn = ev->fn;
     f->zone = zone;
-    f->raw_time = ev->raw_time;
     if (zone)
         zone_symbols((const pk_zone *)ev->fn, ev->site, &f->function, &f->caller);
     else
@@ -184,7 +185,7 @@ static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64
 
     pk_record rec;
     describe_frame(&rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
-    fill_common(&rec, ev, tid);
+    f->ns = fill_common(&rec, ev, tid);
     f->flags = rec.flags;
     if (rec.flags & PK_RECORD_ALLOC) { /* only then does the return read them */
         f->allocated = rec.allocated;
@@ -205,9 +206,8 @@ static void process_return(struct track *tr, const struct pk_raw_event *ev, uint
     pk_record rec;
     describe_frame(&rec, PK_EVENT_RETURN, (unsigned)tr->depth, f, ev);
     /* From converted times, so duration == return time - call time exactly. */
-    uint64_t called = pk_clock_to_ns(f->raw_time), returned = pk_clock_to_ns(ev->raw_time);
-    rec.duration_ns = returned > called ? returned - called : 0;
-    fill_common(&rec, ev, tid);
+    uint64_t returned = fill_common(&rec, ev, tid);
+    rec.duration_ns = returned > f->ns ? returned - f->ns : 0;
     if ((rec.flags & f->flags & PK_RECORD_ALLOC) != 0) {
         rec.alloc_delta = rec.allocated - f->allocated;
         rec.free_delta = rec.freed - f->freed;
