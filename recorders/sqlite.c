@@ -14,7 +14,8 @@
 #include <string.h>
 
 #define BATCH_EVENTS 4096
-#define BATCH_BYTES 65536
+/* A batch and its row fit one 64 KiB page: no overflow chain, no half-empty page. */
+#define BATCH_BYTES (65536 - 512)
 #define EVENT_MAX_BYTES 160 /* head + 15 varints of at most 10 bytes */
 #define COMMIT_INTERVAL_NS 250000000ull
 #define CLOCK_CHECK_EVENTS 256

@@ -248,7 +248,10 @@ int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err)
     if (open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db, err) != 0)
         return -1;
     /* Nothing is written before the file is known to be ours or empty. */
+    /* Large pages for a new file (before WAL fixes the size): an event batch
+     * fills one or two pages instead of a chain of sixteen. */
     if (classify(*db, path, &kind, err) != 0 ||
+        (kind == STORE_EMPTY && exec(*db, path, "PRAGMA page_size = 65536", err) != 0) ||
         exec(*db, path, "PRAGMA journal_mode = WAL", err) != 0 ||
         exec(*db, path, "PRAGMA synchronous = NORMAL", err) != 0 ||
         (kind == STORE_EMPTY && create_schema(*db, path, err) != 0)) {
