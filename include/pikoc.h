@@ -261,6 +261,8 @@ PK_API pk_recorder *pk_logger_recorder(pk_logger *lg);
  */
 PK_API int pk_logger_start(pk_logger *lg, const pk_run_info *run);
 PK_API void pk_logger_push(pk_logger *lg, const pk_record *rec);
+/* The same for n records in order (what the drain thread does, a batch at a time). */
+PK_API void pk_logger_push_many(pk_logger *lg, const pk_record *recs, size_t n);
 PK_API int pk_logger_flush(pk_logger *lg);
 PK_API int pk_logger_finish(pk_logger *lg, const pk_run_totals *totals);
 /* The first error the recorder reported, or NULL. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define BATCH_PER_RING 4096
+#define RECORD_BATCH 64 /* records built before the loggers see them */
 #define IDLE_WAIT_NS 1000000       /* poll the rings every 1 ms when idle */
 #define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
 
@@ -60,6 +61,10 @@ static struct {
     struct pk_pipeline pipeline;
     pk_run_totals totals;
     uint64_t next_index;
+    /* Records are handed to the loggers 64 at a time: one pass through the
+     * plumbing (logger, filters, recorder) per batch rather than per record. */
+    pk_record records[RECORD_BATCH];
+    size_t record_count;
 
     pthread_mutex_t lock; /* guards the sync counters and stopping */
     /* Held while the drain works; a fork takes it so the child never inherits
@@ -129,10 +134,29 @@ static struct frame *match_return(struct track *tr, uintptr_t fn, uint32_t zone)
     return NULL;
 }
 
-static void deliver(const pk_record *rec)
+/* Hands the records built so far to every logger, in order. */
+static void deliver_pending(void)
 {
+    size_t n = drain.record_count;
+    if (n == 0)
+        return;
     for (size_t i = 0; i < drain.pipeline.logger_count; i++)
-        pk_logger_push(drain.pipeline.loggers[i], rec);
+        pk_logger_push_many(drain.pipeline.loggers[i], drain.records, n);
+    drain.record_count = 0;
+}
+
+/* The slot the next record is built in; delivered with the batch. */
+static pk_record *next_record(void)
+{
+    if (drain.record_count == RECORD_BATCH)
+        deliver_pending();
+    return &drain.records[drain.record_count++];
+}
+
+/* A record built elsewhere joins the batch. */
+static inline void deliver(const pk_record *rec)
+{
+    *next_record() = *rec;
 }
 
 /* Fills index, thread, time and samples; returns the event's CLOCK_MONOTONIC ns. */
@@ -183,17 +207,16 @@ static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64
     else
         call_symbols(ev->fn, ev->site, &f->function, &f->caller);
 
-    pk_record rec;
-    describe_frame(&rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
-    f->ns = fill_common(&rec, ev, tid);
-    f->flags = rec.flags;
-    if (rec.flags & PK_RECORD_ALLOC) { /* only then does the return read them */
-        f->allocated = rec.allocated;
-        f->freed = rec.freed;
+    pk_record *rec = next_record();
+    describe_frame(rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
+    f->ns = fill_common(rec, ev, tid);
+    f->flags = rec->flags;
+    if (rec->flags & PK_RECORD_ALLOC) { /* only then does the return read them */
+        f->allocated = rec->allocated;
+        f->freed = rec->freed;
     }
     drain.totals.events++;
     drain.totals.calls++;
-    deliver(&rec);
 }
 
 static void process_return(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
@@ -203,19 +226,18 @@ static void process_return(struct track *tr, const struct pk_raw_event *ev, uint
         drain.totals.unmatched++;
         return;
     }
-    pk_record rec;
-    describe_frame(&rec, PK_EVENT_RETURN, (unsigned)tr->depth, f, ev);
+    pk_record *rec = next_record();
+    describe_frame(rec, PK_EVENT_RETURN, (unsigned)tr->depth, f, ev);
     /* From converted times, so duration == return time - call time exactly. */
-    uint64_t returned = fill_common(&rec, ev, tid);
-    rec.duration_ns = returned > f->ns ? returned - f->ns : 0;
-    if ((rec.flags & f->flags & PK_RECORD_ALLOC) != 0) {
-        rec.alloc_delta = rec.allocated - f->allocated;
-        rec.free_delta = rec.freed - f->freed;
+    uint64_t returned = fill_common(rec, ev, tid);
+    rec->duration_ns = returned > f->ns ? returned - f->ns : 0;
+    if ((rec->flags & f->flags & PK_RECORD_ALLOC) != 0) {
+        rec->alloc_delta = rec->allocated - f->allocated;
+        rec->free_delta = rec->freed - f->freed;
     } else {
-        rec.flags &= ~(unsigned)PK_RECORD_ALLOC;
+        rec->flags &= ~(unsigned)PK_RECORD_ALLOC;
     }
     drain.totals.events++;
-    deliver(&rec);
 }
 
 /* ---- rings ------------------------------------------------------------------- */
@@ -256,6 +278,7 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
         else
             process_call(tr, ev, r->tid);
     }
+    deliver_pending();
     atomic_store(&r->tail, end); /* seq_cst: pairs with the producer's waiting flag */
     pk_ring_made_room(r);
     if (state == PK_RING_EXITED && end == head)
@@ -306,6 +329,7 @@ static void drain_to_now(void)
 
 static void flush_loggers(void)
 {
+    deliver_pending();
     for (size_t i = 0; i < drain.pipeline.logger_count; i++)
         pk_logger_flush(drain.pipeline.loggers[i]);
 }

@@ -183,15 +183,29 @@ void pk_sink_push(pk_sink *next, const pk_record *rec)
 
 void pk_logger_push(pk_logger *lg, const pk_record *rec)
 {
+    pk_logger_push_many(lg, rec, 1);
+}
+
+/*
+ * Each record is observed and then filtered and written before the next
+ * one is observed: a recorder's write may reuse what its observe of the
+ * same record just looked up.
+ */
+void pk_logger_push_many(pk_logger *lg, const pk_record *recs, size_t n)
+{
     pk_recorder *r = lg->recorder;
     build_sinks(lg);
-    if (r->ops->observe && !r->failed) {
-        pk_error e;
-        e.message[0] = '\0';
-        if (r->ops->observe(r, rec, &e) != 0)
+    int (*observe)(pk_recorder *, const pk_record *, pk_error *) = r->ops->observe;
+    pk_error e;
+    e.message[0] = '\0'; /* per record, clearing all 512 bytes would cost more than a write */
+    for (size_t i = 0; i < n; i++) {
+        if (observe && !r->failed && observe(r, &recs[i], &e) != 0)
             recorder_failed(r, "write", &e);
+        if (lg->count == 0)
+            recorder_write(lg, &recs[i]); /* no filter: straight to the recorder */
+        else
+            pk_sink_push(&lg->sinks[0], &recs[i]);
     }
-    pk_sink_push(&lg->sinks[0], rec);
 }
 
 int pk_logger_flush(pk_logger *lg)
