@@ -17,9 +17,7 @@
 bool pk_clock_use_tsc;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static uint64_t base_tsc;
-static uint64_t base_ns;
-static uint64_t mult; /* ns per tick, 32.32 fixed point */
+struct pk_clock_scale pk_clock_scale;
 
 #if PK_HAVE_TSC
 static bool tsc_is_invariant(void)
@@ -54,9 +52,9 @@ static void calibrate(void)
     do
         paired_read(&tsc1, &ns1);
     while (ns1 - ns0 < 2000000u);
-    base_tsc = tsc0;
-    base_ns = ns0;
-    mult = (uint64_t)(((unsigned __int128)(ns1 - ns0) << 32) / (tsc1 - tsc0));
+    pk_clock_scale.base_tsc = tsc0;
+    pk_clock_scale.base_ns = ns0;
+    pk_clock_scale.mult = (uint64_t)(((unsigned __int128)(ns1 - ns0) << 32) / (tsc1 - tsc0));
 }
 #endif
 
@@ -84,11 +82,3 @@ const char *pk_clock_name(void)
     return pk_clock_use_tsc ? "tsc" : "monotonic";
 }
 
-uint64_t pk_clock_to_ns(uint64_t raw)
-{
-    if (!pk_clock_use_tsc)
-        return raw;
-    if (raw >= base_tsc)
-        return base_ns + (uint64_t)(((unsigned __int128)(raw - base_tsc) * mult) >> 32);
-    return base_ns - (uint64_t)(((unsigned __int128)(base_tsc - raw) * mult) >> 32);
-}

@@ -41,7 +41,23 @@ __attribute__((no_instrument_function, always_inline)) static inline uint64_t pk
 void pk_clock_init(void);
 /* "tsc" or "monotonic". */
 const char *pk_clock_name(void);
-/* A raw timestamp as CLOCK_MONOTONIC nanoseconds. */
-uint64_t pk_clock_to_ns(uint64_t raw);
+/* TSC to ns, set by pk_clock_init: ns = base_ns + (tsc - base_tsc) * mult >> 32. */
+struct pk_clock_scale {
+    uint64_t base_tsc;
+    uint64_t base_ns;
+    uint64_t mult; /* ns per tick, 32.32 fixed point */
+};
+extern struct pk_clock_scale pk_clock_scale;
+
+/* A raw timestamp as CLOCK_MONOTONIC nanoseconds (inline: the drain converts every event). */
+static inline uint64_t pk_clock_to_ns(uint64_t raw)
+{
+    const struct pk_clock_scale *c = &pk_clock_scale;
+    if (!pk_clock_use_tsc)
+        return raw;
+    if (raw >= c->base_tsc)
+        return c->base_ns + (uint64_t)(((unsigned __int128)(raw - c->base_tsc) * c->mult) >> 32);
+    return c->base_ns - (uint64_t)(((unsigned __int128)(c->base_tsc - raw) * c->mult) >> 32);
+}
 
 #endif

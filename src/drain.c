@@ -160,7 +160,7 @@ static inline void deliver(const pk_record *rec)
 }
 
 /* Fills index, thread, time and samples; returns the event's CLOCK_MONOTONIC ns. */
-static uint64_t fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
+static inline uint64_t fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
 {
     rec->index = drain.next_index++;
     rec->thread = tid;
