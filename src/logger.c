@@ -57,8 +57,8 @@ pk_filter *pk_filter_open(const char *spec_text, pk_error *err)
         return NULL;
     }
     if (!ops->needs_arg && spec.arg) {
-        pk_fail(err, "filter spec '%s': '%s' takes no argument (expected %s)", spec_text,
-                spec.kind, ops->usage ? ops->usage : ops->name);
+        pk_fail(err, "filter spec '%s': '%s' takes no argument (expected %s)", spec_text, spec.kind,
+                ops->usage ? ops->usage : ops->name);
         return NULL;
     }
     pk_error inner;
@@ -149,7 +149,8 @@ int pk_logger_start(pk_logger *lg, const pk_run_info *run)
     return 0;
 }
 
-static void recorder_write(pk_logger *lg, const pk_record *rec)
+static inline __attribute__((always_inline)) void recorder_write(pk_logger *lg,
+                                                                 const pk_record *rec)
 {
     pk_recorder *r = lg->recorder;
     if (r->failed)
