@@ -7,8 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#define FIELD(id, name, kind, needs, member) \
-    [id] = {name, kind, needs, offsetof(pk_record, member)}
+#define FIELD(id, name, kind, needs, member) [id] = {name, kind, needs, offsetof(pk_record, member)}
 
 static const pk_field_desc fields[PK_FIELD_COUNT] = {
     FIELD(PK_FIELD_INDEX, "index", PK_KIND_UINT, 0, index),
@@ -105,23 +104,34 @@ const char *pk_record_string(const pk_record *rec, pk_field_id field)
     return s ? s : "";
 }
 
+/* Copies what fits of text (len bytes) into buf, NUL-terminated; returns the bytes copied. */
+static size_t put_text(char *buf, size_t size, const char *text, size_t len)
+{
+    size_t n = len < size ? len : size - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    return n;
+}
+
+/* Text recorders format every field of every record: no printf machinery. */
 size_t pk_record_format_field(const pk_record *rec, pk_field_id field, char *buf, size_t size)
 {
     const pk_field_desc *d = pk_field_desc_of(field);
-    int n = 0;
     if (size == 0)
         return 0;
     if (!d || !pk_record_has_field(rec, field)) {
         buf[0] = '\0';
         return 0;
     }
-    if (d->kind == PK_KIND_UINT)
-        n = snprintf(buf, size, "%" PRIu64, pk_record_uint(rec, field));
-    else
-        n = snprintf(buf, size, "%s", pk_record_string(rec, field));
-    if (n < 0) {
-        buf[0] = '\0';
-        return 0;
+    if (d->kind != PK_KIND_UINT) {
+        const char *text = pk_record_string(rec, field);
+        return put_text(buf, size, text, strlen(text));
     }
-    return (size_t)n < size ? (size_t)n : size - 1;
+    char digits[20];
+    char *p = digits + sizeof digits;
+    uint64_t v = pk_record_uint(rec, field);
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return put_text(buf, size, p, (size_t)(digits + sizeof digits - p));
 }

@@ -77,8 +77,12 @@ static void assert_file_is(const char *path, const char *expected)
 
 static pk_run_info run_with(unsigned flags)
 {
-    pk_run_info run = {.monitor = "function", .flags = flags, .clock = "monotonic",
-                       .alloc_source = "jemalloc", .command_line = "demo", .host = "host",
+    pk_run_info run = {.monitor = "function",
+                       .flags = flags,
+                       .clock = "monotonic",
+                       .alloc_source = "jemalloc",
+                       .command_line = "demo",
+                       .host = "host",
                        .pid = 1};
     return run;
 }
@@ -122,11 +126,12 @@ static void compute_call_and_return(pk_record out[2], unsigned flags)
 
 /* ---- text ---------------------------------------------------------------------- */
 
-#define PLAIN_HEADER                                                                       \
-    "   index type   function                       depth  thread       time_ns  "        \
+#define PLAIN_HEADER                                                                               \
+    "   index type   function                       depth  thread       time_ns  "                 \
     "duration_ns caller               caller_line   line file\n"
-#define PLAIN_RULE DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 \
-    DASH10 DASH10 DASH10 "--\n"
+#define PLAIN_RULE                                                                                 \
+    DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10     \
+        "--\n"
 
 static void text_without_measures_shows_time_columns_only(void **state)
 {
@@ -134,8 +139,7 @@ static void text_without_measures_shows_time_columns_only(void **state)
     pk_record recs[2];
     compute_call_and_return(recs, 0);
     record_to_file("text", t, 0, recs, 2);
-    assert_file_is(t->path,
-                   PLAIN_HEADER PLAIN_RULE
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
                    "       0 call   compute                            0    4242          1500  "
                    "          - main                         100     10 demo.c\n"
                    "       1 return compute                            0    4242          9500  "
@@ -155,22 +159,21 @@ static void text_with_memory_and_alloc_adds_their_columns(void **state)
     recs[2] = test_record(2, PK_EVENT_CALL, "zone", 1, 9900);
     recs[2].flags = PK_RECORD_MEMORY;
     record_to_file("text", t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 3);
-    assert_file_is(
-        t->path,
-        "   index type   function                       depth  thread       time_ns  "
-        "duration_ns         rss           vms    allocated        freed alloc_delta  "
-        "free_delta caller               caller_line   line file\n"
-        DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
-        DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
-        "       0 call   compute                            0    4242          1500  "
-        "          -      409600       4096000         1000          500           -  "
-        "         - main                         100     10 demo.c\n"
-        "       1 return compute                            0    4242          9500  "
-        "       8000      409600       4096000         3048         1524        2048  "
-        "      1024 main                         100     10 demo.c\n"
-        "       2 call   zone                               1    4242          9900  "
-        "          -      409600       4096000            -            -           -  "
-        "         - main                         102     12 demo.c\n");
+    assert_file_is(t->path,
+                   "   index type   function                       depth  thread       time_ns  "
+                   "duration_ns         rss           vms    allocated        freed alloc_delta  "
+                   "free_delta caller               caller_line   line file\n" DASH10 DASH10 DASH10
+                       DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
+                           DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
+                   "       0 call   compute                            0    4242          1500  "
+                   "          -      409600       4096000         1000          500           -  "
+                   "         - main                         100     10 demo.c\n"
+                   "       1 return compute                            0    4242          9500  "
+                   "       8000      409600       4096000         3048         1524        2048  "
+                   "      1024 main                         100     10 demo.c\n"
+                   "       2 call   zone                               1    4242          9900  "
+                   "          -      409600       4096000            -            -           -  "
+                   "         - main                         102     12 demo.c\n");
 }
 
 static void text_with_memory_only_adds_rss_and_vms(void **state)
@@ -182,9 +185,8 @@ static void text_with_memory_only_adds_rss_and_vms(void **state)
     assert_file_is(t->path,
                    "   index type   function                       depth  thread       time_ns  "
                    "duration_ns         rss           vms caller               caller_line   "
-                   "line file\n"
-                   DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
-                   DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
+                   "line file\n" DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
+                       DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
                    "       0 call   compute                            0    4242          1500  "
                    "          -      409600       4096000 main                         100     "
                    "10 demo.c\n");
@@ -193,9 +195,8 @@ static void text_with_memory_only_adds_rss_and_vms(void **state)
 static void text_long_function_name_pushes_the_line_right(void **state)
 {
     const temp_file *t = *state;
-    pk_record rec = test_record(0, PK_EVENT_CALL,
-                                "a_function_with_a_very_long_name_that_overflows_its_column", 0,
-                                1500);
+    pk_record rec = test_record(
+        0, PK_EVENT_CALL, "a_function_with_a_very_long_name_that_overflows_its_column", 0, 1500);
     rec.flags = 0;
     record_to_file("text", t, 0, &rec, 1);
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
@@ -317,8 +318,8 @@ static void stdout_and_stderr_write_their_descriptor(void **state)
 
 /* ---- csv ------------------------------------------------------------------------- */
 
-#define CSV_HEADER                                                                           \
-    "index,type,function,file,line,caller,caller_file,caller_line,thread,depth,time_ns,"     \
+#define CSV_HEADER                                                                                 \
+    "index,type,function,file,line,caller,caller_file,caller_line,thread,depth,time_ns,"           \
     "duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta\r\n"
 
 static void csv_header_and_rows(void **state)
@@ -482,6 +483,37 @@ static void list_functions_on_other_recorders(void **state)
 
 /* ---- specs ------------------------------------------------------------------------- */
 
+/* Fields as text: decimal numbers, strings, truncation that always terminates. */
+static void format_field_writes_decimal_and_truncates(void **state)
+{
+    (void)state;
+    pk_record r = test_record(0, PK_EVENT_RETURN, "compute", 3, 1234567);
+    r.rss = UINT64_MAX;
+    char buf[32];
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_TIME, buf, sizeof buf), 7);
+    assert_string_equal(buf, "1234567");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_RSS, buf, sizeof buf), 20);
+    assert_string_equal(buf, "18446744073709551615");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_INDEX, buf, sizeof buf), 1);
+    assert_string_equal(buf, "0");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_TYPE, buf, sizeof buf), 6);
+    assert_string_equal(buf, "return");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_FUNCTION, buf, sizeof buf), 7);
+    assert_string_equal(buf, "compute");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_TIME, buf, 4), 3);
+    assert_string_equal(buf, "123");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_FUNCTION, buf, 5), 4);
+    assert_string_equal(buf, "comp");
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_TIME, buf, 1), 0);
+    assert_string_equal(buf, "");
+    buf[0] = 'x';
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_TIME, buf, 0), 0);
+    assert_int_equal(buf[0], 'x');
+    r.flags = 0; /* nothing measured: memory fields are empty */
+    assert_int_equal(pk_record_format_field(&r, PK_FIELD_RSS, buf, sizeof buf), 0);
+    assert_string_equal(buf, "");
+}
+
 static void assert_spec_error(const char *spec, const char *expected)
 {
     pk_error err = {{0}};
@@ -517,8 +549,8 @@ static void spec_kinds_and_flush_option(void **state)
     static const struct {
         const char *spec;
         const char *kind;
-    } cases[] = {{"stdout", "stdout"}, {"stderr", "stderr"}, {"list", "list"},
-                 {"stdout+flush", "stdout"}};
+    } cases[] = {
+        {"stdout", "stdout"}, {"stderr", "stderr"}, {"list", "list"}, {"stdout+flush", "stdout"}};
     for (size_t i = 0; i < PK_ARRAY_SIZE(cases); i++) {
         pk_error err = {{0}};
         pk_recorder *r = pk_recorder_open(cases[i].spec, &err);
@@ -673,11 +705,11 @@ static void without_flush_records_wait_for_a_flush(void **state)
     pk_logger_push(lg, &recs[0]);
     assert_file_is(t->path, "");
     assert_int_equal(pk_logger_flush(lg), 0);
-    assert_file_is(t->path, CSV_HEADER
-                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
+    assert_file_is(t->path,
+                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
     pk_logger_push(lg, &recs[1]);
-    assert_file_is(t->path, CSV_HEADER
-                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
+    assert_file_is(t->path,
+                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
     pk_run_totals totals = {0};
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
     assert_file_is(t->path, CSV_HEADER
@@ -724,6 +756,7 @@ int main(void)
         cmocka_unit_test(list_keeps_copies_of_records_and_strings),
         cmocka_unit_test(list_pointers_survive_growth),
         cmocka_unit_test(list_functions_on_other_recorders),
+        cmocka_unit_test(format_field_writes_decimal_and_truncates),
         cmocka_unit_test(spec_errors_say_what_is_wrong),
         cmocka_unit_test(spec_kinds_and_flush_option),
         cmocka_unit_test(full_device_fails_on_flush),
