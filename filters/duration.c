@@ -137,6 +137,20 @@ static void on_return(duration_state *s, const pk_record *rec, pk_sink *next)
         stack_pop(st);
 }
 
+/*
+ * A checkpoint is a moment the user asked for: it passes, and so do the held
+ * calls around it (its profiler among them), so it never comes out before them.
+ */
+static void on_checkpoint(duration_state *s, const pk_record *rec, pk_sink *next)
+{
+    held_stack *st = stack_of(s, rec->thread, false);
+    if (st) {
+        stack_unwind(st, rec->depth);
+        stack_emit(st, next);
+    }
+    pk_sink_push(next, rec);
+}
+
 static void min_duration_push(pk_filter *f, const pk_record *rec, pk_sink *next)
 {
     duration_state *s = f->state;
@@ -147,8 +161,11 @@ static void min_duration_push(pk_filter *f, const pk_record *rec, pk_sink *next)
     case PK_EVENT_RETURN:
         on_return(s, rec, next);
         return;
+    case PK_EVENT_CHECKPOINT:
+        on_checkpoint(s, rec, next);
+        return;
     }
-    /* Not a call or a return: there is no duration to judge. */
+    /* Not a known type: there is no duration to judge. */
     pk_sink_push(next, rec);
 }
 

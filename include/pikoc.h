@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,9 +40,10 @@ typedef struct pk_error {
 typedef enum pk_event_type {
     PK_EVENT_CALL = 0,
     PK_EVENT_RETURN = 1,
+    PK_EVENT_CHECKPOINT = 2, /* a profiler's mark (pk_profiler_mark) */
 } pk_event_type;
 
-/* "call", "return"; NULL for an unknown value. */
+/* "call", "return", "checkpoint"; NULL for an unknown value. */
 PK_API const char *pk_event_type_name(pk_event_type type);
 
 /* Which optional parts of a record hold measured values. A part that is not
@@ -50,6 +52,7 @@ PK_API const char *pk_event_type_name(pk_event_type type);
 enum pk_record_flags {
     PK_RECORD_MEMORY = 1u << 0, /* rss, vms */
     PK_RECORD_ALLOC = 1u << 1,  /* allocated, freed, alloc_delta, free_delta */
+    PK_RECORD_SPAN = 1u << 2,   /* span, total_ns: a profiler's record */
 };
 
 /*
@@ -59,7 +62,7 @@ enum pk_record_flags {
  */
 typedef struct pk_record {
     uint64_t index;          /* position within the run, from 0 */
-    pk_event_type type;      /* call or return */
+    pk_event_type type;      /* call, return or checkpoint */
     unsigned flags;          /* pk_record_flags */
     const char *function;    /* function (or zone) name */
     const char *file;        /* its source file */
@@ -79,6 +82,13 @@ typedef struct pk_record {
     uint64_t free_delta;     /* on a return: freed since the call */
     uintptr_t address;       /* function (or zone descriptor) address */
     uintptr_t call_site;     /* return address in the caller */
+    /* Profilers (see "Checkpoint profiler"): a profiler's start and finish are
+     * a call and a return of its message; each mark is a checkpoint, whose
+     * duration_ns, alloc_delta and free_delta count since the previous mark. */
+    const char *label; /* a checkpoint's label; on a profiler's call, the
+                        * context it continues ("" when none) */
+    uint64_t span;     /* the profiler's id within the process */
+    uint64_t total_ns; /* on a checkpoint: since the profiler started */
 } pk_record;
 
 /*
@@ -104,6 +114,9 @@ typedef enum pk_field_id {
     PK_FIELD_FREED,
     PK_FIELD_ALLOC_DELTA,
     PK_FIELD_FREE_DELTA,
+    PK_FIELD_LABEL,
+    PK_FIELD_SPAN,
+    PK_FIELD_TOTAL,
     PK_FIELD_COUNT
 } pk_field_id;
 
@@ -116,7 +129,7 @@ PK_API bool pk_record_has_field(const pk_record *rec, pk_field_id field);
 /*
  * Writes the field's value as text into buf (always NUL-terminated when
  * size > 0) and returns its length; an unmeasured field gives "".
- * Numbers are plain decimal, the type is "call" or "return".
+ * Numbers are plain decimal, the type is "call", "return" or "checkpoint".
  */
 PK_API size_t pk_record_format_field(const pk_record *rec, pk_field_id field, char *buf,
                                      size_t size);
@@ -235,7 +248,8 @@ PK_API int pk_filter_register(const pk_filter_ops *ops, pk_error *err);
  *   not-on-value:FIELD=V[,V...]  pass the others
  *   on-change:FIELD              pass a record when FIELD differs from the last one seen
  *   max-depth:N                  pass records at depth <= N
- *   min-duration:DURATION        drop calls shorter than DURATION (e.g. 500ns, 2us, 1.5ms)
+ *   min-duration:DURATION        drop calls shorter than DURATION (e.g. 500ns, 2us, 1.5ms);
+ *                                checkpoints pass, with the calls around them
  *   include:GLOB[,GLOB...]       pass functions matching a glob
  *   exclude:GLOB[,GLOB...]       drop functions matching a glob
  */
@@ -372,6 +386,124 @@ PK_API void pk_scope_guard_exit(pk_zone_guard *guard);
                             __builtin_return_address(0)) == 0                              \
                  ? &PK_CAT_(pk_zone_, __LINE__)                                            \
                  : (const pk_zone *)0)
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoint profiler                                                       */
+
+/*
+ * Times the steps of one operation, in the style of piker's Profiler:
+ *
+ *     PK_PROFILER(prof, "load config", .enable = PK_PROFILE_ON);
+ *     read_file();
+ *     pk_profiler_mark(&prof, "read");
+ *     parse();
+ *     pk_profiler_mark(&prof, "parsed");
+ *     // at the end of the block, on stderr:
+ *     // > Entering load config
+ *     //   read: 0.0312, tot:0.0312
+ *     //   parsed: 1.2001, tot:1.2313
+ *     // < Exiting load config, total time: 1.2400 ms
+ *
+ * Times are milliseconds with four decimals; a profiler started while
+ * another printing one is open on the same thread prints its block indented
+ * two spaces per level. While a monitor records the thread, the start and
+ * the finish are also a call and a return of the message, and each mark a
+ * checkpoint record, whether the profiler prints or not.
+ */
+typedef enum pk_profile_switch {
+    PK_PROFILE_ENV = 0, /* prints when its name is in PIKOC_PROFILE ("a,b" or "all") */
+    PK_PROFILE_ON,      /* prints */
+    PK_PROFILE_OFF,     /* prints nothing */
+} pk_profile_switch;
+
+/* All zero means: enabled by PIKOC_PROFILE, no threshold, delayed, stderr. */
+typedef struct pk_profiler_options {
+    pk_profile_switch enable;
+    /* The name PIKOC_PROFILE lists; NULL: the message. */
+    const char *name;
+    /* A profiler whose total is below this prints nothing (its nested
+     * profilers' blocks included); steps are not judged one by one. */
+    double ms_threshold;
+    /* Print each line as it happens rather than the block at the finish; the
+     * threshold then cannot hold anything back and is not applied. */
+    bool immediate;
+    FILE *stream; /* NULL: stderr */
+} pk_profiler_options;
+
+/* Where a profiler was created (PK_PROFILER fills it). */
+typedef struct pk_profiler_site {
+    const char *file;
+    const char *function;
+    unsigned line;
+} pk_profiler_site;
+
+#define PK_PROFILER_MESSAGE_SIZE 128
+#define PK_CONTEXT_SIZE 128 /* room for any context pk_profiler_context writes */
+
+/* A profiler lives in the caller's storage; its fields are private. */
+typedef struct pk_profiler {
+    struct pk_profiler *outer; /* the profiler open on the thread when it began */
+    const pk_profiler_site *site;
+    uint64_t span;  /* id within the process, from 1 */
+    uint64_t trace; /* shared by every span of one request across processes */
+    uint64_t start_raw, last_raw;
+    uint64_t block; /* where its lines start in the thread's buffer */
+    unsigned depth; /* printing profilers open on the thread before it */
+    unsigned marks;
+    bool printing, immediate, finished;
+    double ms_threshold;
+    FILE *stream;
+    char message[PK_PROFILER_MESSAGE_SIZE];
+} pk_profiler;
+
+/*
+ * Starts a profiler. site may be NULL; opts may be NULL (defaults). The
+ * message is copied (and cut at PK_PROFILER_MESSAGE_SIZE - 1 bytes).
+ */
+PK_API void pk_profiler_begin(pk_profiler *p, const pk_profiler_site *site, const char *msg,
+                              const pk_profiler_options *opts);
+/*
+ * Starts a profiler that continues a span of another process, from the
+ * context that process's pk_profiler_context wrote. Returns 0, or -1 with a
+ * message when the context is malformed (the profiler then starts as a root).
+ */
+PK_API int pk_profiler_begin_remote(pk_profiler *p, const pk_profiler_site *site, const char *msg,
+                                    const char *context, const pk_profiler_options *opts,
+                                    pk_error *err);
+/* A checkpoint: the time since the previous one (or the start) and since the start. */
+PK_API void pk_profiler_mark(pk_profiler *p, const char *label);
+/* Finishes: prints the exit line (and the block, when delayed). Again is a no-op. */
+PK_API void pk_profiler_finish(pk_profiler *p);
+/* Whether the profiler prints (its switch and PIKOC_PROFILE decided). */
+PK_API bool pk_profiler_printing(const pk_profiler *p);
+/*
+ * Writes this span's context for another process ("pk1-TRACE-SPAN-PID-TIME-HOST",
+ * a few dozen bytes) and returns its length, or 0 when it does not fit in
+ * size. Call it just before sending the request: TIME is the send time, and
+ * the first mark after the reply closes the remote call. The other side
+ * passes it to pk_profiler_begin_remote (or PK_PROFILER_REMOTE).
+ */
+PK_API size_t pk_profiler_context(const pk_profiler *p, char *buf, size_t size);
+
+/*
+ * PK_PROFILER(var, msg, options...) declares `var` and starts it; it
+ * finishes when the enclosing block ends. The options are designated
+ * initializers of pk_profiler_options: .enable = PK_PROFILE_ON, .ms_threshold = 5.
+ */
+#define PK_PROFILER(var, msg, ...)                                                                 \
+    static const pk_profiler_site PK_CAT_(pk_profiler_site_, __LINE__) = {__FILE__, __func__,      \
+                                                                          __LINE__};               \
+    pk_profiler var __attribute__((cleanup(pk_profiler_finish)));                                  \
+    pk_profiler_begin(&var, &PK_CAT_(pk_profiler_site_, __LINE__), (msg),                          \
+                      &(const pk_profiler_options){__VA_ARGS__})
+
+/* The same for a span continuing `context` (a malformed one starts a root). */
+#define PK_PROFILER_REMOTE(var, msg, context, ...)                                                 \
+    static const pk_profiler_site PK_CAT_(pk_profiler_site_, __LINE__) = {__FILE__, __func__,      \
+                                                                          __LINE__};               \
+    pk_profiler var __attribute__((cleanup(pk_profiler_finish)));                                  \
+    (void)pk_profiler_begin_remote(&var, &PK_CAT_(pk_profiler_site_, __LINE__), (msg), (context),  \
+                                   &(const pk_profiler_options){__VA_ARGS__}, (pk_error *)0)
 
 /* ------------------------------------------------------------------------ */
 /* Parsing helpers (shared by specs, the environment and the command line)   */

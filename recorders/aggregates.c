@@ -360,6 +360,13 @@ static void on_return(pk_aggregates *a, pk_thread_stats *t, const pk_record *rec
 
 void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec)
 {
+    if (rec->type == PK_EVENT_CHECKPOINT) {
+        /* A mark is a moment inside a call, not a call: it counts as an event only. */
+        pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
+        t->events++;
+        pk_aggregates_touch_thread(a, t);
+        return;
+    }
     uint32_t symbol = pk_aggregates_symbol(a, rec->function, rec->file, rec->line);
     pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
     a->observed = rec;

@@ -41,6 +41,9 @@ enum statement {
     ST_UPSERT_FUNCTION,
     ST_UPSERT_PATH,
     ST_UPSERT_THREAD,
+    ST_INSERT_SPAN,
+    ST_FINISH_SPAN,
+    ST_INSERT_CHECKPOINT,
     ST_COUNT
 };
 
@@ -62,7 +65,19 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_UPSERT_PATH] = "INSERT OR REPLACE INTO call_paths VALUES "
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_UPSERT_THREAD] = "INSERT OR REPLACE INTO threads VALUES (?, ?, ?, ?, ?)",
+    [ST_INSERT_SPAN] = "INSERT OR REPLACE INTO spans (run_id, span, parent_span, thread, depth, "
+                       "message, file, line, context, start_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                       "?, ?)",
+    [ST_FINISH_SPAN] = "UPDATE spans SET duration_ns = ? WHERE run_id = ? AND span = ?",
+    [ST_INSERT_CHECKPOINT] = "INSERT OR REPLACE INTO checkpoints VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
+
+/* A profiler open on a thread: the parent of the next one started there. */
+typedef struct open_span {
+    uint64_t thread;
+    uint64_t span;
+} open_span;
 
 typedef struct sqlite_state {
     char *path;
@@ -77,6 +92,8 @@ typedef struct sqlite_state {
     size_t symbols_stored; /* symbol ids below this are in the file */
     pk_aggregates aggregates;
     batch batch;
+    open_span *open_spans; /* every thread's, oldest first */
+    size_t open_span_count, open_span_capacity;
 } sqlite_state;
 
 /* A forked child must not touch the parent's connection nor its checkpoint
@@ -146,6 +163,7 @@ static void forget_run(sqlite_state *s)
     s->events = s->calls = s->written = 0;
     s->symbols_stored = 1;
     s->batch = (batch){.bytes = s->batch.bytes, .calls = s->batch.calls};
+    s->open_span_count = 0;
 }
 
 /* ---- transactions and rows -------------------------------------------------- */
@@ -403,6 +421,98 @@ static void encode(batch *b, const pk_record *rec, uint32_t function, uint32_t c
     b->count++;
 }
 
+/* ---- profiler spans and checkpoints (schema version 2) -------------------------- */
+
+/* The innermost span open on the thread, or 0. */
+static uint64_t open_span_on(const sqlite_state *s, uint64_t thread)
+{
+    for (size_t i = s->open_span_count; i-- > 0;)
+        if (s->open_spans[i].thread == thread)
+            return s->open_spans[i].span;
+    return 0;
+}
+
+static void close_span(sqlite_state *s, uint64_t thread, uint64_t span)
+{
+    for (size_t i = s->open_span_count; i-- > 0;) {
+        if (s->open_spans[i].thread == thread && s->open_spans[i].span == span) {
+            memmove(&s->open_spans[i], &s->open_spans[i + 1],
+                    (s->open_span_count - i - 1) * sizeof *s->open_spans);
+            s->open_span_count--;
+            return;
+        }
+    }
+}
+
+static int store_span_start(sqlite_state *s, const pk_record *rec, pk_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_INSERT_SPAN];
+    uint64_t parent = open_span_on(s, rec->thread);
+    sqlite3_bind_int64(st, 1, s->run_id);
+    bind_u64(st, 2, rec->span);
+    bind_measured(st, 3, parent != 0, (int64_t)parent);
+    bind_u64(st, 4, rec->thread);
+    sqlite3_bind_int(st, 5, (int)rec->depth);
+    sqlite3_bind_text(st, 6, rec->function, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, rec->file, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, (int)rec->line);
+    if (rec->label && *rec->label)
+        sqlite3_bind_text(st, 9, rec->label, -1, SQLITE_STATIC);
+    bind_u64(st, 10, rec->time_ns);
+    pk_grow(&s->open_spans, &s->open_span_capacity, s->open_span_count, sizeof *s->open_spans);
+    s->open_spans[s->open_span_count++] = (open_span){rec->thread, rec->span};
+    return step(s, ST_INSERT_SPAN, err);
+}
+
+static int store_span_finish(sqlite_state *s, const pk_record *rec, pk_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_FINISH_SPAN];
+    close_span(s, rec->thread, rec->span);
+    bind_u64(st, 1, rec->duration_ns);
+    sqlite3_bind_int64(st, 2, s->run_id);
+    bind_u64(st, 3, rec->span);
+    return step(s, ST_FINISH_SPAN, err);
+}
+
+static int store_checkpoint(sqlite_state *s, const pk_record *rec, pk_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_INSERT_CHECKPOINT];
+    bool memory = rec->flags & PK_RECORD_MEMORY, alloc = rec->flags & PK_RECORD_ALLOC;
+    sqlite3_bind_int64(st, 1, s->run_id);
+    bind_u64(st, 2, rec->index);
+    bind_u64(st, 3, rec->span);
+    sqlite3_bind_text(st, 4, rec->function, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, rec->label ? rec->label : "", -1, SQLITE_STATIC);
+    bind_u64(st, 6, rec->thread);
+    sqlite3_bind_int(st, 7, (int)rec->depth);
+    bind_u64(st, 8, rec->time_ns);
+    bind_u64(st, 9, rec->duration_ns);
+    bind_u64(st, 10, rec->total_ns);
+    bind_measured(st, 11, memory, (int64_t)rec->rss);
+    bind_measured(st, 12, memory, (int64_t)rec->vms);
+    bind_measured(st, 13, alloc, (int64_t)rec->allocated);
+    bind_measured(st, 14, alloc, (int64_t)rec->freed);
+    bind_measured(st, 15, alloc, (int64_t)rec->alloc_delta);
+    bind_measured(st, 16, alloc, (int64_t)rec->free_delta);
+    return step(s, ST_INSERT_CHECKPOINT, err);
+}
+
+/* A profiler's record: its start and finish also go into the batches, as calls do. */
+static int store_profiler_record(sqlite_state *s, const pk_record *rec, pk_error *err)
+{
+    if (begin(s, err) != 0)
+        return -1;
+    switch (rec->type) {
+    case PK_EVENT_CALL:
+        return store_span_start(s, rec, err);
+    case PK_EVENT_RETURN:
+        return store_span_finish(s, rec, err);
+    case PK_EVENT_CHECKPOINT:
+        return store_checkpoint(s, rec, err);
+    }
+    return 0;
+}
+
 /* ---- the recorder ------------------------------------------------------------- */
 
 static int sqlite_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
@@ -439,6 +549,12 @@ static int sqlite_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
 static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
 {
     sqlite_state *s = r->state;
+    if (rec->flags & PK_RECORD_SPAN) {
+        if (store_profiler_record(s, rec, err) != 0)
+            return -1;
+        if (rec->type == PK_EVENT_CHECKPOINT)
+            return 0;
+    }
     pk_aggregates *a = &s->aggregates;
     uint32_t function = pk_aggregates_function(a, rec);
     uint32_t caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0);
@@ -522,6 +638,7 @@ static void sqlite_close(pk_recorder *r)
     pk_aggregates_free(&s->aggregates);
     free(s->batch.bytes);
     pk_blob_calls_free(&s->batch.calls);
+    free(s->open_spans);
     free(s->path);
 }
 

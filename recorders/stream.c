@@ -47,6 +47,8 @@ bool pk_stream_value(pk_stream *s, const pk_record *rec, pk_field_id field)
         return false;
     if (counts_since_call(field) && rec->type == PK_EVENT_CALL)
         return false;
+    if (field == PK_FIELD_TOTAL && rec->type != PK_EVENT_CHECKPOINT)
+        return false;
     if (!v->text)
         grow(v);
     /* pk_record_format_field truncates: a full buffer may hold a cut value. */

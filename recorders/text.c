@@ -20,12 +20,12 @@ typedef struct text_column {
 } text_column;
 
 static const text_column all_columns[] = {
-    {PK_FIELD_INDEX, 8},        {PK_FIELD_TYPE, 6},          {PK_FIELD_FUNCTION, 30},
-    {PK_FIELD_DEPTH, 5},        {PK_FIELD_THREAD, 7},        {PK_FIELD_TIME, 13},
-    {PK_FIELD_DURATION, 12},    {PK_FIELD_RSS, 11},          {PK_FIELD_VMS, 13},
-    {PK_FIELD_ALLOCATED, 12},   {PK_FIELD_FREED, 12},        {PK_FIELD_ALLOC_DELTA, 11},
-    {PK_FIELD_FREE_DELTA, 11},  {PK_FIELD_CALLER, 20},       {PK_FIELD_CALLER_LINE, 11},
-    {PK_FIELD_LINE, 6},         {PK_FIELD_FILE, 0},
+    {PK_FIELD_INDEX, 8},        {PK_FIELD_TYPE, 10},       {PK_FIELD_FUNCTION, 30},
+    {PK_FIELD_LABEL, 20},       {PK_FIELD_DEPTH, 5},       {PK_FIELD_THREAD, 7},
+    {PK_FIELD_TIME, 13},        {PK_FIELD_DURATION, 12},   {PK_FIELD_RSS, 11},
+    {PK_FIELD_VMS, 13},         {PK_FIELD_ALLOCATED, 12},  {PK_FIELD_FREED, 12},
+    {PK_FIELD_ALLOC_DELTA, 11}, {PK_FIELD_FREE_DELTA, 11}, {PK_FIELD_CALLER, 20},
+    {PK_FIELD_CALLER_LINE, 11}, {PK_FIELD_LINE, 6},        {PK_FIELD_FILE, 0},
 };
 
 #define MAX_COLUMNS PK_ARRAY_SIZE(all_columns)

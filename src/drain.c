@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "hot.h"
+#include "profiler.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -26,11 +27,14 @@
 /* An open call on one thread, kept until its return. */
 struct frame {
     uintptr_t fn;
-    uint32_t zone;
-    uint64_t ns; /* when it was called, CLOCK_MONOTONIC */
+    uint32_t zone; /* PK_RAW_ZONE, PK_RAW_PROFILER or 0 */
+    uint64_t ns;   /* when it was called, CLOCK_MONOTONIC */
     uint64_t allocated;
     uint64_t freed;
     unsigned flags;
+    /* A profiler's counters at its last mark (its start before the first). */
+    uint64_t mark_allocated;
+    uint64_t mark_freed;
     pk_symbol function;
     pk_symbol caller;
 };
@@ -194,6 +198,9 @@ static void describe_frame(pk_record *rec, pk_event_type type, unsigned depth,
     rec->rss = rec->vms = 0;
     rec->allocated = rec->freed = 0;
     rec->alloc_delta = rec->free_delta = 0;
+    rec->label = "";
+    rec->span = 0;
+    rec->total_ns = 0;
 }
 
 static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
@@ -221,7 +228,7 @@ static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64
 
 static void process_return(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
 {
-    struct frame *f = match_return(tr, ev->fn, ev->kind & PK_RAW_ZONE);
+    struct frame *f = match_return(tr, ev->fn, ev->kind & (PK_RAW_ZONE | PK_RAW_PROFILER));
     if (!f) {
         drain.totals.unmatched++;
         return;
@@ -237,7 +244,140 @@ static void process_return(struct track *tr, const struct pk_raw_event *ev, uint
     } else {
         rec->flags &= ~(unsigned)PK_RECORD_ALLOC;
     }
+    if (f->zone == PK_RAW_PROFILER) {
+        rec->flags |= PK_RECORD_SPAN;
+        rec->span = ev->fn;
+    }
     drain.totals.events++;
+}
+
+/* ---- profilers ---------------------------------------------------------------- */
+
+/* A profiler event's payload, copied out of the ring (it may wrap around). */
+struct payload {
+    struct pk_profiler_payload head;
+    const char *message; /* interned */
+    const char *label;   /* interned */
+};
+
+static uint64_t payload_slots(const struct pk_raw_event *ev, unsigned shift)
+{
+    uint64_t slot = 1ull << shift;
+    return (ev->payload + slot - 1) / slot;
+}
+
+static void read_payload(const struct pk_ring *r, uint64_t first, unsigned shift,
+                         const struct pk_raw_event *ev, struct payload *out)
+{
+    char bytes[sizeof out->head + PK_PROFILER_MESSAGE_SIZE + PK_LABEL_MAX + 2];
+    size_t len = ev->payload < sizeof bytes ? ev->payload : sizeof bytes - 1;
+    size_t slot = (size_t)1 << shift;
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < slot ? len - done : slot;
+        memcpy(bytes + done, pk_ring_slot(r, first + done / slot, shift), n);
+        done += n;
+    }
+    memcpy(&out->head, bytes, sizeof out->head);
+    char *text = bytes + sizeof out->head;
+    size_t message_len = out->head.message_len, label_len = out->head.label_len;
+    /* The label follows the message; each gets its terminator in turn. */
+    char label[PK_LABEL_MAX + 1];
+    memcpy(label, text + message_len, label_len);
+    label[label_len] = '\0';
+    text[message_len] = '\0';
+    out->message = pk_intern(text);
+    out->label = pk_intern(label);
+}
+
+/* The frame of an open profiler on this thread, or NULL (it began before the run). */
+static struct frame *profiler_frame(struct track *tr, uintptr_t span, size_t *depth)
+{
+    for (size_t i = tr->depth; i-- > 0;) {
+        if (tr->frames[i].fn == span && tr->frames[i].zone == PK_RAW_PROFILER) {
+            *depth = i;
+            return &tr->frames[i];
+        }
+    }
+    return NULL;
+}
+
+static void profiler_symbols(const struct payload *pl, pk_symbol *function, pk_symbol *caller)
+{
+    const pk_profiler_site *site = pl->head.site;
+    function->function = pl->message;
+    function->file = pk_intern(site && site->file ? site->file : "");
+    function->line = site ? site->line : 0;
+    caller->function = pk_intern(site && site->function ? site->function : "??");
+    caller->file = function->file;
+    caller->line = function->line;
+}
+
+/* A profiler's start: a call of its message, carrying the context it continues. */
+static void process_profiler_start(struct track *tr, const struct pk_raw_event *ev,
+                                   const struct payload *pl, uint64_t tid)
+{
+    struct frame *f = push_frame(tr);
+    f->fn = ev->fn;
+    f->zone = PK_RAW_PROFILER;
+    profiler_symbols(pl, &f->function, &f->caller);
+    pk_record *rec = next_record();
+    describe_frame(rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
+    f->ns = fill_common(rec, ev, tid);
+    rec->flags |= PK_RECORD_SPAN;
+    rec->span = ev->fn;
+    rec->label = pl->label;
+    f->flags = rec->flags;
+    f->allocated = f->mark_allocated = rec->allocated;
+    f->freed = f->mark_freed = rec->freed;
+    drain.totals.events++;
+    drain.totals.calls++;
+}
+
+/*
+ * A mark: a checkpoint one level inside its profiler. Its times come from the
+ * payload (what the profiler printed); its allocation delta needs the
+ * profiler's frame, so a profiler begun before the run has none.
+ */
+static void process_checkpoint(struct track *tr, const struct pk_raw_event *ev,
+                               const struct payload *pl, uint64_t tid)
+{
+    size_t at = tr->depth;
+    struct frame *f = profiler_frame(tr, ev->fn, &at);
+    struct frame loose = {.fn = ev->fn, .zone = PK_RAW_PROFILER};
+    if (!f)
+        profiler_symbols(pl, &loose.function, &loose.caller);
+    pk_record *rec = next_record();
+    describe_frame(rec, PK_EVENT_CHECKPOINT, (unsigned)(f ? at + 1 : tr->depth), f ? f : &loose,
+                   ev);
+    uint64_t now = fill_common(rec, ev, tid);
+    uint64_t last = pk_clock_to_ns(pl->head.last_raw), first = pk_clock_to_ns(pl->head.start_raw);
+    rec->duration_ns = now > last ? now - last : 0;
+    rec->total_ns = now > first ? now - first : 0;
+    rec->flags |= PK_RECORD_SPAN;
+    rec->span = ev->fn;
+    rec->label = pl->label;
+    if (f && (rec->flags & f->flags & PK_RECORD_ALLOC)) {
+        rec->alloc_delta = rec->allocated - f->mark_allocated;
+        rec->free_delta = rec->freed - f->mark_freed;
+        f->mark_allocated = rec->allocated;
+        f->mark_freed = rec->freed;
+    } else {
+        rec->flags &= ~(unsigned)PK_RECORD_ALLOC;
+    }
+    drain.totals.events++;
+}
+
+static void process_profiler(struct pk_ring *r, uint64_t slot, struct track *tr,
+                             const struct pk_raw_event *ev)
+{
+    struct payload pl;
+    read_payload(r, slot + 1, drain.pipeline.slot_shift, ev, &pl);
+    if (ev->kind & PK_RAW_CHECKPOINT)
+        process_checkpoint(tr, ev, &pl, r->tid);
+    else if (ev->kind & PK_RAW_RETURN)
+        process_return(tr, ev, r->tid);
+    else
+        process_profiler_start(tr, ev, &pl, r->tid);
 }
 
 /* ---- rings ------------------------------------------------------------------- */
@@ -273,10 +413,17 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
     unsigned shift = drain.pipeline.slot_shift;
     for (uint64_t i = tail; i != end; i++) {
         const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
-        if (ev->kind & PK_RAW_RETURN)
+        if (ev->kind & PK_RAW_HAS_PAYLOAD) {
+            /* Published with its payload: a limit never cuts one in two. */
+            process_profiler(r, i, tr, ev);
+            i += payload_slots(ev, shift);
+            if (i - tail >= end - tail)
+                end = i + 1;
+        } else if (ev->kind & PK_RAW_RETURN) {
             process_return(tr, ev, r->tid);
-        else
+        } else {
             process_call(tr, ev, r->tid);
+        }
     }
     deliver_pending();
     atomic_store(&r->tail, end); /* seq_cst: pairs with the producer's waiting flag */

@@ -21,8 +21,13 @@
 enum {
     PK_RAW_CALL = 0,
     PK_RAW_RETURN = 1,
-    PK_RAW_ZONE = 2, /* fn is a pk_zone descriptor, not code */
+    PK_RAW_ZONE = 2,       /* fn is a pk_zone descriptor, not code */
+    PK_RAW_PROFILER = 4,   /* fn is a profiler's span id; a payload follows */
+    PK_RAW_CHECKPOINT = 8, /* a profiler's mark; fn is its span id; a payload follows */
 };
+
+/* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */
+#define PK_RAW_HAS_PAYLOAD (PK_RAW_PROFILER | PK_RAW_CHECKPOINT)
 
 /*
  * One event as the hot path leaves it: 32 bytes, followed in the same slot
@@ -35,7 +40,7 @@ struct pk_raw_event {
     uintptr_t fn;
     uintptr_t site;
     uint32_t kind;
-    uint32_t unused;
+    uint32_t payload;  /* bytes in the slots that follow (PK_RAW_HAS_PAYLOAD kinds) */
     uint64_t values[]; /* PK_SAMPLE_VALUES of them when the run samples */
 };
 

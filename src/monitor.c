@@ -9,6 +9,7 @@
 #include "drain.h"
 #include "hot.h"
 #include "internal.h"
+#include "profiler.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,19 @@ static void fill_run_info(pk_monitor *m)
     m->run.start_wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
 }
 
+/* The running run's wall clock minus its monotonic clock at its start; 0: no run. */
+static _Atomic int64_t run_wall_offset_ns;
+
+int64_t pk_wall_clock_ns(uint64_t monotonic_ns)
+{
+    int64_t offset = atomic_load_explicit(&run_wall_offset_ns, memory_order_relaxed);
+    if (offset)
+        return (int64_t)monotonic_ns + offset;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    return (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+}
+
 /* Starts m's run unless it is running; fails if another monitor runs. */
 static int start_run(pk_monitor *m, pk_error *err)
 {
@@ -258,6 +272,7 @@ static int start_run(pk_monitor *m, pk_error *err)
         goto out;
     }
     m->state = MONITOR_RUNNING;
+    atomic_store(&run_wall_offset_ns, m->run.start_wall_ns - (int64_t)m->run.start_ns);
     atomic_store(&running_monitor, m);
 out:
     pthread_mutex_unlock(&run_lock);
@@ -282,6 +297,7 @@ static void end_run(pk_monitor *m)
     if (m->ops->close)
         m->ops->close(m);
     m->state = MONITOR_ENDED;
+    atomic_store(&run_wall_offset_ns, 0);
     atomic_store(&running_monitor, NULL);
     pthread_mutex_unlock(&run_lock);
 }

@@ -28,6 +28,9 @@ static const pk_field_desc fields[PK_FIELD_COUNT] = {
     FIELD(PK_FIELD_FREED, "freed", PK_KIND_UINT, PK_RECORD_ALLOC, freed),
     FIELD(PK_FIELD_ALLOC_DELTA, "alloc_delta", PK_KIND_UINT, PK_RECORD_ALLOC, alloc_delta),
     FIELD(PK_FIELD_FREE_DELTA, "free_delta", PK_KIND_UINT, PK_RECORD_ALLOC, free_delta),
+    FIELD(PK_FIELD_LABEL, "label", PK_KIND_STRING, 0, label),
+    FIELD(PK_FIELD_SPAN, "span", PK_KIND_UINT, PK_RECORD_SPAN, span),
+    FIELD(PK_FIELD_TOTAL, "total_ns", PK_KIND_UINT, PK_RECORD_SPAN, total_ns),
 };
 
 const char *pk_event_type_name(pk_event_type type)
@@ -37,6 +40,8 @@ const char *pk_event_type_name(pk_event_type type)
         return "call";
     case PK_EVENT_RETURN:
         return "return";
+    case PK_EVENT_CHECKPOINT:
+        return "checkpoint";
     }
     return NULL;
 }

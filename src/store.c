@@ -18,7 +18,11 @@
 #define WAL_TRUNCATE_FRAMES 32768 /* 128 MiB of 4 KiB pages */
 #define WAL_TRUNCATE_WAIT_MS 200
 
-/* Exactly the SQL of docs/schema.md, "The schema as SQL". */
+/*
+ * Exactly the SQL of docs/schema.md, "The schema as SQL": version 1 here, and
+ * each later version as one upgrade block below. A new file is created at
+ * version 1 and upgraded like an old one, so both end up the same.
+ */
 /* clang-format off */
 static const char schema_sql[] =
     "PRAGMA application_id = 1347112771;\n"
@@ -103,6 +107,65 @@ static const char schema_sql[] =
     "CREATE INDEX event_batches_run ON event_batches (run_id, id);\n";
 /* clang-format on */
 
+/* ---- schema version 2: profiler spans and checkpoints ------------------------ */
+
+/* clang-format off */
+static const char spans_sql[] =
+    "CREATE TABLE spans (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    span INTEGER NOT NULL,\n"
+    "    parent_span INTEGER,\n"
+    "    thread INTEGER NOT NULL,\n"
+    "    depth INTEGER NOT NULL,\n"
+    "    message TEXT NOT NULL,\n"
+    "    file TEXT NOT NULL,\n"
+    "    line INTEGER NOT NULL,\n"
+    "    context TEXT,\n"
+    "    start_ns INTEGER NOT NULL,\n"
+    "    duration_ns INTEGER,\n"
+    "    PRIMARY KEY (run_id, span)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE checkpoints (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    \"index\" INTEGER NOT NULL,\n"
+    "    span INTEGER NOT NULL,\n"
+    "    function TEXT NOT NULL,\n"
+    "    label TEXT NOT NULL,\n"
+    "    thread INTEGER NOT NULL,\n"
+    "    depth INTEGER NOT NULL,\n"
+    "    time_ns INTEGER NOT NULL,\n"
+    "    duration_ns INTEGER NOT NULL,\n"
+    "    total_ns INTEGER NOT NULL,\n"
+    "    rss INTEGER,\n"
+    "    vms INTEGER,\n"
+    "    allocated INTEGER,\n"
+    "    freed INTEGER,\n"
+    "    alloc_delta INTEGER,\n"
+    "    free_delta INTEGER,\n"
+    "    PRIMARY KEY (run_id, \"index\")\n"
+    ") WITHOUT ROWID;\n"
+    "PRAGMA user_version = 2;\n";
+/* clang-format on */
+
+/* Readers of a version-1 file (opened read-only, never upgraded) find no such tables. */
+bool pk_store_has_spans(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                           "'checkpoints'",
+                           -1, &st, NULL) == SQLITE_OK)
+        found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* ---- end of schema version 2 ---------------------------------------------------- */
+
+/* The upgrade blocks in order: upgrades[v - 1] takes a file from version v to v + 1. */
+static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql};
+
 int pk_store_fail(pk_error *err, sqlite3 *db, const char *path)
 {
     int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
@@ -137,7 +200,8 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *value)
  * Reads the identifying pragmas (reading never writes) and says whether the
  * file is ours, empty, or neither (then err holds the one-line reason).
  */
-static int classify(sqlite3 *db, const char *path, store_kind *kind, pk_error *err)
+static int classify(sqlite3 *db, const char *path, store_kind *kind, int64_t *version_out,
+                    pk_error *err)
 {
     int64_t app_id = 0, version = 0, tables = 0;
     if (pragma_int(db, "PRAGMA application_id", &app_id) != SQLITE_OK ||
@@ -149,6 +213,8 @@ static int classify(sqlite3 *db, const char *path, store_kind *kind, pk_error *e
             return pk_fail(err, "%s: schema version %lld is newer than this pikoc (%d)", path,
                            (long long)version, PK_STORE_VERSION);
         *kind = STORE_PIKOC;
+        if (version_out)
+            *version_out = version;
         return 0;
     }
     if (app_id == 0 && version == 0 && tables == 0) {
@@ -204,7 +270,7 @@ int pk_store_open_read(const char *path, sqlite3 **db, pk_error *err)
         return -1;
     if (open_connection(path, SQLITE_OPEN_READONLY, db, err) != 0)
         return -1;
-    int rc = classify(*db, path, &kind, err);
+    int rc = classify(*db, path, &kind, NULL, err);
     if (rc == 0 && kind == STORE_EMPTY)
         rc = pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
     if (rc != 0)
@@ -222,16 +288,24 @@ static int exec(sqlite3 *db, const char *path, const char *sql, pk_error *err)
 }
 
 /*
- * Creates the schema under a write lock, re-checking first: two processes
- * may find the same empty file at once, and only the first creates it.
+ * Creates the schema, or upgrades an older one, under a write lock,
+ * re-checking first: two processes may find the same file at once, and only
+ * the first changes it.
  */
-static int create_schema(sqlite3 *db, const char *path, pk_error *err)
+static int create_or_upgrade(sqlite3 *db, const char *path, pk_error *err)
 {
     store_kind kind;
+    int64_t version = 0;
     if (exec(db, path, "BEGIN IMMEDIATE", err) != 0)
         return -1;
-    if (classify(db, path, &kind, err) != 0 ||
-        (kind == STORE_EMPTY && exec(db, path, schema_sql, err) != 0)) {
+    int rc = classify(db, path, &kind, &version, err);
+    if (rc == 0 && kind == STORE_EMPTY) {
+        rc = exec(db, path, schema_sql, err);
+        version = 1;
+    }
+    for (; rc == 0 && version < PK_STORE_VERSION; version++)
+        rc = exec(db, path, upgrades[version - 1], err);
+    if (rc != 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
@@ -242,6 +316,7 @@ int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err)
 {
     bool exists;
     store_kind kind = STORE_PIKOC;
+    int64_t version = 0;
     *db = NULL;
     if (check_path(path, true, &exists, err) != 0)
         return -1;
@@ -250,11 +325,12 @@ int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err)
     /* Nothing is written before the file is known to be ours or empty. */
     /* Large pages for a new file (before WAL fixes the size): an event batch
      * fills one or two pages instead of a chain of sixteen. */
-    if (classify(*db, path, &kind, err) != 0 ||
+    if (classify(*db, path, &kind, &version, err) != 0 ||
         (kind == STORE_EMPTY && exec(*db, path, "PRAGMA page_size = 65536", err) != 0) ||
         exec(*db, path, "PRAGMA journal_mode = WAL", err) != 0 ||
         exec(*db, path, "PRAGMA synchronous = NORMAL", err) != 0 ||
-        (kind == STORE_EMPTY && create_schema(*db, path, err) != 0)) {
+        ((kind == STORE_EMPTY || version < PK_STORE_VERSION) &&
+         create_or_upgrade(*db, path, err) != 0)) {
         close_failed(db);
         return -1;
     }
@@ -434,7 +510,7 @@ int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns, const
     if (check_path(path, false, &exists, err) != 0 ||
         open_connection(path, SQLITE_OPEN_READWRITE, &db, err) != 0)
         return -1;
-    int rc = classify(db, path, &kind, err);
+    int rc = classify(db, path, &kind, NULL, err);
     if (rc == 0 && kind == STORE_EMPTY)
         rc = pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
     if (rc == 0)

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define PK_STORE_APPLICATION_ID 0x504B4F43 /* "PKOC" */
-#define PK_STORE_VERSION 1                 /* PRAGMA user_version of this schema */
+#define PK_STORE_VERSION 2                 /* PRAGMA user_version of this schema */
 #define PK_STORE_ENCODING 2                /* first byte of every event batch written */
 #define PK_STORE_ENCODING_V1 1             /* still read: batches of older pikoc */
 
@@ -32,8 +32,8 @@ enum pk_store_head {
 
 /*
  * Opens PATH for writing: creates it (and the schema) when missing or an
- * empty SQLite file, accepts a pikoc database of this or an older version,
- * and refuses anything else without writing a byte. Sets WAL and
+ * empty SQLite file, accepts a pikoc database of this or an older version
+ * (upgrading an older one), and refuses anything else without writing a byte. Sets WAL and
  * synchronous=NORMAL. Returns 0 and a connection the caller closes.
  */
 PK_HIDDEN int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err);
@@ -84,6 +84,9 @@ PK_HIDDEN pk_store_checkpointer *pk_store_checkpointer_start(const char *path, s
 PK_HIDDEN void pk_store_checkpointer_kick(pk_store_checkpointer *c, sqlite3 *writer);
 /* Joins the thread and closes its connection (NULL is allowed). */
 PK_HIDDEN void pk_store_checkpointer_stop(pk_store_checkpointer *c);
+
+/* Whether db has the profiler tables (spans, checkpoints): version 2 and later. */
+PK_HIDDEN bool pk_store_has_spans(sqlite3 *db);
 
 /* Registers the eponymous virtual table pikoc_events on db (read-only is fine). */
 PK_HIDDEN int pk_store_register_events(sqlite3 *db);

@@ -43,8 +43,8 @@ pk --version
 check_equal "--version" "$status $(cat out)" "0 pikoc 0.1.0"
 pk --help
 check_equal "--help lists every command" "$status $(awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s ", $1 }' out)" \
-    "0 run runs top tree events spikes diff export sql "
-for cmd in run runs top tree events spikes diff export sql; do
+    "0 run runs top tree events spikes diff export sql spans "
+for cmd in run runs top tree events spikes diff export sql spans; do
     pk "$cmd" --help
     check_equal "pikoc $cmd --help" "$status $(head -1 out | cut -d' ' -f1-3)" "0 usage: pikoc $cmd"
     cp out help.txt
@@ -65,7 +65,7 @@ pk events --format csv
 tr -d '\r' <out | awk -F, 'NR > 1 { print $2, $3, $4 }' >sequence.txt
 check_same "events: the exact sequence (type function depth)" sequence.txt "$expected/nested.txt"
 check_equal "events: header" "$(head -1 out | tr -d '\r')" \
-    "index,type,function,depth,thread,time_ns,duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta,caller,caller_line,caller_file,line,file"
+    "index,type,function,depth,thread,time_ns,duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta,caller,caller_line,caller_file,line,file,label,total_ns"
 pk events --function b --type call --format csv
 check_equal "events --function b --type call" "$(rows | cut -d, -f2,3 | sort | uniq -c | tr -s ' ')" " 4 call,b"
 pk events --function '[ac]' --type return --format csv
@@ -443,7 +443,7 @@ bad "tree --min-percent x" "pikoc tree: --min-percent 'x': expected a non-negati
 bad "spikes --threshold 12 parsecs" \
     "pikoc spikes: --threshold '12 parsecs': expected a size in bytes, binary multiples allowed (e.g. 4096, 64k, 1.5MiB)" \
     spikes --threshold '12 parsecs'
-bad "events --type exit" "pikoc events: --type 'exit': unknown event type (accepted: call, return)" events --type exit
+bad "events --type exit" "pikoc events: --type 'exit': unknown event type (accepted: call, return, checkpoint)" events --type exit
 bad "export --format svg" "pikoc export: --format 'svg': unknown format (accepted: chrome, folded, csv)" export --format svg
 bad "export --weight with chrome" "pikoc export: --weight applies to --format folded only" export --weight alloc
 bad "diff with one run" "pikoc diff: two runs to compare are needed (usage: pikoc diff [OPTIONS] A B)" diff 1
@@ -458,7 +458,7 @@ sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 bad "SQLite, not pikoc" "pikoc events: other.db: not a pikoc database (no pikoc schema)" events --db other.db
 cp pikoc.db newer.db
 sqlite3 newer.db "PRAGMA user_version = 7"
-bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (1)" top --db newer.db
+bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (2)" top --db newer.db
 # Every page after the first (the header the checks read) overwritten.
 cp pikoc.db corrupt.db
 size=$(wc -c <corrupt.db)

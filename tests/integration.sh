@@ -188,8 +188,8 @@ else
     csv_rows() { tr -d '\r' <"$1" | awk 'NR > 1'; }
 
     events_sql='SELECT "index", type, function, file, line, caller, caller_file, caller_line,
-        thread, depth, time_ns, duration_ns, rss, vms, allocated, freed, alloc_delta, free_delta
-        FROM pikoc_events WHERE run_id = RUN'
+        thread, depth, time_ns, duration_ns, rss, vms, allocated, freed, alloc_delta, free_delta,
+        NULL, NULL, NULL FROM pikoc_events WHERE run_id = RUN'
 
     # function,calls,total,self,min,max from a CSV file, as the store defines them.
     csv_aggregates() {

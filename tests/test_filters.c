@@ -75,6 +75,18 @@ static pk_record ret(uint64_t index, const char *function, unsigned depth, uint6
     return r;
 }
 
+/* A profiler's mark: a checkpoint of `profiler`, 50 ns after the previous one. */
+static pk_record mark(uint64_t index, const char *profiler, const char *label, unsigned depth)
+{
+    pk_record r = test_record(index, PK_EVENT_CHECKPOINT, profiler, depth, index * 100);
+    r.flags |= PK_RECORD_SPAN;
+    r.label = label;
+    r.span = 1;
+    r.duration_ns = 50;
+    r.total_ns = 50 * index;
+    return r;
+}
+
 static pk_record on_thread(pk_record r, uint64_t thread)
 {
     r.thread = thread;
@@ -182,6 +194,28 @@ static void test_on_value_type(void **state)
                         "0:call:A 1:call:B 3:call:C 4:call:D");
     assert_string_equal(RUN(SPECS("on-value:type=return"), NESTED),
                         "2:return:B 5:return:D 6:return:C 7:return:A");
+}
+
+/* Profiler P { mark a, B{}, mark b }: marks are checkpoints with a label. */
+#define PROFILED                                                                                   \
+    call(0, "P", 0), mark(1, "P", "a", 1), call(2, "B", 1), ret(3, "B", 1, 100),                   \
+        mark(4, "P", "b", 1), ret(5, "P", 0, 500)
+
+static void test_on_value_checkpoints(void **state)
+{
+    assert_string_equal(RUN(SPECS("on-value:type=checkpoint"), PROFILED),
+                        "1:checkpoint:P 4:checkpoint:P");
+    assert_string_equal(RUN(SPECS("on-value:label=b"), PROFILED), "4:checkpoint:P");
+    assert_string_equal(RUN(SPECS("not-on-value:type=checkpoint"), PROFILED),
+                        "0:call:P 2:call:B 3:return:B 5:return:P");
+    assert_string_equal(RUN(SPECS("on-value:total_ns=200"), PROFILED), "4:checkpoint:P");
+}
+
+static void test_min_duration_passes_checkpoints_after_their_calls(void **state)
+{
+    /* P is held until its first mark, which releases it; B is short and goes. */
+    assert_string_equal(RUN(SPECS("min-duration:200ns"), PROFILED),
+                        "0:call:P 1:checkpoint:P 4:checkpoint:P 5:return:P");
 }
 
 static void test_on_value_several_values(void **state)
@@ -539,9 +573,10 @@ static void expect_open_error(const char *spec, const char *message)
     assert_string_equal(err.message, message);
 }
 
-#define KNOWN_FIELDS                                                                     \
-    "index, type, function, file, line, caller, caller_file, caller_line, thread, depth, " \
-    "time_ns, duration_ns, rss, vms, allocated, freed, alloc_delta, free_delta"
+#define KNOWN_FIELDS                                                                               \
+    "index, type, function, file, line, caller, caller_file, caller_line, thread, depth, "         \
+    "time_ns, duration_ns, rss, vms, allocated, freed, alloc_delta, free_delta, label, span, "     \
+    "total_ns"
 
 static void test_errors_kind(void **state)
 {
@@ -601,6 +636,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_filter_passes_everything),
         cmocka_unit_test(test_on_value_type),
+        cmocka_unit_test(test_on_value_checkpoints),
+        cmocka_unit_test(test_min_duration_passes_checkpoints_after_their_calls),
         cmocka_unit_test(test_on_value_several_values),
         cmocka_unit_test(test_on_value_number_field),
         cmocka_unit_test(test_on_value_unmeasured_field_matches_nothing),

@@ -352,6 +352,109 @@ static void test_function_memory(void **state)
     done_with(m);
 }
 
+/*
+ * A profiler's start and finish are a call and a return of its message, each
+ * mark a checkpoint one level inside it with its delta, total and the bytes
+ * allocated since the previous mark; printing is off and records still flow.
+ */
+static void test_profiler_records(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function-memory", &list);
+    const pk_profiler_options quiet = {.enable = PK_PROFILE_OFF};
+    static const pk_profiler_site site = {"demo.c", "handler", 42};
+    pk_profiler early, p, inner;
+    pk_profiler_begin(&early, NULL, "early", &quiet); /* before the run */
+    enable(m);
+    pk_profiler_begin(&p, &site, "handle request", &quiet);
+    void *kept = allocate_kept(4096);
+    size_t usable = malloc_usable_size(kept);
+    pk_profiler_mark(&p, "allocated");
+    pk_profiler_begin(&inner, NULL, "inner", &quiet);
+    pk_profiler_mark(&inner, NULL);
+    pk_profiler_finish(&inner);
+    free_kept(kept);
+    pk_profiler_mark(&p, "freed");
+    pk_profiler_mark(&early, "late mark");
+    pk_profiler_finish(&p);
+    pk_profiler_finish(&early); /* its start was not recorded: unmatched */
+    pk_monitor_disable(m);
+
+    static const char *const expected[] = {
+        "call handle request 0",  "call allocate_kept 1",
+        "return allocate_kept 1", "checkpoint handle request 1",
+        "call inner 1",           "checkpoint inner 2",
+        "return inner 1",         "call free_kept 1",
+        "return free_kept 1",     "checkpoint handle request 1",
+        "checkpoint early 1",     "return handle request 0",
+    };
+    assert_sequence(list, expected, 12);
+    const pk_record *start = pk_list_get(list, 0), *allocated = pk_list_get(list, 3);
+    const pk_record *numbered = pk_list_get(list, 5), *freed = pk_list_get(list, 9);
+    const pk_record *late = pk_list_get(list, 10), *end = pk_list_get(list, 11);
+    assert_true(start->flags & PK_RECORD_SPAN);
+    assert_int_equal(start->span, p.span);
+    assert_string_equal(start->label, "");
+    assert_string_equal(start->file, "demo.c");
+    assert_int_equal(start->line, 42);
+    assert_string_equal(start->caller, "handler");
+    assert_string_equal(allocated->label, "allocated");
+    assert_int_equal(allocated->span, p.span);
+    assert_int_equal(allocated->duration_ns, allocated->total_ns);
+    assert_int_equal(allocated->total_ns, allocated->time_ns - start->time_ns);
+    assert_string_equal(numbered->label, "0");
+    assert_int_equal(numbered->span, inner.span);
+    assert_string_equal(freed->label, "freed");
+    assert_int_equal(freed->total_ns, allocated->total_ns + freed->duration_ns);
+    assert_int_equal(freed->total_ns, freed->time_ns - start->time_ns);
+    assert_string_equal(late->label, "late mark");
+    assert_int_equal(late->span, early.span);
+    assert_int_equal(late->duration_ns, late->total_ns);
+    assert_false(late->flags & PK_RECORD_ALLOC); /* no start seen: no delta to give */
+    assert_int_equal(end->span, p.span);
+    assert_int_equal(end->duration_ns, end->time_ns - start->time_ns);
+    assert_true(end->duration_ns >= freed->total_ns);
+    if (pk_monitor_run_info(m)->flags & PK_RECORD_ALLOC) {
+        assert_true(allocated->flags & PK_RECORD_ALLOC);
+        assert_int_equal(allocated->alloc_delta, usable);
+        assert_int_equal(allocated->free_delta, 0);
+        assert_int_equal(freed->alloc_delta, 0);
+        assert_int_equal(freed->free_delta, usable);
+    }
+    pk_monitor_end(m);
+    assert_int_equal(pk_monitor_totals(m).unmatched, 1);
+    assert_int_equal(pk_monitor_totals(m).calls, 4);
+    done_with(m);
+}
+
+/* A context the profiler exports carries the run's clock: the time of a record made then. */
+static void test_context_time_is_the_run_clock(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    const pk_profiler_options quiet = {.enable = PK_PROFILE_OFF};
+    enable(m);
+    pk_profiler p;
+    pk_profiler_begin(&p, NULL, "client", &quiet);
+    char context[PK_CONTEXT_SIZE];
+    pk_profiler_context(&p, context, sizeof context);
+    pk_profiler_mark(&p, "sent");
+    pk_profiler_finish(&p);
+    pk_monitor_disable(m);
+    unsigned long long trace, span, sent;
+    int pid;
+    assert_int_equal(sscanf(context, "pk1-%llx-%llx-%d-%llu-", &trace, &span, &pid, &sent), 4);
+    const pk_run_info *run = pk_monitor_run_info(m);
+    const pk_record *start = pk_list_get(list, 0), *mark = pk_list_get(list, 1);
+    assert_int_equal(span, p.span);
+    assert_int_equal(pid, run->pid);
+    assert_true((int64_t)sent >= run->start_wall_ns + (int64_t)start->time_ns);
+    assert_true((int64_t)sent <= run->start_wall_ns + (int64_t)mark->time_ns);
+    done_with(m);
+}
+
 #define THREADS 4
 #define CALLS_PER_THREAD 2000
 
@@ -568,6 +671,8 @@ int main(void)
     setenv("PIKOC_RING_EVENTS", "64", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
+        cmocka_unit_test_teardown(test_profiler_records, end_leftovers),
+        cmocka_unit_test_teardown(test_context_time_is_the_run_clock, end_leftovers),
         cmocka_unit_test_teardown(test_recursion, end_leftovers),
         cmocka_unit_test_teardown(test_totals, end_leftovers),
         cmocka_unit_test_teardown(test_decorator, end_leftovers),

@@ -127,11 +127,12 @@ static void compute_call_and_return(pk_record out[2], unsigned flags)
 /* ---- text ---------------------------------------------------------------------- */
 
 #define PLAIN_HEADER                                                                               \
-    "   index type   function                       depth  thread       time_ns  "                 \
+    "   index type       function                       label                depth  thread       " \
+    "time_ns  "                                                                                    \
     "duration_ns caller               caller_line   line file\n"
 #define PLAIN_RULE                                                                                 \
     DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10     \
-        "--\n"
+        "---------------------------\n"
 
 static void text_without_measures_shows_time_columns_only(void **state)
 {
@@ -140,9 +141,11 @@ static void text_without_measures_shows_time_columns_only(void **state)
     compute_call_and_return(recs, 0);
     record_to_file("text", t, 0, recs, 2);
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
-                   "       0 call   compute                            0    4242          1500  "
+                   "       0 call       compute                        -                        0  "
+                   "  4242          1500  "
                    "          - main                         100     10 demo.c\n"
-                   "       1 return compute                            0    4242          9500  "
+                   "       1 return     compute                        -                        0  "
+                   "  4242          9500  "
                    "       8000 main                         100     10 demo.c\n");
 }
 
@@ -160,18 +163,23 @@ static void text_with_memory_and_alloc_adds_their_columns(void **state)
     recs[2].flags = PK_RECORD_MEMORY;
     record_to_file("text", t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 3);
     assert_file_is(t->path,
-                   "   index type   function                       depth  thread       time_ns  "
+                   "   index type       function                       label                depth  "
+                   "thread       time_ns  "
                    "duration_ns         rss           vms    allocated        freed alloc_delta  "
                    "free_delta caller               caller_line   line file\n" DASH10 DASH10 DASH10
                        DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
-                           DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
-                   "       0 call   compute                            0    4242          1500  "
+                           DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------"
+                   "-------------------------\n"
+                   "       0 call       compute                        -                        0  "
+                   "  4242          1500  "
                    "          -      409600       4096000         1000          500           -  "
                    "         - main                         100     10 demo.c\n"
-                   "       1 return compute                            0    4242          9500  "
+                   "       1 return     compute                        -                        0  "
+                   "  4242          9500  "
                    "       8000      409600       4096000         3048         1524        2048  "
                    "      1024 main                         100     10 demo.c\n"
-                   "       2 call   zone                               1    4242          9900  "
+                   "       2 call       zone                           -                        1  "
+                   "  4242          9900  "
                    "          -      409600       4096000            -            -           -  "
                    "         - main                         102     12 demo.c\n");
 }
@@ -183,11 +191,14 @@ static void text_with_memory_only_adds_rss_and_vms(void **state)
     compute_call_and_return(recs, PK_RECORD_MEMORY | PK_RECORD_ALLOC);
     record_to_file("text", t, PK_RECORD_MEMORY, recs, 1);
     assert_file_is(t->path,
-                   "   index type   function                       depth  thread       time_ns  "
+                   "   index type       function                       label                depth  "
+                   "thread       time_ns  "
                    "duration_ns         rss           vms caller               caller_line   "
                    "line file\n" DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 DASH10
-                       DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------\n"
-                   "       0 call   compute                            0    4242          1500  "
+                       DASH10 DASH10 DASH10 DASH10 DASH10 DASH10 "--------"
+                   "-------------------------\n"
+                   "       0 call       compute                        -                        0  "
+                   "  4242          1500  "
                    "          -      409600       4096000 main                         100     "
                    "10 demo.c\n");
 }
@@ -200,8 +211,9 @@ static void text_long_function_name_pushes_the_line_right(void **state)
     rec.flags = 0;
     record_to_file("text", t, 0, &rec, 1);
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
-                   "       0 call   a_function_with_a_very_long_name_that_overflows_its_column"
-                   "     0    4242          1500            - main                         100  "
+                   "       0 call       a_function_with_a_very_long_name_that_overflows_its_column"
+                   " -                        0    4242          1500            - main            "
+                   "             100  "
                    "   10 demo.c\n");
 }
 
@@ -219,7 +231,8 @@ static void text_very_long_name_is_not_cut(void **state)
     const char *row = strchr(strchr(text, '\n') + 1, '\n') + 1;
     char expected[2200];
     snprintf(expected, sizeof expected,
-             "       0 call   %s     0    4242          1500            - main              "
+             "       0 call       %s -                        0    4242          1500            - "
+             "main              "
              "           100     10 demo.c\n",
              name);
     assert_string_equal(row, expected);
@@ -238,7 +251,8 @@ static void text_empty_strings_show_as_dash(void **state)
     rec.caller_line = 0;
     record_to_file("text", t, 0, &rec, 1);
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
-                   "       0 call   compute                            0    4242          1500  "
+                   "       0 call       compute                        -                        0  "
+                   "  4242          1500  "
                    "          - -                              0      0 -\n");
 }
 
@@ -306,9 +320,10 @@ static void record_to_redirected_fd(const char *spec, int fd, const temp_file *t
 
 static void stdout_and_stderr_write_their_descriptor(void **state)
 {
-    static const char expected[] = PLAIN_HEADER PLAIN_RULE
-        "       0 call   compute                            0    4242          1500  "
-        "          - main                         100     10 demo.c\n";
+    static const char expected[] =
+        PLAIN_HEADER PLAIN_RULE "       0 call       compute                        -              "
+                                "          0    4242          1500  "
+                                "          - main                         100     10 demo.c\n";
     const temp_file *t = *state;
     record_to_redirected_fd("stdout", STDOUT_FILENO, t);
     assert_file_is(t->path, expected);
@@ -320,7 +335,7 @@ static void stdout_and_stderr_write_their_descriptor(void **state)
 
 #define CSV_HEADER                                                                                 \
     "index,type,function,file,line,caller,caller_file,caller_line,thread,depth,time_ns,"           \
-    "duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta\r\n"
+    "duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta,label,span,total_ns\r\n"
 
 static void csv_header_and_rows(void **state)
 {
@@ -334,9 +349,9 @@ static void csv_header_and_rows(void **state)
     record_to_file("csv", t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 2);
     assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,409600,4096000,"
-                   "1000,500,,\r\n"
+                   "1000,500,,,,,\r\n"
                    "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,409600,"
-                   "4096000,3048,1524,2048,1024\r\n");
+                   "4096000,3048,1524,2048,1024,,,\r\n");
 }
 
 /* The header names every field even when the run measures none of the optional ones. */
@@ -347,8 +362,8 @@ static void csv_unmeasured_fields_are_empty_cells(void **state)
     compute_call_and_return(recs, 0);
     record_to_file("csv", t, 0, recs, 2);
     assert_file_is(t->path, CSV_HEADER
-                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n"
-                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,\r\n");
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,,,,\r\n");
 }
 
 static void csv_quotes_commas_quotes_and_line_breaks(void **state)
@@ -364,13 +379,62 @@ static void csv_quotes_commas_quotes_and_line_breaks(void **state)
         recs[i].flags = 0;
     record_to_file("csv", t, 0, recs, 3);
     assert_file_is(t->path, CSV_HEADER
-                   "0,call,\"operator,\"\"x\"\"\",demo.c,10,main,demo.c,100,4242,0,1,,,,,,,\r\n"
-                   "1,call,\"two\nlines\",demo.c,11,main,demo.c,101,4242,1,2,,,,,,,\r\n"
+                   "0,call,\"operator,\"\"x\"\"\",demo.c,10,main,demo.c,100,4242,0,1,,,,,,,,,,\r\n"
+                   "1,call,\"two\nlines\",demo.c,11,main,demo.c,101,4242,1,2,,,,,,,,,,\r\n"
                    "2,call,\"carriage\rreturn\",\"say \"\"hi\"\".c\",12,\"add(int, int)\","
-                   "demo.c,102,4242,2,3,,,,,,,\r\n");
+                   "demo.c,102,4242,2,3,,,,,,,,,,\r\n");
 }
 
 /* One header row per file: a second start must not add another. */
+/* A profiler's start, one mark and its finish: the mark's label, delta and total. */
+static void checkpoint_records(pk_record out[3])
+{
+    out[0] = test_record(0, PK_EVENT_CALL, "request", 0, 1000);
+    out[1] = test_record(1, PK_EVENT_CHECKPOINT, "request", 1, 2500);
+    out[2] = test_record(2, PK_EVENT_RETURN, "request", 0, 3000);
+    for (int i = 0; i < 3; i++) {
+        out[i].flags = PK_RECORD_SPAN;
+        out[i].span = 7;
+        out[i].line = 10;
+        out[i].label = "";
+    }
+    out[1].label = "parsed";
+    out[1].duration_ns = 1500;
+    out[1].total_ns = 1500;
+    out[2].duration_ns = 2000;
+}
+
+static void text_shows_a_checkpoint_with_its_label(void **state)
+{
+    const temp_file *t = *state;
+    pk_record recs[3];
+    checkpoint_records(recs);
+    record_to_file("text", t, 0, recs, 3);
+    assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
+                   "       0 call       request                        -                        0 "
+                   "   4242          1000            - main                         100     10 "
+                   "demo.c\n"
+                   "       1 checkpoint request                        parsed                   1 "
+                   "   4242          2500         1500 main                         101     10 "
+                   "demo.c\n"
+                   "       2 return     request                        -                        0 "
+                   "   4242          3000         2000 main                         102     10 "
+                   "demo.c\n");
+}
+
+static void csv_carries_label_span_and_total(void **state)
+{
+    const temp_file *t = *state;
+    pk_record recs[3];
+    checkpoint_records(recs);
+    record_to_file("csv", t, 0, recs, 3);
+    assert_file_is(t->path, CSV_HEADER
+                   "0,call,request,demo.c,10,main,demo.c,100,4242,0,1000,,,,,,,,,7,\r\n"
+                   "1,checkpoint,request,demo.c,10,main,demo.c,101,4242,1,2500,1500,,,,,,,"
+                   "parsed,7,1500\r\n"
+                   "2,return,request,demo.c,10,main,demo.c,102,4242,0,3000,2000,,,,,,,,7,\r\n");
+}
+
 static void csv_start_twice_writes_one_header(void **state)
 {
     const temp_file *t = *state;
@@ -679,13 +743,16 @@ static void with_flush_each_record_reaches_the_file_at_once(void **state)
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE);
     pk_logger_push(lg, &recs[0]);
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
-                   "       0 call   compute                            0    4242          1500  "
+                   "       0 call       compute                        -                        0  "
+                   "  4242          1500  "
                    "          - main                         100     10 demo.c\n");
     pk_logger_push(lg, &recs[1]);
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE
-                   "       0 call   compute                            0    4242          1500  "
+                   "       0 call       compute                        -                        0  "
+                   "  4242          1500  "
                    "          - main                         100     10 demo.c\n"
-                   "       1 return compute                            0    4242          9500  "
+                   "       1 return     compute                        -                        0  "
+                   "  4242          9500  "
                    "       8000 main                         100     10 demo.c\n");
     pk_logger_free(lg);
 }
@@ -706,15 +773,15 @@ static void without_flush_records_wait_for_a_flush(void **state)
     assert_file_is(t->path, "");
     assert_int_equal(pk_logger_flush(lg), 0);
     assert_file_is(t->path,
-                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
+                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n");
     pk_logger_push(lg, &recs[1]);
     assert_file_is(t->path,
-                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n");
+                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n");
     pk_run_totals totals = {0};
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
     assert_file_is(t->path, CSV_HEADER
-                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,\r\n"
-                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,\r\n");
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,,,,\r\n");
     pk_logger_free(lg);
 }
 
@@ -753,6 +820,8 @@ int main(void)
         WITH_TEMP_FILE(csv_unmeasured_fields_are_empty_cells),
         WITH_TEMP_FILE(csv_quotes_commas_quotes_and_line_breaks),
         WITH_TEMP_FILE(csv_start_twice_writes_one_header),
+        WITH_TEMP_FILE(text_shows_a_checkpoint_with_its_label),
+        WITH_TEMP_FILE(csv_carries_label_span_and_total),
         cmocka_unit_test(list_keeps_copies_of_records_and_strings),
         cmocka_unit_test(list_pointers_survive_growth),
         cmocka_unit_test(list_functions_on_other_recorders),

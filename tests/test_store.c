@@ -331,8 +331,100 @@ static void run_row_holds_every_column(void **state)
                 "1|demo --fast|testhost|4321|1700000000000000000|1700000000000005000|5000|"
                 "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3\n");
     assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10\n");
-    assert_rows(db, "PRAGMA user_version", "1\n");
+    assert_rows(db, "PRAGMA user_version", "2\n");
     assert_rows(db, "PRAGMA application_id", "1347112771\n");
+    sqlite3_close(db);
+}
+
+/* ---- profiler spans and checkpoints (schema version 2) ------------------------------ */
+
+#define PROFILER_COUNT 7
+#define QUERY_CONTEXT "pk1-00000000000000ab-3-77-1700000000000000160-client"
+
+/* A request profiler (span 1) with a nested query profiler (span 2) continuing a context. */
+static void profiler_records(pk_record out[PROFILER_COUNT])
+{
+    static const struct {
+        pk_event_type type;
+        const char *function, *label;
+        uint64_t span;
+        unsigned depth;
+        uint64_t time, duration, total, alloc_delta;
+    } rows[PROFILER_COUNT] = {
+        {PK_EVENT_CALL, "request", "", 1, 0, 100, 0, 0, 0},
+        {PK_EVENT_CHECKPOINT, "request", "parsed", 1, 1, 150, 50, 50, 64},
+        {PK_EVENT_CALL, "query", QUERY_CONTEXT, 2, 1, 160, 0, 0, 0},
+        {PK_EVENT_CHECKPOINT, "query", "rows", 2, 2, 200, 40, 40, 0},
+        {PK_EVENT_RETURN, "query", "", 2, 1, 210, 50, 0, 0},
+        {PK_EVENT_CHECKPOINT, "request", "queried", 1, 1, 220, 70, 120, 32},
+        {PK_EVENT_RETURN, "request", "", 1, 0, 230, 130, 0, 96},
+    };
+    for (size_t i = 0; i < PROFILER_COUNT; i++) {
+        pk_record r = test_record(i, rows[i].type, rows[i].function, rows[i].depth, rows[i].time);
+        r.flags |= PK_RECORD_SPAN;
+        r.line = rows[i].span == 1 ? 10 : 12; /* the profiler's, on each of its records */
+        r.label = rows[i].label;
+        r.span = rows[i].span;
+        r.duration_ns = rows[i].duration;
+        r.total_ns = rows[i].total;
+        r.alloc_delta = rows[i].alloc_delta;
+        out[i] = r;
+    }
+    out[5].flags &= ~(unsigned)PK_RECORD_MEMORY; /* one mark without RSS: NULL, not 0 */
+}
+
+static void record_profilers(const char *path)
+{
+    pk_record recs[PROFILER_COUNT];
+    profiler_records(recs);
+    pk_run_totals totals = {.events = PROFILER_COUNT, .calls = 2, .end_ns = 300};
+    record_run(path, NULL, recs, PROFILER_COUNT, &totals);
+}
+
+static void profilers_fill_spans_and_checkpoints(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_profilers(t->db);
+    sqlite3 *db = open_read(t->db);
+    assert_true(pk_store_has_spans(db));
+    assert_rows(db, "SELECT * FROM spans ORDER BY span",
+                "1|1|NULL|4242|0|request|demo.c|10|NULL|100|130\n"
+                "1|2|1|4242|1|query|demo.c|12|" QUERY_CONTEXT "|160|50\n");
+    assert_rows(db, "SELECT * FROM checkpoints ORDER BY \"index\"",
+                "1|1|1|request|parsed|4242|1|150|50|50|409600|4096000|1000|500|64|0\n"
+                "1|3|2|query|rows|4242|2|200|40|40|409600|4096000|1000|500|0|0\n"
+                "1|5|1|request|queried|4242|1|220|70|120|NULL|NULL|1000|500|32|0\n");
+    /* Starts and finishes are calls and returns like any other; marks are not. */
+    assert_rows(db, "SELECT \"index\", type, function, duration_ns FROM pikoc_events",
+                "0|call|request|NULL\n2|call|query|NULL\n4|return|query|50\n"
+                "6|return|request|130\n");
+    assert_rows(db,
+                "SELECT s.function, calls, total_ns, self_ns FROM functions f JOIN symbols s "
+                "ON s.run_id = f.run_id AND s.id = f.symbol_id ORDER BY s.function",
+                "query|1|50|50\nrequest|1|130|80\n");
+    assert_rows(db, "SELECT events, calls, written FROM runs", "7|2|4\n");
+    sqlite3_close(db);
+}
+
+/* A version-1 file (no profiler tables) reads as it is and is upgraded by the next writer. */
+static void version_1_file_is_upgraded_by_a_writer(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    exec_sql(t->db, "DROP TABLE spans; DROP TABLE checkpoints; PRAGMA user_version = 1");
+    sqlite3 *db = open_read(t->db);
+    assert_false(pk_store_has_spans(db));
+    assert_rows(db, "PRAGMA user_version", "1\n");
+    sqlite3_close(db);
+
+    record_profilers(t->db);
+    db = open_read(t->db);
+    assert_true(pk_store_has_spans(db));
+    assert_rows(db, "PRAGMA user_version", "2\n");
+    assert_rows(db, "SELECT id, events FROM runs", "1|10\n2|7\n");
+    assert_rows(db, "SELECT run_id, span, message FROM spans ORDER BY span",
+                "2|1|request\n2|2|query\n");
+    assert_rows(db, "SELECT count(*) FROM pikoc_events WHERE run_id = 1", "10\n");
     sqlite3_close(db);
 }
 
@@ -398,7 +490,7 @@ static void expected_row(sqlite3_str *out, int run, const pk_record *r)
 {
     bool ret = r->type == PK_EVENT_RETURN;
     sqlite3_str_appendf(out, "%d", run);
-    for (int f = 0; f < PK_FIELD_COUNT; f++) {
+    for (int f = 0; f <= PK_FIELD_FREE_DELTA; f++) { /* the columns EVENTS_SQL selects */
         char value[256];
         bool since_call =
             f == PK_FIELD_DURATION || f == PK_FIELD_ALLOC_DELTA || f == PK_FIELD_FREE_DELTA;
@@ -897,8 +989,8 @@ static void newer_schema_is_refused(void **state)
     record_nested(t->db, NULL);
     exec_sql(t->db, "PRAGMA user_version = 99");
     file_bytes before = read_bytes(t->db);
-    expect_read_error(t->db, "schema version 99 is newer than this pikoc (1)");
-    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (1)");
+    expect_read_error(t->db, "schema version 99 is newer than this pikoc (2)");
+    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (2)");
     pk_error err = {{0}};
     assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "killed", 9, -1, NULL, &err), -1);
     assert_unchanged(t->db, before);
@@ -1019,6 +1111,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         WITH_DIR(run_row_holds_every_column),
+        WITH_DIR(profilers_fill_spans_and_checkpoints),
+        WITH_DIR(version_1_file_is_upgraded_by_a_writer),
         WITH_DIR(closed_store_is_one_file),
         WITH_DIR(functions_are_exact_with_recursion),
         WITH_DIR(call_paths_form_the_calling_context_tree),

@@ -26,7 +26,7 @@ typedef struct pk_cli_command {
 } pk_cli_command;
 
 extern const pk_cli_command pk_cmd_run, pk_cmd_runs, pk_cmd_top, pk_cmd_tree, pk_cmd_events,
-    pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql;
+    pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql, pk_cmd_spans;
 
 /* Prints "pikoc CMD: message" on stderr (one line). */
 void pk_cli_error(const char *command, const char *fmt, ...) PK_PRINTF(2, 3);
@@ -196,7 +196,7 @@ void pk_table_value(pk_table *t, sqlite3_stmt *stmt, int i);
 /* Which events `pikoc events` prints (and `pikoc export --format csv`: all). */
 typedef struct pk_event_filter {
     const char *function; /* a glob, or NULL */
-    const char *type;     /* "call", "return" or NULL */
+    const char *type;     /* "call", "return", "checkpoint" or NULL */
     uint64_t thread;
     bool thread_given;
     uint64_t limit; /* 0: all */

@@ -5,6 +5,7 @@
  * csv` prints the same rows. Read-only.
  */
 #include "cli.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,16 +14,19 @@ static const char help[] =
     "usage: pikoc events [OPTIONS]\n"
     "\n"
     "Prints the events of a run that the recorder's filters kept, in the order\n"
-    "they were recorded: index, type (call or return), function, depth, thread,\n"
-    "time_ns since the start of the run, duration_ns on returns, rss and vms, the\n"
-    "thread's allocated and freed bytes and, on returns, alloc_delta and free_delta\n"
-    "since the call; then the caller with the line of the call, and the function's\n"
-    "own line and file. The table leaves out what the run's monitor did not\n"
-    "measure; CSV and JSON always carry every field (empty or null).\n"
+    "they were recorded: index, type (call, return or checkpoint), function,\n"
+    "depth, thread, time_ns since the start of the run, duration_ns on returns,\n"
+    "rss and vms, the thread's allocated and freed bytes and, on returns,\n"
+    "alloc_delta and free_delta since the call; then the caller with the line of\n"
+    "the call, and the function's own line and file. A checkpoint (a profiler's\n"
+    "mark) names its profiler as the function and adds its label; its\n"
+    "duration_ns, alloc_delta and free_delta count since the previous mark, and\n"
+    "total_ns since the profiler started. The table leaves out what the run did\n"
+    "not measure; CSV and JSON always carry every field (empty or null).\n"
     "\n"
     "options:\n" PK_RUN_HELP
     "  --function NAME      only this function's events (a glob: 'parse_*')\n"
-    "  --type TYPE          only calls or only returns (call, return)\n"
+    "  --type TYPE          only one type of event (call, return, checkpoint)\n"
     "  --thread TID         only this thread's events (a kernel thread id)\n"
     "  --limit N            the first N events (default 0: all)\n"
     "  -h, --help           this help\n"
@@ -49,7 +53,8 @@ static const pk_cli_option options[] = {
     [OPT_LIMIT] = {"limit", 0, "N"},
 };
 
-/* needs: the run flags (pk_record_flags) a column needs to hold values. */
+/* needs: the run flags (pk_record_flags) a column needs to hold values;
+ * PK_RECORD_SPAN: the run has checkpoints. */
 
 static const struct {
     pk_column column;
@@ -73,20 +78,53 @@ static const struct {
     {{"caller_file", PK_COLUMN_TEXT}, 0},
     {{"line", PK_COLUMN_INTEGER}, 0},
     {{"file", PK_COLUMN_TEXT}, 0},
+    /* Last, so that scripts reading columns by position see the same ones. */
+    {{"label", PK_COLUMN_TEXT}, PK_RECORD_SPAN},
+    {{"total_ns", PK_COLUMN_INTEGER}, PK_RECORD_SPAN},
 };
 
 #define EVENT_COLUMNS PK_ARRAY_SIZE(event_columns)
 
+/* Whether the run has checkpoints (a version-1 file has no such table). */
+static bool run_has_checkpoints(pk_query *q)
+{
+    if (!pk_store_has_spans(q->db))
+        return false;
+    sqlite3_stmt *stmt = pk_query_prepare(q, "SELECT 1 FROM checkpoints WHERE run_id = ? LIMIT 1");
+    if (!stmt)
+        return false;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return found;
+}
+
+/*
+ * Calls and returns come from the event batches; checkpoints, from their own
+ * table (with their profiler's file and line), merged in index order.
+ */
+static const char events_only[] =
+    "(SELECT *, NULL AS label, NULL AS total_ns FROM pikoc_events WHERE run_id = :run)";
+static const char events_and_checkpoints[] =
+    "(SELECT \"index\", type, function, depth, thread, time_ns, duration_ns, rss, vms, "
+    "allocated, freed, alloc_delta, free_delta, caller, caller_line, caller_file, line, file, "
+    "NULL AS label, NULL AS total_ns FROM pikoc_events WHERE run_id = :run "
+    "UNION ALL SELECT c.\"index\", 'checkpoint', c.function, c.depth, c.thread, c.time_ns, "
+    "c.duration_ns, c.rss, c.vms, c.allocated, c.freed, c.alloc_delta, c.free_delta, NULL, "
+    "NULL, NULL, s.line, s.file, c.label, c.total_ns FROM checkpoints c LEFT JOIN spans s "
+    "ON s.run_id = c.run_id AND s.span = c.span WHERE c.run_id = :run)";
+
 int pk_events_print(pk_query *q, const pk_event_filter *filter)
 {
     /* A table hides the columns the run cannot hold; CSV and JSON keep every field. */
-    pk_run_facts facts = {.flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC};
+    pk_run_facts facts = {.flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC | PK_RECORD_SPAN};
     if (q->format == PK_FORMAT_TABLE && pk_query_run_facts(q, &facts) != 0)
         return PK_EXIT_USAGE;
-    unsigned flags = facts.flags;
+    bool checkpoints = run_has_checkpoints(q);
+    unsigned flags = facts.flags | (checkpoints ? PK_RECORD_SPAN : 0);
     pk_column columns[EVENT_COLUMNS];
     size_t count = 0;
-    char sql[1024] = "SELECT ";
+    char sql[2048] = "SELECT ";
     for (size_t i = 0; i < EVENT_COLUMNS; i++) {
         if ((event_columns[i].needs & flags) != event_columns[i].needs)
             continue;
@@ -95,11 +133,12 @@ int pk_events_print(pk_query *q, const pk_event_filter *filter)
                  columns[count].name);
         count++;
     }
-    snprintf(sql + strlen(sql), sizeof sql - strlen(sql),
-             " FROM pikoc_events WHERE run_id = :run%s%s%s LIMIT :limit",
+    snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " FROM %s WHERE 1%s%s%s%s LIMIT :limit",
+             checkpoints ? events_and_checkpoints : events_only,
              filter->function ? " AND function GLOB :function" : "",
              filter->type ? " AND type = :type" : "",
-             filter->thread_given ? " AND thread = :thread" : "");
+             filter->thread_given ? " AND thread = :thread" : "",
+             checkpoints ? " ORDER BY \"index\"" : "");
     sqlite3_stmt *stmt = pk_query_prepare(q, sql);
     if (!stmt)
         return PK_EXIT_USAGE;
@@ -121,7 +160,7 @@ int pk_events_print(pk_query *q, const pk_event_filter *filter)
 
 static int events_main(int argc, char **argv)
 {
-    static const char *const types[] = {"call", "return"};
+    static const char *const types[] = {"call", "return", "checkpoint"};
     pk_query q;
     pk_query_init(&q, &pk_cmd_events);
     pk_cli_parser p;
@@ -136,7 +175,7 @@ static int events_main(int argc, char **argv)
             filter.function = value;
             break;
         case OPT_TYPE:
-            if (pk_cli_choice(&p, "--type", value, "event type", types, 2) < 0)
+            if (pk_cli_choice(&p, "--type", value, "event type", types, 3) < 0)
                 return PK_EXIT_USAGE;
             filter.type = value;
             break;

@@ -9,7 +9,7 @@
 
 static const pk_cli_command *const commands[] = {
     &pk_cmd_run,    &pk_cmd_runs, &pk_cmd_top,    &pk_cmd_tree, &pk_cmd_events,
-    &pk_cmd_spikes, &pk_cmd_diff, &pk_cmd_export, &pk_cmd_sql,
+    &pk_cmd_spikes, &pk_cmd_diff, &pk_cmd_export, &pk_cmd_sql,  &pk_cmd_spans,
 };
 
 static void print_help(FILE *out)
