@@ -164,8 +164,10 @@ static void min_duration_push(pk_filter *f, const pk_record *rec, pk_sink *next)
     case PK_EVENT_CHECKPOINT:
         on_checkpoint(s, rec, next);
         return;
+    default:
+        break;
     }
-    /* Not a known type: there is no duration to judge. */
+    /* Not a call, return or checkpoint (an allocation): there is no duration to judge. */
     pk_sink_push(next, rec);
 }
 

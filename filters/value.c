@@ -18,7 +18,8 @@
  */
 static const char *field_text(const pk_record *rec, pk_field_id field, char buf[NUMBER_TEXT])
 {
-    if (pk_field_desc_of(field)->kind != PK_KIND_UINT && pk_record_has_field(rec, field))
+    pk_field_kind kind = pk_field_desc_of(field)->kind;
+    if ((kind == PK_KIND_STRING || kind == PK_KIND_TYPE) && pk_record_has_field(rec, field))
         return pk_record_string(rec, field);
     pk_record_format_field(rec, field, buf, NUMBER_TEXT);
     return buf;
@@ -125,7 +126,7 @@ const pk_filter_ops pk_filter_not_on_value = {
 typedef struct change_state {
     pk_field_id field;
     bool seen;
-    const char *last;          /* a record's string (valid until exit), or number */
+    const char *last; /* a record's string (valid until exit), or number */
     char number[NUMBER_TEXT];
 } change_state;
 

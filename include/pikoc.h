@@ -41,9 +41,15 @@ typedef enum pk_event_type {
     PK_EVENT_CALL = 0,
     PK_EVENT_RETURN = 1,
     PK_EVENT_CHECKPOINT = 2, /* a profiler's mark (pk_profiler_mark) */
+    /* Allocation calls (the "alloc" monitor): */
+    PK_EVENT_ALLOC = 3,   /* a block was allocated (malloc, calloc, new, ...) */
+    PK_EVENT_FREE = 4,    /* a block was freed (free, delete, realloc(p, 0)) */
+    PK_EVENT_REALLOC = 5, /* a block moved or changed size: old_pointer freed, pointer allocated */
+    PK_EVENT_SAMPLE = 6,  /* RSS and VMS of the process, taken on a timer (thread 0) */
 } pk_event_type;
 
-/* "call", "return", "checkpoint"; NULL for an unknown value. */
+/* "call", "return", "checkpoint", "alloc", "free", "realloc", "sample"; NULL for an
+ * unknown value. */
 PK_API const char *pk_event_type_name(pk_event_type type);
 
 /* Which optional parts of a record hold measured values. A part that is not
@@ -53,6 +59,8 @@ enum pk_record_flags {
     PK_RECORD_MEMORY = 1u << 0, /* rss, vms */
     PK_RECORD_ALLOC = 1u << 1,  /* allocated, freed, alloc_delta, free_delta */
     PK_RECORD_SPAN = 1u << 2,   /* span, total_ns: a profiler's record */
+    PK_RECORD_BLOCK = 1u << 3,  /* allocation records: alloc_function, pointer, old_pointer */
+    PK_RECORD_SIZE = 1u << 4,   /* allocation records: size, usable_size */
 };
 
 /*
@@ -89,6 +97,14 @@ typedef struct pk_record {
                         * context it continues ("" when none) */
     uint64_t span;     /* the profiler's id within the process */
     uint64_t total_ns; /* on a checkpoint: since the profiler started */
+    /* Allocation records (PK_RECORD_BLOCK, PK_RECORD_SIZE). On these, function,
+     * file and line name the innermost recorded call open on the thread ("" when
+     * none), and caller, caller_file and caller_line the call site. */
+    const char *alloc_function; /* "malloc", "operator new[]", "free", ... */
+    uintptr_t pointer;          /* the block allocated, or freed by a free */
+    uintptr_t old_pointer;      /* realloc: the block it replaced (0 for realloc(NULL, n)) */
+    uint64_t size;              /* bytes requested (a free: those of the block freed) */
+    uint64_t usable_size;       /* bytes the allocator gave (malloc_usable_size) */
 } pk_record;
 
 /*
@@ -117,6 +133,11 @@ typedef enum pk_field_id {
     PK_FIELD_LABEL,
     PK_FIELD_SPAN,
     PK_FIELD_TOTAL,
+    PK_FIELD_ALLOC_FUNCTION,
+    PK_FIELD_POINTER,
+    PK_FIELD_OLD_POINTER,
+    PK_FIELD_SIZE,
+    PK_FIELD_USABLE_SIZE,
     PK_FIELD_COUNT
 } pk_field_id;
 
@@ -129,7 +150,8 @@ PK_API bool pk_record_has_field(const pk_record *rec, pk_field_id field);
 /*
  * Writes the field's value as text into buf (always NUL-terminated when
  * size > 0) and returns its length; an unmeasured field gives "".
- * Numbers are plain decimal, the type is "call", "return" or "checkpoint".
+ * Numbers are plain decimal, pointers hexadecimal ("0x7f..."), the type its
+ * name ("call", "return", "checkpoint", "alloc", ...).
  */
 PK_API size_t pk_record_format_field(const pk_record *rec, pk_field_id field, char *buf,
                                      size_t size);
@@ -146,18 +168,18 @@ typedef struct pk_run_info {
     const char *command_line; /* the program's arguments, space separated */
     const char *host;         /* host name */
     int pid;
-    uint64_t start_ns;        /* CLOCK_MONOTONIC at the start of the run */
-    int64_t start_wall_ns;    /* CLOCK_REALTIME at the start of the run */
+    uint64_t start_ns;     /* CLOCK_MONOTONIC at the start of the run */
+    int64_t start_wall_ns; /* CLOCK_REALTIME at the start of the run */
 } pk_run_info;
 
 /* What a run did; handed to every recorder when the run ends. */
 typedef struct pk_run_totals {
-    uint64_t events;    /* records built (before filters) */
-    uint64_t calls;     /* call records built */
-    uint64_t unmatched; /* returns with no recorded call (monitor enabled mid-stack) */
+    uint64_t events;     /* records built (before filters) */
+    uint64_t calls;      /* call records built */
+    uint64_t unmatched;  /* returns with no recorded call (monitor enabled mid-stack) */
     uint64_t unfinished; /* calls still open when the run ended */
-    uint64_t dropped;   /* events lost (re-entry from a signal handler) */
-    uint64_t end_ns;    /* time of the end, since the run started */
+    uint64_t dropped;    /* events lost (re-entry from a signal handler) */
+    uint64_t end_ns;     /* time of the end, since the run started */
 } pk_run_totals;
 
 /* ------------------------------------------------------------------------ */
@@ -307,10 +329,17 @@ typedef struct pk_monitor_ops {
     /* Called in a forked child (reopen descriptors, forget thread state). */
     void (*after_fork)(void);
     void (*close)(pk_monitor *m);
+    /* Records allocation calls (seen by the interposer of libpikoc-preload.so)
+     * instead of function calls. */
+    bool allocations;
 } pk_monitor_ops;
 
 PK_API int pk_monitor_register(const pk_monitor_ops *ops, pk_error *err);
-/* "function" or "function-memory", or a registered kind. */
+/*
+ * "function", "function-memory", "alloc", or a registered kind; or a call
+ * monitor and "alloc" together, comma separated ("function-memory,alloc"):
+ * function calls and allocation calls in one run.
+ */
 PK_API pk_monitor *pk_monitor_new(const char *name, pk_error *err);
 PK_API pk_monitor *pk_monitor_new_ops(const pk_monitor_ops *ops, pk_error *err);
 /* The monitor takes ownership of the logger. Only before the first enable. */
@@ -370,22 +399,19 @@ PK_API void pk_scope_guard_exit(pk_zone_guard *guard);
 #define PK_CAT2_(a, b) a##b
 #define PK_CAT_(a, b) PK_CAT2_(a, b)
 
-#define PK_ZONE(zone_name)                                                                \
-    static const pk_zone PK_CAT_(pk_zone_, __LINE__) = {(zone_name), __FILE__, __func__,  \
-                                                        __LINE__};                        \
-    pk_zone_guard PK_CAT_(pk_zone_guard_, __LINE__)                                       \
-        __attribute__((cleanup(pk_zone_guard_end))) =                                     \
-            (pk_zone_begin(&PK_CAT_(pk_zone_, __LINE__)), &PK_CAT_(pk_zone_, __LINE__))
+#define PK_ZONE(zone_name)                                                                         \
+    static const pk_zone PK_CAT_(pk_zone_, __LINE__) = {(zone_name), __FILE__, __func__,           \
+                                                        __LINE__};                                 \
+    pk_zone_guard PK_CAT_(pk_zone_guard_, __LINE__) __attribute__((cleanup(pk_zone_guard_end))) =  \
+        (pk_zone_begin(&PK_CAT_(pk_zone_, __LINE__)), &PK_CAT_(pk_zone_, __LINE__))
 
-#define PK_MONITOR(monitor)                                                                \
-    static const pk_zone PK_CAT_(pk_zone_, __LINE__) = {__func__, __FILE__, __func__,      \
-                                                        __LINE__};                         \
-    pk_zone_guard PK_CAT_(pk_scope_guard_, __LINE__)                                       \
-        __attribute__((cleanup(pk_scope_guard_exit))) =                                    \
-            (pk_scope_enter((monitor), &PK_CAT_(pk_zone_, __LINE__),                       \
-                            __builtin_return_address(0)) == 0                              \
-                 ? &PK_CAT_(pk_zone_, __LINE__)                                            \
-                 : (const pk_zone *)0)
+#define PK_MONITOR(monitor)                                                                        \
+    static const pk_zone PK_CAT_(pk_zone_, __LINE__) = {__func__, __FILE__, __func__, __LINE__};   \
+    pk_zone_guard PK_CAT_(pk_scope_guard_,                                                         \
+                          __LINE__) __attribute__((cleanup(pk_scope_guard_exit))) =                \
+        (pk_scope_enter((monitor), &PK_CAT_(pk_zone_, __LINE__), __builtin_return_address(0)) == 0 \
+             ? &PK_CAT_(pk_zone_, __LINE__)                                                        \
+             : (const pk_zone *)0)
 
 /* ------------------------------------------------------------------------ */
 /* Checkpoint profiler                                                       */

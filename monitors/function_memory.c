@@ -51,20 +51,23 @@ PK_HOT_FN static void parse_statm(const char *p, const char *end, uint64_t out[2
     out[1] = vms;
 }
 
-PK_HOT_FN static void read_statm(uint64_t values[PK_SAMPLE_VALUES])
+/* Also the alloc monitor's sampler thread (monitors/alloc.c). */
+PK_HOT_FN void pk_read_statm(int *fd, uint64_t pages[2])
 {
     char buf[96];
-    int fd = statm_fd;
-    if (fd < 0) {
-        fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-        statm_fd = fd;
-    }
-    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf, 0) : -1;
+    if (*fd < 0)
+        *fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = *fd >= 0 ? pread(*fd, buf, sizeof buf, 0) : -1;
     if (n <= 0) {
-        values[VALUE_RSS_PAGES] = values[VALUE_VMS_PAGES] = UNMEASURED;
+        pages[0] = pages[1] = UNMEASURED;
         return;
     }
-    parse_statm(buf, buf + n, &values[VALUE_RSS_PAGES]);
+    parse_statm(buf, buf + n, pages);
+}
+
+PK_HOT_FN static void read_statm(uint64_t values[PK_SAMPLE_VALUES])
+{
+    pk_read_statm(&statm_fd, &values[VALUE_RSS_PAGES]);
 }
 
 /* The first event of a thread asks jemalloc where its counters live. */

@@ -127,6 +127,8 @@ PK_HIDDEN uint32_t pk_aggregates_symbol(pk_aggregates *a, const char *function, 
                                         unsigned line);
 /* Adds one record (every record of the run, in order) to the aggregates. */
 PK_HIDDEN void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec);
+/* The call-path node of the innermost call open on the thread, 0 for none. */
+PK_HIDDEN uint32_t pk_aggregates_open_path(pk_aggregates *a, uint64_t thread);
 /* The thread's stats, created on first use (through pk_aggregates_thread). */
 PK_HIDDEN pk_thread_stats *pk_aggregates_find_thread(pk_aggregates *a, uint64_t thread);
 

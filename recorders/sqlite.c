@@ -8,10 +8,12 @@
  */
 #include "aggregates.h"
 #include "clock.h"
+#include "heap.h"
 #include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BATCH_EVENTS 4096
 /* A batch and its row fit one 64 KiB page: no overflow chain, no half-empty page. */
@@ -50,8 +52,12 @@ enum statement {
 static const char *const statement_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
+    /* The parent run: the latest still running of the parent process (fork,
+     * posix_spawn) or of this one (the image an exec replaced). */
     [ST_INSERT_RUN] = "INSERT INTO runs (command_line, host, pid, start_ns, monitor, clock, "
-                      "alloc_source, flags, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                      "alloc_source, flags, status, parent_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                      "?7, ?8, 'running', (SELECT max(id) FROM runs WHERE status = 'running' "
+                      "AND pid IN (?3, ?9)))",
     [ST_PROGRESS] = "UPDATE runs SET events = ?, calls = ?, written = ? WHERE id = ?",
     [ST_FINISH_RUN] = "UPDATE runs SET status = 'complete', end_ns = ?, duration_ns = ?, "
                       "events = ?, calls = ?, written = ?, dropped = ?, unmatched = ?, "
@@ -64,7 +70,8 @@ static const char *const statement_sql[ST_COUNT] = {
                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_UPSERT_PATH] = "INSERT OR REPLACE INTO call_paths VALUES "
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [ST_UPSERT_THREAD] = "INSERT OR REPLACE INTO threads VALUES (?, ?, ?, ?, ?)",
+    [ST_UPSERT_THREAD] = "INSERT OR REPLACE INTO threads (run_id, thread, events, calls, written, "
+                         "name) VALUES (?, ?, ?, ?, ?, ?)",
     [ST_INSERT_SPAN] = "INSERT OR REPLACE INTO spans (run_id, span, parent_span, thread, depth, "
                        "message, file, line, context, start_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                        "?, ?)",
@@ -91,6 +98,7 @@ typedef struct sqlite_state {
     uint64_t events, calls, written;
     size_t symbols_stored; /* symbol ids below this are in the file */
     pk_aggregates aggregates;
+    pk_heap heap; /* allocation records */
     batch batch;
     open_span *open_spans; /* every thread's, oldest first */
     size_t open_span_count, open_span_capacity;
@@ -152,6 +160,7 @@ static int sqlite_open(pk_recorder *r, const char *arg, pk_error *err)
     }
     s->batch.bytes = pk_xcalloc(1, BATCH_BYTES + EVENT_MAX_BYTES);
     pk_aggregates_init(&s->aggregates);
+    pk_heap_init(&s->heap);
     s->checkpointer = pk_store_checkpointer_start(arg, s->db);
     return 0;
 }
@@ -160,6 +169,7 @@ static void forget_run(sqlite_state *s)
 {
     pk_aggregates_free(&s->aggregates);
     pk_aggregates_init(&s->aggregates);
+    pk_heap_reset(&s->heap);
     s->events = s->calls = s->written = 0;
     s->symbols_stored = 1;
     s->batch = (batch){.bytes = s->batch.bytes, .calls = s->batch.calls};
@@ -249,6 +259,11 @@ static int store_thread(sqlite_state *s, uint32_t index, pk_error *err)
     bind_u64(st, 3, t->events);
     bind_u64(st, 4, t->calls);
     bind_u64(st, 5, t->written);
+    char name[16];
+    if (pk_thread_name(t->thread, name))
+        sqlite3_bind_text(st, 6, name, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 6);
     return step(s, ST_UPSERT_THREAD, err);
 }
 
@@ -282,8 +297,11 @@ static int store_progress(sqlite_state *s, pk_error *err)
 /* Everything a reader needs to make sense of the batches so far, then COMMIT. */
 static int commit(sqlite_state *s, pk_error *err)
 {
-    if (begin(s, err) != 0 || store_symbols(s, err) != 0 || store_aggregates(s, err) != 0 ||
-        store_progress(s, err) != 0 || step(s, ST_COMMIT, err) != 0)
+    if (begin(s, err) != 0 || store_symbols(s, err) != 0 || store_aggregates(s, err) != 0)
+        return -1;
+    if (pk_heap_store(&s->heap, s->db, s->run_id) != 0)
+        return failed(s, err);
+    if (store_progress(s, err) != 0 || step(s, ST_COMMIT, err) != 0)
         return -1;
     s->in_transaction = false;
     s->last_commit_ns = pk_clock_monotonic_ns();
@@ -394,8 +412,7 @@ static void encode(batch *b, const pk_record *rec, uint32_t function, uint32_t c
         p = pk_put_uvarint(p, rec->caller_line);
         p = pk_put_delta(p, rec->time_ns, b->time_ns);
         if (call)
-            *call = (pk_blob_call){function, caller, rec->caller_line, rec->time_ns,
-                                   b->calls.blob};
+            *call = (pk_blob_call){function, caller, rec->caller_line, rec->time_ns, b->calls.blob};
     }
     if ((head & (PK_HEAD_MEMORY | PK_HEAD_SAME_MEMORY)) == PK_HEAD_MEMORY) {
         p = pk_put_delta(p, rec->rss, b->rss);
@@ -509,8 +526,9 @@ static int store_profiler_record(sqlite_state *s, const pk_record *rec, pk_error
         return store_span_finish(s, rec, err);
     case PK_EVENT_CHECKPOINT:
         return store_checkpoint(s, rec, err);
+    default: /* allocations and samples carry no span */
+        return 0;
     }
-    return 0;
 }
 
 /* ---- the recorder ------------------------------------------------------------- */
@@ -528,6 +546,7 @@ static int sqlite_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
     sqlite3_bind_text(st, 6, run->clock ? run->clock : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, run->alloc_source ? run->alloc_source : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, (int)run->flags);
+    sqlite3_bind_int(st, 9, (int)getppid());
     /* Committed at once: a reader sees the run as 'running' from its start. */
     if (begin(s, err) != 0 || step(s, ST_INSERT_RUN, err) != 0)
         return -1;
@@ -543,12 +562,16 @@ static int sqlite_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
     s->events++;
     s->calls += rec->type == PK_EVENT_CALL;
     pk_aggregates_observe(&s->aggregates, rec);
+    if (rec->type >= PK_EVENT_ALLOC)
+        pk_heap_observe(&s->heap, rec, &s->aggregates);
     return 0;
 }
 
 static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
 {
     sqlite_state *s = r->state;
+    if (rec->type >= PK_EVENT_ALLOC)
+        return 0; /* allocations and samples are kept by the heap (observe), not as events */
     if (rec->flags & PK_RECORD_SPAN) {
         if (store_profiler_record(s, rec, err) != 0)
             return -1;
@@ -599,6 +622,7 @@ static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     bind_u64(st, 7, totals->unmatched);
     bind_u64(st, 8, totals->unfinished);
     sqlite3_bind_int64(st, 9, s->run_id);
+    pk_heap_finish(&s->heap);
     /* The final counts are the run's totals; progress must not overwrite them. */
     s->events = totals->events;
     s->calls = totals->calls;
@@ -632,10 +656,12 @@ static void sqlite_close(pk_recorder *r)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         for (int i = 0; i < ST_COUNT; i++)
             sqlite3_finalize(s->st[i]);
+        pk_heap_close(&s->heap);
         pk_store_checkpointer_stop(s->checkpointer);
         pk_store_close_write(s->db);
     }
     pk_aggregates_free(&s->aggregates);
+    pk_heap_reset(&s->heap);
     free(s->batch.bytes);
     pk_blob_calls_free(&s->batch.calls);
     free(s->open_spans);

@@ -25,11 +25,19 @@ void pk_stream_attach(pk_recorder *r, int fd)
     pk_out_attach(&pk_stream_of(r)->out, fd);
 }
 
-/* Fields that only mean something on a return; on a call they hold a made-up 0. */
-static bool counts_since_call(pk_field_id field)
+/* Fields that only mean something on some records; elsewhere they hold a made-up 0. */
+static bool not_applicable(const pk_record *rec, pk_field_id field)
 {
-    return field == PK_FIELD_DURATION || field == PK_FIELD_ALLOC_DELTA ||
-           field == PK_FIELD_FREE_DELTA;
+    switch (field) {
+    case PK_FIELD_DURATION:
+    case PK_FIELD_ALLOC_DELTA:
+    case PK_FIELD_FREE_DELTA: /* since the call, or a checkpoint's since the last mark */
+        return rec->type != PK_EVENT_RETURN && rec->type != PK_EVENT_CHECKPOINT;
+    case PK_FIELD_OLD_POINTER:
+        return rec->type != PK_EVENT_REALLOC;
+    default:
+        return false;
+    }
 }
 
 static void grow(pk_value_buf *v)
@@ -45,7 +53,7 @@ bool pk_stream_value(pk_stream *s, const pk_record *rec, pk_field_id field)
     pk_value_buf *v = &s->value;
     if (!pk_record_has_field(rec, field))
         return false;
-    if (counts_since_call(field) && rec->type == PK_EVENT_CALL)
+    if (not_applicable(rec, field))
         return false;
     if (field == PK_FIELD_TOTAL && rec->type != PK_EVENT_CHECKPOINT)
         return false;

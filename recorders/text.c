@@ -20,12 +20,14 @@ typedef struct text_column {
 } text_column;
 
 static const text_column all_columns[] = {
-    {PK_FIELD_INDEX, 8},        {PK_FIELD_TYPE, 10},       {PK_FIELD_FUNCTION, 30},
-    {PK_FIELD_LABEL, 20},       {PK_FIELD_DEPTH, 5},       {PK_FIELD_THREAD, 7},
-    {PK_FIELD_TIME, 13},        {PK_FIELD_DURATION, 12},   {PK_FIELD_RSS, 11},
-    {PK_FIELD_VMS, 13},         {PK_FIELD_ALLOCATED, 12},  {PK_FIELD_FREED, 12},
-    {PK_FIELD_ALLOC_DELTA, 11}, {PK_FIELD_FREE_DELTA, 11}, {PK_FIELD_CALLER, 20},
-    {PK_FIELD_CALLER_LINE, 11}, {PK_FIELD_LINE, 6},        {PK_FIELD_FILE, 0},
+    {PK_FIELD_INDEX, 8},        {PK_FIELD_TYPE, 10},        {PK_FIELD_FUNCTION, 30},
+    {PK_FIELD_LABEL, 20},       {PK_FIELD_DEPTH, 5},        {PK_FIELD_THREAD, 7},
+    {PK_FIELD_TIME, 13},        {PK_FIELD_DURATION, 12},    {PK_FIELD_RSS, 11},
+    {PK_FIELD_VMS, 13},         {PK_FIELD_ALLOCATED, 12},   {PK_FIELD_FREED, 12},
+    {PK_FIELD_ALLOC_DELTA, 11}, {PK_FIELD_FREE_DELTA, 11},  {PK_FIELD_ALLOC_FUNCTION, 16},
+    {PK_FIELD_POINTER, 14},     {PK_FIELD_OLD_POINTER, 14}, {PK_FIELD_SIZE, 10},
+    {PK_FIELD_USABLE_SIZE, 11}, {PK_FIELD_CALLER, 20},      {PK_FIELD_CALLER_LINE, 11},
+    {PK_FIELD_LINE, 6},         {PK_FIELD_FILE, 0},
 };
 
 #define MAX_COLUMNS PK_ARRAY_SIZE(all_columns)
@@ -49,7 +51,8 @@ static void choose_columns(text_state *s, unsigned run_flags)
 /* Numbers line up on the right, names on the left. */
 static bool is_number(pk_field_id field)
 {
-    return pk_field_desc_of(field)->kind == PK_KIND_UINT;
+    pk_field_kind kind = pk_field_desc_of(field)->kind;
+    return kind == PK_KIND_UINT || kind == PK_KIND_ADDRESS;
 }
 
 static void put_cell(pk_out *o, const text_column *c, const char *text, bool last)
@@ -137,12 +140,11 @@ static int text_write(pk_recorder *r, const pk_record *rec, pk_error *err)
     return pk_stream_status(r, err);
 }
 
-#define TEXT_RECORDER(kind, spec_form, takes_path, open_fn)                             \
-    {                                                                                   \
-        .name = kind, .usage = spec_form, .needs_arg = takes_path,                      \
-        .size = sizeof(text_state), .open = open_fn, .start = text_start,               \
-        .write = text_write, .flush = pk_stream_flush, .finish = pk_stream_finish,      \
-        .close = pk_stream_close,                                                       \
+#define TEXT_RECORDER(kind, spec_form, takes_path, open_fn)                                        \
+    {                                                                                              \
+        .name = kind, .usage = spec_form, .needs_arg = takes_path, .size = sizeof(text_state),     \
+        .open = open_fn, .start = text_start, .write = text_write, .flush = pk_stream_flush,       \
+        .finish = pk_stream_finish, .close = pk_stream_close,                                      \
     }
 
 const pk_recorder_ops pk_recorder_stdout = TEXT_RECORDER("stdout", "stdout", false, stdout_open);

@@ -6,11 +6,13 @@
  */
 #include "drain.h"
 
+#include "blocks.h"
 #include "clock.h"
 #include "hot.h"
 #include "profiler.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,7 +22,7 @@
 #include <unistd.h>
 
 #define BATCH_PER_RING 4096
-#define RECORD_BATCH 64 /* records built before the loggers see them */
+#define RECORD_BATCH 64            /* records built before the loggers see them */
 #define IDLE_WAIT_NS 1000000       /* poll the rings every 1 ms when idle */
 #define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
 
@@ -44,6 +46,7 @@ struct track {
     struct frame *frames;
     size_t depth;
     size_t capacity;
+    bool draining; /* its events are being processed (settle skips it) */
 };
 
 /*
@@ -69,6 +72,8 @@ static struct {
      * plumbing (logger, filters, recorder) per batch rather than per record. */
     pk_record records[RECORD_BATCH];
     size_t record_count;
+    pk_block_map blocks; /* live blocks: address -> requested size, usable size */
+    uint64_t page_size;
 
     pthread_mutex_t lock; /* guards the sync counters and stopping */
     /* Held while the drain works; a fork takes it so the child never inherits
@@ -114,6 +119,20 @@ static void call_symbols(uintptr_t fn, uintptr_t site, pk_symbol *function, pk_s
         e->site = site;
     }
     *function = e->function;
+    *caller = e->caller;
+}
+
+/* A call site alone (an allocation's), through the same cache. */
+#define SITE_ONLY UINTPTR_MAX
+static void site_symbols(uintptr_t site, pk_symbol *caller)
+{
+    uint64_t h = (uint64_t)site * 0xC2B2AE3D27D4EB4Full;
+    struct call_cache_entry *e = &drain.call_cache[(h >> 40) & (CALL_CACHE_SLOTS - 1)];
+    if (e->fn != SITE_ONLY || e->site != site) {
+        pk_symbols_lookup_site(site, &e->caller);
+        e->fn = SITE_ONLY;
+        e->site = site;
+    }
     *caller = e->caller;
 }
 
@@ -201,6 +220,9 @@ static void describe_frame(pk_record *rec, pk_event_type type, unsigned depth,
     rec->label = "";
     rec->span = 0;
     rec->total_ns = 0;
+    rec->alloc_function = "";
+    rec->pointer = rec->old_pointer = 0;
+    rec->size = rec->usable_size = 0;
 }
 
 static void process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
@@ -380,6 +402,155 @@ static void process_profiler(struct pk_ring *r, uint64_t slot, struct track *tr,
         process_profiler_start(tr, ev, &pl, r->tid);
 }
 
+/* ---- allocation events ------------------------------------------------------- */
+
+static uint64_t drain_ring(struct pk_ring *r, uint64_t limit);
+
+/*
+ * Rings are drained one after the other, so another thread's event about
+ * the same block may still wait in its ring: the free of a block handed out
+ * again here, or the allocation of a block freed here. That event was pushed
+ * before this one (a free is recorded before the block goes back), so it is
+ * processed now, with the events before it in its ring and no further: what
+ * follows it there may depend on events of this ring not processed yet.
+ */
+static bool mentions(const struct pk_raw_event *ev, uintptr_t address)
+{
+    return (ev->kind & PK_RAW_ALLOC) &&
+           (ev->fn == address || ev->values[PK_ALLOC_VALUE_OLD] == address);
+}
+
+static void settle(const struct pk_ring *self, uintptr_t address)
+{
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next) {
+        const struct track *tr = r->track;
+        if (r == self || (tr && tr->draining))
+            continue;
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        unsigned shift = drain.pipeline.slot_shift;
+        for (uint64_t i = tail; i < head; i++) {
+            const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
+            if (mentions(ev, address)) {
+                drain_ring(r, i + 1 - tail);
+                return;
+            }
+            if (ev->kind & PK_RAW_HAS_PAYLOAD)
+                i += payload_slots(ev, shift); /* its payload is not an event */
+        }
+    }
+}
+
+static bool take_block(const struct pk_ring *ring, uintptr_t address, pk_block *out)
+{
+    if (pk_block_map_take(&drain.blocks, address, out))
+        return true;
+    settle(ring, address);
+    return pk_block_map_take(&drain.blocks, address, out);
+}
+
+static void put_block(const struct pk_ring *ring, uintptr_t address, uint64_t size, uint64_t usable)
+{
+    bool added;
+    pk_block *slot = pk_block_map_slot(&drain.blocks, address, &added);
+    if (!added) {
+        settle(ring, address);
+        slot = pk_block_map_slot(&drain.blocks, address, &added); /* settle changed the map */
+    }
+    slot->a = size;
+    slot->b = usable;
+}
+
+/*
+ * One allocation call. function, file and line name the innermost recorded
+ * call open on the thread (none: ""); caller, caller_file and caller_line
+ * the call site. A free carries the size of the block it frees, when the
+ * block's allocation was recorded.
+ */
+static void process_alloc(const struct pk_ring *ring, struct track *tr,
+                          const struct pk_raw_event *ev)
+{
+    uintptr_t block = ev->fn, old = (uintptr_t)ev->values[PK_ALLOC_VALUE_OLD];
+    pk_event_type type = pk_alloc_event_type(ev->call, block, old);
+    uintptr_t pointer = type == PK_EVENT_FREE && !block ? old : block;
+    unsigned flags = PK_RECORD_BLOCK | PK_RECORD_SIZE;
+    uint64_t size, usable;
+    /* The live blocks first: settling may deliver other rings' records, so this
+     * one takes its place in the batch only after. */
+    pk_block freed;
+    if (type == PK_EVENT_FREE) {
+        if (take_block(ring, pointer, &freed)) {
+            size = freed.a;
+            usable = freed.b;
+        } else {
+            size = usable = 0;
+            flags = PK_RECORD_BLOCK;
+        }
+    } else {
+        if (type == PK_EVENT_REALLOC)
+            take_block(ring, old, &freed);
+        size = ev->values[PK_ALLOC_VALUE_SIZE];
+        usable = pk_alloc_usable_size(ev->values[PK_ALLOC_VALUE_ASKED],
+                                      ev->values[PK_ALLOC_VALUE_ALIGNMENT]);
+        put_block(ring, block, size, usable);
+    }
+
+    pk_record *rec = next_record();
+    rec->type = type;
+    rec->flags = flags;
+    rec->depth = (unsigned)tr->depth;
+    if (tr->depth) {
+        const struct frame *f = &tr->frames[tr->depth - 1];
+        rec->function = f->function.function;
+        rec->file = f->function.file;
+        rec->line = f->function.line;
+    } else {
+        rec->function = rec->file = "";
+        rec->line = 0;
+    }
+    pk_symbol caller;
+    site_symbols(ev->site, &caller);
+    rec->caller = caller.function;
+    rec->caller_file = caller.file;
+    rec->caller_line = caller.line;
+    rec->address = 0;
+    rec->call_site = ev->site;
+    rec->duration_ns = rec->rss = rec->vms = rec->allocated = rec->freed = 0;
+    rec->alloc_delta = rec->free_delta = 0;
+    rec->label = "";
+    rec->span = rec->total_ns = 0;
+    rec->alloc_function = pk_alloc_call_name(ev->call);
+    rec->pointer = pointer;
+    rec->old_pointer = type == PK_EVENT_REALLOC ? old : 0;
+    rec->size = size;
+    rec->usable_size = usable;
+    rec->index = drain.next_index++;
+    rec->thread = ring->tid;
+    uint64_t ns = pk_clock_to_ns(ev->raw_time);
+    rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    drain.totals.events++;
+}
+
+/* RSS and VMS taken by the alloc monitor's timer: a record of the process (thread 0). */
+static void process_sample(const struct pk_raw_event *ev)
+{
+    pk_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = PK_EVENT_SAMPLE;
+    rec.function = rec.file = rec.caller = rec.caller_file = rec.alloc_function = rec.label = "";
+    rec.index = drain.next_index++;
+    uint64_t ns = pk_clock_to_ns(ev->raw_time);
+    rec.time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    if (ev->values[0] != UINT64_MAX) {
+        rec.flags = PK_RECORD_MEMORY;
+        rec.rss = ev->values[0] * drain.page_size;
+        rec.vms = ev->values[1] * drain.page_size;
+    }
+    drain.totals.events++;
+    deliver(&rec);
+}
+
 /* ---- rings ------------------------------------------------------------------- */
 
 static struct track *track_of(struct pk_ring *r)
@@ -406,14 +577,21 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
     int state = atomic_load_explicit(&r->state, memory_order_acquire);
     if (state == PK_RING_FREE)
         return 0;
+    struct track *tr = track_of(r);
+    if (tr->draining)
+        return 0;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     uint64_t end = head - tail > limit ? tail + limit : head;
-    struct track *tr = track_of(r);
     unsigned shift = drain.pipeline.slot_shift;
+    tr->draining = true;
     for (uint64_t i = tail; i != end; i++) {
         const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
-        if (ev->kind & PK_RAW_HAS_PAYLOAD) {
+        if (ev->kind & PK_RAW_ALLOC) {
+            process_alloc(r, tr, ev);
+        } else if (ev->kind & PK_RAW_SAMPLE) {
+            process_sample(ev);
+        } else if (ev->kind & PK_RAW_HAS_PAYLOAD) {
             /* Published with its payload: a limit never cuts one in two. */
             process_profiler(r, i, tr, ev);
             i += payload_slots(ev, shift);
@@ -425,6 +603,7 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
             process_call(tr, ev, r->tid);
         }
     }
+    tr->draining = false;
     deliver_pending();
     atomic_store(&r->tail, end); /* seq_cst: pairs with the producer's waiting flag */
     pk_ring_made_room(r);
@@ -479,6 +658,43 @@ static void flush_loggers(void)
     deliver_pending();
     for (size_t i = 0; i < drain.pipeline.logger_count; i++)
         pk_logger_flush(drain.pipeline.loggers[i]);
+}
+
+/* ---- thread names ------------------------------------------------------------ */
+
+static bool read_comm(uint64_t tid, char name[16])
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%llu/comm", (unsigned long long)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, name, 15);
+    close(fd);
+    if (n <= 0)
+        return false;
+    name[n] = '\0';
+    name[strcspn(name, "\n")] = '\0';
+    return true;
+}
+
+bool pk_thread_name(uint64_t tid, char name[16])
+{
+    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
+         r = r->next) {
+        if (r->tid != tid)
+            continue;
+        if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_OWNED &&
+            read_comm(tid, name))
+            return true;
+        /* Exited: its name was kept before the state said so. */
+        if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_OWNED)
+            return false;
+        memcpy(name, r->name, 16);
+        name[15] = '\0';
+        return name[0] != '\0';
+    }
+    return false;
 }
 
 /* ---- the thread -------------------------------------------------------------- */
@@ -559,6 +775,8 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
     /* Symbols stay valid for the process, but code may be unloaded between runs. */
     free(drain.call_cache);
     drain.call_cache = pk_xcalloc(CALL_CACHE_SLOTS, sizeof *drain.call_cache);
+    drain.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
+    pk_block_map_free(&drain.blocks); /* a forked child's run knows none of its parent's */
     drain.pipeline = *pipeline;
     memset(&drain.totals, 0, sizeof drain.totals);
     drain.next_index = 0;
@@ -623,6 +841,7 @@ void pk_drain_stop(pk_run_totals *totals)
         *totals = drain.totals;
     free(drain.call_cache);
     drain.call_cache = NULL;
+    pk_block_map_free(&drain.blocks);
     memset(&drain.pipeline, 0, sizeof drain.pipeline);
 }
 

@@ -106,13 +106,55 @@ static void auto_stop(void)
     pk_monitor_free(m);
 }
 
+/*
+ * PIKOC_FOLLOW=no (pikoc run --no-follow): this process is recorded, the
+ * processes it starts and the programs it executes are not. Its environment
+ * goes back to what the user gave (LD_PRELOAD as it was, PIKOC_USER_PRELOAD),
+ * which is what they inherit.
+ */
+static void stop_following(void)
+{
+    const char *follow = getenv("PIKOC_FOLLOW");
+    if (!follow || strcmp(follow, "no") != 0)
+        return;
+    const char *user = getenv("PIKOC_USER_PRELOAD");
+    if (user && *user)
+        setenv("LD_PRELOAD", user, 1);
+    else
+        unsetenv("LD_PRELOAD");
+    unsetenv("PIKOC_RECORD");
+    unsetenv("PIKOC_FOLLOW");
+    unsetenv("PIKOC_USER_PRELOAD");
+}
+
+void pk_auto_restart(void)
+{
+    pk_monitor *old = auto_monitor;
+    auto_monitor = NULL;
+    const char *record = getenv("PIKOC_RECORD");
+    if (record && *record) {
+        pk_error err;
+        pk_monitor *m = configure(record, &err);
+        if (m && pk_monitor_enable(m, &err) == 0)
+            auto_monitor = m;
+        else if (m)
+            pk_monitor_free(m);
+        if (!auto_monitor)
+            pk_warn("%s; the forked process runs without monitoring", err.message);
+    }
+    pk_monitor_free(old); /* the parent's copy: closes without writing anything */
+}
+
 __attribute__((constructor)) static void auto_start(void)
 {
-    const char *record = getenv("PIKOC_RECORD");
-    if (!record || !*record)
+    const char *found = getenv("PIKOC_RECORD");
+    if (!found || !*found)
         return;
+    char *record = pk_xstrdup(found); /* stop_following may unset it */
+    stop_following();
     pk_error err;
     pk_monitor *m = configure(record, &err);
+    free(record);
     if (!m) {
         pk_warn("%s; the program runs without monitoring", err.message);
         return;

@@ -17,26 +17,13 @@
 #define SIGNAL_FENCE() atomic_signal_fence(memory_order_seq_cst)
 
 /* Inlined into each hook: the call and its saved registers cost about a nanosecond. */
-PK_HOT_FN static inline __attribute__((always_inline)) void
-emit(struct pk_thread *t, uint32_t kind, uintptr_t fn, uintptr_t site)
+PK_HOT_FN static inline __attribute__((always_inline)) void emit(struct pk_thread *t, uint32_t kind,
+                                                                 uintptr_t fn, uintptr_t site)
 {
-    struct pk_ring *r = t->ring;
-    if (PK_UNLIKELY(!r)) {
-        r = pk_thread_attach(t);
-        if (!r)
-            return;
-    }
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (PK_UNLIKELY(head - r->cached_tail >= r->capacity)) {
-        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head - r->cached_tail >= r->capacity) {
-            pk_ring_wait(r, head);
-            if (head - r->cached_tail >= r->capacity) {
-                atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
-                return;
-            }
-        }
-    }
+    uint64_t head;
+    struct pk_ring *r = pk_ring_claim(t, &head);
+    if (PK_UNLIKELY(!r))
+        return;
     void (*sample)(uint64_t *) = pk_rt.sample;
     struct pk_raw_event *ev =
         pk_ring_slot(r, head, sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN);
@@ -54,7 +41,7 @@ emit(struct pk_thread *t, uint32_t kind, uintptr_t fn, uintptr_t site)
     ev->fn = fn;
     ev->site = site;
     ev->kind = kind;
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    pk_ring_publish(r, head);
 }
 
 PK_HOT_FN static inline bool thread_is_recording(const struct pk_thread *t)
@@ -108,7 +95,7 @@ emit_focused(struct pk_thread *t, const struct pk_focus_set *focus, uint32_t kin
  * Inlined, with `kind` a constant, so each hook keeps only its own branch.
  */
 PK_HOT_FN static inline __attribute__((always_inline)) void hook(uint32_t kind, uintptr_t fn,
-                                                                  uintptr_t site)
+                                                                 uintptr_t site)
 {
     struct pk_thread *t = &pk_self;
     if (PK_LIKELY(!thread_is_recording(t)))

@@ -24,6 +24,8 @@ enum {
     PK_RAW_ZONE = 2,       /* fn is a pk_zone descriptor, not code */
     PK_RAW_PROFILER = 4,   /* fn is a profiler's span id; a payload follows */
     PK_RAW_CHECKPOINT = 8, /* a profiler's mark; fn is its span id; a payload follows */
+    PK_RAW_ALLOC = 16,     /* an allocation call (interpose.c): see struct pk_raw_event */
+    PK_RAW_SAMPLE = 32,    /* RSS and VMS pages in values[0] and [1] (the alloc monitor's timer) */
 };
 
 /* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */
@@ -32,15 +34,21 @@ enum {
 /*
  * One event as the hot path leaves it: 32 bytes, followed in the same slot
  * by the monitor's samples when the run samples. A ring slot is 32 bytes
- * (`function`) or a 64-byte cache line (monitors that sample): half the
- * cache lines to claim and to read when there is nothing to sample.
+ * (`function`) or a 64-byte cache line (monitors that sample, and every run
+ * that records allocations): half the cache lines to claim and to read when
+ * there is nothing to sample. An allocation call (PK_RAW_ALLOC) keeps the
+ * block in fn, its enum pk_alloc_call in call and the PK_ALLOC_VALUE_*
+ * below in values.
  */
 struct pk_raw_event {
     uint64_t raw_time;
     uintptr_t fn;
     uintptr_t site;
     uint32_t kind;
-    uint32_t payload;  /* bytes in the slots that follow (PK_RAW_HAS_PAYLOAD kinds) */
+    union {
+        uint32_t payload; /* bytes in the slots that follow (PK_RAW_HAS_PAYLOAD kinds) */
+        uint32_t call;    /* PK_RAW_ALLOC: its enum pk_alloc_call */
+    };
     uint64_t values[]; /* PK_SAMPLE_VALUES of them when the run samples */
 };
 
@@ -51,6 +59,49 @@ _Static_assert(sizeof(struct pk_raw_event) == 1u << PK_SLOT_SHIFT_PLAIN, "a plai
 _Static_assert(sizeof(struct pk_raw_event) + PK_SAMPLE_VALUES * sizeof(uint64_t) ==
                    PK_SLOT_MAX_BYTES,
                "a sampled slot");
+
+/* Which allocation function an allocation event comes from (monitors/alloc.c names them). */
+enum pk_alloc_call {
+    PK_CALL_MALLOC,
+    PK_CALL_CALLOC,
+    PK_CALL_REALLOC,
+    PK_CALL_REALLOCARRAY,
+    PK_CALL_POSIX_MEMALIGN,
+    PK_CALL_ALIGNED_ALLOC,
+    PK_CALL_MEMALIGN,
+    PK_CALL_VALLOC,
+    PK_CALL_PVALLOC,
+    PK_CALL_NEW,
+    PK_CALL_NEW_ARRAY,
+    PK_CALL_NEW_NOTHROW,
+    PK_CALL_NEW_ARRAY_NOTHROW,
+    PK_CALL_NEW_ALIGNED,
+    PK_CALL_NEW_ARRAY_ALIGNED,
+    PK_CALL_NEW_ALIGNED_NOTHROW,
+    PK_CALL_NEW_ARRAY_ALIGNED_NOTHROW,
+    PK_CALL_FREE, /* the first of the calls that free a block */
+    PK_CALL_DELETE,
+    PK_CALL_DELETE_ARRAY,
+    PK_CALL_DELETE_SIZED,
+    PK_CALL_DELETE_ARRAY_SIZED,
+    PK_CALL_DELETE_NOTHROW,
+    PK_CALL_DELETE_ARRAY_NOTHROW,
+    PK_CALL_DELETE_ALIGNED,
+    PK_CALL_DELETE_ARRAY_ALIGNED,
+    PK_CALL_DELETE_SIZED_ALIGNED,
+    PK_CALL_DELETE_ARRAY_SIZED_ALIGNED,
+    PK_CALL_DELETE_ALIGNED_NOTHROW,
+    PK_CALL_DELETE_ARRAY_ALIGNED_NOTHROW,
+    PK_CALL_COUNT
+};
+
+/* values[] of an allocation event. */
+enum {
+    PK_ALLOC_VALUE_SIZE,      /* bytes requested */
+    PK_ALLOC_VALUE_OLD,       /* realloc: the block it replaces */
+    PK_ALLOC_VALUE_ALIGNMENT, /* alignment asked for, 0 for the default */
+    PK_ALLOC_VALUE_ASKED,     /* bytes asked of the allocator (pvalloc rounds up) */
+};
 
 /* Ring states: owned by a live thread, left by an exited one, free to reuse. */
 enum { PK_RING_OWNED = 1, PK_RING_EXITED = 2, PK_RING_FREE = 3 };
@@ -74,6 +125,7 @@ struct pk_ring {
     uint64_t mask;
     struct pk_ring *next; /* registry list; set before publication, then fixed */
     unsigned char *slots; /* capacity slots of up to PK_SLOT_MAX_BYTES */
+    char name[16];        /* the thread's name when it exited (before state EXITED) */
     void *track;          /* the drain's per-thread state; only the drain touches it */
 };
 
@@ -101,8 +153,10 @@ struct pk_focus_set {
 
 /* Process-wide state read on the hot path. */
 struct pk_runtime {
-    _Atomic uint32_t enabled; /* process-wide enables of the running monitor */
-    _Atomic uint32_t running; /* a run is open and its drain is alive */
+    _Atomic uint32_t enabled;     /* process-wide enables of the running monitor */
+    _Atomic uint32_t allocations; /* the running monitor records allocation calls */
+    _Atomic uint32_t restart;     /* a forked child starts its own run at its first allocation */
+    _Atomic uint32_t running;     /* a run is open and its drain is alive */
     void (*sample)(uint64_t values[PK_SAMPLE_VALUES]);
     const struct pk_focus_set *focus;
     _Atomic(struct pk_ring *) rings;
@@ -123,5 +177,41 @@ PK_HOT_FN void pk_drain_kick(void);
 
 /* The drain made room in r: wake its producer if it sleeps. */
 void pk_ring_made_room(struct pk_ring *r);
+
+/*
+ * Claims this thread's next slot: its ring and head, or NULL (the thread has
+ * exited, or its ring stayed full and the loss is counted). Fill the slot
+ * (pk_ring_slot), then publish it. Inlined into each hook: a call and its
+ * saved registers cost a nanosecond.
+ */
+PK_HOT_FN static inline __attribute__((always_inline)) struct pk_ring *
+pk_ring_claim(struct pk_thread *t, uint64_t *head_out)
+{
+    struct pk_ring *r = t->ring;
+    if (PK_UNLIKELY(!r)) {
+        r = pk_thread_attach(t);
+        if (!r)
+            return NULL;
+    }
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (PK_UNLIKELY(head - r->cached_tail >= r->capacity)) {
+        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - r->cached_tail >= r->capacity) {
+            pk_ring_wait(r, head);
+            if (head - r->cached_tail >= r->capacity) {
+                atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+                return NULL;
+            }
+        }
+    }
+    *head_out = head;
+    return r;
+}
+
+PK_HOT_FN static inline __attribute__((always_inline)) void pk_ring_publish(struct pk_ring *r,
+                                                                            uint64_t head)
+{
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+}
 
 #endif

@@ -52,8 +52,8 @@ typedef struct pk_items {
 } pk_items;
 
 /* Splits at ','; an empty item fails with "empty <noun> in '<text>' (expected <usage>)". */
-PK_HIDDEN int pk_items_split(const char *text, const char *noun, const char *usage,
-                             pk_items *items, pk_error *err);
+PK_HIDDEN int pk_items_split(const char *text, const char *noun, const char *usage, pk_items *items,
+                             pk_error *err);
 PK_HIDDEN void pk_items_free(pk_items *items);
 /* ", "-joined names for "(known: a, b, c)" messages. */
 PK_HIDDEN void pk_join_names(const char *const *names, size_t n, char *buf, size_t size);
@@ -73,6 +73,7 @@ PK_HIDDEN int pk_recorder_check_spec(const char *spec, pk_error *err);
 /* Built-in kinds (one file each under monitors/, recorders/, filters/). */
 extern const pk_monitor_ops pk_monitor_function;
 extern const pk_monitor_ops pk_monitor_function_memory;
+extern const pk_monitor_ops pk_monitor_alloc;
 extern const pk_recorder_ops pk_recorder_stdout;
 extern const pk_recorder_ops pk_recorder_stderr;
 extern const pk_recorder_ops pk_recorder_text;
@@ -93,11 +94,11 @@ extern const pk_filter_ops pk_filter_callback_ops;
 struct pk_recorder {
     const pk_recorder_ops *ops;
     void *state;
-    char *spec;     /* as given, for messages */
+    char *spec; /* as given, for messages */
     bool auto_flush;
     bool auto_flush_set; /* "+flush" or pk_recorder_set_auto_flush was used */
-    bool failed;    /* a write failed: no more calls */
-    bool forked;    /* in a forked child: close without writing the parent's bytes */
+    bool failed;         /* a write failed: no more calls */
+    bool forked;         /* in a forked child: close without writing the parent's bytes */
     char error[512];
 };
 
@@ -126,6 +127,7 @@ typedef enum pk_field_kind {
     PK_KIND_UINT,
     PK_KIND_STRING,
     PK_KIND_TYPE,
+    PK_KIND_ADDRESS, /* a pointer: printed in hexadecimal */
 } pk_field_kind;
 
 typedef struct pk_field_desc {
@@ -194,6 +196,46 @@ PK_HIDDEN int pk_symbols_each_match(const char *const *globs, size_t n,
 
 PK_HIDDEN size_t pk_monitor_logger_count(const pk_monitor *m);
 PK_HIDDEN pk_logger *pk_monitor_logger_at(pk_monitor *m, size_t i);
+
+/* ---- allocation events (monitors/alloc.c) ----------------------------------- */
+
+/* "malloc", "operator delete[]", ... for an enum pk_alloc_call (hot.h). */
+PK_HIDDEN const char *pk_alloc_call_name(uint32_t call);
+/* The record type of an allocation event: alloc, free or realloc. */
+PK_HIDDEN pk_event_type pk_alloc_event_type(uint32_t call, uintptr_t block, uintptr_t old);
+/* The usable size of a block asked for with that size and alignment. */
+PK_HIDDEN uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment);
+/* The process's RSS and VMS in pages, UINT64_MAX when unreadable; opens
+ * /proc/self/statm into *fd when it is -1 (monitors/function_memory.c). */
+PK_HIDDEN void pk_read_statm(int *fd, uint64_t pages[2]);
+
+/* ---- monitors ----------------------------------------------------------------- */
+
+/*
+ * The program leaves through _exit (src/interpose.c): ends the running
+ * monitor's run when it records allocations and this is its process (not a
+ * vfork child, which shares the parent's memory), as exit's handlers would.
+ */
+PK_HIDDEN void pk_end_run_at_exit(void);
+
+/* ---- whole-program runs (env.c) ------------------------------------------------ */
+
+/*
+ * In a forked child of a whole-program run that records allocations, at its
+ * first allocation: ends the parent's copy of the monitor and starts the
+ * child's own run from the PIKOC_* variables. Leaves it unmonitored when
+ * they no longer ask for a run.
+ */
+PK_HIDDEN void pk_auto_restart(void);
+
+/* ---- threads ----------------------------------------------------------------- */
+
+/*
+ * The name of a thread the run has seen (its kernel thread id): the kernel's
+ * current name while it lives, the one it had when it exited after. False
+ * when pikoc never saw the thread or no longer knows (src/drain.c).
+ */
+PK_HIDDEN bool pk_thread_name(uint64_t tid, char name[16]);
 
 /* ---- host facts ------------------------------------------------------------- */
 

@@ -13,12 +13,17 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 enum monitor_state { MONITOR_IDLE, MONITOR_RUNNING, MONITOR_ENDED };
 
 struct pk_monitor {
-    const pk_monitor_ops *ops;
+    const pk_monitor_ops *ops;       /* the call monitor, or "alloc" alone */
+    const pk_monitor_ops *alloc_ops; /* "alloc" beside a call monitor, else NULL */
+    char name[128];                  /* as asked: "function-memory,alloc" */
+    bool calls;                      /* records function calls (the cyg hooks) */
+    bool allocations;                /* records allocation calls (the interposer) */
     pk_logger **loggers;
     size_t logger_count;
     size_t logger_capacity;
@@ -47,25 +52,59 @@ pk_monitor *pk_monitor_new_ops(const pk_monitor_ops *ops, pk_error *err)
     }
     pk_monitor *m = pk_xcalloc(1, sizeof *m);
     m->ops = ops;
+    snprintf(m->name, sizeof m->name, "%s", ops->name);
+    m->calls = !ops->allocations;
+    m->allocations = ops->allocations;
+    return m;
+}
+
+static const pk_monitor_ops *find_monitor(const char *whole, const char *name, pk_error *err)
+{
+    const pk_monitor_ops *ops = pk_monitor_find(name);
+    if (!ops) {
+        char known[256];
+        pk_monitor_known(known, sizeof known);
+        pk_fail(err, "unknown monitor '%s' (known: %s)", whole, known);
+    }
+    return ops;
+}
+
+/* "CALLS,alloc" (either order): a call monitor and the allocation monitor in one run. */
+static pk_monitor *new_pair(const char *name, pk_error *err)
+{
+    const char *comma = strchr(name, ',');
+    char first[64];
+    snprintf(first, sizeof first, "%.*s", (int)(comma - name), name);
+    const pk_monitor_ops *a = find_monitor(name, first, err);
+    const pk_monitor_ops *b = a ? find_monitor(name, comma + 1, err) : NULL;
+    if (!b)
+        return NULL;
+    if (a->allocations == b->allocations) {
+        pk_fail(err,
+                "monitor '%s': combine one call monitor with alloc (e.g. "
+                "function-memory,alloc)",
+                name);
+        return NULL;
+    }
+    pk_monitor *m = pk_monitor_new_ops(a->allocations ? b : a, err);
+    m->alloc_ops = a->allocations ? a : b;
+    m->allocations = true;
+    snprintf(m->name, sizeof m->name, "%s,%s", m->ops->name, m->alloc_ops->name);
     return m;
 }
 
 pk_monitor *pk_monitor_new(const char *name, pk_error *err)
 {
-    const pk_monitor_ops *ops = name ? pk_monitor_find(name) : NULL;
-    if (!ops) {
-        char known[256];
-        pk_monitor_known(known, sizeof known);
-        pk_fail(err, "unknown monitor '%s' (known: %s)", name ? name : "", known);
-        return NULL;
-    }
-    return pk_monitor_new_ops(ops, err);
+    if (name && strchr(name, ','))
+        return new_pair(name, err);
+    const pk_monitor_ops *ops = find_monitor(name ? name : "", name ? name : "", err);
+    return ops ? pk_monitor_new_ops(ops, err) : NULL;
 }
 
 static int require_idle(const pk_monitor *m, const char *doing, pk_error *err)
 {
     if (m->state != MONITOR_IDLE)
-        return pk_fail(err, "cannot %s: monitor '%s' has already started", doing, m->ops->name);
+        return pk_fail(err, "cannot %s: monitor '%s' has already started", doing, m->name);
     return 0;
 }
 
@@ -125,7 +164,7 @@ pk_logger *pk_monitor_logger_at(pk_monitor *m, size_t i)
 
 const char *pk_monitor_name(const pk_monitor *m)
 {
-    return m->ops->name;
+    return m->name;
 }
 
 /* ---- focus ----------------------------------------------------------------- */
@@ -150,15 +189,14 @@ static int build_focus_set(pk_monitor *m, struct pk_focus_set **out, pk_error *e
     if (!m->focus.count)
         return 0;
     struct focus_collect c = {0};
-    if (pk_symbols_each_match((const char *const *)m->focus.item, m->focus.count,
-                              collect_address, &c, err) != 0)
+    if (pk_symbols_each_match((const char *const *)m->focus.item, m->focus.count, collect_address,
+                              &c, err) != 0)
         return -1;
     if (!c.count) {
         char names[256];
         pk_join_names((const char *const *)m->focus.item, m->focus.count, names, sizeof names);
         free(c.addresses);
-        return pk_fail(err, "focus '%s': no function of that name in the loaded modules",
-                       names);
+        return pk_fail(err, "focus '%s': no function of that name in the loaded modules", names);
     }
     uint64_t slots = 16;
     while (slots < c.count * 2)
@@ -196,7 +234,7 @@ static void fill_run_info(pk_monitor *m)
 {
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    m->run.monitor = m->ops->name;
+    m->run.monitor = m->name;
     m->run.flags = 0;
     m->run.clock = pk_clock_name();
     m->run.alloc_source = "unavailable: the monitor does not count allocations";
@@ -220,6 +258,28 @@ int64_t pk_wall_clock_ns(uint64_t monotonic_ns)
     return (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
 }
 
+static void close_parts(pk_monitor *m)
+{
+    if (m->ops->close)
+        m->ops->close(m);
+    if (m->alloc_ops && m->alloc_ops->close)
+        m->alloc_ops->close(m);
+}
+
+/* What an enable turns on: the cyg hooks, the allocation interposer, or both. */
+static void set_recording(const pk_monitor *m, uint32_t on)
+{
+    if (m->calls)
+        atomic_store(&pk_rt.enabled, on);
+    if (m->allocations)
+        atomic_store(&pk_rt.allocations, on);
+}
+
+PK_HOT_FN static void sample_nothing(uint64_t values[PK_SAMPLE_VALUES])
+{
+    (void)values;
+}
+
 /* Starts m's run unless it is running; fails if another monitor runs. */
 static int start_run(pk_monitor *m, pk_error *err)
 {
@@ -232,37 +292,43 @@ static int start_run(pk_monitor *m, pk_error *err)
     if (current == m)
         goto out;
     if (current) {
-        rc = pk_fail(err, "cannot start monitor '%s': monitor '%s' is already running in this "
-                          "process (one at a time)",
-                     m->ops->name, current->ops->name);
+        rc = pk_fail(err,
+                     "cannot start monitor '%s': monitor '%s' is already running in this "
+                     "process (one at a time)",
+                     m->name, current->name);
         goto out;
     }
     if (m->state == MONITOR_ENDED) {
         rc = pk_fail(err, "cannot start monitor '%s': its run has ended; create a new monitor",
-                     m->ops->name);
+                     m->name);
         goto out;
     }
     fill_run_info(m);
     if (m->ops->open && (rc = m->ops->open(m, &m->run, err)) != 0)
         goto out;
     struct pk_focus_set *focus = NULL;
-    if ((rc = build_focus_set(m, &focus, err)) != 0) {
-        if (m->ops->close)
-            m->ops->close(m);
+    if ((m->alloc_ops && m->alloc_ops->open && (rc = m->alloc_ops->open(m, &m->run, err)) != 0) ||
+        (rc = build_focus_set(m, &focus, err)) != 0) {
+        close_parts(m);
         goto out;
     }
     for (size_t i = 0; i < m->logger_count; i++)
         pk_logger_start(m->loggers[i], &m->run);
 
+    /* Allocation events fill a 64-byte slot: a run that records them has such
+     * slots, and hooks that sample nothing then call an empty sampler. */
+    void (*sample)(uint64_t *) = m->ops->sample;
+    if (!sample && m->allocations)
+        sample = sample_nothing;
     struct pk_pipeline pipeline = {
         .loggers = m->loggers,
         .logger_count = m->logger_count,
         .decode = m->ops->decode,
         /* the hooks pick the same size from pk_rt.sample */
-        .slot_shift = m->ops->sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN,
+        .slot_shift = sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN,
         .start_ns = m->run.start_ns,
     };
-    pk_rt.sample = m->ops->sample;
+    pk_rt.sample = sample;
     pk_rt.focus = focus;
     if (focus && retired_focus_count < PK_ARRAY_SIZE(retired_focus_sets))
         retired_focus_sets[retired_focus_count++] = focus;
@@ -287,15 +353,14 @@ static void end_run(pk_monitor *m)
         pthread_mutex_unlock(&run_lock);
         return;
     }
-    atomic_store(&pk_rt.enabled, 0);
+    set_recording(m, 0);
     m->enables = 0;
     pk_drain_stop(&m->totals);
     pk_rt.sample = NULL;
     pk_rt.focus = NULL;
     for (size_t i = 0; i < m->logger_count; i++)
         pk_logger_finish(m->loggers[i], &m->totals);
-    if (m->ops->close)
-        m->ops->close(m);
+    close_parts(m);
     m->state = MONITOR_ENDED;
     atomic_store(&run_wall_offset_ns, 0);
     atomic_store(&running_monitor, NULL);
@@ -308,7 +373,7 @@ int pk_monitor_enable(pk_monitor *m, pk_error *err)
         return -1;
     pthread_mutex_lock(&run_lock);
     if (m->enables++ == 0)
-        atomic_store(&pk_rt.enabled, 1);
+        set_recording(m, 1);
     pthread_mutex_unlock(&run_lock);
     return 0;
 }
@@ -318,7 +383,7 @@ void pk_monitor_disable(pk_monitor *m)
     pthread_mutex_lock(&run_lock);
     bool last = false;
     if (atomic_load(&running_monitor) == m && m->enables > 0 && --m->enables == 0) {
-        atomic_store(&pk_rt.enabled, 0);
+        set_recording(m, 0);
         last = true;
     }
     pthread_mutex_unlock(&run_lock);
@@ -401,6 +466,13 @@ static void end_all_at_exit(void)
         end_run(m);
 }
 
+void pk_end_run_at_exit(void)
+{
+    pk_monitor *m = atomic_load(&running_monitor);
+    if (m && m->allocations && m->run.pid == (int)getpid())
+        end_run(m);
+}
+
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&run_lock);
@@ -416,13 +488,17 @@ static void fork_parent(void)
 /*
  * The child has no drain thread and shares the parent's files: its copy of
  * the run ends here without writing anything, and buffered bytes that
- * belong to the parent are never written twice.
+ * belong to the parent are never written twice. A child of a run that
+ * records allocations (started from PIKOC_*) starts a run of its own at its
+ * first allocation (src/interpose.c): not here, where little is safe, and
+ * not at all when it only executes another program.
  */
 static void fork_child(void)
 {
     pthread_mutex_init(&run_lock, NULL);
     pk_monitor *m = atomic_load(&running_monitor);
     atomic_store(&pk_rt.enabled, 0);
+    atomic_store(&pk_rt.allocations, 0);
     pk_rt.sample = NULL;
     pk_rt.focus = NULL;
     pk_drain_forget_after_fork();
@@ -434,10 +510,18 @@ static void fork_child(void)
         }
         if (m->ops->after_fork)
             m->ops->after_fork();
+        if (m->alloc_ops && m->alloc_ops->after_fork)
+            m->alloc_ops->after_fork();
         m->state = MONITOR_ENDED;
         atomic_store(&running_monitor, NULL);
+        if (m->allocations && m == pk_auto_monitor()) {
+            atomic_store(&pk_rt.restart, 1);
+            atomic_store(&pk_rt.allocations, 1);
+        }
     }
     struct pk_ring *mine = pk_self.ring;
+    if (mine)
+        mine->tid = (uint64_t)syscall(SYS_gettid); /* the child is another thread */
     for (struct pk_ring *r = atomic_load(&pk_rt.rings); r; r = r->next) {
         atomic_store(&r->tail, atomic_load(&r->head));
         if (r != mine)

@@ -31,6 +31,12 @@ static const pk_field_desc fields[PK_FIELD_COUNT] = {
     FIELD(PK_FIELD_LABEL, "label", PK_KIND_STRING, 0, label),
     FIELD(PK_FIELD_SPAN, "span", PK_KIND_UINT, PK_RECORD_SPAN, span),
     FIELD(PK_FIELD_TOTAL, "total_ns", PK_KIND_UINT, PK_RECORD_SPAN, total_ns),
+    FIELD(PK_FIELD_ALLOC_FUNCTION, "alloc_function", PK_KIND_STRING, PK_RECORD_BLOCK,
+          alloc_function),
+    FIELD(PK_FIELD_POINTER, "pointer", PK_KIND_ADDRESS, PK_RECORD_BLOCK, pointer),
+    FIELD(PK_FIELD_OLD_POINTER, "old_pointer", PK_KIND_ADDRESS, PK_RECORD_BLOCK, old_pointer),
+    FIELD(PK_FIELD_SIZE, "size", PK_KIND_UINT, PK_RECORD_SIZE, size),
+    FIELD(PK_FIELD_USABLE_SIZE, "usable_size", PK_KIND_UINT, PK_RECORD_SIZE, usable_size),
 };
 
 const char *pk_event_type_name(pk_event_type type)
@@ -42,6 +48,14 @@ const char *pk_event_type_name(pk_event_type type)
         return "return";
     case PK_EVENT_CHECKPOINT:
         return "checkpoint";
+    case PK_EVENT_ALLOC:
+        return "alloc";
+    case PK_EVENT_FREE:
+        return "free";
+    case PK_EVENT_REALLOC:
+        return "realloc";
+    case PK_EVENT_SAMPLE:
+        return "sample";
     }
     return NULL;
 }
@@ -128,15 +142,23 @@ size_t pk_record_format_field(const pk_record *rec, pk_field_id field, char *buf
         buf[0] = '\0';
         return 0;
     }
-    if (d->kind != PK_KIND_UINT) {
+    if (d->kind != PK_KIND_UINT && d->kind != PK_KIND_ADDRESS) {
         const char *text = pk_record_string(rec, field);
         return put_text(buf, size, text, strlen(text));
     }
     char digits[20];
     char *p = digits + sizeof digits;
     uint64_t v = pk_record_uint(rec, field);
-    do
-        *--p = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
+    if (d->kind == PK_KIND_ADDRESS) { /* 0x and hexadecimal digits */
+        do
+            *--p = "0123456789abcdef"[v & 15];
+        while ((v >>= 4) != 0);
+        *--p = 'x';
+        *--p = '0';
+    } else {
+        do
+            *--p = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+    }
     return put_text(buf, size, p, (size_t)(digits + sizeof digits - p));
 }

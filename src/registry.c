@@ -53,7 +53,8 @@
         return 0;                                                                         \
     }
 
-REGISTRY(monitor, pk_monitor_ops, &pk_monitor_function, &pk_monitor_function_memory)
+REGISTRY(monitor, pk_monitor_ops, &pk_monitor_function, &pk_monitor_function_memory,
+         &pk_monitor_alloc)
 
 REGISTRY(recorder, pk_recorder_ops, &pk_recorder_stdout, &pk_recorder_stderr, &pk_recorder_text,
          &pk_recorder_csv, &pk_recorder_list, &pk_recorder_sqlite)

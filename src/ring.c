@@ -11,6 +11,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,6 +32,9 @@ PK_HOT_FN static void thread_exited(void *ring)
     struct pk_ring *r = ring;
     pk_self.gone = 1;
     pk_self.ring = NULL;
+    /* Its name outlives it here: the store names the threads of a run. */
+    if (prctl(PR_GET_NAME, r->name) != 0)
+        r->name[0] = '\0';
     atomic_store_explicit(&r->state, PK_RING_EXITED, memory_order_release);
 }
 

@@ -6,6 +6,8 @@
  */
 #include "store.h"
 
+#include "hot.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -163,8 +165,63 @@ bool pk_store_has_spans(sqlite3 *db)
 
 /* ---- end of schema version 2 ---------------------------------------------------- */
 
+/* ---- schema version 3: allocations, thread names, parent runs ------------------ */
+
+/* clang-format off */
+static const char alloc_sql[] =
+    "CREATE TABLE alloc_runs (\n"
+    "    run_id INTEGER PRIMARY KEY,\n"
+    "    allocations INTEGER NOT NULL,\n"
+    "    reallocs INTEGER NOT NULL,\n"
+    "    frees INTEGER NOT NULL,\n"
+    "    unknown_frees INTEGER NOT NULL,\n"
+    "    bytes INTEGER NOT NULL,\n"
+    "    freed_bytes INTEGER NOT NULL,\n"
+    "    leaked_blocks INTEGER NOT NULL,\n"
+    "    leaked_bytes INTEGER NOT NULL,\n"
+    "    peak_bytes INTEGER NOT NULL,\n"
+    "    peak_time_ns INTEGER NOT NULL,\n"
+    "    peak_rss INTEGER,\n"
+    "    sites INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE alloc_sites (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    id INTEGER NOT NULL,\n"
+    "    path_id INTEGER,\n"
+    "    caller_id INTEGER NOT NULL,\n"
+    "    caller_line INTEGER NOT NULL,\n"
+    "    allocations INTEGER NOT NULL,\n"
+    "    bytes INTEGER NOT NULL,\n"
+    "    frees INTEGER NOT NULL,\n"
+    "    freed_bytes INTEGER NOT NULL,\n"
+    "    temporary INTEGER NOT NULL,\n"
+    "    leaked_blocks INTEGER NOT NULL,\n"
+    "    leaked_bytes INTEGER NOT NULL,\n"
+    "    peak_bytes INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE alloc_sizes (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    size INTEGER NOT NULL,\n"
+    "    count INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, size)\n"
+    ") WITHOUT ROWID;\n"
+    "ALTER TABLE threads ADD COLUMN name TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN parent_run INTEGER;\n"
+    "CREATE TABLE memory_samples (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    time_ns INTEGER NOT NULL,\n"
+    "    rss INTEGER NOT NULL,\n"
+    "    vms INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, time_ns)\n"
+    ") WITHOUT ROWID;\n"
+    "PRAGMA user_version = 3;\n";
+/* clang-format on */
+
+/* ---- end of schema version 3 ---------------------------------------------------- */
+
 /* The upgrade blocks in order: upgrades[v - 1] takes a file from version v to v + 1. */
-static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql};
+static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql, alloc_sql};
 
 int pk_store_fail(pk_error *err, sqlite3 *db, const char *path)
 {
@@ -541,9 +598,37 @@ static int count_wal_frames(void *arg, sqlite3 *writer, const char *name, int fr
 }
 
 /* Copies committed WAL frames into the file while the writer carries on appending. */
+/*
+ * Held by a checkpointer while it is inside SQLite, and by fork: a child must
+ * not inherit SQLite's locks half-taken (it may open the store to record a
+ * run of its own). Checkpoints of several stores take turns; they are rare.
+ */
+static pthread_mutex_t checkpoint_work = PTHREAD_MUTEX_INITIALIZER;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&checkpoint_work);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&checkpoint_work);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&checkpoint_work, NULL);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 static void *checkpoint_main(void *arg)
 {
     pk_store_checkpointer *c = arg;
+    pk_self.busy = 1; /* pikoc's own thread: its allocations are not the program's */
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (!c->kicks && !c->stopping)
@@ -554,7 +639,9 @@ static void *checkpoint_main(void *arg)
         pthread_mutex_unlock(&c->lock);
         /* PASSIVE never waits for the writer or readers: what it cannot copy now,
          * the next commit's kick copies. */
+        pthread_mutex_lock(&checkpoint_work);
         sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_unlock(&checkpoint_work);
         pthread_mutex_lock(&c->lock);
     }
     pthread_mutex_unlock(&c->lock);
@@ -563,6 +650,8 @@ static void *checkpoint_main(void *arg)
 
 pk_store_checkpointer *pk_store_checkpointer_start(const char *path, sqlite3 *writer)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, watch_forks);
     pk_store_checkpointer *c = pk_xcalloc(1, sizeof *c);
     c->truncate_at = WAL_TRUNCATE_FRAMES;
     pk_error ignored;

@@ -43,8 +43,8 @@ pk --version
 check_equal "--version" "$status $(cat out)" "0 pikoc 0.1.0"
 pk --help
 check_equal "--help lists every command" "$status $(awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s ", $1 }' out)" \
-    "0 run runs top tree events spikes diff export sql spans "
-for cmd in run runs top tree events spikes diff export sql spans; do
+    "0 run runs top tree events spikes diff export sql spans leaks peak histogram "
+for cmd in run runs top tree events spikes diff export sql spans leaks peak histogram; do
     pk "$cmd" --help
     check_equal "pikoc $cmd --help" "$status $(head -1 out | cut -d' ' -f1-3)" "0 usage: pikoc $cmd"
     cp out help.txt
@@ -420,7 +420,7 @@ bad "run --max-depth -3" "pikoc run: --max-depth '-3': expected a non-negative w
 bad "run --min-duration '5 parsecs'" \
     "pikoc run: --min-duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s)" \
     run --min-duration '5 parsecs' -- "$(prog nested)"
-bad "run --monitor cpu" "pikoc run: --monitor 'cpu': unknown monitor (known: function, function-memory)" \
+bad "run --monitor cpu" "pikoc run: --monitor 'cpu': unknown monitor (known: function, function-memory, alloc)" \
     run --monitor cpu -- "$(prog nested)"
 bad "run --record sqlit:run.db" \
     "pikoc run: --record: recorder spec 'sqlit:run.db': unknown kind 'sqlit' (known: stdout, stderr, text, csv, list, sqlite)" \
@@ -434,7 +434,7 @@ bad "run --verbose" "pikoc run: unknown option '--verbose' (see pikoc run --help
 check_equal "bad options: the program never ran, no file was created" "$(ls)" ""
 cd .. || exit 1
 
-bad "top --by speed" "pikoc top: --by 'speed': unknown key (accepted: calls, total, self, alloc, free, rss)" top --by speed
+bad "top --by speed" "pikoc top: --by 'speed': unknown key (accepted: calls, total, self, alloc, free, rss, allocations, bytes, temporary)" top --by speed
 bad "top --limit -1" "pikoc top: --limit '-1': expected a non-negative whole number" top --limit -1
 bad "top --format xml" "pikoc top: --format 'xml': unknown format (accepted: table, csv, json)" top --format xml
 bad "top --run" "pikoc top: --run needs a value (N)" top --run
@@ -458,7 +458,7 @@ sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 bad "SQLite, not pikoc" "pikoc events: other.db: not a pikoc database (no pikoc schema)" events --db other.db
 cp pikoc.db newer.db
 sqlite3 newer.db "PRAGMA user_version = 7"
-bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (2)" top --db newer.db
+bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (3)" top --db newer.db
 # Every page after the first (the header the checks read) overwritten.
 cp pikoc.db corrupt.db
 size=$(wc -c <corrupt.db)

@@ -136,9 +136,13 @@ static pk_logger *new_logger(void)
 
 static void push_all(pk_logger *lg, const pk_record *recs, size_t n)
 {
-    pk_run_info run = {.monitor = "test", .flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC,
-                       .clock = "monotonic", .alloc_source = "test", .command_line = "test",
-                       .host = "localhost", .pid = 1};
+    pk_run_info run = {.monitor = "test",
+                       .flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC,
+                       .clock = "monotonic",
+                       .alloc_source = "test",
+                       .command_line = "test",
+                       .host = "localhost",
+                       .pid = 1};
     pk_run_totals totals = {.events = n};
     capture_state *s = pk_recorder_state(pk_logger_recorder(lg));
     int starts = s->starts;
@@ -173,9 +177,9 @@ static const char *run_specs(const char *const *specs, const pk_record *recs, si
 #define RUN(specs, ...) run_specs(specs, RECORDS(__VA_ARGS__), COUNT(__VA_ARGS__))
 
 /* A{ B{} C{ D{} } } on one thread: the shape most tests reuse. */
-#define NESTED                                                                          \
-    call(0, "A", 0), call(1, "B", 1), ret(2, "B", 1, 100), call(3, "C", 1),             \
-        call(4, "D", 2), ret(5, "D", 2, 100), ret(6, "C", 1, 300), ret(7, "A", 0, 700)
+#define NESTED                                                                                     \
+    call(0, "A", 0), call(1, "B", 1), ret(2, "B", 1, 100), call(3, "C", 1), call(4, "D", 2),       \
+        ret(5, "D", 2, 100), ret(6, "C", 1, 300), ret(7, "A", 0, 700)
 
 /* ---- no filter ------------------------------------------------------------ */
 
@@ -266,9 +270,9 @@ static void test_not_on_value(void **state)
                         "0:call:A 3:call:C 6:return:C 7:return:A");
     assert_string_equal(RUN(SPECS("not-on-value:type=call"), NESTED),
                         "2:return:B 5:return:D 6:return:C 7:return:A");
-    assert_string_equal(RUN(SPECS("not-on-value:rss=409600"), unmeasured(call(0, "A", 0)),
-                            call(1, "B", 1)),
-                        "0:call:A");
+    assert_string_equal(
+        RUN(SPECS("not-on-value:rss=409600"), unmeasured(call(0, "A", 0)), call(1, "B", 1)),
+        "0:call:A");
 }
 
 /* ---- on-change ------------------------------------------------------------ */
@@ -326,8 +330,7 @@ static void test_include(void **state)
                         "0:call:A 1:call:B 2:return:B 3:call:C 4:call:D 5:return:D "
                         "6:return:C 7:return:A");
     assert_string_equal(RUN(SPECS("include:parse_*,*_free"), call(0, "parse_spec", 0),
-                            call(1, "pk_free", 1), call(2, "parse", 2),
-                            call(3, "pk_free_all", 3)),
+                            call(1, "pk_free", 1), call(2, "parse", 2), call(3, "pk_free_all", 3)),
                         "0:call:parse_spec 1:call:pk_free");
 }
 
@@ -407,9 +410,9 @@ static void test_min_duration_recursion(void **state)
 {
     /* f -> f -> f (short), f (long): the same name at several depths. */
     assert_string_equal(RUN(SPECS("min-duration:1ms"), call(0, "f", 0), call(1, "f", 1),
-                            call(2, "f", 2), ret(3, "f", 2, 10), call(4, "f", 2),
-                            call(5, "f", 3), ret(6, "f", 3, 20), ret(7, "f", 2, 2000000),
-                            ret(8, "f", 1, 3000000), ret(9, "f", 0, 4000000)),
+                            call(2, "f", 2), ret(3, "f", 2, 10), call(4, "f", 2), call(5, "f", 3),
+                            ret(6, "f", 3, 20), ret(7, "f", 2, 2000000), ret(8, "f", 1, 3000000),
+                            ret(9, "f", 0, 4000000)),
                         "0:call:f 1:call:f 4:call:f 7:return:f 8:return:f 9:return:f");
 }
 
@@ -439,12 +442,12 @@ static void test_min_duration_return_without_call(void **state)
      * dropped upstream): long, so the held ancestor comes out first, and
      * the ancestor's return then passes although short, so the output
      * never holds a call without its return. */
-    assert_string_equal(RUN(SPECS("min-duration:100"), call(0, "A", 0), ret(1, "B", 1, 500),
-                            ret(2, "A", 0, 50)),
-                        "0:call:A 1:return:B 2:return:A");
-    assert_string_equal(RUN(SPECS("min-duration:100"), call(0, "A", 0), ret(1, "B", 1, 50),
-                            ret(2, "A", 0, 50)),
-                        "");
+    assert_string_equal(
+        RUN(SPECS("min-duration:100"), call(0, "A", 0), ret(1, "B", 1, 500), ret(2, "A", 0, 50)),
+        "0:call:A 1:return:B 2:return:A");
+    assert_string_equal(
+        RUN(SPECS("min-duration:100"), call(0, "A", 0), ret(1, "B", 1, 50), ret(2, "A", 0, 50)),
+        "");
 }
 
 static void test_min_duration_on_other_thread_return(void **state)
@@ -556,8 +559,7 @@ static void test_chain_min_duration_then_max_depth(void **state)
 {
     assert_string_equal(RUN(SPECS("min-duration:200", "max-depth:0"), NESTED),
                         "0:call:A 7:return:A");
-    assert_string_equal(RUN(SPECS("min-duration:200", "exclude:A"), NESTED),
-                        "3:call:C 6:return:C");
+    assert_string_equal(RUN(SPECS("min-duration:200", "exclude:A"), NESTED), "3:call:C 6:return:C");
 }
 
 /* ---- spec errors ---------------------------------------------------------- */
@@ -576,7 +578,7 @@ static void expect_open_error(const char *spec, const char *message)
 #define KNOWN_FIELDS                                                                               \
     "index, type, function, file, line, caller, caller_file, caller_line, thread, depth, "         \
     "time_ns, duration_ns, rss, vms, allocated, freed, alloc_delta, free_delta, label, span, "     \
-    "total_ns"
+    "total_ns, alloc_function, pointer, old_pointer, size, usable_size"
 
 static void test_errors_kind(void **state)
 {

@@ -560,7 +560,7 @@ static void test_unknown_monitor(void **state)
     (void)state;
     pk_error err = {{0}};
     assert_null(pk_monitor_new("cpu", &err));
-    assert_string_equal(err.message, "unknown monitor 'cpu' (known: function, function-memory)");
+    assert_string_equal(err.message, "unknown monitor 'cpu' (known: function, function-memory, alloc)");
 }
 
 static void test_logger_per_recorder(void **state)

@@ -335,7 +335,8 @@ static void stdout_and_stderr_write_their_descriptor(void **state)
 
 #define CSV_HEADER                                                                                 \
     "index,type,function,file,line,caller,caller_file,caller_line,thread,depth,time_ns,"           \
-    "duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta,label,span,total_ns\r\n"
+    "duration_ns,rss,vms,allocated,freed,alloc_delta,free_delta,label,span,total_ns,"              \
+    "alloc_function,pointer,old_pointer,size,usable_size\r\n"
 
 static void csv_header_and_rows(void **state)
 {
@@ -349,9 +350,9 @@ static void csv_header_and_rows(void **state)
     record_to_file("csv", t, PK_RECORD_MEMORY | PK_RECORD_ALLOC, recs, 2);
     assert_file_is(t->path, CSV_HEADER
                    "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,409600,4096000,"
-                   "1000,500,,,,,\r\n"
+                   "1000,500,,,,,,,,,,\r\n"
                    "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,409600,"
-                   "4096000,3048,1524,2048,1024,,,\r\n");
+                   "4096000,3048,1524,2048,1024,,,,,,,,\r\n");
 }
 
 /* The header names every field even when the run measures none of the optional ones. */
@@ -362,8 +363,8 @@ static void csv_unmeasured_fields_are_empty_cells(void **state)
     compute_call_and_return(recs, 0);
     record_to_file("csv", t, 0, recs, 2);
     assert_file_is(t->path, CSV_HEADER
-                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n"
-                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,,,,\r\n");
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,,,,,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,,,,,,,,,\r\n");
 }
 
 static void csv_quotes_commas_quotes_and_line_breaks(void **state)
@@ -378,11 +379,12 @@ static void csv_quotes_commas_quotes_and_line_breaks(void **state)
     for (int i = 0; i < 3; i++)
         recs[i].flags = 0;
     record_to_file("csv", t, 0, recs, 3);
-    assert_file_is(t->path, CSV_HEADER
-                   "0,call,\"operator,\"\"x\"\"\",demo.c,10,main,demo.c,100,4242,0,1,,,,,,,,,,\r\n"
-                   "1,call,\"two\nlines\",demo.c,11,main,demo.c,101,4242,1,2,,,,,,,,,,\r\n"
-                   "2,call,\"carriage\rreturn\",\"say \"\"hi\"\".c\",12,\"add(int, int)\","
-                   "demo.c,102,4242,2,3,,,,,,,,,,\r\n");
+    assert_file_is(
+        t->path, CSV_HEADER
+        "0,call,\"operator,\"\"x\"\"\",demo.c,10,main,demo.c,100,4242,0,1,,,,,,,,,,,,,,,\r\n"
+        "1,call,\"two\nlines\",demo.c,11,main,demo.c,101,4242,1,2,,,,,,,,,,,,,,,\r\n"
+        "2,call,\"carriage\rreturn\",\"say \"\"hi\"\".c\",12,\"add(int, int)\","
+        "demo.c,102,4242,2,3,,,,,,,,,,,,,,,\r\n");
 }
 
 /* One header row per file: a second start must not add another. */
@@ -428,11 +430,12 @@ static void csv_carries_label_span_and_total(void **state)
     pk_record recs[3];
     checkpoint_records(recs);
     record_to_file("csv", t, 0, recs, 3);
-    assert_file_is(t->path, CSV_HEADER
-                   "0,call,request,demo.c,10,main,demo.c,100,4242,0,1000,,,,,,,,,7,\r\n"
-                   "1,checkpoint,request,demo.c,10,main,demo.c,101,4242,1,2500,1500,,,,,,,"
-                   "parsed,7,1500\r\n"
-                   "2,return,request,demo.c,10,main,demo.c,102,4242,0,3000,2000,,,,,,,,7,\r\n");
+    assert_file_is(
+        t->path, CSV_HEADER
+        "0,call,request,demo.c,10,main,demo.c,100,4242,0,1000,,,,,,,,,7,,,,,,\r\n"
+        "1,checkpoint,request,demo.c,10,main,demo.c,101,4242,1,2500,1500,,,,,,,"
+        "parsed,7,1500,,,,,\r\n"
+        "2,return,request,demo.c,10,main,demo.c,102,4242,0,3000,2000,,,,,,,,7,,,,,,\r\n");
 }
 
 static void csv_start_twice_writes_one_header(void **state)
@@ -772,16 +775,16 @@ static void without_flush_records_wait_for_a_flush(void **state)
     pk_logger_push(lg, &recs[0]);
     assert_file_is(t->path, "");
     assert_int_equal(pk_logger_flush(lg), 0);
-    assert_file_is(t->path,
-                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n");
+    assert_file_is(t->path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,,,,,,\r\n");
     pk_logger_push(lg, &recs[1]);
-    assert_file_is(t->path,
-                   CSV_HEADER "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n");
+    assert_file_is(t->path, CSV_HEADER
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,,,,,,\r\n");
     pk_run_totals totals = {0};
     assert_int_equal(pk_logger_finish(lg, &totals), 0);
     assert_file_is(t->path, CSV_HEADER
-                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,\r\n"
-                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,,,,\r\n");
+                   "0,call,compute,demo.c,10,main,demo.c,100,4242,0,1500,,,,,,,,,,,,,,,\r\n"
+                   "1,return,compute,demo.c,10,main,demo.c,100,4242,0,9500,8000,,,,,,,,,,,,,,\r\n");
     pk_logger_free(lg);
 }
 

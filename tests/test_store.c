@@ -329,12 +329,19 @@ static void run_row_holds_every_column(void **state)
     sqlite3 *db = open_read(t->db);
     assert_rows(db, "SELECT * FROM runs",
                 "1|demo --fast|testhost|4321|1700000000000000000|1700000000000005000|5000|"
-                "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3\n");
-    assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10\n");
-    assert_rows(db, "PRAGMA user_version", "2\n");
+                "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3|NULL\n");
+    /* Thread 4242 is not one pikoc saw run: no name. */
+    assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10|NULL\n");
+    assert_rows(db, "PRAGMA user_version", "3\n");
     assert_rows(db, "PRAGMA application_id", "1347112771\n");
     sqlite3_close(db);
 }
+
+/* What schema version 3 adds: dropped to make an older file. */
+#define VERSION_3_OBJECTS                                                                          \
+    "DROP TABLE alloc_runs; DROP TABLE alloc_sites; DROP TABLE alloc_sizes;"                       \
+    " DROP TABLE memory_samples; ALTER TABLE threads DROP COLUMN name;"                            \
+    " ALTER TABLE runs DROP COLUMN parent_run;"
 
 /* ---- profiler spans and checkpoints (schema version 2) ------------------------------ */
 
@@ -411,7 +418,8 @@ static void version_1_file_is_upgraded_by_a_writer(void **state)
 {
     const temp_dir *t = dir_of(state);
     record_nested(t->db, NULL);
-    exec_sql(t->db, "DROP TABLE spans; DROP TABLE checkpoints; PRAGMA user_version = 1");
+    exec_sql(t->db, "DROP TABLE spans; DROP TABLE checkpoints; " VERSION_3_OBJECTS
+                    " PRAGMA user_version = 1");
     sqlite3 *db = open_read(t->db);
     assert_false(pk_store_has_spans(db));
     assert_rows(db, "PRAGMA user_version", "1\n");
@@ -420,11 +428,123 @@ static void version_1_file_is_upgraded_by_a_writer(void **state)
     record_profilers(t->db);
     db = open_read(t->db);
     assert_true(pk_store_has_spans(db));
-    assert_rows(db, "PRAGMA user_version", "2\n");
+    assert_rows(db, "PRAGMA user_version", "3\n");
     assert_rows(db, "SELECT id, events FROM runs", "1|10\n2|7\n");
     assert_rows(db, "SELECT run_id, span, message FROM spans ORDER BY span",
                 "2|1|request\n2|2|query\n");
     assert_rows(db, "SELECT count(*) FROM pikoc_events WHERE run_id = 1", "10\n");
+    sqlite3_close(db);
+}
+
+/* A version-2 file (before allocations) is upgraded by the next writer, its runs kept. */
+static void version_2_file_is_upgraded(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    exec_sql(t->db, VERSION_3_OBJECTS " PRAGMA user_version = 2");
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "PRAGMA user_version", "3\n");
+    assert_rows(db, "SELECT id, status FROM runs", "1|complete\n2|complete\n");
+    assert_rows(db, "SELECT count(*) FROM alloc_runs", "0\n");
+    assert_rows(db,
+                "SELECT name FROM sqlite_master WHERE name LIKE 'alloc_%' OR name = "
+                "'memory_samples' ORDER BY name",
+                "alloc_runs\nalloc_sites\nalloc_sizes\nmemory_samples\n");
+    sqlite3_close(db);
+}
+
+/* An allocation record as the drain builds it: site `line` of main, on `thread`. */
+static pk_record alloc_record(uint64_t index, pk_event_type type, uintptr_t pointer, uintptr_t old,
+                              uint64_t size, unsigned line, uint64_t thread)
+{
+    pk_record r = test_record(index, type, "", 0, 10 * index);
+    r.flags = PK_RECORD_BLOCK | PK_RECORD_SIZE;
+    r.file = "";
+    r.line = 0;
+    r.caller_line = line;
+    r.call_site = 0x1000 + line;
+    r.thread = thread;
+    r.alloc_function = type == PK_EVENT_FREE ? "free" : "malloc";
+    r.pointer = pointer;
+    r.old_pointer = old;
+    r.size = size;
+    r.usable_size = size;
+    return r;
+}
+
+/*
+ *   index  line  thread  event                      live bytes
+ *     0     1      1     alloc 0xa 100                 100
+ *     1     2      1     alloc 0xb 50                  150
+ *     2     3      1     free 0xb (temporary)          100
+ *     3     4      1     realloc 0xa -> 0xc 400        400 (peak, time 30)
+ *     4     5      2     alloc 0xd 10                  410 (peak, time 40)
+ *     5     6      2     free 0xd (temporary)          400
+ *     6     6      1     free 0xe (never allocated)    400
+ *     7     1      1     alloc 0xf 100                 500 (peak, time 70)
+ *     8     3      1     free 0xc (not temporary)      100
+ * Left: 0xf (100 bytes, line 1). At the last peak line 1 held 100, line 4 400.
+ */
+static void allocations_become_site_aggregates(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[] = {
+        alloc_record(0, PK_EVENT_ALLOC, 0xa, 0, 100, 1, 1),
+        alloc_record(1, PK_EVENT_ALLOC, 0xb, 0, 50, 2, 1),
+        alloc_record(2, PK_EVENT_FREE, 0xb, 0, 50, 3, 1),
+        alloc_record(3, PK_EVENT_REALLOC, 0xc, 0xa, 400, 4, 1),
+        alloc_record(4, PK_EVENT_ALLOC, 0xd, 0, 10, 5, 2),
+        alloc_record(5, PK_EVENT_FREE, 0xd, 0, 10, 6, 2),
+        alloc_record(6, PK_EVENT_FREE, 0xe, 0, 0, 6, 1),
+        alloc_record(7, PK_EVENT_ALLOC, 0xf, 0, 100, 1, 1),
+        alloc_record(8, PK_EVENT_FREE, 0xc, 0, 400, 3, 1),
+    };
+    pk_run_totals totals = {.events = PK_ARRAY_SIZE(recs), .end_ns = 100};
+    record_run(t->db, NULL, recs, PK_ARRAY_SIZE(recs), &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db,
+                "SELECT allocations, reallocs, frees, unknown_frees, bytes, freed_bytes,"
+                " leaked_blocks, leaked_bytes, peak_bytes, peak_time_ns, peak_rss > 0, sites"
+                " FROM alloc_runs",
+                "5|1|4|1|660|560|1|100|500|70|1|4\n");
+    assert_rows(db,
+                "SELECT caller_line, path_id, allocations, bytes, frees, freed_bytes, temporary,"
+                " leaked_blocks, leaked_bytes, peak_bytes FROM alloc_sites ORDER BY id",
+                "1|NULL|2|200|1|100|0|1|100|100\n"
+                "2|NULL|1|50|1|50|1|0|0|0\n"
+                "4|NULL|1|400|1|400|0|0|0|400\n"
+                "5|NULL|1|10|1|10|1|0|0|0\n");
+    assert_rows(db, "SELECT size, count FROM alloc_sizes ORDER BY size",
+                "10|1\n50|1\n100|2\n400|1\n");
+    /* Allocation records are aggregates only: no event batches, no symbols of their own. */
+    assert_rows(db, "SELECT written, (SELECT count(*) FROM event_batches) FROM runs", "0|0\n");
+    assert_rows(db, "SELECT function, file, line FROM symbols", "main|demo.c|0\n");
+    sqlite3_close(db);
+}
+
+/* Timer samples of RSS and VMS: rows of memory_samples, unmeasured ones left out. */
+static void samples_are_stored(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[3];
+    for (size_t i = 0; i < 3; i++) {
+        recs[i] = test_record(i, PK_EVENT_SAMPLE, "", 0, 10000000 * (i + 1));
+        recs[i].caller = recs[i].caller_file = "";
+        recs[i].thread = 0;
+        recs[i].rss = 4096 * (100 + i);
+        recs[i].vms = 4096 * 1000;
+        recs[i].flags = i == 1 ? 0 : PK_RECORD_MEMORY; /* statm unreadable once */
+    }
+    pk_run_totals totals = {.events = 3, .end_ns = 40000000};
+    record_run(t->db, NULL, recs, 3, &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT time_ns, rss, vms FROM memory_samples ORDER BY time_ns",
+                "10000000|409600|4096000\n30000000|417792|4096000\n");
+    assert_rows(db, "SELECT allocations, frees, peak_rss >= 417792 FROM alloc_runs", "0|0|1\n");
+    /* No thread row and no symbol for them: they are the process's. */
+    assert_rows(db, "SELECT (SELECT count(*) FROM threads), (SELECT count(*) FROM symbols)",
+                "0|0\n");
     sqlite3_close(db);
 }
 
@@ -724,7 +844,7 @@ static void filters_keep_events_out_but_aggregates_exact(void **state)
     assert_sql(db, FUNCTIONS_SQL, 1, NESTED_FUNCTIONS);
     assert_sql(db, PATHS_SQL, 1, NESTED_PATHS);
     assert_rows(db, "SELECT events, calls, written FROM runs", "10|5|2\n");
-    assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|2\n");
+    assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|2|NULL\n");
     sqlite3_close(db);
 }
 
@@ -989,8 +1109,8 @@ static void newer_schema_is_refused(void **state)
     record_nested(t->db, NULL);
     exec_sql(t->db, "PRAGMA user_version = 99");
     file_bytes before = read_bytes(t->db);
-    expect_read_error(t->db, "schema version 99 is newer than this pikoc (2)");
-    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (2)");
+    expect_read_error(t->db, "schema version 99 is newer than this pikoc (3)");
+    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (3)");
     pk_error err = {{0}};
     assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "killed", 9, -1, NULL, &err), -1);
     assert_unchanged(t->db, before);
@@ -1113,6 +1233,9 @@ int main(void)
         WITH_DIR(run_row_holds_every_column),
         WITH_DIR(profilers_fill_spans_and_checkpoints),
         WITH_DIR(version_1_file_is_upgraded_by_a_writer),
+        WITH_DIR(version_2_file_is_upgraded),
+        WITH_DIR(allocations_become_site_aggregates),
+        WITH_DIR(samples_are_stored),
         WITH_DIR(closed_store_is_one_file),
         WITH_DIR(functions_are_exact_with_recursion),
         WITH_DIR(call_paths_form_the_calling_context_tree),

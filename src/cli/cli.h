@@ -26,7 +26,8 @@ typedef struct pk_cli_command {
 } pk_cli_command;
 
 extern const pk_cli_command pk_cmd_run, pk_cmd_runs, pk_cmd_top, pk_cmd_tree, pk_cmd_events,
-    pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql, pk_cmd_spans;
+    pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql, pk_cmd_spans, pk_cmd_leaks, pk_cmd_peak,
+    pk_cmd_histogram;
 
 /* Prints "pikoc CMD: message" on stderr (one line). */
 void pk_cli_error(const char *command, const char *fmt, ...) PK_PRINTF(2, 3);
@@ -116,6 +117,9 @@ void pk_table_real(pk_table *t, double value);
 void pk_table_null(pk_table *t); /* not measured: "-" in a table, empty in CSV, null in JSON */
 /* Ends the output (the JSON array, pending table rows) and flushes; -1 on a write error. */
 int pk_table_finish(pk_table *t);
+/* What a table shows for PK_COLUMN_NS ("1.25 ms") and PK_COLUMN_BYTES ("12.0 KiB"). */
+void pk_readable_ns(int64_t ns, char *buf, size_t size);
+void pk_readable_bytes(int64_t bytes, char *buf, size_t size);
 /* Writes text as a JSON string, quotes included: the one escaper (also export's). */
 void pk_json_string(FILE *out, const char *text);
 
@@ -181,6 +185,13 @@ typedef struct pk_run_facts {
 
 /* The facts of q's run; 0, or the exit status after a reported error. */
 int pk_query_run_facts(pk_query *q, pk_run_facts *facts);
+/* Whether q's run has allocation records (the alloc_* tables), quietly. */
+bool pk_query_has_alloc(pk_query *q);
+/*
+ * Whether q's run has allocation records (the alloc_* tables); else reports
+ * "run N has no allocation records (...)" and returns PK_EXIT_USAGE.
+ */
+int pk_query_alloc_run(pk_query *q);
 /* Reports a failed write of the output and returns PK_EXIT_FAILURE. */
 int pk_query_write_failed(pk_query *q, const char *where);
 /*

@@ -23,19 +23,25 @@ static const char help[] =
     "  folded   folded stacks, one line per call path: 'main;parse;read_line 1234',\n"
     "           weighted by the path's own time in ns or, with --weight alloc, the\n"
     "           bytes it allocated itself (callees excluded), for flamegraph.pl.\n"
+    "           For a run recorded with --monitor alloc, one line per allocation\n"
+    "           call site (the recorded calls open then, and the function that\n"
+    "           called malloc, new, ...), weighted by the bytes it asked for\n"
+    "           (alloc), still held at the end (leaked) or held at the peak (peak).\n"
     "  csv      the events, as pikoc events --format csv prints them.\n"
     "\n"
     "options:\n"
     "  -d, --db FILE        the database (default: pikoc.db in the current directory)\n"
     "  -r, --run N          the run (default: the latest; see pikoc runs)\n"
     "  -f, --format FORMAT  chrome, folded or csv\n"
-    "  --weight WEIGHT      folded stacks weighted by time (the default) or alloc\n"
+    "  --weight WEIGHT      folded stacks weighted by time (the default), alloc,\n"
+    "                       leaked or peak (the last two: --monitor alloc runs)\n"
     "  -o, --output FILE    write FILE instead of stdout\n"
     "  -h, --help           this help\n"
     "\n"
     "examples:\n"
     "  pikoc export -o trace.json\n"
-    "  pikoc export --format folded --weight alloc | flamegraph.pl > alloc.svg\n";
+    "  pikoc export --format folded --weight alloc | flamegraph.pl > alloc.svg\n"
+    "  pikoc export --format folded --weight leaked | flamegraph.pl > leaks.svg\n";
 
 static int export_main(int argc, char **argv);
 
@@ -53,8 +59,10 @@ static const pk_cli_option options[] = {
 
 enum { EXPORT_CHROME, EXPORT_FOLDED, EXPORT_CSV };
 static const char *const formats[] = {"chrome", "folded", "csv"};
-enum { WEIGHT_TIME, WEIGHT_ALLOC };
-static const char *const weights[] = {"time", "alloc"};
+enum { WEIGHT_TIME, WEIGHT_ALLOC, WEIGHT_LEAKED, WEIGHT_PEAK };
+static const char *const weights[] = {"time", "alloc", "leaked", "peak"};
+/* The alloc_sites column of each weight, for runs with allocation records. */
+static const char *const site_weights[] = {NULL, "bytes", "leaked_bytes", "peak_bytes"};
 
 /* ---- Chrome Trace Event JSON ------------------------------------------------------ */
 
@@ -250,9 +258,84 @@ static int export_chrome(pk_query *q)
 
 /* ---- folded stacks ------------------------------------------------------------------- */
 
+/* Each node's stack is its parent's plus its own name; parents come first. */
+static char **path_stacks(const pk_call_tree *t)
+{
+    char **stacks = pk_xcalloc(t->count ? t->count : 1, sizeof *stacks);
+    for (size_t i = 0; i < t->count; i++) {
+        const pk_path_node *n = &t->nodes[i];
+        const char *above = n->parent == SIZE_MAX ? NULL : stacks[n->parent];
+        size_t size = (above ? strlen(above) + 1 : 0) + strlen(n->function) + 1;
+        stacks[i] = pk_xcalloc(size, 1);
+        snprintf(stacks[i], size, "%s%s%s", above ? above : "", above ? ";" : "", n->function);
+    }
+    return stacks;
+}
+
+static void free_stacks(char **stacks, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(stacks[i]);
+    free(stacks);
+}
+
+/* The index of the node with that id (nodes come in id order), or SIZE_MAX. */
+static size_t node_index(const pk_call_tree *t, int64_t id)
+{
+    size_t lo = 0, hi = t->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->nodes[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->count && t->nodes[lo].id == id ? lo : SIZE_MAX;
+}
+
+/*
+ * Allocation sites as stacks: the recorded calls open at the allocation,
+ * then the function that called the allocator (when it is not the innermost
+ * recorded call itself).
+ */
+static int export_alloc_sites(pk_query *q, int weight, const pk_call_tree *t, char **stacks)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT a.path_id, s.function, sum(a.%s) AS weight"
+             " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
+             " WHERE a.run_id = ? GROUP BY a.path_id, s.function HAVING weight > 0"
+             " ORDER BY a.path_id, s.function",
+             site_weights[weight]);
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        size_t node = sqlite3_column_type(stmt, 0) == SQLITE_NULL
+                          ? SIZE_MAX
+                          : node_index(t, sqlite3_column_int64(stmt, 0));
+        const char *caller = (const char *)sqlite3_column_text(stmt, 1);
+        long long value = sqlite3_column_int64(stmt, 2);
+        if (node == SIZE_MAX)
+            fprintf(q->out, "%s %lld\n", caller, value);
+        else if (strcmp(t->nodes[node].function, caller) == 0)
+            fprintf(q->out, "%s %lld\n", stacks[node], value);
+        else
+            fprintf(q->out, "%s;%s %lld\n", stacks[node], caller, value);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : pk_query_fail(q);
+}
+
 static int export_folded(pk_query *q, int weight)
 {
-    if (weight == WEIGHT_ALLOC) {
+    bool sites = weight != WEIGHT_TIME && pk_query_has_alloc(q);
+    if (weight == WEIGHT_LEAKED || weight == WEIGHT_PEAK) {
+        if (!sites)
+            return pk_query_alloc_run(q);
+    } else if (weight == WEIGHT_ALLOC && !sites) {
         pk_run_facts facts;
         int status = pk_query_run_facts(q, &facts);
         if (status != 0)
@@ -270,30 +353,27 @@ static int export_folded(pk_query *q, int weight)
         pk_call_tree_free(&t);
         return status;
     }
-    /* Each node's stack is its parent's plus its own name; parents come first. */
-    char **stacks = pk_xcalloc(t.count ? t.count : 1, sizeof *stacks);
-    for (size_t i = 0; i < t.count; i++) {
-        const pk_path_node *n = &t.nodes[i];
-        const char *above = n->parent == SIZE_MAX ? NULL : stacks[n->parent];
-        size_t size = (above ? strlen(above) + 1 : 0) + strlen(n->function) + 1;
-        stacks[i] = pk_xcalloc(size, 1);
-        snprintf(stacks[i], size, "%s%s%s", above ? above : "", above ? ";" : "", n->function);
-        /* flamegraph.pl adds children to their parents: a line carries self weight. */
-        int64_t value = n->self_ns;
-        if (weight == WEIGHT_ALLOC) {
-            value = n->measured[PK_PATH_ALLOC] ? n->bytes[PK_PATH_ALLOC] : 0;
-            for (size_t k = 0; k < n->child_count; k++)
-                if (t.nodes[n->children[k]].measured[PK_PATH_ALLOC])
-                    value -= t.nodes[n->children[k]].bytes[PK_PATH_ALLOC];
+    char **stacks = path_stacks(&t);
+    if (sites) {
+        status = export_alloc_sites(q, weight, &t, stacks);
+    } else {
+        for (size_t i = 0; i < t.count; i++) {
+            const pk_path_node *n = &t.nodes[i];
+            /* flamegraph.pl adds children to their parents: a line carries self weight. */
+            int64_t value = n->self_ns;
+            if (weight == WEIGHT_ALLOC) {
+                value = n->measured[PK_PATH_ALLOC] ? n->bytes[PK_PATH_ALLOC] : 0;
+                for (size_t k = 0; k < n->child_count; k++)
+                    if (t.nodes[n->children[k]].measured[PK_PATH_ALLOC])
+                        value -= t.nodes[n->children[k]].bytes[PK_PATH_ALLOC];
+            }
+            if (value > 0)
+                fprintf(q->out, "%s %lld\n", stacks[i], (long long)value);
         }
-        if (value > 0)
-            fprintf(q->out, "%s %lld\n", stacks[i], (long long)value);
     }
-    for (size_t i = 0; i < t.count; i++)
-        free(stacks[i]);
-    free(stacks);
+    free_stacks(stacks, t.count);
     pk_call_tree_free(&t);
-    return 0;
+    return status;
 }
 
 /* ---- the command -------------------------------------------------------------------- */

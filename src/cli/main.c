@@ -8,8 +8,9 @@
 #include <string.h>
 
 static const pk_cli_command *const commands[] = {
-    &pk_cmd_run,    &pk_cmd_runs, &pk_cmd_top,    &pk_cmd_tree, &pk_cmd_events,
-    &pk_cmd_spikes, &pk_cmd_diff, &pk_cmd_export, &pk_cmd_sql,  &pk_cmd_spans,
+    &pk_cmd_run,    &pk_cmd_runs, &pk_cmd_top,       &pk_cmd_tree, &pk_cmd_events,
+    &pk_cmd_spikes, &pk_cmd_diff, &pk_cmd_export,    &pk_cmd_sql,  &pk_cmd_spans,
+    &pk_cmd_leaks,  &pk_cmd_peak, &pk_cmd_histogram,
 };
 
 static void print_help(FILE *out)
@@ -22,7 +23,7 @@ static void print_help(FILE *out)
           "commands:\n",
           out);
     for (size_t i = 0; i < PK_ARRAY_SIZE(commands); i++)
-        fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+        fprintf(out, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
     fputs("\n"
           "The query commands read pikoc.db in the current directory (--db FILE reads\n"
           "another) and its latest run (--run N picks one); they never modify the file.\n"

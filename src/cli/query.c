@@ -108,6 +108,31 @@ int pk_query_run_facts(pk_query *q, pk_run_facts *facts)
     return status;
 }
 
+bool pk_query_has_alloc(pk_query *q)
+{
+    /* A version-1 file has no alloc_runs table: its runs have no allocation records either. */
+    sqlite3_stmt *stmt = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM alloc_runs WHERE run_id = ?", -1, &stmt, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, q->run_id);
+        found = sqlite3_step(stmt) == SQLITE_ROW;
+    }
+    sqlite3_finalize(stmt);
+    return found;
+}
+
+int pk_query_alloc_run(pk_query *q)
+{
+    if (pk_query_has_alloc(q))
+        return 0;
+    pk_cli_error(q->command->name,
+                 "run %lld has no allocation records (record them with pikoc run --monitor "
+                 "alloc)",
+                 (long long)q->run_id);
+    return PK_EXIT_USAGE;
+}
+
 int pk_query_write_failed(pk_query *q, const char *where)
 {
     pk_cli_error(q->command->name, "cannot write %s: %s", where, strerror(errno ? errno : EIO));

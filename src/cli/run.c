@@ -4,6 +4,8 @@
  * libpikoc-preload.so goes into LD_PRELOAD so an instrumented program is
  * traced without relinking; pikoc exits with the program's status.
  */
+#include "config.h"
+
 #include "cli.h"
 #include "store.h"
 
@@ -37,7 +39,9 @@ static const char help[] =
     "runs of their own: give the instrumented binary itself, not a script.\n"
     "\n"
     "options:\n"
-    "  --monitor NAME       function or function-memory (default: function-memory)\n"
+    "  --monitor NAME       function, function-memory or alloc (every malloc, free,\n"
+    "                       new and delete with its call site), or both kinds:\n"
+    "                       function-memory,alloc (default: function-memory)\n"
     "  --record SPEC        where records go; repeatable (default: " DEFAULT_RECORD ",\n"
     "                       a new run appended each time). Kinds: sqlite:PATH,\n"
     "                       csv:PATH, text:PATH, stdout, stderr\n"
@@ -46,12 +50,17 @@ static const char help[] =
     "  --exclude GLOBS      leave out functions matching these globs\n"
     "  --max-depth N        deepest call recorded (0: the outermost calls only)\n"
     "  --min-duration TIME  leave out calls shorter than TIME (500ns, 2us, 1.5ms, 1s)\n"
+    "  --sample-interval TIME  with --monitor alloc: RSS and VMS every TIME, as records\n"
+    "                       of their own (default 10ms; 0: none)\n"
+    "  --no-follow          record PROGRAM only: processes it starts and programs it\n"
+    "                       executes run untraced (by default each is a run of its own)\n"
     "  -q, --quiet          no summary at the end\n"
     "  -h, --help           this help\n"
     "\n"
     "The exit status is PROGRAM's (128+N when a signal N killed it; the run is then\n"
     "marked killed or crashed in the database), 127 when PROGRAM cannot be started,\n"
-    "2 for a bad option or a statically linked PROGRAM (LD_PRELOAD cannot reach it).\n"
+    "2 for a bad option or a statically linked, setuid or setgid PROGRAM (LD_PRELOAD\n"
+    "cannot reach it).\n"
     "PIKOC_FILTER, PIKOC_RING_EVENTS and PIKOC_CLOCK pass through to the program;\n"
     "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
     "\n"
@@ -76,6 +85,8 @@ enum {
     OPT_EXCLUDE,
     OPT_MAX_DEPTH,
     OPT_MIN_DURATION,
+    OPT_SAMPLE_INTERVAL,
+    OPT_NO_FOLLOW,
     OPT_QUIET,
 };
 
@@ -87,6 +98,8 @@ static const pk_cli_option options[] = {
     [OPT_EXCLUDE] = {"exclude", 0, "GLOBS"},
     [OPT_MAX_DEPTH] = {"max-depth", 0, "N"},
     [OPT_MIN_DURATION] = {"min-duration", 0, "TIME"},
+    [OPT_SAMPLE_INTERVAL] = {"sample-interval", 0, "TIME"},
+    [OPT_NO_FOLLOW] = {"no-follow", 0, NULL},
     [OPT_QUIET] = {"quiet", 'q', NULL},
 };
 
@@ -100,6 +113,8 @@ typedef struct run_config {
     const char *exclude;
     const char *max_depth;
     const char *min_duration;
+    const char *sample_interval;
+    bool no_follow;
     bool quiet;
     char **program; /* PROGRAM ARGS..., NULL-terminated */
 } run_config;
@@ -108,6 +123,14 @@ typedef struct run_config {
 
 static int check_monitor(pk_cli_parser *p, const char *name)
 {
+    if (strchr(name, ',')) {
+        pk_error err;
+        pk_monitor *m = pk_monitor_new(name, &err);
+        if (!m)
+            return pk_cli_usage(p, "--monitor: %s", err.message);
+        pk_monitor_free(m);
+        return 0;
+    }
     if (pk_monitor_find(name))
         return 0;
     char known[256];
@@ -184,6 +207,13 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
         case OPT_MIN_DURATION:
             bad = pk_cli_duration(&p, "--min-duration", value, &number) ? PK_EXIT_USAGE : 0;
             cfg->min_duration = value;
+            break;
+        case OPT_SAMPLE_INTERVAL:
+            bad = pk_cli_duration(&p, "--sample-interval", value, &number) ? PK_EXIT_USAGE : 0;
+            cfg->sample_interval = value;
+            break;
+        case OPT_NO_FOLLOW:
+            cfg->no_follow = true;
             break;
         case OPT_QUIET:
             cfg->quiet = true;
@@ -277,6 +307,22 @@ static int read_elf(const char *path, elf_facts *facts)
     return 0;
 }
 
+/*
+ * "setuid" or "setgid" when running the file changes this process's user or
+ * group: the loader then runs it in secure mode, and LD_PRELOAD is ignored.
+ */
+static const char *secure_execution(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return NULL;
+    if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
+        return "setuid";
+    if ((st.st_mode & S_ISGID) && st.st_gid != getegid())
+        return "setgid";
+    return NULL;
+}
+
 static bool needs_library(const elf_facts *facts, const char *prefix)
 {
     for (size_t i = 0; i < facts->needed_count; i++)
@@ -330,16 +376,16 @@ static int find_preload(char *path, size_t size)
 
 /*
  * LD_PRELOAD for the program: a sanitizer runtime the preload library needs
- * must come first; then what the user preloads; then ours; then the
- * allocator it was built with, preloaded so that it IS the allocator (its
- * per-thread counters give the allocation numbers).
+ * must come first; then what the user preloads; then ours; then jemalloc
+ * (found at configure time), preloaded so that it IS the allocator: behind
+ * our interposer, and the source of the per-thread allocation counters.
  */
 static char *preload_list(const char *preload)
 {
     elf_facts facts;
     read_elf(preload, &facts);
     const char *user = getenv("LD_PRELOAD");
-    size_t size = strlen(preload) + (user ? strlen(user) : 0) + 8;
+    size_t size = strlen(preload) + strlen(PK_JEMALLOC_PATH) + (user ? strlen(user) : 0) + 8;
     for (size_t i = 0; i < facts.needed_count; i++)
         size += strlen(facts.needed[i]) + 1;
     char *list = pk_xcalloc(size, 1);
@@ -349,9 +395,8 @@ static char *preload_list(const char *preload)
     if (user && *user)
         strcat(strcat(list, user), " ");
     strcat(list, preload);
-    for (size_t i = 0; i < facts.needed_count; i++)
-        if (strncmp(facts.needed[i], "libjemalloc.", 12) == 0)
-            strcat(strcat(list, " "), facts.needed[i]);
+    if (readable_file(PK_JEMALLOC_PATH))
+        strcat(strcat(list, " "), PK_JEMALLOC_PATH);
     return list;
 }
 
@@ -381,6 +426,9 @@ static void set_environment(const run_config *cfg, const char *preload)
     set_or_unset("PIKOC_EXCLUDE", cfg->exclude);
     set_or_unset("PIKOC_MAX_DEPTH", cfg->max_depth);
     set_or_unset("PIKOC_MIN_DURATION", cfg->min_duration);
+    set_or_unset("PIKOC_SAMPLE_INTERVAL", cfg->sample_interval);
+    set_or_unset("PIKOC_FOLLOW", cfg->no_follow ? "no" : NULL);
+    set_or_unset("PIKOC_USER_PRELOAD", cfg->no_follow ? getenv("LD_PRELOAD") : NULL);
     if (preload)
         setenv("LD_PRELOAD", preload, 1);
 }
@@ -492,7 +540,8 @@ static void summarize(const char *spec, const char *path, int64_t run_id, int64_
     if (sqlite3_prepare_v2(db,
                            "SELECT status, events, calls, signal,"
                            " id = (SELECT max(id) FROM runs),"
-                           " (SELECT count(*) FROM runs WHERE start_ns >= ?2 AND id != ?1)"
+                           " (SELECT count(*) FROM runs WHERE start_ns >= ?2 AND id != ?1),"
+                           " (SELECT allocations FROM alloc_runs WHERE run_id = ?1)"
                            " FROM runs WHERE id = ?1",
                            -1, &stmt, NULL) != SQLITE_OK) {
         pk_store_fail(&err, db, path);
@@ -506,7 +555,9 @@ static void summarize(const char *spec, const char *path, int64_t run_id, int64_
         const char *status = (const char *)sqlite3_column_text(stmt, 0);
         long long calls = sqlite3_column_int64(stmt, 2);
         long long others = sqlite3_column_int64(stmt, 5);
-        char how[32] = "", more[96] = "";
+        bool allocating = sqlite3_column_type(stmt, 6) != SQLITE_NULL;
+        long long allocations = sqlite3_column_int64(stmt, 6);
+        char how[32] = "", more[96] = "", counted[64] = "";
         if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
             const char *abbrev = sigabbrev_np(sqlite3_column_int(stmt, 3));
             snprintf(how, sizeof how, " (SIG%s)", abbrev ? abbrev : "?");
@@ -514,18 +565,26 @@ static void summarize(const char *spec, const char *path, int64_t run_id, int64_
         if (others > 0)
             snprintf(more, sizeof more, "; %lld more run%s from processes it started", others,
                      others == 1 ? "" : "s");
-        fprintf(stderr, "pikoc run: run %lld %s%s: %lld events, %lld calls -> %s%s\n",
-                (long long)run_id, status, how, sqlite3_column_int64(stmt, 1), calls, spec, more);
-        if (calls == 0 && strcmp(status, "complete") == 0) {
+        if (allocating)
+            snprintf(counted, sizeof counted, ", %lld allocations", allocations);
+        fprintf(stderr, "pikoc run: run %lld %s%s: %lld events, %lld calls%s -> %s%s\n",
+                (long long)run_id, status, how, sqlite3_column_int64(stmt, 1), calls, counted, spec,
+                more);
+        if (calls == 0 && !allocating && strcmp(status, "complete") == 0) {
             fprintf(stderr, "pikoc run: no calls were recorded: is the program built with "
                             "-finstrument-functions?\n");
-        } else if ((calls > 0 || others > 0) && !*shown_next) {
+        } else if ((calls > 0 || allocating || others > 0) && !*shown_next) {
             char where[PATH_MAX + 8] = "", which[32] = "";
             if (strcmp(path, "pikoc.db") != 0)
                 snprintf(where, sizeof where, " --db %s", path);
             if (sqlite3_column_int(stmt, 4) == 0)
                 snprintf(which, sizeof which, " --run %lld", (long long)run_id);
-            if (calls > 0)
+            if (allocating)
+                fprintf(stderr,
+                        "pikoc run: next: pikoc leaks%s%s (also: peak, top --by bytes, "
+                        "histogram)\n",
+                        where, which);
+            else if (calls > 0)
                 fprintf(stderr, "pikoc run: next: pikoc top%s%s (also: tree, events, spikes)\n",
                         where, which);
             else
@@ -597,6 +656,14 @@ static int run_main(int argc, char **argv)
                      "'%s' is statically linked: LD_PRELOAD cannot reach it (link it "
                      "dynamically)",
                      name);
+        return PK_EXIT_USAGE;
+    }
+    const char *secure = secure_execution(path);
+    if (secure) {
+        pk_cli_error("run",
+                     "'%s' is %s: the loader ignores LD_PRELOAD for it (run a copy without "
+                     "the %s bit)",
+                     name, secure, secure);
         return PK_EXIT_USAGE;
     }
     /* A program linked with libpikoc records by itself: a second copy would compete. */

@@ -256,7 +256,7 @@ void pk_table_text(pk_table *t, const char *text)
 }
 
 /* 1234 ns, 12.35 us, 1.25 ms, 3.10 s */
-static void readable_ns(int64_t ns, char *buf, size_t size)
+void pk_readable_ns(int64_t ns, char *buf, size_t size)
 {
     double v = fabs((double)ns);
     const char *sign = ns < 0 ? "-" : "";
@@ -271,7 +271,7 @@ static void readable_ns(int64_t ns, char *buf, size_t size)
 }
 
 /* 512 B, 12.0 KiB, 3.5 MiB, 1.2 GiB */
-static void readable_bytes(int64_t bytes, char *buf, size_t size)
+void pk_readable_bytes(int64_t bytes, char *buf, size_t size)
 {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
     double v = fabs((double)bytes);
@@ -310,10 +310,10 @@ void pk_table_int(pk_table *t, int64_t value)
     const char *shown = exact;
     if (t->format == PK_FORMAT_TABLE) {
         if (t->columns[t->column].kind == PK_COLUMN_NS) {
-            readable_ns(value, readable, sizeof readable);
+            pk_readable_ns(value, readable, sizeof readable);
             shown = readable;
         } else if (t->columns[t->column].kind == PK_COLUMN_BYTES) {
-            readable_bytes(value, readable, sizeof readable);
+            pk_readable_bytes(value, readable, sizeof readable);
             shown = readable;
         }
     }

@@ -1,7 +1,8 @@
 /*
  * top.c — `pikoc top`: functions ranked by calls, time, bytes or RSS growth,
  * straight from the per-function aggregates (exact whatever the recorder's
- * filters kept out of the detailed events). Read-only.
+ * filters kept out of the detailed events); or, --by allocations, bytes or
+ * temporary, the call sites of allocations (alloc_sites). Read-only.
  */
 #include "cli.h"
 
@@ -16,34 +17,70 @@ static const char help[] =
     "the resident set over them. '-' marks what was not measured.\n"
     "\n"
     "options:\n" PK_RUN_HELP
-    "  --by KEY             calls, total (the default), self, alloc, free or rss\n"
-    "  --limit N            the first N functions (default 20; 0 for all)\n"
+    "  --by KEY             calls, total (the default), self, alloc, free or rss;\n"
+    "                       or, for a run recorded with --monitor alloc, the call\n"
+    "                       sites of allocations by allocations (calls), bytes\n"
+    "                       (requested) or temporary (blocks freed before the\n"
+    "                       thread allocated anything else, as heaptrack counts them)\n"
+    "  --group GROUP        with allocations, bytes or temporary: site (a line of a\n"
+    "                       function, the default) or function\n"
+    "  --limit N            the first N functions or sites (default 20; 0 for all)\n"
     "  -h, --help           this help\n"
     "\n"
     "JSON fields: function, file, line, calls, total_ns, self_ns, min_ns, max_ns,\n"
-    "alloc_bytes, free_bytes, rss_growth.\n"
+    "alloc_bytes, free_bytes, rss_growth; for allocation sites: function, line\n"
+    "(null when grouped by function), allocations, bytes, temporary, leaked_bytes,\n"
+    "peak_bytes, file.\n"
     "\n"
-    "example:\n"
-    "  pikoc top --by alloc --limit 10\n";
+    "examples:\n"
+    "  pikoc top --by alloc --limit 10\n"
+    "  pikoc top --by temporary --group function\n";
 
 static int top_main(int argc, char **argv);
 
 const pk_cli_command pk_cmd_top = {
     .name = "top",
-    .summary = "functions ranked by calls, time, bytes or RSS growth",
+    .summary = "functions ranked by calls, time, bytes or RSS growth; allocation sites",
     .help = help,
     .main = top_main,
 };
 
-enum { OPT_BY = PK_RUN_OPTION_COUNT, OPT_LIMIT };
+enum { OPT_BY = PK_RUN_OPTION_COUNT, OPT_LIMIT, OPT_GROUP };
 
 static const pk_cli_option options[] = {
-    PK_RUN_OPTIONS, [OPT_BY] = {"by", 0, "KEY"}, [OPT_LIMIT] = {"limit", 0, "N"}};
+    PK_RUN_OPTIONS, [OPT_BY] = {"by", 0, "KEY"}, [OPT_LIMIT] = {"limit", 0, "N"},
+    [OPT_GROUP] = {"group", 0, "GROUP"}};
 
-/* The ranking keys and the aggregate column each sorts on. */
-static const char *const keys[] = {"calls", "total", "self", "alloc", "free", "rss"};
+/* The ranking keys and the aggregate column each sorts on; from KEY_ALLOCATIONS on, sites. */
+static const char *const keys[] = {"calls", "total",       "self",  "alloc",    "free",
+                                   "rss",   "allocations", "bytes", "temporary"};
 static const char *const key_columns[] = {"f.calls",       "f.total_ns",   "f.self_ns",
-                                          "f.alloc_bytes", "f.free_bytes", "f.rss_growth"};
+                                          "f.alloc_bytes", "f.free_bytes", "f.rss_growth",
+                                          "allocations",   "bytes",        "temporary"};
+enum { KEY_ALLOCATIONS = 6 };
+static const char *const groups[] = {"site", "function"};
+
+static const pk_column site_columns[] = {
+    {"function", PK_COLUMN_TEXT},       {"line", PK_COLUMN_INTEGER},
+    {"allocations", PK_COLUMN_INTEGER}, {"bytes", PK_COLUMN_BYTES},
+    {"temporary", PK_COLUMN_INTEGER},   {"leaked_bytes", PK_COLUMN_BYTES},
+    {"peak_bytes", PK_COLUMN_BYTES},    {"file", PK_COLUMN_TEXT},
+};
+
+/* Allocation call sites, merged by line (site) or by function. */
+static sqlite3_stmt *prepare_sites(pk_query *q, int key, bool by_function)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT s.function, %s, sum(a.allocations) AS allocations, sum(a.bytes) AS bytes,"
+             " sum(a.temporary) AS temporary, sum(a.leaked_bytes), sum(a.peak_bytes), s.file"
+             " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
+             " WHERE a.run_id = ?1 GROUP BY s.function, s.file%s"
+             " ORDER BY %s DESC, s.function, s.file, 2 LIMIT ?2",
+             by_function ? "NULL" : "a.caller_line", by_function ? "" : ", a.caller_line",
+             key_columns[key]);
+    return pk_query_prepare(q, sql);
+}
 
 static const pk_column columns[] = {
     {"function", PK_COLUMN_TEXT},     {"calls", PK_COLUMN_INTEGER},
@@ -60,7 +97,7 @@ static int top_main(int argc, char **argv)
     pk_query_init(&q, &pk_cmd_top);
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_top, options, PK_ARRAY_SIZE(options), argc, argv);
-    int key = 1;
+    int key = 1, group = -1;
     uint64_t limit = 20;
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
@@ -76,14 +113,34 @@ static int top_main(int argc, char **argv)
             if (pk_cli_uint(&p, "--limit", value, &limit) != 0)
                 return PK_EXIT_USAGE;
             break;
+        case OPT_GROUP:
+            group = pk_cli_choice(&p, "--group", value, "group", groups, PK_ARRAY_SIZE(groups));
+            if (group < 0)
+                return PK_EXIT_USAGE;
+            break;
         default:
             if (pk_query_option(&p, &q, o, value) != 0)
                 return PK_EXIT_USAGE;
         }
     }
+    bool sites = key >= KEY_ALLOCATIONS;
+    if (group >= 0 && !sites)
+        return pk_cli_usage(&p, "--group applies to --by allocations, bytes or temporary only");
     int status = pk_query_open(&q, true);
     if (status != 0)
         return status;
+    if (sites) {
+        sqlite3_stmt *stmt = NULL;
+        if ((status = pk_query_alloc_run(&q)) == 0 && !(stmt = prepare_sites(&q, key, group == 1)))
+            status = PK_EXIT_USAGE;
+        if (stmt) {
+            sqlite3_bind_int64(stmt, 1, q.run_id);
+            sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+            status = pk_query_print(&q, stmt, site_columns, PK_ARRAY_SIZE(site_columns));
+        }
+        pk_query_close(&q);
+        return status;
+    }
     /* Unmeasured values (NULL) rank last; ties go by name so the order is stable. */
     char sql[1024];
     snprintf(sql, sizeof sql,

@@ -1,0 +1,332 @@
+/*
+ * heap.c — allocation aggregates of the sqlite recorder (see heap.h and
+ * docs/schema.md, "Allocations"). Each record updates its call site, the
+ * live blocks and the heap's size in O(1); what each site held at the peak
+ * is kept lazily: a site copies its live bytes aside just before it changes
+ * after a new peak, so a peak costs nothing until a site moves.
+ */
+#include "heap.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+enum { ST_SITE, ST_RUN, ST_SIZE, ST_SAMPLE };
+
+static const char *const statement_sql[] = {
+    [ST_SITE] = "INSERT OR REPLACE INTO alloc_sites VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_RUN] = "INSERT OR REPLACE INTO alloc_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_SIZE] = "INSERT OR REPLACE INTO alloc_sizes VALUES (?, ?, ?)",
+    [ST_SAMPLE] = "INSERT OR REPLACE INTO memory_samples VALUES (?, ?, ?, ?)",
+};
+
+void pk_heap_init(pk_heap *h)
+{
+    *h = (pk_heap){0};
+    h->site_count = 1;
+}
+
+/* The statements outlive a run: only the run's numbers go. */
+void pk_heap_reset(pk_heap *h)
+{
+    sqlite3_stmt *st[PK_ARRAY_SIZE(h->st)];
+    memcpy(st, h->st, sizeof st);
+    free(h->sites);
+    free(h->samples);
+    pk_block_map_free(&h->site_index);
+    pk_block_map_free(&h->blocks);
+    pk_block_map_free(&h->last_alloc);
+    pk_block_map_free(&h->sizes);
+    pk_heap_init(h);
+    memcpy(h->st, st, sizeof st);
+}
+
+void pk_heap_close(pk_heap *h)
+{
+    for (size_t i = 0; i < PK_ARRAY_SIZE(h->st); i++)
+        sqlite3_finalize(h->st[i]);
+    memset(h->st, 0, sizeof h->st);
+    pk_heap_reset(h);
+}
+
+/* ---- observing ------------------------------------------------------------------ */
+
+static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, uint32_t path);
+
+static uint32_t site_of(pk_heap *h, const pk_record *rec, pk_aggregates *a)
+{
+    uint32_t path = pk_aggregates_open_path(a, rec->thread);
+    /* Allocations come in runs from one site (a loop): the last one first. */
+    if (h->last_site && h->sites[h->last_site].call_site == rec->call_site &&
+        h->sites[h->last_site].path == path)
+        return h->last_site;
+    h->last_site = find_site(h, rec, a, path);
+    return h->last_site;
+}
+
+/* The caller's symbol is looked up once, when its site is new. */
+static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, uint32_t path)
+{
+    uintptr_t key = rec->call_site ? rec->call_site : 1; /* 0 marks an empty slot */
+    pk_block *first = pk_block_map_find(&h->site_index, key);
+    uint32_t id = first ? (uint32_t)first->b : 0;
+    for (uint32_t i = id; i; i = h->sites[i].next)
+        if (h->sites[i].path == path)
+            return i;
+    pk_grow(&h->sites, &h->site_capacity, h->site_count, sizeof *h->sites);
+    uint32_t fresh = (uint32_t)h->site_count++;
+    h->sites[fresh] = (pk_heap_site){
+        .call_site = rec->call_site,
+        .path = path,
+        .caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0),
+        .caller_line = rec->caller_line,
+        .next = id,
+        .epoch = h->epoch,
+    };
+    pk_block_map_put(&h->site_index, key, 0, fresh);
+    return fresh;
+}
+
+/* A site's live bytes are about to change: keep what it held at the last peak. */
+static pk_heap_site *touch(pk_heap *h, uint32_t id)
+{
+    pk_heap_site *s = &h->sites[id];
+    if (s->epoch < h->epoch) {
+        s->peak_bytes = s->live_bytes;
+        s->epoch = h->epoch;
+    }
+    s->dirty = true;
+    return s;
+}
+
+/* Where the block the thread allocated last is kept. */
+static uint64_t *last_alloc_of(pk_heap *h, uint64_t thread)
+{
+    if (h->last_slot && h->last_thread == thread)
+        return h->last_slot;
+    bool added;
+    h->last_slot = &pk_block_map_slot(&h->last_alloc, thread + 1, &added)->a;
+    h->last_thread = thread;
+    return h->last_slot; /* valid until another thread is added to the map */
+}
+
+static void count_size(pk_heap *h, uint64_t size)
+{
+    if (size < PK_ARRAY_SIZE(h->small_sizes)) {
+        h->small_sizes[size]++;
+        h->small_dirty[size] = true;
+        return;
+    }
+    bool added;
+    pk_block *b = pk_block_map_slot(&h->sizes, size, &added);
+    b->a++;
+    b->b = 1; /* changed: stored at the next commit */
+}
+
+static void on_alloc(pk_heap *h, const pk_record *rec, uint32_t site)
+{
+    pk_heap_site *s = touch(h, site);
+    s->allocations++;
+    s->bytes += rec->size;
+    s->live_blocks++;
+    s->live_bytes += rec->size;
+    h->allocations++;
+    h->bytes += rec->size;
+    h->live_bytes += rec->size;
+    pk_block_map_put(&h->blocks, rec->pointer, rec->size, site);
+    *last_alloc_of(h, rec->thread) = rec->pointer;
+    count_size(h, rec->size);
+    if (h->live_bytes > h->peak_bytes) {
+        h->peak_bytes = h->live_bytes;
+        h->peak_time_ns = rec->time_ns;
+        h->epoch++;
+    }
+}
+
+/*
+ * A block freed. Temporary, as heaptrack counts it: the thread allocated
+ * nothing else between this block's allocation and its free.
+ */
+static void on_free(pk_heap *h, const pk_record *rec, uintptr_t address)
+{
+    pk_block block;
+    uint64_t *last = last_alloc_of(h, rec->thread);
+    bool temporary = *last == address;
+    *last = 0;
+    if (!pk_block_map_take(&h->blocks, address, &block)) {
+        h->unknown_frees++;
+        return;
+    }
+    pk_heap_site *s = touch(h, (uint32_t)block.b);
+    s->frees++;
+    s->freed_bytes += block.a;
+    s->temporary += temporary;
+    s->live_blocks--;
+    s->live_bytes -= block.a;
+    h->freed_bytes += block.a;
+    h->live_bytes -= block.a;
+}
+
+void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
+{
+    h->seen = h->dirty = true;
+    switch (rec->type) {
+    case PK_EVENT_ALLOC:
+        on_alloc(h, rec, site_of(h, rec, a));
+        break;
+    case PK_EVENT_REALLOC:
+        /* As heaptrack reads it: the old block freed, then the new one allocated. */
+        h->reallocs++;
+        on_free(h, rec, rec->old_pointer);
+        on_alloc(h, rec, site_of(h, rec, a));
+        break;
+    case PK_EVENT_FREE:
+        h->frees++;
+        on_free(h, rec, rec->pointer);
+        break;
+    case PK_EVENT_SAMPLE:
+        if (rec->flags & PK_RECORD_MEMORY) {
+            pk_grow(&h->samples, &h->sample_capacity, h->sample_count, sizeof *h->samples);
+            h->samples[h->sample_count++] = *rec;
+            h->peak_rss = rec->rss > h->peak_rss ? rec->rss : h->peak_rss;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void pk_heap_finish(pk_heap *h)
+{
+    /* The kernel's high-water mark can lag a sample taken just before. */
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) == 0 && (uint64_t)usage.ru_maxrss * 1024 > h->peak_rss)
+        h->peak_rss = (uint64_t)usage.ru_maxrss * 1024; /* kilobytes on Linux */
+    h->finished = true;
+    h->dirty = true;
+}
+
+/* ---- storing -------------------------------------------------------------------------- */
+
+static int prepare(pk_heap *h, sqlite3 *db)
+{
+    for (size_t i = 0; i < PK_ARRAY_SIZE(h->st); i++)
+        if (!h->st[i] && sqlite3_prepare_v3(db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &h->st[i], NULL) != SQLITE_OK)
+            return -1;
+    return 0;
+}
+
+static int run_step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void bind_u64(sqlite3_stmt *st, int column, uint64_t value)
+{
+    sqlite3_bind_int64(st, column, (sqlite3_int64)value);
+}
+
+static int store_site(pk_heap *h, int64_t run_id, uint32_t id)
+{
+    const pk_heap_site *s = &h->sites[id];
+    sqlite3_stmt *st = h->st[ST_SITE];
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, id);
+    if (s->path)
+        sqlite3_bind_int64(st, 3, s->path);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_int64(st, 4, s->caller);
+    sqlite3_bind_int64(st, 5, s->caller_line);
+    bind_u64(st, 6, s->allocations);
+    bind_u64(st, 7, s->bytes);
+    bind_u64(st, 8, s->frees);
+    bind_u64(st, 9, s->freed_bytes);
+    bind_u64(st, 10, s->temporary);
+    bind_u64(st, 11, s->live_blocks);
+    bind_u64(st, 12, s->live_bytes);
+    /* Unchanged since the last peak: it holds now what it held then. */
+    bind_u64(st, 13, s->epoch < h->epoch ? s->live_bytes : s->peak_bytes);
+    return run_step(st);
+}
+
+static int store_run(pk_heap *h, int64_t run_id)
+{
+    sqlite3_stmt *st = h->st[ST_RUN];
+    sqlite3_bind_int64(st, 1, run_id);
+    bind_u64(st, 2, h->allocations);
+    bind_u64(st, 3, h->reallocs);
+    bind_u64(st, 4, h->frees);
+    bind_u64(st, 5, h->unknown_frees);
+    bind_u64(st, 6, h->bytes);
+    bind_u64(st, 7, h->freed_bytes);
+    bind_u64(st, 8, h->blocks.count);
+    bind_u64(st, 9, h->live_bytes);
+    bind_u64(st, 10, h->peak_bytes);
+    bind_u64(st, 11, h->peak_time_ns);
+    if (h->finished)
+        bind_u64(st, 12, h->peak_rss);
+    else
+        sqlite3_bind_null(st, 12);
+    bind_u64(st, 13, h->site_count - 1);
+    return run_step(st);
+}
+
+static int store_size(pk_heap *h, int64_t run_id, uint64_t size, uint64_t count)
+{
+    sqlite3_stmt *st = h->st[ST_SIZE];
+    sqlite3_bind_int64(st, 1, run_id);
+    bind_u64(st, 2, size);
+    bind_u64(st, 3, count);
+    return run_step(st);
+}
+
+int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id)
+{
+    if (!h->seen || !h->dirty)
+        return 0;
+    if (prepare(h, db) != 0)
+        return -1;
+    /* A new peak changes what every site held at it. */
+    bool all = h->epoch != h->stored_epoch;
+    for (uint32_t id = 1; id < h->site_count; id++) {
+        if (!all && !h->sites[id].dirty)
+            continue;
+        if (store_site(h, run_id, id) != 0)
+            return -1;
+        h->sites[id].dirty = false;
+    }
+    for (size_t size = 0; size < PK_ARRAY_SIZE(h->small_sizes); size++) {
+        if (h->small_dirty[size] && store_size(h, run_id, size, h->small_sizes[size]) != 0)
+            return -1;
+        h->small_dirty[size] = false;
+    }
+    for (size_t i = 0; i < h->sizes.capacity; i++) {
+        pk_block *b = &h->sizes.slots[i];
+        if (!b->address || !b->b)
+            continue;
+        if (store_size(h, run_id, b->address, b->a) != 0)
+            return -1;
+        b->b = 0;
+    }
+    for (size_t i = 0; i < h->sample_count; i++) {
+        sqlite3_stmt *st = h->st[ST_SAMPLE];
+        sqlite3_bind_int64(st, 1, run_id);
+        bind_u64(st, 2, h->samples[i].time_ns);
+        bind_u64(st, 3, h->samples[i].rss);
+        bind_u64(st, 4, h->samples[i].vms);
+        if (run_step(st) != 0)
+            return -1;
+    }
+    h->sample_count = 0;
+    if (store_run(h, run_id) != 0)
+        return -1;
+    h->stored_epoch = h->epoch;
+    h->dirty = false;
+    return 0;
+}

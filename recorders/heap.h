@@ -1,0 +1,67 @@
+/*
+ * heap.h — what the sqlite recorder keeps about a run's allocation records:
+ * per call site counts and bytes, live blocks (for leaks), the moment of the
+ * peak heap and what each site held then, temporary allocations and the
+ * sizes asked for; stored as the alloc_* tables of docs/schema.md. Drain
+ * thread only.
+ */
+#ifndef PK_HEAP_H
+#define PK_HEAP_H
+
+#include "aggregates.h"
+#include "blocks.h"
+#include "internal.h"
+
+#include <sqlite3.h>
+
+typedef struct pk_heap_site {
+    uintptr_t call_site; /* return address */
+    uint32_t path;       /* call_paths.id of the innermost recorded call, 0 for none */
+    uint32_t caller;     /* symbols.id of (caller, caller_file, 0) */
+    unsigned caller_line;
+    uint32_t next; /* the next site with the same call_site (another path), 0 for none */
+    uint64_t allocations, bytes, frees, freed_bytes, temporary;
+    uint64_t live_blocks, live_bytes;
+    uint64_t peak_bytes; /* live bytes at the last peak before `epoch` */
+    uint64_t epoch;      /* the heap's peak count when live_bytes last changed */
+    bool dirty;
+} pk_heap_site;
+
+typedef struct pk_heap {
+    pk_heap_site *sites; /* by id; slot 0 unused */
+    size_t site_count, site_capacity;
+    uint32_t last_site;      /* the site found last, tried first */
+    pk_block_map site_index; /* call_site -> first site id (b) */
+    pk_block_map blocks;     /* live block -> requested size (a), site id (b) */
+    pk_block_map last_alloc; /* thread + 1 -> the block it allocated last (a) */
+    uint64_t last_thread;    /* the thread of last_slot: records come in runs from one */
+    uint64_t *last_slot;
+    pk_block_map sizes;         /* sizes from 1024: allocations of that size (a), changed (b) */
+    uint64_t small_sizes[1024]; /* allocations of each size below 1024 */
+    bool small_dirty[1024];
+    uint64_t allocations, reallocs, frees, unknown_frees, bytes, freed_bytes;
+    uint64_t live_bytes, peak_bytes, peak_time_ns;
+    uint64_t epoch;        /* new peaks so far */
+    uint64_t stored_epoch; /* epoch when the site rows were last written */
+    uint64_t peak_rss;     /* bytes: the largest sample, then the kernel's peak at the end */
+    bool finished;         /* the run ended: peak_rss is the process's */
+    bool seen;             /* any allocation record */
+    bool dirty;
+    pk_record *samples; /* RSS/VMS samples not stored yet */
+    size_t sample_count, sample_capacity;
+    sqlite3_stmt *st[4];
+} pk_heap;
+
+PK_HIDDEN void pk_heap_init(pk_heap *h);
+/* Forgets the run's numbers (a new run starts); keeps the prepared statements. */
+PK_HIDDEN void pk_heap_reset(pk_heap *h);
+/* One allocation or sample record; a gives the call paths and the caller's symbol id. */
+PK_HIDDEN void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a);
+/* The run ends: the process's peak resident set. */
+PK_HIDDEN void pk_heap_finish(pk_heap *h);
+/* Writes what changed into the open transaction; 0, or -1 (db's error). */
+PK_HIDDEN int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id);
+/* Finalizes the statements (before the connection closes) and frees everything. */
+PK_HIDDEN void pk_heap_close(pk_heap *h);
+
+#endif

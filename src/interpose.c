@@ -1,0 +1,545 @@
+/*
+ * interpose.c — the allocation interposer of libpikoc-preload.so: malloc,
+ * calloc, realloc, reallocarray, free, the aligned allocators and every C++
+ * operator new and delete, each forwarded to the next allocator in load
+ * order (jemalloc, under pikoc run) and recorded as one raw event in the
+ * thread's ring. Runs on monitored threads: no locks, no malloc, no stdio,
+ * but for two cold paths that run once (a forked child's first allocation
+ * starts its run; _exit ends one). Blocks get no header, so
+ * malloc_usable_size stays the allocator's answer.
+ */
+#include "clock.h"
+#include "hot.h"
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PK_EXPORT __attribute__((visibility("default"), no_instrument_function))
+#define SIGNAL_FENCE() atomic_signal_fence(memory_order_seq_cst)
+
+/* ---- the next allocator -------------------------------------------------------- */
+
+typedef void *(*malloc_fn)(size_t);
+typedef void *(*calloc_fn)(size_t, size_t);
+typedef void *(*realloc_fn)(void *, size_t);
+typedef void (*free_fn)(void *);
+typedef int (*posix_memalign_fn)(void **, size_t, size_t);
+typedef void *(*aligned_fn)(size_t, size_t);
+typedef void *(*new_aligned_fn)(size_t, size_t);
+typedef void *(*new_nothrow_fn)(size_t, const void *);
+typedef void *(*new_aligned_nothrow_fn)(size_t, size_t, const void *);
+typedef void (*delete_sized_fn)(void *, size_t);
+typedef void (*delete_aligned_fn)(void *, size_t);
+typedef void (*delete_nothrow_fn)(void *, const void *);
+typedef void (*delete_sized_aligned_fn)(void *, size_t, size_t);
+typedef void (*delete_aligned_nothrow_fn)(void *, size_t, const void *);
+typedef void (*exit_fn)(int) __attribute__((noreturn));
+
+static struct {
+    malloc_fn malloc;
+    calloc_fn calloc;
+    realloc_fn realloc;
+    free_fn free;
+    posix_memalign_fn posix_memalign;
+    aligned_fn aligned_alloc;
+    aligned_fn memalign;
+    malloc_fn new_, new_array;
+    new_nothrow_fn new_nothrow, new_array_nothrow;
+    new_aligned_fn new_aligned, new_array_aligned;
+    new_aligned_nothrow_fn new_aligned_nothrow, new_array_aligned_nothrow;
+    free_fn delete_, delete_array;
+    delete_sized_fn delete_sized, delete_array_sized;
+    delete_nothrow_fn delete_nothrow, delete_array_nothrow;
+    delete_aligned_fn delete_aligned, delete_array_aligned;
+    delete_sized_aligned_fn delete_sized_aligned, delete_array_sized_aligned;
+    delete_aligned_nothrow_fn delete_aligned_nothrow, delete_array_aligned_nothrow;
+    exit_fn exit_, exit_c99;
+} next;
+
+enum { UNRESOLVED, RESOLVING, RESOLVED };
+static _Atomic int resolution;
+
+/*
+ * dlsym allocates (its error buffer) before it can tell us where malloc is:
+ * those first blocks come from a static arena, never freed, with a size
+ * header of their own so realloc can copy them.
+ */
+#define ARENA_BYTES (64 * 1024)
+static _Alignas(16) char arena[ARENA_BYTES];
+static _Atomic size_t arena_used;
+
+PK_HOT_FN static bool in_arena(const void *p)
+{
+    return (const char *)p >= arena && (const char *)p < arena + ARENA_BYTES;
+}
+
+PK_HOT_FN static void *arena_alloc(size_t size)
+{
+    size_t need = (size + 16 + 15) & ~(size_t)15;
+    size_t at = atomic_fetch_add(&arena_used, need);
+    if (at + need > ARENA_BYTES)
+        return NULL;
+    memcpy(arena + at, &size, sizeof size);
+    return arena + at + 16;
+}
+
+PK_HOT_FN static size_t arena_size(const void *p)
+{
+    size_t size;
+    memcpy(&size, (const char *)p - 16, sizeof size);
+    return size;
+}
+
+#define NEXT(field, name) next.field = (__typeof__(next.field))dlsym(RTLD_NEXT, name)
+
+PK_HOT_FN static void resolve(void)
+{
+    int expected = UNRESOLVED;
+    if (!atomic_compare_exchange_strong(&resolution, &expected, RESOLVING))
+        return; /* another thread resolves: it serves from the arena meanwhile */
+    NEXT(malloc, "malloc");
+    NEXT(calloc, "calloc");
+    NEXT(realloc, "realloc");
+    NEXT(free, "free");
+    NEXT(posix_memalign, "posix_memalign");
+    NEXT(aligned_alloc, "aligned_alloc");
+    NEXT(memalign, "memalign");
+    NEXT(new_, "_Znwm");
+    NEXT(new_array, "_Znam");
+    NEXT(new_nothrow, "_ZnwmRKSt9nothrow_t");
+    NEXT(new_array_nothrow, "_ZnamRKSt9nothrow_t");
+    NEXT(new_aligned, "_ZnwmSt11align_val_t");
+    NEXT(new_array_aligned, "_ZnamSt11align_val_t");
+    NEXT(new_aligned_nothrow, "_ZnwmSt11align_val_tRKSt9nothrow_t");
+    NEXT(new_array_aligned_nothrow, "_ZnamSt11align_val_tRKSt9nothrow_t");
+    NEXT(delete_, "_ZdlPv");
+    NEXT(delete_array, "_ZdaPv");
+    NEXT(delete_sized, "_ZdlPvm");
+    NEXT(delete_array_sized, "_ZdaPvm");
+    NEXT(delete_nothrow, "_ZdlPvRKSt9nothrow_t");
+    NEXT(delete_array_nothrow, "_ZdaPvRKSt9nothrow_t");
+    NEXT(delete_aligned, "_ZdlPvSt11align_val_t");
+    NEXT(delete_array_aligned, "_ZdaPvSt11align_val_t");
+    NEXT(delete_sized_aligned, "_ZdlPvmSt11align_val_t");
+    NEXT(delete_array_sized_aligned, "_ZdaPvmSt11align_val_t");
+    NEXT(delete_aligned_nothrow, "_ZdlPvSt11align_val_tRKSt9nothrow_t");
+    NEXT(delete_array_aligned_nothrow, "_ZdaPvSt11align_val_tRKSt9nothrow_t");
+    NEXT(exit_, "_exit");
+    NEXT(exit_c99, "_Exit");
+    atomic_store(&resolution, RESOLVED);
+}
+
+/* True once the next allocator is known; false while dlsym runs (use the arena). */
+PK_HOT_FN static inline bool ready(void)
+{
+    if (PK_LIKELY(atomic_load_explicit(&resolution, memory_order_acquire) == RESOLVED))
+        return true;
+    resolve();
+    return atomic_load_explicit(&resolution, memory_order_acquire) == RESOLVED;
+}
+
+/* Resolved as the library loads, before the program's first allocation if possible. */
+__attribute__((constructor)) PK_HOT_FN static void resolve_at_load(void)
+{
+    resolve();
+}
+
+/* ---- recording ------------------------------------------------------------------- */
+
+static _Atomic int probe_reached; /* pk_interposer_status's question */
+
+/*
+ * An allocation call is recorded when the running monitor asks for them and
+ * this thread is not already inside pikoc: a hook, the interposer itself
+ * (an allocator that calls malloc from operator new), the drain thread or
+ * pikoc's other threads. Those inner allocations pass through unrecorded.
+ */
+PK_HOT_FN static inline bool recording(const struct pk_thread *t)
+{
+    return atomic_load_explicit(&pk_rt.allocations, memory_order_relaxed) && !t->busy;
+}
+
+/* Clears the guard however the scope ends, a C++ exception included. */
+PK_HOT_FN static void leave(struct pk_thread **t)
+{
+    SIGNAL_FENCE();
+    (*t)->busy = 0;
+}
+
+#define ENTER(t)                                                                                   \
+    struct pk_thread *t __attribute__((cleanup(leave))) = &pk_self;                                \
+    t->busy = 1;                                                                                   \
+    SIGNAL_FENCE()
+
+/*
+ * Allocations are on and no run is open: a forked child's first allocation
+ * (it starts the child's own run), or pk_interposer_status asking.
+ */
+PK_HOT_FN __attribute__((noinline, cold)) static void not_running(void)
+{
+    if (atomic_exchange(&pk_rt.restart, 0)) {
+        pk_auto_restart();
+        if (!atomic_load(&pk_rt.running))
+            atomic_store(&pk_rt.allocations, 0);
+        return;
+    }
+    atomic_store_explicit(&probe_reached, 1, memory_order_relaxed); /* see the end */
+}
+
+PK_HOT_FN static inline __attribute__((always_inline)) void
+record(struct pk_thread *t, enum pk_alloc_call call, const void *block, uintptr_t site,
+       uint64_t size, const void *old, uint64_t alignment, uint64_t asked)
+{
+    if (PK_UNLIKELY(!atomic_load_explicit(&pk_rt.running, memory_order_acquire))) {
+        not_running();
+        if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+            return;
+    }
+    uint64_t head;
+    struct pk_ring *r = pk_ring_claim(t, &head);
+    if (PK_UNLIKELY(!r))
+        return;
+    /* A run that records allocations has 64-byte slots (monitor.c). */
+    struct pk_raw_event *ev = pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
+    ev->raw_time = pk_clock_raw();
+    ev->fn = (uintptr_t)block;
+    ev->site = site;
+    ev->kind = PK_RAW_ALLOC;
+    ev->call = call;
+    ev->values[PK_ALLOC_VALUE_SIZE] = size;
+    ev->values[PK_ALLOC_VALUE_OLD] = (uintptr_t)old;
+    ev->values[PK_ALLOC_VALUE_ALIGNMENT] = alignment;
+    ev->values[PK_ALLOC_VALUE_ASKED] = asked;
+    pk_ring_publish(r, head);
+}
+
+#define SITE() ((uintptr_t)__builtin_return_address(0))
+
+/* ---- the C allocation functions ----------------------------------------------------- */
+
+PK_EXPORT void *malloc(size_t size)
+{
+    if (PK_UNLIKELY(!ready()))
+        return arena_alloc(size);
+    if (PK_LIKELY(!recording(&pk_self)))
+        return next.malloc(size);
+    ENTER(t);
+    void *p = next.malloc(size);
+    if (p)
+        record(t, PK_CALL_MALLOC, p, SITE(), size, NULL, 0, size);
+    return p;
+}
+
+PK_EXPORT void *calloc(size_t count, size_t size)
+{
+    if (PK_UNLIKELY(!ready())) {
+        size_t bytes;
+        if (__builtin_mul_overflow(count, size, &bytes))
+            return NULL;
+        return arena_alloc(bytes); /* static memory starts zeroed */
+    }
+    if (PK_LIKELY(!recording(&pk_self)))
+        return next.calloc(count, size);
+    ENTER(t);
+    void *p = next.calloc(count, size);
+    if (p)
+        record(t, PK_CALL_CALLOC, p, SITE(), (uint64_t)count * size, NULL, 0,
+               (uint64_t)count * size);
+    return p;
+}
+
+/* A block from the arena moves to the real allocator the first time it grows. */
+PK_HOT_FN static void *realloc_from_arena(void *old, size_t size)
+{
+    void *p = ready() ? next.malloc(size) : arena_alloc(size);
+    if (p) {
+        size_t keep = arena_size(old);
+        memcpy(p, old, keep < size ? keep : size);
+    }
+    return p;
+}
+
+/*
+ * realloc(p, 0) frees p and returns NULL (glibc's behaviour, whatever the
+ * next allocator would do) and is recorded as a free; a failed realloc
+ * records nothing, so its block stays live.
+ */
+PK_HOT_FN static void *realloc_as(enum pk_alloc_call call, void *old, size_t size, uintptr_t site)
+{
+    if (PK_UNLIKELY(old && in_arena(old)))
+        return realloc_from_arena(old, size);
+    if (PK_UNLIKELY(!ready()))
+        return arena_alloc(size);
+    if (PK_LIKELY(!recording(&pk_self))) {
+        if (old && size == 0) {
+            next.free(old);
+            return NULL;
+        }
+        return next.realloc(old, size);
+    }
+    ENTER(t);
+    if (old && size == 0) {
+        record(t, call, NULL, site, 0, old, 0, 0);
+        next.free(old);
+        return NULL;
+    }
+    void *p = next.realloc(old, size);
+    if (p)
+        record(t, call, p, site, size, old, 0, size);
+    return p;
+}
+
+PK_EXPORT void *realloc(void *old, size_t size)
+{
+    return realloc_as(PK_CALL_REALLOC, old, size, SITE());
+}
+
+/* Not forwarded: glibc's would call its own realloc, not the allocator's. */
+PK_EXPORT void *reallocarray(void *old, size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc_as(PK_CALL_REALLOCARRAY, old, bytes, SITE());
+}
+
+/* free(NULL) records nothing and leaves errno as it was. */
+PK_EXPORT void free(void *p)
+{
+    if (PK_UNLIKELY(!p || in_arena(p)))
+        return;
+    if (PK_LIKELY(!recording(&pk_self))) {
+        next.free(p);
+        return;
+    }
+    ENTER(t);
+    /* Recorded before the block can be handed out again, on any thread. */
+    record(t, PK_CALL_FREE, p, SITE(), 0, NULL, 0, 0);
+    next.free(p);
+}
+
+PK_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (PK_UNLIKELY(!ready()))
+        return ENOMEM;
+    if (PK_LIKELY(!recording(&pk_self)))
+        return next.posix_memalign(out, alignment, size);
+    ENTER(t);
+    int rc = next.posix_memalign(out, alignment, size);
+    if (rc == 0)
+        record(t, PK_CALL_POSIX_MEMALIGN, *out, SITE(), size, NULL, alignment, size);
+    return rc;
+}
+
+PK_HOT_FN static void *aligned_as(enum pk_alloc_call call, aligned_fn fn, size_t alignment,
+                                  size_t size, size_t asked, uintptr_t site)
+{
+    if (PK_UNLIKELY(!ready()))
+        return NULL;
+    if (PK_LIKELY(!recording(&pk_self)))
+        return fn(alignment, asked);
+    ENTER(t);
+    void *p = fn(alignment, asked);
+    if (p)
+        record(t, call, p, site, size, NULL, alignment, asked);
+    return p;
+}
+
+PK_EXPORT void *aligned_alloc(size_t alignment, size_t size)
+{
+    return aligned_as(PK_CALL_ALIGNED_ALLOC, next.aligned_alloc, alignment, size, size, SITE());
+}
+
+PK_EXPORT void *memalign(size_t alignment, size_t size)
+{
+    return aligned_as(PK_CALL_MEMALIGN, next.memalign, alignment, size, size, SITE());
+}
+
+PK_EXPORT void *valloc(size_t size)
+{
+    return aligned_as(PK_CALL_VALLOC, next.memalign, (size_t)sysconf(_SC_PAGESIZE), size, size,
+                      SITE());
+}
+
+/* pvalloc rounds the size up to whole pages (one page for 0); not every allocator has it. */
+PK_EXPORT void *pvalloc(size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t asked = size ? (size + page - 1) & ~(page - 1) : page;
+    if (asked < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned_as(PK_CALL_PVALLOC, next.memalign, page, size, asked, SITE());
+}
+
+/* ---- C++ operator new and delete (Itanium ABI names) ------------------------------------ */
+
+#define NEW(name, call, fn_field)                                                                  \
+    PK_EXPORT void *name(size_t size);                                                             \
+    PK_EXPORT void *name(size_t size)                                                              \
+    {                                                                                              \
+        if (PK_LIKELY(!recording(&pk_self)))                                                       \
+            return next.fn_field(size);                                                            \
+        ENTER(t);                                                                                  \
+        void *p = next.fn_field(size);                                                             \
+        record(t, call, p, SITE(), size, NULL, 0, size);                                           \
+        return p;                                                                                  \
+    }
+
+#define NEW_NOTHROW(name, call, fn_field)                                                          \
+    PK_EXPORT void *name(size_t size, const void *tag);                                            \
+    PK_EXPORT void *name(size_t size, const void *tag)                                             \
+    {                                                                                              \
+        if (PK_LIKELY(!recording(&pk_self)))                                                       \
+            return next.fn_field(size, tag);                                                       \
+        ENTER(t);                                                                                  \
+        void *p = next.fn_field(size, tag);                                                        \
+        if (p)                                                                                     \
+            record(t, call, p, SITE(), size, NULL, 0, size);                                       \
+        return p;                                                                                  \
+    }
+
+#define NEW_ALIGNED(name, call, fn_field)                                                          \
+    PK_EXPORT void *name(size_t size, size_t alignment);                                           \
+    PK_EXPORT void *name(size_t size, size_t alignment)                                            \
+    {                                                                                              \
+        if (PK_LIKELY(!recording(&pk_self)))                                                       \
+            return next.fn_field(size, alignment);                                                 \
+        ENTER(t);                                                                                  \
+        void *p = next.fn_field(size, alignment);                                                  \
+        record(t, call, p, SITE(), size, NULL, alignment, size);                                   \
+        return p;                                                                                  \
+    }
+
+#define NEW_ALIGNED_NOTHROW(name, call, fn_field)                                                  \
+    PK_EXPORT void *name(size_t size, size_t alignment, const void *tag);                          \
+    PK_EXPORT void *name(size_t size, size_t alignment, const void *tag)                           \
+    {                                                                                              \
+        if (PK_LIKELY(!recording(&pk_self)))                                                       \
+            return next.fn_field(size, alignment, tag);                                            \
+        ENTER(t);                                                                                  \
+        void *p = next.fn_field(size, alignment, tag);                                             \
+        if (p)                                                                                     \
+            record(t, call, p, SITE(), size, NULL, alignment, size);                               \
+        return p;                                                                                  \
+    }
+
+/* Deletes are recorded before the block goes back, as free is. */
+#define DELETE(name, call, fn_field, params, args)                                                 \
+    PK_EXPORT void name params;                                                                    \
+    PK_EXPORT void name params                                                                     \
+    {                                                                                              \
+        if (!p)                                                                                    \
+            return;                                                                                \
+        if (PK_LIKELY(!recording(&pk_self))) {                                                     \
+            next.fn_field args;                                                                    \
+            return;                                                                                \
+        }                                                                                          \
+        ENTER(t);                                                                                  \
+        record(t, call, p, SITE(), 0, NULL, 0, 0);                                                 \
+        next.fn_field args;                                                                        \
+    }
+
+/* clang-format off */
+NEW(_Znwm, PK_CALL_NEW, new_)
+NEW(_Znam, PK_CALL_NEW_ARRAY, new_array)
+NEW_NOTHROW(_ZnwmRKSt9nothrow_t, PK_CALL_NEW_NOTHROW, new_nothrow)
+NEW_NOTHROW(_ZnamRKSt9nothrow_t, PK_CALL_NEW_ARRAY_NOTHROW, new_array_nothrow)
+NEW_ALIGNED(_ZnwmSt11align_val_t, PK_CALL_NEW_ALIGNED, new_aligned)
+NEW_ALIGNED(_ZnamSt11align_val_t, PK_CALL_NEW_ARRAY_ALIGNED, new_array_aligned)
+NEW_ALIGNED_NOTHROW(_ZnwmSt11align_val_tRKSt9nothrow_t, PK_CALL_NEW_ALIGNED_NOTHROW,
+                    new_aligned_nothrow)
+NEW_ALIGNED_NOTHROW(_ZnamSt11align_val_tRKSt9nothrow_t, PK_CALL_NEW_ARRAY_ALIGNED_NOTHROW,
+                    new_array_aligned_nothrow)
+DELETE(_ZdlPv, PK_CALL_DELETE, delete_, (void *p), (p))
+DELETE(_ZdaPv, PK_CALL_DELETE_ARRAY, delete_array, (void *p), (p))
+DELETE(_ZdlPvm, PK_CALL_DELETE_SIZED, delete_sized, (void *p, size_t n), (p, n))
+DELETE(_ZdaPvm, PK_CALL_DELETE_ARRAY_SIZED, delete_array_sized, (void *p, size_t n), (p, n))
+DELETE(_ZdlPvRKSt9nothrow_t, PK_CALL_DELETE_NOTHROW, delete_nothrow,
+       (void *p, const void *tag), (p, tag))
+DELETE(_ZdaPvRKSt9nothrow_t, PK_CALL_DELETE_ARRAY_NOTHROW, delete_array_nothrow,
+       (void *p, const void *tag), (p, tag))
+DELETE(_ZdlPvSt11align_val_t, PK_CALL_DELETE_ALIGNED, delete_aligned,
+       (void *p, size_t a), (p, a))
+DELETE(_ZdaPvSt11align_val_t, PK_CALL_DELETE_ARRAY_ALIGNED, delete_array_aligned,
+       (void *p, size_t a), (p, a))
+DELETE(_ZdlPvmSt11align_val_t, PK_CALL_DELETE_SIZED_ALIGNED, delete_sized_aligned,
+       (void *p, size_t n, size_t a), (p, n, a))
+DELETE(_ZdaPvmSt11align_val_t, PK_CALL_DELETE_ARRAY_SIZED_ALIGNED, delete_array_sized_aligned,
+       (void *p, size_t n, size_t a), (p, n, a))
+DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, PK_CALL_DELETE_ALIGNED_NOTHROW,
+       delete_aligned_nothrow, (void *p, size_t a, const void *tag), (p, a, tag))
+DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, PK_CALL_DELETE_ARRAY_ALIGNED_NOTHROW,
+       delete_array_aligned_nothrow, (void *p, size_t a, const void *tag), (p, a, tag))
+/* clang-format on */
+
+/* ---- leaving without exit's handlers ---------------------------------------------------- */
+
+/*
+ * _exit skips the atexit handler that ends the run: the run of allocations
+ * is ended here first, so its frees and leaks are whole. Not from inside an
+ * allocation call (a signal handler that interrupted one): the allocator's
+ * locks may be held, so the process just leaves.
+ */
+PK_HOT_FN __attribute__((noreturn)) static void leave_process(exit_fn next_exit, int status)
+{
+    if (atomic_load(&pk_rt.allocations) && atomic_load(&pk_rt.running) && !pk_self.busy)
+        pk_end_run_at_exit();
+    if (next_exit)
+        next_exit(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+PK_EXPORT __attribute__((noreturn)) void _exit(int status)
+{
+    leave_process(ready() ? next.exit_ : NULL, status);
+}
+
+PK_EXPORT __attribute__((noreturn)) void _Exit(int status)
+{
+    leave_process(ready() ? next.exit_c99 : NULL, status);
+}
+
+/* ---- what the alloc monitor asks ---------------------------------------------------------- */
+
+/*
+ * Whether this interposer is the malloc the program calls (a sanitizer's,
+ * preloaded before it, would win) and the library its calls go on to.
+ */
+PK_HIDDEN int pk_interposer_status(const char **next_library);
+/*
+ * Whether this interposer is the malloc the program calls (a sanitizer's,
+ * preloaded before it, would win), and the library its calls go on to.
+ * Asked by calling malloc with recording on before the run: a call that
+ * reaches record() with no run open proves it. (Comparing addresses would
+ * not: a non-PIE program's own PLT entry can be what dlsym finds.)
+ */
+int pk_interposer_status(const char **next_library)
+{
+    Dl_info info;
+    *next_library = "";
+    if (!ready() || atomic_load(&pk_rt.running))
+        return -1;
+    if (dladdr((void *)(uintptr_t)next.malloc, &info) && info.dli_fname)
+        *next_library = info.dli_fname;
+    atomic_store(&probe_reached, 0);
+    uint32_t was = atomic_exchange(&pk_rt.allocations, 1);
+    uint32_t busy = pk_self.busy;
+    pk_self.busy = 0;
+    void *(*volatile call)(size_t) = malloc;
+    void *p = call(24);
+    pk_self.busy = busy;
+    atomic_store(&pk_rt.allocations, was);
+    free(p);
+    return atomic_load(&probe_reached) ? 0 : -1;
+}
