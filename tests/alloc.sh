@@ -43,7 +43,9 @@ if [ "${PK_SANITIZERS:-no}" = yes ]; then
 fi
 
 # --- each C function once (tests/programs/allocs.c, each) --------------------------------
-pk run -q --monitor alloc --record csv:each.csv --record sqlite:each.db -- "$(prog allocs)" each
+# Runs whose records are compared one by one take no RSS samples (a timer's
+# records would come in between as the machine allows).
+pk run -q --sample-interval 0 --monitor alloc --record csv:each.csv --record sqlite:each.db -- "$(prog allocs)" each
 check_equal "each: the program's own checks pass (free(NULL) keeps errno, failed realloc)" \
     "$status $(cat err)" "0 "
 # type, function, size of every record (csv columns 2, 22, 25), in order.
@@ -123,7 +125,7 @@ else
 fi
 
 # --- C++ --------------------------------------------------------------------------------
-pk run -q --monitor alloc --record csv:cxx.csv --record sqlite:cxx.db -- "$(prog allocs_cxx)"
+pk run -q --sample-interval 0 --monitor alloc --record csv:cxx.csv --record sqlite:cxx.db -- "$(prog allocs_cxx)"
 check_equal "C++: the program's status" "$status" 0
 tr -d '\r' <cxx.csv | awk -F, 'NR > 1 { printf "%s|", $22 ($25 == "" ? "" : " " $25) }' >cxx.txt
 check_equal "C++: every operator new and delete, with sizes" "$(cat cxx.txt)" \
@@ -140,7 +142,7 @@ check_equal "C++: the leaked array (an exit-time destructor's delete is recorded
     "$(sql cxx.db "SELECT leaked_blocks, leaked_bytes FROM alloc_runs")" "1|20"
 
 # --- with function calls: the instrumented function an allocation happened in ---------------
-pk run -q --monitor function-memory,alloc --record csv:traced.csv --record sqlite:traced.db -- \
+pk run -q --sample-interval 0 --monitor function-memory,alloc --record csv:traced.csv --record sqlite:traced.db -- \
     "$(prog allocs_traced)" leak 3
 check_equal "function-memory,alloc: calls and allocations in one run" \
     "$(tr -d '\r' <traced.csv | awk -F, 'NR > 1 { printf "%s %s %s|", $2, $3, $10 }')" \
@@ -237,7 +239,7 @@ memusage_counts() { # PROGRAM ARGS...: the same line from memusage's summary
             n["realloc"], b["realloc"], n["calloc"], b["calloc"], n["free"] }'
 }
 if command -v memusage >/dev/null; then
-    pk run -q --monitor alloc --record csv:loop.csv -- "$(prog allocs)" loop 1000
+    pk run -q --sample-interval 0 --monitor alloc --record csv:loop.csv -- "$(prog allocs)" loop 1000
     ours=$(by_function loop.csv)
     check_equal "memusage: loop 1000 under pikoc" "$ours" \
         "malloc 1000 32000|realloc 1000 32000|calloc 1000 32000|free 2000|"
