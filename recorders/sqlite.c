@@ -36,6 +36,7 @@ enum statement {
     ST_BEGIN,
     ST_COMMIT,
     ST_INSERT_RUN,
+    ST_END_REPLACED,
     ST_PROGRESS,
     ST_FINISH_RUN,
     ST_INSERT_BATCH,
@@ -58,6 +59,9 @@ static const char *const statement_sql[ST_COUNT] = {
                       "alloc_source, flags, status, parent_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
                       "?7, ?8, 'running', (SELECT max(id) FROM runs WHERE status = 'running' "
                       "AND pid IN (?3, ?9)))",
+    /* The image an exec replaced never ended its run: this one says so. */
+    [ST_END_REPLACED] = "UPDATE runs SET status = 'executed', end_ns = ?1 WHERE id = (SELECT "
+                        "parent_run FROM runs WHERE id = ?2) AND pid = ?3 AND status = 'running'",
     [ST_PROGRESS] = "UPDATE runs SET events = ?, calls = ?, written = ? WHERE id = ?",
     [ST_FINISH_RUN] = "UPDATE runs SET status = 'complete', end_ns = ?, duration_ns = ?, "
                       "events = ?, calls = ?, written = ?, dropped = ?, unmatched = ?, "
@@ -551,6 +555,12 @@ static int sqlite_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
     if (begin(s, err) != 0 || step(s, ST_INSERT_RUN, err) != 0)
         return -1;
     s->run_id = sqlite3_last_insert_rowid(s->db);
+    st = s->st[ST_END_REPLACED];
+    sqlite3_bind_int64(st, 1, run->start_wall_ns);
+    sqlite3_bind_int64(st, 2, s->run_id);
+    sqlite3_bind_int(st, 3, run->pid);
+    if (step(s, ST_END_REPLACED, err) != 0)
+        return -1;
     s->start_wall_ns = run->start_wall_ns;
     return commit(s, err);
 }

@@ -202,6 +202,12 @@ check_equal "spawn: the forked child's run, ended by its _exit, holds its block"
     "$(sql spawn.db "SELECT id, status, parent_run, allocations, frees FROM runs JOIN alloc_runs ON run_id = id
         WHERE id = 2")" "2|complete|1|1|1"
 
+pk run -q --monitor alloc --record sqlite:exec.db -- /bin/sh -c "exec $(prog allocs) leak 2"
+check_equal "exec: the new image is a run of its own; the one it replaced says so" \
+    "$status $(sql exec.db "SELECT group_concat(id || ':' || status || ':' || coalesce(parent_run, '-'), ' ')
+        FROM runs")|$(sql exec.db "SELECT leaked_blocks FROM alloc_runs WHERE run_id = 2")" \
+    "0 1:executed:- 2:complete:1|2"
+
 pk run -q --no-follow --monitor alloc --record sqlite:nofollow.db -- "$(prog allocs)" spawn "$(prog allocs)"
 check_equal "--no-follow: the spawned program runs untraced, the parent's run is whole" \
     "$status $(sql nofollow.db "SELECT group_concat(r.id || ':' || r.status || ':' || (a.allocations > 0), ' ')
