@@ -27,7 +27,7 @@ typedef struct pk_cli_command {
 
 extern const pk_cli_command pk_cmd_run, pk_cmd_runs, pk_cmd_top, pk_cmd_tree, pk_cmd_events,
     pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql, pk_cmd_spans, pk_cmd_leaks, pk_cmd_peak,
-    pk_cmd_histogram;
+    pk_cmd_histogram, pk_cmd_plot, pk_cmd_flame, pk_cmd_report;
 
 /* Prints "pikoc CMD: message" on stderr (one line). */
 void pk_cli_error(const char *command, const char *fmt, ...) PK_PRINTF(2, 3);
@@ -215,6 +215,62 @@ typedef struct pk_event_filter {
 
 /* Prints the run's events through the formatter to q->out; returns the exit status. */
 int pk_events_print(pk_query *q, const pk_event_filter *filter);
+
+/* ---- comparing two runs (diff.c; also report --vs) ---------------------------------- */
+
+enum { PK_DIFF_CALLS, PK_DIFF_TOTAL, PK_DIFF_SELF, PK_DIFF_ALLOC, PK_DIFF_FREE, PK_DIFF_MEASURES };
+extern const char *const pk_diff_measure_names[PK_DIFF_MEASURES]; /* "calls", "total_ns", ... */
+extern const pk_column_kind pk_diff_measure_kinds[PK_DIFF_MEASURES];
+
+/* One side's numbers for a function; `known` is false for NULL (not measured). */
+typedef struct pk_diff_side {
+    int64_t value[PK_DIFF_MEASURES];
+    bool known[PK_DIFF_MEASURES];
+} pk_diff_side;
+
+typedef struct pk_diff_row {
+    char *function, *file;
+    pk_diff_side a, b;
+} pk_diff_row;
+
+/* "3", "other.db:3" or "other.db" (its latest run) into q's path and run; free *owned after. */
+void pk_diff_operand(const char *text, pk_query *q, char **owned);
+/*
+ * The functions of runs a and b (both opened, runs resolved) matched by name
+ * and file, the largest change of `measure` (PK_DIFF_*) first. Returns the
+ * exit status; free the rows with pk_diff_free.
+ */
+int pk_diff_load(pk_query *a, pk_query *b, int measure, pk_diff_row **rows, size_t *count);
+void pk_diff_free(pk_diff_row *rows, size_t count);
+
+/* ---- memory over a run's events (spikes.c; also plot and report) ------------------ */
+
+/* One event as the memory walk sees it. */
+typedef struct pk_memory_sample {
+    int64_t index, time_ns, thread;
+    bool has_rss; /* rss and vms were sampled (function-memory) */
+    int64_t rss, vms;
+    /* Growth since the previous event with a sample (0 at the first one). */
+    int64_t rss_growth, vms_growth;
+    bool has_heap; /* the event carried allocation counters */
+    int64_t heap;  /* live heap: the sum over threads of their last allocated - freed */
+    const char *type, *event_function;
+    /*
+     * Where the program was while memory grew: before a call, the caller at
+     * the line of the call; before a return, the returning function (file and
+     * line where it starts). NULL or -1 when unknown.
+     */
+    const char *function, *file;
+    int64_t line;
+} pk_memory_sample;
+
+/* Called for each event in order; a non-zero return stops the walk and is returned. */
+typedef int (*pk_memory_visit)(void *context, const pk_memory_sample *sample);
+
+/* 0 when q's run sampled RSS/VMS; else reports it and returns PK_EXIT_USAGE. */
+int pk_memory_check(pk_query *q);
+/* Walks q's run's events; 0, the visitor's status, or the exit status after a read error. */
+int pk_memory_walk(pk_query *q, pk_memory_visit visit, void *context);
 
 /* The calling-context tree of a run, from call_paths (tree.c; also export's folded stacks). */
 enum { PK_PATH_ALLOC, PK_PATH_FREE, PK_PATH_RSS, PK_PATH_MEASURES };

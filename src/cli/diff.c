@@ -51,32 +51,30 @@ static const pk_cli_option options[] = {
     PK_DB_OPTIONS, [OPT_BY] = {"by", 0, "KEY"}, [OPT_LIMIT] = {"limit", 0, "N"}};
 
 /* The compared measures, in output order; --by names one. */
-enum { M_CALLS, M_TOTAL, M_SELF, M_ALLOC, M_FREE, MEASURES };
+enum {
+    M_CALLS = PK_DIFF_CALLS,
+    M_TOTAL = PK_DIFF_TOTAL,
+    M_SELF = PK_DIFF_SELF,
+    M_ALLOC = PK_DIFF_ALLOC,
+    M_FREE = PK_DIFF_FREE,
+    MEASURES = PK_DIFF_MEASURES
+};
 static const char *const keys[MEASURES] = {"calls", "total", "self", "alloc", "free"};
-static const char *const measure_names[MEASURES] = {"calls", "total_ns", "self_ns", "alloc_bytes",
-                                                    "free_bytes"};
-static const pk_column_kind measure_kinds[MEASURES] = {
+const char *const pk_diff_measure_names[PK_DIFF_MEASURES] = {"calls", "total_ns", "self_ns",
+                                                             "alloc_bytes", "free_bytes"};
+const pk_column_kind pk_diff_measure_kinds[PK_DIFF_MEASURES] = {
     PK_COLUMN_INTEGER, PK_COLUMN_NS, PK_COLUMN_NS, PK_COLUMN_BYTES, PK_COLUMN_BYTES};
 
-/* One side's numbers for a function; `known` is false for NULL (not measured). */
-typedef struct side {
-    int64_t value[MEASURES];
-    bool known[MEASURES];
-} side;
-
-typedef struct row {
-    char *function, *file;
-    side a, b;
-} row;
+typedef pk_diff_side side;
+typedef pk_diff_row row;
 
 typedef struct run_side {
-    pk_query q;
+    pk_query *q;
     bool measures_alloc; /* the run's flags say allocation counters */
     sqlite3_stmt *stmt;  /* functions, by name and file */
 } run_side;
 
-/* "3", "other.db:3" or "other.db" (its latest run). */
-static void parse_operand(const char *text, pk_query *q, char **owned)
+void pk_diff_operand(const char *text, pk_query *q, char **owned)
 {
     *owned = NULL;
     bool digits = *text != '\0';
@@ -100,25 +98,23 @@ static void parse_operand(const char *text, pk_query *q, char **owned)
     q->run_arg = *owned + (colon - text) + 1;
 }
 
+/* The side's functions, by name and file, ready to step. */
 static int open_side(run_side *s)
 {
-    int status = pk_query_open(&s->q, true);
-    if (status != 0)
-        return status;
     pk_run_facts facts;
-    status = pk_query_run_facts(&s->q, &facts);
+    int status = pk_query_run_facts(s->q, &facts);
     if (status != 0)
         return status;
     s->measures_alloc = facts.flags & PK_RECORD_ALLOC;
     /* One row per (function, file): a function may have several symbols (lines). */
     s->stmt = pk_query_prepare(
-        &s->q, "SELECT s.function, s.file, sum(f.calls), sum(f.total_ns), sum(f.self_ns),"
-               " sum(f.alloc_bytes), sum(f.free_bytes)"
-               " FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id"
-               " WHERE f.run_id = ? GROUP BY s.function, s.file ORDER BY s.function, s.file");
+        s->q, "SELECT s.function, s.file, sum(f.calls), sum(f.total_ns), sum(f.self_ns),"
+              " sum(f.alloc_bytes), sum(f.free_bytes)"
+              " FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id"
+              " WHERE f.run_id = ? GROUP BY s.function, s.file ORDER BY s.function, s.file");
     if (!s->stmt)
         return PK_EXIT_USAGE;
-    sqlite3_bind_int64(s->stmt, 1, s->q.run_id);
+    sqlite3_bind_int64(s->stmt, 1, s->q->run_id);
     return 0;
 }
 
@@ -130,7 +126,7 @@ static int step(run_side *s)
         return 1;
     if (rc == SQLITE_DONE)
         return 0;
-    pk_query_fail(&s->q);
+    pk_query_fail(s->q);
     return -1;
 }
 
@@ -221,6 +217,34 @@ static int load_rows(run_side *a, run_side *b, row **rows_out, size_t *count_out
     return has_a < 0 || has_b < 0 ? PK_EXIT_USAGE : 0;
 }
 
+int pk_diff_load(pk_query *a, pk_query *b, int measure, pk_diff_row **rows, size_t *count)
+{
+    run_side sides[2] = {{.q = a}, {.q = b}};
+    *rows = NULL;
+    *count = 0;
+    int status = 0;
+    for (int i = 0; i < 2 && status == 0; i++)
+        status = open_side(&sides[i]);
+    if (status == 0)
+        status = load_rows(&sides[0], &sides[1], rows, count);
+    if (status == 0 && *count > 1) {
+        sort_measure = measure;
+        qsort(*rows, *count, sizeof **rows, by_change);
+    }
+    for (int i = 0; i < 2; i++)
+        sqlite3_finalize(sides[i].stmt);
+    return status;
+}
+
+void pk_diff_free(pk_diff_row *rows, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(rows[i].function);
+        free(rows[i].file);
+    }
+    free(rows);
+}
+
 static int print_rows(pk_query *q, row *rows, size_t count, uint64_t limit)
 {
     pk_column columns[2 + 3 * MEASURES];
@@ -231,8 +255,8 @@ static int print_rows(pk_query *q, row *rows, size_t count, uint64_t limit)
         static const char *const suffixes[] = {"_a", "_b", "_delta"};
         for (int s = 0; s < 3; s++) {
             char *name = names[m * 3 + s];
-            snprintf(name, sizeof names[0], "%s%s", measure_names[m], suffixes[s]);
-            columns[n++] = (pk_column){name, measure_kinds[m]};
+            snprintf(name, sizeof names[0], "%s%s", pk_diff_measure_names[m], suffixes[s]);
+            columns[n++] = (pk_column){name, pk_diff_measure_kinds[m]};
         }
     }
     columns[n++] = (pk_column){"file", PK_COLUMN_TEXT};
@@ -267,7 +291,7 @@ static int diff_main(int argc, char **argv)
     const char *operands[2];
     size_t operand_count = 0;
     uint64_t limit = 20;
-    sort_measure = M_TOTAL;
+    int by = M_TOTAL;
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         switch (o) {
@@ -279,8 +303,8 @@ static int diff_main(int argc, char **argv)
             operands[operand_count++] = value;
             break;
         case OPT_BY:
-            sort_measure = pk_cli_choice(&p, "--by", value, "key", keys, MEASURES);
-            if (sort_measure < 0)
+            by = pk_cli_choice(&p, "--by", value, "key", keys, MEASURES);
+            if (by < 0)
                 return PK_EXIT_USAGE;
             break;
         case OPT_LIMIT:
@@ -295,32 +319,24 @@ static int diff_main(int argc, char **argv)
     if (operand_count != 2)
         return pk_cli_usage(&p, "two runs to compare are needed (usage: pikoc diff [OPTIONS] A B)");
 
-    run_side sides[2];
+    pk_query queries[2];
     char *owned[2];
     int status = 0;
     for (int i = 0; i < 2; i++) {
-        sides[i] = (run_side){.q = shared};
-        parse_operand(operands[i], &sides[i].q, &owned[i]);
+        queries[i] = shared;
+        pk_diff_operand(operands[i], &queries[i], &owned[i]);
     }
     for (int i = 0; i < 2 && status == 0; i++)
-        status = open_side(&sides[i]);
+        status = pk_query_open(&queries[i], true);
     row *rows = NULL;
     size_t count = 0;
     if (status == 0)
-        status = load_rows(&sides[0], &sides[1], &rows, &count);
-    if (status == 0) {
-        if (count > 1)
-            qsort(rows, count, sizeof *rows, by_change);
+        status = pk_diff_load(&queries[0], &queries[1], by, &rows, &count);
+    if (status == 0)
         status = print_rows(&shared, rows, count, limit);
-    }
-    for (size_t i = 0; i < count; i++) {
-        free(rows[i].function);
-        free(rows[i].file);
-    }
-    free(rows);
+    pk_diff_free(rows, count);
     for (int i = 0; i < 2; i++) {
-        sqlite3_finalize(sides[i].stmt);
-        pk_query_close(&sides[i].q);
+        pk_query_close(&queries[i]);
         free(owned[i]);
     }
     return status;

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char help[] =
@@ -62,11 +63,12 @@ enum {
     COL_LINE,
     COL_CALLER,
     COL_CALLER_FILE,
-    COL_CALLER_LINE
+    COL_CALLER_LINE,
+    COL_ALLOCATED,
+    COL_FREED
 };
 
-/* 0 when the run sampled memory; else bad input, reported. */
-static int check_memory(pk_query *q)
+int pk_memory_check(pk_query *q)
 {
     pk_run_facts facts;
     int status = pk_query_run_facts(q, &facts);
@@ -78,6 +80,126 @@ static int check_memory(pk_query *q)
         status = PK_EXIT_USAGE;
     }
     return status;
+}
+
+/* Each thread's last counters: jemalloc's are per thread, the heap is their sum. */
+typedef struct heap_thread {
+    int64_t thread, allocated, freed;
+} heap_thread;
+
+typedef struct heap_state {
+    heap_thread *threads;
+    size_t count, capacity;
+    int64_t heap;
+} heap_state;
+
+static int64_t heap_update(heap_state *h, int64_t thread, int64_t allocated, int64_t freed)
+{
+    heap_thread *t = NULL;
+    for (size_t i = 0; i < h->count && !t; i++)
+        if (h->threads[i].thread == thread)
+            t = &h->threads[i];
+    if (!t) {
+        pk_grow(&h->threads, &h->capacity, h->count, sizeof *h->threads);
+        t = &h->threads[h->count++];
+        *t = (heap_thread){thread, 0, 0};
+    }
+    h->heap += (allocated - t->allocated) - (freed - t->freed);
+    t->allocated = allocated;
+    t->freed = freed;
+    return h->heap;
+}
+
+static const char *text_or_null(sqlite3_stmt *stmt, int column)
+{
+    return (const char *)sqlite3_column_text(stmt, column);
+}
+
+int pk_memory_walk(pk_query *q, pk_memory_visit visit, void *context)
+{
+    sqlite3_stmt *stmt = pk_query_prepare(
+        q, "SELECT \"index\", time_ns, thread, rss, vms, type, function, file, line, caller,"
+           " caller_file, caller_line, allocated, freed FROM pikoc_events WHERE run_id = ?");
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    heap_state heap = {0};
+    int64_t last_rss = 0, last_vms = 0;
+    bool first = true;
+    int rc, status = 0;
+    while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        pk_memory_sample s = {
+            .index = sqlite3_column_int64(stmt, COL_INDEX),
+            .time_ns = sqlite3_column_int64(stmt, COL_TIME),
+            .thread = sqlite3_column_int64(stmt, COL_THREAD),
+            .has_rss = sqlite3_column_type(stmt, COL_RSS) != SQLITE_NULL,
+            .has_heap = sqlite3_column_type(stmt, COL_ALLOCATED) != SQLITE_NULL,
+            .type = text_or_null(stmt, COL_TYPE),
+            .event_function = text_or_null(stmt, COL_FUNCTION),
+        };
+        if (s.has_rss) {
+            s.rss = sqlite3_column_int64(stmt, COL_RSS);
+            s.vms = sqlite3_column_int64(stmt, COL_VMS);
+            s.rss_growth = first ? 0 : s.rss - last_rss;
+            s.vms_growth = first ? 0 : s.vms - last_vms;
+            last_rss = s.rss;
+            last_vms = s.vms;
+            first = false;
+        }
+        if (s.has_heap)
+            s.heap = heap_update(&heap, s.thread, sqlite3_column_int64(stmt, COL_ALLOCATED),
+                                 sqlite3_column_int64(stmt, COL_FREED));
+        /* Before a call the caller was running; before a return, the function itself. */
+        bool is_call = s.type && strcmp(s.type, "call") == 0;
+        int where = is_call ? COL_CALLER : COL_FUNCTION;
+        s.function = text_or_null(stmt, where);
+        s.file = text_or_null(stmt, where + 1);
+        s.line = sqlite3_column_type(stmt, where + 2) == SQLITE_NULL
+                     ? -1
+                     : sqlite3_column_int64(stmt, where + 2);
+        status = visit(context, &s);
+    }
+    if (status == 0 && rc != SQLITE_DONE)
+        status = pk_query_fail(q);
+    sqlite3_finalize(stmt);
+    free(heap.threads);
+    return status;
+}
+
+static void text_cell(pk_table *out, const char *text)
+{
+    if (text)
+        pk_table_text(out, text);
+    else
+        pk_table_null(out);
+}
+
+typedef struct spike_printer {
+    pk_table *out;
+    int64_t threshold;
+} spike_printer;
+
+static int print_spike(void *context, const pk_memory_sample *s)
+{
+    spike_printer *p = context;
+    if (!s->has_rss || (s->rss_growth <= p->threshold && s->vms_growth <= p->threshold))
+        return 0;
+    pk_table_int(p->out, s->index);
+    pk_table_int(p->out, s->time_ns);
+    pk_table_int(p->out, s->thread);
+    pk_table_int(p->out, s->rss_growth);
+    pk_table_int(p->out, s->vms_growth);
+    pk_table_int(p->out, s->rss);
+    pk_table_int(p->out, s->vms);
+    text_cell(p->out, s->type);
+    text_cell(p->out, s->event_function);
+    text_cell(p->out, s->function);
+    text_cell(p->out, s->file);
+    if (s->line >= 0)
+        pk_table_int(p->out, s->line);
+    else
+        pk_table_null(p->out);
+    return 0;
 }
 
 static int spikes_main(int argc, char **argv)
@@ -102,56 +224,18 @@ static int spikes_main(int argc, char **argv)
         }
     }
     int status = pk_query_open(&q, true);
-    if (status == 0)
-        status = check_memory(&q);
-    sqlite3_stmt *stmt =
-        status
-            ? NULL
-            : pk_query_prepare(
-                  &q,
-                  "SELECT \"index\", time_ns, thread, rss, vms, type, function, file, line, caller,"
-                  " caller_file, caller_line FROM pikoc_events WHERE run_id = ? AND rss IS NOT "
-                  "NULL");
-    if (!stmt) {
-        pk_query_close(&q);
-        return status ? status : PK_EXIT_USAGE;
+    if (status != 0)
+        return status;
+    status = pk_memory_check(&q);
+    if (status == 0) {
+        spike_printer printer = {
+            .out = pk_table_new(q.out, q.format, columns, PK_ARRAY_SIZE(columns)),
+            .threshold = threshold > INT64_MAX ? INT64_MAX : (int64_t)threshold,
+        };
+        status = pk_memory_walk(&q, print_spike, &printer);
+        if (pk_table_finish(printer.out) != 0 && status == 0)
+            status = pk_query_write_failed(&q, "the output");
     }
-    sqlite3_bind_int64(stmt, 1, q.run_id);
-    pk_table *out = pk_table_new(q.out, q.format, columns, PK_ARRAY_SIZE(columns));
-    int64_t last_rss = 0, last_vms = 0;
-    bool first = true;
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t rss = sqlite3_column_int64(stmt, COL_RSS),
-                vms = sqlite3_column_int64(stmt, COL_VMS);
-        int64_t rss_growth = rss - last_rss, vms_growth = vms - last_vms;
-        bool spike = !first && (rss_growth > (int64_t)threshold || vms_growth > (int64_t)threshold);
-        last_rss = rss;
-        last_vms = vms;
-        first = false;
-        if (!spike)
-            continue;
-        const char *type = (const char *)sqlite3_column_text(stmt, COL_TYPE);
-        bool is_call = type && strcmp(type, "call") == 0;
-        pk_table_value(out, stmt, COL_INDEX);
-        pk_table_value(out, stmt, COL_TIME);
-        pk_table_value(out, stmt, COL_THREAD);
-        pk_table_int(out, rss_growth);
-        pk_table_int(out, vms_growth);
-        pk_table_int(out, rss);
-        pk_table_int(out, vms);
-        pk_table_value(out, stmt, COL_TYPE);
-        pk_table_value(out, stmt, COL_FUNCTION);
-        /* Before a call the caller was running; before a return, the function itself. */
-        pk_table_value(out, stmt, is_call ? COL_CALLER : COL_FUNCTION);
-        pk_table_value(out, stmt, is_call ? COL_CALLER_FILE : COL_FILE);
-        pk_table_value(out, stmt, is_call ? COL_CALLER_LINE : COL_LINE);
-    }
-    if (rc != SQLITE_DONE)
-        status = pk_query_fail(&q);
-    if (pk_table_finish(out) != 0 && status == 0)
-        status = pk_query_write_failed(&q, "the output");
-    sqlite3_finalize(stmt);
     pk_query_close(&q);
     return status;
 }

@@ -1,0 +1,63 @@
+/*
+ * pictures.h — the generators behind pikoc plot, flame and report: each
+ * reads an opened run (read-only) and writes one SVG, so the report embeds
+ * exactly what the single commands draw. The caller has checked that the
+ * run has what the picture needs (pk_memory_check, pk_flame_check).
+ */
+#ifndef PK_CLI_PICTURES_H
+#define PK_CLI_PICTURES_H
+
+#include "cli.h"
+#include "svg.h"
+
+/* ---- the memory timeline (plot.c) -------------------------------------------------- */
+
+typedef enum pk_plot_x { PK_PLOT_X_TIME, PK_PLOT_X_INDEX } pk_plot_x;
+
+typedef struct pk_plot_options {
+    pk_plot_x x;
+    int width, height; /* pixels; the plot area is what the axes leave */
+    size_t spikes;     /* how many of the largest RSS jumps to annotate */
+    const char *id;    /* the <svg> element's id, or NULL */
+} pk_plot_options;
+
+/* Sensible defaults: 960 x 420, time on x, five spikes. */
+pk_plot_options pk_plot_defaults(void);
+/*
+ * RSS, VMS and the live heap of q's run over time (or event index) as SVG.
+ * More samples than pixel columns are drawn as each column's minimum and
+ * maximum, and the picture says so. Returns the exit status.
+ */
+int pk_plot_write(pk_query *q, FILE *out, const pk_plot_options *options);
+
+/* ---- flame graphs (flame.c) ---------------------------------------------------------- */
+
+enum { PK_WEIGHT_TIME, PK_WEIGHT_ALLOC, PK_WEIGHT_LEAKED, PK_WEIGHT_PEAK, PK_WEIGHT_COUNT };
+extern const char *const pk_flame_weights[PK_WEIGHT_COUNT];
+
+typedef struct pk_flame_options {
+    int weight;     /* PK_WEIGHT_* */
+    int width;      /* pixels */
+    const char *id; /* the <svg> element's id (the zoom script finds it by id) */
+} pk_flame_options;
+
+pk_flame_options pk_flame_defaults(int weight);
+/*
+ * 0 when q's run can be weighed so; else reports why (no allocation
+ * counters, no allocation records) and returns PK_EXIT_USAGE. quiet: no
+ * report, only the status (the HTML report notes it instead).
+ */
+int pk_flame_check(pk_query *q, int weight, bool quiet);
+/* The flame graph of q's run's call paths; returns the exit status. */
+int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *options);
+
+/* ---- writing a picture to a file ------------------------------------------------------ */
+
+/*
+ * Runs write(q, buffer, context) into memory, then puts the result in path
+ * ("-": stdout) only when it succeeded, so bad input leaves no file behind.
+ */
+typedef int (*pk_picture_writer)(pk_query *q, FILE *out, void *context);
+int pk_picture_save(pk_query *q, const char *path, pk_picture_writer write, void *context);
+
+#endif /* PK_CLI_PICTURES_H */
