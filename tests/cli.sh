@@ -43,8 +43,8 @@ pk --version
 check_equal "--version" "$status $(cat out)" "0 pikoc 0.1.0"
 pk --help
 check_equal "--help lists every command" "$status $(awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s ", $1 }' out)" \
-    "0 run runs top tree events spikes diff export sql spans leaks peak histogram "
-for cmd in run runs top tree events spikes diff export sql spans leaks peak histogram; do
+    "0 run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report "
+for cmd in run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report; do
     pk "$cmd" --help
     check_equal "pikoc $cmd --help" "$status $(head -1 out | cut -d' ' -f1-3)" "0 usage: pikoc $cmd"
     cp out help.txt
@@ -308,6 +308,47 @@ pk spikes
 check_equal "spikes without memory samples" "$status $(cat err)" \
     "2 pikoc spikes: run 5 has no RSS/VMS samples (monitor function): record it with --monitor function-memory"
 
+# --- pictures: plot, flame, report (the HTML in a browser: tests/report_chromium.sh) ------------------
+well_formed() { # name file
+    if xmllint --noout "$2" 2>"$work/xml"; then ok "$1"; else not_ok "$1" && cat "$work/xml"; fi
+}
+command -v xmllint >/dev/null || not_ok "xmllint is not installed (scripts/deps.sh installs libxml2-utils)"
+pk plot --run 4 -o grow.svg
+check_equal "plot: quiet, status 0" "$status $(cat out err)" "0 "
+well_formed "plot: well-formed SVG" grow.svg
+check_equal "plot: the three 4 MiB jumps marked in grow, at its line" \
+    "$(grep -c '>[1-5]\. +[0-9.]* MiB in grow (grow.c:12) at [0-9.]* [mu]*s</text>' grow.svg)" 3
+check_equal "plot: the legend" "$(grep -o 'class="legend">[^<]*' grow.svg | cut -d'>' -f2 | tr '\n' ,)" \
+    "RSS,VMS,live heap,"
+pk plot --run 4 --x index -o -
+check_equal "plot --x index -o -: the SVG on stdout" "$status $(head -c 4 out) $(grep -c '>event index</text>' out)" \
+    "0 <svg 1"
+# The flame's frames are the tree's call paths: depth, name, inclusive time and calls.
+pk tree --run 1 --format csv
+rows | awk -F, '{ print $11 + 1, $8, $2, $1 }' | sort >tree-paths.txt
+pk flame ./pikoc.db --run 1 --width 100000 -o nested.svg
+well_formed "flame: well-formed SVG" nested.svg
+sed -n 's/.*data-d="\([0-9]*\)" data-n="\([a-z]*\)"><title>[a-z]* ([^)]*): \([0-9]*\) ns ([^)]*), [0-9.]*%, \([0-9]*\) calls*<.*/\1 \2 \3 \4/p' \
+    nested.svg | sort >flame-paths.txt
+check_same "flame: one frame per call path, with the tree's time and calls" flame-paths.txt tree-paths.txt
+check_equal "flame: the whole, 100%" "$(grep -c "<title>all: $(awk 'NR == 1 { print $3 }' tree-paths.txt) ns (.*), 100.00%</title>" nested.svg)" 1
+if [ "$sanitizers" = yes ]; then
+    pk flame --run 4 --weight alloc -o alloc.svg
+    check_equal "flame --weight alloc without counters (AddressSanitizer's malloc)" "$status $(ls alloc.svg 2>&1 >/dev/null | wc -l)" "2 1"
+else
+    pk flame --run 4 --weight alloc -o alloc.svg
+    check_equal "flame --weight alloc: grow's 12 MiB" \
+        "$status $(grep -o '<title>grow ([^)]*grow.c:12): [^<]*' alloc.svg | sed 's/.*: //; s/, [0-9.]*%//')" \
+        "0 12582912 bytes (12.0 MiB), 3 calls"
+fi
+pk report --run 4 --vs 1 -o run4.html
+check_equal "report: written, quiet" "$status $(cat out err)" "0 "
+check_equal "report: the run, its sections, the comparison" \
+    "$(grep -o '<section id="[a-z-]*">' run4.html | cut -d'"' -f2 | tr '\n' ' ')" \
+    "summary timeline flame-time flame-alloc functions paths leaks peak diff "
+check_equal "report: no network (only the SVG namespace names a URL)" \
+    "$(grep -o 'https*://[^"]*' run4.html | sort -u)" "http://www.w3.org/2000/svg"
+
 # --- diff ----------------------------------------------------------------------------------------
 pk run -q --record sqlite:a.db -- "$(prog recursion)" 10
 pk run -q --record sqlite:b.db -- "$(prog recursion)" 12
@@ -472,6 +513,38 @@ bad "sql with a write after a read" \
 bad "sql syntax" "pikoc sql: near \"SELEC\": syntax error" sql "SELEC 1"
 check_equal "sql refused: nothing ran" "$(cat out)" ""
 bad "sql without a query" "pikoc sql: no query (usage: pikoc sql [OPTIONS] QUERY)" sql
+# The pictures: nothing written on bad input.
+runs=$(sqlite3 pikoc.db "SELECT max(id) FROM runs")
+bad "plot: missing file" "pikoc plot: nosuch.db: no such file" plot nosuch.db
+bad "flame: missing file" "pikoc flame: nosuch.db: no such file" flame --db nosuch.db
+bad "report: missing file" "pikoc report: nosuch.db: no such file" report nosuch.db
+bad "plot: unknown run" "pikoc plot: unknown run 99 (runs: 1-$runs)" plot --run 99
+bad "flame: unknown run" "pikoc flame: unknown run 99 (runs: 1-$runs)" flame --run 99
+bad "report: unknown run" "pikoc report: unknown run 99 (runs: 1-$runs)" report --run 99
+bad "report --vs: unknown run" "pikoc report: unknown run 99 (runs: 1-$runs)" report --vs 99
+bad "report --vs: missing file" "pikoc report: nosuch.db: no such file" report --vs nosuch.db:1
+bad "flame --weight size" "pikoc flame: --weight 'size': unknown weight (accepted: time, alloc, leaked, peak)" \
+    flame --weight size
+bad "flame --weight leaked without allocation records" \
+    "pikoc flame: run 5 has no allocation records (record them with pikoc run --monitor alloc)" \
+    flame --run 5 --weight leaked
+bad "flame --weight peak without allocation records" \
+    "pikoc flame: run 5 has no allocation records (record them with pikoc run --monitor alloc)" \
+    flame --run 5 --weight peak
+bad "flame --weight alloc without counters" \
+    "pikoc flame: --weight alloc: run 5 has no allocation counters (unavailable: the function monitor does not count allocations)" \
+    flame --run 5 --weight alloc
+bad "plot: a run without memory samples" \
+    "pikoc plot: run 5 has no RSS/VMS samples (monitor function): record it with --monitor function-memory" \
+    plot --run 5
+bad "plot --x size" "pikoc plot: --x 'size': unknown axis (accepted: time, index)" plot --x size
+bad "plot: two databases" "pikoc plot: unexpected argument 'b.db' (one database)" plot a.db b.db
+bad "flame --width 10" "pikoc flame: --width '10': expected 200 to 100000 pixels" flame --width 10
+bad "report --format csv" "pikoc report: --format does not apply: report writes HTML" report --format csv
+check_equal "pictures: no file left by a refusal" "$(ls plot.svg flame.svg report.html 2>/dev/null)" ""
+pk report -o "$work/no/such/dir/report.html"
+check_equal "report: an unwritable output is a failure (1)" "$status $(sed "s|$work/||" err)" \
+    "1 pikoc report: cannot write 'no/such/dir/report.html': No such file or directory"
 if cmp -s pikoc.db before.db && { [ ! -e before.db-wal ] || cmp -s pikoc.db-wal before.db-wal; }; then
     ok "the database is unchanged by every read and refusal"
 else

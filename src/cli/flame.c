@@ -292,7 +292,8 @@ static void draw_box(FILE *out, const layout *l, const box *b, int weight, int64
     else if (b->depth == 0)
         snprintf(name, sizeof name, "all");
     else
-        snprintf(name, sizeof name, "(%zu frames under 1 px)", b->merged);
+        snprintf(name, sizeof name, "(%zu frame%s under 1 px)", b->merged,
+                 b->merged == 1 ? "" : "s");
     describe_value(weight, b->value, value, sizeof value);
     double share = total > 0 ? 100.0 * (double)b->value / (double)total : 0;
     const char *calls = n && n->calls == 1 ? "call" : "calls";
@@ -407,8 +408,9 @@ int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *o)
     int n = snprintf(text, sizeof text, "total %s; %zu call paths", value, t.count);
     if (l.merged_frames > 0)
         n += snprintf(text + n, sizeof text - (size_t)n,
-                      "; %zu frames narrower than 1 px merged into %zu grey frames",
-                      l.merged_frames, l.merged_boxes);
+                      "; %zu frame%s narrower than 1 px merged into %zu grey frame%s",
+                      l.merged_frames, l.merged_frames == 1 ? "" : "s", l.merged_boxes,
+                      l.merged_boxes == 1 ? "" : "s");
     if (outside > 0) {
         describe_value(o->weight, outside, value, sizeof value);
         snprintf(text + n, sizeof text - (size_t)n, "; %s outside recorded calls not drawn", value);

@@ -51,6 +51,11 @@ int pk_flame_check(pk_query *q, int weight, bool quiet);
 /* The flame graph of q's run's call paths; returns the exit status. */
 int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *options);
 
+/* ---- the HTML report (report.c) ---------------------------------------------------------- */
+
+/* The report of q's run, compared with vs's run when vs is not NULL (both opened). */
+int pk_report_write(pk_query *q, FILE *out, pk_query *vs);
+
 /* ---- writing a picture to a file ------------------------------------------------------ */
 
 /*

@@ -218,15 +218,20 @@ static void draw_series(FILE *out, const plot *p, const area *a, int series)
     pk_svg_path_end(&path);
 }
 
+/* The series drawn, left to right, ending at the right margin. */
 static void draw_legend(FILE *out, const plot *p, double right, double y)
 {
-    double x = right;
-    for (int s = SERIES; s-- > 0;) {
+    double width = 0;
+    for (int s = 0; s < SERIES; s++)
+        if (p->has[s])
+            width += 8 * (double)strlen(series_names[s]) + 34;
+    double x = right - width;
+    for (int s = 0; s < SERIES; s++) {
         if (!p->has[s])
             continue;
-        x -= 8 * (double)strlen(series_names[s]) + 34;
         pk_svg_line(out, x, y - 4, x + 20, y - 4, series_colours[s]);
         pk_svg_text(out, x + 24, y, "start", "legend", series_names[s]);
+        x += 8 * (double)strlen(series_names[s]) + 34;
     }
 }
 

@@ -503,9 +503,9 @@ static const char sort_script[] =
     "  document.documentElement.setAttribute('data-ready', 'true');\n"
     "})();\n";
 
-static int write_report(pk_query *q, FILE *out, void *context)
+int pk_report_write(pk_query *q, FILE *out, pk_query *vs)
 {
-    report r = {.q = q, .vs = context, .out = out};
+    report r = {.q = q, .vs = vs, .out = out};
     int status = pk_query_run_facts(q, &r.facts);
     if (status != 0)
         return status;
@@ -532,6 +532,11 @@ static int write_report(pk_query *q, FILE *out, void *context)
     fprintf(out, "<pre id=\"errors\"></pre>\n<script>\n%s</script>\n</body>\n</html>\n",
             sort_script);
     return status;
+}
+
+static int write_report(pk_query *q, FILE *out, void *context)
+{
+    return pk_report_write(q, out, context);
 }
 
 static int report_main(int argc, char **argv)
