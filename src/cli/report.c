@@ -194,9 +194,10 @@ static int timeline(report *r)
     return status;
 }
 
-static int flame(report *r, int weight, const char *id, const char *heading)
+/* A section holding a flame graph: ids differ, the graph's zoom script finds its <svg> by id. */
+static int flame(report *r, int weight, const char *section, const char *id, const char *heading)
 {
-    fprintf(r->out, "<section id=\"%s\"><h2>%s</h2>\n", id, heading);
+    fprintf(r->out, "<section id=\"%s\"><h2>%s</h2>\n", section, heading);
     int status = 0;
     if (pk_flame_check(r->q, weight, true) == 0) {
         pk_flame_options o = pk_flame_defaults(weight);
@@ -500,6 +501,13 @@ static const char sort_script[] =
     "      });\n"
     "    });\n"
     "  });\n"
+    /* Where the timeline landed, in CSS pixels: what a screenshot of the page should show. */
+    "  var plot = document.getElementById('plot');\n"
+    "  if (plot) {\n"
+    "    var box = plot.getBoundingClientRect();\n"
+    "    document.documentElement.setAttribute('data-plot-box', [box.left, box.top, box.width,\n"
+    "      box.height].map(Math.round).join(','));\n"
+    "  }\n"
     "  document.documentElement.setAttribute('data-ready', 'true');\n"
     "})();\n";
 
@@ -518,9 +526,10 @@ int pk_report_write(pk_query *q, FILE *out, pk_query *vs)
     if (status == 0)
         status = timeline(&r);
     if (status == 0)
-        status = flame(&r, PK_WEIGHT_TIME, "flame-time", "Time by call path");
+        status = flame(&r, PK_WEIGHT_TIME, "time", "flame-time", "Time by call path");
     if (status == 0)
-        status = flame(&r, PK_WEIGHT_ALLOC, "flame-alloc", "Allocations by call path");
+        status =
+            flame(&r, PK_WEIGHT_ALLOC, "allocations", "flame-alloc", "Allocations by call path");
     if (status == 0)
         status = functions(&r);
     if (status == 0)
