@@ -77,7 +77,7 @@ typedef struct plot {
     column *buckets; /* SERIES x columns */
     size_t samples;  /* events drawn */
     bool has[SERIES];
-    double y_max;
+    double y_max, rss_max;
     spike *spikes; /* the largest RSS growths, largest first */
     size_t spike_count;
 } plot;
@@ -138,6 +138,8 @@ static int take_sample(void *context, const pk_memory_sample *s)
     double x = p->o->x == PK_PLOT_X_TIME ? (double)s->time_ns : (double)s->index;
     if (s->has_rss) {
         bucket_add(p, S_RSS, x, (double)s->rss);
+        if ((double)s->rss > p->rss_max)
+            p->rss_max = (double)s->rss;
         bucket_add(p, S_VMS, x, (double)s->vms);
         spike_add(p, x, s);
     }
@@ -294,10 +296,10 @@ static void draw(FILE *out, const plot *p, int64_t run_id)
               .height = o->height - MARGIN_TOP - MARGIN_BOTTOM};
     a.x = pk_axis_make(o->x == PK_PLOT_X_TIME ? PK_AXIS_NS : PK_AXIS_COUNT, p->x_max, 8);
     a.y = pk_axis_make(PK_AXIS_BYTES, p->y_max, 6);
-    /* Spikes under 1% of the axis are noise at this scale: not marked. */
+    /* Jumps under 1% of the largest RSS are noise, not events worth a mark. */
     plot shown = *p;
     while (shown.spike_count > 0 &&
-           (double)shown.spikes[shown.spike_count - 1].growth < a.y.end / 100)
+           (double)shown.spikes[shown.spike_count - 1].growth < p->rss_max / 100)
         shown.spike_count--;
     double list_top = o->height + 4;
     double height = o->height + (shown.spike_count ? 16 * (double)shown.spike_count + 8 : 0);
