@@ -14,16 +14,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-cli.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 cd "$work" || exit 1
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
-check_equal() { # name got expected
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
-}
-check_same() { # name file-got file-expected
-    if diff -u "$3" "$2" >"$work/diff"; then ok "$1"; else not_ok "$1" && cat "$work/diff"; fi
-}
+. "$srcdir/tests/checks.sh"
 
 # pk ARGS...: runs pikoc in $work; stdout in out, stderr in err, status in $status.
 pk() {

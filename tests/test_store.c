@@ -24,51 +24,13 @@
 #include <unistd.h>
 
 #include "records.h"
+#include "temp_dir.h"
 #include "store.h"
 
 #define START_WALL_NS 1700000000000000000ll
 #define PAGE 4096
 
 /* ---- helpers ----------------------------------------------------------------- */
-
-typedef struct temp_dir {
-    char dir[512];
-    char db[600]; /* dir/pikoc.db */
-} temp_dir;
-
-static int temp_dir_make(void **state)
-{
-    temp_dir *t = calloc(1, sizeof *t);
-    const char *tmp = getenv("TMPDIR");
-    if (!t)
-        return -1;
-    snprintf(t->dir, sizeof t->dir, "%s/pikoc-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(t->dir)) {
-        free(t);
-        return -1;
-    }
-    snprintf(t->db, sizeof t->db, "%s/pikoc.db", t->dir);
-    *state = t;
-    return 0;
-}
-
-static int temp_dir_remove(void **state)
-{
-    temp_dir *t = *state;
-    DIR *d = opendir(t->dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[1200];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", t->dir, e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(t->dir);
-    free(t);
-    return 0;
-}
 
 static const temp_dir *dir_of(void **state)
 {

@@ -47,11 +47,11 @@ const pk_cli_command pk_cmd_flame = {
 
 const char *const pk_flame_weights[PK_WEIGHT_COUNT] = {"time", "alloc", "leaked", "peak"};
 
-enum { OPT_WEIGHT = PK_RUN_OPTION_COUNT, OPT_OUTPUT, OPT_WIDTH };
+enum { OPT_WEIGHT = PK_PICTURE_OPTION_COUNT, OPT_WIDTH };
 
 static const pk_cli_option options[] = {
-    PK_RUN_OPTIONS, [OPT_WEIGHT] = {"weight", 'w', "WEIGHT"},
-    [OPT_OUTPUT] = {"output", 'o', "FILE"}, [OPT_WIDTH] = {"width", 0, "PIXELS"}};
+    PK_PICTURE_OPTIONS, [OPT_WEIGHT] = {"weight", 'w', "WEIGHT"},
+    [OPT_WIDTH] = {"width", 0, "PIXELS"}};
 
 enum { FRAME_HEIGHT = 17, MARGIN = 10, HEADER = 44, CHAR_WIDTH = 7 };
 
@@ -449,30 +449,18 @@ static int flame_main(int argc, char **argv)
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_flame, options, PK_ARRAY_SIZE(options), argc, argv);
     pk_flame_options o = pk_flame_defaults(PK_WEIGHT_TIME);
-    const char *output = "flame.svg";
-    bool db_given = false;
+    pk_picture_args args = {.output = "flame.svg", .writes = "SVG"};
     uint64_t width;
     const char *value;
     for (int opt; (opt = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         switch (opt) {
         case PK_CLI_EXIT:
             return p.status;
-        case PK_CLI_OPERAND:
-            if (db_given)
-                return pk_cli_usage(&p, "unexpected argument '%s' (one database)", value);
-            q.path = value;
-            db_given = true;
-            break;
-        case PK_OPT_FORMAT:
-            return pk_cli_usage(&p, "--format does not apply: flame writes SVG");
         case OPT_WEIGHT:
             o.weight =
                 pk_cli_choice(&p, "--weight", value, "weight", pk_flame_weights, PK_WEIGHT_COUNT);
             if (o.weight < 0)
                 return PK_EXIT_USAGE;
-            break;
-        case OPT_OUTPUT:
-            output = value;
             break;
         case OPT_WIDTH:
             if (pk_cli_uint(&p, "--width", value, &width) != 0)
@@ -482,7 +470,7 @@ static int flame_main(int argc, char **argv)
             o.width = (int)width;
             break;
         default:
-            if (pk_query_option(&p, &q, opt, value) != 0)
+            if (pk_picture_option(&p, &q, &args, opt, value) != 0)
                 return PK_EXIT_USAGE;
         }
     }
@@ -491,7 +479,7 @@ static int flame_main(int argc, char **argv)
         return status;
     status = pk_flame_check(&q, o.weight, false);
     if (status == 0)
-        status = pk_picture_save(&q, output, write_flame, &o);
+        status = pk_picture_save(&q, args.output, write_flame, &o);
     pk_query_close(&q);
     return status;
 }

@@ -56,6 +56,26 @@ int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *options);
 /* The report of q's run, compared with vs's run when vs is not NULL (both opened). */
 int pk_report_write(pk_query *q, FILE *out, pk_query *vs);
 
+/* ---- the command line they share ------------------------------------------------------ */
+
+/* After the query options: -o FILE. Each command's own options follow. */
+enum { PK_OPT_OUTPUT = PK_RUN_OPTION_COUNT, PK_PICTURE_OPTION_COUNT };
+#define PK_PICTURE_OPTIONS PK_RUN_OPTIONS, [PK_OPT_OUTPUT] = {"output", 'o', "FILE"}
+
+typedef struct pk_picture_args {
+    const char *output; /* -o FILE ("-": stdout); set the default before parsing */
+    const char *writes; /* "SVG" or "HTML", for refusing --format */
+    bool db_operand;    /* the DB operand was given */
+} pk_picture_args;
+
+/*
+ * Takes an option plot, flame and report share: the database as --db FILE
+ * or as the one operand, --run N, -o FILE; refuses --format. 0, or
+ * PK_EXIT_USAGE after a usage error.
+ */
+int pk_picture_option(pk_cli_parser *p, pk_query *q, pk_picture_args *args, int option,
+                      const char *value);
+
 /* ---- writing a picture to a file ------------------------------------------------------ */
 
 /*

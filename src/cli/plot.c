@@ -42,11 +42,10 @@ const pk_cli_command pk_cmd_plot = {
     .main = plot_main,
 };
 
-enum { OPT_OUTPUT = PK_RUN_OPTION_COUNT, OPT_X, OPT_SPIKES };
+enum { OPT_X = PK_PICTURE_OPTION_COUNT, OPT_SPIKES };
 
 static const pk_cli_option options[] = {
-    PK_RUN_OPTIONS, [OPT_OUTPUT] = {"output", 'o', "FILE"}, [OPT_X] = {"x", 0, "AXIS"},
-    [OPT_SPIKES] = {"spikes", 0, "N"}};
+    PK_PICTURE_OPTIONS, [OPT_X] = {"x", 0, "AXIS"}, [OPT_SPIKES] = {"spikes", 0, "N"}};
 
 static const char *const axes[] = {"time", "index"};
 
@@ -372,25 +371,13 @@ static int plot_main(int argc, char **argv)
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_plot, options, PK_ARRAY_SIZE(options), argc, argv);
     pk_plot_options o = pk_plot_defaults();
-    const char *output = "plot.svg";
-    bool db_given = false;
+    pk_picture_args args = {.output = "plot.svg", .writes = "SVG"};
     uint64_t spikes = o.spikes;
     const char *value;
     for (int opt; (opt = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         switch (opt) {
         case PK_CLI_EXIT:
             return p.status;
-        case PK_CLI_OPERAND:
-            if (db_given)
-                return pk_cli_usage(&p, "unexpected argument '%s' (one database)", value);
-            q.path = value;
-            db_given = true;
-            break;
-        case PK_OPT_FORMAT:
-            return pk_cli_usage(&p, "--format does not apply: plot writes SVG");
-        case OPT_OUTPUT:
-            output = value;
-            break;
         case OPT_X: {
             int x = pk_cli_choice(&p, "--x", value, "axis", axes, PK_ARRAY_SIZE(axes));
             if (x < 0)
@@ -406,7 +393,7 @@ static int plot_main(int argc, char **argv)
             o.spikes = (size_t)spikes;
             break;
         default:
-            if (pk_query_option(&p, &q, opt, value) != 0)
+            if (pk_picture_option(&p, &q, &args, opt, value) != 0)
                 return PK_EXIT_USAGE;
         }
     }
@@ -415,7 +402,7 @@ static int plot_main(int argc, char **argv)
         return status;
     status = pk_memory_check(&q);
     if (status == 0)
-        status = pk_picture_save(&q, output, write_plot, &o);
+        status = pk_picture_save(&q, args.output, write_plot, &o);
     pk_query_close(&q);
     return status;
 }

@@ -42,10 +42,9 @@ const pk_cli_command pk_cmd_report = {
     .main = report_main,
 };
 
-enum { OPT_OUTPUT = PK_RUN_OPTION_COUNT, OPT_VS };
+enum { OPT_VS = PK_PICTURE_OPTION_COUNT };
 
-static const pk_cli_option options[] = {
-    PK_RUN_OPTIONS, [OPT_OUTPUT] = {"output", 'o', "FILE"}, [OPT_VS] = {"vs", 0, "RUN"}};
+static const pk_cli_option options[] = {PK_PICTURE_OPTIONS, [OPT_VS] = {"vs", 0, "RUN"}};
 
 /* The most rows a table shows: more would make a large run's page slow. */
 enum { TABLE_ROWS = 50 };
@@ -554,29 +553,18 @@ static int report_main(int argc, char **argv)
     pk_query_init(&q, &pk_cmd_report);
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_report, options, PK_ARRAY_SIZE(options), argc, argv);
-    const char *output = "report.html", *vs_arg = NULL;
-    bool db_given = false;
+    pk_picture_args args = {.output = "report.html", .writes = "HTML"};
+    const char *vs_arg = NULL;
     const char *value;
     for (int opt; (opt = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         switch (opt) {
         case PK_CLI_EXIT:
             return p.status;
-        case PK_CLI_OPERAND:
-            if (db_given)
-                return pk_cli_usage(&p, "unexpected argument '%s' (one database)", value);
-            q.path = value;
-            db_given = true;
-            break;
-        case PK_OPT_FORMAT:
-            return pk_cli_usage(&p, "--format does not apply: report writes HTML");
-        case OPT_OUTPUT:
-            output = value;
-            break;
         case OPT_VS:
             vs_arg = value;
             break;
         default:
-            if (pk_query_option(&p, &q, opt, value) != 0)
+            if (pk_picture_option(&p, &q, &args, opt, value) != 0)
                 return PK_EXIT_USAGE;
         }
     }
@@ -590,7 +578,7 @@ static int report_main(int argc, char **argv)
     if (status == 0 && vs_arg)
         status = pk_query_open(&vs, true);
     if (status == 0)
-        status = pk_picture_save(&q, output, write_report, vs_arg ? &vs : NULL);
+        status = pk_picture_save(&q, args.output, write_report, vs_arg ? &vs : NULL);
     pk_query_close(&vs);
     pk_query_close(&q);
     free(owned);

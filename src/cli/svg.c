@@ -238,6 +238,29 @@ void pk_name_colour(const char *name, pk_palette palette, char buf[8])
     snprintf(buf, 8, "#%02x%02x%02x", r, g, bl);
 }
 
+/* ---- the command line they share ------------------------------------------------------ */
+
+int pk_picture_option(pk_cli_parser *p, pk_query *q, pk_picture_args *args, int option,
+                      const char *value)
+{
+    switch (option) {
+    case PK_CLI_OPERAND:
+        if (args->db_operand)
+            return pk_cli_usage(p, "unexpected argument '%s' (one database)", value);
+        q->path = value;
+        args->db_operand = true;
+        return 0;
+    case PK_OPT_FORMAT:
+        return pk_cli_usage(p, "--format does not apply: %s writes %s", p->command->name,
+                            args->writes);
+    case PK_OPT_OUTPUT:
+        args->output = value;
+        return 0;
+    default:
+        return pk_query_option(p, q, option, value);
+    }
+}
+
 /* ---- writing a picture to a file ------------------------------------------------------ */
 
 int pk_picture_save(pk_query *q, const char *path, pk_picture_writer write, void *context)

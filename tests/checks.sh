@@ -1,0 +1,13 @@
+# checks.sh — the checks the shell tests share (sourced, after $work is set):
+# each prints "ok - NAME" or "not ok - NAME: why" and counts into
+# $passed and $failed, which the test reports and exits on at its end.
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
+check_equal() { # name got expected
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
+}
+check_same() { # name file-got file-expected
+    if diff -u "$3" "$2" >"$work/diff"; then ok "$1"; else not_ok "$1" && cat "$work/diff"; fi
+}
