@@ -197,12 +197,17 @@ static int by_name(const void *a, const void *b)
     return c ? c : (x->id > y->id) - (x->id < y->id);
 }
 
-/* Lays out children left to right from x, one level above depth; narrow ones merge. */
-static void lay_children(layout *l, const size_t *children, size_t count, double x, int64_t depth,
-                         double scale, size_t *stack, size_t *top, double *stack_x)
+/*
+ * Lays out children left to right across their parent's box, one level up;
+ * narrow ones merge. Children never spill past the parent (a callee cannot
+ * outweigh its caller, but measured times may disagree by a tick).
+ */
+static void lay_children(layout *l, const size_t *children, size_t count, box parent, double scale,
+                         size_t *stack, size_t *top)
 {
     int64_t merged_value = 0;
     size_t merged = 0;
+    double x = parent.x, end = parent.x + parent.width;
     for (size_t i = 0; i < count; i++) {
         size_t c = children[i];
         int64_t v = l->values[c];
@@ -214,14 +219,16 @@ static void lay_children(layout *l, const size_t *children, size_t count, double
             merged += l->sizes[c];
             continue;
         }
-        add_box(l, (box){c, depth + 1, x, width, v, 0});
-        stack[*top] = l->count - 1;
-        stack_x[(*top)++] = x;
+        if (width > end - x)
+            width = end - x;
+        add_box(l, (box){c, parent.depth + 1, x, width, v, 0});
+        stack[(*top)++] = l->count - 1;
         x += width;
     }
     if (merged > 0) {
-        add_box(l,
-                (box){SIZE_MAX, depth + 1, x, (double)merged_value * scale, merged_value, merged});
+        double width = (double)merged_value * scale;
+        add_box(l, (box){SIZE_MAX, parent.depth + 1, x, width < end - x ? width : end - x,
+                         merged_value, merged});
         l->merged_frames += merged;
         l->merged_boxes++;
     }
@@ -238,21 +245,19 @@ static void lay_out(layout *l, double width, int64_t total)
     }
     double scale = total > 0 ? width / (double)total : 0;
     /* The "all" frame: the whole run at the bottom. */
-    add_box(l, (box){SIZE_MAX, 0, 0, width, total, 0});
+    box all = {SIZE_MAX, 0, 0, width, total, 0};
+    add_box(l, all);
+    /* Depth first with an explicit stack of box indexes: deep recursion makes deep trees. */
     size_t *stack = pk_xcalloc(t->count + 1, sizeof *stack);
-    double *stack_x = pk_xcalloc(t->count + 1, sizeof *stack_x);
     size_t top = 0;
     if (total > 0)
-        lay_children(l, t->roots, t->root_count, 0, 0, scale, stack, &top, stack_x);
+        lay_children(l, t->roots, t->root_count, all, scale, stack, &top);
     while (top > 0) {
-        top--;
-        const box b = l->boxes[stack[top]];
+        const box b = l->boxes[stack[--top]]; /* a copy: add_box may move the array */
         const pk_path_node *n = &t->nodes[b.node];
-        lay_children(l, n->children, n->child_count, stack_x[top], b.depth, scale, stack, &top,
-                     stack_x);
+        lay_children(l, n->children, n->child_count, b, scale, stack, &top);
     }
     free(stack);
-    free(stack_x);
 }
 
 /* ---- drawing ---------------------------------------------------------------------- */
