@@ -1,9 +1,10 @@
 #!/bin/sh
 # report_chromium.sh — the HTML report end to end in headless Chromium, with
 # no network: the page's scripts run without an error (window.onerror writes
-# any into the page), it shows the expected run, the flame graphs' zoom
-# scripts ran, and a screenshot of the timeline's area is not blank (the
-# RSS and VMS lines' colours are there). Skipped (77) without chromium.
+# any into the page), it shows the expected run, tables sort and the flame
+# graph zooms when clicked, and a screenshot of the timeline's area is not
+# blank (the RSS and VMS lines' colours are there). Skipped (77) without
+# chromium.
 set -u
 
 builddir=$(cd "${top_builddir:-.}" && pwd)
@@ -43,6 +44,63 @@ check_equal "the comparison with run 1" "$(grep -o '<h2>Compared with run [0-9]*
     "<h2>Compared with run 1</h2>"
 check_equal "the time flame graph's zoom script ran" \
     "$(grep -o '<svg[^>]*id="flame-time"[^>]*>' dom.html | grep -c 'data-zoom="ready"')" 1
+
+# Sorting and zooming, clicked by a page that holds the report in a frame
+# (file pages may read each other only with --allow-file-access-from-files).
+cat >harness.html <<'HTML'
+<!DOCTYPE html>
+<html><body>
+<pre id="result">not loaded</pre>
+<iframe id="report" src="report.html" width="1280" height="1600"></iframe>
+<script>
+document.getElementById('report').onload = function () {
+  var page = this.contentDocument, lines = [];
+  function cells(table, i) {
+    return Array.prototype.map.call(table.tBodies[0].rows, function (row) {
+      return row.cells[i].textContent;
+    }).join(',');
+  }
+  try {
+    var table = page.querySelector('#functions table'), heads = table.querySelectorAll('th');
+    heads[0].click();
+    lines.push('function, first click: ' + cells(table, 0));
+    heads[0].click();
+    lines.push('function, second click: ' + cells(table, 0));
+    heads[1].click();
+    lines.push('calls: ' + cells(table, 1));
+    var frames = page.getElementById('flame-time').querySelectorAll('g.frame');
+    function frame(name) {
+      return Array.prototype.filter.call(frames, function (g) {
+        return g.getAttribute('data-n') === name;
+      })[0];
+    }
+    frame('grow').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    var shown = Array.prototype.filter.call(frames, function (g) {
+      return g.style.display !== 'none';
+    });
+    lines.push('zoomed into grow: ' + shown.map(function (g) {
+      var rect = g.querySelector('rect');
+      return g.getAttribute('data-n') + ' ' + rect.getAttribute('x') + '+' + rect.getAttribute('width');
+    }).join(', '));
+    frame('all').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    var grow = frame('grow');
+    lines.push('zoomed out: ' + (grow.querySelector('rect').getAttribute('width') ===
+      grow.getAttribute('data-w') ? 'as drawn' : 'moved'));
+  } catch (e) {
+    lines.push('error: ' + e);
+  }
+  document.getElementById('result').textContent = lines.join('\n');
+};
+</script>
+</body></html>
+HTML
+chrome --allow-file-access-from-files --dump-dom "file://$work/harness.html" >clicked.html
+check_equal "sorting and zooming by clicks" "$(sed -n '/<pre id="result">/,/<\/pre>/p' clicked.html)" \
+    '<pre id="result">function, first click: shrink,main,grow
+function, second click: grow,main,shrink
+calls: 2,2,1
+zoomed into grow: all 10+1080, main 10+1080, grow 10+1080
+zoomed out: as drawn</pre>'
 
 box=$(sed -n 's/.*data-plot-box="\([0-9,-]*\)".*/\1/p' dom.html | head -1)
 set -- $(echo "$box" | tr , ' ')
