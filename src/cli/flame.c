@@ -345,6 +345,7 @@ static const char zoom_script[] =
     "    return fits < 3 ? '' : n.length <= fits ? n : n.substring(0, fits - 2) + '..';\n"
     "  }\n"
     "  function place(g, x, w) {\n"
+    "    x = Math.round(x * 100) / 100; w = Math.round(w * 100) / 100; /* as pk_svg_number */\n"
     "    var r = g.querySelector('rect'), t = g.querySelector('text');\n"
     "    r.setAttribute('x', x); r.setAttribute('width', w);\n"
     "    t.setAttribute('x', x + 3); t.textContent = label(g, w);\n"
