@@ -335,6 +335,25 @@ else
         "$status $(grep -o '<title>grow ([^)]*grow.c:12): [^<]*' alloc.svg | sed 's/.*: //; s/, [0-9.]*%//')" \
         "0 12582912 bytes (12.0 MiB), 3 calls"
 fi
+# With allocation records (not under the sanitizers: their malloc is the one called).
+if [ "$sanitizers" != yes ]; then
+    pk run -q --record sqlite:alloc.db --monitor function-memory,alloc -- "$builddir/tests/alloc_allocs_traced" each
+    frame_of() { grep -o "<title>$1 ([^)]*allocs.c:[0-9]*): [^<]*" "$2" | sed 's/.*: //'; }
+    pk flame alloc.db --weight leaked -o leaked.svg
+    check_equal "flame --weight leaked: each's 3 x 777 + 33 bytes never freed" \
+        "$status $(frame_of each leaked.svg)" "0 2364 bytes (2.3 KiB), 100.00%, 1 call"
+    pk flame alloc.db --weight peak -o peak.svg
+    check_equal "flame --weight peak: each held 5000 + 100 bytes at the peak" \
+        "$status $(frame_of each peak.svg)" "0 5100 bytes (5.0 KiB), 100.00%, 1 call"
+    pk plot alloc.db -o alloc.svg
+    check_equal "plot: the heap peak of the allocation records" \
+        "$status $(grep -o 'class="peak">heap peak: [^<]* at' alloc.svg)" \
+        '0 class="peak">heap peak: 5.0 KiB (5100 bytes requested, live blocks) at'
+    pk report alloc.db -o alloc.html
+    check_equal "report: the leaks by call site and the peak" \
+        "$status $(grep -c '<tr><td>each</td><td class="n" data-v="6[78]"' alloc.html) $(grep -o 'The heap peaked at [^,]*' alloc.html)" \
+        "0 2 The heap peaked at 5.0 KiB (5100 bytes)"
+fi
 pk report --run 4 --vs 1 -o run4.html
 check_equal "report: written, quiet" "$status $(cat out err)" "0 "
 check_equal "report: the run, its sections, the comparison" \

@@ -158,6 +158,38 @@ static size_t occurrences(const char *text, const char *part)
     return n;
 }
 
+/*
+ * The allocation tables (alloc_runs and alloc_sites of the allocation
+ * schema), reduced to the columns the pictures read and filled by hand for
+ * run 1; a writer that made its own is replaced.
+ */
+static void add_allocation_tables(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *sql =
+        "DROP TABLE IF EXISTS alloc_runs; DROP TABLE IF EXISTS alloc_sites;"
+        "CREATE TABLE alloc_runs (run_id INTEGER PRIMARY KEY, peak_bytes INTEGER NOT NULL,"
+        " peak_time_ns INTEGER NOT NULL);"
+        "CREATE TABLE alloc_sites (run_id INTEGER NOT NULL, id INTEGER NOT NULL, path_id INTEGER,"
+        " caller_id INTEGER NOT NULL, caller_line INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+        " leaked_blocks INTEGER NOT NULL, leaked_bytes INTEGER NOT NULL,"
+        " peak_bytes INTEGER NOT NULL);"
+        "INSERT INTO alloc_runs VALUES (1, 6000, 3000);"
+        "INSERT INTO alloc_sites SELECT 1, 1, c.id, c.symbol_id, 21, 8000, 3, 3000, 5000"
+        " FROM call_paths c JOIN symbols s ON s.run_id = 1 AND s.id = c.symbol_id"
+        " WHERE c.run_id = 1 AND s.function = 'load';"
+        "INSERT INTO alloc_sites SELECT 1, 2, c.id, c.symbol_id, 31, 2000, 1, 1000, 1000"
+        " FROM call_paths c JOIN symbols s ON s.run_id = 1 AND s.id = c.symbol_id"
+        " WHERE c.run_id = 1 AND s.function = 'parse';"
+        "INSERT INTO alloc_sites SELECT 1, 3, NULL, id, 3, 500, 1, 500, 0 FROM symbols"
+        " WHERE run_id = 1 AND function = 'main' AND line = 5;";
+    char *error = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &error) != SQLITE_OK)
+        fail_msg("%s", error);
+    sqlite3_close(db);
+}
+
 /* ---- the writer's helpers ---------------------------------------------------------- */
 
 static char *captured(void (*write)(FILE *, const char *), const char *arg)
@@ -327,6 +359,46 @@ static void plot_downsamples_large_runs(void **state)
     pk_query_close(&q);
 }
 
+/*
+ * The alloc monitor's timer samples (memory_samples) join the RSS and VMS
+ * lines on the time axis; the allocation records' heap peak is marked.
+ */
+static void plot_draws_timer_samples_and_the_heap_peak(void **state)
+{
+    const temp_dir *t = *state;
+    record_known(t->db);
+    add_allocation_tables(t->db);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t->db, &db), SQLITE_OK);
+    char *error = NULL;
+    if (sqlite3_exec(db,
+                     "INSERT INTO memory_samples (run_id, time_ns, rss, vms) VALUES"
+                     " (1, 500, 2097152, 11534336), (1, 12000, 4194304, 13631488)",
+                     NULL, NULL, &error) != SQLITE_OK)
+        fail_msg("%s", error);
+    sqlite3_close(db);
+    pk_query q;
+    open_run(&q, &pk_cmd_plot, t->db, NULL);
+    pk_plot_options o = pk_plot_defaults();
+    char *svg = generate(&q, plot_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    assert_contains(svg, ">8 events and 2 timer samples, every one drawn</text>");
+    /* The last sample, at 12 us and 13 MiB of VMS, widens both axes (y in steps of 5 MiB). */
+    assert_contains(svg, ">15 MiB</text>");
+    assert_contains(svg, ">12 us</text>");
+    assert_contains(svg, "<g class=\"peak\"><title>heap peak: 5.9 KiB (6000 bytes requested, live "
+                         "blocks) at 3.00 us</title>");
+    free(svg);
+    o.x = PK_PLOT_X_INDEX;
+    svg = generate(&q, plot_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    assert_contains(svg, ">8 events, every one drawn; the timer samples have no event index (see "
+                         "--x time)</text>");
+    assert_int_equal(occurrences(svg, "class=\"peak\""), 0);
+    free(svg);
+    pk_query_close(&q);
+}
+
 /* ---- flame ----------------------------------------------------------------------------- */
 
 static void flame_by_time(void **state)
@@ -380,38 +452,6 @@ static void flame_by_bytes_allocated(void **state)
     assert_int_equal(occurrences(svg, "<g class=\"frame\""), 4);
     free(svg);
     pk_query_close(&q);
-}
-
-/*
- * The allocation tables (alloc_runs and alloc_sites of the allocation
- * schema), reduced to the columns the pictures read and filled by hand for
- * run 1; a writer that made its own is replaced.
- */
-static void add_allocation_tables(const char *path)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    const char *sql =
-        "DROP TABLE IF EXISTS alloc_runs; DROP TABLE IF EXISTS alloc_sites;"
-        "CREATE TABLE alloc_runs (run_id INTEGER PRIMARY KEY, peak_bytes INTEGER NOT NULL,"
-        " peak_time_ns INTEGER NOT NULL);"
-        "CREATE TABLE alloc_sites (run_id INTEGER NOT NULL, id INTEGER NOT NULL, path_id INTEGER,"
-        " caller_id INTEGER NOT NULL, caller_line INTEGER NOT NULL, bytes INTEGER NOT NULL,"
-        " leaked_blocks INTEGER NOT NULL, leaked_bytes INTEGER NOT NULL,"
-        " peak_bytes INTEGER NOT NULL);"
-        "INSERT INTO alloc_runs VALUES (1, 6000, 3000);"
-        "INSERT INTO alloc_sites SELECT 1, 1, c.id, c.symbol_id, 21, 8000, 3, 3000, 5000"
-        " FROM call_paths c JOIN symbols s ON s.run_id = 1 AND s.id = c.symbol_id"
-        " WHERE c.run_id = 1 AND s.function = 'load';"
-        "INSERT INTO alloc_sites SELECT 1, 2, c.id, c.symbol_id, 31, 2000, 1, 1000, 1000"
-        " FROM call_paths c JOIN symbols s ON s.run_id = 1 AND s.id = c.symbol_id"
-        " WHERE c.run_id = 1 AND s.function = 'parse';"
-        "INSERT INTO alloc_sites SELECT 1, 3, NULL, id, 3, 500, 1, 500, 0 FROM symbols"
-        " WHERE run_id = 1 AND function = 'main' AND line = 5;";
-    char *error = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &error) != SQLITE_OK)
-        fail_msg("%s", error);
-    sqlite3_close(db);
 }
 
 static void flame_leaked_and_peak_need_allocation_records(void **state)
@@ -535,6 +575,7 @@ int main(void)
         cmocka_unit_test(colours_follow_the_name),
         WITH_DIR(plot_of_the_known_run),
         WITH_DIR(plot_downsamples_large_runs),
+        WITH_DIR(plot_draws_timer_samples_and_the_heap_peak),
         WITH_DIR(flame_by_time),
         WITH_DIR(flame_by_bytes_allocated),
         WITH_DIR(flame_leaked_and_peak_need_allocation_records),

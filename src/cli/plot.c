@@ -17,6 +17,8 @@ static const char help[] =
     "freed, from jemalloc's counters) at each event, over the time since the start\n"
     "of the run or over the event index. The largest RSS jumps are marked with\n"
     "the function and line the program was at (as pikoc spikes reports them).\n"
+    "The alloc monitor's timer samples of RSS and VMS are drawn on the time axis,\n"
+    "and a run with allocation records gets its heap peak marked.\n"
     "More events than pixel columns are drawn as each column's minimum and\n"
     "maximum, and the picture says so.\n"
     "\n"
@@ -28,7 +30,7 @@ static const char help[] =
     "  --spikes N           how many of the largest RSS jumps to mark (default 5)\n"
     "  -h, --help           this help\n"
     "\n"
-    "The run must have been recorded with the function-memory monitor.\n"
+    "The run must have sampled memory (the function-memory or alloc monitor).\n"
     "\n"
     "example:\n"
     "  pikoc plot -o memory.svg --x index\n";
@@ -71,10 +73,14 @@ typedef struct spike {
 
 typedef struct plot {
     const pk_plot_options *o;
-    double x_max;    /* the x of the last event: time in ns or index */
-    size_t columns;  /* pixel columns of the plot area */
-    column *buckets; /* SERIES x columns */
-    size_t samples;  /* events drawn */
+    double x_max;       /* the x of the last event: time in ns or index */
+    size_t columns;     /* pixel columns of the plot area */
+    column *buckets;    /* SERIES x columns */
+    size_t samples;     /* events drawn */
+    size_t timer;       /* timer samples drawn (memory_samples) */
+    bool timer_skipped; /* the run has timer samples, not drawn over the event index */
+    bool has_peak;      /* the allocation records' heap peak (alloc_runs) */
+    double peak_x, peak_bytes;
     bool has[SERIES];
     double y_max, rss_max;
     spike *spikes; /* the largest RSS growths, largest first */
@@ -149,6 +155,18 @@ static int take_sample(void *context, const pk_memory_sample *s)
     return 0;
 }
 
+/* Quietly prepared: files before schema version 3 have no memory_samples table. */
+static sqlite3_stmt *prepare_optional(pk_query *q, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return NULL;
+    }
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    return stmt;
+}
+
 /* The x range from the batches' summaries, before the walk buckets the events. */
 static int find_x_max(pk_query *q, plot *p)
 {
@@ -161,7 +179,66 @@ static int find_x_max(pk_query *q, plot *p)
     if (rc == SQLITE_ROW)
         p->x_max = sqlite3_column_double(stmt, p->o->x == PK_PLOT_X_TIME ? 0 : 1);
     sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? 0 : pk_query_fail(q);
+    if (rc != SQLITE_ROW)
+        return pk_query_fail(q);
+    sqlite3_stmt *timer = p->o->x == PK_PLOT_X_TIME
+                              ? prepare_optional(q, "SELECT max(time_ns) FROM memory_samples"
+                                                    " WHERE run_id = ?")
+                              : NULL;
+    if (timer && sqlite3_step(timer) == SQLITE_ROW && sqlite3_column_double(timer, 0) > p->x_max)
+        p->x_max = sqlite3_column_double(timer, 0);
+    sqlite3_finalize(timer);
+    return 0;
+}
+
+/*
+ * The alloc monitor's timer samples (memory_samples): RSS and VMS whether or
+ * not the program is instrumented. They have a time and no event index.
+ */
+static int take_timer_samples(pk_query *q, plot *p)
+{
+    sqlite3_stmt *stmt =
+        prepare_optional(q, "SELECT time_ns, rss, vms FROM memory_samples WHERE run_id = ?");
+    if (!stmt)
+        return 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (p->o->x != PK_PLOT_X_TIME) {
+            p->timer_skipped = true;
+            break;
+        }
+        double x = sqlite3_column_double(stmt, 0);
+        double rss = sqlite3_column_double(stmt, 1);
+        bucket_add(p, S_RSS, x, rss);
+        bucket_add(p, S_VMS, x, sqlite3_column_double(stmt, 2));
+        if (rss > p->rss_max)
+            p->rss_max = rss;
+        p->timer++;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pk_query_fail(q);
+}
+
+/* The allocation records' heap peak (requested bytes of live blocks), on the time axis. */
+static int find_heap_peak(pk_query *q, plot *p)
+{
+    if (p->o->x != PK_PLOT_X_TIME || !pk_query_has_alloc(q))
+        return 0;
+    sqlite3_stmt *stmt =
+        pk_query_prepare(q, "SELECT peak_bytes, peak_time_ns FROM alloc_runs WHERE run_id = ?");
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > 0) {
+        p->has_peak = true;
+        p->peak_bytes = sqlite3_column_double(stmt, 0);
+        p->peak_x = sqlite3_column_double(stmt, 1);
+        if (p->peak_bytes > p->y_max)
+            p->y_max = p->peak_bytes;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pk_query_fail(q);
 }
 
 typedef struct area {
@@ -286,6 +363,31 @@ static void draw_spikes(FILE *out, const plot *p, const area *a, double list_top
     }
 }
 
+/*
+ * The allocation records' heap peak (requested bytes of live blocks): a
+ * diamond where and when it was reached, and a line in the list under the
+ * axes. The live-heap line itself needs jemalloc's counters on the events.
+ */
+static void draw_heap_peak(FILE *out, const plot *p, const area *a, double list_y)
+{
+    char bytes[32], at[32], text[160];
+    pk_readable_bytes((int64_t)p->peak_bytes, bytes, sizeof bytes);
+    pk_readable_ns((int64_t)p->peak_x, at, sizeof at);
+    snprintf(text, sizeof text, "heap peak: %s (%.0f bytes requested, live blocks) at %s", bytes,
+             p->peak_bytes, at);
+    double x = px(a, p->peak_x), y = py(a, p->peak_bytes);
+    fputs("<g class=\"peak\">", out);
+    pk_svg_title(out, text);
+    fputs("<path d=\"M", out);
+    pk_svg_number(out, x);
+    fputc(' ', out);
+    pk_svg_number(out, y - 5);
+    fputs(" l5 5 l-5 5 l-5 -5 z\" fill=\"", out);
+    fprintf(out, "%s\"/>\n", series_colours[S_HEAP]);
+    pk_svg_text(out, a->left, list_y, "start", "peak", text);
+    fputs("</g>\n", out);
+}
+
 static void draw(FILE *out, const plot *p, int64_t run_id)
 {
     const pk_plot_options *o = p->o;
@@ -301,11 +403,13 @@ static void draw(FILE *out, const plot *p, int64_t run_id)
            (double)shown.spikes[shown.spike_count - 1].growth < p->rss_max / 100)
         shown.spike_count--;
     double list_top = o->height + 4;
-    double height = o->height + (shown.spike_count ? 16 * (double)shown.spike_count + 8 : 0);
+    size_t lines = shown.spike_count + (p->has_peak ? 1 : 0);
+    double height = o->height + (lines ? 16 * (double)lines + 8 : 0);
     pk_svg_begin(out, o->width, height, o->id);
     fputs("<style>.title{font-size:15px;font-weight:bold}.tick{font-size:11px;fill:#333}"
           ".note{font-size:11px;fill:#555}.spike{font-size:12px;fill:#8b0000}"
-          ".spike-number{font-size:11px;font-weight:bold;fill:#8b0000}</style>\n",
+          ".spike-number{font-size:11px;font-weight:bold;fill:#8b0000}"
+          ".peak{font-size:12px;fill:#1a6e1a}</style>\n",
           out);
     pk_svg_rect(out, 0, 0, o->width, height, "#fff", NULL);
     char title[128];
@@ -313,21 +417,35 @@ static void draw(FILE *out, const plot *p, int64_t run_id)
              o->x == PK_PLOT_X_TIME ? "time" : "events");
     pk_svg_text(out, MARGIN_LEFT, 20, "start", "title", title);
     draw_legend(out, p, o->width - MARGIN_RIGHT, 20);
-    char note[160];
-    if (p->samples == 0)
-        snprintf(note, sizeof note, "no events with memory samples");
-    else if (p->samples > p->columns)
-        snprintf(note, sizeof note,
-                 "%zu events, downsampled: the lowest and highest of each of %zu pixel columns",
-                 p->samples, p->columns);
+    /* What was drawn: "14 events", "14 events and 40 timer samples", then how. */
+    char what[96], note[256];
+    if (p->timer > 0 && p->samples == 0)
+        snprintf(what, sizeof what, "%zu timer samples", p->timer);
+    else if (p->timer > 0)
+        snprintf(what, sizeof what, "%zu events and %zu timer samples", p->samples, p->timer);
     else
-        snprintf(note, sizeof note, "%zu events, every one drawn", p->samples);
+        snprintf(what, sizeof what, "%zu events", p->samples);
+    size_t drawn = p->samples + p->timer;
+    int n;
+    if (drawn == 0)
+        n = snprintf(note, sizeof note, "no events with memory samples");
+    else if (drawn > p->columns)
+        n = snprintf(note, sizeof note,
+                     "%s, downsampled: the lowest and highest of each of %zu pixel columns", what,
+                     p->columns);
+    else
+        n = snprintf(note, sizeof note, "%s, every one drawn", what);
+    if (p->timer_skipped)
+        snprintf(note + n, sizeof note - (size_t)n,
+                 "; the timer samples have no event index (see --x time)");
     pk_svg_text(out, MARGIN_LEFT, 40, "start", "note", note);
     draw_axes(out, &a, o->x);
     for (int s = 0; s < SERIES; s++)
         if (p->has[s])
             draw_series(out, p, &a, s);
     draw_spikes(out, &shown, &a, list_top);
+    if (p->has_peak)
+        draw_heap_peak(out, p, &a, list_top + 16 * (double)shown.spike_count);
     pk_svg_end(out);
 }
 
@@ -348,6 +466,10 @@ int pk_plot_write(pk_query *q, FILE *out, const pk_plot_options *o)
     p.buckets = pk_xcalloc(SERIES * p.columns, sizeof *p.buckets);
     p.spikes = pk_xcalloc(o->spikes ? o->spikes : 1, sizeof *p.spikes);
     status = pk_memory_walk(q, take_sample, &p);
+    if (status == 0)
+        status = take_timer_samples(q, &p);
+    if (status == 0)
+        status = find_heap_peak(q, &p);
     if (status == 0)
         draw(out, &p, q->run_id);
     for (size_t i = 0; i < p.spike_count; i++) {
