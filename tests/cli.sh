@@ -358,7 +358,7 @@ pk report --run 4 --vs 1 -o run4.html
 check_equal "report: written, quiet" "$status $(cat out err)" "0 "
 check_equal "report: the run, its sections, the comparison" \
     "$(grep -o '<section id="[a-z-]*">' run4.html | cut -d'"' -f2 | tr '\n' ' ')" \
-    "summary timeline time allocations functions paths leaks peak diff "
+    "summary timeline time allocations functions paths sites leaks peak diff "
 check_equal "report: no network (only the SVG namespace names a URL)" \
     "$(grep -o 'https*://[^"]*' run4.html | sort -u)" "http://www.w3.org/2000/svg"
 

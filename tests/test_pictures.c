@@ -172,17 +172,18 @@ static void add_allocation_tables(const char *path)
         "CREATE TABLE alloc_runs (run_id INTEGER PRIMARY KEY, peak_bytes INTEGER NOT NULL,"
         " peak_time_ns INTEGER NOT NULL);"
         "CREATE TABLE alloc_sites (run_id INTEGER NOT NULL, id INTEGER NOT NULL, path_id INTEGER,"
-        " caller_id INTEGER NOT NULL, caller_line INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+        " caller_id INTEGER NOT NULL, caller_line INTEGER NOT NULL, allocations INTEGER NOT NULL,"
+        " bytes INTEGER NOT NULL, temporary INTEGER NOT NULL,"
         " leaked_blocks INTEGER NOT NULL, leaked_bytes INTEGER NOT NULL,"
         " peak_bytes INTEGER NOT NULL);"
         "INSERT INTO alloc_runs VALUES (1, 6000, 3000);"
-        "INSERT INTO alloc_sites SELECT 1, 1, c.id, c.symbol_id, 21, 8000, 3, 3000, 5000"
+        "INSERT INTO alloc_sites SELECT 1, 1, c.id, c.symbol_id, 21, 4, 8000, 1, 3, 3000, 5000"
         " FROM call_paths c JOIN symbols s ON s.run_id = 1 AND s.id = c.symbol_id"
         " WHERE c.run_id = 1 AND s.function = 'load';"
-        "INSERT INTO alloc_sites SELECT 1, 2, c.id, c.symbol_id, 31, 2000, 1, 1000, 1000"
+        "INSERT INTO alloc_sites SELECT 1, 2, c.id, c.symbol_id, 31, 2, 2000, 0, 1, 1000, 1000"
         " FROM call_paths c JOIN symbols s ON s.run_id = 1 AND s.id = c.symbol_id"
         " WHERE c.run_id = 1 AND s.function = 'parse';"
-        "INSERT INTO alloc_sites SELECT 1, 3, NULL, id, 3, 500, 1, 500, 0 FROM symbols"
+        "INSERT INTO alloc_sites SELECT 1, 3, NULL, id, 3, 1, 500, 0, 1, 500, 0 FROM symbols"
         " WHERE run_id = 1 AND function = 'main' AND line = 5;";
     char *error = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &error) != SQLITE_OK)
@@ -518,7 +519,7 @@ static void report_of_the_known_run(void **state)
                           "us</td>");
     assert_int_equal(occurrences(html, "Run 2 has no allocation records (record them with pikoc "
                                        "run --monitor alloc)."),
-                     2);
+                     3);
     assert_int_equal(occurrences(html, "<table class=\"sortable\">"), 2);
     assert_int_equal(occurrences(html, "id=\"diff\""), 0);
     assert_contains(html, "window.onerror");
@@ -559,6 +560,11 @@ static void report_shows_leaks_and_peak(void **state)
                           "data-v=\"3000\" title=\"3000\">2.9 KiB</td><td>demo.c</td></tr>");
     assert_contains(html, "<p class=\"note\">The heap peaked at 5.9 KiB (6000 bytes), 3.00 us "
                           "after the start.</p>");
+    /* The sites by bytes requested, as pikoc top --by bytes --group site lists them. */
+    assert_contains(html, "<tr><td>load</td><td class=\"n\" data-v=\"21\" title=\"21\">21</td><td "
+                          "class=\"n\" data-v=\"4\" title=\"4\">4</td><td class=\"n\" "
+                          "data-v=\"8000\" title=\"8000\">7.8 KiB</td>");
+    assert_int_equal(occurrences(html, "<table class=\"sortable\">"), 4);
     assert_int_equal(occurrences(html, "has no allocation records"), 0);
     free(html);
     pk_query_close(&q);

@@ -216,6 +216,24 @@ typedef struct pk_event_filter {
 /* Prints the run's events through the formatter to q->out; returns the exit status. */
 int pk_events_print(pk_query *q, const pk_event_filter *filter);
 
+/* ---- allocation sites (top.c, leaks.c; also report) ---------------------------------- */
+
+/* function, line, allocations, bytes, temporary, leaked_bytes, peak_bytes, file */
+enum { PK_SITE_COLUMNS = 8 };
+extern const pk_column pk_site_columns[PK_SITE_COLUMNS];
+/*
+ * q's run's allocation sites merged by line (or by function), the largest
+ * value of `order` (an aggregate column: "bytes", "allocations",
+ * "temporary") first, at most limit rows (0: all). NULL after pk_query_fail.
+ */
+sqlite3_stmt *pk_sites_prepare(pk_query *q, const char *order, bool by_function, uint64_t limit);
+
+/* function, line, blocks, bytes, file */
+enum { PK_LEAK_COLUMNS = 5 };
+extern const pk_column pk_leak_columns[PK_LEAK_COLUMNS];
+/* The blocks q's run never freed, by call site, the most bytes first; NULL after a report. */
+sqlite3_stmt *pk_leaks_prepare(pk_query *q, uint64_t limit);
+
 /* ---- comparing two runs (diff.c; also report --vs) ---------------------------------- */
 
 enum { PK_DIFF_CALLS, PK_DIFF_TOTAL, PK_DIFF_SELF, PK_DIFF_ALLOC, PK_DIFF_FREE, PK_DIFF_MEASURES };

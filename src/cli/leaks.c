@@ -36,10 +36,27 @@ enum { OPT_LIMIT = PK_RUN_OPTION_COUNT };
 
 static const pk_cli_option options[] = {PK_RUN_OPTIONS, [OPT_LIMIT] = {"limit", 0, "N"}};
 
-static const pk_column columns[] = {
+const pk_column pk_leak_columns[PK_LEAK_COLUMNS] = {
     {"function", PK_COLUMN_TEXT}, {"line", PK_COLUMN_INTEGER}, {"blocks", PK_COLUMN_INTEGER},
     {"bytes", PK_COLUMN_BYTES},   {"file", PK_COLUMN_TEXT},
 };
+
+sqlite3_stmt *pk_leaks_prepare(pk_query *q, uint64_t limit)
+{
+    /* A site is a line of a function: call paths and return addresses merge. */
+    sqlite3_stmt *stmt = pk_query_prepare(
+        q, "SELECT s.function, a.caller_line, sum(a.leaked_blocks) AS blocks,"
+           " sum(a.leaked_bytes) AS bytes, s.file"
+           " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
+           " WHERE a.run_id = ?1 AND a.leaked_blocks > 0"
+           " GROUP BY s.function, s.file, a.caller_line"
+           " ORDER BY bytes DESC, blocks DESC, s.function, a.caller_line LIMIT ?2");
+    if (stmt) {
+        sqlite3_bind_int64(stmt, 1, q->run_id);
+        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+    }
+    return stmt;
+}
 
 static int leaks_main(int argc, char **argv)
 {
@@ -69,21 +86,8 @@ static int leaks_main(int argc, char **argv)
         pk_query_close(&q);
         return status;
     }
-    /* A site is a line of a function: call paths and return addresses merge. */
-    sqlite3_stmt *stmt = pk_query_prepare(
-        &q, "SELECT s.function, a.caller_line, sum(a.leaked_blocks) AS blocks,"
-            " sum(a.leaked_bytes) AS bytes, s.file"
-            " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
-            " WHERE a.run_id = ?1 AND a.leaked_blocks > 0"
-            " GROUP BY s.function, s.file, a.caller_line"
-            " ORDER BY bytes DESC, blocks DESC, s.function, a.caller_line LIMIT ?2");
-    if (stmt) {
-        sqlite3_bind_int64(stmt, 1, q.run_id);
-        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-        status = pk_query_print(&q, stmt, columns, PK_ARRAY_SIZE(columns));
-    } else {
-        status = PK_EXIT_USAGE;
-    }
+    sqlite3_stmt *stmt = pk_leaks_prepare(&q, limit);
+    status = stmt ? pk_query_print(&q, stmt, pk_leak_columns, PK_LEAK_COLUMNS) : PK_EXIT_USAGE;
     pk_query_close(&q);
     return status;
 }

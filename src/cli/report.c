@@ -100,6 +100,33 @@ static void table_head(FILE *out, const char *const *names, size_t count)
     fputs("</tr></thead><tbody>\n", out);
 }
 
+/*
+ * The rows of stmt as a sortable table, headed by the columns' names, each
+ * cell by its column's kind (the same columns the query commands print);
+ * finalizes stmt. 0, or the exit status after a read error.
+ */
+static int statement_table(report *r, sqlite3_stmt *stmt, const pk_column *columns, size_t count)
+{
+    const char *names[16];
+    for (size_t i = 0; i < count && i < PK_ARRAY_SIZE(names); i++)
+        names[i] = columns[i].name;
+    table_head(r->out, names, count);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        fputs("<tr>", r->out);
+        for (size_t i = 0; i < count; i++) {
+            if (columns[i].kind == PK_COLUMN_TEXT)
+                cell_text(r->out, (const char *)sqlite3_column_text(stmt, (int)i));
+            else
+                cell_column(r->out, stmt, (int)i, columns[i].kind);
+        }
+        fputs("</tr>\n", r->out);
+    }
+    fputs("</tbody></table>\n", r->out);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : pk_query_fail(r->q);
+}
+
 static void note(FILE *out, const char *text)
 {
     fputs("<p class=\"note\">", out);
@@ -244,26 +271,14 @@ static int functions(report *r)
     sqlite3_bind_int64(stmt, 1, r->q->run_id);
     sqlite3_bind_int(stmt, 2, TABLE_ROWS);
     cap_note(out, all < TABLE_ROWS ? all : TABLE_ROWS, all, "functions", "by total time");
-    static const char *const names[] = {"function", "calls",      "total", "self", "alloc",
-                                        "free",     "RSS growth", "file",  "line"};
-    static const pk_column_kind kinds[] = {PK_COLUMN_TEXT,  PK_COLUMN_INTEGER, PK_COLUMN_NS,
-                                           PK_COLUMN_NS,    PK_COLUMN_BYTES,   PK_COLUMN_BYTES,
-                                           PK_COLUMN_BYTES, PK_COLUMN_TEXT,    PK_COLUMN_INTEGER};
-    table_head(out, names, PK_ARRAY_SIZE(names));
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        fputs("<tr>", out);
-        for (int i = 0; i < (int)PK_ARRAY_SIZE(kinds); i++) {
-            if (kinds[i] == PK_COLUMN_TEXT)
-                cell_text(out, (const char *)sqlite3_column_text(stmt, i));
-            else
-                cell_column(out, stmt, i, kinds[i]);
-        }
-        fputs("</tr>\n", out);
-    }
-    fputs("</tbody></table></section>\n", out);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? 0 : pk_query_fail(r->q);
+    static const pk_column columns[] = {
+        {"function", PK_COLUMN_TEXT},    {"calls", PK_COLUMN_INTEGER}, {"total", PK_COLUMN_NS},
+        {"self", PK_COLUMN_NS},          {"alloc", PK_COLUMN_BYTES},   {"free", PK_COLUMN_BYTES},
+        {"RSS growth", PK_COLUMN_BYTES}, {"file", PK_COLUMN_TEXT},     {"line", PK_COLUMN_INTEGER},
+    };
+    int status = statement_table(r, stmt, columns, PK_ARRAY_SIZE(columns));
+    fputs("</section>\n", out);
+    return status;
 }
 
 static const pk_path_node *path_base;
@@ -327,66 +342,55 @@ static int call_paths(report *r)
 static int allocations(report *r)
 {
     FILE *out = r->out;
+    static const char *const sections[][2] = {
+        {"sites", "Allocation sites"}, {"leaks", "Leaks"}, {"peak", "Peak heap"}};
     if (!pk_query_has_alloc(r->q)) {
         char text[160];
         snprintf(text, sizeof text,
                  "Run %lld has no allocation records (record them with pikoc run --monitor "
                  "alloc).",
                  (long long)r->q->run_id);
-        fputs("<section id=\"leaks\"><h2>Leaks</h2>\n", out);
-        note(out, text);
-        fputs("</section>\n<section id=\"peak\"><h2>Peak heap</h2>\n", out);
-        note(out, text);
-        fputs("</section>\n", out);
+        for (size_t i = 0; i < PK_ARRAY_SIZE(sections); i++) {
+            fprintf(out, "<section id=\"%s\"><h2>%s</h2>\n", sections[i][0], sections[i][1]);
+            note(out, text);
+            fputs("</section>\n", out);
+        }
         return 0;
     }
-    fputs("<section id=\"leaks\"><h2>Leaks</h2>\n", out);
-    sqlite3_stmt *stmt = pk_query_prepare(
-        r->q, "SELECT s.function, a.caller_line, sum(a.leaked_blocks) AS blocks,"
-              " sum(a.leaked_bytes) AS bytes, s.file"
-              " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
-              " WHERE a.run_id = ?1 AND a.leaked_blocks > 0"
-              " GROUP BY s.function, s.file, a.caller_line"
-              " ORDER BY bytes DESC, blocks DESC, s.function, a.caller_line LIMIT ?2");
-    if (!stmt)
-        return PK_EXIT_USAGE;
-    sqlite3_bind_int64(stmt, 1, r->q->run_id);
-    sqlite3_bind_int(stmt, 2, TABLE_ROWS);
-    note(out, "Blocks never freed, by the call site that allocated them (the first 50).");
-    static const char *const leak_names[] = {"function", "line", "blocks", "bytes", "file"};
-    table_head(out, leak_names, PK_ARRAY_SIZE(leak_names));
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        fputs("<tr>", out);
-        cell_text(out, (const char *)sqlite3_column_text(stmt, 0));
-        cell_column(out, stmt, 1, PK_COLUMN_INTEGER);
-        cell_column(out, stmt, 2, PK_COLUMN_INTEGER);
-        cell_column(out, stmt, 3, PK_COLUMN_BYTES);
-        cell_text(out, (const char *)sqlite3_column_text(stmt, 4));
-        fputs("</tr>\n", out);
+    /* pikoc top --by bytes --group site, then pikoc leaks, then pikoc peak's moment. */
+    fprintf(out, "<section id=\"%s\"><h2>%s</h2>\n", sections[0][0], sections[0][1]);
+    note(out, "The call sites of malloc, new, ... by bytes requested (the first 50).");
+    sqlite3_stmt *stmt = pk_sites_prepare(r->q, "bytes", false, TABLE_ROWS);
+    int status = stmt ? statement_table(r, stmt, pk_site_columns, PK_SITE_COLUMNS) : PK_EXIT_USAGE;
+    fprintf(out, "</section>\n<section id=\"%s\"><h2>%s</h2>\n", sections[1][0], sections[1][1]);
+    if (status == 0) {
+        note(out, "Blocks never freed, by the call site that allocated them (the first 50).");
+        stmt = pk_leaks_prepare(r->q, TABLE_ROWS);
+        status = stmt ? statement_table(r, stmt, pk_leak_columns, PK_LEAK_COLUMNS) : PK_EXIT_USAGE;
     }
-    sqlite3_finalize(stmt);
-    fputs("</tbody></table></section>\n", out);
-    if (rc != SQLITE_DONE)
-        return pk_query_fail(r->q);
-
-    fputs("<section id=\"peak\"><h2>Peak heap</h2>\n", out);
-    stmt = pk_query_prepare(r->q, "SELECT peak_bytes, peak_time_ns FROM alloc_runs"
-                                  " WHERE run_id = ?");
-    if (!stmt)
-        return PK_EXIT_USAGE;
-    sqlite3_bind_int64(stmt, 1, r->q->run_id);
-    if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        char bytes[32], when[32], text[160];
-        pk_readable_bytes(sqlite3_column_int64(stmt, 0), bytes, sizeof bytes);
-        pk_readable_ns(sqlite3_column_int64(stmt, 1), when, sizeof when);
-        snprintf(text, sizeof text, "The heap peaked at %s (%lld bytes), %s after the start.",
-                 bytes, (long long)sqlite3_column_int64(stmt, 0), when);
-        note(out, text);
+    fprintf(out, "</section>\n<section id=\"%s\"><h2>%s</h2>\n", sections[2][0], sections[2][1]);
+    stmt = status ? NULL
+                  : pk_query_prepare(r->q, "SELECT peak_bytes, peak_time_ns FROM alloc_runs"
+                                           " WHERE run_id = ?");
+    if (stmt) {
+        sqlite3_bind_int64(stmt, 1, r->q->run_id);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            char bytes[32], when[32], text[160];
+            pk_readable_bytes(sqlite3_column_int64(stmt, 0), bytes, sizeof bytes);
+            pk_readable_ns(sqlite3_column_int64(stmt, 1), when, sizeof when);
+            snprintf(text, sizeof text, "The heap peaked at %s (%lld bytes), %s after the start.",
+                     bytes, (long long)sqlite3_column_int64(stmt, 0), when);
+            note(out, text);
+        } else if (rc != SQLITE_DONE) {
+            status = pk_query_fail(r->q);
+        }
+        sqlite3_finalize(stmt);
+    } else if (status == 0) {
+        status = PK_EXIT_USAGE;
     }
-    sqlite3_finalize(stmt);
     fputs("</section>\n", out);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pk_query_fail(r->q);
+    return status;
 }
 
 static int comparison(report *r)

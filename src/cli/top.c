@@ -60,15 +60,14 @@ static const char *const key_columns[] = {"f.calls",       "f.total_ns",   "f.se
 enum { KEY_ALLOCATIONS = 6 };
 static const char *const groups[] = {"site", "function"};
 
-static const pk_column site_columns[] = {
+const pk_column pk_site_columns[PK_SITE_COLUMNS] = {
     {"function", PK_COLUMN_TEXT},       {"line", PK_COLUMN_INTEGER},
     {"allocations", PK_COLUMN_INTEGER}, {"bytes", PK_COLUMN_BYTES},
     {"temporary", PK_COLUMN_INTEGER},   {"leaked_bytes", PK_COLUMN_BYTES},
     {"peak_bytes", PK_COLUMN_BYTES},    {"file", PK_COLUMN_TEXT},
 };
 
-/* Allocation call sites, merged by line (site) or by function. */
-static sqlite3_stmt *prepare_sites(pk_query *q, int key, bool by_function)
+sqlite3_stmt *pk_sites_prepare(pk_query *q, const char *order, bool by_function, uint64_t limit)
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
@@ -77,9 +76,13 @@ static sqlite3_stmt *prepare_sites(pk_query *q, int key, bool by_function)
              " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
              " WHERE a.run_id = ?1 GROUP BY s.function, s.file%s"
              " ORDER BY %s DESC, s.function, s.file, 2 LIMIT ?2",
-             by_function ? "NULL" : "a.caller_line", by_function ? "" : ", a.caller_line",
-             key_columns[key]);
-    return pk_query_prepare(q, sql);
+             by_function ? "NULL" : "a.caller_line", by_function ? "" : ", a.caller_line", order);
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    if (stmt) {
+        sqlite3_bind_int64(stmt, 1, q->run_id);
+        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+    }
+    return stmt;
 }
 
 static const pk_column columns[] = {
@@ -131,13 +134,11 @@ static int top_main(int argc, char **argv)
         return status;
     if (sites) {
         sqlite3_stmt *stmt = NULL;
-        if ((status = pk_query_alloc_run(&q)) == 0 && !(stmt = prepare_sites(&q, key, group == 1)))
+        if ((status = pk_query_alloc_run(&q)) == 0 &&
+            !(stmt = pk_sites_prepare(&q, key_columns[key], group == 1, limit)))
             status = PK_EXIT_USAGE;
-        if (stmt) {
-            sqlite3_bind_int64(stmt, 1, q.run_id);
-            sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-            status = pk_query_print(&q, stmt, site_columns, PK_ARRAY_SIZE(site_columns));
-        }
+        if (stmt)
+            status = pk_query_print(&q, stmt, pk_site_columns, PK_SITE_COLUMNS);
         pk_query_close(&q);
         return status;
     }
