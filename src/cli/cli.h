@@ -313,5 +313,7 @@ typedef struct pk_call_tree {
 /* Loads the run's call paths; 0, or the exit status after a reported error. */
 int pk_call_tree_load(pk_query *q, pk_call_tree *t);
 void pk_call_tree_free(pk_call_tree *t);
+/* The index of the node with that id (call_paths.id), or SIZE_MAX. */
+size_t pk_call_tree_index(const pk_call_tree *t, int64_t id);
 
 #endif /* PK_CLI_H */

@@ -279,20 +279,6 @@ static void free_stacks(char **stacks, size_t count)
     free(stacks);
 }
 
-/* The index of the node with that id (nodes come in id order), or SIZE_MAX. */
-static size_t node_index(const pk_call_tree *t, int64_t id)
-{
-    size_t lo = 0, hi = t->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->nodes[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < t->count && t->nodes[lo].id == id ? lo : SIZE_MAX;
-}
-
 /*
  * Allocation sites as stacks: the recorded calls open at the allocation,
  * then the function that called the allocator (when it is not the innermost
@@ -315,7 +301,7 @@ static int export_alloc_sites(pk_query *q, int weight, const pk_call_tree *t, ch
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         size_t node = sqlite3_column_type(stmt, 0) == SQLITE_NULL
                           ? SIZE_MAX
-                          : node_index(t, sqlite3_column_int64(stmt, 0));
+                          : pk_call_tree_index(t, sqlite3_column_int64(stmt, 0));
         const char *caller = (const char *)sqlite3_column_text(stmt, 1);
         long long value = sqlite3_column_int64(stmt, 2);
         if (node == SIZE_MAX)

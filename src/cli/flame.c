@@ -89,20 +89,6 @@ int pk_flame_check(pk_query *q, int weight, bool quiet)
 static const char *const site_columns[PK_WEIGHT_COUNT] = {NULL, "bytes", "leaked_bytes",
                                                           "peak_bytes"};
 
-/* The index of the node with that id (nodes come in id order), or SIZE_MAX. */
-static size_t node_index(const pk_call_tree *t, int64_t id)
-{
-    size_t lo = 0, hi = t->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->nodes[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < t->count && t->nodes[lo].id == id ? lo : SIZE_MAX;
-}
-
 /*
  * Each allocation site's bytes on the innermost recorded call open when it
  * allocated, then added up to the callers: an inclusive weight per path.
@@ -123,7 +109,7 @@ static int site_weights(pk_query *q, int weight, const pk_call_tree *t, int64_t 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         size_t node = sqlite3_column_type(stmt, 0) == SQLITE_NULL
                           ? SIZE_MAX
-                          : node_index(t, sqlite3_column_int64(stmt, 0));
+                          : pk_call_tree_index(t, sqlite3_column_int64(stmt, 0));
         if (node == SIZE_MAX)
             *outside += sqlite3_column_int64(stmt, 1);
         else

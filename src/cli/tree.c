@@ -128,6 +128,11 @@ int pk_call_tree_load(pk_query *q, pk_call_tree *t)
     return status;
 }
 
+size_t pk_call_tree_index(const pk_call_tree *t, int64_t id)
+{
+    return find_node(t, t->count, id);
+}
+
 void pk_call_tree_free(pk_call_tree *t)
 {
     for (size_t i = 0; i < t->count; i++) {
