@@ -345,11 +345,17 @@ if [ "$sanitizers" != yes ]; then
     pk flame alloc.db --weight peak -o peak.svg
     check_equal "flame --weight peak: each held 5000 + 100 bytes at the peak" \
         "$status $(frame_of each peak.svg)" "0 5100 bytes (5.0 KiB), 100.00%, 1 call"
-    pk plot alloc.db -o alloc.svg
+    # An uninstrumented program: no call paths, the allocating functions are the frames.
+    pk run -q --record sqlite:alloc.db --monitor alloc -- "$builddir/tests/alloc_allocs" each
+    pk flame alloc.db --run 2 --weight leaked -o -
+    check_equal "flame --weight leaked without recorded calls: the allocating function" \
+        "$status $(grep -o '<title>each ([^)]*allocs.c): [^<]*' out | sed 's/.*: //')" \
+        "0 2364 bytes (2.3 KiB), 100.00%, its allocations"
+    pk plot alloc.db --run 1 -o alloc.svg
     check_equal "plot: the heap peak of the allocation records" \
         "$status $(grep -o 'class="peak">heap peak: [^<]* at' alloc.svg)" \
         '0 class="peak">heap peak: 5.0 KiB (5100 bytes requested, live blocks) at'
-    pk report alloc.db -o alloc.html
+    pk report alloc.db --run 1 -o alloc.html
     check_equal "report: the leaks by call site and the peak" \
         "$status $(sed -n '/<section id="leaks">/,/<\/section>/p' alloc.html | grep -c '<tr><td>each</td><td class="n" data-v="6[78]"') $(grep -o 'The heap peaked at [^,]*' alloc.html)" \
         "0 2 The heap peaked at 5.0 KiB (5100 bytes)"

@@ -316,4 +316,15 @@ void pk_call_tree_free(pk_call_tree *t);
 /* The index of the node with that id (call_paths.id), or SIZE_MAX. */
 size_t pk_call_tree_index(const pk_call_tree *t, int64_t id);
 
+/*
+ * What a call path weighs in export's folded stacks and in flame graphs:
+ * its time, the bytes allocated during it (jemalloc's counters) or, from the
+ * allocation sites under it (--monitor alloc), the bytes they allocated,
+ * leaked or held at the heap's peak.
+ */
+enum { PK_WEIGHT_TIME, PK_WEIGHT_ALLOC, PK_WEIGHT_LEAKED, PK_WEIGHT_PEAK, PK_WEIGHT_COUNT };
+extern const char *const pk_weight_names[PK_WEIGHT_COUNT]; /* "time", "alloc", "leaked", "peak" */
+/* The alloc_sites column of each weight (NULL for time). */
+extern const char *const pk_weight_site_columns[PK_WEIGHT_COUNT];
+
 #endif /* PK_CLI_H */

@@ -59,10 +59,6 @@ static const pk_cli_option options[] = {
 
 enum { EXPORT_CHROME, EXPORT_FOLDED, EXPORT_CSV };
 static const char *const formats[] = {"chrome", "folded", "csv"};
-enum { WEIGHT_TIME, WEIGHT_ALLOC, WEIGHT_LEAKED, WEIGHT_PEAK };
-static const char *const weights[] = {"time", "alloc", "leaked", "peak"};
-/* The alloc_sites column of each weight, for runs with allocation records. */
-static const char *const site_weights[] = {NULL, "bytes", "leaked_bytes", "peak_bytes"};
 
 /* ---- Chrome Trace Event JSON ------------------------------------------------------ */
 
@@ -292,7 +288,7 @@ static int export_alloc_sites(pk_query *q, int weight, const pk_call_tree *t, ch
              " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
              " WHERE a.run_id = ? GROUP BY a.path_id, s.function HAVING weight > 0"
              " ORDER BY a.path_id, s.function",
-             site_weights[weight]);
+             pk_weight_site_columns[weight]);
     sqlite3_stmt *stmt = pk_query_prepare(q, sql);
     if (!stmt)
         return PK_EXIT_USAGE;
@@ -317,11 +313,11 @@ static int export_alloc_sites(pk_query *q, int weight, const pk_call_tree *t, ch
 
 static int export_folded(pk_query *q, int weight)
 {
-    bool sites = weight != WEIGHT_TIME && pk_query_has_alloc(q);
-    if (weight == WEIGHT_LEAKED || weight == WEIGHT_PEAK) {
+    bool sites = weight != PK_WEIGHT_TIME && pk_query_has_alloc(q);
+    if (weight == PK_WEIGHT_LEAKED || weight == PK_WEIGHT_PEAK) {
         if (!sites)
             return pk_query_alloc_run(q);
-    } else if (weight == WEIGHT_ALLOC && !sites) {
+    } else if (weight == PK_WEIGHT_ALLOC && !sites) {
         pk_run_facts facts;
         int status = pk_query_run_facts(q, &facts);
         if (status != 0)
@@ -347,7 +343,7 @@ static int export_folded(pk_query *q, int weight)
             const pk_path_node *n = &t.nodes[i];
             /* flamegraph.pl adds children to their parents: a line carries self weight. */
             int64_t value = n->self_ns;
-            if (weight == WEIGHT_ALLOC) {
+            if (weight == PK_WEIGHT_ALLOC) {
                 value = n->measured[PK_PATH_ALLOC] ? n->bytes[PK_PATH_ALLOC] : 0;
                 for (size_t k = 0; k < n->child_count; k++)
                     if (t.nodes[n->children[k]].measured[PK_PATH_ALLOC])
@@ -385,7 +381,7 @@ static int export_main(int argc, char **argv)
             break;
         case OPT_WEIGHT:
             weight =
-                pk_cli_choice(&p, "--weight", value, "weight", weights, PK_ARRAY_SIZE(weights));
+                pk_cli_choice(&p, "--weight", value, "weight", pk_weight_names, PK_WEIGHT_COUNT);
             if (weight < 0)
                 return PK_EXIT_USAGE;
             break;
@@ -412,7 +408,7 @@ static int export_main(int argc, char **argv)
         status = export_chrome(&q);
         break;
     case EXPORT_FOLDED:
-        status = export_folded(&q, weight < 0 ? WEIGHT_TIME : weight);
+        status = export_folded(&q, weight < 0 ? PK_WEIGHT_TIME : weight);
         break;
     case EXPORT_CSV: {
         pk_event_filter all = {0};

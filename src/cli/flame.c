@@ -45,8 +45,6 @@ const pk_cli_command pk_cmd_flame = {
     .main = flame_main,
 };
 
-const char *const pk_flame_weights[PK_WEIGHT_COUNT] = {"time", "alloc", "leaked", "peak"};
-
 enum { OPT_WEIGHT = PK_PICTURE_OPTION_COUNT, OPT_WIDTH };
 
 static const pk_cli_option options[] = {
@@ -85,35 +83,79 @@ int pk_flame_check(pk_query *q, int weight, bool quiet)
 
 /* ---- weights ------------------------------------------------------------------------ */
 
-/* The alloc_sites column behind each weight (runs recorded with --monitor alloc). */
-static const char *const site_columns[PK_WEIGHT_COUNT] = {NULL, "bytes", "leaked_bytes",
-                                                          "peak_bytes"};
+/*
+ * The frame of the function that called the allocator, above `parent` (a
+ * call path, or SIZE_MAX for none): found among the frames added so far
+ * (from index `first` on) or added. Such frames have no calls.
+ */
+static size_t site_frame(pk_call_tree *t, size_t first, size_t parent, const char *function,
+                         const char *file, int64_t line)
+{
+    for (size_t i = first; i < t->count; i++)
+        if (t->nodes[i].parent == parent && strcmp(t->nodes[i].function, function) == 0 &&
+            strcmp(t->nodes[i].file, file) == 0)
+            return i;
+    t->nodes = realloc(t->nodes, (t->count + 1) * sizeof *t->nodes);
+    if (!t->nodes)
+        abort();
+    size_t index = t->count++;
+    pk_path_node *n = &t->nodes[index];
+    memset(n, 0, sizeof *n);
+    /* Ids stay ascending, so pk_call_tree_index still finds the call paths. */
+    n->id = index > 0 ? t->nodes[index - 1].id + 1 : 1;
+    n->depth = parent == SIZE_MAX ? 0 : t->nodes[parent].depth + 1;
+    n->function = pk_xstrdup(function);
+    n->file = pk_xstrdup(file);
+    n->line = line;
+    n->parent = parent;
+    size_t **list = parent == SIZE_MAX ? &t->roots : &t->nodes[parent].children;
+    size_t *count = parent == SIZE_MAX ? &t->root_count : &t->nodes[parent].child_count;
+    *list = realloc(*list, (*count + 1) * sizeof **list);
+    if (!*list)
+        abort();
+    (*list)[(*count)++] = index;
+    return index;
+}
 
 /*
- * Each allocation site's bytes on the innermost recorded call open when it
- * allocated, then added up to the callers: an inclusive weight per path.
- * Bytes allocated outside any recorded call count in *outside.
+ * Allocation sites as frames, as export's folded stacks have them: each
+ * site's bytes on the innermost recorded call open when it allocated, or on
+ * a frame above it for the function that called the allocator when that is
+ * another function (a root frame when no recorded call was open). Then the
+ * values are added up to the callers: an inclusive weight per frame.
  */
-static int site_weights(pk_query *q, int weight, const pk_call_tree *t, int64_t *values,
-                        int64_t *outside)
+static int site_weights(pk_query *q, int weight, pk_call_tree *t, int64_t **values)
 {
-    char sql[256];
+    char sql[512];
     snprintf(sql, sizeof sql,
-             "SELECT path_id, sum(%s) FROM alloc_sites WHERE run_id = ? GROUP BY path_id",
-             site_columns[weight]);
+             "SELECT a.path_id, s.function, s.file, s.line, sum(a.%s) AS weight"
+             " FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id"
+             " WHERE a.run_id = ? GROUP BY a.path_id, s.function, s.file HAVING weight > 0"
+             " ORDER BY a.path_id, s.function, s.file",
+             pk_weight_site_columns[weight]);
     sqlite3_stmt *stmt = pk_query_prepare(q, sql);
     if (!stmt)
         return PK_EXIT_USAGE;
     sqlite3_bind_int64(stmt, 1, q->run_id);
+    size_t paths = t->count, capacity = t->count;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         size_t node = sqlite3_column_type(stmt, 0) == SQLITE_NULL
                           ? SIZE_MAX
                           : pk_call_tree_index(t, sqlite3_column_int64(stmt, 0));
-        if (node == SIZE_MAX)
-            *outside += sqlite3_column_int64(stmt, 1);
-        else
-            values[node] += sqlite3_column_int64(stmt, 1);
+        const char *caller = (const char *)sqlite3_column_text(stmt, 1);
+        if (node == SIZE_MAX || strcmp(t->nodes[node].function, caller) != 0)
+            node = site_frame(t, paths, node, caller, (const char *)sqlite3_column_text(stmt, 2),
+                              sqlite3_column_int64(stmt, 3));
+        if (node >= capacity) {
+            size_t grown = (node + 1) * 2;
+            *values = realloc(*values, grown * sizeof **values);
+            if (!*values)
+                abort();
+            memset(*values + capacity, 0, (grown - capacity) * sizeof **values);
+            capacity = grown;
+        }
+        (*values)[node] += sqlite3_column_int64(stmt, 4);
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE)
@@ -121,25 +163,26 @@ static int site_weights(pk_query *q, int weight, const pk_call_tree *t, int64_t 
     /* Children come after their parents: adding backwards carries whole subtrees. */
     for (size_t i = t->count; i-- > 0;)
         if (t->nodes[i].parent != SIZE_MAX)
-            values[t->nodes[i].parent] += values[i];
+            (*values)[t->nodes[i].parent] += (*values)[i];
     return 0;
 }
 
-static int path_weights(pk_query *q, int weight, const pk_call_tree *t, int64_t *values,
-                        int64_t *outside)
+/* Each frame's inclusive weight, in *values (t->count of them, caller frees). */
+static int path_weights(pk_query *q, int weight, pk_call_tree *t, int64_t **values)
 {
+    *values = pk_xcalloc(t->count ? t->count : 1, sizeof **values);
     pk_run_facts facts;
     int status = pk_query_run_facts(q, &facts);
     if (status != 0)
         return status;
     if (source_of(weight, &facts) == FROM_SITES)
-        return site_weights(q, weight, t, values, outside);
+        return site_weights(q, weight, t, values);
     for (size_t i = 0; i < t->count; i++) {
         const pk_path_node *n = &t->nodes[i];
         if (weight == PK_WEIGHT_TIME)
-            values[i] = n->total_ns;
+            (*values)[i] = n->total_ns;
         else
-            values[i] = n->measured[PK_PATH_ALLOC] ? n->bytes[PK_PATH_ALLOC] : 0;
+            (*values)[i] = n->measured[PK_PATH_ALLOC] ? n->bytes[PK_PATH_ALLOC] : 0;
     }
     return 0;
 }
@@ -277,7 +320,7 @@ static void frame_label(const char *name, double width, char *buf, size_t size)
 static void draw_box(FILE *out, const layout *l, const box *b, int weight, int64_t total, double y)
 {
     const pk_path_node *n = b->node == SIZE_MAX ? NULL : &l->t->nodes[b->node];
-    char name[256], value[64], title[1024], label[256], colour[8];
+    char name[256], value[64], title[1200], label[256], colour[8];
     if (n)
         snprintf(name, sizeof name, "%s", n->function);
     else if (b->depth == 0)
@@ -287,13 +330,18 @@ static void draw_box(FILE *out, const layout *l, const box *b, int weight, int64
                  b->merged == 1 ? "" : "s");
     describe_value(weight, b->value, value, sizeof value);
     double share = total > 0 ? 100.0 * (double)b->value / (double)total : 0;
-    const char *calls = n && n->calls == 1 ? "call" : "calls";
-    if (n && *n->file)
-        snprintf(title, sizeof title, "%s (%s:%lld): %s, %.2f%%, %lld %s", n->function, n->file,
-                 (long long)n->line, value, share, (long long)n->calls, calls);
-    else if (n)
-        snprintf(title, sizeof title, "%s: %s, %.2f%%, %lld %s", n->function, value, share,
-                 (long long)n->calls, calls);
+    /* "parse (demo.c:30)"; a function that called the allocator has no calls of its own. */
+    char where[400] = "", calls[48] = ", its allocations";
+    if (n && *n->file && n->line > 0)
+        snprintf(where, sizeof where, " (%s:%lld)", n->file, (long long)n->line);
+    else if (n && *n->file)
+        snprintf(where, sizeof where, " (%s)", n->file);
+    if (n && n->calls > 0)
+        snprintf(calls, sizeof calls, ", %lld call%s", (long long)n->calls,
+                 n->calls == 1 ? "" : "s");
+    if (n)
+        snprintf(title, sizeof title, "%s%s: %s, %.2f%%%s", n->function, where, value, share,
+                 calls);
     else
         snprintf(title, sizeof title, "%s: %s, %.2f%%", name, value, share);
     if (n)
@@ -358,10 +406,10 @@ int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *o)
 {
     pk_call_tree t;
     int status = pk_call_tree_load(q, &t);
-    int64_t *values = pk_xcalloc(t.count ? t.count : 1, sizeof *values);
-    int64_t outside = 0;
+    size_t paths = t.count;
+    int64_t *values = NULL;
     if (status == 0)
-        status = path_weights(q, o->weight, &t, values, &outside);
+        status = path_weights(q, o->weight, &t, &values);
     if (status != 0) {
         free(values);
         pk_call_tree_free(&t);
@@ -397,16 +445,15 @@ int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *o)
                                              : "bytes live at the heap's peak by call path");
     pk_svg_text(out, MARGIN, 20, "start", "title", text);
     describe_value(o->weight, total, value, sizeof value);
-    int n = snprintf(text, sizeof text, "total %s; %zu call paths", value, t.count);
+    int n = snprintf(text, sizeof text, "total %s; %zu call paths", value, paths);
+    if (t.count > paths)
+        n += snprintf(text + n, sizeof text - (size_t)n, " and %zu allocating function%s",
+                      t.count - paths, t.count - paths == 1 ? "" : "s");
     if (l.merged_frames > 0)
         n += snprintf(text + n, sizeof text - (size_t)n,
                       "; %zu frame%s narrower than 1 px merged into %zu grey frame%s",
                       l.merged_frames, l.merged_frames == 1 ? "" : "s", l.merged_boxes,
                       l.merged_boxes == 1 ? "" : "s");
-    if (outside > 0) {
-        describe_value(o->weight, outside, value, sizeof value);
-        snprintf(text + n, sizeof text - (size_t)n, "; %s outside recorded calls not drawn", value);
-    }
     pk_svg_text(out, MARGIN, 36, "start", "note", text);
     for (size_t i = 0; i < l.count; i++) {
         double y = HEADER + (double)(l.max_depth - l.boxes[i].depth) * FRAME_HEIGHT;
@@ -450,7 +497,7 @@ static int flame_main(int argc, char **argv)
             return p.status;
         case OPT_WEIGHT:
             o.weight =
-                pk_cli_choice(&p, "--weight", value, "weight", pk_flame_weights, PK_WEIGHT_COUNT);
+                pk_cli_choice(&p, "--weight", value, "weight", pk_weight_names, PK_WEIGHT_COUNT);
             if (o.weight < 0)
                 return PK_EXIT_USAGE;
             break;

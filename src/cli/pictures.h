@@ -32,11 +32,8 @@ int pk_plot_write(pk_query *q, FILE *out, const pk_plot_options *options);
 
 /* ---- flame graphs (flame.c) ---------------------------------------------------------- */
 
-enum { PK_WEIGHT_TIME, PK_WEIGHT_ALLOC, PK_WEIGHT_LEAKED, PK_WEIGHT_PEAK, PK_WEIGHT_COUNT };
-extern const char *const pk_flame_weights[PK_WEIGHT_COUNT];
-
 typedef struct pk_flame_options {
-    int weight;     /* PK_WEIGHT_* */
+    int weight;     /* PK_WEIGHT_* (cli.h) */
     int width;      /* pixels */
     const char *id; /* the <svg> element's id (the zoom script finds it by id) */
 } pk_flame_options;

@@ -128,6 +128,10 @@ int pk_call_tree_load(pk_query *q, pk_call_tree *t)
     return status;
 }
 
+const char *const pk_weight_names[PK_WEIGHT_COUNT] = {"time", "alloc", "leaked", "peak"};
+const char *const pk_weight_site_columns[PK_WEIGHT_COUNT] = {NULL, "bytes", "leaked_bytes",
+                                                             "peak_bytes"};
+
 size_t pk_call_tree_index(const pk_call_tree *t, int64_t id)
 {
     return find_node(t, t->count, id);
