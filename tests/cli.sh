@@ -412,7 +412,20 @@ pk run -- "$(prog exits)" term
 check_equal "killed by SIGTERM: 128+15" "$status" 143
 pk run -- "$(prog exits)" _exit 4
 check_equal "_exit(4)" "$status" 4
-pk run -- "$(prog exits)" wait 700 kill
+# SIGKILL from outside once what the program did is committed (the drain's
+# idle flush), rather than after a fixed sleep that a loaded machine outlasts.
+timeout 120 "$pikoc" run -- "$(prog exits)" wait 60000 >"$work/out" 2>"$work/err" &
+launcher=$!
+tries=0
+until [ "$("$pikoc" events --run 10 --format csv 2>/dev/null | wc -l)" -ge 8 ] || [ $tries -ge 600 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+# timeout's child is pikoc, pikoc's child the program
+pikoc_pid=$(tr -d ' ' </proc/$launcher/task/$launcher/children)
+kill -KILL "$(tr -d ' ' </proc/$pikoc_pid/task/$pikoc_pid/children)"
+wait $launcher
+status=$?
 check_equal "killed by SIGKILL: 128+9" "$status" 137
 pk runs --format csv
 check_equal "runs record how each program ended (status, signal, exit status)" \
