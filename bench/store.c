@@ -4,7 +4,8 @@
  * as the drain thread would, and prints ns per record. No monitor, no hooks:
  * only the recorder's cost (plus a few ns building the records).
  *
- *   store [-n RECORDS] [-w calls|tree] [-f FILTER] PATH    PATH "null": no recorder
+ *   store [-n RECORDS] [-w calls|tree] [-f FILTER] PATH    PATH "null": no recorder;
+ *                                                          "zmq:..." sends to a collector
  *
  * Workloads: "calls" has bench/calls.c's shape (run_slice -> 8000 x (step ->
  * leaf, step -> twig -> leaf)); "tree" walks a random call tree, ten
@@ -147,15 +148,17 @@ int main(int argc, char **argv)
             return 2;
     }
     if (optind + 1 != argc || (strcmp(workload, "calls") && strcmp(workload, "tree"))) {
-        fprintf(stderr, "usage: store [-n RECORDS] [-w calls|tree] [-f FILTER] PATH|null\n");
+        fprintf(stderr,
+                "usage: store [-n RECORDS] [-w calls|tree] [-f FILTER] PATH|null|zmq:...\n");
         return 2;
     }
     const char *path = argv[optind];
     char spec[4096];
     pk_error err;
-    snprintf(spec, sizeof spec, "sqlite:%s", path);
     bool null = strcmp(path, "null") == 0;
-    if (!null)
+    bool zmq = strncmp(path, "zmq", 3) == 0; /* zmq:ENDPOINT, zmq+pub:ENDPOINT (bench/run-zmq.sh) */
+    snprintf(spec, sizeof spec, zmq ? "%s" : "sqlite:%s", path);
+    if (!null && !zmq)
         unlink(path);
     pk_recorder *r = null ? pk_recorder_new(&null_ops, NULL, &err) : pk_recorder_open(spec, &err);
     if (!r) {

@@ -211,18 +211,24 @@ typedef struct pk_recorder_ops {
      * aggregates (calls, time, bytes per function) stay exact whatever the
      * filters keep out of the detailed record that write() receives. */
     int (*observe)(pk_recorder *r, const pk_record *rec, pk_error *err);
+    /* Optional: the spec options it takes besides "flush" ("pub" for
+     * "zmq+pub:..."), NULL-terminated; open() asks pk_recorder_option. */
+    const char *const *options;
 } pk_recorder_ops;
 
 /* Adds a recorder kind to the registry consulted by specs. */
 PK_API int pk_recorder_register(const pk_recorder_ops *ops, pk_error *err);
 /*
  * Opens a recorder from a spec: KIND[+OPTION...][:ARG], e.g. "stdout",
- * "stderr+flush", "text:run.txt", "csv:run.csv". Options: "flush" (write
- * every record through at once; the default for a terminal).
+ * "stderr+flush", "text:run.txt", "csv:run.csv", "zmq:tcp://host:5557".
+ * Options: "flush" (write every record through at once; the default for a
+ * terminal), and those of the kind ("zmq+pub:...").
  */
 PK_API pk_recorder *pk_recorder_open(const char *spec, pk_error *err);
 /* Creates a recorder of a given kind with ARG (may be NULL). */
 PK_API pk_recorder *pk_recorder_new(const pk_recorder_ops *ops, const char *arg, pk_error *err);
+/* Whether the spec named OPTION (one of ops->options). */
+PK_API bool pk_recorder_option(const pk_recorder *r, const char *option);
 PK_API void pk_recorder_set_auto_flush(pk_recorder *r, bool on);
 PK_API bool pk_recorder_auto_flush(const pk_recorder *r);
 PK_API const pk_recorder_ops *pk_recorder_ops_of(const pk_recorder *r);

@@ -9,7 +9,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 enum { ST_SITE, ST_RUN, ST_SIZE, ST_SAMPLE };
 
@@ -197,12 +196,11 @@ void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
     }
 }
 
-void pk_heap_finish(pk_heap *h)
+void pk_heap_finish(pk_heap *h, uint64_t peak_rss)
 {
     /* The kernel's high-water mark can lag a sample taken just before. */
-    struct rusage usage;
-    if (getrusage(RUSAGE_SELF, &usage) == 0 && (uint64_t)usage.ru_maxrss * 1024 > h->peak_rss)
-        h->peak_rss = (uint64_t)usage.ru_maxrss * 1024; /* kilobytes on Linux */
+    if (peak_rss > h->peak_rss)
+        h->peak_rss = peak_rss;
     h->finished = true;
     h->dirty = true;
 }

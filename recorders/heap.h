@@ -57,8 +57,8 @@ PK_HIDDEN void pk_heap_init(pk_heap *h);
 PK_HIDDEN void pk_heap_reset(pk_heap *h);
 /* One allocation or sample record; a gives the call paths and the caller's symbol id. */
 PK_HIDDEN void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a);
-/* The run ends: the process's peak resident set. */
-PK_HIDDEN void pk_heap_finish(pk_heap *h);
+/* The run ends: the process's peak resident set (pk_process_peak_rss, in the process). */
+PK_HIDDEN void pk_heap_finish(pk_heap *h, uint64_t peak_rss);
 /* Writes what changed into the open transaction; 0, or -1 (db's error). */
 PK_HIDDEN int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id);
 /* Finalizes the statements (before the connection closes) and frees everything. */

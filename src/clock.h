@@ -49,6 +49,12 @@ struct pk_clock_scale {
 };
 extern struct pk_clock_scale pk_clock_scale;
 
+/* The calibration: nanoseconds per raw tick, 32.32 fixed point (1 << 32 for monotonic). */
+static inline uint64_t pk_clock_ns_per_tick_q32(void)
+{
+    return pk_clock_use_tsc ? pk_clock_scale.mult : (uint64_t)1 << 32;
+}
+
 /* A raw timestamp as CLOCK_MONOTONIC nanoseconds (inline: the drain converts every event). */
 static inline uint64_t pk_clock_to_ns(uint64_t raw)
 {

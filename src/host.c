@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -99,4 +101,12 @@ __attribute__((destructor(101))) static void host_teardown(void)
     free(command_line);
     command_line = NULL;
     pthread_mutex_unlock(&host_lock);
+}
+
+uint64_t pk_process_peak_rss(void)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        return 0;
+    return (uint64_t)usage.ru_maxrss * 1024; /* kilobytes on Linux */
 }

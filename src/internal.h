@@ -80,6 +80,7 @@ extern const pk_recorder_ops pk_recorder_text;
 extern const pk_recorder_ops pk_recorder_csv;
 extern const pk_recorder_ops pk_recorder_list;
 extern const pk_recorder_ops pk_recorder_sqlite;
+extern const pk_recorder_ops pk_recorder_zmq;
 extern const pk_filter_ops pk_filter_on_value;
 extern const pk_filter_ops pk_filter_not_on_value;
 extern const pk_filter_ops pk_filter_on_change;
@@ -99,6 +100,7 @@ struct pk_recorder {
     bool auto_flush_set; /* "+flush" or pk_recorder_set_auto_flush was used */
     bool failed;         /* a write failed: no more calls */
     bool forked;         /* in a forked child: close without writing the parent's bytes */
+    unsigned options;    /* bit i: the spec named ops->options[i] */
     char error[512];
 };
 
@@ -135,11 +137,15 @@ typedef struct pk_field_desc {
     pk_field_kind kind;
     unsigned needs; /* pk_record_flags required for a value */
     size_t offset;
+    size_t size; /* of the member: 4 (unsigned, the event type) or 8 */
 } pk_field_desc;
 
 PK_HIDDEN const pk_field_desc *pk_field_desc_of(pk_field_id field);
 PK_HIDDEN uint64_t pk_record_uint(const pk_record *rec, pk_field_id field);
 PK_HIDDEN const char *pk_record_string(const pk_record *rec, pk_field_id field);
+/* Stores a value into a UINT or TYPE field (the member's width), or a STRING field. */
+PK_HIDDEN void pk_record_set_uint(pk_record *rec, pk_field_id field, uint64_t value);
+PK_HIDDEN void pk_record_set_string(pk_record *rec, pk_field_id field, const char *value);
 
 /* ---- output: a buffered file descriptor, no stdio ------------------------ */
 
@@ -241,5 +247,7 @@ PK_HIDDEN bool pk_thread_name(uint64_t tid, char name[16]);
 
 PK_HIDDEN const char *pk_command_line(void);
 PK_HIDDEN const char *pk_host_name(void);
+/* The kernel's high-water mark of this process's resident set, in bytes (0 if unknown). */
+PK_HIDDEN uint64_t pk_process_peak_rss(void);
 
 #endif /* PK_INTERNAL_H */

@@ -7,7 +7,8 @@
 #include <inttypes.h>
 #include <string.h>
 
-#define FIELD(id, name, kind, needs, member) [id] = {name, kind, needs, offsetof(pk_record, member)}
+#define FIELD(id, name, kind, needs, member)                                                       \
+    [id] = {name, kind, needs, offsetof(pk_record, member), sizeof(((pk_record *)0)->member)}
 
 static const pk_field_desc fields[PK_FIELD_COUNT] = {
     FIELD(PK_FIELD_INDEX, "index", PK_KIND_UINT, 0, index),
@@ -94,22 +95,31 @@ uint64_t pk_record_uint(const pk_record *rec, pk_field_id field)
 {
     const pk_field_desc *d = &fields[field];
     const char *base = (const char *)rec + d->offset;
-    switch (field) {
-    case PK_FIELD_LINE:
-    case PK_FIELD_CALLER_LINE:
-    case PK_FIELD_DEPTH: {
-        unsigned v;
+    if (d->size == sizeof(uint32_t)) { /* unsigned members and the event type */
+        uint32_t v;
         memcpy(&v, base, sizeof v);
         return v;
     }
-    case PK_FIELD_TYPE:
-        return (uint64_t)rec->type;
-    default: {
-        uint64_t v;
-        memcpy(&v, base, sizeof v);
-        return v;
+    uint64_t v;
+    memcpy(&v, base, sizeof v);
+    return v;
+}
+
+void pk_record_set_uint(pk_record *rec, pk_field_id field, uint64_t value)
+{
+    const pk_field_desc *d = &fields[field];
+    char *base = (char *)rec + d->offset;
+    if (d->size == sizeof(uint32_t)) {
+        uint32_t v = (uint32_t)value;
+        memcpy(base, &v, sizeof v);
+    } else {
+        memcpy(base, &value, sizeof value);
     }
-    }
+}
+
+void pk_record_set_string(pk_record *rec, pk_field_id field, const char *value)
+{
+    memcpy((char *)rec + fields[field].offset, &value, sizeof value);
 }
 
 const char *pk_record_string(const pk_record *rec, pk_field_id field)

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-pk_recorder *pk_recorder_new(const pk_recorder_ops *ops, const char *arg, pk_error *err)
+static pk_recorder *recorder_new(const pk_recorder_ops *ops, const char *arg, unsigned options,
+                                 pk_error *err)
 {
     if (!ops || !ops->write) {
         pk_fail(err, "recorder kind without a write function");
@@ -25,6 +26,7 @@ pk_recorder *pk_recorder_new(const pk_recorder_ops *ops, const char *arg, pk_err
     r->ops = ops;
     r->state = ops->size ? pk_xcalloc(1, ops->size) : NULL;
     r->spec = pk_xstrdup(ops->name);
+    r->options = options;
     if (ops->open && ops->open(r, arg, err) != 0) {
         free(r->state);
         free(r->spec);
@@ -34,9 +36,34 @@ pk_recorder *pk_recorder_new(const pk_recorder_ops *ops, const char *arg, pk_err
     return r;
 }
 
+pk_recorder *pk_recorder_new(const pk_recorder_ops *ops, const char *arg, pk_error *err)
+{
+    return recorder_new(ops, arg, 0, err);
+}
+
+/* The bit of a kind's own option, or -1. */
+static int option_bit(const pk_recorder_ops *ops, const char *option)
+{
+    for (int i = 0; ops->options && ops->options[i] && i < 32; i++)
+        if (strcmp(ops->options[i], option) == 0)
+            return i;
+    return -1;
+}
+
+/* "flush" and the kind's own options, for messages. */
+static void known_options(const pk_recorder_ops *ops, char *buf, size_t size)
+{
+    const char *names[33] = {"flush"};
+    size_t n = 1;
+    for (; ops->options && ops->options[n - 1] && n < PK_ARRAY_SIZE(names); n++)
+        names[n] = ops->options[n - 1];
+    pk_join_names(names, n, buf, size);
+}
+
 /* Splits a recorder spec and checks it against the registry; opens nothing. */
 static int parse_recorder_spec(const char *spec_text, pk_spec *spec,
-                               const pk_recorder_ops **ops_out, bool *flush, pk_error *err)
+                               const pk_recorder_ops **ops_out, bool *flush, unsigned *options,
+                               pk_error *err)
 {
     if (pk_spec_split("recorder spec", spec_text, spec, err) != 0)
         return -1;
@@ -48,11 +75,19 @@ static int parse_recorder_spec(const char *spec_text, pk_spec *spec,
                        spec->kind, known);
     }
     *flush = false;
+    *options = 0;
     for (size_t i = 0; i < spec->option_count; i++) {
-        if (strcmp(spec->options[i], "flush") != 0)
-            return pk_fail(err, "recorder spec '%s': unknown option '%s' (known: flush)",
-                           spec_text, spec->options[i]);
-        *flush = true;
+        int bit = option_bit(ops, spec->options[i]);
+        if (bit >= 0) {
+            *options |= 1u << bit;
+        } else if (strcmp(spec->options[i], "flush") == 0) {
+            *flush = true;
+        } else {
+            char known[256];
+            known_options(ops, known, sizeof known);
+            return pk_fail(err, "recorder spec '%s': unknown option '%s' (known: %s)", spec_text,
+                           spec->options[i], known);
+        }
     }
     if (ops->needs_arg && !spec->arg)
         return pk_fail(err, "recorder spec '%s': missing argument (expected %s)", spec_text,
@@ -69,7 +104,8 @@ int pk_recorder_check_spec(const char *spec_text, pk_error *err)
     pk_spec spec;
     const pk_recorder_ops *ops;
     bool flush;
-    return parse_recorder_spec(spec_text, &spec, &ops, &flush, err);
+    unsigned options;
+    return parse_recorder_spec(spec_text, &spec, &ops, &flush, &options, err);
 }
 
 pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)
@@ -77,10 +113,11 @@ pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)
     pk_spec spec;
     const pk_recorder_ops *ops;
     bool flush;
-    if (parse_recorder_spec(spec_text, &spec, &ops, &flush, err) != 0)
+    unsigned options;
+    if (parse_recorder_spec(spec_text, &spec, &ops, &flush, &options, err) != 0)
         return NULL;
     pk_error inner;
-    pk_recorder *r = pk_recorder_new(ops, spec.arg, &inner);
+    pk_recorder *r = recorder_new(ops, spec.arg, options, &inner);
     if (!r) {
         pk_fail(err, "recorder spec '%s': %s", spec_text, inner.message);
         return NULL;
@@ -92,6 +129,12 @@ pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)
         r->auto_flush_set = true;
     }
     return r;
+}
+
+bool pk_recorder_option(const pk_recorder *r, const char *option)
+{
+    int bit = option_bit(r->ops, option);
+    return bit >= 0 && (r->options & (1u << bit));
 }
 
 void pk_recorder_set_auto_flush(pk_recorder *r, bool on)

@@ -57,7 +57,7 @@ REGISTRY(monitor, pk_monitor_ops, &pk_monitor_function, &pk_monitor_function_mem
          &pk_monitor_alloc)
 
 REGISTRY(recorder, pk_recorder_ops, &pk_recorder_stdout, &pk_recorder_stderr, &pk_recorder_text,
-         &pk_recorder_csv, &pk_recorder_list, &pk_recorder_sqlite)
+         &pk_recorder_csv, &pk_recorder_list, &pk_recorder_sqlite, &pk_recorder_zmq)
 
 REGISTRY(filter, pk_filter_ops, &pk_filter_on_value, &pk_filter_not_on_value, &pk_filter_on_change,
          &pk_filter_max_depth, &pk_filter_min_duration, &pk_filter_include, &pk_filter_exclude)

@@ -88,6 +88,56 @@ PK_HIDDEN void pk_store_checkpointer_stop(pk_store_checkpointer *c);
 /* Whether db has the profiler tables (spans, checkpoints): version 2 and later. */
 PK_HIDDEN bool pk_store_has_spans(sqlite3 *db);
 
+/*
+ * The store writer (store_writer.c): one connection and one transaction for
+ * any number of runs, which commit together (about every 250 ms, and on
+ * request). The sqlite recorder writes one run through it, `pikoc listen`
+ * one per sender. One thread at a time.
+ */
+typedef struct pk_store_writer pk_store_writer;
+typedef struct pk_store_run pk_store_run;
+/* A thread's name (NUL-terminated, at most 15 characters): true when known. */
+typedef bool (*pk_thread_namer)(uint64_t thread, char name[16], void *user);
+
+/* Opens PATH (pk_store_open_write) and starts its checkpointer. */
+PK_HIDDEN pk_store_writer *pk_store_writer_open(const char *path, pk_error *err);
+/* Commits every run's state (batches, symbols, aggregates, counts). */
+PK_HIDDEN int pk_store_writer_commit(pk_store_writer *w, pk_error *err);
+/* Commits when the last commit is 250 ms old or more. */
+PK_HIDDEN int pk_store_writer_commit_due(pk_store_writer *w, pk_error *err);
+/* Closes (free the runs first); in a forked child (forked) the parent's
+ * connection is left untouched. Uncommitted work is rolled back. */
+PK_HIDDEN void pk_store_writer_close(pk_store_writer *w, bool forked);
+/*
+ * Inserts the run's row, 'running', under the run still running of process
+ * ppid (or of its own pid: an exec) on its host, and commits.
+ */
+PK_HIDDEN pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int ppid,
+                                           pk_error *err);
+/* Where thread names come from (default: this process's threads, pk_thread_name). */
+PK_HIDDEN void pk_store_run_name_threads(pk_store_run *s, pk_thread_namer namer, void *user);
+/* A record before the filters: counts and aggregates. */
+PK_HIDDEN void pk_store_run_observe(pk_store_run *s, const pk_record *rec);
+/* A record that passed the filters: stored in detail. */
+PK_HIDDEN int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err);
+/*
+ * Ends the run with `status` ("complete", "incomplete") and commits. With
+ * totals (and the process's peak RSS), the run's counts are the totals';
+ * without (a sender that vanished), the counts stay what was observed and
+ * end_ns is now.
+ */
+PK_HIDDEN int pk_store_run_finish(pk_store_run *s, const pk_run_totals *totals, uint64_t peak_rss,
+                                  const char *status, pk_error *err);
+PK_HIDDEN int64_t pk_store_run_id(const pk_store_run *s);
+/*
+ * The n functions with the most self time so far (fewer when the run has
+ * fewer), most first: names and self ns; *all is the self time of all.
+ */
+PK_HIDDEN size_t pk_store_run_top(const pk_store_run *s, size_t n, const char **names,
+                                  int64_t *self_ns, int64_t *all);
+/* Forgets the run (memory only; the file keeps what was committed). */
+PK_HIDDEN void pk_store_run_free(pk_store_run *s);
+
 /* Registers the eponymous virtual table pikoc_events on db (read-only is fine). */
 PK_HIDDEN int pk_store_register_events(sqlite3 *db);
 

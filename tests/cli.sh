@@ -34,8 +34,8 @@ pk --version
 check_equal "--version" "$status $(cat out)" "0 pikoc 0.1.0"
 pk --help
 check_equal "--help lists every command" "$status $(awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s ", $1 }' out)" \
-    "0 run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report "
-for cmd in run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report; do
+    "0 run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report listen "
+for cmd in run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report listen; do
     pk "$cmd" --help
     check_equal "pikoc $cmd --help" "$status $(head -1 out | cut -d' ' -f1-3)" "0 usage: pikoc $cmd"
     cp out help.txt
@@ -496,7 +496,7 @@ bad "run --min-duration '5 parsecs'" \
 bad "run --monitor cpu" "pikoc run: --monitor 'cpu': unknown monitor (known: function, function-memory, alloc)" \
     run --monitor cpu -- "$(prog nested)"
 bad "run --record sqlit:run.db" \
-    "pikoc run: --record: recorder spec 'sqlit:run.db': unknown kind 'sqlit' (known: stdout, stderr, text, csv, list, sqlite)" \
+    "pikoc run: --record: recorder spec 'sqlit:run.db': unknown kind 'sqlit' (known: stdout, stderr, text, csv, list, sqlite, zmq)" \
     run --record sqlit:run.db -- "$(prog nested)"
 bad "run --record csv" "pikoc run: --record: recorder spec 'csv': missing argument (expected csv:PATH)" \
     run --record csv -- "$(prog nested)"

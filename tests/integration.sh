@@ -112,7 +112,7 @@ check_equal "exclude keeps the rest" "$(sequence "$work/excl.csv" | wc -l)" 10
 # --- bad settings: one clear line, the program still runs ---------------------------
 run PIKOC_RECORD="sqlit:run.db" "$(prog nested)"
 check_equal "unknown recorder kind" "$(cat "$work/stderr")" \
-    "pikoc: PIKOC_RECORD: recorder spec 'sqlit:run.db': unknown kind 'sqlit' (known: stdout, stderr, text, csv, list, sqlite); the program runs without monitoring"
+    "pikoc: PIKOC_RECORD: recorder spec 'sqlit:run.db': unknown kind 'sqlit' (known: stdout, stderr, text, csv, list, sqlite, zmq); the program runs without monitoring"
 check_equal "program ran anyway" "$(cat "$work/stdout")" "total 6"
 
 run PIKOC_RECORD="stdout" PIKOC_MAX_DEPTH=-3 "$(prog nested)"

@@ -600,7 +600,7 @@ static void spec_errors_say_what_is_wrong(void **state)
                       "recorder spec 'stdout:foo': 'stdout' takes no argument (expected stdout)");
     assert_spec_error("list:x", "recorder spec 'list:x': 'list' takes no argument (expected list)");
     assert_spec_error("sqlit:run.db", "recorder spec 'sqlit:run.db': unknown kind 'sqlit' "
-                                      "(known: stdout, stderr, text, csv, list, sqlite)");
+                                      "(known: stdout, stderr, text, csv, list, sqlite, zmq)");
     assert_spec_error("stdout+bogus",
                       "recorder spec 'stdout+bogus': unknown option 'bogus' (known: flush)");
     assert_spec_error("csv:/nonexistent-dir/x.csv",

@@ -27,7 +27,7 @@ typedef struct pk_cli_command {
 
 extern const pk_cli_command pk_cmd_run, pk_cmd_runs, pk_cmd_top, pk_cmd_tree, pk_cmd_events,
     pk_cmd_spikes, pk_cmd_diff, pk_cmd_export, pk_cmd_sql, pk_cmd_spans, pk_cmd_leaks, pk_cmd_peak,
-    pk_cmd_histogram, pk_cmd_plot, pk_cmd_flame, pk_cmd_report;
+    pk_cmd_histogram, pk_cmd_plot, pk_cmd_flame, pk_cmd_report, pk_cmd_listen;
 
 /* Prints "pikoc CMD: message" on stderr (one line). */
 void pk_cli_error(const char *command, const char *fmt, ...) PK_PRINTF(2, 3);

@@ -8,10 +8,10 @@
 #include <string.h>
 
 static const pk_cli_command *const commands[] = {
-    &pk_cmd_run,       &pk_cmd_runs,   &pk_cmd_top,   &pk_cmd_tree,
-    &pk_cmd_events,    &pk_cmd_spikes, &pk_cmd_diff,  &pk_cmd_export,
-    &pk_cmd_sql,       &pk_cmd_spans,  &pk_cmd_leaks, &pk_cmd_peak,
-    &pk_cmd_histogram, &pk_cmd_plot,   &pk_cmd_flame, &pk_cmd_report,
+    &pk_cmd_run,    &pk_cmd_runs,   &pk_cmd_top,       &pk_cmd_tree, &pk_cmd_events,
+    &pk_cmd_spikes, &pk_cmd_diff,   &pk_cmd_export,    &pk_cmd_sql,  &pk_cmd_spans,
+    &pk_cmd_leaks,  &pk_cmd_peak,   &pk_cmd_histogram, &pk_cmd_plot, &pk_cmd_flame,
+    &pk_cmd_report, &pk_cmd_listen,
 };
 
 static void print_help(FILE *out)

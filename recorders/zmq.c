@@ -1,0 +1,528 @@
+/*
+ * zmq.c — the zmq:ENDPOINT recorder: sends the run to a collector (`pikoc
+ * listen`) in the wire format of docs/wire-format.md, in batches, from the
+ * drain thread. Lossless by default: batches stay in a window until the
+ * collector acknowledges them, are sent again after a silence or when the
+ * collector asks (it restarted), and the sender waits while the window is
+ * full. zmq+pub:ENDPOINT never waits: a batch that cannot go is dropped and
+ * counted, and the goodbye reports the count.
+ */
+#include "clock.h"
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define BATCH_BYTES (128u << 10)
+#define BATCH_RECORDS 16384
+#define BATCH_AGE_NS 100000000ull /* a batch older than 100 ms goes out */
+#define CLOCK_CHECK_RECORDS 256
+#define WINDOW 32                     /* unacknowledged batches in flight */
+#define RESEND_AFTER_NS 2000000000ull /* no acknowledgement for 2 s: send again */
+#define POLL_MS 100
+#define DEFAULT_LINGER_NS 10000000000ull /* wait at most 10 s without any progress */
+
+typedef struct sent_batch {
+    pk_wire_buf message;
+    uint32_t records; /* entries in it, counted as dropped if it is given up */
+} sent_batch;
+
+typedef struct zmq_state {
+    char *endpoint;
+    bool lossy;
+    void *context, *socket;
+    uint64_t linger_ns;
+    pk_run_info run;
+    bool started;
+    bool hello_sent;  /* lossy: the collector may know us */
+    bool need_resume; /* lossless: a send failed; hello and window go again */
+    bool gave_up;     /* lossless: nobody acknowledged for the linger; waits no more */
+    bool known;       /* a collector acknowledged something of this run */
+    pk_wire_encoder encoder;
+    pk_wire_buf message; /* hello, goodbye and, when lossy, batches */
+    uint64_t batch_started_ns;
+    /* the window: seq of window[first] is first_seq; buffers are reused */
+    sent_batch window[WINDOW];
+    size_t first, count;
+    uint64_t first_seq;
+    uint64_t progress_ns; /* last acknowledgement, or the first message in the window */
+    uint64_t resumed_ns;
+    uint64_t entries, written, dropped_entries, batches;
+    int ppid;          /* at the start: the collector finds the parent run by it */
+    uint64_t *threads; /* of the records sent, for their names in the goodbye */
+    size_t thread_count, thread_capacity;
+    uint64_t last_thread;
+} zmq_state;
+
+/* A forked child must not touch its parent's sockets (zmq is not fork-safe):
+ * they are kept here, never closed, so that they are not freed either. */
+static struct {
+    void *context, *socket;
+} forked_sockets[8];
+
+static const char *const sender_options[] = {"pub", NULL};
+
+static int socket_failed(pk_error *err, const char *what)
+{
+    return pk_fail(err, "%s: %s", what, zmq_strerror(zmq_errno()));
+}
+
+/* A key: the key itself (40 Z85 characters) or a file starting with it. */
+static int read_key(const char *variable, const char *value, char key[41], pk_error *err)
+{
+    if (strlen(value) == 40 && !strchr(value, '/')) {
+        memcpy(key, value, 41);
+        return 0;
+    }
+    FILE *f = fopen(value, "r");
+    if (!f)
+        return pk_fail(err, "%s '%s': neither a 40-character key nor a readable file", variable,
+                       value);
+    size_t n = fread(key, 1, 40, f);
+    fclose(f);
+    key[n] = '\0';
+    if (n != 40)
+        return pk_fail(err, "%s '%s': the file does not start with a 40-character key", variable,
+                       value);
+    return 0;
+}
+
+/*
+ * CURVE towards the collector whose public key PIKOC_ZMQ_SERVER_KEY gives:
+ * as the client PIKOC_ZMQ_CLIENT_KEY names (a secret key; a collector with
+ * a list of clients lets only those in), or a fresh key pair.
+ */
+static int set_curve(zmq_state *s, const char *server, pk_error *err)
+{
+    char key[41], public_key[41], secret_key[41];
+    const char *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
+    if (!zmq_has("curve"))
+        return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: this libzmq has no CURVE support");
+    if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
+        return -1;
+    if (client && *client) {
+        if (read_key("PIKOC_ZMQ_CLIENT_KEY", client, secret_key, err) != 0)
+            return -1;
+        if (zmq_curve_public(public_key, secret_key) != 0)
+            return pk_fail(err, "PIKOC_ZMQ_CLIENT_KEY '%s': not a Z85 secret key", client);
+    } else if (zmq_curve_keypair(public_key, secret_key) != 0) {
+        return socket_failed(err, "PIKOC_ZMQ_SERVER_KEY");
+    }
+    if (zmq_setsockopt(s->socket, ZMQ_CURVE_SERVERKEY, key, 40) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)
+        return socket_failed(err, "PIKOC_ZMQ_SERVER_KEY");
+    return 0;
+}
+
+static int sender_open(pk_recorder *r, const char *arg, pk_error *err)
+{
+    zmq_state *s = pk_recorder_state(r);
+    s->lossy = pk_recorder_option(r, "pub");
+    s->linger_ns = DEFAULT_LINGER_NS;
+    const char *linger = getenv("PIKOC_ZMQ_LINGER");
+    if (linger && pk_parse_duration("PIKOC_ZMQ_LINGER", linger, &s->linger_ns, err) != 0)
+        return -1;
+    s->context = zmq_ctx_new();
+    if (!s->context)
+        return socket_failed(err, arg);
+    s->socket = zmq_socket(s->context, ZMQ_DEALER);
+    int zero = 0, one = 1, hwm = 2 * WINDOW + 8;
+    const char *server = getenv("PIKOC_ZMQ_SERVER_KEY");
+    /*
+     * Lossy: no queueing towards nobody, so that a batch without a collector
+     * is dropped (and counted) at once. Lossless: the connection's queue
+     * outlives a reconnect, so acknowledgements that came just before a
+     * collector went away are still read (else those batches would be sent,
+     * and stored, again).
+     */
+    int immediate = s->lossy ? one : zero;
+    if (!s->socket || zmq_setsockopt(s->socket, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0) {
+        socket_failed(err, arg);
+        goto fail;
+    }
+    if (server && *server && set_curve(s, server, err) != 0)
+        goto fail;
+    if (zmq_connect(s->socket, arg) != 0) {
+        pk_fail(err, "cannot connect to '%s': %s (expected tcp://HOST:PORT or ipc://PATH)", arg,
+                zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    s->endpoint = pk_xstrdup(arg);
+    return 0;
+fail:
+    if (s->socket)
+        zmq_close(s->socket);
+    zmq_ctx_term(s->context);
+    return -1;
+}
+
+/* ---- the window and acknowledgements ------------------------------------------ */
+
+static sent_batch *window_at(zmq_state *s, size_t i)
+{
+    return &s->window[(s->first + i) % WINDOW];
+}
+
+static void window_pop(zmq_state *s)
+{
+    s->first = (s->first + 1) % WINDOW;
+    s->count--;
+    s->first_seq++;
+}
+
+static void acknowledged(zmq_state *s, uint64_t seq)
+{
+    bool moved = false;
+    while (s->count > 0 && s->first_seq <= seq) {
+        window_pop(s);
+        moved = true;
+    }
+    if (moved) {
+        s->progress_ns = pk_clock_monotonic_ns();
+        s->gave_up = false;
+        s->known = true;
+    }
+}
+
+/* Takes every message the collector sent: acknowledgements and resend requests. */
+static void take_replies(zmq_state *s)
+{
+    uint8_t reply[64];
+    int n;
+    while ((n = zmq_recv(s->socket, reply, sizeof reply, ZMQ_DONTWAIT)) >= 0) {
+        pk_wire_header h;
+        size_t offset;
+        if ((size_t)n > sizeof reply ||
+            pk_wire_decode_header(reply, (size_t)n, &h, &offset, NULL) != 0 ||
+            h.sender != s->encoder.sender)
+            continue;
+        if (h.type == PK_WIRE_ACK)
+            acknowledged(s, h.seq);
+        else if (h.type == PK_WIRE_RESEND)
+            s->need_resume = true;
+    }
+}
+
+/* Waits up to POLL_MS for replies, then takes them. */
+static void wait_replies(zmq_state *s)
+{
+    zmq_pollitem_t item = {.socket = s->socket, .events = ZMQ_POLLIN};
+    zmq_poll(&item, 1, POLL_MS);
+    take_replies(s);
+}
+
+/* Sends one message if the socket takes it now (never waits). */
+static bool transmit(zmq_state *s, const pk_wire_buf *m)
+{
+    return zmq_send(s->socket, m->bytes, m->used, ZMQ_DONTWAIT) >= 0;
+}
+
+static bool send_hello(zmq_state *s, unsigned flags, uint64_t next_seq)
+{
+    pk_wire_encode_hello(&s->encoder, &s->run, s->ppid, flags | (s->lossy ? PK_WIRE_LOSSY : 0),
+                         next_seq, &s->message);
+    return transmit(s, &s->message);
+}
+
+/*
+ * Lossless: the collector does not know us (first contact, a restart, a
+ * send that failed): a hello with every string so far, then every
+ * unacknowledged batch again. The collector ignores what it already has.
+ */
+static void resume(zmq_state *s)
+{
+    unsigned flags = s->known ? PK_WIRE_RESUME : 0;
+    s->resumed_ns = pk_clock_monotonic_ns();
+    s->need_resume = !send_hello(s, flags, s->count ? s->first_seq : s->encoder.next_seq);
+    for (size_t i = 0; i < s->count && !s->need_resume; i++)
+        s->need_resume = !transmit(s, &window_at(s, i)->message);
+}
+
+/* Resends when asked, after a failed send, or after a silence. */
+static void resume_if_needed(zmq_state *s)
+{
+    uint64_t now = pk_clock_monotonic_ns();
+    if (now - s->resumed_ns < POLL_MS * 1000000ull)
+        return;
+    if (s->need_resume || (s->count && now - s->progress_ns >= RESEND_AFTER_NS &&
+                           now - s->resumed_ns >= RESEND_AFTER_NS))
+        resume(s);
+}
+
+/* Gives up the oldest batch: its entries count as dropped. */
+static void drop_oldest(zmq_state *s)
+{
+    s->dropped_entries += window_at(s, 0)->records;
+    window_pop(s);
+}
+
+/*
+ * Lossless: waits until the window has room. Nobody acknowledging anything
+ * for the linger makes the sender give up waiting (and warn once): the
+ * oldest batches are then dropped, counted, until a collector answers.
+ */
+static void wait_for_room(zmq_state *s)
+{
+    while (s->count == WINDOW) {
+        if (s->gave_up) {
+            drop_oldest(s);
+            return;
+        }
+        wait_replies(s);
+        resume_if_needed(s);
+        if (s->count == WINDOW && pk_clock_monotonic_ns() - s->progress_ns >= s->linger_ns) {
+            pk_warn("recorder 'zmq:%s': no collector acknowledged anything for %.1f s "
+                    "(PIKOC_ZMQ_LINGER); batches are dropped and counted until one does",
+                    s->endpoint, (double)s->linger_ns / 1e9);
+            s->gave_up = true;
+        }
+    }
+}
+
+/* The next window slot, for the message of seq encoder.next_seq. */
+static sent_batch *window_push(zmq_state *s, uint32_t records)
+{
+    if (s->count == 0) {
+        s->first_seq = s->encoder.next_seq;
+        s->progress_ns = pk_clock_monotonic_ns();
+    }
+    sent_batch *b = window_at(s, s->count++);
+    b->records = records;
+    return b;
+}
+
+static void send_lossy(zmq_state *s)
+{
+    pk_wire_encoder *e = &s->encoder;
+    uint32_t records = e->record_count;
+    take_replies(s);
+    if (!s->hello_sent || s->need_resume) {
+        /* with every string sent so far: the collector may have missed them */
+        s->hello_sent = send_hello(s, s->known ? PK_WIRE_RESUME : 0, e->next_seq);
+        s->need_resume = false;
+    }
+    pk_wire_finish_batch(e, &s->message);
+    if (!s->hello_sent || !transmit(s, &s->message)) {
+        s->dropped_entries += records;
+        /* the batch defined strings the collector never saw */
+        pk_wire_encoder_forget_strings(e);
+    }
+}
+
+static void send_batch(zmq_state *s)
+{
+    pk_wire_encoder *e = &s->encoder;
+    if (e->record_count == 0)
+        return;
+    s->batches++;
+    if (s->lossy) {
+        send_lossy(s);
+        return;
+    }
+    take_replies(s);
+    resume_if_needed(s);
+    wait_for_room(s);
+    sent_batch *b = window_push(s, e->record_count);
+    pk_wire_finish_batch(e, &b->message);
+    if (!s->need_resume && !transmit(s, &b->message))
+        s->need_resume = true;
+}
+
+/* ---- the recorder ------------------------------------------------------------------ */
+
+static uint64_t random_sender(void)
+{
+    uint64_t id = 0;
+    while (id == 0)
+        if (getrandom(&id, sizeof id, 0) != sizeof id)
+            id = pk_clock_monotonic_ns() ^ ((uint64_t)getpid() << 32);
+    return id;
+}
+
+static int sender_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
+{
+    (void)err;
+    zmq_state *s = pk_recorder_state(r);
+    if (s->encoder.strings)
+        pk_wire_encoder_free(&s->encoder);
+    pk_wire_encoder_init(&s->encoder, random_sender());
+    s->run = *run;
+    s->ppid = (int)getppid();
+    s->thread_count = 0;
+    s->last_thread = 0;
+    s->started = true;
+    s->hello_sent = s->gave_up = s->known = false;
+    s->need_resume = !s->lossy; /* the first batch goes after a hello */
+    s->count = 0;
+    s->resumed_ns = 0;
+    s->entries = s->written = s->dropped_entries = s->batches = 0;
+    s->batch_started_ns = pk_clock_monotonic_ns();
+    return 0;
+}
+
+/* Remembers a thread of the records (records come in runs from one thread). */
+static void note_thread(zmq_state *s, uint64_t thread)
+{
+    s->last_thread = thread;
+    for (size_t i = 0; i < s->thread_count; i++)
+        if (s->threads[i] == thread)
+            return;
+    pk_grow(&s->threads, &s->thread_capacity, s->thread_count, sizeof *s->threads);
+    s->threads[s->thread_count++] = thread;
+}
+
+/* Sends the batch first when it is full or old, so a record and its write stay together. */
+static void add(zmq_state *s, const pk_record *rec, unsigned what)
+{
+    pk_wire_encoder *e = &s->encoder;
+    if (what == PK_WIRE_WRITTEN && pk_wire_mark_written(e, rec))
+        return;
+    if (e->record_count == 0) {
+        s->batch_started_ns = pk_clock_monotonic_ns();
+    } else if (e->record_count >= BATCH_RECORDS || pk_wire_batch_bytes(e) >= BATCH_BYTES ||
+               (e->record_count % CLOCK_CHECK_RECORDS == 0 &&
+                pk_clock_monotonic_ns() - s->batch_started_ns >= BATCH_AGE_NS)) {
+        send_batch(s);
+        s->batch_started_ns = pk_clock_monotonic_ns();
+    }
+    pk_wire_encode_record(e, rec, what);
+    s->entries++;
+    if (rec->thread != s->last_thread)
+        note_thread(s, rec->thread);
+}
+
+static int sender_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)err;
+    add(r->state, rec, PK_WIRE_OBSERVED);
+    return 0;
+}
+
+static int sender_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)err;
+    zmq_state *s = r->state;
+    s->written++;
+    add(s, rec, PK_WIRE_WRITTEN);
+    return 0;
+}
+
+static int sender_flush(pk_recorder *r, pk_error *err)
+{
+    (void)err;
+    zmq_state *s = pk_recorder_state(r);
+    if (s->started) {
+        send_batch(s);
+        take_replies(s);
+        if (!s->lossy)
+            resume_if_needed(s);
+    }
+    return 0;
+}
+
+static int send_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
+{
+    if (s->lossy) {
+        if (!s->hello_sent)
+            s->hello_sent = send_hello(s, 0, s->encoder.next_seq);
+        g->dropped_entries = s->dropped_entries;
+        pk_wire_encode_goodbye(&s->encoder, g, &s->message);
+        transmit(s, &s->message);
+        /* zmq delivers what it queued while the socket lingers */
+        int linger = (int)(s->linger_ns / 1000000);
+        zmq_setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
+        return 0;
+    }
+    wait_for_room(s);
+    /* the goodbye counts what was dropped up to now; dropping it too is reported below */
+    g->dropped_entries = s->dropped_entries;
+    sent_batch *b = window_push(s, 0);
+    pk_wire_encode_goodbye(&s->encoder, g, &b->message);
+    if (!s->need_resume && !transmit(s, &b->message))
+        s->need_resume = true;
+    /* Every message acknowledged, unless nothing moves for the linger. */
+    while (s->count > 0) {
+        resume_if_needed(s);
+        wait_replies(s);
+        if (s->count > 0 &&
+            (s->gave_up || pk_clock_monotonic_ns() - s->progress_ns >= s->linger_ns))
+            return pk_fail(err,
+                           "%s: no collector acknowledged the last %zu batches within %.1f s "
+                           "(PIKOC_ZMQ_LINGER); they are lost",
+                           s->endpoint, s->count, (double)s->linger_ns / 1e9);
+    }
+    return 0;
+}
+
+static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    zmq_state *s = pk_recorder_state(r);
+    if (!s->started)
+        return 0;
+    send_batch(s);
+    s->started = false;
+    /* the names the sqlite recorder would store, which only this process knows */
+    char(*names)[16] = pk_xcalloc(s->thread_count + 1, sizeof *names);
+    uint64_t *named = pk_xcalloc(s->thread_count + 1, sizeof *named);
+    size_t count = 0;
+    for (size_t i = 0; i < s->thread_count; i++)
+        if (pk_thread_name(s->threads[i], names[count]))
+            named[count++] = s->threads[i];
+    pk_wire_goodbye g = {.totals = *totals,
+                         .entries = s->entries,
+                         .written = s->written,
+                         .batches = s->batches,
+                         .peak_rss = pk_process_peak_rss(),
+                         .thread_count = count,
+                         .threads = named,
+                         .names = names};
+    int rc = send_goodbye(s, &g, err);
+    free(names);
+    free(named);
+    return rc;
+}
+
+static void sender_close(pk_recorder *r)
+{
+    zmq_state *s = pk_recorder_state(r);
+    if (r->forked) {
+        for (size_t i = 0; i < PK_ARRAY_SIZE(forked_sockets); i++) {
+            if (!forked_sockets[i].context) {
+                forked_sockets[i].context = s->context;
+                forked_sockets[i].socket = s->socket;
+                break;
+            }
+        }
+    } else {
+        zmq_close(s->socket);
+        zmq_ctx_term(s->context);
+    }
+    if (s->encoder.strings)
+        pk_wire_encoder_free(&s->encoder);
+    pk_wire_buf_free(&s->message);
+    free(s->threads);
+    for (size_t i = 0; i < WINDOW; i++)
+        pk_wire_buf_free(&s->window[i].message);
+    free(s->endpoint);
+}
+
+const pk_recorder_ops pk_recorder_zmq = {
+    .name = "zmq",
+    .usage = "zmq[+pub]:ENDPOINT",
+    .needs_arg = true,
+    .size = sizeof(zmq_state),
+    .open = sender_open,
+    .start = sender_start,
+    .write = sender_write,
+    .flush = sender_flush,
+    .finish = sender_finish,
+    .close = sender_close,
+    .observe = sender_observe,
+    .options = sender_options,
+};

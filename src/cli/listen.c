@@ -1,0 +1,809 @@
+/*
+ * listen.c — `pikoc listen`: the collector. Binds a ZeroMQ endpoint, takes
+ * the wire format of docs/wire-format.md from any number of zmq:ENDPOINT
+ * senders and writes each sender's run through the store writer, the same
+ * code as the sqlite recorder, while a live view shows every sender. It
+ * trusts no message: a bad one is counted, named and dropped.
+ */
+#include "cli.h"
+
+#include "clock.h"
+#include "store.h"
+#include "wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define DEFAULT_ENDPOINT "tcp://127.0.0.1:5557"
+#define MONITOR_ENDPOINT "inproc://pikoc-listen-monitor"
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01" /* where libzmq asks who may connect */
+#define REPORTED_REJECTS 20                   /* then they are only counted */
+#define ENDED_MEMORY 1024 /* ended senders remembered, so late duplicates stay ignored */
+#define TOP_FUNCTIONS 3
+
+static const char help[] =
+    "usage: pikoc listen [OPTIONS] [ENDPOINT]\n"
+    "\n"
+    "Collects runs sent by zmq:ENDPOINT recorders (pikoc run --record zmq:...,\n"
+    "PIKOC_RECORD=zmq:..., or the C API) from any number of processes, each\n"
+    "process its own run in the database, and shows them live: records per\n"
+    "second, current RSS and top functions per process. ENDPOINT is\n"
+    "tcp://HOST:PORT or ipc://PATH (default: " DEFAULT_ENDPOINT ", loopback\n"
+    "only). Ctrl-C or SIGTERM stops it with every received batch written.\n"
+    "\n"
+    "options:\n"
+    "  -o, --into DB          the database (default: pikoc.db); 'none' stores\n"
+    "                         nothing (the transport alone, for measurements; the\n"
+    "                         view then has no top functions)\n"
+    "  -k, --curve-keys DIR   CURVE encryption and authentication: DIR/server.key and\n"
+    "                         DIR/server.pub are made when missing; senders set\n"
+    "                         PIKOC_ZMQ_SERVER_KEY to DIR/server.pub (or its text).\n"
+    "                         With DIR/clients/*.pub, only senders whose key is there\n"
+    "                         (PIKOC_ZMQ_CLIENT_KEY: their secret key) get in\n"
+    "  -i, --interval DURATION  how often the view refreshes (default: 1s)\n"
+    "  -n, --runs N           stop once N runs have ended\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "The view refreshes in place on a terminal; otherwise it prints one line per\n"
+    "active sender at each interval, and one line when a run ends.\n"
+    "\n"
+    "example:\n"
+    "  pikoc listen --into runs.db &\n"
+    "  pikoc run --record zmq:tcp://127.0.0.1:5557 -- ./app\n";
+
+static int listen_main(int argc, char **argv);
+
+const pk_cli_command pk_cmd_listen = {
+    .name = "listen",
+    .summary = "collect runs sent over ZeroMQ into a database, live",
+    .help = help,
+    .main = listen_main,
+};
+
+enum { OPT_INTO, OPT_CURVE, OPT_INTERVAL, OPT_RUNS };
+static const pk_cli_option options[] = {
+    [OPT_INTO] = {"into", 'o', "DB"},
+    [OPT_CURVE] = {"curve-keys", 'k', "DIR"},
+    [OPT_INTERVAL] = {"interval", 'i', "DURATION"},
+    [OPT_RUNS] = {"runs", 'n', "N"},
+};
+
+typedef struct sender {
+    uint64_t id;
+    uint8_t route[256]; /* the ROUTER's identity of its connection */
+    size_t route_length;
+    int fd; /* the connection's descriptor (ZMQ_SRCFD), for disconnect events */
+    pk_wire_peer peer;
+    pk_store_run *run;
+    int64_t run_id; /* numbered by the collector when nothing is stored */
+    uint64_t next_seq;
+    uint64_t entries, records, written, rejected; /* records: observed entries */
+    uint64_t skipped;                             /* of event types this pikoc does not know */
+    uint64_t rss;
+    bool has_rss;
+    uint64_t view_records; /* records at the last refresh */
+    double rate;
+} sender;
+
+typedef struct collector {
+    const char *endpoint;
+    void *context, *socket, *monitor;
+    void *zap;              /* answers CURVE handshakes when DIR/clients exists */
+    uint8_t (*clients)[32]; /* the public keys allowed */
+    size_t client_count, client_capacity;
+    const char *curve_dir;
+    pk_store_writer *writer; /* NULL with --into none */
+    const char *path;
+    sender **senders;
+    size_t sender_count, sender_capacity;
+    uint64_t ended[ENDED_MEMORY];
+    size_t ended_count;
+    int64_t runs_started;
+    uint64_t runs_ended, runs_wanted;
+    uint64_t records, rejected, reported;
+    pk_wire_batch batch;
+    bool tty;
+    uint64_t interval_ns, last_view_ns;
+    size_t view_lines;
+    int status;
+} collector;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int signal)
+{
+    (void)signal;
+    stop_requested = 1;
+}
+
+/* ---- senders ---------------------------------------------------------------------- */
+
+static sender *find_sender(collector *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->sender_count; i++)
+        if (c->senders[i]->id == id)
+            return c->senders[i];
+    return NULL;
+}
+
+static bool has_ended(const collector *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->ended_count && i < ENDED_MEMORY; i++)
+        if (c->ended[i] == id)
+            return true;
+    return false;
+}
+
+static void name_sender(const sender *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "run %lld (pid %d on %s)", (long long)s->run_id, s->peer.run.pid,
+             s->peer.run.host);
+}
+
+static void reject(collector *c, sender *s, const char *why)
+{
+    c->rejected++;
+    if (s)
+        s->rejected++;
+    if (c->reported++ >= REPORTED_REJECTS)
+        return;
+    char who[300] = "an unknown sender";
+    if (s)
+        name_sender(s, who, sizeof who);
+    fprintf(stderr, "pikoc listen: rejected a message from %s: %s\n", who, why);
+    if (c->reported == REPORTED_REJECTS)
+        fprintf(stderr, "pikoc listen: more rejected messages are only counted\n");
+}
+
+/* A store error stops the collector: what it holds could not be written. */
+static void store_failed(collector *c, const pk_error *err)
+{
+    fprintf(stderr, "pikoc listen: %s\n", err->message);
+    c->status = PK_EXIT_FAILURE;
+    stop_requested = 1;
+}
+
+/* Forgets a sender whose run ended, with `status` for its last line. */
+static void end_sender(collector *c, sender *s, const pk_run_totals *totals, uint64_t peak_rss,
+                       const char *status, bool remember)
+{
+    pk_error err;
+    if (s->run && pk_store_run_finish(s->run, totals, peak_rss, status, &err) != 0)
+        store_failed(c, &err);
+    char who[300];
+    name_sender(s, who, sizeof who);
+    char skipped[128] = "";
+    if (s->skipped || s->rejected)
+        snprintf(skipped, sizeof skipped,
+                 ", %llu of event types unknown here skipped, %llu "
+                 "messages rejected",
+                 (unsigned long long)s->skipped, (unsigned long long)s->rejected);
+    printf("%s: %s, %llu records received (%llu stored in detail)%s%s\n", who, status,
+           (unsigned long long)s->records, (unsigned long long)s->written, skipped,
+           totals ? "" : ", no goodbye");
+    fflush(stdout);
+    if (remember)
+        c->ended[c->ended_count++ % ENDED_MEMORY] = s->id;
+    c->runs_ended++;
+    if (c->runs_wanted && c->runs_ended >= c->runs_wanted)
+        stop_requested = 1;
+    pk_store_run_free(s->run);
+    pk_wire_peer_free(&s->peer);
+    for (size_t i = 0; i < c->sender_count; i++) {
+        if (c->senders[i] == s) {
+            c->senders[i] = c->senders[--c->sender_count];
+            break;
+        }
+    }
+    free(s);
+    c->view_lines = 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static void reply(collector *c, const void *route, size_t route_length, pk_wire_type type,
+                  uint64_t sender_id, uint64_t seq)
+{
+    pk_wire_buf m = {0};
+    pk_wire_put_header(&m, type, sender_id, seq);
+    /* a sender that cannot take it now will ask again: never wait for one */
+    if (zmq_send(c->socket, route, route_length, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(c->socket, m.bytes, m.used, ZMQ_DONTWAIT);
+    pk_wire_buf_free(&m);
+}
+
+/* ---- messages ------------------------------------------------------------------------ */
+
+/* Threads named nowhere yet: the sender's names come with its goodbye. */
+static bool no_thread_name(uint64_t thread, char name[16], void *user)
+{
+    (void)thread, (void)name, (void)user;
+    return false;
+}
+
+static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const uint8_t *data,
+                       size_t size, const pk_wire_header *h, size_t offset, int fd)
+{
+    pk_wire_peer peer;
+    pk_error err;
+    if (pk_wire_decode_hello(data, size, offset, &peer, &err) != 0) {
+        reject(c, s, err.message);
+        return;
+    }
+    if (s) {
+        /* a resend: the strings again, and where the batches go on */
+        pk_wire_merge_hello(&s->peer, &peer);
+        pk_wire_peer_free(&peer);
+        if (s->peer.next_seq > s->next_seq)
+            s->next_seq = s->peer.next_seq;
+        s->fd = fd;
+        return;
+    }
+    if (peer.schema_version > PK_STORE_VERSION) {
+        pk_wire_peer_free(&peer);
+        char why[160];
+        snprintf(why, sizeof why, "schema version %llu is newer than this pikoc (%d)",
+                 (unsigned long long)peer.schema_version, PK_STORE_VERSION);
+        reject(c, NULL, why);
+        return;
+    }
+    s = pk_xcalloc(1, sizeof *s);
+    s->id = h->sender;
+    s->peer = peer;
+    s->fd = fd;
+    s->next_seq = peer.next_seq ? peer.next_seq : 1;
+    s->route_length = zmq_msg_size(route) < sizeof s->route ? zmq_msg_size(route) : 0;
+    memcpy(s->route, zmq_msg_data((zmq_msg_t *)route), s->route_length);
+    if (c->writer) {
+        s->run = pk_store_run_start(c->writer, &s->peer.run, s->peer.ppid, &err);
+        if (!s->run) {
+            store_failed(c, &err);
+            pk_wire_peer_free(&s->peer);
+            free(s);
+            return;
+        }
+        s->run_id = pk_store_run_id(s->run);
+        pk_store_run_name_threads(s->run, no_thread_name, NULL);
+    } else {
+        s->run_id = ++c->runs_started;
+    }
+    pk_grow(&c->senders, &c->sender_capacity, c->sender_count, sizeof *c->senders);
+    c->senders[c->sender_count++] = s;
+    char who[300];
+    name_sender(s, who, sizeof who);
+    printf("%s: started, %s%s\n", who, s->peer.run.command_line,
+           (s->peer.flags & PK_WIRE_RESUME) ? " (resumed: earlier records are in another run)"
+                                            : "");
+    fflush(stdout);
+    c->view_lines = 0;
+}
+
+/* Whether a batch or goodbye of seq comes next; acknowledges duplicates. */
+static bool in_order(collector *c, sender *s, const zmq_msg_t *route, uint64_t seq)
+{
+    if (seq < s->next_seq) { /* sent again after a silence: we have it */
+        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_ACK, s->id,
+              s->next_seq - 1);
+        return false;
+    }
+    if (seq > s->next_seq && !(s->peer.flags & PK_WIRE_LOSSY)) {
+        /* a lossless sender's batch went missing: from the first unacknowledged again */
+        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_RESEND, s->id, 0);
+        return false;
+    }
+    return true;
+}
+
+static void take_batch(collector *c, sender *s, const uint8_t *data, size_t size, size_t offset)
+{
+    pk_error err;
+    if (pk_wire_decode_batch(&s->peer, data, size, offset, &c->batch, &err) != 0) {
+        reject(c, s, err.message);
+        return;
+    }
+    for (size_t i = 0; i < c->batch.count; i++) {
+        const pk_wire_entry *e = &c->batch.entries[i];
+        s->skipped += e->head == 0;
+        if (e->head & PK_WIRE_OBSERVED) {
+            s->records++;
+            c->records++;
+            if (s->run)
+                pk_store_run_observe(s->run, &e->record);
+        }
+        if (e->head & PK_WIRE_WRITTEN) {
+            s->written++;
+            if (s->run && pk_store_run_write(s->run, &e->record, &err) != 0) {
+                store_failed(c, &err);
+                return;
+            }
+        }
+        if (e->record.flags & PK_RECORD_MEMORY) {
+            s->rss = e->record.rss;
+            s->has_rss = true;
+        }
+    }
+    s->entries += c->batch.count;
+}
+
+/* The names of the sender's threads, which its goodbye brings. */
+static bool goodbye_thread_name(uint64_t thread, char name[16], void *user)
+{
+    const pk_wire_goodbye *g = user;
+    for (size_t i = 0; i < g->thread_count; i++) {
+        if (g->threads[i] == thread) {
+            memcpy(name, g->names[i], 16);
+            return name[0] != '\0';
+        }
+    }
+    return false;
+}
+
+static void take_goodbye(collector *c, sender *s, const uint8_t *data, size_t size, size_t offset)
+{
+    pk_wire_goodbye g;
+    pk_error err;
+    if (pk_wire_decode_goodbye(data, size, offset, &g, &err) != 0) {
+        reject(c, s, err.message);
+        return;
+    }
+    /* whole when everything the sender put into batches and did not drop arrived */
+    bool whole = s->entries == g.entries - g.dropped_entries && s->written <= g.written;
+    pk_run_totals totals = g.totals;
+    totals.dropped += g.dropped_entries;
+    if (s->run)
+        pk_store_run_name_threads(s->run, goodbye_thread_name, &g);
+    end_sender(c, s, &totals, g.peak_rss, whole ? "complete" : "incomplete", true);
+    pk_wire_goodbye_free(&g);
+}
+
+static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
+{
+    const uint8_t *data = zmq_msg_data(msg);
+    size_t size = zmq_msg_size(msg);
+    int fd = zmq_msg_get(msg, ZMQ_SRCFD);
+    pk_wire_header h;
+    size_t offset;
+    pk_error err;
+    if (pk_wire_decode_header(data, size, &h, &offset, &err) != 0) {
+        reject(c, NULL, err.message);
+        return;
+    }
+    sender *s = find_sender(c, h.sender);
+    if (h.type == PK_WIRE_ACK || h.type == PK_WIRE_RESEND) {
+        reject(c, s, "an acknowledgement or resend request sent to the collector");
+        return;
+    }
+    if (!s && has_ended(c, h.sender)) {
+        /* a late copy of what an ended run sent: its acknowledgement was lost */
+        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_ACK, h.sender,
+              h.seq);
+        return;
+    }
+    if (h.type == PK_WIRE_HELLO) {
+        take_hello(c, s, route, data, size, &h, offset, fd);
+        return;
+    }
+    if (!s) {
+        /* we restarted, or its hello was lost: ask for it */
+        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_RESEND, h.sender,
+              0);
+        return;
+    }
+    if (!in_order(c, s, route, h.seq))
+        return;
+    s->fd = fd;
+    s->next_seq = h.seq + 1;
+    uint64_t id = s->id;
+    if (h.type == PK_WIRE_BATCH)
+        take_batch(c, s, data, size, offset);
+    else
+        take_goodbye(c, s, data, size, offset); /* s is gone */
+    /* taken into the store writer (or refused: sent again, it would be refused again) */
+    reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_ACK, id, h.seq);
+}
+
+/* Takes one [route][message] from the socket; false when there is none. */
+static bool receive(collector *c)
+{
+    zmq_msg_t route, msg;
+    zmq_msg_init(&route);
+    if (zmq_msg_recv(&route, c->socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&route);
+        return false;
+    }
+    zmq_msg_init(&msg);
+    if (!zmq_msg_more(&route) || zmq_msg_recv(&msg, c->socket, 0) < 0) {
+        reject(c, NULL, "an empty message");
+    } else if (zmq_msg_more(&msg)) {
+        reject(c, NULL, "a message in several parts (pikoc messages are one part)");
+        while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, c->socket, 0) >= 0)
+            ;
+    } else {
+        take_message(c, &route, &msg);
+    }
+    zmq_msg_close(&msg);
+    zmq_msg_close(&route);
+    return true;
+}
+
+/* A connection closed: its sender, if it had not said goodbye, vanished. */
+static void take_event(collector *c)
+{
+    zmq_msg_t head, address;
+    zmq_msg_init(&head);
+    zmq_msg_init(&address);
+    if (zmq_msg_recv(&head, c->monitor, ZMQ_DONTWAIT) >= 0 &&
+        zmq_msg_recv(&address, c->monitor, 0) >= 0 && zmq_msg_size(&head) == 6) {
+        const uint8_t *d = zmq_msg_data(&head);
+        uint16_t event = (uint16_t)(d[0] | d[1] << 8);
+        int fd = (int)((uint32_t)d[2] | (uint32_t)d[3] << 8 | (uint32_t)d[4] << 16 |
+                       (uint32_t)d[5] << 24);
+        for (size_t i = 0; event == ZMQ_EVENT_DISCONNECTED && i < c->sender_count;) {
+            sender *s = c->senders[i];
+            if (s->fd == fd)
+                end_sender(c, s, NULL, 0, "incomplete", false);
+            else
+                i++;
+        }
+    }
+    zmq_msg_close(&head);
+    zmq_msg_close(&address);
+}
+
+/* ---- the view ----------------------------------------------------------------------- */
+
+/* "work 41%, helper 12%": the functions with the most self time so far. */
+static void top_functions(const sender *s, char *buf, size_t size)
+{
+    const char *names[TOP_FUNCTIONS];
+    int64_t self[TOP_FUNCTIONS], all = 0;
+    size_t n = s->run ? pk_store_run_top(s->run, TOP_FUNCTIONS, names, self, &all) : 0;
+    size_t used = 0;
+    snprintf(buf, size, "-");
+    for (size_t k = 0; k < n && used < size; k++) {
+        int w = snprintf(buf + used, size - used, "%s%s %.0f%%", k ? ", " : "", names[k],
+                         all > 0 ? 100.0 * (double)self[k] / (double)all : 0.0);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static void sender_line(const sender *s, char *line, size_t size)
+{
+    char rss[32] = "-", top[256], who[300];
+    if (s->has_rss)
+        pk_readable_bytes((int64_t)s->rss, rss, sizeof rss);
+    top_functions(s, top, sizeof top);
+    name_sender(s, who, sizeof who);
+    char rejected[48] = "";
+    if (s->rejected)
+        snprintf(rejected, sizeof rejected, ", %llu rejected", (unsigned long long)s->rejected);
+    snprintf(line, size, "%s: %llu records, %.0f/s, rss %s, top: %s%s", who,
+             (unsigned long long)s->records, s->rate, rss, top, rejected);
+}
+
+static void refresh_view(collector *c, uint64_t now)
+{
+    double seconds = (double)(now - c->last_view_ns) / 1e9;
+    c->last_view_ns = now;
+    char line[700];
+    if (c->tty) {
+        /* back over the previous view, then the new one, each line cleared */
+        if (c->view_lines)
+            printf("\033[%zuA", c->view_lines);
+        printf("\033[2Kpikoc listen %s: %zu senders, %llu records, %llu rejected\n", c->endpoint,
+               c->sender_count, (unsigned long long)c->records, (unsigned long long)c->rejected);
+        c->view_lines = 1;
+    }
+    for (size_t i = 0; i < c->sender_count; i++) {
+        sender *s = c->senders[i];
+        s->rate = seconds > 0 ? (double)(s->records - s->view_records) / seconds : 0;
+        s->view_records = s->records;
+        sender_line(s, line, sizeof line);
+        printf(c->tty ? "\033[2K  %s\n" : "%s\n", line);
+        c->view_lines += c->tty;
+    }
+    if (c->tty)
+        printf("\033[J");
+    fflush(stdout);
+}
+
+/* ---- setup ------------------------------------------------------------------------- */
+
+static int read_key(const char *path, char key[41])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(key, 1, 40, f);
+    fclose(f);
+    key[n] = '\0';
+    return n == 40 ? 0 : -2;
+}
+
+static int write_key(const char *path, const char *key, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    chmod(path, mode);
+    fprintf(f, "%s\n", key);
+    return fclose(f);
+}
+
+/* Loads DIR/clients/\*.pub: the senders' public keys allowed in (Z85, one a file). */
+static int load_clients(collector *c, const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/clients", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0; /* no list: any sender that knows the server's key */
+    int status = 0;
+    for (struct dirent *e; (e = readdir(d)) && status == 0;) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".pub") != 0)
+            continue;
+        char file[4400], key[41];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        pk_grow(&c->clients, &c->client_capacity, c->client_count, sizeof *c->clients);
+        if (read_key(file, key) != 0 || !zmq_z85_decode(c->clients[c->client_count], key)) {
+            pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key", file);
+            status = PK_EXIT_USAGE;
+        }
+        c->client_count++;
+    }
+    closedir(d);
+    if (status == 0) {
+        c->zap = zmq_socket(c->context, ZMQ_REP);
+        if (zmq_bind(c->zap, ZAP_ENDPOINT) != 0)
+            status = PK_EXIT_FAILURE;
+    }
+    return status;
+}
+
+/* One ZAP request (RFC 27): a CURVE client is let in when its key is listed. */
+static void answer_zap(collector *c)
+{
+    zmq_msg_t part[7];
+    int n = 0;
+    for (bool more = true; more && n < 7; n++) {
+        zmq_msg_init(&part[n]);
+        if (zmq_msg_recv(&part[n], c->zap, n ? 0 : ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part[n]);
+            while (n-- > 0)
+                zmq_msg_close(&part[n]);
+            return;
+        }
+        more = zmq_msg_more(&part[n]);
+    }
+    /* version, request id, domain, address, routing id, mechanism, client key */
+    bool allowed = false;
+    if (n == 7 && zmq_msg_size(&part[6]) == 32)
+        for (size_t i = 0; i < c->client_count && !allowed; i++)
+            allowed = memcmp(zmq_msg_data(&part[6]), c->clients[i], 32) == 0;
+    if (!allowed) {
+        c->rejected++;
+        fprintf(stderr,
+                "pikoc listen: refused a sender at %.*s: its CURVE key is not in %s/clients\n",
+                n > 3 ? (int)zmq_msg_size(&part[3]) : 0,
+                n > 3 ? (const char *)zmq_msg_data(&part[3]) : "", c->curve_dir);
+    }
+    const char *status = allowed ? "200" : "400";
+    zmq_send(c->zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(c->zap, n > 1 ? zmq_msg_data(&part[1]) : "", n > 1 ? zmq_msg_size(&part[1]) : 0,
+             ZMQ_SNDMORE);
+    zmq_send(c->zap, status, 3, ZMQ_SNDMORE);
+    zmq_send(c->zap, allowed ? "OK" : "unknown key", allowed ? 2 : 11, ZMQ_SNDMORE);
+    zmq_send(c->zap, "", 0, ZMQ_SNDMORE);
+    zmq_send(c->zap, "", 0, 0);
+    while (n-- > 0)
+        zmq_msg_close(&part[n]);
+}
+
+/* Loads (or makes) the server's keys in dir and turns CURVE on. */
+static int set_curve(collector *c, const char *dir)
+{
+    if (!zmq_has("curve")) {
+        pk_cli_error("listen", "--curve-keys: this libzmq has no CURVE support");
+        return PK_EXIT_FAILURE;
+    }
+    char secret_path[4096], public_path[4096], secret[41], public_key[41];
+    snprintf(secret_path, sizeof secret_path, "%s/server.key", dir);
+    snprintf(public_path, sizeof public_path, "%s/server.pub", dir);
+    int rc = read_key(secret_path, secret);
+    if (rc == -2) {
+        pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key",
+                     secret_path);
+        return PK_EXIT_USAGE;
+    }
+    if (rc == -1) {
+        if (zmq_curve_keypair(public_key, secret) != 0 ||
+            write_key(secret_path, secret, 0600) != 0 ||
+            write_key(public_path, public_key, 0644) != 0) {
+            pk_cli_error("listen", "--curve-keys: cannot write keys into %s: %s", dir,
+                         strerror(errno));
+            return PK_EXIT_FAILURE;
+        }
+    }
+    c->curve_dir = dir;
+    int status = load_clients(c, dir);
+    if (status != 0)
+        return status;
+    int one = 1;
+    if (zmq_setsockopt(c->socket, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(c->socket, ZMQ_CURVE_SECRETKEY, secret, 40) != 0) {
+        pk_cli_error("listen", "--curve-keys: %s", zmq_strerror(zmq_errno()));
+        return PK_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+/* Whether a tcp endpoint stays on this machine. */
+static bool is_loopback(const char *endpoint)
+{
+    static const char *const local[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]:"};
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return true; /* ipc and inproc never leave the machine */
+    for (size_t i = 0; i < PK_ARRAY_SIZE(local); i++)
+        if (strncmp(endpoint, local[i], strlen(local[i])) == 0)
+            return true;
+    return false;
+}
+
+static int open_socket(collector *c, const char *curve_dir)
+{
+    c->context = zmq_ctx_new();
+    c->socket = zmq_socket(c->context, ZMQ_ROUTER);
+    int zero = 0, hwm = 0;
+    int64_t max = 16 * (int64_t)PK_WIRE_MAX_MESSAGE; /* larger ones are cut off by zmq itself */
+    zmq_setsockopt(c->socket, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    if (curve_dir) {
+        int status = set_curve(c, curve_dir);
+        if (status != 0)
+            return status;
+    } else if (!is_loopback(c->endpoint)) {
+        fprintf(stderr,
+                "pikoc listen: warning: %s is reachable beyond this machine without "
+                "--curve-keys: anyone who reaches it can send runs, and records travel in clear\n",
+                c->endpoint);
+    }
+    if (zmq_socket_monitor(c->socket, MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED) != 0)
+        return PK_EXIT_FAILURE;
+    c->monitor = zmq_socket(c->context, ZMQ_PAIR);
+    zmq_connect(c->monitor, MONITOR_ENDPOINT);
+    if (zmq_bind(c->socket, c->endpoint) != 0) {
+        int e = zmq_errno();
+        bool usage = e == EINVAL || e == EPROTONOSUPPORT;
+        pk_cli_error("listen", "cannot listen on '%s': %s%s", c->endpoint, zmq_strerror(e),
+                     usage ? " (expected tcp://HOST:PORT or ipc://PATH)" : "");
+        return usage ? PK_EXIT_USAGE : PK_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+static void close_all(collector *c)
+{
+    /* received batches are written; a run still open ends incomplete with what arrived */
+    pk_error err;
+    if (c->writer && pk_store_writer_commit(c->writer, &err) != 0)
+        store_failed(c, &err);
+    while (c->sender_count)
+        end_sender(c, c->senders[0], NULL, 0, "incomplete", false);
+    pk_store_writer_close(c->writer, false);
+    pk_wire_batch_free(&c->batch);
+    free(c->senders);
+    if (c->monitor)
+        zmq_close(c->monitor);
+    if (c->zap)
+        zmq_close(c->zap);
+    free(c->clients);
+    if (c->socket) {
+        /* the last acknowledgements must reach their senders, or they would
+         * send those batches again to the next collector */
+        int linger = 2000;
+        zmq_setsockopt(c->socket, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(c->socket);
+    }
+    if (c->context)
+        zmq_ctx_term(c->context);
+}
+
+static void serve(collector *c)
+{
+    zmq_pollitem_t items[3] = {{.socket = c->socket, .events = ZMQ_POLLIN},
+                               {.socket = c->monitor, .events = ZMQ_POLLIN},
+                               {.socket = c->zap, .events = ZMQ_POLLIN}};
+    int polled = c->zap ? 3 : 2;
+    c->last_view_ns = pk_clock_monotonic_ns();
+    while (!stop_requested) {
+        zmq_poll(items, polled, 100);
+        while (c->zap && !stop_requested && zmq_poll(&items[2], 1, 0) > 0)
+            answer_zap(c);
+        /* a burst at a time, so commits and the view keep their pace under load */
+        for (int n = 0; n < 256 && !stop_requested && receive(c); n++)
+            ;
+        while (!stop_requested && (zmq_poll(&items[1], 1, 0) > 0))
+            take_event(c);
+        pk_error err;
+        if (c->writer && pk_store_writer_commit_due(c->writer, &err) != 0)
+            store_failed(c, &err);
+        uint64_t now = pk_clock_monotonic_ns();
+        if (now - c->last_view_ns >= c->interval_ns)
+            refresh_view(c, now);
+    }
+}
+
+static int listen_main(int argc, char **argv)
+{
+    collector c = {.endpoint = DEFAULT_ENDPOINT, .path = "pikoc.db", .interval_ns = 1000000000};
+    const char *curve_dir = NULL;
+    pk_cli_parser p;
+    pk_cli_begin(&p, &pk_cmd_listen, options, PK_ARRAY_SIZE(options), argc, argv);
+    const char *value;
+    bool endpoint_given = false;
+    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
+        switch (o) {
+        case PK_CLI_EXIT:
+            return p.status;
+        case PK_CLI_OPERAND:
+            if (endpoint_given)
+                return pk_cli_usage(&p, "one endpoint at most (got '%s' and '%s')", c.endpoint,
+                                    value);
+            c.endpoint = value;
+            endpoint_given = true;
+            break;
+        case OPT_INTO:
+            c.path = value;
+            break;
+        case OPT_CURVE:
+            curve_dir = value;
+            break;
+        case OPT_INTERVAL:
+            if (pk_cli_duration(&p, "--interval", value, &c.interval_ns) != 0)
+                return PK_EXIT_USAGE;
+            if (c.interval_ns == 0)
+                return pk_cli_usage(&p, "--interval '%s': must be more than 0", value);
+            break;
+        case OPT_RUNS:
+            if (pk_cli_uint(&p, "--runs", value, &c.runs_wanted) != 0)
+                return PK_EXIT_USAGE;
+            break;
+        }
+    }
+    if (strcmp(c.path, "none") != 0) {
+        pk_error err;
+        c.writer = pk_store_writer_open(c.path, &err);
+        if (!c.writer) {
+            pk_cli_error("listen", "%s", err.message);
+            return PK_EXIT_USAGE;
+        }
+    }
+    c.tty = isatty(STDOUT_FILENO);
+    int status = open_socket(&c, curve_dir);
+    if (status == 0) {
+        struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: zmq_poll returns */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        printf("pikoc listen: on %s, into %s\n", c.endpoint, c.writer ? c.path : "nothing (none)");
+        fflush(stdout);
+        serve(&c);
+        status = c.status;
+    }
+    close_all(&c);
+    if (status == 0 || c.records) {
+        printf("pikoc listen: %llu runs ended, %llu records, %llu messages rejected\n",
+               (unsigned long long)c.runs_ended, (unsigned long long)c.records,
+               (unsigned long long)c.rejected);
+    }
+    return status;
+}

@@ -1,0 +1,734 @@
+/*
+ * wire.c — the codec of docs/wire-format.md (see wire.h). Encoding runs on
+ * the sender's drain thread once per record, so it loops over the field
+ * table with no lookups beyond one pointer hash per string; decoding trusts
+ * nothing: every length, id and bit is checked before a record is handed on.
+ */
+#include "wire.h"
+
+#include "clock.h"
+#include "store.h" /* pk_put_uvarint, pk_put_delta: the store's varints */
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { KIND_UINT = 0, KIND_STRING = 1, KIND_TYPE = 2 };
+
+/*
+ * Record members the field table leaves out (they are no column) that a
+ * collector's store needs: an allocation's call site keys its site. They
+ * travel after the table's fields, as numbers, when the record's flags
+ * include `needs`; one entry here is all a new one takes.
+ */
+static const struct wire_extra {
+    const char *name;
+    size_t offset;
+    unsigned needs;
+} extras[] = {
+    {"call_site", offsetof(pk_record, call_site), PK_RECORD_BLOCK},
+};
+#define WIRE_FIELD_COUNT (PK_FIELD_COUNT + (int)PK_ARRAY_SIZE(extras))
+
+/* The field table's fields, then the extras: f below WIRE_FIELD_COUNT. */
+static bool wire_has(const pk_record *rec, int f)
+{
+    if (f < PK_FIELD_COUNT)
+        return pk_record_has_field(rec, (pk_field_id)f);
+    return (rec->flags & extras[f - PK_FIELD_COUNT].needs) == extras[f - PK_FIELD_COUNT].needs;
+}
+
+static int wire_kind(int f)
+{
+    if (f >= PK_FIELD_COUNT)
+        return KIND_UINT;
+    pk_field_kind kind = pk_field_desc_of((pk_field_id)f)->kind;
+    return kind == PK_KIND_STRING ? KIND_STRING : kind == PK_KIND_TYPE ? KIND_TYPE : KIND_UINT;
+}
+
+static const char *wire_name(int f)
+{
+    return f < PK_FIELD_COUNT ? pk_field_name((pk_field_id)f) : extras[f - PK_FIELD_COUNT].name;
+}
+
+static uint64_t wire_uint(const pk_record *rec, int f)
+{
+    if (f < PK_FIELD_COUNT)
+        return pk_record_uint(rec, (pk_field_id)f);
+    uintptr_t v;
+    memcpy(&v, (const char *)rec + extras[f - PK_FIELD_COUNT].offset, sizeof v);
+    return v;
+}
+
+static void wire_set_uint(pk_record *rec, int f, uint64_t value)
+{
+    if (f < PK_FIELD_COUNT) {
+        pk_record_set_uint(rec, (pk_field_id)f, value);
+        return;
+    }
+    uintptr_t v = (uintptr_t)value;
+    memcpy((char *)rec + extras[f - PK_FIELD_COUNT].offset, &v, sizeof v);
+}
+
+/* The local field of a name, or -1 (a field this pikoc does not know). */
+static int wire_lookup(const char *name)
+{
+    for (int f = 0; f < WIRE_FIELD_COUNT; f++)
+        if (strcmp(wire_name(f), name) == 0)
+            return f;
+    return -1;
+}
+
+/* ---- buffers --------------------------------------------------------------------- */
+
+uint8_t *pk_wire_reserve(pk_wire_buf *b, size_t more)
+{
+    while (b->used + more > b->capacity)
+        pk_grow(&b->bytes, &b->capacity, b->capacity, 1);
+    return b->bytes + b->used;
+}
+
+void pk_wire_put_uvarint(pk_wire_buf *b, uint64_t v)
+{
+    uint8_t *p = pk_wire_reserve(b, 10);
+    b->used = (size_t)(pk_put_uvarint(p, v) - b->bytes);
+}
+
+static void put_bytes(pk_wire_buf *b, const void *data, size_t len)
+{
+    memcpy(pk_wire_reserve(b, len), data, len);
+    b->used += len;
+}
+
+void pk_wire_put_string(pk_wire_buf *b, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len > PK_WIRE_MAX_STRING)
+        len = PK_WIRE_MAX_STRING; /* longer strings are cut, never refused */
+    pk_wire_put_uvarint(b, len);
+    put_bytes(b, s, len);
+}
+
+void pk_wire_put_header(pk_wire_buf *b, pk_wire_type type, uint64_t sender, uint64_t seq)
+{
+    uint8_t head[14];
+    memcpy(head, PK_WIRE_MAGIC, 4);
+    head[4] = PK_WIRE_VERSION;
+    head[5] = (uint8_t)type;
+    for (int i = 0; i < 8; i++)
+        head[6 + i] = (uint8_t)(sender >> (8 * i));
+    put_bytes(b, head, sizeof head);
+    pk_wire_put_uvarint(b, seq);
+}
+
+void pk_wire_buf_free(pk_wire_buf *b)
+{
+    free(b->bytes);
+    *b = (pk_wire_buf){0};
+}
+
+/* ---- encoder ---------------------------------------------------------------------- */
+
+static size_t pointer_slot(const char *s, size_t slots)
+{
+    uint64_t h = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (slots - 1);
+}
+
+static void slots_grow(pk_wire_encoder *e)
+{
+    free(e->keys);
+    free(e->ids);
+    e->slots = e->slots ? e->slots * 2 : 1024;
+    e->keys = pk_xcalloc(e->slots, sizeof *e->keys);
+    e->ids = pk_xcalloc(e->slots, sizeof *e->ids);
+    for (size_t id = 1; id < e->string_count; id++) {
+        size_t i = pointer_slot(e->strings[id], e->slots);
+        while (e->keys[i])
+            i = (i + 1) & (e->slots - 1);
+        e->keys[i] = e->strings[id];
+        e->ids[i] = (uint32_t)id;
+    }
+}
+
+void pk_wire_encoder_init(pk_wire_encoder *e, uint64_t sender)
+{
+    memset(e, 0, sizeof *e);
+    e->sender = sender;
+    e->next_seq = 1; /* seq 0 is the hello */
+    pk_grow(&e->strings, &e->string_capacity, 0, sizeof *e->strings);
+    e->strings[0] = "";
+    e->string_count = 1;
+    slots_grow(e);
+}
+
+void pk_wire_encoder_free(pk_wire_encoder *e)
+{
+    free(e->keys);
+    free(e->ids);
+    free(e->strings);
+    pk_wire_buf_free(&e->defs);
+    pk_wire_buf_free(&e->records);
+}
+
+void pk_wire_encoder_forget_strings(pk_wire_encoder *e)
+{
+    memset(e->keys, 0, e->slots * sizeof *e->keys);
+    e->string_count = 1;
+    e->defs.used = 0;
+    e->def_count = 0;
+}
+
+/* The id of s, defined in this batch when new. */
+static uint32_t string_id(pk_wire_encoder *e, const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    size_t i = pointer_slot(s, e->slots);
+    for (; e->keys[i]; i = (i + 1) & (e->slots - 1))
+        if (e->keys[i] == s)
+            return e->ids[i];
+    uint32_t id = (uint32_t)e->string_count;
+    pk_grow(&e->strings, &e->string_capacity, e->string_count, sizeof *e->strings);
+    e->strings[e->string_count++] = s;
+    e->keys[i] = s;
+    e->ids[i] = id;
+    pk_wire_put_uvarint(&e->defs, id);
+    pk_wire_put_string(&e->defs, s);
+    e->def_count++;
+    if (e->string_count * 2 > e->slots)
+        slots_grow(e);
+    return id;
+}
+
+bool pk_wire_mark_written(pk_wire_encoder *e, const pk_record *rec)
+{
+    if (rec != e->last || rec->index != e->last_index || e->record_count == 0)
+        return false;
+    e->records.bytes[e->last_head] |= PK_WIRE_WRITTEN;
+    return true;
+}
+
+void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned what)
+{
+    uint64_t presence = 0;
+    for (int f = 0; f < WIRE_FIELD_COUNT; f++)
+        if (wire_has(rec, f))
+            presence |= 1ull << f;
+    unsigned head = what;
+    bool first = e->record_count == 0;
+    if (!first && presence == e->prev_presence)
+        head |= PK_WIRE_SAME_PRESENCE;
+    if (!first && rec->flags == e->prev_flags)
+        head |= PK_WIRE_SAME_FLAGS;
+    /* head, presence, flags, and at most 10 bytes a field */
+    uint8_t *start = pk_wire_reserve(&e->records, 21 + 10 * WIRE_FIELD_COUNT);
+    uint8_t *p = start;
+    *p++ = (uint8_t)head;
+    if (!(head & PK_WIRE_SAME_PRESENCE))
+        p = pk_put_uvarint(p, presence);
+    if (!(head & PK_WIRE_SAME_FLAGS))
+        p = pk_put_uvarint(p, rec->flags);
+    for (int f = 0; f < WIRE_FIELD_COUNT; f++) {
+        if (!(presence & (1ull << f)))
+            continue;
+        int kind = wire_kind(f);
+        if (kind == KIND_STRING) {
+            /* a new string's definition goes to defs, not here: p stays valid */
+            p = pk_put_uvarint(p, string_id(e, pk_record_string(rec, (pk_field_id)f)));
+        } else {
+            uint64_t v = wire_uint(rec, f);
+            p = kind == KIND_TYPE ? pk_put_uvarint(p, v) : pk_put_delta(p, v, e->prev[f]);
+            e->prev[f] = v;
+        }
+    }
+    e->last = rec;
+    e->last_index = rec->index;
+    e->last_head = (size_t)(start - e->records.bytes);
+    e->records.used = (size_t)(p - e->records.bytes);
+    e->prev_presence = presence;
+    e->prev_flags = rec->flags;
+    e->record_count++;
+}
+
+void pk_wire_finish_batch(pk_wire_encoder *e, pk_wire_buf *out)
+{
+    out->used = 0;
+    pk_wire_put_header(out, PK_WIRE_BATCH, e->sender, e->next_seq++);
+    pk_wire_put_uvarint(out, e->def_count);
+    put_bytes(out, e->defs.bytes, e->defs.used);
+    pk_wire_put_uvarint(out, e->record_count);
+    put_bytes(out, e->records.bytes, e->records.used);
+    e->defs.used = e->records.used = 0;
+    e->def_count = e->record_count = 0;
+    memset(e->prev, 0, sizeof e->prev);
+    e->last = NULL;
+}
+
+void pk_wire_encode_hello(const pk_wire_encoder *e, const pk_run_info *run, int ppid,
+                          unsigned flags, uint64_t next_seq, pk_wire_buf *out)
+{
+    out->used = 0;
+    pk_wire_put_header(out, PK_WIRE_HELLO, e->sender, 0);
+    pk_wire_put_uvarint(out, flags);
+    pk_wire_put_uvarint(out, next_seq);
+    pk_wire_put_uvarint(out, PK_STORE_VERSION);
+    pk_wire_put_string(out, run->host);
+    pk_wire_put_uvarint(out, (uint64_t)run->pid);
+    pk_wire_put_uvarint(out, (uint64_t)ppid);
+    pk_wire_put_string(out, run->command_line);
+    pk_wire_put_string(out, run->monitor);
+    pk_wire_put_uvarint(out, run->flags);
+    pk_wire_put_string(out, run->clock);
+    pk_wire_put_uvarint(out, pk_clock_ns_per_tick_q32());
+    pk_wire_put_string(out, run->alloc_source);
+    pk_wire_put_uvarint(out, run->start_ns);
+    pk_wire_put_uvarint(out, (uint64_t)run->start_wall_ns);
+    pk_wire_put_uvarint(out, WIRE_FIELD_COUNT);
+    for (int f = 0; f < WIRE_FIELD_COUNT; f++) {
+        pk_wire_put_string(out, wire_name(f));
+        pk_wire_put_uvarint(out, (uint64_t)wire_kind(f));
+    }
+    unsigned types = 0;
+    for (unsigned t = 0; t < PK_WIRE_MAX_TYPES; t++)
+        types += pk_event_type_name((pk_event_type)t) != NULL;
+    pk_wire_put_uvarint(out, types);
+    for (unsigned t = 0; t < PK_WIRE_MAX_TYPES; t++) {
+        const char *name = pk_event_type_name((pk_event_type)t);
+        if (name) {
+            pk_wire_put_uvarint(out, t);
+            pk_wire_put_string(out, name);
+        }
+    }
+    /* every string sent so far: none in a first hello, all of them after a loss */
+    pk_wire_put_uvarint(out, e->string_count - 1);
+    for (size_t id = 1; id < e->string_count; id++) {
+        pk_wire_put_uvarint(out, id);
+        pk_wire_put_string(out, e->strings[id]);
+    }
+}
+
+void pk_wire_encode_goodbye(pk_wire_encoder *e, const pk_wire_goodbye *g, pk_wire_buf *out)
+{
+    out->used = 0;
+    pk_wire_put_header(out, PK_WIRE_GOODBYE, e->sender, e->next_seq++);
+    const uint64_t values[] = {g->totals.events,     g->totals.calls,   g->totals.unmatched,
+                               g->totals.unfinished, g->totals.dropped, g->totals.end_ns,
+                               g->entries,           g->written,        g->dropped_entries,
+                               g->batches,           g->peak_rss};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(values); i++)
+        pk_wire_put_uvarint(out, values[i]);
+    pk_wire_put_uvarint(out, g->thread_count);
+    for (size_t i = 0; i < g->thread_count; i++) {
+        pk_wire_put_uvarint(out, g->threads[i]);
+        pk_wire_put_string(out, g->names[i]);
+    }
+}
+
+/* ---- decoding ----------------------------------------------------------------------- */
+
+typedef struct reader {
+    const uint8_t *p, *end;
+    pk_error *err;
+    const char *what; /* "hello", "batch", ... for messages */
+} reader;
+
+static int truncated(reader *r)
+{
+    return pk_fail(r->err, "truncated %s", r->what);
+}
+
+static int get_uvarint(reader *r, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end)
+            return truncated(r);
+        uint8_t b = *r->p++;
+        if (shift == 63 && b > 1)
+            break;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return pk_fail(r->err, "%s: a number longer than 64 bits", r->what);
+}
+
+/* A number that must be below `limit`; `name` says which in the message. */
+static int get_bounded(reader *r, const char *name, uint64_t limit, uint64_t *v)
+{
+    if (get_uvarint(r, v) != 0)
+        return -1;
+    if (*v >= limit)
+        return pk_fail(r->err, "%s: %s %llu out of range (at most %llu)", r->what, name,
+                       (unsigned long long)*v, (unsigned long long)(limit - 1));
+    return 0;
+}
+
+/* A string, copied NUL-terminated into *out (malloc'd). */
+static int get_string(reader *r, char **out)
+{
+    uint64_t len;
+    if (get_bounded(r, "string length", PK_WIRE_MAX_STRING + 1, &len) != 0)
+        return -1;
+    if ((uint64_t)(r->end - r->p) < len)
+        return truncated(r);
+    if (memchr(r->p, '\0', len))
+        return pk_fail(r->err, "%s: a string holds a NUL byte", r->what);
+    char *s = pk_xcalloc(1, len + 1);
+    memcpy(s, r->p, len);
+    s[len] = '\0';
+    r->p += len;
+    *out = s;
+    return 0;
+}
+
+int pk_wire_decode_header(const uint8_t *msg, size_t len, pk_wire_header *h, size_t *offset,
+                          pk_error *err)
+{
+    unsigned limit = len > 5 && msg[5] == PK_WIRE_HELLO ? PK_WIRE_MAX_HELLO : PK_WIRE_MAX_MESSAGE;
+    if (len > limit)
+        return pk_fail(err, "oversized message (%zu bytes; at most %u)", len, limit);
+    if (len < PK_WIRE_HEADER_MIN || memcmp(msg, PK_WIRE_MAGIC, 4) != 0)
+        return pk_fail(err, "not a pikoc message (no PKOZ header)");
+    if (msg[4] != PK_WIRE_VERSION)
+        return pk_fail(err, "wire version %u is not supported (this pikoc speaks %u)", msg[4],
+                       PK_WIRE_VERSION);
+    if (msg[5] < PK_WIRE_HELLO || msg[5] > PK_WIRE_RESEND)
+        return pk_fail(err, "unknown message type %u", msg[5]);
+    h->version = msg[4];
+    h->type = (pk_wire_type)msg[5];
+    h->sender = 0;
+    for (int i = 0; i < 8; i++)
+        h->sender |= (uint64_t)msg[6 + i] << (8 * i);
+    reader r = {msg + 14, msg + len, err, "header"};
+    if (get_uvarint(&r, &h->seq) != 0)
+        return -1;
+    *offset = (size_t)(r.p - msg);
+    return 0;
+}
+
+static void retire(pk_wire_peer *peer, char *s)
+{
+    if (!s)
+        return;
+    pk_grow(&peer->retired, &peer->retired_capacity, peer->retired_count, sizeof *peer->retired);
+    peer->retired[peer->retired_count++] = s;
+}
+
+/* Defines string `id`; an id may be defined again (a resumed sender does). */
+static void define_string(pk_wire_peer *peer, uint64_t id, char *s)
+{
+    if (id >= peer->string_count) {
+        size_t n = peer->string_count ? peer->string_count : 64;
+        while (n <= id)
+            n *= 2;
+        char **grown = realloc(peer->strings, n * sizeof *grown);
+        if (!grown)
+            abort();
+        memset(grown + peer->string_count, 0, (n - peer->string_count) * sizeof *grown);
+        peer->strings = grown;
+        peer->string_count = n;
+    }
+    if (peer->strings[id] && strcmp(peer->strings[id], s) == 0) {
+        free(s);
+        return;
+    }
+    retire(peer, peer->strings[id]);
+    peer->strings[id] = s;
+}
+
+/* Reads `count` definitions (id, string); ids start at 1 and stay below 2^32. */
+static int get_definitions(reader *r, pk_wire_peer *peer)
+{
+    uint64_t count;
+    if (get_bounded(r, "string count", (uint64_t)(r->end - r->p) + 1, &count) != 0)
+        return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t id;
+        char *s;
+        if (get_bounded(r, "string id", (uint64_t)1 << 24, &id) != 0)
+            return -1;
+        if (id == 0)
+            return pk_fail(r->err, "%s: string id 0 is reserved for \"\"", r->what);
+        if (get_string(r, &s) != 0)
+            return -1;
+        define_string(peer, id, s);
+    }
+    return 0;
+}
+
+static int get_fields(reader *r, pk_wire_peer *peer)
+{
+    uint64_t count;
+    if (get_bounded(r, "field count", PK_WIRE_MAX_FIELDS + 1, &count) != 0)
+        return -1;
+    peer->field_count = (size_t)count;
+    for (size_t i = 0; i < count; i++) {
+        char *name;
+        uint64_t kind;
+        if (get_string(r, &name) != 0)
+            return -1;
+        if (get_bounded(r, "field kind", 3, &kind) != 0) {
+            free(name);
+            return -1;
+        }
+        int local = wire_lookup(name);
+        peer->field_kind[i] = (uint8_t)kind;
+        peer->field_map[i] = local;
+        if (local >= 0 && wire_kind(local) != (int)kind) {
+            pk_fail(r->err, "hello: field '%s' has kind %u, expected %d", name, (unsigned)kind,
+                    wire_kind(local));
+            free(name);
+            return -1;
+        }
+        free(name);
+    }
+    return 0;
+}
+
+static int get_types(reader *r, pk_wire_peer *peer)
+{
+    uint64_t count;
+    for (size_t t = 0; t < PK_WIRE_MAX_TYPES; t++)
+        peer->type_map[t] = PK_WIRE_TYPE_UNNAMED;
+    if (get_bounded(r, "event type count", PK_WIRE_MAX_TYPES + 1, &count) != 0)
+        return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t value;
+        char *name;
+        if (get_bounded(r, "event type", PK_WIRE_MAX_TYPES, &value) != 0 ||
+            get_string(r, &name) != 0)
+            return -1;
+        peer->type_map[value] = PK_WIRE_TYPE_UNKNOWN_HERE;
+        for (unsigned t = 0; t < PK_WIRE_MAX_TYPES; t++) {
+            const char *known = pk_event_type_name((pk_event_type)t);
+            if (known && strcmp(known, name) == 0)
+                peer->type_map[value] = (int)t;
+        }
+        free(name);
+    }
+    return 0;
+}
+
+/* The hello's own strings live in one block, freed with the peer. */
+static const char *keep(pk_wire_peer *peer, char *s)
+{
+    retire(peer, s);
+    return s;
+}
+
+int pk_wire_decode_hello(const uint8_t *msg, size_t len, size_t offset, pk_wire_peer *peer,
+                         pk_error *err)
+{
+    memset(peer, 0, sizeof *peer);
+    reader r = {msg + offset, msg + len, err, "hello"};
+    uint64_t flags, pid, ppid, run_flags, wall;
+    char *host = NULL, *command = NULL, *monitor = NULL, *clock = NULL, *alloc = NULL;
+    int rc = -1;
+    if (get_bounded(&r, "flags", 4, &flags) != 0 || get_uvarint(&r, &peer->next_seq) != 0 ||
+        get_uvarint(&r, &peer->schema_version) != 0)
+        goto out;
+    if (get_string(&r, &host) != 0 || get_bounded(&r, "pid", (uint64_t)1 << 31, &pid) != 0 ||
+        get_bounded(&r, "parent pid", (uint64_t)1 << 31, &ppid) != 0 ||
+        get_string(&r, &command) != 0 || get_string(&r, &monitor) != 0 ||
+        get_bounded(&r, "record flags", (uint64_t)1 << 31, &run_flags) != 0 ||
+        get_string(&r, &clock) != 0 || get_uvarint(&r, &peer->ns_per_tick_q32) != 0 ||
+        get_string(&r, &alloc) != 0 || get_uvarint(&r, &peer->run.start_ns) != 0 ||
+        get_uvarint(&r, &wall) != 0)
+        goto out;
+    peer->flags = (unsigned)flags;
+    peer->ppid = (int)ppid;
+    peer->run = (pk_run_info){
+        .host = keep(peer, host),
+        .pid = (int)pid,
+        .command_line = keep(peer, command),
+        .monitor = keep(peer, monitor),
+        .flags = (unsigned)run_flags,
+        .clock = keep(peer, clock),
+        .alloc_source = keep(peer, alloc),
+        .start_ns = peer->run.start_ns,
+        .start_wall_ns = (int64_t)wall,
+    };
+    host = command = monitor = clock = alloc = NULL;
+    if (get_fields(&r, peer) != 0 || get_types(&r, peer) != 0 || get_definitions(&r, peer) != 0)
+        goto out;
+    if (r.p != r.end) {
+        pk_fail(err, "hello: %zu bytes after its end", (size_t)(r.end - r.p));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(host);
+    free(command);
+    free(monitor);
+    free(clock);
+    free(alloc);
+    if (rc != 0)
+        pk_wire_peer_free(peer);
+    return rc;
+}
+
+int pk_wire_merge_hello(pk_wire_peer *peer, const pk_wire_peer *again)
+{
+    for (size_t id = 1; id < again->string_count; id++)
+        if (again->strings[id])
+            define_string(peer, id, pk_xstrdup(again->strings[id]));
+    peer->next_seq = again->next_seq;
+    return 0;
+}
+
+void pk_wire_peer_free(pk_wire_peer *peer)
+{
+    for (size_t i = 0; i < peer->string_count; i++)
+        free(peer->strings[i]);
+    for (size_t i = 0; i < peer->retired_count; i++)
+        free(peer->retired[i]);
+    free(peer->strings);
+    free(peer->retired);
+    memset(peer, 0, sizeof *peer);
+}
+
+static int get_record(reader *r, const pk_wire_peer *peer, pk_record *rec, unsigned *head_out,
+                      uint64_t *prev, uint64_t *presence, unsigned *flags, bool first)
+{
+    if (r->p >= r->end)
+        return truncated(r);
+    unsigned head = *r->p++;
+    unsigned given = head;
+    if (head & ~0x0fu)
+        return pk_fail(r->err, "batch: record head 0x%02x has unknown bits", head);
+    if (!(head & (PK_WIRE_OBSERVED | PK_WIRE_WRITTEN)))
+        return pk_fail(r->err, "batch: a record neither observed nor written");
+    if ((head & (PK_WIRE_SAME_PRESENCE | PK_WIRE_SAME_FLAGS)) && first)
+        return pk_fail(r->err, "batch: the first record refers to a previous one");
+    if (!(head & PK_WIRE_SAME_PRESENCE)) {
+        uint64_t limit = peer->field_count == 64 ? UINT64_MAX : (1ull << peer->field_count);
+        if (get_bounded(r, "presence bits", limit, presence) != 0)
+            return -1;
+    }
+    if (!(head & PK_WIRE_SAME_FLAGS)) {
+        uint64_t v;
+        if (get_bounded(r, "record flags", (uint64_t)1 << 31, &v) != 0)
+            return -1;
+        *flags = (unsigned)v;
+    }
+    memset(rec, 0, sizeof *rec);
+    for (int f = 0; f < PK_FIELD_COUNT; f++)
+        if (pk_field_desc_of((pk_field_id)f)->kind == PK_KIND_STRING)
+            pk_record_set_string(rec, (pk_field_id)f, "");
+    rec->flags = *flags;
+    for (size_t i = 0; i < peer->field_count; i++) {
+        if (!(*presence & (1ull << i)))
+            continue;
+        uint64_t v;
+        int local = peer->field_map[i];
+        switch (peer->field_kind[i]) {
+        case KIND_STRING:
+            if (get_uvarint(r, &v) != 0)
+                return -1;
+            if (v >= peer->string_count || (v != 0 && !peer->strings[v]))
+                return pk_fail(r->err, "batch: undefined string id %llu", (unsigned long long)v);
+            if (local >= 0)
+                pk_record_set_string(rec, (pk_field_id)local, v ? peer->strings[v] : "");
+            break;
+        case KIND_TYPE:
+            if (get_bounded(r, "event type", PK_WIRE_MAX_TYPES, &v) != 0)
+                return -1;
+            if (peer->type_map[v] == PK_WIRE_TYPE_UNNAMED)
+                return pk_fail(r->err, "batch: event type %llu was not named in the hello",
+                               (unsigned long long)v);
+            if (peer->type_map[v] == PK_WIRE_TYPE_UNKNOWN_HERE)
+                head = 0; /* decoded, then skipped: this pikoc cannot store it */
+            else if (local >= 0)
+                pk_record_set_uint(rec, (pk_field_id)local, (uint64_t)peer->type_map[v]);
+            break;
+        default:
+            if (get_uvarint(r, &v) != 0)
+                return -1;
+            prev[i] += (v >> 1) ^ (uint64_t) - (int64_t)(v & 1);
+            if (local >= 0)
+                wire_set_uint(rec, local, prev[i]);
+            break;
+        }
+    }
+    *head_out = head ? given : 0;
+    return 0;
+}
+
+int pk_wire_decode_batch(pk_wire_peer *peer, const uint8_t *msg, size_t len, size_t offset,
+                         pk_wire_batch *out, pk_error *err)
+{
+    reader r = {msg + offset, msg + len, err, "batch"};
+    out->count = 0;
+    if (get_definitions(&r, peer) != 0)
+        return -1;
+    uint64_t count;
+    /* every record takes at least one byte */
+    if (get_bounded(&r, "record count", (uint64_t)(r.end - r.p) + 1, &count) != 0)
+        return -1;
+    uint64_t prev[PK_WIRE_MAX_FIELDS] = {0};
+    uint64_t presence = 0;
+    unsigned flags = 0;
+    for (size_t i = 0; i < count; i++) {
+        /* grown as records decode: a lying count cannot make us allocate */
+        pk_grow(&out->entries, &out->capacity, i, sizeof *out->entries);
+        pk_wire_entry *e = &out->entries[i];
+        if (get_record(&r, peer, &e->record, &e->head, prev, &presence, &flags, i == 0) != 0)
+            return -1;
+    }
+    if (r.p != r.end)
+        return pk_fail(err, "batch: %zu bytes after its last record", (size_t)(r.end - r.p));
+    out->count = (size_t)count;
+    return 0;
+}
+
+void pk_wire_batch_free(pk_wire_batch *b)
+{
+    free(b->entries);
+    *b = (pk_wire_batch){0};
+}
+
+int pk_wire_decode_goodbye(const uint8_t *msg, size_t len, size_t offset, pk_wire_goodbye *g,
+                           pk_error *err)
+{
+    reader r = {msg + offset, msg + len, err, "goodbye"};
+    uint64_t *const values[] = {&g->totals.events,     &g->totals.calls,   &g->totals.unmatched,
+                                &g->totals.unfinished, &g->totals.dropped, &g->totals.end_ns,
+                                &g->entries,           &g->written,        &g->dropped_entries,
+                                &g->batches,           &g->peak_rss};
+    memset(g, 0, sizeof *g);
+    for (size_t i = 0; i < PK_ARRAY_SIZE(values); i++)
+        if (get_uvarint(&r, values[i]) != 0)
+            return -1;
+    uint64_t count;
+    /* each thread takes two bytes at least */
+    if (get_bounded(&r, "thread count", (uint64_t)(r.end - r.p) / 2 + 1, &count) != 0)
+        return -1;
+    g->threads = pk_xcalloc(count + 1, sizeof *g->threads);
+    g->names = pk_xcalloc(count + 1, sizeof *g->names);
+    for (; g->thread_count < count; g->thread_count++) {
+        char *name;
+        if (get_uvarint(&r, &g->threads[g->thread_count]) != 0 || get_string(&r, &name) != 0) {
+            pk_wire_goodbye_free(g);
+            return -1;
+        }
+        snprintf(g->names[g->thread_count], sizeof g->names[0], "%s", name);
+        free(name);
+    }
+    if (r.p != r.end) {
+        pk_wire_goodbye_free(g);
+        return pk_fail(err, "goodbye: %zu bytes after its end", (size_t)(r.end - r.p));
+    }
+    return 0;
+}
+
+void pk_wire_goodbye_free(pk_wire_goodbye *g)
+{
+    free(g->threads);
+    free(g->names);
+    g->threads = NULL;
+    g->names = NULL;
+    g->thread_count = 0;
+}

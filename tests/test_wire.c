@@ -1,0 +1,357 @@
+/*
+ * test_wire.c — the wire codec (src/wire.c): records round-trip field by
+ * field through the field table, a write after its observe shares one
+ * entry, strings are defined once per connection, a newer sender's extra
+ * fields and event types are skipped, and every bad message fails with its
+ * exact one-line reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "wire_samples.h"
+
+typedef struct fixture {
+    pk_wire_buf hello, batch, goodbye;
+    pk_wire_peer peer;
+    pk_wire_batch decoded;
+    pk_record recs[SAMPLE_RECORDS];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    sample_messages(&f->hello, &f->batch, &f->goodbye);
+    sample_records(f->recs);
+    pk_wire_header h;
+    size_t offset;
+    if (pk_wire_decode_header(f->hello.bytes, f->hello.used, &h, &offset, NULL) != 0 ||
+        pk_wire_decode_hello(f->hello.bytes, f->hello.used, offset, &f->peer, NULL) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    pk_wire_buf_free(&f->hello);
+    pk_wire_buf_free(&f->batch);
+    pk_wire_buf_free(&f->goodbye);
+    pk_wire_peer_free(&f->peer);
+    pk_wire_batch_free(&f->decoded);
+    free(f);
+    return 0;
+}
+
+static void assert_same_record(const pk_record *got, const pk_record *want)
+{
+    for (int field = 0; field < PK_FIELD_COUNT; field++) {
+        char a[128], b[128];
+        pk_record_format_field(got, (pk_field_id)field, a, sizeof a);
+        pk_record_format_field(want, (pk_field_id)field, b, sizeof b);
+        assert_string_equal(a, b);
+    }
+    assert_int_equal(got->flags, want->flags);
+}
+
+/* Decodes a message's header and body into f; returns the body decoder's status. */
+static int decode(fixture *f, const pk_wire_buf *m, pk_error *err)
+{
+    pk_wire_header h;
+    size_t offset;
+    if (pk_wire_decode_header(m->bytes, m->used, &h, &offset, err) != 0)
+        return -1;
+    if (h.type == PK_WIRE_BATCH)
+        return pk_wire_decode_batch(&f->peer, m->bytes, m->used, offset, &f->decoded, err);
+    pk_wire_goodbye g;
+    int rc = pk_wire_decode_goodbye(m->bytes, m->used, offset, &g, err);
+    if (rc == 0)
+        pk_wire_goodbye_free(&g);
+    return rc;
+}
+
+static void hello_carries_identity(void **state)
+{
+    fixture *f = *state;
+    const pk_wire_peer *p = &f->peer;
+    assert_string_equal(p->run.host, "box");
+    assert_int_equal(p->run.pid, 4242);
+    assert_int_equal(p->ppid, 4241);
+    assert_string_equal(p->run.command_line, "./app --fast");
+    assert_string_equal(p->run.monitor, "function-memory");
+    assert_string_equal(p->run.clock, "tsc");
+    assert_string_equal(p->run.alloc_source, "jemalloc");
+    assert_int_equal(p->run.flags, PK_RECORD_MEMORY);
+    assert_int_equal(p->run.start_ns, 1000);
+    assert_int_equal(p->run.start_wall_ns, 1700000000000000000);
+    assert_int_equal(p->schema_version, PK_STORE_VERSION);
+    assert_int_equal(p->next_seq, 1);
+    assert_int_equal(p->field_count, PK_FIELD_COUNT + 1); /* and call_site */
+    for (int i = 0; i < PK_FIELD_COUNT; i++)
+        assert_int_equal(p->field_map[i], i);
+    for (int t = 0; t < PK_WIRE_MAX_TYPES; t++)
+        if (pk_event_type_name((pk_event_type)t))
+            assert_int_equal(p->type_map[t], t);
+}
+
+static void batch_round_trips_every_field(void **state)
+{
+    fixture *f = *state;
+    pk_wire_header h;
+    size_t offset;
+    assert_int_equal(pk_wire_decode_header(f->batch.bytes, f->batch.used, &h, &offset, NULL), 0);
+    assert_int_equal(h.type, PK_WIRE_BATCH);
+    assert_true(h.sender == SAMPLE_SENDER);
+    assert_int_equal(h.seq, 1);
+    assert_int_equal(decode(f, &f->batch, NULL), 0);
+    /* eight observed records, all but record 2 written in the same entry, then record 2 */
+    assert_int_equal(f->decoded.count, 9);
+    for (int i = 0; i < SAMPLE_RECORDS; i++) {
+        unsigned want = PK_WIRE_OBSERVED | (i == 2 ? 0 : PK_WIRE_WRITTEN);
+        assert_int_equal(f->decoded.entries[i].head & 3, want);
+        assert_same_record(&f->decoded.entries[i].record, &f->recs[i]);
+    }
+    assert_int_equal(f->decoded.entries[8].head & 3, PK_WIRE_WRITTEN);
+    assert_same_record(&f->decoded.entries[8].record, &f->recs[2]);
+}
+
+static void goodbye_round_trips(void **state)
+{
+    fixture *f = *state;
+    pk_wire_header h;
+    size_t offset;
+    pk_wire_goodbye g;
+    assert_int_equal(pk_wire_decode_header(f->goodbye.bytes, f->goodbye.used, &h, &offset, NULL),
+                     0);
+    assert_int_equal(h.seq, 2);
+    assert_int_equal(pk_wire_decode_goodbye(f->goodbye.bytes, f->goodbye.used, offset, &g, NULL),
+                     0);
+    assert_int_equal(g.totals.events, 8);
+    assert_int_equal(g.totals.calls, 4);
+    assert_int_equal(g.totals.end_ns, 900);
+    assert_int_equal(g.entries, 9);
+    assert_int_equal(g.written, 8);
+    assert_int_equal(g.batches, 1);
+    assert_int_equal(g.peak_rss, 1 << 20);
+    assert_int_equal(g.thread_count, 1);
+    assert_int_equal(g.threads[0], 77);
+    assert_string_equal(g.names[0], "worker");
+    pk_wire_goodbye_free(&g);
+}
+
+/* A second batch refers to the strings of the first without defining them again. */
+static void strings_are_defined_once(void **state)
+{
+    fixture *f = *state;
+    pk_wire_encoder e;
+    pk_wire_buf first = {0}, second = {0};
+    pk_wire_encoder_init(&e, SAMPLE_SENDER);
+    sample_batch(&e, f->recs, &first);
+    sample_batch(&e, f->recs, &second);
+    assert_true(second.used < first.used);
+    /* main, work, leaf, app.c: four definitions, then none */
+    assert_int_equal(first.bytes[15], 4);
+    assert_int_equal(second.bytes[15], 0);
+    assert_int_equal(decode(f, &first, NULL), 0);
+    assert_int_equal(decode(f, &second, NULL), 0);
+    assert_same_record(&f->decoded.entries[3].record, &f->recs[3]);
+    /* a lossy sender that dropped a batch defines them again */
+    pk_wire_encoder_forget_strings(&e);
+    sample_batch(&e, f->recs, &second);
+    assert_int_equal(second.bytes[15], 4);
+    pk_wire_buf_free(&first);
+    pk_wire_buf_free(&second);
+    pk_wire_encoder_free(&e);
+}
+
+/* A newer sender: an extra string field, an extra number field and a new event type. */
+static void newer_sender_fields_are_skipped(void **state)
+{
+    (void)state;
+    pk_wire_buf m = {0};
+    pk_wire_put_header(&m, PK_WIRE_HELLO, 9, 0);
+    pk_wire_put_uvarint(&m, 0); /* flags */
+    pk_wire_put_uvarint(&m, 1); /* next seq */
+    pk_wire_put_uvarint(&m, 1); /* schema */
+    const char *strings[] = {"h", "cmd", "function", "monotonic", "none"};
+    pk_wire_put_string(&m, strings[0]);
+    pk_wire_put_uvarint(&m, 5);
+    pk_wire_put_uvarint(&m, 1); /* parent pid */
+    pk_wire_put_string(&m, strings[1]);
+    pk_wire_put_string(&m, strings[2]);
+    pk_wire_put_uvarint(&m, 0);
+    pk_wire_put_string(&m, strings[3]);
+    pk_wire_put_uvarint(&m, 1ull << 32);
+    pk_wire_put_string(&m, strings[4]);
+    pk_wire_put_uvarint(&m, 0);
+    pk_wire_put_uvarint(&m, 0);
+    /* fields: index, colour (string, new), type, weight (number, new), function */
+    pk_wire_put_uvarint(&m, 5);
+    const char *names[] = {"index", "colour", "type", "weight", "function"};
+    const unsigned kinds[] = {0, 1, 2, 0, 1};
+    for (int i = 0; i < 5; i++) {
+        pk_wire_put_string(&m, names[i]);
+        pk_wire_put_uvarint(&m, kinds[i]);
+    }
+    pk_wire_put_uvarint(&m, 3); /* event types */
+    pk_wire_put_uvarint(&m, 0);
+    pk_wire_put_string(&m, "call");
+    pk_wire_put_uvarint(&m, 1);
+    pk_wire_put_string(&m, "return");
+    pk_wire_put_uvarint(&m, 2);
+    pk_wire_put_string(&m, "teleport");
+    pk_wire_put_uvarint(&m, 0); /* strings */
+    pk_wire_peer peer;
+    pk_wire_header h;
+    size_t offset;
+    assert_int_equal(pk_wire_decode_header(m.bytes, m.used, &h, &offset, NULL), 0);
+    assert_int_equal(pk_wire_decode_hello(m.bytes, m.used, offset, &peer, NULL), 0);
+    assert_int_equal(peer.field_map[1], -1);
+    assert_int_equal(peer.field_map[3], -1);
+    assert_int_equal(peer.type_map[2], PK_WIRE_TYPE_UNKNOWN_HERE);
+    /* two records: index 5, colour "x", call, weight 300, function "f"; then a teleport */
+    pk_wire_buf b = {0};
+    pk_wire_put_header(&b, PK_WIRE_BATCH, 9, 1);
+    pk_wire_put_uvarint(&b, 2); /* definitions */
+    pk_wire_put_uvarint(&b, 1);
+    pk_wire_put_string(&b, "x");
+    pk_wire_put_uvarint(&b, 2);
+    pk_wire_put_string(&b, "f");
+    pk_wire_put_uvarint(&b, 2); /* records */
+    const uint64_t first[] = {PK_WIRE_OBSERVED | PK_WIRE_WRITTEN, 0x1f, 0, 10, 1, 0, 600, 2};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(first); i++)
+        pk_wire_put_uvarint(&b, first[i]);
+    const uint64_t second[] = {
+        PK_WIRE_OBSERVED | PK_WIRE_SAME_PRESENCE | PK_WIRE_SAME_FLAGS, 2, 1, 2, 0, 2};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(second); i++)
+        pk_wire_put_uvarint(&b, second[i]);
+    pk_wire_batch out = {0};
+    pk_error err;
+    assert_int_equal(pk_wire_decode_header(b.bytes, b.used, &h, &offset, NULL), 0);
+    assert_int_equal(pk_wire_decode_batch(&peer, b.bytes, b.used, offset, &out, &err), 0);
+    assert_int_equal(out.count, 2);
+    assert_int_equal(out.entries[0].head, PK_WIRE_OBSERVED | PK_WIRE_WRITTEN);
+    assert_int_equal(out.entries[0].record.index, 5);
+    assert_int_equal(out.entries[0].record.type, PK_EVENT_CALL);
+    assert_string_equal(out.entries[0].record.function, "f");
+    assert_string_equal(out.entries[0].record.file, "");
+    assert_int_equal(out.entries[1].head, 0); /* teleport: skipped */
+    assert_int_equal(out.entries[1].record.index, 6);
+    pk_wire_batch_free(&out);
+    pk_wire_peer_free(&peer);
+    pk_wire_buf_free(&m);
+    pk_wire_buf_free(&b);
+}
+
+/* A copy of message m changed by fn, decoded: its error message. */
+static const char *broken(fixture *f, const pk_wire_buf *m, void (*fn)(pk_wire_buf *))
+{
+    static pk_error err;
+    pk_wire_buf copy = {0};
+    memcpy(pk_wire_reserve(&copy, m->used), m->bytes, m->used);
+    copy.used = m->used;
+    fn(&copy);
+    err.message[0] = '\0';
+    int rc = decode(f, &copy, &err);
+    pk_wire_buf_free(&copy);
+    return rc == 0 ? "(accepted)" : err.message;
+}
+
+static void garbage(pk_wire_buf *m)
+{
+    memcpy(m->bytes, "GARBAGE!", 8);
+}
+static void new_version(pk_wire_buf *m)
+{
+    m->bytes[4] = 9;
+}
+static void bad_type(pk_wire_buf *m)
+{
+    m->bytes[5] = 9;
+}
+static void cut_last(pk_wire_buf *m)
+{
+    m->used--;
+}
+static void cut_header(pk_wire_buf *m)
+{
+    m->used = 10;
+}
+static void extra_byte(pk_wire_buf *m)
+{
+    *pk_wire_reserve(m, 1) = 0;
+    m->used++;
+}
+static void oversized(pk_wire_buf *m)
+{
+    size_t more = (5u << 20) - m->used;
+    memset(pk_wire_reserve(m, more), 0, more);
+    m->used += more;
+}
+static void unknown_head_bits(pk_wire_buf *m)
+{
+    /* the first record's head follows "8 definitions ... record count 9" */
+    for (size_t i = 16; i + 1 < m->used; i++) {
+        if (m->bytes[i] == 9 && m->bytes[i + 1] == (PK_WIRE_OBSERVED | PK_WIRE_WRITTEN)) {
+            m->bytes[i + 1] |= 0x40;
+            return;
+        }
+    }
+}
+
+static void bad_messages_say_why(void **state)
+{
+    fixture *f = *state;
+    assert_string_equal(broken(f, &f->batch, garbage), "not a pikoc message (no PKOZ header)");
+    assert_string_equal(broken(f, &f->batch, cut_header), "not a pikoc message (no PKOZ header)");
+    assert_string_equal(broken(f, &f->batch, new_version),
+                        "wire version 9 is not supported (this pikoc speaks 1)");
+    assert_string_equal(broken(f, &f->batch, bad_type), "unknown message type 9");
+    assert_string_equal(broken(f, &f->batch, oversized),
+                        "oversized message (5242880 bytes; at most 4194304)");
+    assert_string_equal(broken(f, &f->batch, cut_last), "truncated batch");
+    assert_string_equal(broken(f, &f->batch, extra_byte), "batch: 1 bytes after its last record");
+    assert_string_equal(broken(f, &f->goodbye, cut_last), "truncated goodbye");
+    assert_string_equal(broken(f, &f->goodbye, extra_byte), "goodbye: 1 bytes after its end");
+    assert_string_equal(broken(f, &f->batch, unknown_head_bits),
+                        "batch: record head 0x43 has unknown bits");
+}
+
+static void undefined_string_is_refused(void **state)
+{
+    fixture *f = *state;
+    pk_wire_buf b = {0};
+    pk_wire_put_header(&b, PK_WIRE_BATCH, SAMPLE_SENDER, 5);
+    pk_wire_put_uvarint(&b, 0); /* no definitions */
+    pk_wire_put_uvarint(&b, 1);
+    pk_wire_put_uvarint(&b, PK_WIRE_OBSERVED);
+    pk_wire_put_uvarint(&b, 1u << PK_FIELD_FUNCTION);
+    pk_wire_put_uvarint(&b, 0);
+    pk_wire_put_uvarint(&b, 99);
+    pk_error err;
+    assert_int_equal(decode(f, &b, &err), -1);
+    assert_string_equal(err.message, "batch: undefined string id 99");
+    pk_wire_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(hello_carries_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_round_trips_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(goodbye_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(strings_are_defined_once, setup, teardown),
+        cmocka_unit_test(newer_sender_fields_are_skipped),
+        cmocka_unit_test_setup_teardown(bad_messages_say_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(undefined_string_is_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

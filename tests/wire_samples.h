@@ -1,0 +1,93 @@
+/*
+ * wire_samples.h — valid wire messages for the codec's tests and its fuzz
+ * target: a run of eight records using every kind of field (strings,
+ * numbers, the event type, memory fields present or not), encoded as a
+ * hello, one batch and a goodbye.
+ */
+#ifndef PK_WIRE_SAMPLES_H
+#define PK_WIRE_SAMPLES_H
+
+#include "wire.h"
+
+#include <string.h>
+
+#define SAMPLE_SENDER 0x1122334455667788ull
+#define SAMPLE_RECORDS 8
+
+static const pk_run_info sample_run = {.monitor = "function-memory",
+                                       .flags = PK_RECORD_MEMORY,
+                                       .clock = "tsc",
+                                       .alloc_source = "jemalloc",
+                                       .command_line = "./app --fast",
+                                       .host = "box",
+                                       .pid = 4242,
+                                       .start_ns = 1000,
+                                       .start_wall_ns = 1700000000000000000};
+
+/* main -> work -> leaf, leaf again, then back; records 6 and 7 carry no memory. */
+static void sample_records(pk_record recs[SAMPLE_RECORDS])
+{
+    static const struct {
+        pk_event_type type;
+        const char *function;
+        unsigned depth;
+    } shape[SAMPLE_RECORDS] = {
+        {PK_EVENT_CALL, "main", 0},   {PK_EVENT_CALL, "work", 1},   {PK_EVENT_CALL, "leaf", 2},
+        {PK_EVENT_RETURN, "leaf", 2}, {PK_EVENT_CALL, "leaf", 2},   {PK_EVENT_RETURN, "leaf", 2},
+        {PK_EVENT_RETURN, "work", 1}, {PK_EVENT_RETURN, "main", 0},
+    };
+    for (int i = 0; i < SAMPLE_RECORDS; i++) {
+        recs[i] = (pk_record){.index = (uint64_t)i,
+                              .type = shape[i].type,
+                              .flags = i < 6 ? PK_RECORD_MEMORY : 0,
+                              .function = shape[i].function,
+                              .file = "app.c",
+                              .line = 10 + shape[i].depth,
+                              .caller = shape[i].depth ? "work" : "",
+                              .caller_file = shape[i].depth ? "app.c" : "",
+                              .caller_line = shape[i].depth ? 20 + shape[i].depth : 0,
+                              .thread = 77,
+                              .depth = shape[i].depth,
+                              .time_ns = 100 * (uint64_t)i + 5,
+                              .duration_ns = shape[i].type == PK_EVENT_RETURN ? 100 : 0,
+                              .rss = i < 6 ? 4096 * (uint64_t)(100 + i / 2) : 0,
+                              .vms = i < 6 ? 1u << 30 : 0};
+    }
+}
+
+/* The records observed (and written but record 2, as a filter would); then record 2 written alone.
+ */
+static void sample_batch(pk_wire_encoder *e, const pk_record recs[SAMPLE_RECORDS], pk_wire_buf *out)
+{
+    for (int i = 0; i < SAMPLE_RECORDS; i++) {
+        pk_wire_encode_record(e, &recs[i], PK_WIRE_OBSERVED);
+        if (i != 2 && !pk_wire_mark_written(e, &recs[i]))
+            pk_wire_encode_record(e, &recs[i], PK_WIRE_WRITTEN);
+    }
+    pk_wire_encode_record(e, &recs[2], PK_WIRE_WRITTEN);
+    pk_wire_finish_batch(e, out);
+}
+
+static void sample_messages(pk_wire_buf *hello, pk_wire_buf *batch, pk_wire_buf *goodbye)
+{
+    static pk_record recs[SAMPLE_RECORDS];
+    pk_wire_encoder e;
+    sample_records(recs);
+    pk_wire_encoder_init(&e, SAMPLE_SENDER);
+    pk_wire_encode_hello(&e, &sample_run, 4241, 0, 1, hello);
+    sample_batch(&e, recs, batch);
+    uint64_t threads[] = {77};
+    char names[][16] = {"worker"};
+    pk_wire_goodbye g = {.totals = {.events = 8, .calls = 4, .end_ns = 900},
+                         .entries = 9,
+                         .written = 8,
+                         .batches = 1,
+                         .peak_rss = 1 << 20,
+                         .thread_count = 1,
+                         .threads = threads,
+                         .names = names};
+    pk_wire_encode_goodbye(&e, &g, goodbye);
+    pk_wire_encoder_free(&e);
+}
+
+#endif

@@ -1,0 +1,327 @@
+#!/bin/sh
+# zmq.sh — the zmq recorder and `pikoc listen` end to end: several sender
+# processes (threads, forks, PIKOC_RECORD, pikoc run, the C API) into one
+# collector, every record exactly once; the collector's tables against the
+# sqlite recorder's for the same run; a collector started late, restarted
+# mid-run, a sender killed; lossy drops counted; the linger; CURVE; bad
+# messages and bad usage with their exact lines; and a Python client written
+# from docs/wire-format.md alone, its counts against the collector's.
+set -u
+
+builddir=$(cd "${top_builddir:-.}" && pwd)
+srcdir=$(cd "${top_srcdir:-.}" && pwd)
+pikoc="$builddir/pikoc"
+work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-zmq.XXXXXX")
+cd "$work" || exit 1
+collectors=""
+cleanup() {
+    for pid in $collectors; do kill "$pid" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
+check_equal() { # name got expected
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
+}
+prog() { echo "$builddir/tests/prog_$1"; }
+# The senders built without libpikoc (pikoc run preloads it).
+cli_prog() { echo "$builddir/tests/cli_$1"; }
+sql() { "$pikoc" sql --db "$1" --format csv "$2" | tr -d '\r' | tail -n +2; }
+# A python3 with the zmq module (Debian's python3-zmq is in /usr/bin's).
+python=python3
+python3 -c 'import zmq' 2>/dev/null || python=/usr/bin/python3
+$python -c 'import zmq' 2>/dev/null || not_ok "python3-zmq is not installed (scripts/deps.sh installs it)"
+
+# collect NAME ARGS...: starts `pikoc listen ARGS` in the background (output in
+# NAME.out, NAME.err, pid in $collector) and waits until it listens.
+collect() {
+    name=$1
+    shift
+    timeout 120 "$pikoc" listen "$@" >"$name.out" 2>"$name.err" &
+    collector=$!
+    collectors="$collectors $collector"
+    i=0
+    while ! grep -q '^pikoc listen: on ' "$name.out" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+}
+# finished PID: waits for a collector (or sender) and sets $status.
+finished() {
+    wait "$1"
+    status=$?
+}
+# Every written record of a run stored once: "rows distinct-indexes written".
+once() { # db run
+    sql "$1" "SELECT (SELECT count(*) FROM pikoc_events WHERE run_id = $2),
+        (SELECT count(DISTINCT \"index\") FROM pikoc_events WHERE run_id = $2),
+        (SELECT written FROM runs WHERE id = $2)" | tr ',' ' '
+}
+# A table's rows of one run, the run id column left out.
+rows_of() { # db table run
+    sql "$1" "SELECT * FROM $2 WHERE run_id = $3 ORDER BY 2, 3" | cut -d, -f2-
+}
+
+# --- several senders into one collector: threads, forks, PIKOC_RECORD, pikoc run ----
+ep="ipc://$work/many"
+collect many "$ep" --into many.db --runs 5 --interval 100ms
+# the C API: a parent with 3 threads forks 2 children, each a sender with 3 threads
+timeout 120 "$(prog zmq_senders)" "zmq:$ep" 2 3 1000 >senders.out 2>senders.err &
+senders=$!
+# PIKOC_RECORD into the collector and, in the same process, into a database of its own
+timeout 120 env PIKOC_MONITOR=function-memory PIKOC_MAX_DEPTH=1 \
+    PIKOC_RECORD="zmq:$ep;sqlite:$work/direct.db" "$(prog threads)" 4 1000 >threads.out 2>&1 &
+threads=$!
+timeout 120 "$pikoc" run --record "zmq:$ep" -- "$(cli_prog nested)" >run.out 2>run.err
+check_equal "pikoc run --record zmq: the program ran" "$? $(cat run.out) $(grep records run.err)" \
+    "0 total 6 pikoc run: records -> zmq:$ep"
+finished $senders
+check_equal "C API senders: every process ended well" "$status $(cat senders.out)" "0 3 processes, 0 failed"
+finished $threads
+finished $collector
+check_equal "collector: stops after --runs 5" "$status $(tail -1 many.out)" \
+    "0 pikoc listen: 5 runs ended, 64060 records, 0 messages rejected"
+check_equal "every run complete, with its exact counts" \
+    "$(sql many.db "SELECT status, events, calls, written, dropped FROM runs ORDER BY events, written" | tr '\n' ' ')" \
+    "complete,18,9,18,0 complete,12008,6004,12008,0 complete,12008,6004,12008,0 complete,16010,8005,8010,0 complete,24016,12008,24016,0 "
+runs_ok=0
+for run in 1 2 3 4 5; do
+    set -- $(once many.db $run)
+    [ "$1" = "$3" ] && [ "$2" = "$3" ] && runs_ok=$((runs_ok + 1))
+done
+check_equal "every stored record exactly once (rows = distinct indexes = written)" "$runs_ok" 5
+check_equal "the forks are senders of their own (pids)" \
+    "$(sql many.db "SELECT count(DISTINCT pid) FROM runs WHERE command_line LIKE '%zmq_senders%'")" 3
+threads_run=$(sql many.db "SELECT id FROM runs WHERE events = 16010")
+for table in functions call_paths threads symbols pikoc_events; do
+    if [ "$(rows_of many.db $table "$threads_run" | md5sum)" = "$(rows_of direct.db $table 1 | md5sum)" ] &&
+        [ -n "$(rows_of direct.db $table 1)" ]; then
+        ok "collector's $table = the sqlite recorder's (same run, max-depth filter)"
+    else
+        not_ok "collector's $table differs from the sqlite recorder's"
+    fi
+done
+check_equal "run columns as the sqlite recorder's" \
+    "$(sql many.db "SELECT status, events, calls, written, dropped, unmatched, unfinished, monitor, flags, duration_ns FROM runs WHERE id = $threads_run")" \
+    "$(sql direct.db "SELECT status, events, calls, written, dropped, unmatched, unfinished, monitor, flags, duration_ns FROM runs WHERE id = 1")"
+
+# --- allocation records and call sites through the collector -----------------------------
+# (under the sanitizers their malloc comes first: tests/alloc.sh says so)
+if [ "${PK_SANITIZERS:-no}" != yes ]; then
+    ep="ipc://$work/alloc"
+    collect alloc "$ep" --into alloc.db --runs 1
+    timeout 120 "$pikoc" run --monitor function-memory,alloc --record "zmq:$ep" \
+        --record "sqlite:$work/alloc-direct.db" -- "$builddir/tests/alloc_allocs_traced" >/dev/null 2>&1
+    finished $collector
+    same=0
+    for table in functions call_paths threads symbols alloc_runs alloc_sites alloc_sizes memory_samples; do
+        [ "$(rows_of alloc.db $table 1 | md5sum)" = "$(rows_of alloc-direct.db $table 1 | md5sum)" ] &&
+            same=$((same + 1))
+    done
+    check_equal "alloc monitor: the collector's 8 tables = the sqlite recorder's" "$same $(rows_of alloc.db alloc_sites 1 | wc -l)" "8 16"
+fi
+
+# --- on a terminal the view refreshes in place ----------------------------------------------
+if command -v script >/dev/null; then
+    ep="ipc://$work/tty"
+    (sleep 0.3 && "$(prog zmq_paced)" "zmq:$ep" 200000 10000 >/dev/null 2>&1) &
+    timeout 60 script -qec "$pikoc listen $ep --into none --runs 1 --interval 200ms" /dev/null >tty.out
+    check_equal "terminal view: drawn over itself (cursor up, lines cleared)" \
+        "$(grep -c "$(printf '\033\\[2A\033\\[2K')pikoc listen $ep: 1 senders, [0-9]* records, 0 rejected" tty.out | sed 's/^[1-9][0-9]*$/some/')" "some"
+    wait
+else
+    ok "terminal view: # SKIP no script(1)"
+fi
+
+# --- a collector started after its sender: the sender waits -------------------------
+ep="ipc://$work/late"
+timeout 120 "$(prog zmq_paced)" "zmq:$ep" 20000 0 >late-sender.out 2>&1 &
+sender=$!
+sleep 0.5
+collect late "$ep" --into late.db --runs 1
+finished $sender
+check_equal "late collector: the sender ended well" "$status $(cat late-sender.out)" "0 "
+finished $collector
+check_equal "late collector: every record, once" \
+    "$(sql late.db "SELECT status, events, written FROM runs") $(once late.db 1)" "complete,20000,20000 20000 20000 20000"
+
+# --- a collector stopped (SIGTERM) and started again mid-run: nothing lost ------------
+ep="ipc://$work/restart"
+collect first "$ep" --into restart.db
+first=$collector
+timeout 120 "$(prog zmq_paced)" "zmq:$ep" 60000 20000 >restart-sender.out 2>&1 &
+sender=$!
+sleep 0.4
+kill -TERM $first
+finished $first
+check_equal "SIGTERM: the collector stops cleanly" "$status $(grep -c 'incomplete, .*no goodbye' first.out)" "0 1"
+collect second "$ep" --into restart.db --runs 1
+finished $sender
+check_equal "restart: the sender ended well" "$status $(cat restart-sender.out)" "0 "
+finished $collector
+check_equal "restart: the second collector resumed the run" \
+    "$(grep -c 'started, zmq_paced (resumed: earlier records are in another run)' second.out)" 1
+check_equal "restart: both parts together hold every record exactly once" \
+    "$(sql restart.db "SELECT count(*), count(DISTINCT \"index\"), min(\"index\"), max(\"index\") FROM pikoc_events")" \
+    "60000,60000,0,59999"
+check_equal "restart: two runs of one pid, each incomplete" \
+    "$(sql restart.db "SELECT count(*), count(DISTINCT pid), group_concat(status, ' ') FROM runs")" \
+    "2,1,incomplete incomplete"
+
+# --- a sender killed mid-run: its run ends incomplete with what arrived ----------------
+ep="ipc://$work/killed"
+collect killed "$ep" --into killed.db --runs 1 --interval 100ms
+"$(prog zmq_paced)" "zmq:$ep" 10000000 10000 >/dev/null 2>&1 &
+sender=$!
+sleep 0.6
+kill -KILL $sender
+finished $collector
+# alpha .. delta have the same self time each: the first three found lead
+check_equal "plain view lines: run, records, rate, rss, top functions" \
+    "$(grep -E '^run 1 \(pid [0-9]+ on test\): [0-9]+ records, [0-9]+/s, rss 1\.[0-9] MiB, top: alpha 25%, beta 25%, gamma 25%$' killed.out | wc -l | sed 's/^[1-9][0-9]*$/some/')" "some"
+arrived=$(sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' killed.out)
+check_equal "killed sender: the collector saw it vanish" "$status $( [ -n "$arrived" ] && echo seen)" "0 seen"
+check_equal "killed sender: incomplete with what arrived" \
+    "$(sql killed.db "SELECT status, written FROM runs") $(once killed.db 1)" \
+    "incomplete,$arrived $arrived $arrived $arrived"
+
+# --- zmq+pub: lossy, every drop counted -----------------------------------------------
+ep="ipc://$work/lossy"
+timeout 120 "$(prog zmq_paced)" "zmq+pub:$ep" 40000 10000 >lossy-sender.out 2>&1 &
+sender=$!
+sleep 0.15
+collect lossy "$ep" --into lossy.db --runs 1
+finished $sender
+finished $collector
+set -- $(sql lossy.db "SELECT status, written, dropped, events FROM runs" | tr ',' ' ') - 0 0 -
+check_equal "zmq+pub: batches before the collector came were dropped and counted" \
+    "$1 $(($2 + $3)) $4 $( [ "$3" -gt 0 ] && echo dropped)" "complete 40000 40000 dropped"
+
+# --- no collector at all: the linger bounds the wait at exit ----------------------------
+ep="ipc://$work/nobody"
+timeout 60 env PIKOC_ZMQ_LINGER=200ms "$(prog zmq_paced)" "zmq:$ep" 10 0 >nobody.out 2>&1
+check_equal "no collector: the sender gives up after the linger, and says so" "$? $(cat nobody.out)" \
+    "1 pikoc: recorder 'zmq:$ep' cannot finish: $ep: no collector acknowledged the last 2 batches within 0.2 s (PIKOC_ZMQ_LINGER); they are lost; its records are dropped
+zmq_paced: recorder 'zmq:$ep' cannot finish: $ep: no collector acknowledged the last 2 batches within 0.2 s (PIKOC_ZMQ_LINGER); they are lost; its records are dropped"
+timeout 60 env PIKOC_ZMQ_LINGER=200ms "$(prog zmq_paced)" "zmq:$ep" 600000 0 >nobody.out 2>&1
+check_equal "no collector: a full window waits for the linger, then drops and warns once" \
+    "$? $(head -1 nobody.out)" \
+    "1 pikoc: recorder 'zmq:$ep': no collector acknowledged anything for 0.2 s (PIKOC_ZMQ_LINGER); batches are dropped and counted until one does"
+
+# --- CURVE ---------------------------------------------------------------------------------
+if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
+    ep="ipc://$work/curve"
+    mkdir keys
+    collect curve "$ep" --into curve.db --runs 1 --curve-keys keys
+    timeout 60 env PIKOC_ZMQ_SERVER_KEY="$work/keys/server.pub" "$(prog zmq_paced)" "zmq:$ep" 1000 0 >curve-sender.out 2>&1
+    check_equal "CURVE: keys made, sender authenticated the collector" "$? $(wc -c <keys/server.pub) $(stat -c %a keys/server.key)" "0 41 600"
+    finished $collector
+    check_equal "CURVE: the run arrived" "$(sql curve.db "SELECT status, written FROM runs")" "complete,1000"
+    # only the senders listed in DIR/clients get in
+    mkdir keys/clients
+    $python -c 'import zmq; p, s = zmq.curve_keypair(); open("keys/clients/a.pub", "wb").write(p + b"\n"); open("a.key", "wb").write(s + b"\n")'
+    collect listed "$ep" --into listed.db --runs 1 --curve-keys keys
+    timeout 60 env PIKOC_ZMQ_LINGER=300ms PIKOC_ZMQ_SERVER_KEY="$work/keys/server.pub" "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
+    check_equal "CURVE: a sender whose key is not listed does not get in" "$?" 1
+    timeout 60 env PIKOC_ZMQ_CLIENT_KEY="$work/a.key" PIKOC_ZMQ_SERVER_KEY="$work/keys/server.pub" "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
+    check_equal "CURVE: a listed sender gets in" "$?" 0
+    finished $collector
+    check_equal "CURVE: the listed sender's run, the other refused and counted" \
+        "$(sql listed.db "SELECT status, written FROM runs") $(sed 's/at [^ ]*:/at ADDRESS:/' listed.err | sort -u) $(tail -1 listed.out)" \
+        "complete,1000 pikoc listen: refused a sender at ADDRESS: its CURVE key is not in keys/clients pikoc listen: 1 runs ended, 1000 records, $(grep -c refused listed.err) messages rejected"
+else
+    ok "CURVE: # SKIP libzmq has no CURVE"
+fi
+collect open "tcp://0.0.0.0:*" --into none
+kill -TERM $collector
+finished $collector
+check_equal "non-loopback bind without --curve-keys warns" "$status $(cat open.err)" \
+    "0 pikoc listen: warning: tcp://0.0.0.0:* is reachable beyond this machine without --curve-keys: anyone who reaches it can send runs, and records travel in clear"
+
+# --- a client written from docs/wire-format.md decodes the same run -----------------------
+ep="ipc://$work/python"
+timeout 60 $python "$srcdir/tests/wire_client.py" "ipc://$work/client" >client.json &
+client=$!
+collect python "$ep" --into python.db --runs 1
+sleep 0.2
+timeout 60 env PIKOC_MONITOR=function PIKOC_MAX_DEPTH=1 PIKOC_RECORD="zmq:$ep;zmq:ipc://$work/client" \
+    "$(prog threads)" 3 500 >/dev/null 2>&1
+finished $client
+finished $collector
+check_equal "python client: its totals and counts = the collector's run" \
+    "$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); t = d["totals"]; print(t["events"], t["calls"], d["observed"], d["written"], d["hello"]["schema"], " ".join("%s=%d" % kv for kv in sorted(d["calls_by_function"].items())))' client.json)" \
+    "$(sql python.db "SELECT events, calls, events, written, (SELECT user_version FROM pragma_user_version) FROM runs" | tr ',' ' ') $(sql python.db "SELECT s.function || '=' || f.calls FROM functions f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.calls > 0 ORDER BY s.function" | tr '\n' ' ' | sed 's/ $//')"
+
+# --- bad messages: rejected, counted, named; the collector keeps running -------------------
+ep="ipc://$work/bad"
+collect bad "$ep" --into bad.db --runs 2
+timeout 60 $python - "$ep" <<'EOF'
+import struct, sys, zmq
+sock = zmq.Context().socket(zmq.DEALER)
+sock.connect(sys.argv[1])
+head = lambda kind, seq: b"PKOZ" + bytes([1, kind]) + struct.pack("<Q", 99) + bytes([seq])
+sock.send(b"hello, collector")                          # garbage
+sock.send(b"PKOZ" + bytes([7, 1]) + bytes(9))            # a newer version
+sock.send(head(1, 0) + bytes([0, 1, 1, 5]))              # a truncated hello
+sock.send(head(2, 1) + bytes(5 << 20))                   # oversized
+sock.send_multipart([head(2, 1), b"more"])               # two parts
+sock.send(head(4, 1))                                    # an ack, to the collector
+sock.send(head(2, 1) + bytes([0, 1, 0]))                 # a batch before any hello: asks for it
+reply = sock.recv()
+assert reply[5] == 5 and reply[6:14] == struct.pack("<Q", 99), reply
+# a sender with a hello (no fields), then a batch cut short: named in the message
+text = lambda s: bytes([len(s)]) + s
+sock.send(head(1, 0) + bytes([0, 1, 1]) + text(b"py") + bytes([5, 1]) + text(b"bad") + text(b"function")
+          + bytes([0]) + text(b"monotonic") + bytes([0x80, 0x80, 0x80, 0x80, 0x10]) + text(b"none")
+          + bytes([0, 0, 0, 0, 0]))
+sock.send(head(2, 1) + bytes([0, 1, 3]))                 # a record cut short
+reply = sock.recv()
+assert reply[5] == 4 and reply[14] == 1, reply  # acknowledged: sent again, it would fail again
+sock.close(linger=1000)
+EOF
+check_equal "bad messages: the client got a resend request" "$?" 0
+timeout 60 "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
+finished $collector
+check_equal "bad messages: each rejected with its reason, the collector kept going" "$status $(cat bad.err)" \
+    "0 pikoc listen: rejected a message from an unknown sender: not a pikoc message (no PKOZ header)
+pikoc listen: rejected a message from an unknown sender: wire version 7 is not supported (this pikoc speaks 1)
+pikoc listen: rejected a message from an unknown sender: truncated hello
+pikoc listen: rejected a message from an unknown sender: oversized message (5242895 bytes; at most 4194304)
+pikoc listen: rejected a message from an unknown sender: a message in several parts (pikoc messages are one part)
+pikoc listen: rejected a message from an unknown sender: an acknowledgement or resend request sent to the collector
+pikoc listen: rejected a message from run 1 (pid 5 on py): truncated batch"
+check_equal "bad messages: counted, the bad sender's run incomplete, a good sender still stored" \
+    "$(grep '^run 1 ' bad.out | tail -1) $(tail -1 bad.out) $(sql bad.db "SELECT status, written FROM runs" | tr '\n' ' ')" \
+    "run 1 (pid 5 on py): incomplete, 0 records received (0 stored in detail), 0 of event types unknown here skipped, 1 messages rejected, no goodbye pikoc listen: 2 runs ended, 1000 records, 7 messages rejected incomplete,0 complete,1000 "
+
+# --- bad usage and bad specs: one line each ----------------------------------------------
+"$pikoc" listen a b >out 2>err
+check_equal "listen: two endpoints" "$? $(cat err)" "2 pikoc listen: one endpoint at most (got 'a' and 'b')"
+"$pikoc" listen nonsense --into none >out 2>err
+check_equal "listen: a bad endpoint" "$? $(cat err)" \
+    "2 pikoc listen: cannot listen on 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+"$pikoc" listen --interval 0 >out 2>err
+check_equal "listen: --interval 0" "$? $(cat err)" "2 pikoc listen: --interval '0': must be more than 0"
+"$pikoc" listen --into /nonexistent-dir/x.db >out 2>err
+check_equal "listen: a database that cannot be made" "$? $(cut -c1-60 err)" "2 pikoc listen: /nonexistent-dir/x.db: unable to open database"
+"$pikoc" listen --help >out 2>err
+check_equal "listen --help" "$? $(head -1 out)" "0 usage: pikoc listen [OPTIONS] [ENDPOINT]"
+timeout 60 "$(prog zmq_paced)" "zmq+bogus:ipc://$work/x" 1 0 >out 2>&1
+check_equal "spec: unknown option" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq+bogus:ipc://$work/x': unknown option 'bogus' (known: flush, pub)"
+timeout 60 "$(prog zmq_paced)" "zmq" 1 0 >out 2>&1
+check_equal "spec: no endpoint" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq': missing argument (expected zmq[+pub]:ENDPOINT)"
+timeout 60 "$(prog zmq_paced)" "zmq:nonsense" 1 0 >out 2>&1
+check_equal "spec: a bad endpoint" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq:nonsense': cannot connect to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+timeout 60 env PIKOC_ZMQ_LINGER=soon "$(prog zmq_paced)" "zmq:ipc://$work/x" 1 0 >out 2>&1
+check_equal "PIKOC_ZMQ_LINGER: a bad duration" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_LINGER 'soon': expected a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)"
+
+echo "# zmq: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
