@@ -159,6 +159,9 @@ void pk_wire_encoder_init(pk_wire_encoder *e, uint64_t sender)
     e->strings[0] = "";
     e->string_count = 1;
     slots_grow(e);
+    for (int f = 0; f < WIRE_FIELD_COUNT; f++)
+        if (wire_kind(f) == KIND_STRING)
+            e->string_fields |= 1ull << f;
 }
 
 void pk_wire_encoder_free(pk_wire_encoder *e)
@@ -208,12 +211,31 @@ bool pk_wire_mark_written(pk_wire_encoder *e, const pk_record *rec)
     return true;
 }
 
-void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned what)
+/* The fields a record with these flags carries; strings only when not empty (below). */
+static uint64_t presence_of_flags(pk_wire_encoder *e, unsigned flags)
 {
+    if (flags == e->flags_cached && e->presence_cached)
+        return e->presence_cached;
+    pk_record probe = {.flags = flags};
     uint64_t presence = 0;
     for (int f = 0; f < WIRE_FIELD_COUNT; f++)
-        if (wire_has(rec, f))
+        if (wire_has(&probe, f))
             presence |= 1ull << f;
+    e->flags_cached = flags;
+    e->presence_cached = presence;
+    return presence;
+}
+
+void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned what)
+{
+    uint64_t presence = presence_of_flags(e, rec->flags);
+    /* an empty string is left out: a reader takes a missing string as "" */
+    for (uint64_t strings = presence & e->string_fields; strings; strings &= strings - 1) {
+        int f = __builtin_ctzll(strings);
+        const char *text = pk_record_string(rec, (pk_field_id)f);
+        if (!text[0])
+            presence &= ~(1ull << f);
+    }
     unsigned head = what;
     bool first = e->record_count == 0;
     if (!first && presence == e->prev_presence)
@@ -228,9 +250,8 @@ void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned wh
         p = pk_put_uvarint(p, presence);
     if (!(head & PK_WIRE_SAME_FLAGS))
         p = pk_put_uvarint(p, rec->flags);
-    for (int f = 0; f < WIRE_FIELD_COUNT; f++) {
-        if (!(presence & (1ull << f)))
-            continue;
+    for (uint64_t left = presence; left; left &= left - 1) {
+        int f = __builtin_ctzll(left);
         int kind = wire_kind(f);
         if (kind == KIND_STRING) {
             /* a new string's definition goes to defs, not here: p stays valid */
@@ -552,6 +573,10 @@ int pk_wire_decode_hello(const uint8_t *msg, size_t len, size_t offset, pk_wire_
         .start_wall_ns = (int64_t)wall,
     };
     host = command = monitor = clock = alloc = NULL;
+    /* what a record is before its fields: every string "" (never NULL) */
+    for (int f = 0; f < PK_FIELD_COUNT; f++)
+        if (pk_field_desc_of((pk_field_id)f)->kind == PK_KIND_STRING)
+            pk_record_set_string(&peer->blank, (pk_field_id)f, "");
     if (get_fields(&r, peer) != 0 || get_types(&r, peer) != 0 || get_definitions(&r, peer) != 0)
         goto out;
     if (r.p != r.end) {
@@ -614,14 +639,10 @@ static int get_record(reader *r, const pk_wire_peer *peer, pk_record *rec, unsig
             return -1;
         *flags = (unsigned)v;
     }
-    memset(rec, 0, sizeof *rec);
-    for (int f = 0; f < PK_FIELD_COUNT; f++)
-        if (pk_field_desc_of((pk_field_id)f)->kind == PK_KIND_STRING)
-            pk_record_set_string(rec, (pk_field_id)f, "");
+    *rec = peer->blank;
     rec->flags = *flags;
-    for (size_t i = 0; i < peer->field_count; i++) {
-        if (!(*presence & (1ull << i)))
-            continue;
+    for (uint64_t left = *presence; left; left &= left - 1) {
+        int i = __builtin_ctzll(left);
         uint64_t v;
         int local = peer->field_map[i];
         switch (peer->field_kind[i]) {

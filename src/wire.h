@@ -84,6 +84,9 @@ typedef struct pk_wire_encoder {
     uint64_t prev[PK_WIRE_MAX_FIELDS];
     uint64_t prev_presence;
     unsigned prev_flags;
+    uint64_t string_fields;   /* presence bits of the string fields */
+    uint64_t presence_cached; /* the fields records with flags_cached carry */
+    unsigned flags_cached;
     /* the last record, whose WRITTEN bit a write of the same record sets */
     const pk_record *last;
     uint64_t last_index;
@@ -156,7 +159,8 @@ typedef struct pk_wire_peer {
 #define PK_WIRE_TYPE_UNKNOWN_HERE (-2) /* named, but not a type of this pikoc: skipped */
     char **strings;                    /* by id; id 0 is "" */
     size_t string_count;
-    char **retired; /* the hello's strings and redefined ones: records may point to them */
+    pk_record blank; /* a record before its fields are decoded */
+    char **retired;  /* the hello's strings and redefined ones: records may point to them */
     size_t retired_count, retired_capacity;
 } pk_wire_peer;
 
