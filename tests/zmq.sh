@@ -20,13 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
-check_equal() { # name got expected
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
-}
+. "$srcdir/tests/checks.sh"
 prog() { echo "$builddir/tests/prog_$1"; }
 # The senders built without libpikoc (pikoc run preloads it).
 cli_prog() { echo "$builddir/tests/cli_$1"; }
