@@ -70,21 +70,18 @@ static int socket_failed(pk_error *err, const char *what)
     return pk_fail(err, "%s: %s", what, zmq_strerror(zmq_errno()));
 }
 
-/* A key: the key itself (40 Z85 characters) or a file starting with it. */
+/* A key: a file starting with it, or the key itself (40 Z85 characters). */
 static int read_key(const char *variable, const char *value, char key[41], pk_error *err)
 {
-    if (strlen(value) == 40 && !strchr(value, '/')) {
+    int rc = pk_read_key_file(value, key);
+    if (rc == -1 && strlen(value) == 40) {
         memcpy(key, value, 41);
         return 0;
     }
-    FILE *f = fopen(value, "r");
-    if (!f)
+    if (rc == -1)
         return pk_fail(err, "%s '%s': neither a 40-character key nor a readable file", variable,
                        value);
-    size_t n = fread(key, 1, 40, f);
-    fclose(f);
-    key[n] = '\0';
-    if (n != 40)
+    if (rc == -2)
         return pk_fail(err, "%s '%s': the file does not start with a 40-character key", variable,
                        value);
     return 0;

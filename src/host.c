@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *command_line;                 /* NULL until read */
+static char *command_line; /* NULL until read */
 static char host_name[HOST_NAME_MAX + 1];
 static bool host_name_known;
 
@@ -109,4 +109,15 @@ uint64_t pk_process_peak_rss(void)
     if (getrusage(RUSAGE_SELF, &usage) != 0)
         return 0;
     return (uint64_t)usage.ru_maxrss * 1024; /* kilobytes on Linux */
+}
+
+int pk_read_key_file(const char *path, char key[41])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(key, 1, 40, f);
+    fclose(f);
+    key[n] = '\0';
+    return n == 40 ? 0 : -2;
 }

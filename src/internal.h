@@ -249,5 +249,8 @@ PK_HIDDEN const char *pk_command_line(void);
 PK_HIDDEN const char *pk_host_name(void);
 /* The kernel's high-water mark of this process's resident set, in bytes (0 if unknown). */
 PK_HIDDEN uint64_t pk_process_peak_rss(void);
+/* A CURVE key (40 Z85 characters) from the start of the file at path: 0, -1
+ * when the file cannot be read, -2 when it does not start with a key. */
+PK_HIDDEN int pk_read_key_file(const char *path, char key[41]);
 
 #endif /* PK_INTERNAL_H */

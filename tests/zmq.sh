@@ -221,7 +221,9 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     collect listed "$ep" --into listed.db --runs 1 --curve-keys keys
     timeout 60 env PIKOC_ZMQ_LINGER=300ms PIKOC_ZMQ_SERVER_KEY="$work/keys/server.pub" "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
     check_equal "CURVE: a sender whose key is not listed does not get in" "$?" 1
-    timeout 60 env PIKOC_ZMQ_CLIENT_KEY="$work/a.key" PIKOC_ZMQ_SERVER_KEY="$work/keys/server.pub" "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
+    # the keys as text this time, not files
+    timeout 60 env PIKOC_ZMQ_CLIENT_KEY="$(head -c 40 a.key)" PIKOC_ZMQ_SERVER_KEY="$(head -c 40 keys/server.pub)" \
+        "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
     check_equal "CURVE: a listed sender gets in" "$?" 0
     finished $collector
     check_equal "CURVE: the listed sender's run, the other refused and counted" \
@@ -313,6 +315,11 @@ check_equal "spec: no endpoint" "$? $(cat out)" \
 timeout 60 "$(prog zmq_paced)" "zmq:nonsense" 1 0 >out 2>&1
 check_equal "spec: a bad endpoint" "$? $(cat out)" \
     "1 zmq_paced: recorder spec 'zmq:nonsense': cannot connect to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
+    timeout 60 env PIKOC_ZMQ_SERVER_KEY=/nonexistent-key "$(prog zmq_paced)" "zmq:ipc://$work/x" 1 0 >out 2>&1
+    check_equal "PIKOC_ZMQ_SERVER_KEY: neither a key nor a file" "$? $(cat out)" \
+        "1 zmq_paced: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY '/nonexistent-key': neither a 40-character key nor a readable file"
+fi
 timeout 60 env PIKOC_ZMQ_LINGER=soon "$(prog zmq_paced)" "zmq:ipc://$work/x" 1 0 >out 2>&1
 check_equal "PIKOC_ZMQ_LINGER: a bad duration" "$? $(cat out)" \
     "1 zmq_paced: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_LINGER 'soon': expected a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)"

@@ -517,17 +517,6 @@ static void refresh_view(collector *c, uint64_t now)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-static int read_key(const char *path, char key[41])
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(key, 1, 40, f);
-    fclose(f);
-    key[n] = '\0';
-    return n == 40 ? 0 : -2;
-}
-
 static int write_key(const char *path, const char *key, mode_t mode)
 {
     FILE *f = fopen(path, "w");
@@ -554,7 +543,7 @@ static int load_clients(collector *c, const char *dir)
         char file[4400], key[41];
         snprintf(file, sizeof file, "%s/%s", path, e->d_name);
         pk_grow(&c->clients, &c->client_capacity, c->client_count, sizeof *c->clients);
-        if (read_key(file, key) != 0 || !zmq_z85_decode(c->clients[c->client_count], key)) {
+        if (pk_read_key_file(file, key) != 0 || !zmq_z85_decode(c->clients[c->client_count], key)) {
             pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key", file);
             status = PK_EXIT_USAGE;
         }
@@ -618,7 +607,7 @@ static int set_curve(collector *c, const char *dir)
     char secret_path[4096], public_path[4096], secret[41], public_key[41];
     snprintf(secret_path, sizeof secret_path, "%s/server.key", dir);
     snprintf(public_path, sizeof public_path, "%s/server.pub", dir);
-    int rc = read_key(secret_path, secret);
+    int rc = pk_read_key_file(secret_path, secret);
     if (rc == -2) {
         pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key",
                      secret_path);
