@@ -1,11 +1,10 @@
 /*
  * host.c — facts about the process and machine that describe a run: the
- * command line and the host name. Off the hot path; each is read once and
- * kept (behind a mutex) until the process exits.
+ * command line and the host name, each read once and kept (behind a mutex)
+ * until the process exits; the peak resident set, read when asked; and the
+ * CURVE key files the ZeroMQ sender and collector read. Off the hot path.
  */
 #include "internal.h"
-
-#include <sys/resource.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,10 +12,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *command_line; /* NULL until read */
+static char *command_line;                 /* NULL until read */
 static char host_name[HOST_NAME_MAX + 1];
 static bool host_name_known;
 
