@@ -1,7 +1,7 @@
 #!/bin/sh
 # spans.sh — profilers across processes end to end: the example client and
-# server talk over ZeroMQ (REQ/REP), both record into one SQLite file, and
-# `pikoc spans` joins them. Times vary, so the tree is checked with its
+# server talk over ZeroMQ (REQ/REP), both record into one SQLite file (and
+# again into one collector, `pikoc listen`), and `pikoc spans` joins them. Times vary, so the tree is checked with its
 # numbers blanked, and the numbers by how they must relate: waited = worked +
 # transport, the clock's uncertainty half the shortest round trip outside the
 # server; checkpoints reach `pikoc events` with their exact labels.
@@ -50,29 +50,37 @@ check_equal "server printed three blocks" \
     "$(grep -c '^  checksum computed: [0-9]*\.[0-9][0-9][0-9][0-9], tot:[0-9]*\.[0-9][0-9][0-9][0-9]$' server.err)" 3
 
 # --- the joined tree ------------------------------------------------------------------
-pk spans calls.db
-check_equal "spans exits 0" "$status $(cat err)" "0 "
-client_pid=$(sqlite3 calls.db 'SELECT pid FROM runs WHERE id = 2')
-server_pid=$(sqlite3 calls.db 'SELECT pid FROM runs WHERE id = 1')
-# Numbers blanked: milliseconds become T, the client's pid C and the server's S.
-sed -E "s/[0-9]+\.[0-9]{4}/T/g; s/(pid|thread) $client_pid/\1 C/g; s/(pid|thread) $server_pid/\1 S/g" \
-    out | sed '/^runs:$/,$d' >shape.txt
-block='> Entering client request  [run 2, pid C, thread C]
+# check_tree NAME DB: pikoc spans on DB has the expected shape once its
+# numbers are blanked; leaves the output in out.
+block='> Entering client request  [run CR, pid C, thread C]
   request built: T, tot:T
-  > Entering handle request  [run 1, pid S, thread S]
+  > Entering handle request  [run SR, pid S, thread S]
     request parsed: T, tot:T
     checksum computed: T, tot:T
     reply built: T, tot:T
   < Exiting handle request, total time: T ms
-  = remote call to run 1 (until '"'reply received'"'): waited T ms, worked T ms, transport and queueing T ms
+  = remote call to run SR (until '"'reply received'"'): waited T ms, worked T ms, transport and queueing T ms
   reply received: T, tot:T
 < Exiting client request, total time: T ms'
 printf '%s\n%s\n%s\n\n' "$block" "$block" "$block" >expected-shape.txt
-if diff -u expected-shape.txt shape.txt >diff.txt; then
-    ok "spans: three client requests, each holding the server's handler and its call"
-else
-    not_ok "spans: the joined tree" && cat diff.txt
-fi
+check_tree() {
+    pk spans "$2"
+    check_equal "$1: spans exits 0" "$status $(cat err)" "0 "
+    client_run=$(sqlite3 "$2" "SELECT id FROM runs WHERE command_line LIKE '%spans_client%'")
+    server_run=$(sqlite3 "$2" "SELECT id FROM runs WHERE command_line LIKE '%spans_server%'")
+    client_pid=$(sqlite3 "$2" "SELECT pid FROM runs WHERE id = $client_run")
+    server_pid=$(sqlite3 "$2" "SELECT pid FROM runs WHERE id = $server_run")
+    # Numbers blanked: milliseconds become T, the client's pid C and run CR, the server's S and SR.
+    sed -E "s/[0-9]+\.[0-9]{4}/T/g; s/(pid|thread) $client_pid/\1 C/g; s/(pid|thread) $server_pid/\1 S/g
+            s/run $client_run([^0-9])/run CR\1/g; s/run $server_run([^0-9])/run SR\1/g" \
+        out | sed '/^runs:$/,$d' >shape.txt
+    if diff -u expected-shape.txt shape.txt >diff.txt; then
+        ok "$1: three client requests, each holding the server's handler and its call"
+    else
+        not_ok "$1: the joined tree" && cat diff.txt
+    fi
+}
+check_tree "spans" calls.db
 
 # waited = worked + transport, to the printed rounding; the worked time is the
 # server's own total, and the wait is the client's time from sending to its mark.
@@ -116,6 +124,33 @@ check_equal "spans --run 2: the client alone, no remote call" \
 pk spans calls.db --run 1
 check_equal "spans --run 1: the server's spans say whom they continue" \
     "$(grep -c "^> Entering handle request  \[run 1, pid $server_pid, thread $server_pid\] continues pk1-[0-9a-f]*-[0-9a-f]*-$client_pid-[0-9]*-.*: its sender is not among these runs\$" out)" 3
+
+# --- the same two processes through a collector ---------------------------------------------
+# Both send to `pikoc listen` (zmq:), which writes each as its own run: the
+# spans and checkpoints travel on the wire and join the same way. A run
+# reaches the collector with its first records, so the run ids are looked up.
+timeout 120 "$pikoc" listen "ipc://$work/collector" --into collected.db >listen.out 2>listen.err &
+collector=$!
+export PIKOC_RECORD="zmq:ipc://$work/collector"
+timeout 60 "$builddir/examples/spans_server" "ipc://$work/calls2" 3 2>server2.err &
+server=$!
+timeout 60 "$builddir/examples/spans_client" "ipc://$work/calls2" 3 2>client2.err
+check_equal "collector: client exits 0" "$?" 0
+wait $server
+check_equal "collector: server exits 0" "$?" 0
+unset PIKOC_RECORD
+tries=0 # both runs complete (their goodbyes stored), then stop the collector
+while [ "$(sqlite3 collected.db "SELECT count(*) FROM runs WHERE status = 'complete'" 2>/dev/null)" != 2 ] &&
+    [ $tries -lt 400 ]; do
+    sleep 0.05
+    tries=$((tries + 1))
+done
+kill -TERM $collector
+wait $collector
+check_equal "collector: stops cleanly" "$?" 0
+check_tree "spans through pikoc listen" collected.db
+check_equal "collector: the server's checkpoints stored" \
+    "$(sqlite3 collected.db "SELECT count(*) FROM checkpoints WHERE run_id = $server_run")" 9
 
 # --- bad input ----------------------------------------------------------------------------
 bad "spans: two databases" "pikoc spans: one database only ('calls.db' and 'other.db')" \
