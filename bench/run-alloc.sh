@@ -18,6 +18,8 @@
 #   glibc      the workload as it is (glibc's malloc): heaptrack's and memusage's reference
 #   pikoc      pikoc run -q --monitor alloc --record sqlite:DB (records checked: every
 #              allocation, realloc and free of the workload, none unknown)
+#   stack16    the same with --stack 16: each allocation's stack unwound (libunwind),
+#              as heaptrack always does (the same checks, and every allocation under a stack)
 #   heaptrack  heaptrack -o FILE (its own count of allocations checked)
 #   memusage   memusage (glibc's libmemusage.so)
 #
@@ -65,7 +67,7 @@ prog=$builddir/bench/allocs
 [ -x "$prog" ] || { echo "run-alloc.sh: no $prog; build it with 'make bench/allocs'" >&2; exit 2; }
 [ -x "$pikoc" ] || { echo "run-alloc.sh: no $pikoc; build pikoc first" >&2; exit 2; }
 jemalloc=$(sed -n 's/^#define PK_JEMALLOC_PATH "\(.*\)"/\1/p' "$builddir/config.h")
-modes="jemalloc glibc pikoc"
+modes="jemalloc glibc pikoc stack16"
 for tool in heaptrack memusage; do
     if command -v $tool >/dev/null 2>&1; then
         modes="$modes $tool"
@@ -97,6 +99,8 @@ run_mode() { # MODE: runs the workload once; appends "wall cpu" (ns) to $work/MO
     glibc) "$prog" "$threads" "$iterations" >"$work/out" 2>"$work/err" ;;
     pikoc) "$pikoc" run -q --monitor alloc --record "sqlite:$work/db" -- \
         "$prog" "$threads" "$iterations" >"$work/out" 2>"$work/err" ;;
+    stack16) "$pikoc" run -q --monitor alloc --stack 16 --record "sqlite:$work/db" -- \
+        "$prog" "$threads" "$iterations" >"$work/out" 2>"$work/err" ;;
     heaptrack) heaptrack -o "$work/ht" "$prog" "$threads" "$iterations" >"$work/out" 2>"$work/err" ;;
     memusage) memusage "$prog" "$threads" "$iterations" >"$work/out" 2>"$work/err" ;;
     esac
@@ -104,13 +108,17 @@ run_mode() { # MODE: runs the workload once; appends "wall cpu" (ns) to $work/MO
     [ $status -eq 0 ] || fail "$1: exit status $status: $(head -c 300 "$work/err")"
     [ "$(value calls)" = "$calls" ] || fail "$1: the workload made $(value calls) calls, expected $calls"
     case $1 in
-    pikoc)
+    pikoc | stack16)
         got=$(sqlite3 "$work/db" "SELECT allocations - reallocs, reallocs, frees, unknown_frees FROM alloc_runs")
         # The workload's calls, and the few the threads' start-up makes (glibc's TLS blocks).
         echo "$got" | awk -F'|' -v a=$((allocations - threads * ((iterations + 7) / 8))) \
             -v r=$((threads * ((iterations + 7) / 8))) -v f=$((threads * iterations)) -v t=$threads '
             { exit !($1 >= a && $1 <= a + 2 * t && $2 == r && $3 >= f && $3 <= f + 2 * t && $4 == 0) }' ||
-            fail "pikoc: recorded allocations|reallocs|frees|unknown '$got' for $calls calls"
+            fail "$1: recorded allocations|reallocs|frees|unknown '$got' for $calls calls"
+        if [ "$1" = stack16 ]; then
+            got=$(sqlite3 "$work/db" "SELECT allocations = (SELECT sum(allocations) FROM alloc_stacks), stacks > 0 FROM alloc_runs")
+            [ "$got" = "1|1" ] || fail "stack16: not every allocation is under a stack ($got)"
+        fi
         ;;
     heaptrack)
         got=$(cat "$work/out" "$work/err" | sed -n 's/^[[:space:]]*allocations:[[:space:]]*\([0-9]*\)$/\1/p' | head -n 1)
@@ -141,7 +149,7 @@ for m in $modes; do
     c=$(median "$work/$m" 2)
     case $m in
     jemalloc | glibc) ref="" ;;
-    pikoc) ref=jemalloc ;;
+    pikoc | stack16) ref=jemalloc ;;
     *) ref=glibc ;;
     esac
     if [ -n "$ref" ]; then
@@ -156,9 +164,11 @@ for m in $modes; do
     fi
 done
 if [ -f "$work/heaptrack.add" ]; then
-    set -- $(cat "$work/pikoc.add") $(cat "$work/heaptrack.add")
-    printf 'heaptrack / pikoc (+ns): wall %.2fx  cpu %.2fx\n' "$(echo "$3 / $1" | bc -l)" \
-        "$(echo "$4 / $2" | bc -l)"
+    for m in pikoc stack16; do
+        set -- $(cat "$work/$m.add") $(cat "$work/heaptrack.add")
+        printf 'heaptrack / %s (+ns): wall %.2fx  cpu %.2fx\n' "$m" "$(echo "$3 / $1" | bc -l)" \
+            "$(echo "$4 / $2" | bc -l)"
+    done
 fi
 if [ $errors -gt 0 ]; then
     echo "run-alloc.sh: $errors run(s) failed or miscounted: do not quote these figures" >&2

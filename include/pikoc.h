@@ -105,6 +105,11 @@ typedef struct pk_record {
     uintptr_t old_pointer;      /* realloc: the block it replaced (0 for realloc(NULL, n)) */
     uint64_t size;              /* bytes requested (a free: those of the block freed) */
     uint64_t usable_size;       /* bytes the allocator gave (malloc_usable_size) */
+    /* With --stack N (PIKOC_STACK): the allocation's return addresses, innermost
+     * first (stack[0] is call_site), stack_depth of them; NULL and 0 without.
+     * The same stack is the same pointer for the life of the process. */
+    const uintptr_t *stack;
+    unsigned stack_depth;
 } pk_record;
 
 /*

@@ -21,6 +21,7 @@
 
 /* Defined only in libpikoc-preload.so (src/interpose.c). */
 PK_HIDDEN int pk_interposer_status(const char **next_library) __attribute__((weak));
+PK_HIDDEN void pk_interposer_stacks(uint32_t depth) __attribute__((weak));
 
 typedef size_t (*nallocx_fn)(size_t size, int flags);
 static nallocx_fn jemalloc_nallocx;
@@ -89,6 +90,28 @@ uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment)
     if (alignment > 1)
         flags = __builtin_ctzll(alignment); /* MALLOCX_LG_ALIGN */
     return jemalloc_nallocx(asked ? asked : 1, flags);
+}
+
+int pk_alloc_parse_stack(const char *what, const char *text, uint32_t *depth, pk_error *err)
+{
+    uint64_t n;
+    pk_error inner;
+    if (pk_parse_uint(what, text, &n, &inner) != 0 || n > PK_STACK_MAX)
+        return pk_fail(err, "%s '%s': expected a number of frames from 0 to %d", what,
+                       text ? text : "", PK_STACK_MAX);
+    *depth = (uint32_t)n;
+    return 0;
+}
+
+/* PIKOC_STACK: frames per allocation; 0 (the call site only) when unset. */
+static int stack_depth(uint32_t *depth, pk_error *err)
+{
+    const char *text = getenv("PIKOC_STACK");
+    *depth = 0;
+    pk_error inner;
+    if (text && pk_alloc_parse_stack("PIKOC_STACK", text, depth, &inner) != 0)
+        return pk_fail(err, "monitor 'alloc': %s", inner.message);
+    return 0;
 }
 
 /* ---- RSS and VMS on a timer ------------------------------------------------------ */
@@ -178,6 +201,8 @@ static int start_sampler(pk_error *err)
 static void alloc_close(pk_monitor *m)
 {
     (void)m;
+    if (pk_interposer_stacks)
+        pk_interposer_stacks(0);
     if (!sampler.started)
         return;
     pthread_mutex_lock(&sampler.lock);
@@ -216,8 +241,11 @@ static int alloc_open(pk_monitor *m, pk_run_info *run, pk_error *err)
                        "monitor 'alloc': the allocator behind the interposer is '%s', not "
                        "jemalloc (pikoc run preloads libjemalloc.so.2 after libpikoc-preload.so)",
                        next);
-    if (sample_interval(&sampler.interval_ns, err) != 0)
+    uint32_t depth;
+    if (sample_interval(&sampler.interval_ns, err) != 0 || stack_depth(&depth, err) != 0)
         return -1;
+    /* The unwinder's first use allocates and takes locks: here, not on the hot path. */
+    pk_interposer_stacks(depth);
     if (sampler.interval_ns) {
         if (start_sampler(err) != 0)
             return -1;

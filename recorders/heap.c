@@ -1,29 +1,34 @@
 /*
  * heap.c — allocation aggregates of the sqlite recorder (see heap.h and
- * docs/schema.md, "Allocations"). Each record updates its call site, the
- * live blocks and the heap's size in O(1); what each site held at the peak
- * is kept lazily: a site copies its live bytes aside just before it changes
- * after a new peak, so a peak costs nothing until a site moves.
+ * docs/schema.md, "Allocations"). Each record updates its call site (and
+ * its stack, with --stack N), the live blocks and the heap's size in O(1);
+ * what each site held at the peak is kept lazily: a site copies its live
+ * bytes aside just before it changes after a new peak, so a peak costs
+ * nothing until a site moves.
  */
 #include "heap.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { ST_SITE, ST_RUN, ST_SIZE, ST_SAMPLE };
+enum { ST_SITE, ST_RUN, ST_SIZE, ST_SAMPLE, ST_STACK, ST_FRAME };
 
 static const char *const statement_sql[] = {
     [ST_SITE] = "INSERT OR REPLACE INTO alloc_sites VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [ST_RUN] = "INSERT OR REPLACE INTO alloc_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_RUN] = "INSERT OR REPLACE INTO alloc_runs VALUES "
+               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_SIZE] = "INSERT OR REPLACE INTO alloc_sizes VALUES (?, ?, ?)",
     [ST_SAMPLE] = "INSERT OR REPLACE INTO memory_samples VALUES (?, ?, ?, ?)",
+    [ST_STACK] = "INSERT OR REPLACE INTO alloc_stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_FRAME] = "INSERT OR REPLACE INTO alloc_frames VALUES (?, ?, ?, ?, ?)",
 };
 
 void pk_heap_init(pk_heap *h)
 {
     *h = (pk_heap){0};
     h->site_count = 1;
+    h->stack_count = 1;
 }
 
 /* The statements outlive a run: only the run's numbers go. */
@@ -33,6 +38,12 @@ void pk_heap_reset(pk_heap *h)
     memcpy(st, h->st, sizeof st);
     free(h->sites);
     free(h->samples);
+    for (size_t i = 1; i < h->stack_count; i++) {
+        free(h->stacks[i].symbols);
+        free(h->stacks[i].lines);
+    }
+    free(h->stacks);
+    pk_block_map_free(&h->stack_index);
     pk_block_map_free(&h->site_index);
     pk_block_map_free(&h->blocks);
     pk_block_map_free(&h->last_alloc);
@@ -81,22 +92,71 @@ static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, ui
         .caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0),
         .caller_line = rec->caller_line,
         .next = id,
-        .epoch = h->epoch,
+        .counts.epoch = h->epoch,
     };
     pk_block_map_put(&h->site_index, key, 0, fresh);
     return fresh;
 }
 
-/* A site's live bytes are about to change: keep what it held at the last peak. */
-static pk_heap_site *touch(pk_heap *h, uint32_t id)
+/* The stack's frames are looked up once, when it is new; 0 for a record without one. */
+static uint32_t stack_of(pk_heap *h, const pk_record *rec, pk_aggregates *a)
 {
-    pk_heap_site *s = &h->sites[id];
-    if (s->epoch < h->epoch) {
-        s->peak_bytes = s->live_bytes;
-        s->epoch = h->epoch;
+    if (!rec->stack)
+        return 0;
+    if (h->last_stack && h->stacks[h->last_stack].key == rec->stack)
+        return h->last_stack;
+    bool added;
+    pk_block *slot = pk_block_map_slot(&h->stack_index, (uintptr_t)rec->stack, &added);
+    if (!added)
+        return h->last_stack = (uint32_t)slot->b;
+    pk_grow(&h->stacks, &h->stack_capacity, h->stack_count, sizeof *h->stacks);
+    uint32_t id = (uint32_t)h->stack_count++;
+    slot->b = id;
+    pk_heap_stack *st = &h->stacks[id];
+    *st = (pk_heap_stack){
+        .key = rec->stack,
+        .depth = rec->stack_depth,
+        .symbols = pk_xcalloc(rec->stack_depth, sizeof *st->symbols),
+        .lines = pk_xcalloc(rec->stack_depth, sizeof *st->lines),
+        .counts.epoch = h->epoch,
+    };
+    for (unsigned i = 0; i < rec->stack_depth; i++) {
+        pk_symbol frame;
+        pk_symbols_lookup_site(rec->stack[i], &frame);
+        st->symbols[i] = pk_aggregates_symbol(a, frame.function, frame.file, 0);
+        st->lines[i] = frame.line;
     }
-    s->dirty = true;
-    return s;
+    return h->last_stack = id;
+}
+
+/* Live bytes are about to change: keep what they were at the last peak. */
+static pk_heap_counts *touch(pk_heap *h, pk_heap_counts *c)
+{
+    if (c->epoch < h->epoch) {
+        c->peak_bytes = c->live_bytes;
+        c->epoch = h->epoch;
+    }
+    c->dirty = true;
+    return c;
+}
+
+static void count_alloc(pk_heap *h, pk_heap_counts *c, uint64_t size)
+{
+    touch(h, c);
+    c->allocations++;
+    c->bytes += size;
+    c->live_blocks++;
+    c->live_bytes += size;
+}
+
+static void count_free(pk_heap *h, pk_heap_counts *c, uint64_t size, bool temporary)
+{
+    touch(h, c);
+    c->frees++;
+    c->freed_bytes += size;
+    c->temporary += temporary;
+    c->live_blocks--;
+    c->live_bytes -= size;
 }
 
 /* Where the block the thread allocated last is kept. */
@@ -123,17 +183,15 @@ static void count_size(pk_heap *h, uint64_t size)
     b->b = 1; /* changed: stored at the next commit */
 }
 
-static void on_alloc(pk_heap *h, const pk_record *rec, uint32_t site)
+static void on_alloc(pk_heap *h, const pk_record *rec, uint32_t site, uint32_t stack)
 {
-    pk_heap_site *s = touch(h, site);
-    s->allocations++;
-    s->bytes += rec->size;
-    s->live_blocks++;
-    s->live_bytes += rec->size;
+    count_alloc(h, &h->sites[site].counts, rec->size);
+    if (stack)
+        count_alloc(h, &h->stacks[stack].counts, rec->size);
     h->allocations++;
     h->bytes += rec->size;
     h->live_bytes += rec->size;
-    pk_block_map_put(&h->blocks, rec->pointer, rec->size, site);
+    pk_block_map_put(&h->blocks, rec->pointer, rec->size, site | (uint64_t)stack << 32);
     *last_alloc_of(h, rec->thread) = rec->pointer;
     count_size(h, rec->size);
     if (h->live_bytes > h->peak_bytes) {
@@ -157,12 +215,10 @@ static void on_free(pk_heap *h, const pk_record *rec, uintptr_t address)
         h->unknown_frees++;
         return;
     }
-    pk_heap_site *s = touch(h, (uint32_t)block.b);
-    s->frees++;
-    s->freed_bytes += block.a;
-    s->temporary += temporary;
-    s->live_blocks--;
-    s->live_bytes -= block.a;
+    uint32_t site = (uint32_t)block.b, stack = (uint32_t)(block.b >> 32);
+    count_free(h, &h->sites[site].counts, block.a, temporary);
+    if (stack)
+        count_free(h, &h->stacks[stack].counts, block.a, temporary);
     h->freed_bytes += block.a;
     h->live_bytes -= block.a;
 }
@@ -172,13 +228,13 @@ void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
     h->seen = h->dirty = true;
     switch (rec->type) {
     case PK_EVENT_ALLOC:
-        on_alloc(h, rec, site_of(h, rec, a));
+        on_alloc(h, rec, site_of(h, rec, a), stack_of(h, rec, a));
         break;
     case PK_EVENT_REALLOC:
         /* As heaptrack reads it: the old block freed, then the new one allocated. */
         h->reallocs++;
         on_free(h, rec, rec->old_pointer);
-        on_alloc(h, rec, site_of(h, rec, a));
+        on_alloc(h, rec, site_of(h, rec, a), stack_of(h, rec, a));
         break;
     case PK_EVENT_FREE:
         h->frees++;
@@ -229,6 +285,21 @@ static void bind_u64(sqlite3_stmt *st, int column, uint64_t value)
     sqlite3_bind_int64(st, column, (sqlite3_int64)value);
 }
 
+/* Binds the eight counts from `column` on and runs the statement. */
+static int bind_counts(const pk_heap *h, sqlite3_stmt *st, int column, const pk_heap_counts *c)
+{
+    bind_u64(st, column, c->allocations);
+    bind_u64(st, column + 1, c->bytes);
+    bind_u64(st, column + 2, c->frees);
+    bind_u64(st, column + 3, c->freed_bytes);
+    bind_u64(st, column + 4, c->temporary);
+    bind_u64(st, column + 5, c->live_blocks);
+    bind_u64(st, column + 6, c->live_bytes);
+    /* Unchanged since the last peak: it holds now what it held then. */
+    bind_u64(st, column + 7, c->epoch < h->epoch ? c->live_bytes : c->peak_bytes);
+    return run_step(st);
+}
+
 static int store_site(pk_heap *h, int64_t run_id, uint32_t id)
 {
     const pk_heap_site *s = &h->sites[id];
@@ -241,16 +312,29 @@ static int store_site(pk_heap *h, int64_t run_id, uint32_t id)
         sqlite3_bind_null(st, 3);
     sqlite3_bind_int64(st, 4, s->caller);
     sqlite3_bind_int64(st, 5, s->caller_line);
-    bind_u64(st, 6, s->allocations);
-    bind_u64(st, 7, s->bytes);
-    bind_u64(st, 8, s->frees);
-    bind_u64(st, 9, s->freed_bytes);
-    bind_u64(st, 10, s->temporary);
-    bind_u64(st, 11, s->live_blocks);
-    bind_u64(st, 12, s->live_bytes);
-    /* Unchanged since the last peak: it holds now what it held then. */
-    bind_u64(st, 13, s->epoch < h->epoch ? s->live_bytes : s->peak_bytes);
-    return run_step(st);
+    return bind_counts(h, st, 6, &s->counts);
+}
+
+/* A stack's counts, and its frames the first time it is stored. */
+static int store_stack(pk_heap *h, int64_t run_id, uint32_t id)
+{
+    pk_heap_stack *s = &h->stacks[id];
+    for (unsigned i = 0; !s->stored && i < s->depth; i++) {
+        sqlite3_stmt *st = h->st[ST_FRAME];
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, id);
+        sqlite3_bind_int64(st, 3, i);
+        sqlite3_bind_int64(st, 4, s->symbols[i]);
+        sqlite3_bind_int64(st, 5, s->lines[i]);
+        if (run_step(st) != 0)
+            return -1;
+    }
+    s->stored = true;
+    sqlite3_stmt *st = h->st[ST_STACK];
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_int64(st, 3, s->depth);
+    return bind_counts(h, st, 4, &s->counts);
 }
 
 static int store_run(pk_heap *h, int64_t run_id)
@@ -272,6 +356,7 @@ static int store_run(pk_heap *h, int64_t run_id)
     else
         sqlite3_bind_null(st, 12);
     bind_u64(st, 13, h->site_count - 1);
+    bind_u64(st, 14, h->stack_count - 1);
     return run_step(st);
 }
 
@@ -293,11 +378,18 @@ int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id)
     /* A new peak changes what every site held at it. */
     bool all = h->epoch != h->stored_epoch;
     for (uint32_t id = 1; id < h->site_count; id++) {
-        if (!all && !h->sites[id].dirty)
+        if (!all && !h->sites[id].counts.dirty)
             continue;
         if (store_site(h, run_id, id) != 0)
             return -1;
-        h->sites[id].dirty = false;
+        h->sites[id].counts.dirty = false;
+    }
+    for (uint32_t id = 1; id < h->stack_count; id++) {
+        if (!all && !h->stacks[id].counts.dirty)
+            continue;
+        if (store_stack(h, run_id, id) != 0)
+            return -1;
+        h->stacks[id].counts.dirty = false;
     }
     for (size_t size = 0; size < PK_ARRAY_SIZE(h->small_sizes); size++) {
         if (h->small_dirty[size] && store_size(h, run_id, size, h->small_sizes[size]) != 0)

@@ -2,8 +2,8 @@
  * heap.h — what the sqlite recorder keeps about a run's allocation records:
  * per call site counts and bytes, live blocks (for leaks), the moment of the
  * peak heap and what each site held then, temporary allocations and the
- * sizes asked for; stored as the alloc_* tables of docs/schema.md. Drain
- * thread only.
+ * sizes asked for, and the same per stack with --stack N; stored as the
+ * alloc_* tables of docs/schema.md. Drain thread only.
  */
 #ifndef PK_HEAP_H
 #define PK_HEAP_H
@@ -14,27 +14,46 @@
 
 #include <sqlite3.h>
 
+/* What a call site or a stack allocated, freed and holds. */
+typedef struct pk_heap_counts {
+    uint64_t allocations, bytes, frees, freed_bytes, temporary;
+    uint64_t live_blocks, live_bytes;
+    uint64_t peak_bytes; /* live bytes at the last peak before `epoch` */
+    uint64_t epoch;      /* the heap's peak count when live_bytes last changed */
+    bool dirty;
+} pk_heap_counts;
+
 typedef struct pk_heap_site {
     uintptr_t call_site; /* return address */
     uint32_t path;       /* call_paths.id of the innermost recorded call, 0 for none */
     uint32_t caller;     /* symbols.id of (caller, caller_file, 0) */
     unsigned caller_line;
     uint32_t next; /* the next site with the same call_site (another path), 0 for none */
-    uint64_t allocations, bytes, frees, freed_bytes, temporary;
-    uint64_t live_blocks, live_bytes;
-    uint64_t peak_bytes; /* live bytes at the last peak before `epoch` */
-    uint64_t epoch;      /* the heap's peak count when live_bytes last changed */
-    bool dirty;
+    pk_heap_counts counts;
 } pk_heap_site;
+
+/* A stack (--stack N): its frames' symbols.id and lines, innermost first. */
+typedef struct pk_heap_stack {
+    const uintptr_t *key; /* the record's stack pointer: one per distinct stack */
+    unsigned depth;
+    uint32_t *symbols;
+    unsigned *lines;
+    bool stored; /* its frames are in alloc_frames */
+    pk_heap_counts counts;
+} pk_heap_stack;
 
 typedef struct pk_heap {
     pk_heap_site *sites; /* by id; slot 0 unused */
     size_t site_count, site_capacity;
     uint32_t last_site;      /* the site found last, tried first */
     pk_block_map site_index; /* call_site -> first site id (b) */
-    pk_block_map blocks;     /* live block -> requested size (a), site id (b) */
-    pk_block_map last_alloc; /* thread + 1 -> the block it allocated last (a) */
-    uint64_t last_thread;    /* the thread of last_slot: records come in runs from one */
+    pk_heap_stack *stacks;   /* by id; slot 0 unused (no stack) */
+    size_t stack_count, stack_capacity;
+    uint32_t last_stack;
+    pk_block_map stack_index; /* stack pointer -> stack id (b) */
+    pk_block_map blocks;      /* live block -> requested size (a), site id | stack id << 32 (b) */
+    pk_block_map last_alloc;  /* thread + 1 -> the block it allocated last (a) */
+    uint64_t last_thread;     /* the thread of last_slot: records come in runs from one */
     uint64_t *last_slot;
     pk_block_map sizes;         /* sizes from 1024: allocations of that size (a), changed (b) */
     uint64_t small_sizes[1024]; /* allocations of each size below 1024 */
@@ -49,7 +68,7 @@ typedef struct pk_heap {
     bool dirty;
     pk_record *samples; /* RSS/VMS samples not stored yet */
     size_t sample_count, sample_capacity;
-    sqlite3_stmt *st[4];
+    sqlite3_stmt *st[6];
 } pk_heap;
 
 PK_HIDDEN void pk_heap_init(pk_heap *h);

@@ -3,7 +3,7 @@
 # benchmarks with. Safe to run again; uses sudo when not root.
 set -eu
 packages="build-essential autoconf automake libtool pkg-config
-libjemalloc-dev libzmq3-dev libsqlite3-dev libdw-dev libelf-dev libcmocka-dev
+libjemalloc-dev libzmq3-dev libsqlite3-dev libdw-dev libelf-dev libcmocka-dev libunwind-dev
 sqlite3 uftrace heaptrack libc-devtools python3-zmq libxml2-utils chromium"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

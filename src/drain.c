@@ -73,6 +73,12 @@ static struct {
     pk_record records[RECORD_BATCH];
     size_t record_count;
     pk_block_map blocks; /* live blocks: address -> requested size, usable size */
+    /* Stacks (--stack N) by hash -> their frames (a, a uintptr_t array) and
+     * count (b). Kept for the process: records point at the frames. */
+    pk_block_map stacks;
+    uint64_t last_stack_hash; /* the stack found last, tried first: allocations come in runs */
+    const uintptr_t *last_stack;
+    unsigned last_stack_depth;
     uint64_t page_size;
 
     pthread_mutex_t lock; /* guards the sync counters and stopping */
@@ -173,7 +179,10 @@ static pk_record *next_record(void)
 {
     if (drain.record_count == RECORD_BATCH)
         deliver_pending();
-    return &drain.records[drain.record_count++];
+    pk_record *rec = &drain.records[drain.record_count++];
+    rec->stack = NULL; /* only allocation records set it */
+    rec->stack_depth = 0;
+    return rec;
 }
 
 /* A record built elsewhere joins the batch. */
@@ -282,10 +291,20 @@ struct payload {
     const char *label;   /* interned */
 };
 
-static uint64_t payload_slots(const struct pk_raw_event *ev, unsigned shift)
+/*
+ * The slots after the event at `slot` that are not events: a profiler's
+ * payload, an allocation's stack.
+ */
+static uint64_t payload_slots(const struct pk_ring *r, uint64_t slot, const struct pk_raw_event *ev,
+                              unsigned shift)
 {
-    uint64_t slot = 1ull << shift;
-    return (ev->payload + slot - 1) / slot;
+    if (ev->kind & PK_RAW_HAS_PAYLOAD)
+        return pk_payload_slots(ev->payload, shift);
+    if ((ev->kind & PK_RAW_ALLOC) && (ev->kind & PK_RAW_STACK_FRAMES)) {
+        const struct pk_stack_payload *head = (const void *)pk_ring_slot(r, slot + 1, shift);
+        return pk_payload_slots(sizeof *head + head->frames * sizeof(uintptr_t), shift);
+    }
+    return 0;
 }
 
 static void read_payload(const struct pk_ring *r, uint64_t first, unsigned shift,
@@ -293,12 +312,7 @@ static void read_payload(const struct pk_ring *r, uint64_t first, unsigned shift
 {
     char bytes[sizeof out->head + PK_PROFILER_MESSAGE_SIZE + PK_LABEL_MAX + 2];
     size_t len = ev->payload < sizeof bytes ? ev->payload : sizeof bytes - 1;
-    size_t slot = (size_t)1 << shift;
-    for (size_t done = 0; done < len;) {
-        size_t n = len - done < slot ? len - done : slot;
-        memcpy(bytes + done, pk_ring_slot(r, first + done / slot, shift), n);
-        done += n;
-    }
+    pk_ring_get(r, first, shift, 0, bytes, len);
     memcpy(&out->head, bytes, sizeof out->head);
     char *text = bytes + sizeof out->head;
     size_t message_len = out->head.message_len, label_len = out->head.label_len;
@@ -436,8 +450,7 @@ static void settle(const struct pk_ring *self, uintptr_t address)
                 drain_ring(r, i + 1 - tail);
                 return;
             }
-            if (ev->kind & PK_RAW_HAS_PAYLOAD)
-                i += payload_slots(ev, shift); /* its payload is not an event */
+            i += payload_slots(r, i, ev, shift); /* its payload is not an event */
         }
     }
 }
@@ -468,11 +481,57 @@ static void put_block(const struct pk_ring *ring, uintptr_t address, uint64_t si
  * the call site. A free carries the size of the block it frees, when the
  * block's allocation was recorded.
  */
+/*
+ * The stack the allocation event at `slot` names (PK_RAW_STACK): by its hash,
+ * its frames in the slots after it the first time its thread sends it.
+ */
+static const uintptr_t *stack_of(const struct pk_ring *r, uint64_t slot,
+                                 const struct pk_raw_event *ev, unsigned *depth)
+{
+    uint64_t hash = ev->values[PK_ALLOC_VALUE_STACK];
+    if (hash == drain.last_stack_hash) {
+        *depth = drain.last_stack_depth;
+        return drain.last_stack;
+    }
+    unsigned shift = drain.pipeline.slot_shift;
+    bool added;
+    pk_block *known = pk_block_map_slot(&drain.stacks, hash, &added);
+    if (added) {
+        struct pk_stack_payload head = {0};
+        if (ev->kind & PK_RAW_STACK_FRAMES)
+            pk_ring_get(r, slot + 1, shift, 0, &head, sizeof head);
+        if (head.frames == 0 || head.frames > PK_STACK_MAX) { /* never sent: cannot be */
+            pk_block dropped;
+            pk_block_map_take(&drain.stacks, hash, &dropped);
+            *depth = 0;
+            return NULL;
+        }
+        uintptr_t *frames = pk_xcalloc(head.frames, sizeof *frames);
+        pk_ring_get(r, slot + 1, shift, sizeof head, frames, head.frames * sizeof *frames);
+        known->a = (uintptr_t)frames;
+        known->b = head.frames;
+    }
+    drain.last_stack_hash = hash;
+    drain.last_stack = (const uintptr_t *)(uintptr_t)known->a;
+    drain.last_stack_depth = *depth = (unsigned)known->b;
+    return drain.last_stack;
+}
+
+/* The alignment an allocation event asked for (PK_RAW_STACK moves it: hot.h). */
+static uint64_t alloc_alignment(const struct pk_raw_event *ev)
+{
+    if (!(ev->kind & PK_RAW_STACK))
+        return ev->values[PK_ALLOC_VALUE_ALIGNMENT];
+    uint32_t code = ev->call >> PK_ALLOC_ALIGN_SHIFT;
+    return code ? 1ull << (code - 1) : 0;
+}
+
 static void process_alloc(const struct pk_ring *ring, struct track *tr,
-                          const struct pk_raw_event *ev)
+                          const struct pk_raw_event *ev, uint64_t slot)
 {
     uintptr_t block = ev->fn, old = (uintptr_t)ev->values[PK_ALLOC_VALUE_OLD];
-    pk_event_type type = pk_alloc_event_type(ev->call, block, old);
+    uint32_t call = ev->call & PK_ALLOC_CALL_MASK;
+    pk_event_type type = pk_alloc_event_type(call, block, old);
     uintptr_t pointer = type == PK_EVENT_FREE && !block ? old : block;
     unsigned flags = PK_RECORD_BLOCK | PK_RECORD_SIZE;
     uint64_t size, usable;
@@ -491,8 +550,7 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
         if (type == PK_EVENT_REALLOC)
             take_block(ring, old, &freed);
         size = ev->values[PK_ALLOC_VALUE_SIZE];
-        usable = pk_alloc_usable_size(ev->values[PK_ALLOC_VALUE_ASKED],
-                                      ev->values[PK_ALLOC_VALUE_ALIGNMENT]);
+        usable = pk_alloc_usable_size(ev->values[PK_ALLOC_VALUE_ASKED], alloc_alignment(ev));
         put_block(ring, block, size, usable);
     }
 
@@ -520,11 +578,13 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
     rec->alloc_delta = rec->free_delta = 0;
     rec->label = "";
     rec->span = rec->total_ns = 0;
-    rec->alloc_function = pk_alloc_call_name(ev->call);
+    rec->alloc_function = pk_alloc_call_name(call);
     rec->pointer = pointer;
     rec->old_pointer = type == PK_EVENT_REALLOC ? old : 0;
     rec->size = size;
     rec->usable_size = usable;
+    if (ev->kind & PK_RAW_STACK)
+        rec->stack = stack_of(ring, slot, ev, &rec->stack_depth);
     rec->index = drain.next_index++;
     rec->thread = ring->tid;
     uint64_t ns = pk_clock_to_ns(ev->raw_time);
@@ -587,20 +647,22 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
     tr->draining = true;
     for (uint64_t i = tail; i != end; i++) {
         const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
-        if (ev->kind & PK_RAW_ALLOC) {
-            process_alloc(r, tr, ev);
-        } else if (ev->kind & PK_RAW_SAMPLE) {
+        if (ev->kind & PK_RAW_ALLOC)
+            process_alloc(r, tr, ev, i);
+        else if (ev->kind & PK_RAW_SAMPLE)
             process_sample(ev);
-        } else if (ev->kind & PK_RAW_HAS_PAYLOAD) {
-            /* Published with its payload: a limit never cuts one in two. */
+        else if (ev->kind & PK_RAW_HAS_PAYLOAD)
             process_profiler(r, i, tr, ev);
-            i += payload_slots(ev, shift);
+        else if (ev->kind & PK_RAW_RETURN)
+            process_return(tr, ev, r->tid);
+        else
+            process_call(tr, ev, r->tid);
+        /* Published with its payload: a limit never cuts one in two. */
+        uint64_t extra = payload_slots(r, i, ev, shift);
+        if (extra) {
+            i += extra;
             if (i - tail >= end - tail)
                 end = i + 1;
-        } else if (ev->kind & PK_RAW_RETURN) {
-            process_return(tr, ev, r->tid);
-        } else {
-            process_call(tr, ev, r->tid);
         }
     }
     tr->draining = false;
@@ -792,6 +854,8 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
         return pk_fail(err, "cannot start the drain thread: %s", strerror(rc));
     pthread_setname_np(drain.thread, "pikoc-drain");
     drain.started = true;
+    /* Threads send their stacks again: a forked child's drain may lack some. */
+    atomic_fetch_add(&pk_rt.stack_generation, 1);
     atomic_store_explicit(&pk_rt.running, 1, memory_order_release);
     return 0;
 }

@@ -156,23 +156,6 @@ PK_HOT_FN void pk_scope_emit(uint32_t kind, const pk_zone *zone, uintptr_t site)
 
 /* ---- profilers ------------------------------------------------------------------ */
 
-/* Copies bytes into the ring's slots from `slot` on, wrapping at the end of the ring. */
-PK_HOT_FN static void put_payload(struct pk_ring *r, uint64_t slot, unsigned shift, size_t offset,
-                                  const void *data, size_t len)
-{
-    const char *from = data;
-    size_t slot_bytes = (size_t)1 << shift;
-    while (len > 0) {
-        char *to = (char *)pk_ring_slot(r, slot + (offset >> shift), shift);
-        size_t at = offset & (slot_bytes - 1);
-        size_t n = slot_bytes - at < len ? slot_bytes - at : len;
-        memcpy(to + at, from, n);
-        from += n;
-        offset += n;
-        len -= n;
-    }
-}
-
 /*
  * A profiler's event: one raw event and its payload in the slots after it,
  * published together (the drain never sees half of one). Strings are copied
@@ -181,12 +164,6 @@ PK_HOT_FN static void put_payload(struct pk_ring *r, uint64_t slot, unsigned shi
 PK_HOT_FN static void emit_profiler(struct pk_thread *t, uint32_t kind, const pk_profiler *p,
                                     uint64_t raw_time, const char *label)
 {
-    struct pk_ring *r = t->ring;
-    if (PK_UNLIKELY(!r)) {
-        r = pk_thread_attach(t);
-        if (!r)
-            return;
-    }
     size_t message_len = strnlen(p->message, sizeof p->message);
     size_t label_len = strnlen(label, PK_LABEL_MAX);
     struct pk_profiler_payload head = {
@@ -199,19 +176,11 @@ PK_HOT_FN static void emit_profiler(struct pk_thread *t, uint32_t kind, const pk
     void (*sample)(uint64_t *) = pk_rt.sample;
     unsigned shift = sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN;
     size_t bytes = sizeof head + message_len + label_len;
-    uint64_t slots = 1 + ((bytes + ((size_t)1 << shift) - 1) >> shift);
-    uint64_t head_index = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t last = head_index + slots - 1;
-    if (PK_UNLIKELY(last - r->cached_tail >= r->capacity)) {
-        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (last - r->cached_tail >= r->capacity) {
-            pk_ring_wait(r, last);
-            if (last - r->cached_tail >= r->capacity) {
-                atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
-                return;
-            }
-        }
-    }
+    uint64_t slots = 1 + pk_payload_slots(bytes, shift);
+    uint64_t head_index;
+    struct pk_ring *r = pk_ring_claim_slots(t, slots, &head_index);
+    if (!r)
+        return;
     struct pk_raw_event *ev = pk_ring_slot(r, head_index, shift);
     if (sample)
         sample(ev->values);
@@ -220,10 +189,10 @@ PK_HOT_FN static void emit_profiler(struct pk_thread *t, uint32_t kind, const pk
     ev->site = 0;
     ev->kind = kind;
     ev->payload = (uint32_t)bytes;
-    put_payload(r, head_index + 1, shift, 0, &head, sizeof head);
-    put_payload(r, head_index + 1, shift, sizeof head, p->message, message_len);
-    put_payload(r, head_index + 1, shift, sizeof head + message_len, label, label_len);
-    atomic_store_explicit(&r->head, head_index + slots, memory_order_release);
+    pk_ring_put(r, head_index + 1, shift, 0, &head, sizeof head);
+    pk_ring_put(r, head_index + 1, shift, sizeof head, p->message, message_len);
+    pk_ring_put(r, head_index + 1, shift, sizeof head + message_len, label, label_len);
+    pk_ring_publish_slots(r, head_index, slots);
 }
 
 /* The profiler's own guard: the same as hook()'s, without focus (the user marked it). */

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PK_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -26,10 +27,23 @@ enum {
     PK_RAW_CHECKPOINT = 8, /* a profiler's mark; fn is its span id; a payload follows */
     PK_RAW_ALLOC = 16,     /* an allocation call (interpose.c): see struct pk_raw_event */
     PK_RAW_SAMPLE = 32,    /* RSS and VMS pages in values[0] and [1] (the alloc monitor's timer) */
+    PK_RAW_STACK = 64,     /* with PK_RAW_ALLOC: the event names its stack (--stack N) */
+    PK_RAW_STACK_FRAMES = 128, /* with PK_RAW_STACK: a struct pk_stack_payload follows */
 };
 
 /* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */
 #define PK_RAW_HAS_PAYLOAD (PK_RAW_PROFILER | PK_RAW_CHECKPOINT)
+
+/*
+ * The frames of a stack the first time its thread sends it
+ * (PK_RAW_STACK_FRAMES), from the start of the slot after the allocation
+ * event: how many, then the return addresses, innermost first (the call
+ * site at [0]). Later events name the stack by its hash alone.
+ */
+struct pk_stack_payload {
+    uint64_t frames;
+    /* frames return addresses (uintptr_t) follow */
+};
 
 /*
  * One event as the hot path leaves it: 32 bytes, followed in the same slot
@@ -95,13 +109,20 @@ enum pk_alloc_call {
     PK_CALL_COUNT
 };
 
-/* values[] of an allocation event. */
+/*
+ * values[] of an allocation event. With PK_RAW_STACK, the stack's hash
+ * takes the alignment's place, and the alignment moves into `call`: its
+ * log2 + 1 (0 for the default) above PK_ALLOC_ALIGN_SHIFT.
+ */
 enum {
     PK_ALLOC_VALUE_SIZE,      /* bytes requested */
     PK_ALLOC_VALUE_OLD,       /* realloc: the block it replaces */
     PK_ALLOC_VALUE_ALIGNMENT, /* alignment asked for, 0 for the default */
     PK_ALLOC_VALUE_ASKED,     /* bytes asked of the allocator (pvalloc rounds up) */
+    PK_ALLOC_VALUE_STACK = PK_ALLOC_VALUE_ALIGNMENT, /* PK_RAW_STACK: the stack's hash */
 };
+#define PK_ALLOC_CALL_MASK 0xffu
+#define PK_ALLOC_ALIGN_SHIFT 8
 
 /* Ring states: owned by a live thread, left by an exited one, free to reuse. */
 enum { PK_RING_OWNED = 1, PK_RING_EXITED = 2, PK_RING_FREE = 3 };
@@ -157,6 +178,8 @@ struct pk_runtime {
     _Atomic uint32_t allocations; /* the running monitor records allocation calls */
     _Atomic uint32_t restart;     /* a forked child starts its own run at its first allocation */
     _Atomic uint32_t running;     /* a run is open and its drain is alive */
+    _Atomic uint32_t stack_depth; /* frames per allocation (--stack N), 0 for the call site only */
+    _Atomic uint32_t stack_generation; /* bumped at each run start: threads resend their stacks */
     void (*sample)(uint64_t values[PK_SAMPLE_VALUES]);
     const struct pk_focus_set *focus;
     _Atomic(struct pk_ring *) rings;
@@ -179,13 +202,14 @@ PK_HOT_FN void pk_drain_kick(void);
 void pk_ring_made_room(struct pk_ring *r);
 
 /*
- * Claims this thread's next slot: its ring and head, or NULL (the thread has
- * exited, or its ring stayed full and the loss is counted). Fill the slot
- * (pk_ring_slot), then publish it. Inlined into each hook: a call and its
- * saved registers cost a nanosecond.
+ * Claims this thread's next `slots` slots (1 for an event alone): its ring
+ * and the first slot's head, or NULL (the thread has exited, or its ring
+ * stayed full and the loss is counted). Fill them (pk_ring_slot,
+ * pk_ring_put), then publish them together. Inlined into each hook: a call
+ * and its saved registers cost a nanosecond.
  */
 PK_HOT_FN static inline __attribute__((always_inline)) struct pk_ring *
-pk_ring_claim(struct pk_thread *t, uint64_t *head_out)
+pk_ring_claim_slots(struct pk_thread *t, uint64_t slots, uint64_t *head_out)
 {
     struct pk_ring *r = t->ring;
     if (PK_UNLIKELY(!r)) {
@@ -194,11 +218,12 @@ pk_ring_claim(struct pk_thread *t, uint64_t *head_out)
             return NULL;
     }
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (PK_UNLIKELY(head - r->cached_tail >= r->capacity)) {
+    uint64_t last = head + slots - 1;
+    if (PK_UNLIKELY(last - r->cached_tail >= r->capacity)) {
         r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head - r->cached_tail >= r->capacity) {
-            pk_ring_wait(r, head);
-            if (head - r->cached_tail >= r->capacity) {
+        if (last - r->cached_tail >= r->capacity) {
+            pk_ring_wait(r, last);
+            if (last - r->cached_tail >= r->capacity) {
                 atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
                 return NULL;
             }
@@ -208,10 +233,66 @@ pk_ring_claim(struct pk_thread *t, uint64_t *head_out)
     return r;
 }
 
+/* One slot: the event alone. */
+PK_HOT_FN static inline __attribute__((always_inline)) struct pk_ring *
+pk_ring_claim(struct pk_thread *t, uint64_t *head_out)
+{
+    return pk_ring_claim_slots(t, 1, head_out);
+}
+
+PK_HOT_FN static inline __attribute__((always_inline)) void
+pk_ring_publish_slots(struct pk_ring *r, uint64_t head, uint64_t slots)
+{
+    atomic_store_explicit(&r->head, head + slots, memory_order_release);
+}
+
 PK_HOT_FN static inline __attribute__((always_inline)) void pk_ring_publish(struct pk_ring *r,
                                                                             uint64_t head)
 {
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    pk_ring_publish_slots(r, head, 1);
+}
+
+/*
+ * Copies bytes into the ring's slots from `slot` on, `offset` bytes in,
+ * wrapping at the end of the ring: an event's payload in the slots after it.
+ */
+PK_HOT_FN static inline void pk_ring_put(struct pk_ring *r, uint64_t slot, unsigned shift,
+                                         size_t offset, const void *data, size_t len)
+{
+    const char *from = data;
+    size_t slot_bytes = (size_t)1 << shift;
+    while (len > 0) {
+        char *to = (char *)pk_ring_slot(r, slot + (offset >> shift), shift);
+        size_t at = offset & (slot_bytes - 1);
+        size_t n = slot_bytes - at < len ? slot_bytes - at : len;
+        __builtin_memcpy(to + at, from, n);
+        from += n;
+        offset += n;
+        len -= n;
+    }
+}
+
+/* The drain's side of pk_ring_put: copies len bytes out of the slots from `slot` on. */
+static inline void pk_ring_get(const struct pk_ring *r, uint64_t slot, unsigned shift,
+                               size_t offset, void *data, size_t len)
+{
+    char *to = data;
+    size_t slot_bytes = (size_t)1 << shift;
+    while (len > 0) {
+        const char *from = (const char *)pk_ring_slot(r, slot + (offset >> shift), shift);
+        size_t at = offset & (slot_bytes - 1);
+        size_t n = slot_bytes - at < len ? slot_bytes - at : len;
+        __builtin_memcpy(to, from + at, n);
+        to += n;
+        offset += n;
+        len -= n;
+    }
+}
+
+/* Slots a payload of `bytes` takes after its event. */
+PK_HOT_FN static inline uint64_t pk_payload_slots(size_t bytes, unsigned shift)
+{
+    return (bytes + ((size_t)1 << shift) - 1) >> shift;
 }
 
 #endif

@@ -211,6 +211,14 @@ PK_HIDDEN const char *pk_alloc_call_name(uint32_t call);
 PK_HIDDEN pk_event_type pk_alloc_event_type(uint32_t call, uintptr_t block, uintptr_t old);
 /* The usable size of a block asked for with that size and alignment. */
 PK_HIDDEN uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment);
+/* The most frames an allocation's stack holds (--stack N, PIKOC_STACK). */
+#define PK_STACK_MAX 64
+/*
+ * A --stack or PIKOC_STACK value: 0 (the call site only) to PK_STACK_MAX.
+ * Fails with "WHAT 'x': expected a number of frames from 0 to 64".
+ */
+PK_HIDDEN int pk_alloc_parse_stack(const char *what, const char *text, uint32_t *depth,
+                                   pk_error *err);
 /* The process's RSS and VMS in pages, UINT64_MAX when unreadable; opens
  * /proc/self/statm into *fd when it is -1 (monitors/function_memory.c). */
 PK_HIDDEN void pk_read_statm(int *fd, uint64_t pages[2]);

@@ -5,15 +5,19 @@
  * order (jemalloc, under pikoc run) and recorded as one raw event in the
  * thread's ring. Runs on monitored threads: no locks, no malloc, no stdio,
  * but for two cold paths that run once (a forked child's first allocation
- * starts its run; _exit ends one). Blocks get no header, so
- * malloc_usable_size stays the allocator's answer.
+ * starts its run; _exit ends one) and, with --stack N, libunwind's first
+ * unwind through code the thread has not met (it asks the loader, under the
+ * loader's lock). Blocks get no header, so malloc_usable_size stays the
+ * allocator's answer.
  */
 #include "clock.h"
 #include "hot.h"
 #include "internal.h"
 
+#define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <errno.h>
+#include <libunwind.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +196,126 @@ PK_HOT_FN __attribute__((noinline, cold)) static void not_running(void)
     atomic_store_explicit(&probe_reached, 1, memory_order_relaxed); /* see the end */
 }
 
+/* `third` is the alignment, or with PK_RAW_STACK the stack's hash (hot.h). */
+PK_HOT_FN static inline __attribute__((always_inline)) void
+fill_event(struct pk_raw_event *ev, uint32_t kind, uint32_t call, const void *block, uintptr_t site,
+           uint64_t size, const void *old, uint64_t third, uint64_t asked)
+{
+    ev->raw_time = pk_clock_raw();
+    ev->fn = (uintptr_t)block;
+    ev->site = site;
+    ev->kind = kind;
+    ev->call = call;
+    ev->values[PK_ALLOC_VALUE_SIZE] = size;
+    ev->values[PK_ALLOC_VALUE_OLD] = (uintptr_t)old;
+    ev->values[PK_ALLOC_VALUE_ALIGNMENT] = third;
+    ev->values[PK_ALLOC_VALUE_ASKED] = asked;
+}
+
+/* ---- stacks (--stack N) ------------------------------------------------------------ */
+
+/* Frames the interposer itself may have above the call site (a helper, the entry point). */
+#define OWN_FRAMES 4
+#define STACK_CACHE_SLOTS 1024 /* a power of two */
+
+/*
+ * The hashes of the stacks this thread has sent since the run started
+ * (direct-mapped: a stack pushed out is sent again, and the drain keeps it
+ * once). A new run, a forked child's included, has a new generation.
+ */
+static PK_TLS uint64_t stack_cache[STACK_CACHE_SLOTS];
+static PK_TLS uint32_t stack_cache_generation;
+
+/*
+ * Set up by the alloc monitor as the run starts: libunwind's caches per
+ * thread (no lock on a hit) and its first-use allocations made now, with
+ * this thread inside pikoc. 0 records the call site alone.
+ */
+PK_HIDDEN void pk_interposer_stacks(uint32_t depth);
+void pk_interposer_stacks(uint32_t depth)
+{
+    if (depth > 1) {
+        uint32_t busy = pk_self.busy;
+        pk_self.busy = 1;
+        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+        void *warm[8];
+        unw_backtrace(warm, 8);
+        pk_self.busy = busy;
+    }
+    atomic_store(&pk_rt.stack_depth, depth);
+}
+
+PK_HOT_FN static inline uint64_t stack_hash(const uintptr_t *frames, unsigned n)
+{
+    uint64_t h = n;
+    for (unsigned i = 0; i < n; i++) {
+        h = (h ^ frames[i]) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+    }
+    return h | 1; /* 0 marks an empty cache slot */
+}
+
+/*
+ * The call site and up to depth - 1 frames above it, innermost first;
+ * returns how many. The unwinder starts inside the interposer: its own
+ * frames, up to the call site, are left out.
+ */
+PK_HOT_FN __attribute__((noinline)) static unsigned unwind(uintptr_t site, unsigned depth,
+                                                           uintptr_t *frames)
+{
+    frames[0] = site;
+    if (depth < 2)
+        return 1;
+    void *raw[PK_STACK_MAX + OWN_FRAMES];
+    int got = unw_backtrace(raw, (int)(depth + OWN_FRAMES));
+    for (int i = 0; i < got && i <= OWN_FRAMES; i++) {
+        if ((uintptr_t)raw[i] != site)
+            continue;
+        unsigned n = 0;
+        for (; n < depth && i + (int)n < got; n++)
+            frames[n] = (uintptr_t)raw[i + n];
+        return n;
+    }
+    return 1; /* the unwinder did not pass the call site: it alone */
+}
+
+/*
+ * An allocation event naming its stack by hash; the first time this thread
+ * sends the stack, its frames follow in the slots after the event.
+ */
+PK_HOT_FN __attribute__((noinline)) static void
+record_stacked(struct pk_thread *t, unsigned depth, enum pk_alloc_call call, const void *block,
+               uintptr_t site, uint64_t size, const void *old, uint64_t alignment, uint64_t asked)
+{
+    uintptr_t frames[PK_STACK_MAX];
+    unsigned n = unwind(site, depth, frames);
+    uint64_t hash = stack_hash(frames, n);
+    uint32_t generation = atomic_load_explicit(&pk_rt.stack_generation, memory_order_relaxed);
+    if (PK_UNLIKELY(stack_cache_generation != generation)) {
+        memset(stack_cache, 0, sizeof stack_cache);
+        stack_cache_generation = generation;
+    }
+    uint64_t *cached = &stack_cache[hash & (STACK_CACHE_SLOTS - 1)];
+    bool known = *cached == hash;
+    struct pk_stack_payload head = {.frames = n};
+    size_t bytes = known ? 0 : sizeof head + n * sizeof *frames;
+    uint64_t slots = 1 + pk_payload_slots(bytes, PK_SLOT_SHIFT_SAMPLED);
+    uint64_t first;
+    struct pk_ring *r = pk_ring_claim_slots(t, slots, &first);
+    if (PK_UNLIKELY(!r))
+        return;
+    uint32_t align_code = alignment ? (uint32_t)__builtin_ctzll(alignment) + 1 : 0;
+    fill_event(pk_ring_slot(r, first, PK_SLOT_SHIFT_SAMPLED),
+               PK_RAW_ALLOC | PK_RAW_STACK | (known ? 0 : PK_RAW_STACK_FRAMES),
+               call | align_code << PK_ALLOC_ALIGN_SHIFT, block, site, size, old, hash, asked);
+    if (!known) {
+        pk_ring_put(r, first + 1, PK_SLOT_SHIFT_SAMPLED, 0, &head, sizeof head);
+        pk_ring_put(r, first + 1, PK_SLOT_SHIFT_SAMPLED, sizeof head, frames, n * sizeof *frames);
+    }
+    pk_ring_publish_slots(r, first, slots);
+    *cached = hash; /* only once the drain is sure to see it */
+}
+
 PK_HOT_FN static inline __attribute__((always_inline)) void
 record(struct pk_thread *t, enum pk_alloc_call call, const void *block, uintptr_t site,
        uint64_t size, const void *old, uint64_t alignment, uint64_t asked)
@@ -201,21 +325,21 @@ record(struct pk_thread *t, enum pk_alloc_call call, const void *block, uintptr_
         if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
             return;
     }
+    /* A free needs no stack: its block's allocation has one. */
+    unsigned depth = call < PK_CALL_FREE && block
+                         ? atomic_load_explicit(&pk_rt.stack_depth, memory_order_relaxed)
+                         : 0;
+    if (PK_UNLIKELY(depth)) {
+        record_stacked(t, depth, call, block, site, size, old, alignment, asked);
+        return;
+    }
     uint64_t head;
     struct pk_ring *r = pk_ring_claim(t, &head);
     if (PK_UNLIKELY(!r))
         return;
     /* A run that records allocations has 64-byte slots (monitor.c). */
-    struct pk_raw_event *ev = pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
-    ev->raw_time = pk_clock_raw();
-    ev->fn = (uintptr_t)block;
-    ev->site = site;
-    ev->kind = PK_RAW_ALLOC;
-    ev->call = call;
-    ev->values[PK_ALLOC_VALUE_SIZE] = size;
-    ev->values[PK_ALLOC_VALUE_OLD] = (uintptr_t)old;
-    ev->values[PK_ALLOC_VALUE_ALIGNMENT] = alignment;
-    ev->values[PK_ALLOC_VALUE_ASKED] = asked;
+    fill_event(pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED), PK_RAW_ALLOC, call, block, site, size,
+               old, alignment, asked);
     pk_ring_publish(r, head);
 }
 

@@ -220,8 +220,40 @@ static const char alloc_sql[] =
 
 /* ---- end of schema version 3 ---------------------------------------------------- */
 
+/* ---- schema version 4: allocation stacks (--stack N) ------------------------------ */
+
+/* clang-format off */
+static const char stacks_sql[] =
+    "CREATE TABLE alloc_stacks (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    id INTEGER NOT NULL,\n"
+    "    frames INTEGER NOT NULL,\n"
+    "    allocations INTEGER NOT NULL,\n"
+    "    bytes INTEGER NOT NULL,\n"
+    "    frees INTEGER NOT NULL,\n"
+    "    freed_bytes INTEGER NOT NULL,\n"
+    "    temporary INTEGER NOT NULL,\n"
+    "    leaked_blocks INTEGER NOT NULL,\n"
+    "    leaked_bytes INTEGER NOT NULL,\n"
+    "    peak_bytes INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE alloc_frames (\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    stack_id INTEGER NOT NULL,\n"
+    "    depth INTEGER NOT NULL,\n"
+    "    symbol_id INTEGER NOT NULL,\n"
+    "    line INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (run_id, stack_id, depth)\n"
+    ") WITHOUT ROWID;\n"
+    "ALTER TABLE alloc_runs ADD COLUMN stacks INTEGER NOT NULL DEFAULT 0;\n"
+    "PRAGMA user_version = 4;\n";
+/* clang-format on */
+
+/* ---- end of schema version 4 ---------------------------------------------------- */
+
 /* The upgrade blocks in order: upgrades[v - 1] takes a file from version v to v + 1. */
-static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql, alloc_sql};
+static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql, alloc_sql, stacks_sql};
 
 int pk_store_fail(pk_error *err, sqlite3 *db, const char *path)
 {

@@ -92,7 +92,7 @@ check_equal "top --group without an allocation key" "$status $(cat err)" \
     "2 pikoc top: --group applies to --by allocations, bytes or temporary only"
 pk top --db each.db --by bytes --group line
 check_equal "top --group line" "$status $(cat err)" \
-    "2 pikoc top: --group 'line': unknown group (accepted: site, function)"
+    "2 pikoc top: --group 'line': unknown group (accepted: site, function, stack)"
 pk export --db calls.db --format folded --weight peak
 check_equal "export --weight peak without allocation records" "$status $(cat err)" \
     "2 pikoc export: run 1 has no allocation records (record them with pikoc run --monitor alloc)"

@@ -294,16 +294,19 @@ static void run_row_holds_every_column(void **state)
                 "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3|NULL\n");
     /* Thread 4242 is not one pikoc saw run: no name. */
     assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10|NULL\n");
-    assert_rows(db, "PRAGMA user_version", "3\n");
+    assert_rows(db, "PRAGMA user_version", "4\n");
     assert_rows(db, "PRAGMA application_id", "1347112771\n");
     sqlite3_close(db);
 }
 
-/* What schema version 3 adds: dropped to make an older file. */
+/* What schema version 4 adds: dropped to make an older file. */
+#define VERSION_4_OBJECTS "DROP TABLE alloc_stacks; DROP TABLE alloc_frames;"
+
+/* What schema version 3 adds (and 4 after it): dropped to make an older file. */
 #define VERSION_3_OBJECTS                                                                          \
-    "DROP TABLE alloc_runs; DROP TABLE alloc_sites; DROP TABLE alloc_sizes;"                       \
-    " DROP TABLE memory_samples; ALTER TABLE threads DROP COLUMN name;"                            \
-    " ALTER TABLE runs DROP COLUMN parent_run;"
+    VERSION_4_OBJECTS " DROP TABLE alloc_runs; DROP TABLE alloc_sites; DROP TABLE alloc_sizes;"    \
+                      " DROP TABLE memory_samples; ALTER TABLE threads DROP COLUMN name;"          \
+                      " ALTER TABLE runs DROP COLUMN parent_run;"
 
 /* ---- profiler spans and checkpoints (schema version 2) ------------------------------ */
 
@@ -390,7 +393,7 @@ static void version_1_file_is_upgraded_by_a_writer(void **state)
     record_profilers(t->db);
     db = open_read(t->db);
     assert_true(pk_store_has_spans(db));
-    assert_rows(db, "PRAGMA user_version", "3\n");
+    assert_rows(db, "PRAGMA user_version", "4\n");
     assert_rows(db, "SELECT id, events FROM runs", "1|10\n2|7\n");
     assert_rows(db, "SELECT run_id, span, message FROM spans ORDER BY span",
                 "2|1|request\n2|2|query\n");
@@ -406,13 +409,36 @@ static void version_2_file_is_upgraded(void **state)
     exec_sql(t->db, VERSION_3_OBJECTS " PRAGMA user_version = 2");
     record_nested(t->db, NULL);
     sqlite3 *db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "3\n");
+    assert_rows(db, "PRAGMA user_version", "4\n");
     assert_rows(db, "SELECT id, status FROM runs", "1|complete\n2|complete\n");
     assert_rows(db, "SELECT count(*) FROM alloc_runs", "0\n");
-    assert_rows(db,
-                "SELECT name FROM sqlite_master WHERE name LIKE 'alloc_%' OR name = "
-                "'memory_samples' ORDER BY name",
-                "alloc_runs\nalloc_sites\nalloc_sizes\nmemory_samples\n");
+    assert_rows(
+        db,
+        "SELECT name FROM sqlite_master WHERE name LIKE 'alloc_%' OR name = "
+        "'memory_samples' ORDER BY name",
+        "alloc_frames\nalloc_runs\nalloc_sites\nalloc_sizes\nalloc_stacks\nmemory_samples\n");
+    sqlite3_close(db);
+}
+
+/* A version-3 file (before stacks) is upgraded by the next writer, its allocations kept. */
+static void version_3_file_is_upgraded(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record rec = test_record(0, PK_EVENT_ALLOC, "", 0, 10);
+    rec.flags = PK_RECORD_BLOCK | PK_RECORD_SIZE;
+    rec.alloc_function = "malloc";
+    rec.pointer = 0xa;
+    rec.size = rec.usable_size = 8;
+    pk_run_totals totals = {.events = 1, .end_ns = 100};
+    record_run(t->db, NULL, &rec, 1, &totals);
+    exec_sql(t->db, VERSION_4_OBJECTS " ALTER TABLE alloc_runs DROP COLUMN stacks;"
+                                      " PRAGMA user_version = 3");
+    record_run(t->db, NULL, &rec, 1, &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "PRAGMA user_version", "4\n");
+    assert_rows(db, "SELECT run_id, allocations, leaked_bytes, stacks FROM alloc_runs",
+                "1|1|8|0\n2|1|8|0\n");
+    assert_rows(db, "SELECT count(*) FROM alloc_stacks", "0\n");
     sqlite3_close(db);
 }
 
@@ -482,6 +508,60 @@ static void allocations_become_site_aggregates(void **state)
     /* Allocation records are aggregates only: no event batches, no symbols of their own. */
     assert_rows(db, "SELECT written, (SELECT count(*) FROM event_batches) FROM runs", "0|0\n");
     assert_rows(db, "SELECT function, file, line FROM symbols", "main|demo.c|0\n");
+    sqlite3_close(db);
+}
+
+/*
+ * Stacks (--stack N): two stacks through one call site, each counted on its
+ * own and its frames stored once.
+ *   index  event                 stack  live bytes
+ *     0    alloc 0xa 100          1       100
+ *     1    alloc 0xb 50           2       150
+ *     2    alloc 0xc 10           1       160 (peak)
+ *     3    free 0xc (temporary)   1       150
+ *     4    free 0xb               2       100
+ */
+static void samples_are_stored(void **state);
+
+static void allocation_stacks_become_stack_aggregates(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    /* Return addresses one byte into functions of this file: their names come back. */
+    const uintptr_t first[] = {(uintptr_t)samples_are_stored + 1,
+                               (uintptr_t)allocations_become_site_aggregates + 1,
+                               (uintptr_t)version_3_file_is_upgraded + 1};
+    const uintptr_t second[] = {(uintptr_t)samples_are_stored + 1,
+                                (uintptr_t)version_2_file_is_upgraded + 1};
+    pk_record recs[] = {
+        alloc_record(0, PK_EVENT_ALLOC, 0xa, 0, 100, 1, 1),
+        alloc_record(1, PK_EVENT_ALLOC, 0xb, 0, 50, 1, 1),
+        alloc_record(2, PK_EVENT_ALLOC, 0xc, 0, 10, 1, 1),
+        alloc_record(3, PK_EVENT_FREE, 0xc, 0, 10, 1, 1),
+        alloc_record(4, PK_EVENT_FREE, 0xb, 0, 50, 1, 1),
+    };
+    for (size_t i = 0; i < PK_ARRAY_SIZE(recs); i++) {
+        bool one = i != 1 && i != 4;
+        recs[i].stack = one ? first : second;
+        recs[i].stack_depth = one ? 3 : 2;
+    }
+    pk_run_totals totals = {.events = PK_ARRAY_SIZE(recs), .end_ns = 100};
+    record_run(t->db, NULL, recs, PK_ARRAY_SIZE(recs), &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT sites, stacks, leaked_bytes, peak_bytes FROM alloc_runs",
+                "1|2|100|160\n");
+    assert_rows(db,
+                "SELECT id, frames, allocations, bytes, frees, freed_bytes, temporary,"
+                " leaked_blocks, leaked_bytes, peak_bytes FROM alloc_stacks ORDER BY id",
+                "1|3|2|110|1|10|1|1|100|110\n"
+                "2|2|1|50|1|50|0|0|0|50\n");
+    assert_rows(db,
+                "SELECT f.stack_id, f.depth, s.function FROM alloc_frames f JOIN symbols s"
+                " ON s.run_id = f.run_id AND s.id = f.symbol_id ORDER BY f.stack_id, f.depth",
+                "1|0|samples_are_stored\n"
+                "1|1|allocations_become_site_aggregates\n"
+                "1|2|version_3_file_is_upgraded\n"
+                "2|0|samples_are_stored\n"
+                "2|1|version_2_file_is_upgraded\n");
     sqlite3_close(db);
 }
 
@@ -1071,8 +1151,8 @@ static void newer_schema_is_refused(void **state)
     record_nested(t->db, NULL);
     exec_sql(t->db, "PRAGMA user_version = 99");
     file_bytes before = read_bytes(t->db);
-    expect_read_error(t->db, "schema version 99 is newer than this pikoc (3)");
-    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (3)");
+    expect_read_error(t->db, "schema version 99 is newer than this pikoc (4)");
+    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (4)");
     pk_error err = {{0}};
     assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "killed", 9, -1, NULL, &err), -1);
     assert_unchanged(t->db, before);
@@ -1196,7 +1276,9 @@ int main(void)
         WITH_DIR(profilers_fill_spans_and_checkpoints),
         WITH_DIR(version_1_file_is_upgraded_by_a_writer),
         WITH_DIR(version_2_file_is_upgraded),
+        WITH_DIR(version_3_file_is_upgraded),
         WITH_DIR(allocations_become_site_aggregates),
+        WITH_DIR(allocation_stacks_become_stack_aggregates),
         WITH_DIR(samples_are_stored),
         WITH_DIR(closed_store_is_one_file),
         WITH_DIR(functions_are_exact_with_recursion),

@@ -187,6 +187,21 @@ typedef struct pk_run_facts {
 int pk_query_run_facts(pk_query *q, pk_run_facts *facts);
 /* Whether q's run has allocation records (the alloc_* tables), quietly. */
 bool pk_query_has_alloc(pk_query *q);
+/* Binds ?1 to q's run and ?2 to a LIMIT of `limit` (0: no limit); stmt may be NULL. */
+void pk_query_bind_run_limit(pk_query *q, sqlite3_stmt *stmt, uint64_t limit);
+/* Whether the run recorded allocation stacks (pikoc run --stack N). */
+bool pk_query_has_stacks(pk_query *q);
+/*
+ * Whether it did; else reports "--group stack: run N has no allocation
+ * stacks (...)" and returns PK_EXIT_USAGE.
+ */
+int pk_query_stack_run(pk_query *q);
+/*
+ * SQL for the frames of the alloc_stacks row aliased `a`, as one text:
+ * folded, "main;a;b" (outermost first); else "b:12 < a:20 < main:31"
+ * (innermost first, function:line).
+ */
+const char *pk_query_stack_text(bool folded);
 /*
  * Whether q's run has allocation records (the alloc_* tables); else reports
  * "run N has no allocation records (...)" and returns PK_EXIT_USAGE.

@@ -26,7 +26,8 @@ static const char help[] =
     "           For a run recorded with --monitor alloc, one line per allocation\n"
     "           call site (the recorded calls open then, and the function that\n"
     "           called malloc, new, ...), weighted by the bytes it asked for\n"
-    "           (alloc), still held at the end (leaked) or held at the peak (peak).\n"
+    "           (alloc), still held at the end (leaked) or held at the peak (peak);\n"
+    "           recorded with --stack N, one line per stack instead, all its frames.\n"
     "  csv      the events, as pikoc events --format csv prints them.\n"
     "\n"
     "options:\n"
@@ -311,6 +312,26 @@ static int export_alloc_sites(pk_query *q, int weight, const pk_call_tree *t, ch
     return rc == SQLITE_DONE ? 0 : pk_query_fail(q);
 }
 
+/* With --stack N the recorded stacks themselves, outermost frame first. */
+static int export_alloc_stacks(pk_query *q, int weight)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT %s AS stack, sum(a.%s) AS weight FROM alloc_stacks a"
+             " WHERE a.run_id = ? GROUP BY stack HAVING weight > 0 ORDER BY stack",
+             pk_query_stack_text(true), pk_weight_site_columns[weight]);
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        fprintf(q->out, "%s %lld\n", (const char *)sqlite3_column_text(stmt, 0),
+                (long long)sqlite3_column_int64(stmt, 1));
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : pk_query_fail(q);
+}
+
 static int export_folded(pk_query *q, int weight)
 {
     bool sites = weight != PK_WEIGHT_TIME && pk_query_has_alloc(q);
@@ -329,6 +350,8 @@ static int export_folded(pk_query *q, int weight)
             return PK_EXIT_USAGE;
         }
     }
+    if (sites && pk_query_has_stacks(q))
+        return export_alloc_stacks(q, weight);
     pk_call_tree t;
     int status = pk_call_tree_load(q, &t);
     if (status != 0) {

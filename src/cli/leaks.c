@@ -1,7 +1,8 @@
 /*
  * leaks.c — `pikoc leaks`: the blocks still live when the run ended,
- * grouped by the call site that allocated them, from the alloc_sites
- * aggregates (docs/schema.md, "Allocations"). Read-only.
+ * grouped by the call site that allocated them (alloc_sites) or, for a run
+ * recorded with --stack N, by stack (alloc_stacks and alloc_frames; see
+ * docs/schema.md, "Allocations"). Read-only.
  */
 #include "cli.h"
 
@@ -15,10 +16,14 @@ static const char help[] =
     "for. The run must have been recorded with pikoc run --monitor alloc. Blocks\n"
     "freed by exit-time destructors after the run ended count as leaked.\n"
     "\n"
-    "options:\n" PK_RUN_HELP "  --limit N            the first N sites (default 20; 0 for all)\n"
+    "options:\n" PK_RUN_HELP
+    "  --group GROUP        site or stack: each stack recorded with pikoc run\n"
+    "                       --stack N, its frames innermost first as function:line\n"
+    "                       (default: stack when the run has stacks, else site)\n"
+    "  --limit N            the first N sites or stacks (default 20; 0 for all)\n"
     "  -h, --help           this help\n"
     "\n"
-    "JSON fields: function, line, blocks, bytes, file.\n"
+    "JSON fields: function, line, blocks, bytes, file; by stack: blocks, bytes, stack.\n"
     "\n"
     "example:\n"
     "  pikoc run --monitor alloc -- ./app && pikoc leaks\n";
@@ -32,13 +37,23 @@ const pk_cli_command pk_cmd_leaks = {
     .main = leaks_main,
 };
 
-enum { OPT_LIMIT = PK_RUN_OPTION_COUNT };
+enum { OPT_LIMIT = PK_RUN_OPTION_COUNT, OPT_GROUP };
 
-static const pk_cli_option options[] = {PK_RUN_OPTIONS, [OPT_LIMIT] = {"limit", 0, "N"}};
+static const pk_cli_option options[] = {
+    PK_RUN_OPTIONS, [OPT_LIMIT] = {"limit", 0, "N"}, [OPT_GROUP] = {"group", 0, "GROUP"}};
+
+enum { GROUP_SITE, GROUP_STACK };
+static const char *const groups[] = {"site", "stack"};
 
 const pk_column pk_leak_columns[PK_LEAK_COLUMNS] = {
     {"function", PK_COLUMN_TEXT}, {"line", PK_COLUMN_INTEGER}, {"blocks", PK_COLUMN_INTEGER},
     {"bytes", PK_COLUMN_BYTES},   {"file", PK_COLUMN_TEXT},
+};
+
+static const pk_column stack_columns[] = {
+    {"blocks", PK_COLUMN_INTEGER},
+    {"bytes", PK_COLUMN_BYTES},
+    {"stack", PK_COLUMN_TEXT},
 };
 
 sqlite3_stmt *pk_leaks_prepare(pk_query *q, uint64_t limit)
@@ -51,10 +66,21 @@ sqlite3_stmt *pk_leaks_prepare(pk_query *q, uint64_t limit)
            " WHERE a.run_id = ?1 AND a.leaked_blocks > 0"
            " GROUP BY s.function, s.file, a.caller_line"
            " ORDER BY bytes DESC, blocks DESC, s.function, a.caller_line LIMIT ?2");
-    if (stmt) {
-        sqlite3_bind_int64(stmt, 1, q->run_id);
-        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-    }
+    pk_query_bind_run_limit(q, stmt, limit);
+    return stmt;
+}
+
+/* The leaking stacks (--stack N), each with its frames. */
+static sqlite3_stmt *by_stack(pk_query *q, uint64_t limit)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT a.leaked_blocks AS blocks, a.leaked_bytes AS bytes, %s AS stack"
+             " FROM alloc_stacks a WHERE a.run_id = ?1 AND a.leaked_blocks > 0"
+             " ORDER BY bytes DESC, blocks DESC, stack LIMIT ?2",
+             pk_query_stack_text(false));
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    pk_query_bind_run_limit(q, stmt, limit);
     return stmt;
 }
 
@@ -65,6 +91,7 @@ static int leaks_main(int argc, char **argv)
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_leaks, options, PK_ARRAY_SIZE(options), argc, argv);
     uint64_t limit = 20;
+    int group = -1;
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         switch (o) {
@@ -72,6 +99,11 @@ static int leaks_main(int argc, char **argv)
             return p.status;
         case OPT_LIMIT:
             if (pk_cli_uint(&p, "--limit", value, &limit) != 0)
+                return PK_EXIT_USAGE;
+            break;
+        case OPT_GROUP:
+            group = pk_cli_choice(&p, "--group", value, "group", groups, PK_ARRAY_SIZE(groups));
+            if (group < 0)
                 return PK_EXIT_USAGE;
             break;
         default:
@@ -86,8 +118,19 @@ static int leaks_main(int argc, char **argv)
         pk_query_close(&q);
         return status;
     }
-    sqlite3_stmt *stmt = pk_leaks_prepare(&q, limit);
-    status = stmt ? pk_query_print(&q, stmt, pk_leak_columns, PK_LEAK_COLUMNS) : PK_EXIT_USAGE;
+    if (group < 0)
+        group = pk_query_has_stacks(&q) ? GROUP_STACK : GROUP_SITE;
+    if (group == GROUP_STACK && (status = pk_query_stack_run(&q)) != 0) {
+        pk_query_close(&q);
+        return status;
+    }
+    sqlite3_stmt *stmt = group == GROUP_STACK ? by_stack(&q, limit) : pk_leaks_prepare(&q, limit);
+    if (!stmt)
+        status = PK_EXIT_USAGE;
+    else if (group == GROUP_STACK)
+        status = pk_query_print(&q, stmt, stack_columns, PK_ARRAY_SIZE(stack_columns));
+    else
+        status = pk_query_print(&q, stmt, pk_leak_columns, PK_LEAK_COLUMNS);
     pk_query_close(&q);
     return status;
 }

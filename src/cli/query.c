@@ -122,6 +122,51 @@ bool pk_query_has_alloc(pk_query *q)
     return found;
 }
 
+bool pk_query_has_stacks(pk_query *q)
+{
+    /* Before version 4 there is no stacks column: no stacks either. */
+    sqlite3_stmt *stmt = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(q->db, "SELECT stacks > 0 FROM alloc_runs WHERE run_id = ?", -1, &stmt,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, q->run_id);
+        found = sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return found;
+}
+
+void pk_query_bind_run_limit(pk_query *q, sqlite3_stmt *stmt, uint64_t limit)
+{
+    if (!stmt)
+        return;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+}
+
+int pk_query_stack_run(pk_query *q)
+{
+    if (pk_query_has_stacks(q))
+        return 0;
+    pk_cli_error(q->command->name,
+                 "--group stack: run %lld has no allocation stacks (record them with pikoc run "
+                 "--stack N)",
+                 (long long)q->run_id);
+    return PK_EXIT_USAGE;
+}
+
+const char *pk_query_stack_text(bool folded)
+{
+    /* group_concat follows the order of the subquery it reads. */
+    if (folded)
+        return "(SELECT group_concat(function, ';') FROM (SELECT s.function FROM alloc_frames f"
+               " JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id"
+               " WHERE f.run_id = a.run_id AND f.stack_id = a.id ORDER BY f.depth DESC))";
+    return "(SELECT group_concat(frame, ' < ') FROM (SELECT s.function || ':' || f.line AS frame"
+           " FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id"
+           " WHERE f.run_id = a.run_id AND f.stack_id = a.id ORDER BY f.depth))";
+}
+
 int pk_query_alloc_run(pk_query *q)
 {
     if (pk_query_has_alloc(q))

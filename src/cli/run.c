@@ -53,6 +53,9 @@ static const char help[] =
     "  --min-duration TIME  leave out calls shorter than TIME (500ns, 2us, 1.5ms, 1s)\n"
     "  --sample-interval TIME  with --monitor alloc: RSS and VMS every TIME, as records\n"
     "                       of their own (default 10ms; 0: none)\n"
+    "  --stack N            with --monitor alloc: up to N frames per allocation, the\n"
+    "                       call site and its callers (default 0: the call site\n"
+    "                       only; at most 64)\n"
     "  --no-follow          record PROGRAM only: processes it starts and programs it\n"
     "                       executes run untraced (by default each is a run of its own)\n"
     "  -q, --quiet          no summary at the end\n"
@@ -88,6 +91,7 @@ enum {
     OPT_MAX_DEPTH,
     OPT_MIN_DURATION,
     OPT_SAMPLE_INTERVAL,
+    OPT_STACK,
     OPT_NO_FOLLOW,
     OPT_QUIET,
 };
@@ -101,6 +105,7 @@ static const pk_cli_option options[] = {
     [OPT_MAX_DEPTH] = {"max-depth", 0, "N"},
     [OPT_MIN_DURATION] = {"min-duration", 0, "TIME"},
     [OPT_SAMPLE_INTERVAL] = {"sample-interval", 0, "TIME"},
+    [OPT_STACK] = {"stack", 0, "N"},
     [OPT_NO_FOLLOW] = {"no-follow", 0, NULL},
     [OPT_QUIET] = {"quiet", 'q', NULL},
 };
@@ -116,6 +121,7 @@ typedef struct run_config {
     const char *max_depth;
     const char *min_duration;
     const char *sample_interval;
+    const char *stack;
     bool no_follow;
     bool quiet;
     char **program; /* PROGRAM ARGS..., NULL-terminated */
@@ -214,6 +220,14 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
             bad = pk_cli_duration(&p, "--sample-interval", value, &number) ? PK_EXIT_USAGE : 0;
             cfg->sample_interval = value;
             break;
+        case OPT_STACK: {
+            pk_error err;
+            uint32_t depth;
+            if (pk_alloc_parse_stack("--stack", value, &depth, &err) != 0)
+                bad = pk_cli_usage(&p, "%s", err.message);
+            cfg->stack = value;
+            break;
+        }
         case OPT_NO_FOLLOW:
             cfg->no_follow = true;
             break;
@@ -429,6 +443,7 @@ static void set_environment(const run_config *cfg, const char *preload)
     set_or_unset("PIKOC_MAX_DEPTH", cfg->max_depth);
     set_or_unset("PIKOC_MIN_DURATION", cfg->min_duration);
     set_or_unset("PIKOC_SAMPLE_INTERVAL", cfg->sample_interval);
+    set_or_unset("PIKOC_STACK", cfg->stack);
     set_or_unset("PIKOC_FOLLOW", cfg->no_follow ? "no" : NULL);
     set_or_unset("PIKOC_USER_PRELOAD", cfg->no_follow ? getenv("LD_PRELOAD") : NULL);
     if (preload)

@@ -2,7 +2,8 @@
  * top.c — `pikoc top`: functions ranked by calls, time, bytes or RSS growth,
  * straight from the per-function aggregates (exact whatever the recorder's
  * filters kept out of the detailed events); or, --by allocations, bytes or
- * temporary, the call sites of allocations (alloc_sites). Read-only.
+ * temporary, the call sites of allocations (alloc_sites) or their stacks
+ * (alloc_stacks, with --stack N). Read-only.
  */
 #include "cli.h"
 
@@ -23,14 +24,16 @@ static const char help[] =
     "                       (requested) or temporary (blocks freed before the\n"
     "                       thread allocated anything else, as heaptrack counts them)\n"
     "  --group GROUP        with allocations, bytes or temporary: site (a line of a\n"
-    "                       function, the default) or function\n"
+    "                       function, the default), function, or stack (each stack\n"
+    "                       recorded with pikoc run --stack N, innermost frame first)\n"
     "  --limit N            the first N functions or sites (default 20; 0 for all)\n"
     "  -h, --help           this help\n"
     "\n"
     "JSON fields: function, file, line, calls, total_ns, self_ns, min_ns, max_ns,\n"
     "alloc_bytes, free_bytes, rss_growth; for allocation sites: function, line\n"
     "(null when grouped by function), allocations, bytes, temporary, leaked_bytes,\n"
-    "peak_bytes, file.\n"
+    "peak_bytes, file; by stack: allocations, bytes, temporary, leaked_bytes,\n"
+    "peak_bytes, stack.\n"
     "\n"
     "examples:\n"
     "  pikoc top --by alloc --limit 10\n"
@@ -58,7 +61,8 @@ static const char *const key_columns[] = {"f.calls",       "f.total_ns",   "f.se
                                           "f.alloc_bytes", "f.free_bytes", "f.rss_growth",
                                           "allocations",   "bytes",        "temporary"};
 enum { KEY_ALLOCATIONS = 6 };
-static const char *const groups[] = {"site", "function"};
+enum { GROUP_SITE, GROUP_FUNCTION, GROUP_STACK };
+static const char *const groups[] = {"site", "function", "stack"};
 
 const pk_column pk_site_columns[PK_SITE_COLUMNS] = {
     {"function", PK_COLUMN_TEXT},       {"line", PK_COLUMN_INTEGER},
@@ -78,10 +82,27 @@ sqlite3_stmt *pk_sites_prepare(pk_query *q, const char *order, bool by_function,
              " ORDER BY %s DESC, s.function, s.file, 2 LIMIT ?2",
              by_function ? "NULL" : "a.caller_line", by_function ? "" : ", a.caller_line", order);
     sqlite3_stmt *stmt = pk_query_prepare(q, sql);
-    if (stmt) {
-        sqlite3_bind_int64(stmt, 1, q->run_id);
-        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-    }
+    pk_query_bind_run_limit(q, stmt, limit);
+    return stmt;
+}
+
+static const pk_column stack_columns[] = {
+    {"allocations", PK_COLUMN_INTEGER}, {"bytes", PK_COLUMN_BYTES},
+    {"temporary", PK_COLUMN_INTEGER},   {"leaked_bytes", PK_COLUMN_BYTES},
+    {"peak_bytes", PK_COLUMN_BYTES},    {"stack", PK_COLUMN_TEXT},
+};
+
+/* Allocation stacks (--stack N), each with its frames; bound like pk_sites_prepare. */
+static sqlite3_stmt *prepare_stacks(pk_query *q, const char *order, uint64_t limit)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT a.allocations AS allocations, a.bytes AS bytes, a.temporary AS temporary,"
+             " a.leaked_bytes, a.peak_bytes, %s AS stack FROM alloc_stacks a"
+             " WHERE a.run_id = ?1 ORDER BY %s DESC, stack LIMIT ?2",
+             pk_query_stack_text(false), order);
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    pk_query_bind_run_limit(q, stmt, limit);
     return stmt;
 }
 
@@ -134,10 +155,16 @@ static int top_main(int argc, char **argv)
         return status;
     if (sites) {
         sqlite3_stmt *stmt = NULL;
-        if ((status = pk_query_alloc_run(&q)) == 0 &&
-            !(stmt = pk_sites_prepare(&q, key_columns[key], group == 1, limit)))
+        bool stacks = group == GROUP_STACK;
+        if ((status = pk_query_alloc_run(&q)) == 0 && stacks)
+            status = pk_query_stack_run(&q);
+        if (status == 0 && !(stmt = stacks ? prepare_stacks(&q, key_columns[key], limit)
+                                           : pk_sites_prepare(&q, key_columns[key],
+                                                              group == GROUP_FUNCTION, limit)))
             status = PK_EXIT_USAGE;
-        if (stmt)
+        if (stmt && stacks)
+            status = pk_query_print(&q, stmt, stack_columns, PK_ARRAY_SIZE(stack_columns));
+        else if (stmt)
             status = pk_query_print(&q, stmt, pk_site_columns, PK_SITE_COLUMNS);
         pk_query_close(&q);
         return status;
@@ -152,13 +179,8 @@ static int top_main(int argc, char **argv)
              " LIMIT ?2",
              key_columns[key], key_columns[key]);
     sqlite3_stmt *stmt = pk_query_prepare(&q, sql);
-    if (stmt) {
-        sqlite3_bind_int64(stmt, 1, q.run_id);
-        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-        status = pk_query_print(&q, stmt, columns, PK_ARRAY_SIZE(columns));
-    } else {
-        status = PK_EXIT_USAGE;
-    }
+    pk_query_bind_run_limit(&q, stmt, limit);
+    status = stmt ? pk_query_print(&q, stmt, columns, PK_ARRAY_SIZE(columns)) : PK_EXIT_USAGE;
     pk_query_close(&q);
     return status;
 }
