@@ -15,13 +15,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-stacks.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 cd "$work" || exit 1
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
-check_equal() { # name got expected
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
-}
+. "$srcdir/tests/checks.sh"
 pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
     timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
     status=$?
