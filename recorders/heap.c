@@ -19,7 +19,8 @@ static const char *const statement_sql[] = {
     [ST_RUN] = "INSERT OR REPLACE INTO alloc_runs VALUES "
                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_SIZE] = "INSERT OR REPLACE INTO alloc_sizes VALUES (?, ?, ?)",
-    [ST_SAMPLE] = "INSERT OR REPLACE INTO memory_samples VALUES (?, ?, ?, ?)",
+    [ST_SAMPLE] = "INSERT OR REPLACE INTO memory_samples (run_id, time_ns, rss, vms, heap_bytes,"
+                  " heap_blocks) VALUES (?, ?, ?, ?, ?, ?)",
     [ST_STACK] = "INSERT OR REPLACE INTO alloc_stacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_FRAME] = "INSERT OR REPLACE INTO alloc_frames VALUES (?, ?, ?, ?, ?)",
 };
@@ -241,9 +242,19 @@ void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
         on_free(h, rec, rec->pointer);
         break;
     case PK_EVENT_SAMPLE:
+        /*
+         * The heap now is what the records delivered before the sample left it:
+         * a state the heap passed through, so no sample exceeds peak_bytes.
+         */
         if (rec->flags & PK_RECORD_MEMORY) {
             pk_grow(&h->samples, &h->sample_capacity, h->sample_count, sizeof *h->samples);
-            h->samples[h->sample_count++] = *rec;
+            h->samples[h->sample_count++] = (pk_heap_sample){
+                .time_ns = rec->time_ns,
+                .rss = rec->rss,
+                .vms = rec->vms,
+                .heap_bytes = h->live_bytes,
+                .heap_blocks = h->blocks.count,
+            };
             h->peak_rss = rec->rss > h->peak_rss ? rec->rss : h->peak_rss;
         }
         break;
@@ -405,11 +416,16 @@ int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id)
         b->b = 0;
     }
     for (size_t i = 0; i < h->sample_count; i++) {
+        const pk_heap_sample *sample = &h->samples[i];
         sqlite3_stmt *st = h->st[ST_SAMPLE];
         sqlite3_bind_int64(st, 1, run_id);
-        bind_u64(st, 2, h->samples[i].time_ns);
-        bind_u64(st, 3, h->samples[i].rss);
-        bind_u64(st, 4, h->samples[i].vms);
+        bind_u64(st, 2, sample->time_ns);
+        bind_u64(st, 3, sample->rss);
+        bind_u64(st, 4, sample->vms);
+        if (h->blocks_tracked) {
+            bind_u64(st, 5, sample->heap_bytes);
+            bind_u64(st, 6, sample->heap_blocks);
+        }
         if (run_step(st) != 0)
             return -1;
     }

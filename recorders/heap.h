@@ -42,6 +42,12 @@ typedef struct pk_heap_stack {
     pk_heap_counts counts;
 } pk_heap_stack;
 
+/* A timer sample of RSS and VMS, with the heap as the records before it left it. */
+typedef struct pk_heap_sample {
+    uint64_t time_ns, rss, vms;
+    uint64_t heap_bytes, heap_blocks;
+} pk_heap_sample;
+
 typedef struct pk_heap {
     pk_heap_site *sites; /* by id; slot 0 unused */
     size_t site_count, site_capacity;
@@ -64,9 +70,10 @@ typedef struct pk_heap {
     uint64_t stored_epoch; /* epoch when the site rows were last written */
     uint64_t peak_rss;     /* bytes: the largest sample, then the kernel's peak at the end */
     bool finished;         /* the run ended: peak_rss is the process's */
+    bool blocks_tracked;   /* the run records allocation calls: samples carry the heap */
     bool seen;             /* any allocation record */
     bool dirty;
-    pk_record *samples; /* RSS/VMS samples not stored yet */
+    pk_heap_sample *samples; /* samples not stored yet */
     size_t sample_count, sample_capacity;
     sqlite3_stmt *st[6];
 } pk_heap;

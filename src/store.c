@@ -252,8 +252,20 @@ static const char stacks_sql[] =
 
 /* ---- end of schema version 4 ---------------------------------------------------- */
 
+/* ---- schema version 5: the live heap at each memory sample --------------------------- */
+
+/* clang-format off */
+static const char heap_samples_sql[] =
+    "ALTER TABLE memory_samples ADD COLUMN heap_bytes INTEGER;\n"
+    "ALTER TABLE memory_samples ADD COLUMN heap_blocks INTEGER;\n"
+    "PRAGMA user_version = 5;\n";
+/* clang-format on */
+
+/* ---- end of schema version 5 ---------------------------------------------------- */
+
 /* The upgrade blocks in order: upgrades[v - 1] takes a file from version v to v + 1. */
-static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql, alloc_sql, stacks_sql};
+static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql, alloc_sql, stacks_sql,
+                                                           heap_samples_sql};
 
 int pk_store_fail(pk_error *err, sqlite3 *db, const char *path)
 {

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define PK_STORE_APPLICATION_ID 0x504B4F43 /* "PKOC" */
-#define PK_STORE_VERSION 4                 /* PRAGMA user_version of this schema */
+#define PK_STORE_VERSION 5                 /* PRAGMA user_version of this schema */
 #define PK_STORE_ENCODING 2                /* first byte of every event batch written */
 #define PK_STORE_ENCODING_V1 1             /* still read: batches of older pikoc */
 

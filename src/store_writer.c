@@ -608,6 +608,7 @@ pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int
     s->namer = own_thread_name;
     pk_aggregates_init(&s->aggregates);
     pk_heap_init(&s->heap);
+    s->heap.blocks_tracked = (run->flags & PK_RECORD_BLOCK) != 0;
     sqlite3_stmt *st = w->st[ST_INSERT_RUN];
     sqlite3_bind_text(st, 1, run->command_line ? run->command_line : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, run->host ? run->host : "", -1, SQLITE_STATIC);

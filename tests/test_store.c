@@ -66,17 +66,32 @@ static pk_logger *sqlite_logger(const char *path, const char *filter)
 }
 
 /* One whole run through "sqlite:PATH" (behind an optional filter). */
-static void record_run(const char *path, const char *filter, const pk_record *recs, size_t n,
-                       const pk_run_totals *totals)
+static void record_run_as(const char *path, const char *filter, pk_run_info run,
+                          const pk_record *recs, size_t n, const pk_run_totals *totals)
 {
     pk_logger *lg = sqlite_logger(path, filter);
-    pk_run_info run = demo_run();
     assert_int_equal(pk_logger_start(lg, &run), 0);
     for (size_t i = 0; i < n; i++)
         pk_logger_push(lg, &recs[i]);
     assert_int_equal(pk_logger_finish(lg, totals), 0);
     assert_null(pk_logger_error(lg));
     pk_logger_free(lg);
+}
+
+static void record_run(const char *path, const char *filter, const pk_record *recs, size_t n,
+                       const pk_run_totals *totals)
+{
+    record_run_as(path, filter, demo_run(), recs, n, totals);
+}
+
+/* A run of function-memory,alloc: its records also carry blocks and sizes. */
+static void record_alloc_run(const char *path, const pk_record *recs, size_t n,
+                             const pk_run_totals *totals)
+{
+    pk_run_info run = demo_run();
+    run.monitor = "function-memory,alloc";
+    run.flags |= PK_RECORD_BLOCK | PK_RECORD_SIZE;
+    record_run_as(path, NULL, run, recs, n, totals);
 }
 
 static sqlite3 *open_read(const char *path)
@@ -294,13 +309,18 @@ static void run_row_holds_every_column(void **state)
                 "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3|NULL\n");
     /* Thread 4242 is not one pikoc saw run: no name. */
     assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10|NULL\n");
-    assert_rows(db, "PRAGMA user_version", "4\n");
+    assert_rows(db, "PRAGMA user_version", "5\n");
     assert_rows(db, "PRAGMA application_id", "1347112771\n");
     sqlite3_close(db);
 }
 
-/* What schema version 4 adds: dropped to make an older file. */
-#define VERSION_4_OBJECTS "DROP TABLE alloc_stacks; DROP TABLE alloc_frames;"
+/* What schema version 5 adds: dropped to make an older file. */
+#define VERSION_5_OBJECTS                                                                          \
+    "ALTER TABLE memory_samples DROP COLUMN heap_bytes;"                                           \
+    " ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
+
+/* What schema version 4 adds (and 5 after it): dropped to make an older file. */
+#define VERSION_4_OBJECTS VERSION_5_OBJECTS " DROP TABLE alloc_stacks; DROP TABLE alloc_frames;"
 
 /* What schema version 3 adds (and 4 after it): dropped to make an older file. */
 #define VERSION_3_OBJECTS                                                                          \
@@ -393,7 +413,7 @@ static void version_1_file_is_upgraded_by_a_writer(void **state)
     record_profilers(t->db);
     db = open_read(t->db);
     assert_true(pk_store_has_spans(db));
-    assert_rows(db, "PRAGMA user_version", "4\n");
+    assert_rows(db, "PRAGMA user_version", "5\n");
     assert_rows(db, "SELECT id, events FROM runs", "1|10\n2|7\n");
     assert_rows(db, "SELECT run_id, span, message FROM spans ORDER BY span",
                 "2|1|request\n2|2|query\n");
@@ -409,7 +429,7 @@ static void version_2_file_is_upgraded(void **state)
     exec_sql(t->db, VERSION_3_OBJECTS " PRAGMA user_version = 2");
     record_nested(t->db, NULL);
     sqlite3 *db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "4\n");
+    assert_rows(db, "PRAGMA user_version", "5\n");
     assert_rows(db, "SELECT id, status FROM runs", "1|complete\n2|complete\n");
     assert_rows(db, "SELECT count(*) FROM alloc_runs", "0\n");
     assert_rows(
@@ -435,7 +455,7 @@ static void version_3_file_is_upgraded(void **state)
                                       " PRAGMA user_version = 3");
     record_run(t->db, NULL, &rec, 1, &totals);
     sqlite3 *db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "4\n");
+    assert_rows(db, "PRAGMA user_version", "5\n");
     assert_rows(db, "SELECT run_id, allocations, leaked_bytes, stacks FROM alloc_runs",
                 "1|1|8|0\n2|1|8|0\n");
     assert_rows(db, "SELECT count(*) FROM alloc_stacks", "0\n");
@@ -565,7 +585,10 @@ static void allocation_stacks_become_stack_aggregates(void **state)
     sqlite3_close(db);
 }
 
-/* Timer samples of RSS and VMS: rows of memory_samples, unmeasured ones left out. */
+/*
+ * Timer samples of RSS and VMS: rows of memory_samples, unmeasured ones left
+ * out; a run that records no allocation calls has no heap to give them.
+ */
 static void samples_are_stored(void **state)
 {
     const temp_dir *t = dir_of(state);
@@ -581,12 +604,95 @@ static void samples_are_stored(void **state)
     pk_run_totals totals = {.events = 3, .end_ns = 40000000};
     record_run(t->db, NULL, recs, 3, &totals);
     sqlite3 *db = open_read(t->db);
-    assert_rows(db, "SELECT time_ns, rss, vms FROM memory_samples ORDER BY time_ns",
-                "10000000|409600|4096000\n30000000|417792|4096000\n");
+    assert_rows(db,
+                "SELECT time_ns, rss, vms, heap_bytes, heap_blocks FROM memory_samples"
+                " ORDER BY time_ns",
+                "10000000|409600|4096000|NULL|NULL\n30000000|417792|4096000|NULL|NULL\n");
     assert_rows(db, "SELECT allocations, frees, peak_rss >= 417792 FROM alloc_runs", "0|0|1\n");
     /* No thread row and no symbol for them: they are the process's. */
     assert_rows(db, "SELECT (SELECT count(*) FROM threads), (SELECT count(*) FROM symbols)",
                 "0|0\n");
+    sqlite3_close(db);
+}
+
+/* A timer sample at record `index`, time 10 * index, RSS `pages` pages. */
+static pk_record sample_record(uint64_t index, uint64_t pages)
+{
+    pk_record r = test_record(index, PK_EVENT_SAMPLE, "", 0, 10 * index);
+    r.caller = r.caller_file = "";
+    r.thread = 0;
+    r.flags = PK_RECORD_MEMORY;
+    r.rss = 4096 * pages;
+    r.vms = 4096 * 1000;
+    return r;
+}
+
+/*
+ * Each sample holds the heap the records before it left: requested bytes
+ * and blocks live. A peak between two samples (1400 at index 9) is in
+ * alloc_runs and in no sample, which never exceeds it.
+ *   index  event                 live bytes, blocks
+ *     0    sample                    0, 0
+ *     1    alloc 0xa 100           100, 1
+ *     2    alloc 0xb 50            150, 2
+ *     3    sample                  150, 2
+ *     4    free 0xb                100, 1
+ *     5    realloc 0xa -> 0xc 400  400, 1
+ *     6    sample                  400, 1
+ *     7    alloc 0xd 1000         1400, 2 (peak, time 70)
+ *     8    free 0xd                400, 1
+ *     9    free 0xc                  0, 0
+ *    10    sample                    0, 0
+ */
+static void samples_carry_the_heap(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[] = {
+        sample_record(0, 100),
+        alloc_record(1, PK_EVENT_ALLOC, 0xa, 0, 100, 1, 1),
+        alloc_record(2, PK_EVENT_ALLOC, 0xb, 0, 50, 2, 1),
+        sample_record(3, 101),
+        alloc_record(4, PK_EVENT_FREE, 0xb, 0, 0, 3, 1),
+        alloc_record(5, PK_EVENT_REALLOC, 0xc, 0xa, 400, 4, 1),
+        sample_record(6, 102),
+        alloc_record(7, PK_EVENT_ALLOC, 0xd, 0, 1000, 5, 1),
+        alloc_record(8, PK_EVENT_FREE, 0xd, 0, 0, 6, 1),
+        alloc_record(9, PK_EVENT_FREE, 0xc, 0, 0, 6, 1),
+        sample_record(10, 103),
+    };
+    pk_run_totals totals = {.events = PK_ARRAY_SIZE(recs), .end_ns = 200};
+    record_alloc_run(t->db, recs, PK_ARRAY_SIZE(recs), &totals);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db,
+                "SELECT time_ns, rss, heap_bytes, heap_blocks FROM memory_samples"
+                " ORDER BY time_ns",
+                "0|409600|0|0\n30|413696|150|2\n60|417792|400|1\n100|421888|0|0\n");
+    assert_rows(db, "SELECT peak_bytes, peak_time_ns, leaked_bytes FROM alloc_runs", "1400|70|0\n");
+    sqlite3_close(db);
+}
+
+/*
+ * A version-4 file (samples without the heap) is upgraded by the next
+ * writer: its samples keep NULL, the new run's have the heap.
+ */
+static void version_4_file_is_upgraded(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_record recs[] = {alloc_record(0, PK_EVENT_ALLOC, 0xa, 0, 100, 1, 1), sample_record(1, 100)};
+    pk_run_totals totals = {.events = PK_ARRAY_SIZE(recs), .end_ns = 20};
+    record_alloc_run(t->db, recs, PK_ARRAY_SIZE(recs), &totals);
+    exec_sql(t->db, VERSION_5_OBJECTS " PRAGMA user_version = 4");
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT run_id, time_ns, rss FROM memory_samples", "1|10|409600\n");
+    sqlite3_close(db);
+    record_alloc_run(t->db, recs, PK_ARRAY_SIZE(recs), &totals);
+    db = open_read(t->db);
+    assert_rows(db, "PRAGMA user_version", "5\n");
+    assert_rows(db,
+                "SELECT run_id, time_ns, rss, heap_bytes, heap_blocks FROM memory_samples"
+                " ORDER BY run_id",
+                "1|10|409600|NULL|NULL\n2|10|409600|100|1\n");
+    assert_rows(db, "SELECT run_id, peak_bytes FROM alloc_runs ORDER BY run_id", "1|100\n2|100\n");
     sqlite3_close(db);
 }
 
@@ -1151,8 +1257,8 @@ static void newer_schema_is_refused(void **state)
     record_nested(t->db, NULL);
     exec_sql(t->db, "PRAGMA user_version = 99");
     file_bytes before = read_bytes(t->db);
-    expect_read_error(t->db, "schema version 99 is newer than this pikoc (4)");
-    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (4)");
+    expect_read_error(t->db, "schema version 99 is newer than this pikoc (5)");
+    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (5)");
     pk_error err = {{0}};
     assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "killed", 9, -1, NULL, &err), -1);
     assert_unchanged(t->db, before);
@@ -1280,6 +1386,8 @@ int main(void)
         WITH_DIR(allocations_become_site_aggregates),
         WITH_DIR(allocation_stacks_become_stack_aggregates),
         WITH_DIR(samples_are_stored),
+        WITH_DIR(samples_carry_the_heap),
+        WITH_DIR(version_4_file_is_upgraded),
         WITH_DIR(closed_store_is_one_file),
         WITH_DIR(functions_are_exact_with_recursion),
         WITH_DIR(call_paths_form_the_calling_context_tree),

@@ -13,12 +13,14 @@ static const char help[] =
     "usage: pikoc plot [OPTIONS] [DB]\n"
     "\n"
     "Draws the memory of a run as an SVG: the resident set (RSS), the virtual size\n"
-    "(VMS) and the live heap (the sum over threads of bytes allocated minus bytes\n"
-    "freed, from jemalloc's counters) at each event, over the time since the start\n"
-    "of the run or over the event index. The largest RSS jumps are marked with\n"
-    "the function and line the program was at (as pikoc spikes reports them).\n"
-    "The alloc monitor's timer samples of RSS and VMS are drawn on the time axis,\n"
-    "and a run with allocation records gets its heap peak marked.\n"
+    "(VMS) and the live heap at each event, over the time since the start of the\n"
+    "run or over the event index. The largest RSS jumps are marked with the\n"
+    "function and line the program was at (as pikoc spikes reports them).\n"
+    "The alloc monitor's timer samples are drawn on the time axis: RSS, VMS and\n"
+    "the live heap of the allocation records (bytes requested by live blocks),\n"
+    "with the heap's peak marked. Without them the live heap is the sum over\n"
+    "threads of bytes allocated minus bytes freed, from jemalloc's counters on\n"
+    "the events.\n"
     "More events than pixel columns are drawn as each column's minimum and\n"
     "maximum, and the picture says so.\n"
     "\n"
@@ -79,6 +81,7 @@ typedef struct plot {
     size_t samples;     /* events drawn */
     size_t timer;       /* timer samples drawn (memory_samples) */
     bool timer_skipped; /* the run has timer samples, not drawn over the event index */
+    bool timer_heap;    /* the heap comes from the timer samples, not the events' counters */
     bool has_peak;      /* the allocation records' heap peak (alloc_runs) */
     double peak_x, peak_bytes;
     bool has[SERIES];
@@ -148,7 +151,7 @@ static int take_sample(void *context, const pk_memory_sample *s)
         bucket_add(p, S_VMS, x, (double)s->vms);
         spike_add(p, x, s);
     }
-    if (s->has_heap)
+    if (s->has_heap && !p->timer_heap)
         bucket_add(p, S_HEAP, x, (double)s->heap);
     if (s->has_rss || s->has_heap)
         p->samples++;
@@ -192,13 +195,32 @@ static int find_x_max(pk_query *q, plot *p)
 }
 
 /*
- * The alloc monitor's timer samples (memory_samples): RSS and VMS whether or
- * not the program is instrumented. They have a time and no event index.
+ * Whether the timer samples carry the allocation records' heap (schema
+ * version 4). They are then the heap line, even in a run whose events also
+ * have jemalloc's counters: the same heap as the peak marked on it, and on
+ * the same time axis.
+ */
+static void find_timer_heap(pk_query *q, plot *p)
+{
+    if (p->o->x != PK_PLOT_X_TIME)
+        return;
+    sqlite3_stmt *stmt =
+        prepare_optional(q, "SELECT count(heap_bytes) FROM memory_samples WHERE run_id = ?");
+    p->timer_heap = stmt && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > 0;
+    sqlite3_finalize(stmt);
+}
+
+/*
+ * The alloc monitor's timer samples (memory_samples): RSS, VMS and the live
+ * heap whether or not the program is instrumented. They have a time and no
+ * event index.
  */
 static int take_timer_samples(pk_query *q, plot *p)
 {
-    sqlite3_stmt *stmt =
-        prepare_optional(q, "SELECT time_ns, rss, vms FROM memory_samples WHERE run_id = ?");
+    sqlite3_stmt *stmt = prepare_optional(
+        q, p->timer_heap ? "SELECT time_ns, rss, vms, heap_bytes FROM memory_samples"
+                           " WHERE run_id = ?"
+                         : "SELECT time_ns, rss, vms, NULL FROM memory_samples WHERE run_id = ?");
     if (!stmt)
         return 0;
     int rc;
@@ -211,6 +233,8 @@ static int take_timer_samples(pk_query *q, plot *p)
         double rss = sqlite3_column_double(stmt, 1);
         bucket_add(p, S_RSS, x, rss);
         bucket_add(p, S_VMS, x, sqlite3_column_double(stmt, 2));
+        if (sqlite3_column_type(stmt, 3) != SQLITE_NULL)
+            bucket_add(p, S_HEAP, x, sqlite3_column_double(stmt, 3));
         if (rss > p->rss_max)
             p->rss_max = rss;
         p->timer++;
@@ -366,7 +390,8 @@ static void draw_spikes(FILE *out, const plot *p, const area *a, double list_top
 /*
  * The allocation records' heap peak (requested bytes of live blocks): a
  * diamond where and when it was reached, and a line in the list under the
- * axes. The live-heap line itself needs jemalloc's counters on the events.
+ * axes. The timer samples' heap line passes under it or touches it: the
+ * peak falls between samples, and no sample holds more.
  */
 static void draw_heap_peak(FILE *out, const plot *p, const area *a, double list_y)
 {
@@ -465,6 +490,7 @@ int pk_plot_write(pk_query *q, FILE *out, const pk_plot_options *o)
         return status;
     p.buckets = pk_xcalloc(SERIES * p.columns, sizeof *p.buckets);
     p.spikes = pk_xcalloc(o->spikes ? o->spikes : 1, sizeof *p.spikes);
+    find_timer_heap(q, &p);
     status = pk_memory_walk(q, take_sample, &p);
     if (status == 0)
         status = take_timer_samples(q, &p);
