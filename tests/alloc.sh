@@ -163,6 +163,31 @@ check_equal "samples: the run's peak RSS is at least the largest sample" \
     "$(sql hold.db "SELECT peak_rss >= (SELECT max(rss) FROM memory_samples) FROM alloc_runs")" 1
 pk peak --db hold.db
 check_equal "peak: the largest sampled RSS" "$(sed -n 2p out | cut -d' ' -f1-3)" "sampled RSS peak"
+# The heap at each sample: 10 blocks of 100 KiB allocated 20 ms apart, held, freed 20 ms apart.
+pk run -q --monitor alloc --sample-interval 2ms --record sqlite:steps.db -- "$(prog allocs)" steps 10 20
+sql steps.db "SELECT heap_bytes, heap_blocks FROM memory_samples ORDER BY time_ns" >steps.txt
+# Consecutive repeats collapsed: each level once, then whether it rose, then fell.
+awk -F'|' '$1 != last { printf "%s ", $1; last = $1 }' steps.txt >levels.txt
+check_equal "heap samples: up to 10 blocks of 100 KiB and back down, whole blocks only" \
+    "$status $(awk -F'|' '$1 != $2 * 102400 { bad++ } END { print bad + 0, (NR > 50) }' steps.txt) $(
+        awk '{ d = 1; for (i = 2; i <= NF; i++) { if ($i < $(i - 1)) d = 0; else if (d == 0) { print "rises again at", $i; exit } } print "up then down" }' levels.txt)" \
+    "0 0 1 up then down"
+# The first sample may already hold the first block: the drain handles the
+# sampler's records and the program's ring by ring, not merged by time.
+check_equal "heap samples: the last holds nothing" "$(awk '{ print $NF }' levels.txt)" "0"
+pk peak --db steps.db
+check_equal "heap samples: the largest is pikoc peak's figure" \
+    "$(sed -n '1s/.*(\([0-9]*\) bytes).*/\1/p' out) $(sql steps.db "SELECT max(heap_bytes) FROM memory_samples")" \
+    "1024000 1024000"
+pk plot steps.db -o steps.svg
+check_equal "plot: the heap line of the samples, under the peak's diamond" \
+    "$status $(grep -o 'class="legend">[^<]*' steps.svg | cut -d'>' -f2 | tr '\n' ,) $(grep -c '<polyline fill="none" stroke="#2ca02c"' steps.svg) $(grep -c '<g class="peak">' steps.svg)" \
+    "0 RSS,VMS,live heap, 1 1"
+# The diamond's top is 5 px above the peak; the line's highest point is the peak.
+check_equal "plot: the heap line reaches the peak's height" \
+    "$(grep -o '<polyline fill="none" stroke="#2ca02c"[^>]*' steps.svg | sed 's/.*points="//; s/"$//' |
+        tr ' ' '\n' | cut -d, -f2 | sort -n | head -1)" \
+    "$(sed -n 's/.*<g class="peak">.*<path d="M[0-9.]* \([0-9.]*\) .*/\1/p' steps.svg | awk '{ print $1 + 5 }')"
 pk run -q --monitor alloc --sample-interval 0 --record sqlite:nosamples.db -- "$(prog allocs)" hold 1 20
 check_equal "--sample-interval 0: no samples, no RSS in the run's flags" \
     "$(sql nosamples.db "SELECT (SELECT count(*) FROM memory_samples), flags FROM runs")" "0|24"

@@ -163,6 +163,29 @@ static size_t occurrences(const char *text, const char *part)
  * schema), reduced to the columns the pictures read and filled by hand for
  * run 1; a writer that made its own is replaced.
  */
+static void exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *error = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &error) != SQLITE_OK)
+        fail_msg("%s: %s", sql, error);
+    sqlite3_close(db);
+}
+
+/* The points of the first polyline drawn in `colour`, as the SVG has them (caller frees). */
+static char *polyline_points(const char *svg, const char *colour)
+{
+    char head[96];
+    snprintf(head, sizeof head, "<polyline fill=\"none\" stroke=\"%s\"", colour);
+    const char *line = strstr(svg, head);
+    assert_non_null(line);
+    const char *points = strstr(line, "points=\"");
+    assert_non_null(points);
+    points += strlen("points=\"");
+    return strndup(points, strcspn(points, "\""));
+}
+
 static void add_allocation_tables(const char *path)
 {
     sqlite3 *db = NULL;
@@ -369,15 +392,8 @@ static void plot_draws_timer_samples_and_the_heap_peak(void **state)
     const temp_dir *t = *state;
     record_known(t->db);
     add_allocation_tables(t->db);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(t->db, &db), SQLITE_OK);
-    char *error = NULL;
-    if (sqlite3_exec(db,
-                     "INSERT INTO memory_samples (run_id, time_ns, rss, vms) VALUES"
-                     " (1, 500, 2097152, 11534336), (1, 12000, 4194304, 13631488)",
-                     NULL, NULL, &error) != SQLITE_OK)
-        fail_msg("%s", error);
-    sqlite3_close(db);
+    exec_sql(t->db, "INSERT INTO memory_samples (run_id, time_ns, rss, vms) VALUES"
+                    " (1, 500, 2097152, 11534336), (1, 12000, 4194304, 13631488)");
     pk_query q;
     open_run(&q, &pk_cmd_plot, t->db, NULL);
     pk_plot_options o = pk_plot_defaults();
@@ -396,6 +412,67 @@ static void plot_draws_timer_samples_and_the_heap_peak(void **state)
     assert_contains(svg, ">8 events, every one drawn; the timer samples have no event index (see "
                          "--x time)</text>");
     assert_int_equal(occurrences(svg, "class=\"peak\""), 0);
+    free(svg);
+    pk_query_close(&q);
+}
+
+#define HEAP_COLOUR "#2ca02c"
+
+/*
+ * Timer samples with the allocation records' heap (schema version 4) are
+ * the heap line, in place of the events' jemalloc counters: three points,
+ * the highest 5000 bytes, under the 6000-byte peak between them. On the
+ * 12 MiB axis (316 px high, from y = 56 to 372) 5000 bytes is 0.13 px up;
+ * 12 us over 856 px from x = 80.
+ */
+static void plot_draws_the_heap_of_the_timer_samples(void **state)
+{
+    const temp_dir *t = *state;
+    record_known(t->db);
+    add_allocation_tables(t->db);
+    exec_sql(t->db, "INSERT INTO memory_samples VALUES (1, 500, 2097152, 11534336, 1000, 1),"
+                    " (1, 6000, 3145728, 12582912, 5000, 2), (1, 12000, 3145728, 12582912, 0, 0)");
+    pk_query q;
+    open_run(&q, &pk_cmd_plot, t->db, NULL);
+    pk_plot_options o = pk_plot_defaults();
+    char *svg = generate(&q, plot_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    assert_contains(svg, ">8 events and 3 timer samples, every one drawn</text>");
+    char *points = polyline_points(svg, HEAP_COLOUR);
+    assert_string_equal(points, "115.67,371.97 508,371.87 936,372");
+    free(points);
+    assert_int_equal(occurrences(svg, "<polyline fill=\"none\" stroke=\"" HEAP_COLOUR "\""), 1);
+    assert_contains(svg, "class=\"legend\">live heap</text>");
+    free(svg);
+    pk_query_close(&q);
+}
+
+/*
+ * A version-3 file (read-only, never upgraded) has no heap in its samples:
+ * the heap line is the events' jemalloc counters, one point per event
+ * (tiny's call and return, 1 ns apart, share theirs).
+ */
+static void plot_of_a_version_3_file_draws_the_counters(void **state)
+{
+    const temp_dir *t = *state;
+    record_known(t->db);
+    add_allocation_tables(t->db);
+    exec_sql(t->db, "INSERT INTO memory_samples VALUES (1, 500, 2097152, 11534336, 1000, 1);"
+                    "ALTER TABLE memory_samples DROP COLUMN heap_bytes;"
+                    "ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
+                    "PRAGMA user_version = 3");
+    pk_query q;
+    open_run(&q, &pk_cmd_plot, t->db, NULL);
+    pk_plot_options o = pk_plot_defaults();
+    char *svg = generate(&q, plot_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    assert_contains(svg, ">8 events and 1 timer samples, every one drawn</text>");
+    char *points = polyline_points(svg, HEAP_COLOUR);
+    size_t commas = 0;
+    for (const char *p = points; *p; p++)
+        commas += *p == ',';
+    assert_int_equal(commas, 7);
+    free(points);
     free(svg);
     pk_query_close(&q);
 }
@@ -586,6 +663,8 @@ int main(void)
         WITH_DIR(plot_of_the_known_run),
         WITH_DIR(plot_downsamples_large_runs),
         WITH_DIR(plot_draws_timer_samples_and_the_heap_peak),
+        WITH_DIR(plot_draws_the_heap_of_the_timer_samples),
+        WITH_DIR(plot_of_a_version_3_file_draws_the_counters),
         WITH_DIR(flame_by_time),
         WITH_DIR(flame_by_bytes_allocated),
         WITH_DIR(flame_leaked_and_peak_need_allocation_records),

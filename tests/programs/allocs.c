@@ -8,6 +8,8 @@
  *   leak N          N blocks of 24 bytes never freed
  *   quit N          the same, then _exit(7)
  *   hold MIB MS     MIB MiB allocated and written, held MS milliseconds, freed
+ *   steps N MS      N blocks of 100 KiB allocated one every MS milliseconds,
+ *                   held 5 MS, then freed one every MS milliseconds
  *   fork            a child allocates 5 blocks of 100 bytes, frees 3 and exits;
  *                   the parent then allocates and frees 2 blocks of 200
  *   spawn PROGRAM   fork a child that allocates and exits, posix_spawn PROGRAM,
@@ -134,15 +136,38 @@ __attribute__((noinline)) static int leak(long n)
     return 0;
 }
 
+static void pause_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
 __attribute__((noinline)) static int hold(long mib, long ms)
 {
     char *p = malloc((size_t)mib << 20);
     if (!p)
         return 40;
     memset(p, 1, (size_t)mib << 20);
-    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&pause, NULL);
+    pause_ms(ms);
     free(p);
+    return 0;
+}
+
+__attribute__((noinline)) static int steps(long n, long ms)
+{
+    char *blocks[64];
+    if (n < 1 || n > 64)
+        return 2;
+    for (long i = 0; i < n; i++) {
+        if (!(blocks[i] = malloc(100 << 10)))
+            return 70;
+        pause_ms(ms);
+    }
+    pause_ms(4 * ms);
+    for (long i = n - 1; i >= 0; i--) {
+        free(blocks[i]);
+        pause_ms(ms);
+    }
     return 0;
 }
 
@@ -209,6 +234,8 @@ int main(int argc, char **argv)
         _exit(7);
     if (strcmp(mode, "hold") == 0)
         return hold(a, b);
+    if (strcmp(mode, "steps") == 0)
+        return steps(a, b);
     if (strcmp(mode, "fork") == 0)
         return forks();
     if (strcmp(mode, "spawn") == 0 && argc > 2)
