@@ -4,7 +4,8 @@
  * its stack, with --stack N), the live blocks and the heap's size in O(1);
  * what each site held at the peak is kept lazily: a site copies its live
  * bytes aside just before it changes after a new peak, so a peak costs
- * nothing until a site moves.
+ * nothing until a site moves. A timer sample is stored with the heap as
+ * the records so far left it.
  */
 #include "heap.h"
 

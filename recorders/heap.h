@@ -3,7 +3,8 @@
  * per call site counts and bytes, live blocks (for leaks), the moment of the
  * peak heap and what each site held then, temporary allocations and the
  * sizes asked for, and the same per stack with --stack N; stored as the
- * alloc_* tables of docs/schema.md. Drain thread only.
+ * alloc_* tables of docs/schema.md, with the timer's samples and the heap
+ * at each in memory_samples. Drain thread only.
  */
 #ifndef PK_HEAP_H
 #define PK_HEAP_H

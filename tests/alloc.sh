@@ -188,6 +188,10 @@ check_equal "plot: the heap line reaches the peak's height" \
     "$(grep -o '<polyline fill="none" stroke="#2ca02c"[^>]*' steps.svg | sed 's/.*points="//; s/"$//' |
         tr ' ' '\n' | cut -d, -f2 | sort -n | head -1)" \
     "$(sed -n 's/.*<g class="peak">.*<path d="M[0-9.]* \([0-9.]*\) .*/\1/p' steps.svg | awk '{ print $1 + 5 }')"
+pk report steps.db -o steps.html
+check_equal "report: the timeline has the heap line" \
+    "$status $(sed -n '/<section id="timeline">/,/<\/section>/p' steps.html | grep -c '<polyline fill="none" stroke="#2ca02c"')" \
+    "0 1"
 pk run -q --monitor alloc --sample-interval 0 --record sqlite:nosamples.db -- "$(prog allocs)" hold 1 20
 check_equal "--sample-interval 0: no samples, no RSS in the run's flags" \
     "$(sql nosamples.db "SELECT (SELECT count(*) FROM memory_samples), flags FROM runs")" "0|24"
