@@ -384,21 +384,36 @@ static void plot_downsamples_large_runs(void **state)
 }
 
 /*
+ * The plot of the known run with allocation tables and the timer samples
+ * `samples_sql` adds (and whatever else it does to the file); q stays open.
+ */
+static char *plot_known_with_samples(const temp_dir *t, const char *samples_sql, pk_query *q,
+                                     pk_plot_options *o)
+{
+    record_known(t->db);
+    add_allocation_tables(t->db);
+    exec_sql(t->db, samples_sql);
+    open_run(q, &pk_cmd_plot, t->db, NULL);
+    *o = pk_plot_defaults();
+    char *svg = generate(q, plot_writer, o, 0);
+    assert_valid_xml(t, svg);
+    return svg;
+}
+
+/*
  * The alloc monitor's timer samples (memory_samples) join the RSS and VMS
  * lines on the time axis; the allocation records' heap peak is marked.
  */
 static void plot_draws_timer_samples_and_the_heap_peak(void **state)
 {
     const temp_dir *t = *state;
-    record_known(t->db);
-    add_allocation_tables(t->db);
-    exec_sql(t->db, "INSERT INTO memory_samples (run_id, time_ns, rss, vms) VALUES"
-                    " (1, 500, 2097152, 11534336), (1, 12000, 4194304, 13631488)");
     pk_query q;
-    open_run(&q, &pk_cmd_plot, t->db, NULL);
-    pk_plot_options o = pk_plot_defaults();
-    char *svg = generate(&q, plot_writer, &o, 0);
-    assert_valid_xml(t, svg);
+    pk_plot_options o;
+    char *svg =
+        plot_known_with_samples(t,
+                                "INSERT INTO memory_samples (run_id, time_ns, rss, vms) VALUES"
+                                " (1, 500, 2097152, 11534336), (1, 12000, 4194304, 13631488)",
+                                &q, &o);
     assert_contains(svg, ">8 events and 2 timer samples, every one drawn</text>");
     /* The last sample, at 12 us and 13 MiB of VMS, widens both axes (y in steps of 5 MiB). */
     assert_contains(svg, ">15 MiB</text>");
@@ -427,16 +442,13 @@ static void plot_draws_timer_samples_and_the_heap_peak(void **state)
  */
 static void plot_draws_the_heap_of_the_timer_samples(void **state)
 {
-    const temp_dir *t = *state;
-    record_known(t->db);
-    add_allocation_tables(t->db);
-    exec_sql(t->db, "INSERT INTO memory_samples VALUES (1, 500, 2097152, 11534336, 1000, 1),"
-                    " (1, 6000, 3145728, 12582912, 5000, 2), (1, 12000, 3145728, 12582912, 0, 0)");
     pk_query q;
-    open_run(&q, &pk_cmd_plot, t->db, NULL);
-    pk_plot_options o = pk_plot_defaults();
-    char *svg = generate(&q, plot_writer, &o, 0);
-    assert_valid_xml(t, svg);
+    pk_plot_options o;
+    char *svg = plot_known_with_samples(
+        *state,
+        "INSERT INTO memory_samples VALUES (1, 500, 2097152, 11534336, 1000, 1),"
+        " (1, 6000, 3145728, 12582912, 5000, 2), (1, 12000, 3145728, 12582912, 0, 0)",
+        &q, &o);
     assert_contains(svg, ">8 events and 3 timer samples, every one drawn</text>");
     char *points = polyline_points(svg, HEAP_COLOUR);
     assert_string_equal(points, "115.67,371.97 508,371.87 936,372");
@@ -454,24 +466,18 @@ static void plot_draws_the_heap_of_the_timer_samples(void **state)
  */
 static void plot_of_a_version_3_file_draws_the_counters(void **state)
 {
-    const temp_dir *t = *state;
-    record_known(t->db);
-    add_allocation_tables(t->db);
-    exec_sql(t->db, "INSERT INTO memory_samples VALUES (1, 500, 2097152, 11534336, 1000, 1);"
-                    "ALTER TABLE memory_samples DROP COLUMN heap_bytes;"
-                    "ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
-                    "PRAGMA user_version = 3");
     pk_query q;
-    open_run(&q, &pk_cmd_plot, t->db, NULL);
-    pk_plot_options o = pk_plot_defaults();
-    char *svg = generate(&q, plot_writer, &o, 0);
-    assert_valid_xml(t, svg);
+    pk_plot_options o;
+    char *svg = plot_known_with_samples(*state,
+                                        "INSERT INTO memory_samples VALUES"
+                                        " (1, 500, 2097152, 11534336, 1000, 1);"
+                                        "ALTER TABLE memory_samples DROP COLUMN heap_bytes;"
+                                        "ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
+                                        "PRAGMA user_version = 3",
+                                        &q, &o);
     assert_contains(svg, ">8 events and 1 timer samples, every one drawn</text>");
     char *points = polyline_points(svg, HEAP_COLOUR);
-    size_t commas = 0;
-    for (const char *p = points; *p; p++)
-        commas += *p == ',';
-    assert_int_equal(commas, 7);
+    assert_int_equal(occurrences(points, ","), 7);
     free(points);
     free(svg);
     pk_query_close(&q);
