@@ -531,7 +531,7 @@ sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 bad "SQLite, not pikoc" "pikoc events: other.db: not a pikoc database (no pikoc schema)" events --db other.db
 cp pikoc.db newer.db
 sqlite3 newer.db "PRAGMA user_version = 7"
-bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (4)" top --db newer.db
+bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (5)" top --db newer.db
 # Every page after the first (the header the checks read) overwritten.
 cp pikoc.db corrupt.db
 size=$(wc -c <corrupt.db)

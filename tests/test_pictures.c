@@ -434,7 +434,7 @@ static void plot_draws_timer_samples_and_the_heap_peak(void **state)
 #define HEAP_COLOUR "#2ca02c"
 
 /*
- * Timer samples with the allocation records' heap (schema version 4) are
+ * Timer samples with the allocation records' heap (schema version 5) are
  * the heap line, in place of the events' jemalloc counters: three points,
  * the highest 5000 bytes, under the 6000-byte peak between them. On the
  * 12 MiB axis (316 px high, from y = 56 to 372) 5000 bytes is 0.13 px up;
@@ -460,11 +460,11 @@ static void plot_draws_the_heap_of_the_timer_samples(void **state)
 }
 
 /*
- * A version-3 file (read-only, never upgraded) has no heap in its samples:
+ * A version-4 file (read-only, never upgraded) has no heap in its samples:
  * the heap line is the events' jemalloc counters, one point per event
  * (tiny's call and return, 1 ns apart, share theirs).
  */
-static void plot_of_a_version_3_file_draws_the_counters(void **state)
+static void plot_of_a_version_4_file_draws_the_counters(void **state)
 {
     pk_query q;
     pk_plot_options o;
@@ -473,7 +473,7 @@ static void plot_of_a_version_3_file_draws_the_counters(void **state)
                                         " (1, 500, 2097152, 11534336, 1000, 1);"
                                         "ALTER TABLE memory_samples DROP COLUMN heap_bytes;"
                                         "ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
-                                        "PRAGMA user_version = 3",
+                                        "PRAGMA user_version = 4",
                                         &q, &o);
     assert_contains(svg, ">8 events and 1 timer samples, every one drawn</text>");
     char *points = polyline_points(svg, HEAP_COLOUR);
@@ -670,7 +670,7 @@ int main(void)
         WITH_DIR(plot_downsamples_large_runs),
         WITH_DIR(plot_draws_timer_samples_and_the_heap_peak),
         WITH_DIR(plot_draws_the_heap_of_the_timer_samples),
-        WITH_DIR(plot_of_a_version_3_file_draws_the_counters),
+        WITH_DIR(plot_of_a_version_4_file_draws_the_counters),
         WITH_DIR(flame_by_time),
         WITH_DIR(flame_by_bytes_allocated),
         WITH_DIR(flame_leaked_and_peak_need_allocation_records),
