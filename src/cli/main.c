@@ -18,8 +18,9 @@ static void print_help(FILE *out)
 {
     fputs("usage: pikoc COMMAND [OPTIONS] [ARGS...]\n"
           "\n"
-          "pikoc records a program's calls with their time and memory (a Pikos-style\n"
-          "monitor for C), then answers questions about the run.\n"
+          "pikoc records a program's calls with their time and memory, and every\n"
+          "allocation of any program (a Pikos-style monitor for C), then answers\n"
+          "questions about the run.\n"
           "\n"
           "commands:\n",
           out);

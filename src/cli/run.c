@@ -77,7 +77,7 @@ static int run_main(int argc, char **argv);
 
 const pk_cli_command pk_cmd_run = {
     .name = "run",
-    .summary = "run a program built with -finstrument-functions and record it",
+    .summary = "run a program and record its calls (-finstrument-functions) or allocations",
     .help = help,
     .main = run_main,
 };
