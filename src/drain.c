@@ -185,19 +185,20 @@ static pk_record *next_record(void)
     return rec;
 }
 
-/* A record built elsewhere joins the batch. */
-static inline void deliver(const pk_record *rec)
+/* Fills index, thread and the time since the run started; returns the CLOCK_MONOTONIC ns. */
+static inline uint64_t stamp(pk_record *rec, uint64_t raw_time, uint64_t tid)
 {
-    *next_record() = *rec;
+    rec->index = drain.next_index++;
+    rec->thread = tid;
+    uint64_t ns = pk_clock_to_ns(raw_time);
+    rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    return ns;
 }
 
 /* Fills index, thread, time and samples; returns the event's CLOCK_MONOTONIC ns. */
 static inline uint64_t fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
 {
-    rec->index = drain.next_index++;
-    rec->thread = tid;
-    uint64_t ns = pk_clock_to_ns(ev->raw_time);
-    rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    uint64_t ns = stamp(rec, ev->raw_time, tid);
     if (drain.pipeline.decode && drain.pipeline.slot_shift == PK_SLOT_SHIFT_SAMPLED)
         drain.pipeline.decode(ev->values, rec);
     return ns;
@@ -585,30 +586,25 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
     rec->usable_size = usable;
     if (ev->kind & PK_RAW_STACK)
         rec->stack = stack_of(ring, slot, ev, &rec->stack_depth);
-    rec->index = drain.next_index++;
-    rec->thread = ring->tid;
-    uint64_t ns = pk_clock_to_ns(ev->raw_time);
-    rec->time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    stamp(rec, ev->raw_time, ring->tid);
     drain.totals.events++;
 }
 
 /* RSS and VMS taken by the alloc monitor's timer: a record of the process (thread 0). */
 static void process_sample(const struct pk_raw_event *ev)
 {
-    pk_record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.type = PK_EVENT_SAMPLE;
-    rec.function = rec.file = rec.caller = rec.caller_file = rec.alloc_function = rec.label = "";
-    rec.index = drain.next_index++;
-    uint64_t ns = pk_clock_to_ns(ev->raw_time);
-    rec.time_ns = ns > drain.pipeline.start_ns ? ns - drain.pipeline.start_ns : 0;
+    pk_record *rec = next_record();
+    memset(rec, 0, sizeof *rec);
+    rec->type = PK_EVENT_SAMPLE;
+    rec->function = rec->file = rec->caller = rec->caller_file = rec->alloc_function = rec->label =
+        "";
+    stamp(rec, ev->raw_time, 0);
     if (ev->values[0] != UINT64_MAX) {
-        rec.flags = PK_RECORD_MEMORY;
-        rec.rss = ev->values[0] * drain.page_size;
-        rec.vms = ev->values[1] * drain.page_size;
+        rec->flags = PK_RECORD_MEMORY;
+        rec->rss = ev->values[0] * drain.page_size;
+        rec->vms = ev->values[1] * drain.page_size;
     }
     drain.totals.events++;
-    deliver(&rec);
 }
 
 /* ---- rings ------------------------------------------------------------------- */
