@@ -25,8 +25,7 @@ PK_HOT_FN static inline __attribute__((always_inline)) void emit(struct pk_threa
     if (PK_UNLIKELY(!r))
         return;
     void (*sample)(uint64_t *) = pk_rt.sample;
-    struct pk_raw_event *ev =
-        pk_ring_slot(r, head, sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN);
+    struct pk_raw_event *ev = pk_ring_slot(r, head, pk_slot_shift(sample));
     /* A call's time is taken last and a return's first, so the hook's own
      * cost stays outside the measured function. */
     if (kind & PK_RAW_RETURN) {
@@ -174,7 +173,7 @@ PK_HOT_FN static void emit_profiler(struct pk_thread *t, uint32_t kind, const pk
         .label_len = (uint32_t)label_len,
     };
     void (*sample)(uint64_t *) = pk_rt.sample;
-    unsigned shift = sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN;
+    unsigned shift = pk_slot_shift(sample);
     size_t bytes = sizeof head + message_len + label_len;
     uint64_t slots = 1 + pk_payload_slots(bytes, shift);
     uint64_t head_index;

@@ -150,6 +150,12 @@ struct pk_ring {
     void *track;          /* the drain's per-thread state; only the drain touches it */
 };
 
+/* The slot size of a run: a cache line when its hooks sample, half one otherwise. */
+PK_HOT_FN static inline unsigned pk_slot_shift(void (*sample)(uint64_t *))
+{
+    return sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN;
+}
+
 /* Slot i of r, for a run whose slots are 1 << shift bytes. */
 PK_HOT_FN static inline struct pk_raw_event *pk_ring_slot(const struct pk_ring *r, uint64_t i,
                                                           unsigned shift)

@@ -324,8 +324,7 @@ static int start_run(pk_monitor *m, pk_error *err)
         .loggers = m->loggers,
         .logger_count = m->logger_count,
         .decode = m->ops->decode,
-        /* the hooks pick the same size from pk_rt.sample */
-        .slot_shift = sample ? PK_SLOT_SHIFT_SAMPLED : PK_SLOT_SHIFT_PLAIN,
+        .slot_shift = pk_slot_shift(sample), /* as the hooks pick it from pk_rt.sample */
         .start_ns = m->run.start_ns,
     };
     pk_rt.sample = sample;
