@@ -88,23 +88,42 @@ emit_focused(struct pk_thread *t, const struct pk_focus_set *focus, uint32_t kin
 }
 
 /*
- * What every entry point does: leave at once unless this thread records,
- * guard against re-entry, then store the event (through the focus set for
- * instrumented functions; zones and scopes bypass it: the user marked them).
- * Inlined, with `kind` a constant, so each hook keeps only its own branch.
+ * The guard every entry point takes: false at once unless this thread
+ * records, false (the loss counted) when it is inside a hook already;
+ * otherwise the thread is marked busy until guard_leave. The caller then
+ * stores its event only while a run is open (pk_rt.running).
+ */
+PK_HOT_FN static inline __attribute__((always_inline)) bool guard_enter(struct pk_thread *t)
+{
+    if (PK_LIKELY(!thread_is_recording(t)))
+        return false;
+    if (PK_UNLIKELY(t->busy)) {
+        reentered(t);
+        return false;
+    }
+    t->busy = 1;
+    SIGNAL_FENCE();
+    return true;
+}
+
+PK_HOT_FN static inline __attribute__((always_inline)) void guard_leave(struct pk_thread *t)
+{
+    SIGNAL_FENCE();
+    t->busy = 0;
+}
+
+/*
+ * What every hook does: the guard, then the event (through the focus set
+ * for instrumented functions; zones and scopes bypass it: the user marked
+ * them). Inlined, with `kind` a constant, so each hook keeps only its own
+ * branch.
  */
 PK_HOT_FN static inline __attribute__((always_inline)) void hook(uint32_t kind, uintptr_t fn,
                                                                  uintptr_t site)
 {
     struct pk_thread *t = &pk_self;
-    if (PK_LIKELY(!thread_is_recording(t)))
+    if (!guard_enter(t))
         return;
-    if (PK_UNLIKELY(t->busy)) {
-        reentered(t);
-        return;
-    }
-    t->busy = 1;
-    SIGNAL_FENCE();
     if (atomic_load_explicit(&pk_rt.running, memory_order_acquire)) {
         const struct pk_focus_set *focus = pk_rt.focus;
         if (!focus || (kind & PK_RAW_ZONE))
@@ -112,8 +131,7 @@ PK_HOT_FN static inline __attribute__((always_inline)) void hook(uint32_t kind, 
         else
             emit_focused(t, focus, kind, fn, site);
     }
-    SIGNAL_FENCE();
-    t->busy = 0;
+    guard_leave(t);
 }
 
 PK_EXPORT void __cyg_profile_func_enter(void *fn, void *site)
@@ -194,21 +212,14 @@ PK_HOT_FN static void emit_profiler(struct pk_thread *t, uint32_t kind, const pk
     pk_ring_publish_slots(r, head_index, slots);
 }
 
-/* The profiler's own guard: the same as hook()'s, without focus (the user marked it). */
+/* A profiler's event: the hooks' guard, no focus (the user marked it). */
 PK_HOT_FN void pk_profiler_emit(uint32_t kind, const pk_profiler *p, uint64_t raw_time,
                                 const char *label)
 {
     struct pk_thread *t = &pk_self;
-    if (PK_LIKELY(!thread_is_recording(t)))
+    if (!guard_enter(t))
         return;
-    if (PK_UNLIKELY(t->busy)) {
-        reentered(t);
-        return;
-    }
-    t->busy = 1;
-    SIGNAL_FENCE();
     if (atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         emit_profiler(t, kind, p, raw_time, label);
-    SIGNAL_FENCE();
-    t->busy = 0;
+    guard_leave(t);
 }
