@@ -8,6 +8,7 @@
  * the records so far left it.
  */
 #include "heap.h"
+#include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -284,32 +285,19 @@ static int prepare(pk_heap *h, sqlite3 *db)
     return 0;
 }
 
-static int run_step(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void bind_u64(sqlite3_stmt *st, int column, uint64_t value)
-{
-    sqlite3_bind_int64(st, column, (sqlite3_int64)value);
-}
-
 /* Binds the eight counts from `column` on and runs the statement. */
 static int bind_counts(const pk_heap *h, sqlite3_stmt *st, int column, const pk_heap_counts *c)
 {
-    bind_u64(st, column, c->allocations);
-    bind_u64(st, column + 1, c->bytes);
-    bind_u64(st, column + 2, c->frees);
-    bind_u64(st, column + 3, c->freed_bytes);
-    bind_u64(st, column + 4, c->temporary);
-    bind_u64(st, column + 5, c->live_blocks);
-    bind_u64(st, column + 6, c->live_bytes);
+    pk_store_bind_u64(st, column, c->allocations);
+    pk_store_bind_u64(st, column + 1, c->bytes);
+    pk_store_bind_u64(st, column + 2, c->frees);
+    pk_store_bind_u64(st, column + 3, c->freed_bytes);
+    pk_store_bind_u64(st, column + 4, c->temporary);
+    pk_store_bind_u64(st, column + 5, c->live_blocks);
+    pk_store_bind_u64(st, column + 6, c->live_bytes);
     /* Unchanged since the last peak: it holds now what it held then. */
-    bind_u64(st, column + 7, c->epoch < h->epoch ? c->live_bytes : c->peak_bytes);
-    return run_step(st);
+    pk_store_bind_u64(st, column + 7, c->epoch < h->epoch ? c->live_bytes : c->peak_bytes);
+    return pk_store_step(st);
 }
 
 static int store_site(pk_heap *h, int64_t run_id, uint32_t id)
@@ -338,7 +326,7 @@ static int store_stack(pk_heap *h, int64_t run_id, uint32_t id)
         sqlite3_bind_int64(st, 3, i);
         sqlite3_bind_int64(st, 4, s->symbols[i]);
         sqlite3_bind_int64(st, 5, s->lines[i]);
-        if (run_step(st) != 0)
+        if (pk_store_step(st) != 0)
             return -1;
     }
     s->stored = true;
@@ -353,32 +341,32 @@ static int store_run(pk_heap *h, int64_t run_id)
 {
     sqlite3_stmt *st = h->st[ST_RUN];
     sqlite3_bind_int64(st, 1, run_id);
-    bind_u64(st, 2, h->allocations);
-    bind_u64(st, 3, h->reallocs);
-    bind_u64(st, 4, h->frees);
-    bind_u64(st, 5, h->unknown_frees);
-    bind_u64(st, 6, h->bytes);
-    bind_u64(st, 7, h->freed_bytes);
-    bind_u64(st, 8, h->blocks.count);
-    bind_u64(st, 9, h->live_bytes);
-    bind_u64(st, 10, h->peak_bytes);
-    bind_u64(st, 11, h->peak_time_ns);
+    pk_store_bind_u64(st, 2, h->allocations);
+    pk_store_bind_u64(st, 3, h->reallocs);
+    pk_store_bind_u64(st, 4, h->frees);
+    pk_store_bind_u64(st, 5, h->unknown_frees);
+    pk_store_bind_u64(st, 6, h->bytes);
+    pk_store_bind_u64(st, 7, h->freed_bytes);
+    pk_store_bind_u64(st, 8, h->blocks.count);
+    pk_store_bind_u64(st, 9, h->live_bytes);
+    pk_store_bind_u64(st, 10, h->peak_bytes);
+    pk_store_bind_u64(st, 11, h->peak_time_ns);
     if (h->finished)
-        bind_u64(st, 12, h->peak_rss);
+        pk_store_bind_u64(st, 12, h->peak_rss);
     else
         sqlite3_bind_null(st, 12);
-    bind_u64(st, 13, h->site_count - 1);
-    bind_u64(st, 14, h->stack_count - 1);
-    return run_step(st);
+    pk_store_bind_u64(st, 13, h->site_count - 1);
+    pk_store_bind_u64(st, 14, h->stack_count - 1);
+    return pk_store_step(st);
 }
 
 static int store_size(pk_heap *h, int64_t run_id, uint64_t size, uint64_t count)
 {
     sqlite3_stmt *st = h->st[ST_SIZE];
     sqlite3_bind_int64(st, 1, run_id);
-    bind_u64(st, 2, size);
-    bind_u64(st, 3, count);
-    return run_step(st);
+    pk_store_bind_u64(st, 2, size);
+    pk_store_bind_u64(st, 3, count);
+    return pk_store_step(st);
 }
 
 int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id)
@@ -420,14 +408,14 @@ int pk_heap_store(pk_heap *h, sqlite3 *db, int64_t run_id)
         const pk_heap_sample *sample = &h->samples[i];
         sqlite3_stmt *st = h->st[ST_SAMPLE];
         sqlite3_bind_int64(st, 1, run_id);
-        bind_u64(st, 2, sample->time_ns);
-        bind_u64(st, 3, sample->rss);
-        bind_u64(st, 4, sample->vms);
+        pk_store_bind_u64(st, 2, sample->time_ns);
+        pk_store_bind_u64(st, 3, sample->rss);
+        pk_store_bind_u64(st, 4, sample->vms);
         if (h->blocks_tracked) {
-            bind_u64(st, 5, sample->heap_bytes);
-            bind_u64(st, 6, sample->heap_blocks);
+            pk_store_bind_u64(st, 5, sample->heap_bytes);
+            pk_store_bind_u64(st, 6, sample->heap_blocks);
         }
-        if (run_step(st) != 0)
+        if (pk_store_step(st) != 0)
             return -1;
     }
     h->sample_count = 0;

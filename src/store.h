@@ -147,6 +147,21 @@ PK_HIDDEN int pk_store_register_events(sqlite3 *db);
  */
 PK_HIDDEN int pk_store_fail(pk_error *err, sqlite3 *db, const char *path);
 
+/* Runs a prepared statement that returns no rows and makes it ready again: 0, or -1. */
+static inline int pk_store_step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Counts are unsigned in pikoc, 64-bit signed in SQLite. */
+static inline void pk_store_bind_u64(sqlite3_stmt *st, int column, uint64_t value)
+{
+    sqlite3_bind_int64(st, column, (sqlite3_int64)value);
+}
+
 /* ---- the event encoding, shared by the writer and the virtual table -------- */
 
 /* Appends v as an unsigned LEB128 varint; p has room for 10 bytes. */

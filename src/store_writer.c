@@ -132,19 +132,10 @@ static int failed(pk_store_writer *w, pk_error *err)
     return pk_store_fail(err, w->db, w->path);
 }
 
-/* Runs a prepared statement that returns no rows and makes it ready again. */
+/* Runs one of the writer's statements (pk_store_step); the error names the file. */
 static int step(pk_store_writer *w, enum statement which, pk_error *err)
 {
-    sqlite3_stmt *st = w->st[which];
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : failed(w, err);
-}
-
-static void bind_u64(sqlite3_stmt *st, int column, uint64_t value)
-{
-    sqlite3_bind_int64(st, column, (sqlite3_int64)value);
+    return pk_store_step(w->st[which]) == 0 ? 0 : failed(w, err);
 }
 
 static void bind_measured(sqlite3_stmt *st, int column, bool measured, int64_t value)
@@ -247,7 +238,7 @@ static int store_symbols(pk_store_run *s, pk_error *err)
 /* Binds the sums every aggregate shares from `first` on: calls, total, self. */
 static int bind_sums(sqlite3_stmt *st, int first, const pk_time_sums *sums)
 {
-    bind_u64(st, first, sums->calls);
+    pk_store_bind_u64(st, first, sums->calls);
     sqlite3_bind_int64(st, first + 1, sums->total_ns);
     sqlite3_bind_int64(st, first + 2, sums->self_ns);
     return first + 3;
@@ -294,10 +285,10 @@ static int store_thread(pk_store_run *s, uint32_t index, pk_error *err)
     const pk_thread_stats *t = &s->aggregates.threads[index];
     sqlite3_stmt *st = s->w->st[ST_UPSERT_THREAD];
     sqlite3_bind_int64(st, 1, s->run_id);
-    bind_u64(st, 2, t->thread);
-    bind_u64(st, 3, t->events);
-    bind_u64(st, 4, t->calls);
-    bind_u64(st, 5, t->written);
+    pk_store_bind_u64(st, 2, t->thread);
+    pk_store_bind_u64(st, 3, t->events);
+    pk_store_bind_u64(st, 4, t->calls);
+    pk_store_bind_u64(st, 5, t->written);
     char name[16];
     if (s->namer(t->thread, name, s->namer_user))
         sqlite3_bind_text(st, 6, name, -1, SQLITE_TRANSIENT);
@@ -326,9 +317,9 @@ static int store_aggregates(pk_store_run *s, pk_error *err)
 static int store_progress(pk_store_run *s, pk_error *err)
 {
     sqlite3_stmt *st = s->w->st[ST_PROGRESS];
-    bind_u64(st, 1, s->events);
-    bind_u64(st, 2, s->calls);
-    bind_u64(st, 3, s->written);
+    pk_store_bind_u64(st, 1, s->events);
+    pk_store_bind_u64(st, 2, s->calls);
+    pk_store_bind_u64(st, 3, s->written);
     sqlite3_bind_int64(st, 4, s->run_id);
     return step(s->w, ST_PROGRESS, err);
 }
@@ -345,10 +336,10 @@ static int store_batch(pk_store_run *s, pk_error *err)
     sqlite3_stmt *st = s->w->st[ST_INSERT_BATCH];
     sqlite3_bind_int64(st, 1, s->run_id);
     sqlite3_bind_int64(st, 2, b->count);
-    bind_u64(st, 3, b->min_index);
-    bind_u64(st, 4, b->max_index);
-    bind_u64(st, 5, b->min_time);
-    bind_u64(st, 6, b->max_time);
+    pk_store_bind_u64(st, 3, b->min_index);
+    pk_store_bind_u64(st, 4, b->max_index);
+    pk_store_bind_u64(st, 5, b->min_time);
+    pk_store_bind_u64(st, 6, b->max_time);
     sqlite3_bind_blob(st, 7, b->bytes, (int)b->used, SQLITE_STATIC);
     if (step(s->w, ST_INSERT_BATCH, err) != 0)
         return -1;
@@ -524,16 +515,16 @@ static int store_span_start(pk_store_run *s, const pk_record *rec, pk_error *err
     sqlite3_stmt *st = s->w->st[ST_INSERT_SPAN];
     uint64_t parent = open_span_on(s, rec->thread);
     sqlite3_bind_int64(st, 1, s->run_id);
-    bind_u64(st, 2, rec->span);
+    pk_store_bind_u64(st, 2, rec->span);
     bind_measured(st, 3, parent != 0, (int64_t)parent);
-    bind_u64(st, 4, rec->thread);
+    pk_store_bind_u64(st, 4, rec->thread);
     sqlite3_bind_int(st, 5, (int)rec->depth);
     sqlite3_bind_text(st, 6, rec->function, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, rec->file, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, (int)rec->line);
     if (rec->label && *rec->label)
         sqlite3_bind_text(st, 9, rec->label, -1, SQLITE_STATIC);
-    bind_u64(st, 10, rec->time_ns);
+    pk_store_bind_u64(st, 10, rec->time_ns);
     pk_grow(&s->open_spans, &s->open_span_capacity, s->open_span_count, sizeof *s->open_spans);
     s->open_spans[s->open_span_count++] = (open_span){rec->thread, rec->span};
     return step(s->w, ST_INSERT_SPAN, err);
@@ -543,9 +534,9 @@ static int store_span_finish(pk_store_run *s, const pk_record *rec, pk_error *er
 {
     sqlite3_stmt *st = s->w->st[ST_FINISH_SPAN];
     close_span(s, rec->thread, rec->span);
-    bind_u64(st, 1, rec->duration_ns);
+    pk_store_bind_u64(st, 1, rec->duration_ns);
     sqlite3_bind_int64(st, 2, s->run_id);
-    bind_u64(st, 3, rec->span);
+    pk_store_bind_u64(st, 3, rec->span);
     return step(s->w, ST_FINISH_SPAN, err);
 }
 
@@ -554,15 +545,15 @@ static int store_checkpoint(pk_store_run *s, const pk_record *rec, pk_error *err
     sqlite3_stmt *st = s->w->st[ST_INSERT_CHECKPOINT];
     bool memory = rec->flags & PK_RECORD_MEMORY, alloc = rec->flags & PK_RECORD_ALLOC;
     sqlite3_bind_int64(st, 1, s->run_id);
-    bind_u64(st, 2, rec->index);
-    bind_u64(st, 3, rec->span);
+    pk_store_bind_u64(st, 2, rec->index);
+    pk_store_bind_u64(st, 3, rec->span);
     sqlite3_bind_text(st, 4, rec->function, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, rec->label ? rec->label : "", -1, SQLITE_STATIC);
-    bind_u64(st, 6, rec->thread);
+    pk_store_bind_u64(st, 6, rec->thread);
     sqlite3_bind_int(st, 7, (int)rec->depth);
-    bind_u64(st, 8, rec->time_ns);
-    bind_u64(st, 9, rec->duration_ns);
-    bind_u64(st, 10, rec->total_ns);
+    pk_store_bind_u64(st, 8, rec->time_ns);
+    pk_store_bind_u64(st, 9, rec->duration_ns);
+    pk_store_bind_u64(st, 10, rec->total_ns);
     bind_measured(st, 11, memory, (int64_t)rec->rss);
     bind_measured(st, 12, memory, (int64_t)rec->vms);
     bind_measured(st, 13, alloc, (int64_t)rec->allocated);
@@ -706,13 +697,13 @@ int pk_store_run_finish(pk_store_run *s, const pk_run_totals *totals, uint64_t p
     sqlite3_stmt *st = w->st[ST_FINISH_RUN];
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, s->start_wall_ns + (int64_t)totals->end_ns);
-    bind_u64(st, 3, totals->end_ns);
-    bind_u64(st, 4, totals->events);
-    bind_u64(st, 5, totals->calls);
-    bind_u64(st, 6, s->written);
-    bind_u64(st, 7, totals->dropped);
-    bind_u64(st, 8, totals->unmatched);
-    bind_u64(st, 9, totals->unfinished);
+    pk_store_bind_u64(st, 3, totals->end_ns);
+    pk_store_bind_u64(st, 4, totals->events);
+    pk_store_bind_u64(st, 5, totals->calls);
+    pk_store_bind_u64(st, 6, s->written);
+    pk_store_bind_u64(st, 7, totals->dropped);
+    pk_store_bind_u64(st, 8, totals->unmatched);
+    pk_store_bind_u64(st, 9, totals->unfinished);
     sqlite3_bind_int64(st, 10, s->run_id);
     pk_heap_finish(&s->heap, peak_rss);
     /* The final counts are the run's totals; progress must not overwrite them. */
