@@ -517,6 +517,10 @@ bad "spikes --threshold 12 parsecs" \
     "pikoc spikes: --threshold '12 parsecs': expected a size in bytes, binary multiples allowed (e.g. 4096, 64k, 1.5MiB)" \
     spikes --threshold '12 parsecs'
 bad "events --type exit" "pikoc events: --type 'exit': unknown event type (accepted: call, return, checkpoint)" events --type exit
+bad "events --thread main" "pikoc events: --thread 'main': expected a non-negative whole number" events --thread main
+bad "tree --depth -2" "pikoc tree: --depth '-2': expected a non-negative whole number" tree --depth -2
+bad "diff --by speed" "pikoc diff: --by 'speed': unknown key (accepted: calls, total, self, alloc, free)" diff --by speed 1 2
+bad "leaks --limit 1e3" "pikoc leaks: --limit '1e3': expected a non-negative whole number" leaks --limit 1e3
 bad "export --format svg" "pikoc export: --format 'svg': unknown format (accepted: chrome, folded, csv)" export --format svg
 bad "export --weight with chrome" "pikoc export: --weight applies to --format folded only" export --weight alloc
 bad "diff with one run" "pikoc diff: two runs to compare are needed (usage: pikoc diff [OPTIONS] A B)" diff 1

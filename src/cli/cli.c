@@ -233,3 +233,35 @@ int pk_cli_choice(pk_cli_parser *p, const char *option, const char *text, const 
     pk_cli_usage(p, "%s '%s': unknown %s (accepted: %s)", option, text, noun, accepted);
     return -1;
 }
+
+int pk_cli_take(pk_cli_parser *p, const pk_cli_value *values, size_t count, int o, const char *text)
+{
+    const pk_cli_value *v = values;
+    while (v < values + count && v->option != o)
+        v++;
+    if (v == values + count)
+        return 0;
+    if (v->given)
+        *v->given = true;
+    char option[64];
+    snprintf(option, sizeof option, "--%s", p->options[o].name);
+    switch (v->kind) {
+    case PK_VALUE_UINT:
+        return pk_cli_uint(p, option, text, v->to) == 0 ? 1 : -1;
+    case PK_VALUE_SIZE:
+        return pk_cli_size(p, option, text, v->to) == 0 ? 1 : -1;
+    case PK_VALUE_REAL:
+        return pk_cli_real(p, option, text, v->to) == 0 ? 1 : -1;
+    case PK_VALUE_TEXT:
+        *(const char **)v->to = text;
+        return 1;
+    case PK_VALUE_CHOICE: {
+        int index = pk_cli_choice(p, option, text, v->noun, v->names, v->count);
+        if (index < 0)
+            return -1;
+        *(int *)v->to = index;
+        return 1;
+    }
+    }
+    return 0;
+}

@@ -83,6 +83,39 @@ int pk_cli_size(pk_cli_parser *p, const char *option, const char *text, uint64_t
 int pk_cli_choice(pk_cli_parser *p, const char *option, const char *text, const char *noun,
                   const char *const *names, size_t count);
 
+/* A command's own option that sets one variable: how its value reads, where it goes. */
+typedef enum pk_value_kind {
+    PK_VALUE_UINT,   /* uint64_t */
+    PK_VALUE_SIZE,   /* uint64_t bytes, as pk_cli_size reads them */
+    PK_VALUE_REAL,   /* double */
+    PK_VALUE_TEXT,   /* const char *, as given */
+    PK_VALUE_CHOICE, /* int: the index of the value among names */
+} pk_value_kind;
+
+typedef struct pk_cli_value {
+    int option; /* its index in the command's option table */
+    pk_value_kind kind;
+    void *to;
+    const char *noun;         /* a choice: the kind "unknown <noun>" names */
+    const char *const *names; /* a choice's names, count of them */
+    size_t count;
+    bool *given; /* when not NULL, set once the option is seen */
+} pk_cli_value;
+
+#define PK_VALUE(option_, kind_, to_)                                                              \
+    {                                                                                              \
+        .option = (option_), .kind = (kind_), .to = (to_)                                          \
+    }
+#define PK_CHOICE(option_, to_, noun_, names_, count_)                                             \
+    {                                                                                              \
+        .option = (option_), .kind = PK_VALUE_CHOICE, .to = (to_), .noun = (noun_),                \
+        .names = (names_), .count = (count_)                                                       \
+    }
+
+/* Takes option o when values has it: 1, 0 when it is not there, -1 after a usage error. */
+int pk_cli_take(pk_cli_parser *p, const pk_cli_value *values, size_t count, int o,
+                const char *text);
+
 /* ---- output ---------------------------------------------------------------------- */
 
 typedef enum pk_format { PK_FORMAT_TABLE, PK_FORMAT_CSV, PK_FORMAT_JSON } pk_format;
@@ -163,6 +196,12 @@ typedef struct pk_query {
 void pk_query_init(pk_query *q, const pk_cli_command *command);
 /* Takes a shared option (PK_OPT_*), refusing operands; 0, or PK_EXIT_USAGE after a usage error. */
 int pk_query_option(pk_cli_parser *p, pk_query *q, int option, const char *value);
+/*
+ * A query command's argument loop: its own options into values, the shared
+ * ones into q, operands refused. -1 when the command goes on; otherwise the
+ * status to exit with (its --help or a usage error was printed).
+ */
+int pk_query_args(pk_cli_parser *p, pk_query *q, const pk_cli_value *values, size_t count);
 /*
  * Opens the database read-only and, with find_run, resolves the run. Bad
  * input (no such file, not a pikoc database, a newer schema, an unknown run)

@@ -292,6 +292,8 @@ static int diff_main(int argc, char **argv)
     size_t operand_count = 0;
     uint64_t limit = 20;
     int by = M_TOTAL;
+    const pk_cli_value values[] = {PK_CHOICE(OPT_BY, &by, "key", keys, MEASURES),
+                                   PK_VALUE(OPT_LIMIT, PK_VALUE_UINT, &limit)};
     const char *value;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
         switch (o) {
@@ -302,18 +304,11 @@ static int diff_main(int argc, char **argv)
                 return pk_cli_usage(&p, "unexpected argument '%s' (diff compares two runs)", value);
             operands[operand_count++] = value;
             break;
-        case OPT_BY:
-            by = pk_cli_choice(&p, "--by", value, "key", keys, MEASURES);
-            if (by < 0)
+        default: {
+            int taken = pk_cli_take(&p, values, PK_ARRAY_SIZE(values), o, value);
+            if (taken < 0 || (taken == 0 && pk_query_option(&p, &shared, o, value) != 0))
                 return PK_EXIT_USAGE;
-            break;
-        case OPT_LIMIT:
-            if (pk_cli_uint(&p, "--limit", value, &limit) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        default:
-            if (pk_query_option(&p, &shared, o, value) != 0)
-                return PK_EXIT_USAGE;
+        }
         }
     }
     if (operand_count != 2)

@@ -166,34 +166,20 @@ static int events_main(int argc, char **argv)
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_events, options, PK_ARRAY_SIZE(options), argc, argv);
     pk_event_filter filter = {0};
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        switch (o) {
-        case PK_CLI_EXIT:
-            return p.status;
-        case OPT_FUNCTION:
-            filter.function = value;
-            break;
-        case OPT_TYPE:
-            if (pk_cli_choice(&p, "--type", value, "event type", types, 3) < 0)
-                return PK_EXIT_USAGE;
-            filter.type = value;
-            break;
-        case OPT_THREAD:
-            if (pk_cli_uint(&p, "--thread", value, &filter.thread) != 0)
-                return PK_EXIT_USAGE;
-            filter.thread_given = true;
-            break;
-        case OPT_LIMIT:
-            if (pk_cli_uint(&p, "--limit", value, &filter.limit) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        default:
-            if (pk_query_option(&p, &q, o, value) != 0)
-                return PK_EXIT_USAGE;
-        }
-    }
-    int status = pk_query_open(&q, true);
+    int type = -1;
+    const pk_cli_value values[] = {
+        PK_VALUE(OPT_FUNCTION, PK_VALUE_TEXT, &filter.function),
+        PK_CHOICE(OPT_TYPE, &type, "event type", types, PK_ARRAY_SIZE(types)),
+        {.option = OPT_THREAD,
+         .kind = PK_VALUE_UINT,
+         .to = &filter.thread,
+         .given = &filter.thread_given},
+        PK_VALUE(OPT_LIMIT, PK_VALUE_UINT, &filter.limit)};
+    int status = pk_query_args(&p, &q, values, PK_ARRAY_SIZE(values));
+    if (status >= 0)
+        return status;
+    filter.type = type >= 0 ? types[type] : NULL;
+    status = pk_query_open(&q, true);
     if (status == 0)
         status = pk_events_print(&q, &filter);
     pk_query_close(&q);

@@ -391,34 +391,17 @@ static int export_main(int argc, char **argv)
     pk_cli_begin(&p, &pk_cmd_export, options, PK_ARRAY_SIZE(options), argc, argv);
     int format = EXPORT_CHROME, weight = -1;
     const char *output = NULL;
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        switch (o) {
-        case PK_CLI_EXIT:
-            return p.status;
-        case PK_OPT_FORMAT: /* export's formats are its own */
-            format =
-                pk_cli_choice(&p, "--format", value, "format", formats, PK_ARRAY_SIZE(formats));
-            if (format < 0)
-                return PK_EXIT_USAGE;
-            break;
-        case OPT_WEIGHT:
-            weight =
-                pk_cli_choice(&p, "--weight", value, "weight", pk_weight_names, PK_WEIGHT_COUNT);
-            if (weight < 0)
-                return PK_EXIT_USAGE;
-            break;
-        case OPT_OUTPUT:
-            output = value;
-            break;
-        default:
-            if (pk_query_option(&p, &q, o, value) != 0)
-                return PK_EXIT_USAGE;
-        }
-    }
+    const pk_cli_value values[] = {
+        /* export's formats are its own */
+        PK_CHOICE(PK_OPT_FORMAT, &format, "format", formats, PK_ARRAY_SIZE(formats)),
+        PK_CHOICE(OPT_WEIGHT, &weight, "weight", pk_weight_names, PK_WEIGHT_COUNT),
+        PK_VALUE(OPT_OUTPUT, PK_VALUE_TEXT, &output)};
+    int status = pk_query_args(&p, &q, values, PK_ARRAY_SIZE(values));
+    if (status >= 0)
+        return status;
     if (weight >= 0 && format != EXPORT_FOLDED)
         return pk_cli_usage(&p, "--weight applies to --format folded only");
-    int status = pk_query_open(&q, true);
+    status = pk_query_open(&q, true);
     if (status != 0)
         return status;
     if (output && !(q.out = fopen(output, "w"))) {

@@ -86,14 +86,10 @@ static int histogram_main(int argc, char **argv)
     pk_query_init(&q, &pk_cmd_histogram);
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_histogram, options, PK_ARRAY_SIZE(options), argc, argv);
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        if (o == PK_CLI_EXIT)
-            return p.status;
-        if (pk_query_option(&p, &q, o, value) != 0)
-            return PK_EXIT_USAGE;
-    }
-    int status = pk_query_open(&q, true);
+    int status = pk_query_args(&p, &q, NULL, 0);
+    if (status >= 0)
+        return status;
+    status = pk_query_open(&q, true);
     if (status == 0)
         status = pk_query_alloc_run(&q);
     if (status == 0)

@@ -92,26 +92,13 @@ static int leaks_main(int argc, char **argv)
     pk_cli_begin(&p, &pk_cmd_leaks, options, PK_ARRAY_SIZE(options), argc, argv);
     uint64_t limit = 20;
     int group = -1;
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        switch (o) {
-        case PK_CLI_EXIT:
-            return p.status;
-        case OPT_LIMIT:
-            if (pk_cli_uint(&p, "--limit", value, &limit) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        case OPT_GROUP:
-            group = pk_cli_choice(&p, "--group", value, "group", groups, PK_ARRAY_SIZE(groups));
-            if (group < 0)
-                return PK_EXIT_USAGE;
-            break;
-        default:
-            if (pk_query_option(&p, &q, o, value) != 0)
-                return PK_EXIT_USAGE;
-        }
-    }
-    int status = pk_query_open(&q, true);
+    const pk_cli_value values[] = {
+        PK_VALUE(OPT_LIMIT, PK_VALUE_UINT, &limit),
+        PK_CHOICE(OPT_GROUP, &group, "group", groups, PK_ARRAY_SIZE(groups))};
+    int status = pk_query_args(&p, &q, values, PK_ARRAY_SIZE(values));
+    if (status >= 0)
+        return status;
+    status = pk_query_open(&q, true);
     if (status == 0)
         status = pk_query_alloc_run(&q);
     if (status != 0) {

@@ -43,6 +43,19 @@ int pk_query_option(pk_cli_parser *p, pk_query *q, int option, const char *value
     return 0;
 }
 
+int pk_query_args(pk_cli_parser *p, pk_query *q, const pk_cli_value *values, size_t count)
+{
+    const char *value;
+    for (int o; (o = pk_cli_next(p, &value)) != PK_CLI_END;) {
+        if (o == PK_CLI_EXIT)
+            return p->status;
+        int taken = pk_cli_take(p, values, count, o, value);
+        if (taken < 0 || (taken == 0 && pk_query_option(p, q, o, value) != 0))
+            return PK_EXIT_USAGE;
+    }
+    return -1;
+}
+
 int pk_query_open(pk_query *q, bool find_run)
 {
     pk_error err;

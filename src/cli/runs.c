@@ -43,14 +43,10 @@ static int runs_main(int argc, char **argv)
     pk_query_init(&q, &pk_cmd_runs);
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_runs, options, PK_ARRAY_SIZE(options), argc, argv);
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        if (o == PK_CLI_EXIT)
-            return p.status;
-        if (pk_query_option(&p, &q, o, value) != 0)
-            return PK_EXIT_USAGE;
-    }
-    int status = pk_query_open(&q, false);
+    int status = pk_query_args(&p, &q, NULL, 0);
+    if (status >= 0)
+        return status;
+    status = pk_query_open(&q, false);
     if (status != 0)
         return status;
     sqlite3_stmt *stmt = pk_query_prepare(

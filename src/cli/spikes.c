@@ -209,21 +209,11 @@ static int spikes_main(int argc, char **argv)
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_spikes, options, PK_ARRAY_SIZE(options), argc, argv);
     uint64_t threshold = 1u << 20;
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        switch (o) {
-        case PK_CLI_EXIT:
-            return p.status;
-        case OPT_THRESHOLD:
-            if (pk_cli_size(&p, "--threshold", value, &threshold) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        default:
-            if (pk_query_option(&p, &q, o, value) != 0)
-                return PK_EXIT_USAGE;
-        }
-    }
-    int status = pk_query_open(&q, true);
+    const pk_cli_value values[] = {PK_VALUE(OPT_THRESHOLD, PK_VALUE_SIZE, &threshold)};
+    int status = pk_query_args(&p, &q, values, PK_ARRAY_SIZE(values));
+    if (status >= 0)
+        return status;
+    status = pk_query_open(&q, true);
     if (status != 0)
         return status;
     status = pk_memory_check(&q);

@@ -123,34 +123,17 @@ static int top_main(int argc, char **argv)
     pk_cli_begin(&p, &pk_cmd_top, options, PK_ARRAY_SIZE(options), argc, argv);
     int key = 1, group = -1;
     uint64_t limit = 20;
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        switch (o) {
-        case PK_CLI_EXIT:
-            return p.status;
-        case OPT_BY:
-            key = pk_cli_choice(&p, "--by", value, "key", keys, PK_ARRAY_SIZE(keys));
-            if (key < 0)
-                return PK_EXIT_USAGE;
-            break;
-        case OPT_LIMIT:
-            if (pk_cli_uint(&p, "--limit", value, &limit) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        case OPT_GROUP:
-            group = pk_cli_choice(&p, "--group", value, "group", groups, PK_ARRAY_SIZE(groups));
-            if (group < 0)
-                return PK_EXIT_USAGE;
-            break;
-        default:
-            if (pk_query_option(&p, &q, o, value) != 0)
-                return PK_EXIT_USAGE;
-        }
-    }
+    const pk_cli_value values[] = {
+        PK_CHOICE(OPT_BY, &key, "key", keys, PK_ARRAY_SIZE(keys)),
+        PK_VALUE(OPT_LIMIT, PK_VALUE_UINT, &limit),
+        PK_CHOICE(OPT_GROUP, &group, "group", groups, PK_ARRAY_SIZE(groups))};
+    int status = pk_query_args(&p, &q, values, PK_ARRAY_SIZE(values));
+    if (status >= 0)
+        return status;
     bool sites = key >= KEY_ALLOCATIONS;
     if (group >= 0 && !sites)
         return pk_cli_usage(&p, "--group applies to --by allocations, bytes or temporary only");
-    int status = pk_query_open(&q, true);
+    status = pk_query_open(&q, true);
     if (status != 0)
         return status;
     if (sites) {

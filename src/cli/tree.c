@@ -203,25 +203,12 @@ static int tree_main(int argc, char **argv)
     pk_cli_begin(&p, &pk_cmd_tree, options, PK_ARRAY_SIZE(options), argc, argv);
     uint64_t max_depth = UINT64_MAX;
     double min_percent = 0;
-    const char *value;
-    for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {
-        switch (o) {
-        case PK_CLI_EXIT:
-            return p.status;
-        case OPT_DEPTH:
-            if (pk_cli_uint(&p, "--depth", value, &max_depth) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        case OPT_MIN_PERCENT:
-            if (pk_cli_real(&p, "--min-percent", value, &min_percent) != 0)
-                return PK_EXIT_USAGE;
-            break;
-        default:
-            if (pk_query_option(&p, &q, o, value) != 0)
-                return PK_EXIT_USAGE;
-        }
-    }
-    int status = pk_query_open(&q, true);
+    const pk_cli_value values[] = {PK_VALUE(OPT_DEPTH, PK_VALUE_UINT, &max_depth),
+                                   PK_VALUE(OPT_MIN_PERCENT, PK_VALUE_REAL, &min_percent)};
+    int status = pk_query_args(&p, &q, values, PK_ARRAY_SIZE(values));
+    if (status >= 0)
+        return status;
+    status = pk_query_open(&q, true);
     if (status != 0)
         return status;
     pk_call_tree t;
