@@ -29,7 +29,7 @@ static const char *const statement_sql[] = {
 
 void pk_heap_init(pk_heap *h)
 {
-    *h = (pk_heap){0};
+    *h = (pk_heap){.resolve_frame = pk_symbols_frame};
     h->site_count = 1;
     h->stack_count = 1;
 }
@@ -125,7 +125,7 @@ static uint32_t stack_of(pk_heap *h, const pk_record *rec, pk_aggregates *a)
     };
     for (unsigned i = 0; i < rec->stack_depth; i++) {
         pk_symbol frame;
-        pk_symbols_lookup_site(rec->stack[i], &frame);
+        h->resolve_frame(rec->stack[i], &frame, h->resolve_user);
         st->symbols[i] = pk_aggregates_symbol(a, frame.function, frame.file, 0);
         st->lines[i] = frame.line;
     }

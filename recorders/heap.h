@@ -77,6 +77,8 @@ typedef struct pk_heap {
     pk_heap_sample *samples; /* samples not stored yet */
     size_t sample_count, sample_capacity;
     sqlite3_stmt *st[6];
+    pk_frame_resolver resolve_frame; /* a stack's frames: pk_symbols_frame unless set */
+    void *resolve_user;
 } pk_heap;
 
 PK_HIDDEN void pk_heap_init(pk_heap *h);

@@ -4,12 +4,15 @@
  * drain thread. Lossless by default: batches stay in a window until the
  * collector acknowledges them, are sent again after a silence or when the
  * collector asks (it restarted), and the sender waits while the window is
- * full. zmq+pub:ENDPOINT never waits: a batch that cannot go is dropped and
- * counted, and the goodbye reports the count.
+ * full. zmq+pub:ENDPOINT publishes instead (an XPUB socket bound there, any
+ * number of `pikoc listen --subscribe` collectors) and never waits: a batch
+ * that has no room toward a subscriber is dropped and counted, the goodbye
+ * reports the count, and each new subscriber gets a hello.
  */
 #include "clock.h"
 #include "wire.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -24,6 +27,7 @@
 #define RESEND_AFTER_NS 2000000000ull /* no acknowledgement for 2 s: send again */
 #define POLL_MS 100
 #define DEFAULT_LINGER_NS 10000000000ull /* wait at most 10 s without any progress */
+#define DEFAULT_PUB_HWM 64               /* zmq+pub: batches queued toward a subscriber */
 
 typedef struct sent_batch {
     pk_wire_buf message;
@@ -37,7 +41,8 @@ typedef struct zmq_state {
     uint64_t linger_ns;
     pk_run_info run;
     bool started;
-    bool hello_sent;  /* lossy: the collector may know us */
+    bool need_hello;  /* lossy: a subscriber came, or the last hello did not go */
+    uint64_t subscribers, wanted_subscribers; /* lossy: so far; PIKOC_ZMQ_SUBSCRIBERS */
     bool need_resume; /* lossless: a send failed; hello and window go again */
     bool gave_up;     /* lossless: nobody acknowledged for the linger; waits no more */
     bool known;       /* a collector acknowledged something of this run */
@@ -50,7 +55,7 @@ typedef struct zmq_state {
     uint64_t first_seq;
     uint64_t progress_ns; /* last acknowledgement, or the first message in the window */
     uint64_t resumed_ns;
-    uint64_t entries, written, dropped_entries, batches;
+    uint64_t entries, written, dropped_entries, dropped_batches, batches;
     int ppid;          /* at the start: the collector finds the parent run by it */
     uint64_t *threads; /* of the records sent, for their names in the goodbye */
     size_t thread_count, thread_capacity;
@@ -115,6 +120,58 @@ static int set_curve(zmq_state *s, const char *server, pk_error *err)
     return 0;
 }
 
+/*
+ * zmq:, a DEALER connected to the collector. Its queue outlives a reconnect,
+ * so acknowledgements that came just before a collector went away are
+ * still read (else those batches would be sent, and stored, again).
+ */
+static int open_dealer(zmq_state *s, const char *arg, pk_error *err)
+{
+    int hwm = 2 * WINDOW + 8;
+    const char *server = getenv("PIKOC_ZMQ_SERVER_KEY");
+    if (zmq_setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0)
+        return socket_failed(err, arg);
+    if (server && *server && set_curve(s, server, err) != 0)
+        return -1;
+    if (zmq_connect(s->socket, arg) != 0)
+        return pk_fail(err, "cannot connect to '%s': %s (expected tcp://HOST:PORT or ipc://PATH)",
+                       arg, zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+/*
+ * zmq+pub:, an XPUB bound at the endpoint. NODROP makes a batch that has no
+ * room toward some subscriber fail for all (so it is counted, never lost
+ * for one subscriber silently); VERBOSE passes up every subscription, so
+ * each new subscriber is seen and gets a hello.
+ */
+static int open_publisher(zmq_state *s, const char *arg, pk_error *err)
+{
+    uint64_t hwm = DEFAULT_PUB_HWM;
+    const char *text = getenv("PIKOC_ZMQ_HWM");
+    if (text && pk_parse_uint("PIKOC_ZMQ_HWM", text, &hwm, err) != 0)
+        return -1;
+    if (hwm == 0 || hwm > INT_MAX)
+        return pk_fail(err, "PIKOC_ZMQ_HWM '%s': expected a number of batches from 1 to %d", text,
+                       INT_MAX);
+    text = getenv("PIKOC_ZMQ_SUBSCRIBERS");
+    if (text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, &s->wanted_subscribers, err) != 0)
+        return -1;
+    text = getenv("PIKOC_ZMQ_SERVER_KEY");
+    if (text && *text)
+        return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: "
+                            "senders do); bind it to loopback or ipc");
+    int one = 1, queued = (int)hwm;
+    if (zmq_setsockopt(s->socket, ZMQ_XPUB_NODROP, &one, sizeof one) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_XPUB_VERBOSE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_SNDHWM, &queued, sizeof queued) != 0)
+        return socket_failed(err, arg);
+    if (zmq_bind(s->socket, arg) != 0)
+        return pk_fail(err, "cannot bind '%s': %s (expected tcp://HOST:PORT or ipc://PATH)", arg,
+                       zmq_strerror(zmq_errno()));
+    return 0;
+}
+
 static int sender_open(pk_recorder *r, const char *arg, pk_error *err)
 {
     zmq_state *s = pk_recorder_state(r);
@@ -126,30 +183,14 @@ static int sender_open(pk_recorder *r, const char *arg, pk_error *err)
     s->context = zmq_ctx_new();
     if (!s->context)
         return socket_failed(err, arg);
-    s->socket = zmq_socket(s->context, ZMQ_DEALER);
-    int zero = 0, one = 1, hwm = 2 * WINDOW + 8;
-    const char *server = getenv("PIKOC_ZMQ_SERVER_KEY");
-    /*
-     * Lossy: no queueing towards nobody, so that a batch without a collector
-     * is dropped (and counted) at once. Lossless: the connection's queue
-     * outlives a reconnect, so acknowledgements that came just before a
-     * collector went away are still read (else those batches would be sent,
-     * and stored, again).
-     */
-    int immediate = s->lossy ? one : zero;
-    if (!s->socket || zmq_setsockopt(s->socket, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0) {
+    s->socket = zmq_socket(s->context, s->lossy ? ZMQ_XPUB : ZMQ_DEALER);
+    int zero = 0;
+    if (!s->socket || zmq_setsockopt(s->socket, ZMQ_LINGER, &zero, sizeof zero) != 0) {
         socket_failed(err, arg);
         goto fail;
     }
-    if (server && *server && set_curve(s, server, err) != 0)
+    if ((s->lossy ? open_publisher : open_dealer)(s, arg, err) != 0)
         goto fail;
-    if (zmq_connect(s->socket, arg) != 0) {
-        pk_fail(err, "cannot connect to '%s': %s (expected tcp://HOST:PORT or ipc://PATH)", arg,
-                zmq_strerror(zmq_errno()));
-        goto fail;
-    }
     s->endpoint = pk_xstrdup(arg);
     return 0;
 fail:
@@ -294,22 +335,86 @@ static sent_batch *window_push(zmq_state *s, uint32_t records)
     return b;
 }
 
-static void send_lossy(zmq_state *s)
+/* ---- publishing (zmq+pub:) ------------------------------------------------------ */
+
+/* Takes the subscriptions that came: each new subscriber needs a hello. */
+static void take_subscriptions(zmq_state *s)
+{
+    uint8_t m[64];
+    int n;
+    while ((n = zmq_recv(s->socket, m, sizeof m, ZMQ_DONTWAIT)) >= 0) {
+        if (n >= 1 && m[0] == 1) {
+            s->subscribers++;
+            s->need_hello = true;
+        }
+    }
+}
+
+/* PIKOC_ZMQ_SUBSCRIBERS=N: the run starts once N subscribed, or after the linger. */
+static void wait_for_subscribers(zmq_state *s)
+{
+    uint64_t since = pk_clock_monotonic_ns();
+    take_subscriptions(s);
+    while (s->subscribers < s->wanted_subscribers) {
+        if (pk_clock_monotonic_ns() - since >= s->linger_ns) {
+            pk_warn("recorder 'zmq+pub:%s': %llu of %llu subscribers came within %.1f s "
+                    "(PIKOC_ZMQ_LINGER); the run goes on without the others",
+                    s->endpoint, (unsigned long long)s->subscribers,
+                    (unsigned long long)s->wanted_subscribers, (double)s->linger_ns / 1e9);
+            return;
+        }
+        zmq_pollitem_t item = {.socket = s->socket, .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, POLL_MS);
+        take_subscriptions(s);
+    }
+}
+
+/*
+ * Never waits: a batch the socket does not take at once is dropped and
+ * counted for every subscriber alike (NODROP). A new subscriber first gets
+ * a hello with every string and stack so far, so it can store the rest.
+ */
+static void publish(zmq_state *s)
 {
     pk_wire_encoder *e = &s->encoder;
     uint32_t records = e->record_count;
-    take_replies(s);
-    if (!s->hello_sent || s->need_resume) {
-        /* with every string sent so far: the collector may have missed them */
-        s->hello_sent = send_hello(s, s->known ? PK_WIRE_RESUME : 0, e->next_seq);
-        s->need_resume = false;
-    }
+    take_subscriptions(s);
+    if (s->need_hello)
+        s->need_hello = !send_hello(s, 0, e->next_seq);
     pk_wire_finish_batch(e, &s->message);
-    if (!s->hello_sent || !transmit(s, &s->message)) {
+    if (!transmit(s, &s->message)) {
         s->dropped_entries += records;
-        /* the batch defined strings the collector never saw */
+        s->dropped_batches++;
+        /* the batch defined strings and stacks no subscriber saw */
         pk_wire_encoder_forget_strings(e);
     }
+}
+
+/*
+ * The goodbye ends the run at every subscriber: it may wait the linger for
+ * room. zmq then delivers what it queued while the socket lingers.
+ */
+static int publish_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
+{
+    int linger = (int)(s->linger_ns / 1000000);
+    take_subscriptions(s);
+    if (s->need_hello)
+        send_hello(s, 0, s->encoder.next_seq);
+    g->dropped_entries = s->dropped_entries;
+    pk_wire_encode_goodbye(&s->encoder, g, &s->message);
+    zmq_setsockopt(s->socket, ZMQ_SNDTIMEO, &linger, sizeof linger);
+    zmq_setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
+    if (s->dropped_batches)
+        pk_warn("recorder 'zmq+pub:%s': %llu records in %llu batches had no room toward a "
+                "subscriber and were dropped (the run counts them)",
+                s->endpoint, (unsigned long long)s->dropped_entries,
+                (unsigned long long)s->dropped_batches);
+    if (zmq_send(s->socket, s->message.bytes, s->message.used, 0) < 0)
+        return pk_fail(err,
+                       "%s: no room toward a subscriber for the goodbye within %.1f s "
+                       "(PIKOC_ZMQ_LINGER); subscribers end the run incomplete",
+                       s->endpoint, (double)s->linger_ns / 1e9);
+    return 0;
 }
 
 static void send_batch(zmq_state *s)
@@ -319,7 +424,7 @@ static void send_batch(zmq_state *s)
         return;
     s->batches++;
     if (s->lossy) {
-        send_lossy(s);
+        publish(s);
         return;
     }
     take_replies(s);
@@ -354,11 +459,15 @@ static int sender_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
     s->thread_count = 0;
     s->last_thread = 0;
     s->started = true;
-    s->hello_sent = s->gave_up = s->known = false;
-    s->need_resume = !s->lossy; /* the first batch goes after a hello */
+    s->gave_up = s->known = false;
+    /* the first batch goes after a hello */
+    s->need_resume = !s->lossy;
+    s->need_hello = s->lossy;
     s->count = 0;
     s->resumed_ns = 0;
-    s->entries = s->written = s->dropped_entries = s->batches = 0;
+    s->entries = s->written = s->dropped_entries = s->dropped_batches = s->batches = 0;
+    if (s->lossy)
+        wait_for_subscribers(s);
     s->batch_started_ns = pk_clock_monotonic_ns();
     return 0;
 }
@@ -416,26 +525,20 @@ static int sender_flush(pk_recorder *r, pk_error *err)
     zmq_state *s = pk_recorder_state(r);
     if (s->started) {
         send_batch(s);
-        take_replies(s);
-        if (!s->lossy)
+        if (s->lossy) {
+            take_subscriptions(s);
+        } else {
+            take_replies(s);
             resume_if_needed(s);
+        }
     }
     return 0;
 }
 
 static int send_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
 {
-    if (s->lossy) {
-        if (!s->hello_sent)
-            s->hello_sent = send_hello(s, 0, s->encoder.next_seq);
-        g->dropped_entries = s->dropped_entries;
-        pk_wire_encode_goodbye(&s->encoder, g, &s->message);
-        transmit(s, &s->message);
-        /* zmq delivers what it queued while the socket lingers */
-        int linger = (int)(s->linger_ns / 1000000);
-        zmq_setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
-        return 0;
-    }
+    if (s->lossy)
+        return publish_goodbye(s, g, err);
     wait_for_room(s);
     /* the goodbye counts what was dropped up to now; dropping it too is reported below */
     g->dropped_entries = s->dropped_entries;

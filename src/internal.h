@@ -186,6 +186,14 @@ typedef struct pk_symbol {
 PK_HIDDEN void pk_symbols_lookup(uintptr_t address, pk_symbol *out);
 /* Resolves the call site at a return address (looks at address - 1). */
 PK_HIDDEN void pk_symbols_lookup_site(uintptr_t return_address, pk_symbol *out);
+/*
+ * Where the frames of an allocation's stack (pk_record.stack) are resolved:
+ * in this process (pk_symbols_frame), or, in a collector, from the frames
+ * its sender defined (pk_wire_peer_frame).
+ */
+typedef void (*pk_frame_resolver)(uintptr_t frame, pk_symbol *out, void *user);
+/* pk_symbols_lookup_site as a pk_frame_resolver (user unused). */
+PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *user);
 /* Interns a string for the life of the process. */
 PK_HIDDEN const char *pk_intern(const char *s);
 /* The hash of a NUL-terminated string (FNV-1a) that string tables share. */

@@ -116,6 +116,8 @@ PK_HIDDEN pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info
                                            pk_error *err);
 /* Where thread names come from (default: this process's threads, pk_thread_name). */
 PK_HIDDEN void pk_store_run_name_threads(pk_store_run *s, pk_thread_namer namer, void *user);
+/* Where the frames of allocation stacks come from (default: this process's, pk_symbols_frame). */
+PK_HIDDEN void pk_store_run_resolve_frames(pk_store_run *s, pk_frame_resolver resolver, void *user);
 /* A record before the filters: counts and aggregates. */
 PK_HIDDEN void pk_store_run_observe(pk_store_run *s, const pk_record *rec);
 /* A record that passed the filters: stored in detail. */

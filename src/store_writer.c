@@ -640,6 +640,12 @@ void pk_store_run_name_threads(pk_store_run *s, pk_thread_namer namer, void *use
         pk_aggregates_touch_thread(&s->aggregates, &s->aggregates.threads[i]);
 }
 
+void pk_store_run_resolve_frames(pk_store_run *s, pk_frame_resolver resolver, void *user)
+{
+    s->heap.resolve_frame = resolver;
+    s->heap.resolve_user = user;
+}
+
 void pk_store_run_observe(pk_store_run *s, const pk_record *rec)
 {
     s->events++;

@@ -663,6 +663,12 @@ void pk_symbols_lookup_site(uintptr_t return_address, pk_symbol *out)
     pk_symbols_lookup(return_address ? return_address - 1 : 0, out);
 }
 
+void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *user)
+{
+    (void)user;
+    pk_symbols_lookup_site(return_address, out);
+}
+
 /* ---- matching function names ---------------------------------------------- */
 
 typedef struct symbol_match {

@@ -12,20 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KIND_UINT = 0, KIND_STRING = 1, KIND_TYPE = 2 };
+enum { KIND_UINT = 0, KIND_STRING = 1, KIND_TYPE = 2, KIND_STACK = 3 };
 
 /*
  * Record members the field table leaves out (they are no column) that a
- * collector's store needs: an allocation's call site keys its site. They
- * travel after the table's fields, as numbers, when the record's flags
- * include `needs`; one entry here is all a new one takes.
+ * collector's store needs: an allocation's call site keys its site, its
+ * stack (--stack N) keys its stack. They travel after the table's fields
+ * when the record's flags include `needs` (a stack only when the record has
+ * one); a number needs no more than its entry here.
  */
 static const struct wire_extra {
     const char *name;
     size_t offset;
     unsigned needs;
+    int kind;
 } extras[] = {
-    {"call_site", offsetof(pk_record, call_site), PK_RECORD_BLOCK},
+    {"call_site", offsetof(pk_record, call_site), PK_RECORD_BLOCK, KIND_UINT},
+    {"stack", offsetof(pk_record, stack), PK_RECORD_BLOCK, KIND_STACK},
 };
 #define WIRE_FIELD_COUNT (PK_FIELD_COUNT + (int)PK_ARRAY_SIZE(extras))
 
@@ -40,7 +43,7 @@ static bool wire_has(const pk_record *rec, int f)
 static int wire_kind(int f)
 {
     if (f >= PK_FIELD_COUNT)
-        return KIND_UINT;
+        return extras[f - PK_FIELD_COUNT].kind;
     pk_field_kind kind = pk_field_desc_of((pk_field_id)f)->kind;
     return kind == PK_KIND_STRING ? KIND_STRING : kind == PK_KIND_TYPE ? KIND_TYPE : KIND_UINT;
 }
@@ -159,9 +162,14 @@ void pk_wire_encoder_init(pk_wire_encoder *e, uint64_t sender)
     e->strings[0] = "";
     e->string_count = 1;
     slots_grow(e);
-    for (int f = 0; f < WIRE_FIELD_COUNT; f++)
+    for (int f = 0; f < WIRE_FIELD_COUNT; f++) {
         if (wire_kind(f) == KIND_STRING)
             e->string_fields |= 1ull << f;
+        if (wire_kind(f) == KIND_STACK)
+            e->stack_field = 1ull << f;
+    }
+    e->generation = 1;
+    e->resolve_frame = pk_symbols_frame;
 }
 
 void pk_wire_encoder_free(pk_wire_encoder *e)
@@ -169,7 +177,10 @@ void pk_wire_encoder_free(pk_wire_encoder *e)
     free(e->keys);
     free(e->ids);
     free(e->strings);
+    pk_block_map_free(&e->stacks);
+    pk_wire_buf_free(&e->stack_table);
     pk_wire_buf_free(&e->defs);
+    pk_wire_buf_free(&e->stack_defs);
     pk_wire_buf_free(&e->records);
 }
 
@@ -179,6 +190,10 @@ void pk_wire_encoder_forget_strings(pk_wire_encoder *e)
     e->string_count = 1;
     e->defs.used = 0;
     e->def_count = 0;
+    /* a stack's definition names strings: it goes again too, under the same id */
+    e->generation++;
+    e->stack_table.used = e->stack_defs.used = 0;
+    e->stack_table_count = e->stack_def_count = 0;
 }
 
 /* The id of s, defined in this batch when new. */
@@ -200,6 +215,37 @@ static uint32_t string_id(pk_wire_encoder *e, const char *s)
     e->def_count++;
     if (e->string_count * 2 > e->slots)
         slots_grow(e);
+    return id;
+}
+
+/*
+ * The id of the record's stack, defined in this batch when this generation
+ * has not defined it yet: its frames resolved once, their names as strings.
+ */
+static uint64_t stack_id(pk_wire_encoder *e, const pk_record *rec)
+{
+    bool added;
+    pk_block *known = pk_block_map_slot(&e->stacks, (uintptr_t)rec->stack, &added);
+    if (added)
+        known->a = ++e->stack_count;
+    if (known->b == e->generation)
+        return known->a;
+    known->b = e->generation;
+    uint64_t id = known->a;
+    pk_wire_buf *d = &e->stack_defs;
+    size_t start = d->used;
+    pk_wire_put_uvarint(d, id);
+    pk_wire_put_uvarint(d, rec->stack_depth);
+    for (unsigned i = 0; i < rec->stack_depth; i++) {
+        pk_symbol frame;
+        e->resolve_frame(rec->stack[i], &frame, e->resolve_user);
+        pk_wire_put_uvarint(d, string_id(e, frame.function));
+        pk_wire_put_uvarint(d, string_id(e, frame.file));
+        pk_wire_put_uvarint(d, frame.line);
+    }
+    put_bytes(&e->stack_table, d->bytes + start, d->used - start);
+    e->stack_def_count++;
+    e->stack_table_count++;
     return id;
 }
 
@@ -236,6 +282,8 @@ void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned wh
         if (!text[0])
             presence &= ~(1ull << f);
     }
+    if (!rec->stack_depth)
+        presence &= ~e->stack_field;
     unsigned head = what;
     bool first = e->record_count == 0;
     if (!first && presence == e->prev_presence)
@@ -256,6 +304,8 @@ void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned wh
         if (kind == KIND_STRING) {
             /* a new string's definition goes to defs, not here: p stays valid */
             p = pk_put_uvarint(p, string_id(e, pk_record_string(rec, (pk_field_id)f)));
+        } else if (kind == KIND_STACK) {
+            p = pk_put_uvarint(p, stack_id(e, rec)); /* the same for a stack's */
         } else {
             uint64_t v = wire_uint(rec, f);
             p = kind == KIND_TYPE ? pk_put_uvarint(p, v) : pk_put_delta(p, v, e->prev[f]);
@@ -277,10 +327,12 @@ void pk_wire_finish_batch(pk_wire_encoder *e, pk_wire_buf *out)
     pk_wire_put_header(out, PK_WIRE_BATCH, e->sender, e->next_seq++);
     pk_wire_put_uvarint(out, e->def_count);
     put_bytes(out, e->defs.bytes, e->defs.used);
+    pk_wire_put_uvarint(out, e->stack_def_count);
+    put_bytes(out, e->stack_defs.bytes, e->stack_defs.used);
     pk_wire_put_uvarint(out, e->record_count);
     put_bytes(out, e->records.bytes, e->records.used);
-    e->defs.used = e->records.used = 0;
-    e->def_count = e->record_count = 0;
+    e->defs.used = e->stack_defs.used = e->records.used = 0;
+    e->def_count = e->stack_def_count = e->record_count = 0;
     memset(e->prev, 0, sizeof e->prev);
     e->last = NULL;
 }
@@ -326,6 +378,8 @@ void pk_wire_encode_hello(const pk_wire_encoder *e, const pk_run_info *run, int 
         pk_wire_put_uvarint(out, id);
         pk_wire_put_string(out, e->strings[id]);
     }
+    pk_wire_put_uvarint(out, e->stack_table_count);
+    put_bytes(out, e->stack_table.bytes, e->stack_table.used);
 }
 
 void pk_wire_encode_goodbye(pk_wire_encoder *e, const pk_wire_goodbye *g, pk_wire_buf *out)
@@ -480,6 +534,104 @@ static int get_definitions(reader *r, pk_wire_peer *peer)
     return 0;
 }
 
+/* The text of string id v (0 is ""), which must be defined. */
+static int get_string_ref(reader *r, const pk_wire_peer *peer, const char **text)
+{
+    uint64_t v;
+    if (get_uvarint(r, &v) != 0)
+        return -1;
+    if (v >= peer->string_count || (v != 0 && !peer->strings[v]))
+        return pk_fail(r->err, "%s: undefined string id %llu", r->what, (unsigned long long)v);
+    *text = v ? peer->strings[v] : "";
+    return 0;
+}
+
+/* Whether stack id is defined with these frames (compared by text). */
+static bool stack_is(const pk_wire_peer *peer, uint64_t id, const pk_symbol *frames,
+                     unsigned depth)
+{
+    const struct pk_wire_stack *st = &peer->stacks[id];
+    if (st->depth != depth)
+        return false;
+    for (unsigned i = 0; i < depth; i++) {
+        const pk_symbol *known = &peer->frames[st->frames[i]];
+        if (known->line != frames[i].line || strcmp(known->function, frames[i].function) != 0 ||
+            strcmp(known->file, frames[i].file) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool stack_defined(const pk_wire_peer *peer, uint64_t id)
+{
+    return id < peer->stack_count && peer->stacks[id].depth > 0;
+}
+
+/* Defines stack id as the `depth` frames from peer->frames[first] on. */
+static void add_stack(pk_wire_peer *peer, uint64_t id, size_t first, unsigned depth)
+{
+    if (id >= peer->stack_count) {
+        size_t n = peer->stack_count ? peer->stack_count : 16;
+        while (n <= id)
+            n *= 2;
+        struct pk_wire_stack *grown = realloc(peer->stacks, n * sizeof *grown);
+        if (!grown)
+            abort();
+        memset(grown + peer->stack_count, 0, (n - peer->stack_count) * sizeof *grown);
+        peer->stacks = grown;
+        peer->stack_count = n;
+    }
+    struct pk_wire_stack *st = &peer->stacks[id];
+    st->frames = pk_xcalloc(depth, sizeof *st->frames);
+    st->depth = depth;
+    for (unsigned i = 0; i < depth; i++)
+        st->frames[i] = first + i;
+}
+
+/*
+ * Reads stack definitions (id, frame count, frames). A stack defined again
+ * (after a resume or a drop) must have the same frames: records already
+ * stored point to them.
+ */
+static int get_stacks(reader *r, pk_wire_peer *peer)
+{
+    uint64_t count;
+    if (get_bounded(r, "stack count", (uint64_t)(r->end - r->p) + 1, &count) != 0)
+        return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t id, depth;
+        if (get_bounded(r, "stack id", (uint64_t)1 << 24, &id) != 0 ||
+            get_bounded(r, "frame count", PK_STACK_MAX + 1, &depth) != 0)
+            return -1;
+        if (id == 0 || depth == 0)
+            return pk_fail(r->err, "%s: stack %llu has %s", r->what, (unsigned long long)id,
+                           id == 0 ? "id 0, which is reserved for none" : "no frames");
+        size_t first = peer->frame_count;
+        for (unsigned k = 0; k < depth; k++) {
+            pk_grow(&peer->frames, &peer->frame_capacity, peer->frame_count, sizeof *peer->frames);
+            pk_symbol *frame = &peer->frames[peer->frame_count++];
+            uint64_t line;
+            if (get_string_ref(r, peer, &frame->function) != 0 ||
+                get_string_ref(r, peer, &frame->file) != 0 ||
+                get_bounded(r, "line", (uint64_t)1 << 31, &line) != 0) {
+                peer->frame_count = first;
+                return -1;
+            }
+            frame->line = (unsigned)line;
+        }
+        if (!stack_defined(peer, id)) {
+            add_stack(peer, id, first, (unsigned)depth);
+            continue;
+        }
+        bool same = stack_is(peer, id, &peer->frames[first], (unsigned)depth);
+        peer->frame_count = first;
+        if (!same)
+            return pk_fail(r->err, "%s: stack %llu defined again with other frames", r->what,
+                           (unsigned long long)id);
+    }
+    return 0;
+}
+
 static int get_fields(reader *r, pk_wire_peer *peer)
 {
     uint64_t count;
@@ -491,7 +643,7 @@ static int get_fields(reader *r, pk_wire_peer *peer)
         uint64_t kind;
         if (get_string(r, &name) != 0)
             return -1;
-        if (get_bounded(r, "field kind", 3, &kind) != 0) {
+        if (get_bounded(r, "field kind", 4, &kind) != 0) {
             free(name);
             return -1;
         }
@@ -577,7 +729,8 @@ int pk_wire_decode_hello(const uint8_t *msg, size_t len, size_t offset, pk_wire_
     for (int f = 0; f < PK_FIELD_COUNT; f++)
         if (pk_field_desc_of((pk_field_id)f)->kind == PK_KIND_STRING)
             pk_record_set_string(&peer->blank, (pk_field_id)f, "");
-    if (get_fields(&r, peer) != 0 || get_types(&r, peer) != 0 || get_definitions(&r, peer) != 0)
+    if (get_fields(&r, peer) != 0 || get_types(&r, peer) != 0 ||
+        get_definitions(&r, peer) != 0 || get_stacks(&r, peer) != 0)
         goto out;
     if (r.p != r.end) {
         pk_fail(err, "hello: %zu bytes after its end", (size_t)(r.end - r.p));
@@ -600,6 +753,23 @@ int pk_wire_merge_hello(pk_wire_peer *peer, const pk_wire_peer *again)
     for (size_t id = 1; id < again->string_count; id++)
         if (again->strings[id])
             define_string(peer, id, pk_xstrdup(again->strings[id]));
+    /* stacks it already has stay as they are: records stored point to them */
+    for (size_t id = 1; id < again->stack_count; id++) {
+        const struct pk_wire_stack *st = &again->stacks[id];
+        if (!st->depth || stack_defined(peer, id))
+            continue;
+        size_t first = peer->frame_count;
+        for (unsigned i = 0; i < st->depth; i++) {
+            const pk_symbol *frame = &again->frames[st->frames[i]];
+            pk_grow(&peer->frames, &peer->frame_capacity, peer->frame_count, sizeof *peer->frames);
+            peer->frames[peer->frame_count++] = (pk_symbol){
+                .function = keep(peer, pk_xstrdup(frame->function)),
+                .file = keep(peer, pk_xstrdup(frame->file)),
+                .line = frame->line,
+            };
+        }
+        add_stack(peer, id, first, st->depth);
+    }
     peer->next_seq = again->next_seq;
     return 0;
 }
@@ -610,9 +780,19 @@ void pk_wire_peer_free(pk_wire_peer *peer)
         free(peer->strings[i]);
     for (size_t i = 0; i < peer->retired_count; i++)
         free(peer->retired[i]);
+    for (size_t i = 0; i < peer->stack_count; i++)
+        free(peer->stacks[i].frames);
     free(peer->strings);
     free(peer->retired);
+    free(peer->frames);
+    free(peer->stacks);
     memset(peer, 0, sizeof *peer);
+}
+
+void pk_wire_peer_frame(uintptr_t frame, pk_symbol *out, void *user)
+{
+    const pk_wire_peer *peer = user;
+    *out = peer->frames[frame];
 }
 
 static int get_record(reader *r, const pk_wire_peer *peer, pk_record *rec, unsigned *head_out,
@@ -646,13 +826,23 @@ static int get_record(reader *r, const pk_wire_peer *peer, pk_record *rec, unsig
         uint64_t v;
         int local = peer->field_map[i];
         switch (peer->field_kind[i]) {
-        case KIND_STRING:
+        case KIND_STRING: {
+            const char *text;
+            if (get_string_ref(r, peer, &text) != 0)
+                return -1;
+            if (local >= 0)
+                pk_record_set_string(rec, (pk_field_id)local, text);
+            break;
+        }
+        case KIND_STACK:
             if (get_uvarint(r, &v) != 0)
                 return -1;
-            if (v >= peer->string_count || (v != 0 && !peer->strings[v]))
-                return pk_fail(r->err, "batch: undefined string id %llu", (unsigned long long)v);
-            if (local >= 0)
-                pk_record_set_string(rec, (pk_field_id)local, v ? peer->strings[v] : "");
+            if (!stack_defined(peer, v))
+                return pk_fail(r->err, "batch: undefined stack id %llu", (unsigned long long)v);
+            if (local >= 0) {
+                rec->stack = peer->stacks[v].frames;
+                rec->stack_depth = peer->stacks[v].depth;
+            }
             break;
         case KIND_TYPE:
             if (get_bounded(r, "event type", PK_WIRE_MAX_TYPES, &v) != 0)
@@ -683,7 +873,7 @@ int pk_wire_decode_batch(pk_wire_peer *peer, const uint8_t *msg, size_t len, siz
 {
     reader r = {msg + offset, msg + len, err, "batch"};
     out->count = 0;
-    if (get_definitions(&r, peer) != 0)
+    if (get_definitions(&r, peer) != 0 || get_stacks(&r, peer) != 0)
         return -1;
     uint64_t count;
     /* every record takes at least one byte */

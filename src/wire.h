@@ -8,9 +8,10 @@
 #ifndef PK_WIRE_H
 #define PK_WIRE_H
 
+#include "blocks.h"
 #include "internal.h"
 
-#define PK_WIRE_VERSION 1
+#define PK_WIRE_VERSION 2
 #define PK_WIRE_MAGIC "PKOZ"
 #define PK_WIRE_HEADER_MIN 14          /* magic, version, type, sender, a 1-byte seq */
 #define PK_WIRE_MAX_MESSAGE (4u << 20) /* larger messages are refused as oversized */
@@ -77,14 +78,28 @@ typedef struct pk_wire_encoder {
     size_t slots;
     const char **strings; /* by id; id 0 is "" */
     size_t string_count, string_capacity;
+    /*
+     * Stacks (--stack N): a record's stack pointer -> its id (a; stable for
+     * the run) and the generation of the string table it was defined in (b).
+     */
+    pk_block_map stacks;
+    uint64_t stack_count;     /* ids given so far */
+    uint64_t generation;      /* from 1; forgetting the strings starts the next */
+    pk_wire_buf stack_table;  /* the definitions of this generation, for a hello */
+    uint32_t stack_table_count;
+    pk_frame_resolver resolve_frame; /* pk_symbols_frame unless a test sets its own */
+    void *resolve_user;
     /* the batch */
     pk_wire_buf defs;    /* string definitions new in this batch */
+    pk_wire_buf stack_defs; /* stack definitions new in this batch */
+    uint32_t stack_def_count;
     pk_wire_buf records; /* the records */
     uint32_t def_count, record_count;
     uint64_t prev[PK_WIRE_MAX_FIELDS];
     uint64_t prev_presence;
     unsigned prev_flags;
     uint64_t string_fields;   /* presence bits of the string fields */
+    uint64_t stack_field;     /* the presence bit of the stack */
     uint64_t presence_cached; /* the fields records with flags_cached carry */
     unsigned flags_cached;
     /* the last record, whose WRITTEN bit a write of the same record sets */
@@ -95,7 +110,7 @@ typedef struct pk_wire_encoder {
 
 PK_HIDDEN void pk_wire_encoder_init(pk_wire_encoder *e, uint64_t sender);
 PK_HIDDEN void pk_wire_encoder_free(pk_wire_encoder *e);
-/* Forgets which strings were sent: the next batches define them again. */
+/* Forgets which strings and stacks were sent: the next batches define them again. */
 PK_HIDDEN void pk_wire_encoder_forget_strings(pk_wire_encoder *e);
 /* Adds a record seen before the filters (PK_WIRE_OBSERVED) or one that passed them
  * (PK_WIRE_WRITTEN, when pk_wire_mark_written could not). */
@@ -105,14 +120,15 @@ PK_HIDDEN bool pk_wire_mark_written(pk_wire_encoder *e, const pk_record *rec);
 /* The batch's size so far, in bytes. */
 static inline size_t pk_wire_batch_bytes(const pk_wire_encoder *e)
 {
-    return e->defs.used + e->records.used;
+    return e->defs.used + e->stack_defs.used + e->records.used;
 }
 /* Appends the batch as one message to out (cleared first), seq e->next_seq++, and starts anew. */
 PK_HIDDEN void pk_wire_finish_batch(pk_wire_encoder *e, pk_wire_buf *out);
 /*
  * The hello: who runs, what the records carry (field and event-type names),
- * every string defined so far (the batches not acknowledged may have been
- * lost) and the seq of the next batch.
+ * every string and stack defined so far (the batches not acknowledged may
+ * have been lost, a subscriber may have come late) and the seq of the next
+ * batch.
  */
 PK_HIDDEN void pk_wire_encode_hello(const pk_wire_encoder *e, const pk_run_info *run, int ppid,
                                     unsigned flags, uint64_t next_seq, pk_wire_buf *out);
@@ -159,6 +175,13 @@ typedef struct pk_wire_peer {
 #define PK_WIRE_TYPE_UNKNOWN_HERE (-2) /* named, but not a type of this pikoc: skipped */
     char **strings;                    /* by id; id 0 is "" */
     size_t string_count;
+    pk_symbol *frames; /* the frames of every stack, in the order they were defined */
+    size_t frame_count, frame_capacity;
+    struct pk_wire_stack {
+        uintptr_t *frames; /* indexes into frames: what a record's stack holds */
+        unsigned depth;    /* 0: not defined */
+    } *stacks;             /* by id; id 0 is none */
+    size_t stack_count;
     pk_record blank; /* a record before its fields are decoded */
     char **retired;  /* the hello's strings and redefined ones: records may point to them */
     size_t retired_count, retired_capacity;
@@ -170,6 +193,8 @@ PK_HIDDEN int pk_wire_decode_hello(const uint8_t *msg, size_t len, size_t offset
 /* Takes a resume hello's strings into an existing peer (same sender). */
 PK_HIDDEN int pk_wire_merge_hello(pk_wire_peer *peer, const pk_wire_peer *again);
 PK_HIDDEN void pk_wire_peer_free(pk_wire_peer *peer);
+/* The frame of a decoded record's stack (a pk_frame_resolver; user is the peer). */
+PK_HIDDEN void pk_wire_peer_frame(uintptr_t frame, pk_symbol *out, void *user);
 
 /* A decoded batch: its records, in order, with their head bits. */
 typedef struct pk_wire_entry {

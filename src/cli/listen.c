@@ -1,7 +1,8 @@
 /*
  * listen.c — `pikoc listen`: the collector. Binds a ZeroMQ endpoint, takes
  * the wire format of docs/wire-format.md from any number of zmq:ENDPOINT
- * senders and writes each sender's run through the store writer, the same
+ * senders (and subscribes to zmq+pub:ENDPOINT publishers) and writes each
+ * sender's run through the store writer, the same
  * code as the sqlite recorder, while a live view shows every sender. It
  * trusts no message: a bad one is counted, named and dropped.
  */
@@ -26,6 +27,7 @@
 #define REPORTED_REJECTS 20                   /* then they are only counted */
 #define ENDED_MEMORY 1024 /* ended senders remembered, so late duplicates stay ignored */
 #define TOP_FUNCTIONS 3
+#define MAX_PUBLISHERS 16 /* --subscribe endpoints */
 
 static const char help[] =
     "usage: pikoc listen [OPTIONS] [ENDPOINT]\n"
@@ -38,6 +40,11 @@ static const char help[] =
     "only). Ctrl-C or SIGTERM stops it with every received batch written.\n"
     "\n"
     "options:\n"
+    "  -s, --subscribe ENDPOINT  also take the run a zmq+pub:ENDPOINT recorder\n"
+    "                         publishes (repeat for several publishers); with\n"
+    "                         --subscribe and no ENDPOINT operand nothing is bound.\n"
+    "                         What the publisher dropped, and what it sent before\n"
+    "                         this collector came, counts in the run's dropped\n"
     "  -o, --into DB          the database (default: pikoc.db); 'none' stores\n"
     "                         nothing (the transport alone, for measurements; the\n"
     "                         view then has no top functions)\n"
@@ -66,9 +73,10 @@ const pk_cli_command pk_cmd_listen = {
     .main = listen_main,
 };
 
-enum { OPT_INTO, OPT_CURVE, OPT_INTERVAL, OPT_RUNS };
+enum { OPT_INTO, OPT_SUBSCRIBE, OPT_CURVE, OPT_INTERVAL, OPT_RUNS };
 static const pk_cli_option options[] = {
     [OPT_INTO] = {"into", 'o', "DB"},
+    [OPT_SUBSCRIBE] = {"subscribe", 's', "ENDPOINT"},
     [OPT_CURVE] = {"curve-keys", 'k', "DIR"},
     [OPT_INTERVAL] = {"interval", 'i', "DURATION"},
     [OPT_RUNS] = {"runs", 'n', "N"},
@@ -85,6 +93,9 @@ typedef struct sender {
     uint64_t next_seq;
     uint64_t entries, records, written, rejected; /* records: observed entries */
     uint64_t skipped;                             /* of event types this pikoc does not know */
+    /* a lossy sender: batches whose seq never came (dropped there, or missed here); at
+     * its goodbye, entries it dropped and entries that did not come here */
+    uint64_t missing_batches, dropped_there, missed_here;
     uint64_t rss;
     bool has_rss;
     uint64_t view_records; /* records at the last refresh */
@@ -92,8 +103,11 @@ typedef struct sender {
 } sender;
 
 typedef struct collector {
-    const char *endpoint;
+    const char *endpoint; /* NULL: only subscribed */
     void *context, *socket, *monitor;
+    void *subscriber; /* a SUB connected to every --subscribe publisher */
+    const char *publishers[MAX_PUBLISHERS];
+    size_t publisher_count;
     void *zap;              /* answers CURVE handshakes when DIR/clients exists */
     uint8_t (*clients)[32]; /* the public keys allowed */
     size_t client_count, client_capacity;
@@ -184,9 +198,13 @@ static void end_sender(collector *c, sender *s, const pk_run_totals *totals, uin
                  ", %llu of event types unknown here skipped, %llu "
                  "messages rejected",
                  (unsigned long long)s->skipped, (unsigned long long)s->rejected);
-    printf("%s: %s, %llu records received (%llu stored in detail)%s%s\n", who, status,
+    char lossy[128] = "";
+    if (s->peer.flags & PK_WIRE_LOSSY)
+        snprintf(lossy, sizeof lossy, ", %llu dropped by the sender, %llu missed here",
+                 (unsigned long long)s->dropped_there, (unsigned long long)s->missed_here);
+    printf("%s: %s, %llu records received (%llu stored in detail)%s%s%s\n", who, status,
            (unsigned long long)s->records, (unsigned long long)s->written, skipped,
-           totals ? "" : ", no goodbye");
+           totals ? lossy : "", totals ? "" : ", no goodbye");
     fflush(stdout);
     if (remember)
         c->ended[c->ended_count++ % ENDED_MEMORY] = s->id;
@@ -207,13 +225,17 @@ static void end_sender(collector *c, sender *s, const pk_run_totals *totals, uin
 
 /* ---- replies ------------------------------------------------------------------------ */
 
-static void reply(collector *c, const void *route, size_t route_length, pk_wire_type type,
-                  uint64_t sender_id, uint64_t seq)
+/* To the sender behind route; a publisher's messages (route NULL) get none. */
+static void reply(collector *c, const zmq_msg_t *route, pk_wire_type type, uint64_t sender_id,
+                  uint64_t seq)
 {
+    if (!route)
+        return;
     pk_wire_buf m = {0};
     pk_wire_put_header(&m, type, sender_id, seq);
     /* a sender that cannot take it now will ask again: never wait for one */
-    if (zmq_send(c->socket, route, route_length, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+    if (zmq_send(c->socket, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(c->socket, m.bytes, m.used, ZMQ_DONTWAIT);
     pk_wire_buf_free(&m);
 }
@@ -240,8 +262,10 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
         /* a resend: the strings again, and where the batches go on */
         pk_wire_merge_hello(&s->peer, &peer);
         pk_wire_peer_free(&peer);
-        if (s->peer.next_seq > s->next_seq)
+        if (s->peer.next_seq > s->next_seq) {
+            s->missing_batches += s->peer.next_seq - s->next_seq;
             s->next_seq = s->peer.next_seq;
+        }
         s->fd = fd;
         return;
     }
@@ -258,8 +282,13 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
     s->peer = peer;
     s->fd = fd;
     s->next_seq = peer.next_seq ? peer.next_seq : 1;
-    s->route_length = zmq_msg_size(route) < sizeof s->route ? zmq_msg_size(route) : 0;
-    memcpy(s->route, zmq_msg_data((zmq_msg_t *)route), s->route_length);
+    /* a subscriber that came late: what was published before is missing here */
+    if (peer.flags & PK_WIRE_LOSSY)
+        s->missing_batches = s->next_seq - 1;
+    if (route) {
+        s->route_length = zmq_msg_size(route) < sizeof s->route ? zmq_msg_size(route) : 0;
+        memcpy(s->route, zmq_msg_data((zmq_msg_t *)route), s->route_length);
+    }
     if (c->writer) {
         s->run = pk_store_run_start(c->writer, &s->peer.run, s->peer.ppid, &err);
         if (!s->run) {
@@ -270,6 +299,7 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
         }
         s->run_id = pk_store_run_id(s->run);
         pk_store_run_name_threads(s->run, no_thread_name, NULL);
+        pk_store_run_resolve_frames(s->run, pk_wire_peer_frame, &s->peer);
     } else {
         s->run_id = ++c->runs_started;
     }
@@ -277,9 +307,14 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
     c->senders[c->sender_count++] = s;
     char who[300];
     name_sender(s, who, sizeof who);
-    printf("%s: started, %s%s\n", who, s->peer.run.command_line,
+    char late[96] = "";
+    if (s->missing_batches)
+        snprintf(late, sizeof late, " (joined late: batches 1 to %llu missed)",
+                 (unsigned long long)s->missing_batches);
+    printf("%s: started, %s%s%s\n", who, s->peer.run.command_line,
            (s->peer.flags & PK_WIRE_RESUME) ? " (resumed: earlier records are in another run)"
-                                            : "");
+                                            : "",
+           late);
     fflush(stdout);
     c->view_lines = 0;
 }
@@ -288,15 +323,16 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
 static bool in_order(collector *c, sender *s, const zmq_msg_t *route, uint64_t seq)
 {
     if (seq < s->next_seq) { /* sent again after a silence: we have it */
-        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_ACK, s->id,
+        reply(c, route, PK_WIRE_ACK, s->id,
               s->next_seq - 1);
         return false;
     }
     if (seq > s->next_seq && !(s->peer.flags & PK_WIRE_LOSSY)) {
         /* a lossless sender's batch went missing: from the first unacknowledged again */
-        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_RESEND, s->id, 0);
+        reply(c, route, PK_WIRE_RESEND, s->id, 0);
         return false;
     }
+    s->missing_batches += seq - s->next_seq; /* lossy: dropped there, or missed here */
     return true;
 }
 
@@ -353,9 +389,16 @@ static void take_goodbye(collector *c, sender *s, const uint8_t *data, size_t si
         return;
     }
     /* whole when everything the sender put into batches and did not drop arrived */
-    bool whole = s->entries == g.entries - g.dropped_entries && s->written <= g.written;
+    uint64_t sent = g.entries - g.dropped_entries;
+    bool whole = s->entries == sent && s->written <= g.written;
     pk_run_totals totals = g.totals;
     totals.dropped += g.dropped_entries;
+    if (s->peer.flags & PK_WIRE_LOSSY) {
+        /* a subscriber's gaps are drops of its run (a lossless one's are another run's) */
+        s->dropped_there = g.dropped_entries;
+        s->missed_here = sent > s->entries ? sent - s->entries : 0;
+        totals.dropped += s->missed_here;
+    }
     if (s->run)
         pk_store_run_name_threads(s->run, goodbye_thread_name, &g);
     end_sender(c, s, &totals, g.peak_rss, whole ? "complete" : "incomplete", true);
@@ -375,13 +418,15 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
         return;
     }
     sender *s = find_sender(c, h.sender);
+    if (!s && !route && h.type != PK_WIRE_HELLO)
+        return; /* a publisher's run this subscriber joins at its next hello */
     if (h.type == PK_WIRE_ACK || h.type == PK_WIRE_RESEND) {
         reject(c, s, "an acknowledgement or resend request sent to the collector");
         return;
     }
     if (!s && has_ended(c, h.sender)) {
         /* a late copy of what an ended run sent: its acknowledgement was lost */
-        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_ACK, h.sender,
+        reply(c, route, PK_WIRE_ACK, h.sender,
               h.seq);
         return;
     }
@@ -391,7 +436,7 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
     }
     if (!s) {
         /* we restarted, or its hello was lost: ask for it */
-        reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_RESEND, h.sender,
+        reply(c, route, PK_WIRE_RESEND, h.sender,
               0);
         return;
     }
@@ -405,7 +450,7 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
     else
         take_goodbye(c, s, data, size, offset); /* s is gone */
     /* taken into the store writer (or refused: sent again, it would be refused again) */
-    reply(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), PK_WIRE_ACK, id, h.seq);
+    reply(c, route, PK_WIRE_ACK, id, h.seq);
 }
 
 /* Takes one [route][message] from the socket; false when there is none. */
@@ -429,6 +474,26 @@ static bool receive(collector *c)
     }
     zmq_msg_close(&msg);
     zmq_msg_close(&route);
+    return true;
+}
+
+/* Takes one message a publisher sent; false when there is none. */
+static bool receive_published(collector *c)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->subscriber, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+    }
+    if (zmq_msg_more(&msg)) {
+        reject(c, NULL, "a message in several parts (pikoc messages are one part)");
+        while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, c->subscriber, 0) >= 0)
+            ;
+    } else {
+        take_message(c, NULL, &msg);
+    }
+    zmq_msg_close(&msg);
     return true;
 }
 
@@ -482,11 +547,14 @@ static void sender_line(const sender *s, char *line, size_t size)
         pk_readable_bytes((int64_t)s->rss, rss, sizeof rss);
     top_functions(s, top, sizeof top);
     name_sender(s, who, sizeof who);
-    char rejected[48] = "";
+    char rejected[48] = "", missing[48] = "";
     if (s->rejected)
         snprintf(rejected, sizeof rejected, ", %llu rejected", (unsigned long long)s->rejected);
-    snprintf(line, size, "%s: %llu records, %.0f/s, rss %s, top: %s%s", who,
-             (unsigned long long)s->records, s->rate, rss, top, rejected);
+    if (s->missing_batches)
+        snprintf(missing, sizeof missing, ", %llu batches missing",
+                 (unsigned long long)s->missing_batches);
+    snprintf(line, size, "%s: %llu records, %.0f/s, rss %s, top: %s%s%s", who,
+             (unsigned long long)s->records, s->rate, rss, top, missing, rejected);
 }
 
 static void refresh_view(collector *c, uint64_t now)
@@ -498,7 +566,8 @@ static void refresh_view(collector *c, uint64_t now)
         /* back over the previous view, then the new one, each line cleared */
         if (c->view_lines)
             printf("\033[%zuA", c->view_lines);
-        printf("\033[2Kpikoc listen %s: %zu senders, %llu records, %llu rejected\n", c->endpoint,
+        printf("\033[2Kpikoc listen %s: %zu senders, %llu records, %llu rejected\n",
+               c->endpoint ? c->endpoint : c->publishers[0],
                c->sender_count, (unsigned long long)c->records, (unsigned long long)c->rejected);
         c->view_lines = 1;
     }
@@ -647,15 +716,42 @@ static bool is_loopback(const char *endpoint)
     return false;
 }
 
+/* Settings a receiving socket shares: no limit on what queues, one on a message's size. */
+static void *receiving_socket(collector *c, int type)
+{
+    void *socket = zmq_socket(c->context, type);
+    int zero = 0, hwm = 0;
+    int64_t max = 16 * (int64_t)PK_WIRE_MAX_MESSAGE; /* larger ones are cut off by zmq itself */
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    return socket;
+}
+
+/* A SUB socket connected to every publisher, taking all they publish. */
+static int subscribe(collector *c)
+{
+    c->subscriber = receiving_socket(c, ZMQ_SUB);
+    zmq_setsockopt(c->subscriber, ZMQ_SUBSCRIBE, "", 0);
+    for (size_t i = 0; i < c->publisher_count; i++) {
+        if (zmq_connect(c->subscriber, c->publishers[i]) != 0) {
+            pk_cli_error("listen", "cannot subscribe to '%s': %s (expected tcp://HOST:PORT or "
+                                   "ipc://PATH)",
+                         c->publishers[i], zmq_strerror(zmq_errno()));
+            return PK_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 static int open_socket(collector *c, const char *curve_dir)
 {
     c->context = zmq_ctx_new();
-    c->socket = zmq_socket(c->context, ZMQ_ROUTER);
-    int zero = 0, hwm = 0;
-    int64_t max = 16 * (int64_t)PK_WIRE_MAX_MESSAGE; /* larger ones are cut off by zmq itself */
-    zmq_setsockopt(c->socket, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(c->socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(c->socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    if (c->publisher_count && subscribe(c) != 0)
+        return PK_EXIT_USAGE;
+    if (!c->endpoint)
+        return 0;
+    c->socket = receiving_socket(c, ZMQ_ROUTER);
     if (curve_dir) {
         int status = set_curve(c, curve_dir);
         if (status != 0)
@@ -696,6 +792,8 @@ static void close_all(collector *c)
     if (c->zap)
         zmq_close(c->zap);
     free(c->clients);
+    if (c->subscriber)
+        zmq_close(c->subscriber);
     if (c->socket) {
         /* the last acknowledgements must reach their senders, or they would
          * send those batches again to the next collector */
@@ -709,19 +807,24 @@ static void close_all(collector *c)
 
 static void serve(collector *c)
 {
-    zmq_pollitem_t items[3] = {{.socket = c->socket, .events = ZMQ_POLLIN},
-                               {.socket = c->monitor, .events = ZMQ_POLLIN},
-                               {.socket = c->zap, .events = ZMQ_POLLIN}};
-    int polled = c->zap ? 3 : 2;
+    /* the sockets this collector has, in this order */
+    zmq_pollitem_t all[4] = {{.socket = c->subscriber, .events = ZMQ_POLLIN},
+                             {.socket = c->socket, .events = ZMQ_POLLIN},
+                             {.socket = c->monitor, .events = ZMQ_POLLIN},
+                             {.socket = c->zap, .events = ZMQ_POLLIN}};
+    zmq_pollitem_t *items = c->subscriber ? all : all + 1;
+    int polled = !!c->subscriber + (c->socket ? 2 : 0) + !!c->zap;
     c->last_view_ns = pk_clock_monotonic_ns();
     while (!stop_requested) {
         zmq_poll(items, polled, 100);
-        while (c->zap && !stop_requested && zmq_poll(&items[2], 1, 0) > 0)
+        while (c->zap && !stop_requested && zmq_poll(&all[3], 1, 0) > 0)
             answer_zap(c);
         /* a burst at a time, so commits and the view keep their pace under load */
-        for (int n = 0; n < 256 && !stop_requested && receive(c); n++)
+        for (int n = 0; n < 256 && !stop_requested && c->subscriber && receive_published(c); n++)
             ;
-        while (!stop_requested && (zmq_poll(&items[1], 1, 0) > 0))
+        for (int n = 0; n < 256 && !stop_requested && c->socket && receive(c); n++)
+            ;
+        while (!stop_requested && c->monitor && zmq_poll(&all[2], 1, 0) > 0)
             take_event(c);
         pk_error err;
         if (c->writer && pk_store_writer_commit_due(c->writer, &err) != 0)
@@ -754,6 +857,11 @@ static int listen_main(int argc, char **argv)
         case OPT_INTO:
             c.path = value;
             break;
+        case OPT_SUBSCRIBE:
+            if (c.publisher_count == MAX_PUBLISHERS)
+                return pk_cli_usage(&p, "--subscribe: at most %d publishers", MAX_PUBLISHERS);
+            c.publishers[c.publisher_count++] = value;
+            break;
         case OPT_CURVE:
             curve_dir = value;
             break;
@@ -769,6 +877,8 @@ static int listen_main(int argc, char **argv)
             break;
         }
     }
+    if (c.publisher_count && !endpoint_given)
+        c.endpoint = NULL; /* a subscriber only */
     if (strcmp(c.path, "none") != 0) {
         pk_error err;
         c.writer = pk_store_writer_open(c.path, &err);
@@ -783,7 +893,12 @@ static int listen_main(int argc, char **argv)
         struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: zmq_poll returns */
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        printf("pikoc listen: on %s, into %s\n", c.endpoint, c.writer ? c.path : "nothing (none)");
+        printf("pikoc listen: ");
+        if (c.endpoint)
+            printf("on %s, ", c.endpoint);
+        for (size_t i = 0; i < c.publisher_count; i++)
+            printf("%s%s, ", i ? "and to " : "subscribed to ", c.publishers[i]);
+        printf("into %s\n", c.writer ? c.path : "nothing (none)");
         fflush(stdout);
         serve(&c);
         status = c.status;
