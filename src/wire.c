@@ -603,9 +603,11 @@ static int get_stacks(reader *r, pk_wire_peer *peer)
         if (get_bounded(r, "stack id", (uint64_t)1 << 24, &id) != 0 ||
             get_bounded(r, "frame count", PK_STACK_MAX + 1, &depth) != 0)
             return -1;
-        if (id == 0 || depth == 0)
-            return pk_fail(r->err, "%s: stack %llu has %s", r->what, (unsigned long long)id,
-                           id == 0 ? "id 0, which is reserved for none" : "no frames");
+        if (id == 0)
+            return pk_fail(r->err, "%s: stack id 0 is reserved for none", r->what);
+        if (depth == 0)
+            return pk_fail(r->err, "%s: stack %llu has no frames", r->what,
+                           (unsigned long long)id);
         size_t first = peer->frame_count;
         for (unsigned k = 0; k < depth; k++) {
             pk_grow(&peer->frames, &peer->frame_capacity, peer->frame_count, sizeof *peer->frames);

@@ -1,7 +1,8 @@
 /*
  * fuzz_wire.c — the decoder's fuzz target, bounded for make check: a seeded
  * mutation loop (bit flips, byte changes, cuts, insertions, splices) over
- * valid messages (tests/wire_samples.h), each fed to the header, hello,
+ * valid messages (tests/wire_samples.h: a hello, batches of records and of
+ * allocations with their stacks, a goodbye), each fed to the header, hello,
  * batch and goodbye decoders. It passes when nothing crashes (the sanitizer
  * build catches reads out of bounds) and every valid sample still decodes.
  *
@@ -96,8 +97,8 @@ int main(int argc, char **argv)
     rng = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     if (rng == 0)
         rng = 1;
-    pk_wire_buf samples[3] = {{0}}, m = {0};
-    sample_messages(&samples[0], &samples[1], &samples[2]);
+    pk_wire_buf samples[4] = {{0}}, m = {0};
+    sample_messages(&samples[0], &samples[1], &samples[2], &samples[3]);
     pk_wire_peer peer;
     pk_wire_batch batch = {0};
     pk_wire_header h;
@@ -112,11 +113,11 @@ int main(int argc, char **argv)
     uint64_t runs = 0, accepted = 0;
     for (;;) {
         for (int k = 0; k < 256; k++, runs++) {
-            const pk_wire_buf *base = &samples[next() % 3];
+            const pk_wire_buf *base = &samples[next() % 4];
             m.used = 0;
             memcpy(pk_wire_reserve(&m, base->used), base->bytes, base->used);
             m.used = base->used;
-            mutate(&m, &samples[next() % 3]);
+            mutate(&m, &samples[next() % 4]);
             accepted += feed(&peer, true, &m, &batch);
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -126,14 +127,14 @@ int main(int argc, char **argv)
     }
     /* the decoders still take what is valid after all that */
     int bad = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         bad += !feed(&peer, true, &samples[i], &batch);
     printf("fuzz_wire: %llu mutated messages, %llu decoded whole, seed %s\n",
            (unsigned long long)runs, (unsigned long long)accepted, argc > 2 ? argv[2] : "1");
     pk_wire_peer_free(&peer);
     pk_wire_batch_free(&batch);
     pk_wire_buf_free(&m);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         pk_wire_buf_free(&samples[i]);
     if (bad) {
         fprintf(stderr, "fuzz_wire: %d valid samples no longer decode\n", bad);

@@ -3,7 +3,8 @@
 # --stack N`) on tests/programs/stacks.c, whose nesting is known: exact
 # frames, one stored row per distinct stack however often it allocates,
 # depth limits, bad values, the queries by stack, threads and a tiny ring,
-# and heaptrack's stacks as the oracle.
+# the same stacks through a collector (zmq:), and heaptrack's stacks as the
+# oracle.
 set -u
 
 builddir=$(cd "${top_builddir:-.}" && pwd)
@@ -90,6 +91,34 @@ check_equal "export folded --weight leaked: the stacks, outermost first" "$(tr '
 pk export --db three.db --format folded --weight alloc
 check_equal "export folded --weight alloc: stacks through the same functions merge" "$(tr '\n' '|' <out)" \
     "main;a;b 32000|main;c;b 32000|"
+
+# --- through a collector: stacks travel with the records, the same answers come out --------------
+ep="ipc://$work/collector"
+timeout 120 "$pikoc" listen "$ep" --into zmq.db --runs 1 >listen.out 2>&1 &
+collector=$!
+i=0
+while ! grep -q '^pikoc listen: on ' listen.out 2>/dev/null && [ $i -lt 100 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+pk run -q --monitor alloc --stack 3 --record "zmq:$ep" -- "$prog" 1000
+wait $collector
+check_equal "zmq: the run reached the collector" "$status $?" "0 0"
+same=0
+for query in "leaks --format csv" "leaks --group site --format csv" "top --by temporary --group stack --format csv" \
+    "top --by bytes --group stack --format csv" "export --format folded --weight alloc" \
+    "export --format folded --weight leaked"; do
+    pk $query --db three.db
+    direct=$(cat out)
+    pk $query --db zmq.db
+    [ -n "$direct" ] && [ "$(cat out)" = "$direct" ] && same=$((same + 1))
+done
+check_equal "zmq: leaks, top and folded export by stack as the sqlite recorder's (6 queries)" "$same" 6
+check_equal "zmq: alloc_stacks and alloc_frames rows as the sqlite recorder's" \
+    "$(stacks_by zmq.db "allocations || ' ' || frees || ' ' || temporary || ' ' || leaked_bytes || ' ' || peak_bytes")
+$(sql zmq.db "SELECT stacks, (SELECT count(*) FROM alloc_frames) FROM alloc_runs")" \
+    "$(stacks_by three.db "allocations || ' ' || frees || ' ' || temporary || ' ' || leaked_bytes || ' ' || peak_bytes")
+3|9"
 
 # --- depth limits --------------------------------------------------------------------------------
 pk run -q --monitor alloc --stack 1 --record sqlite:one.db -- "$prog" 10

@@ -1,9 +1,9 @@
 /*
  * test_wire.c — the wire codec (src/wire.c): records round-trip field by
  * field through the field table, a write after its observe shares one
- * entry, strings are defined once per connection, a newer sender's extra
- * fields and event types are skipped, and every bad message fails with its
- * exact one-line reason.
+ * entry, strings and allocation stacks are defined once per connection, a
+ * newer sender's extra fields and event types are skipped, and every bad
+ * message fails with its exact one-line reason.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +19,7 @@
 #include "wire_samples.h"
 
 typedef struct fixture {
-    pk_wire_buf hello, batch, goodbye;
+    pk_wire_buf hello, batch, stacks, goodbye;
     pk_wire_peer peer;
     pk_wire_batch decoded;
     pk_record recs[SAMPLE_RECORDS];
@@ -28,7 +28,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    sample_messages(&f->hello, &f->batch, &f->goodbye);
+    sample_messages(&f->hello, &f->batch, &f->stacks, &f->goodbye);
     sample_records(f->recs);
     pk_wire_header h;
     size_t offset;
@@ -44,6 +44,7 @@ static int teardown(void **state)
     fixture *f = *state;
     pk_wire_buf_free(&f->hello);
     pk_wire_buf_free(&f->batch);
+    pk_wire_buf_free(&f->stacks);
     pk_wire_buf_free(&f->goodbye);
     pk_wire_peer_free(&f->peer);
     pk_wire_batch_free(&f->decoded);
@@ -94,7 +95,7 @@ static void hello_carries_identity(void **state)
     assert_int_equal(p->run.start_wall_ns, 1700000000000000000);
     assert_int_equal(p->schema_version, PK_STORE_VERSION);
     assert_int_equal(p->next_seq, 1);
-    assert_int_equal(p->field_count, PK_FIELD_COUNT + 1); /* and call_site */
+    assert_int_equal(p->field_count, PK_FIELD_COUNT + 2); /* and call_site, stack */
     for (int i = 0; i < PK_FIELD_COUNT; i++)
         assert_int_equal(p->field_map[i], i);
     for (int t = 0; t < PK_WIRE_MAX_TYPES; t++)
@@ -131,15 +132,15 @@ static void goodbye_round_trips(void **state)
     pk_wire_goodbye g;
     assert_int_equal(pk_wire_decode_header(f->goodbye.bytes, f->goodbye.used, &h, &offset, NULL),
                      0);
-    assert_int_equal(h.seq, 2);
+    assert_int_equal(h.seq, 3);
     assert_int_equal(pk_wire_decode_goodbye(f->goodbye.bytes, f->goodbye.used, offset, &g, NULL),
                      0);
-    assert_int_equal(g.totals.events, 8);
+    assert_int_equal(g.totals.events, 11);
     assert_int_equal(g.totals.calls, 4);
-    assert_int_equal(g.totals.end_ns, 900);
-    assert_int_equal(g.entries, 9);
-    assert_int_equal(g.written, 8);
-    assert_int_equal(g.batches, 1);
+    assert_int_equal(g.totals.end_ns, 1002);
+    assert_int_equal(g.entries, 12);
+    assert_int_equal(g.written, 11);
+    assert_int_equal(g.batches, 2);
     assert_int_equal(g.peak_rss, 1 << 20);
     assert_int_equal(g.thread_count, 1);
     assert_int_equal(g.threads[0], 77);
@@ -170,6 +171,146 @@ static void strings_are_defined_once(void **state)
     pk_wire_buf_free(&first);
     pk_wire_buf_free(&second);
     pk_wire_encoder_free(&e);
+}
+
+/* "function:file:line < ..." of a decoded record's stack, innermost first. */
+static const char *stack_text(const pk_wire_peer *peer, const pk_record *rec)
+{
+    static char text[256];
+    size_t used = 0;
+    text[0] = '\0';
+    for (unsigned i = 0; i < rec->stack_depth; i++) {
+        pk_symbol frame;
+        pk_wire_peer_frame(rec->stack[i], &frame, (void *)peer);
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s%s:%s:%u", i ? " < " : "",
+                                 frame.function, frame.file, frame.line);
+    }
+    return text;
+}
+
+/* Each stack's frames travel once, resolved by the sender; records name it by id. */
+static void stacks_round_trip(void **state)
+{
+    fixture *f = *state;
+    pk_record allocations[SAMPLE_ALLOCATIONS];
+    sample_allocations(allocations);
+    assert_int_equal(decode(f, &f->batch, NULL), 0);
+    assert_int_equal(decode(f, &f->stacks, NULL), 0);
+    assert_int_equal(f->decoded.count, SAMPLE_ALLOCATIONS);
+    const pk_wire_entry *e = f->decoded.entries;
+    for (int i = 0; i < SAMPLE_ALLOCATIONS; i++) {
+        assert_int_equal(e[i].head & 3, PK_WIRE_OBSERVED | PK_WIRE_WRITTEN);
+        assert_same_record(&e[i].record, &allocations[i]);
+        assert_true(e[i].record.call_site == 1);
+        assert_int_equal(e[i].record.stack_depth, 3);
+    }
+    /* one stack, one pointer: the store keys its stacks by it */
+    assert_ptr_equal(e[0].record.stack, e[1].record.stack);
+    assert_ptr_not_equal(e[0].record.stack, e[2].record.stack);
+    assert_string_equal(stack_text(&f->peer, &e[0].record),
+                        "b:stacks.c:15 < a:stacks.c:22 < main:stacks.c:39");
+    assert_string_equal(stack_text(&f->peer, &e[2].record),
+                        "b:stacks.c:15 < c:stacks.c:29 < main:stacks.c:39");
+}
+
+/*
+ * A stack is defined in the first batch that uses it, then only named; a
+ * lossy sender that dropped a batch defines it again under the same id,
+ * which the collector takes as the same stack; a hello carries them all.
+ */
+static void stacks_are_defined_once(void **state)
+{
+    fixture *f = *state;
+    pk_record allocations[SAMPLE_ALLOCATIONS];
+    sample_allocations(allocations);
+    pk_wire_encoder e;
+    pk_wire_buf first = {0}, second = {0}, again = {0}, hello = {0};
+    pk_wire_encoder_init(&e, SAMPLE_SENDER);
+    e.resolve_frame = sample_resolve;
+    sample_allocation_batch(&e, allocations, &first);
+    sample_allocation_batch(&e, allocations, &second);
+    pk_wire_encoder_forget_strings(&e);
+    sample_allocation_batch(&e, allocations, &again);
+    pk_wire_encode_hello(&e, &sample_run, 4241, 0, e.next_seq, &hello);
+    assert_true(second.used < first.used);
+    assert_int_equal(again.used, first.used);
+    /* the second batch defines no string (byte 15) and no stack (byte 16) */
+    assert_int_equal(second.bytes[15], 0);
+    assert_int_equal(second.bytes[16], 0);
+    assert_int_equal(decode(f, &first, NULL), 0);
+    const uintptr_t *stack_a = f->decoded.entries[0].record.stack;
+    assert_int_equal(decode(f, &second, NULL), 0);
+    assert_ptr_equal(f->decoded.entries[0].record.stack, stack_a);
+    assert_int_equal(decode(f, &again, NULL), 0);
+    assert_ptr_equal(f->decoded.entries[0].record.stack, stack_a);
+    /* a subscriber that starts from the hello knows both stacks */
+    pk_wire_peer late;
+    pk_wire_header h;
+    size_t offset;
+    assert_int_equal(pk_wire_decode_header(hello.bytes, hello.used, &h, &offset, NULL), 0);
+    assert_int_equal(pk_wire_decode_hello(hello.bytes, hello.used, offset, &late, NULL), 0);
+    assert_int_equal(late.stacks[1].depth, 3);
+    assert_int_equal(late.stacks[2].depth, 3);
+    /* merged into a peer that has them, they change nothing */
+    size_t frames = f->peer.frame_count;
+    assert_int_equal(pk_wire_merge_hello(&f->peer, &late), 0);
+    assert_int_equal(f->peer.frame_count, frames);
+    pk_wire_peer_free(&late);
+    pk_wire_buf_free(&first);
+    pk_wire_buf_free(&second);
+    pk_wire_buf_free(&again);
+    pk_wire_buf_free(&hello);
+    pk_wire_encoder_free(&e);
+}
+
+/* A batch of stack definitions (and records naming them) built by hand: its error. */
+static const char *bad_stacks(fixture *f, const uint64_t *stack_part, size_t stack_words,
+                              uint64_t record_stack)
+{
+    static pk_error err;
+    pk_wire_buf b = {0};
+    pk_wire_put_header(&b, PK_WIRE_BATCH, SAMPLE_SENDER, 9);
+    pk_wire_put_uvarint(&b, 0); /* no string definitions */
+    for (size_t i = 0; i < stack_words; i++)
+        pk_wire_put_uvarint(&b, stack_part[i]);
+    pk_wire_put_uvarint(&b, record_stack ? 1 : 0);
+    if (record_stack) {
+        pk_wire_put_uvarint(&b, PK_WIRE_OBSERVED);
+        pk_wire_put_uvarint(&b, 1ull << (PK_FIELD_COUNT + 1)); /* the stack alone */
+        pk_wire_put_uvarint(&b, PK_RECORD_BLOCK);
+        pk_wire_put_uvarint(&b, record_stack);
+    }
+    err.message[0] = '\0';
+    int rc = decode(f, &b, &err);
+    pk_wire_buf_free(&b);
+    return rc == 0 ? "(accepted)" : err.message;
+}
+
+static void bad_stacks_say_why(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(decode(f, &f->batch, NULL), 0);
+    assert_int_equal(decode(f, &f->stacks, NULL), 0);
+    const uint64_t none[] = {0};
+    assert_string_equal(bad_stacks(f, none, 1, 7), "batch: undefined stack id 7");
+    const uint64_t zero_id[] = {1, 0, 1, 0, 0, 0};
+    assert_string_equal(bad_stacks(f, zero_id, 6, 0), "batch: stack id 0 is reserved for none");
+    const uint64_t no_frames[] = {1, 3, 0};
+    assert_string_equal(bad_stacks(f, no_frames, 3, 0), "batch: stack 3 has no frames");
+    const uint64_t too_deep[] = {1, 3, PK_STACK_MAX + 1};
+    assert_string_equal(bad_stacks(f, too_deep, 3, 0),
+                        "batch: frame count 65 out of range (at most 64)");
+    const uint64_t undefined_name[] = {1, 3, 1, 99, 0, 5};
+    assert_string_equal(bad_stacks(f, undefined_name, 6, 0), "batch: undefined string id 99");
+    const uint64_t other_frames[] = {1, 1, 1, 0, 0, 5};
+    assert_string_equal(bad_stacks(f, other_frames, 6, 0),
+                        "batch: stack 1 defined again with other frames");
+    const uint64_t cut[] = {1, 3, 2, 0, 0, 5};
+    assert_string_equal(bad_stacks(f, cut, 6, 0), "truncated batch");
+    /* a new stack defined whole is taken, and a record may name it */
+    const uint64_t fine[] = {1, 3, 1, 0, 0, 5};
+    assert_string_equal(bad_stacks(f, fine, 6, 3), "(accepted)");
+    assert_int_equal(f->decoded.entries[0].record.stack_depth, 1);
 }
 
 /* A newer sender: an extra string field, an extra number field and a new event type. */
@@ -209,6 +350,7 @@ static void newer_sender_fields_are_skipped(void **state)
     pk_wire_put_uvarint(&m, 2);
     pk_wire_put_string(&m, "teleport");
     pk_wire_put_uvarint(&m, 0); /* strings */
+    pk_wire_put_uvarint(&m, 0); /* stacks */
     pk_wire_peer peer;
     pk_wire_header h;
     size_t offset;
@@ -225,6 +367,7 @@ static void newer_sender_fields_are_skipped(void **state)
     pk_wire_put_string(&b, "x");
     pk_wire_put_uvarint(&b, 2);
     pk_wire_put_string(&b, "f");
+    pk_wire_put_uvarint(&b, 0); /* stacks */
     pk_wire_put_uvarint(&b, 2); /* records */
     const uint64_t first[] = {PK_WIRE_OBSERVED | PK_WIRE_WRITTEN, 0x1f, 0, 10, 1, 0, 600, 2};
     for (size_t i = 0; i < PK_ARRAY_SIZE(first); i++)
@@ -313,7 +456,7 @@ static void bad_messages_say_why(void **state)
     assert_string_equal(broken(f, &f->batch, garbage), "not a pikoc message (no PKOZ header)");
     assert_string_equal(broken(f, &f->batch, cut_header), "not a pikoc message (no PKOZ header)");
     assert_string_equal(broken(f, &f->batch, new_version),
-                        "wire version 9 is not supported (this pikoc speaks 1)");
+                        "wire version 9 is not supported (this pikoc speaks 2)");
     assert_string_equal(broken(f, &f->batch, bad_type), "unknown message type 9");
     assert_string_equal(broken(f, &f->batch, oversized),
                         "oversized message (5242880 bytes; at most 4194304)");
@@ -331,6 +474,7 @@ static void undefined_string_is_refused(void **state)
     pk_wire_buf b = {0};
     pk_wire_put_header(&b, PK_WIRE_BATCH, SAMPLE_SENDER, 5);
     pk_wire_put_uvarint(&b, 0); /* no definitions */
+    pk_wire_put_uvarint(&b, 0); /* no stacks */
     pk_wire_put_uvarint(&b, 1);
     pk_wire_put_uvarint(&b, PK_WIRE_OBSERVED);
     pk_wire_put_uvarint(&b, 1u << PK_FIELD_FUNCTION);
@@ -349,6 +493,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_round_trips_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(goodbye_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(strings_are_defined_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(stacks_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(stacks_are_defined_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_stacks_say_why, setup, teardown),
         cmocka_unit_test(newer_sender_fields_are_skipped),
         cmocka_unit_test_setup_teardown(bad_messages_say_why, setup, teardown),
         cmocka_unit_test_setup_teardown(undefined_string_is_refused, setup, teardown),

@@ -47,8 +47,8 @@ class Reader:
 
 
 def header(data):
-    if data[:4] != b"PKOZ" or data[4] != 1:
-        raise ValueError("not a version 1 pikoc message")
+    if data[:4] != b"PKOZ" or data[4] != 2:
+        raise ValueError("not a version 2 pikoc message")
     kind = data[5]
     (sender,) = struct.unpack("<Q", data[6:14])
     r = Reader(data, 14)
@@ -57,7 +57,7 @@ def header(data):
 
 
 def ack(sock, route, sender, seq):
-    sock.send_multipart([route, b"PKOZ" + bytes([1, 4]) + struct.pack("<Q", sender) + encode_uvarint(seq)])
+    sock.send_multipart([route, b"PKOZ" + bytes([2, 4]) + struct.pack("<Q", sender) + encode_uvarint(seq)])
 
 
 def encode_uvarint(v):
@@ -69,11 +69,22 @@ def encode_uvarint(v):
     return bytes(out)
 
 
+def read_stacks(r, strings, stacks):
+    """Stack definitions: id, frame count, frames (function, file, line)."""
+    for _ in range(r.uvarint()):
+        ident = r.uvarint()
+        frames = []
+        for _ in range(r.uvarint()):
+            function, file = strings[r.uvarint()], strings[r.uvarint()]
+            frames.append((function, file, r.uvarint()))
+        stacks[ident] = frames
+
+
 def main():
     endpoint = sys.argv[1]
     sock = zmq.Context().socket(zmq.ROUTER)
     sock.bind(endpoint)
-    fields, types, strings = [], {}, {0: ""}
+    fields, types, strings, stacks = [], {}, {0: ""}, {}
     hello = None
     observed = written = 0
     calls_by_function = {}
@@ -94,6 +105,7 @@ def main():
             for _ in range(r.uvarint()):
                 ident = r.uvarint()
                 strings[ident] = r.string()
+            read_stacks(r, strings, stacks)
             assert r.done()
             hello = {"host": host, "pid": pid, "ppid": ppid, "monitor": monitor, "schema": schema}
             next_seq = max(next_seq, next_seq_hello)
@@ -107,6 +119,7 @@ def main():
             for _ in range(r.uvarint()):
                 ident = r.uvarint()
                 strings[ident] = r.string()
+            read_stacks(r, strings, stacks)
             previous = [0] * len(fields)
             presence = flags = 0
             for _ in range(r.uvarint()):
@@ -125,8 +138,10 @@ def main():
                         record[name] = previous[i]
                     elif kind_of_field == 1:
                         record[name] = strings[r.uvarint()]
-                    else:
+                    elif kind_of_field == 2:
                         record[name] = types[r.uvarint()]
+                    else:
+                        record[name] = stacks[r.uvarint()]
                 if head & 1:
                     observed += 1
                     if record.get("type") == "call":

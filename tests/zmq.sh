@@ -3,7 +3,8 @@
 # processes (threads, forks, PIKOC_RECORD, pikoc run, the C API) into one
 # collector, every record exactly once; the collector's tables against the
 # sqlite recorder's for the same run; a collector started late, restarted
-# mid-run, a sender killed; lossy drops counted; the linger; CURVE; bad
+# mid-run, a sender killed; zmq+pub: publishers and their subscribers (two
+# at once, a stalled one, a late one: every drop counted); the linger; CURVE; bad
 # messages and bad usage with their exact lines; and a Python client written
 # from docs/wire-format.md alone, its counts against the collector's.
 set -u
@@ -31,7 +32,7 @@ python3 -c 'import zmq' 2>/dev/null || python=/usr/bin/python3
 $python -c 'import zmq' 2>/dev/null || not_ok "python3-zmq is not installed (scripts/deps.sh installs it)"
 
 # collect NAME ARGS...: starts `pikoc listen ARGS` in the background (output in
-# NAME.out, NAME.err, pid in $collector) and waits until it listens.
+# NAME.out, NAME.err, pid in $collector) and waits until it listens or subscribes.
 collect() {
     name=$1
     shift
@@ -39,7 +40,7 @@ collect() {
     collector=$!
     collectors="$collectors $collector"
     i=0
-    while ! grep -q '^pikoc listen: on ' "$name.out" 2>/dev/null && [ $i -lt 100 ]; do
+    while ! grep -q '^pikoc listen: \(on\|subscribed\) ' "$name.out" 2>/dev/null && [ $i -lt 100 ]; do
         sleep 0.05
         i=$((i + 1))
     done
@@ -183,17 +184,83 @@ check_equal "killed sender: incomplete with what arrived" \
     "$(sql killed.db "SELECT status, written FROM runs") $(once killed.db 1)" \
     "incomplete,$arrived $arrived $arrived $arrived"
 
-# --- zmq+pub: lossy, every drop counted -----------------------------------------------
-ep="ipc://$work/lossy"
-timeout 120 "$(prog zmq_paced)" "zmq+pub:$ep" 40000 10000 >lossy-sender.out 2>&1 &
+# --- zmq+pub: a publisher, any number of subscribers, every drop counted -----------------
+# status, written, dropped and events of the one run in a database
+run_counts() { sql "$1" "SELECT status, written, dropped, events FROM runs" | tr ',' ' '; }
+# two collectors subscribed before the run starts (PIKOC_ZMQ_SUBSCRIBERS waits for them)
+ep="ipc://$work/pub"
+collect sub1 --subscribe "$ep" --into sub1.db --runs 1
+sub1=$collector
+collect sub2 --subscribe "$ep" --into sub2.db --runs 1
+sub2=$collector
+timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=2 "$(prog zmq_paced)" "zmq+pub:$ep" 50000 0 >pub.out 2>&1
+check_equal "zmq+pub: the publisher ended well, nothing dropped" "$? $(cat pub.out)" "0 "
+finished $sub1
+finished $sub2
+check_equal "zmq+pub: both subscribers have the whole run" \
+    "$(run_counts sub1.db) $(once sub1.db 1) / $(run_counts sub2.db) $(once sub2.db 1)" \
+    "complete 50000 0 50000 50000 50000 50000 / complete 50000 0 50000 50000 50000 50000"
+check_equal "zmq+pub: the subscriber's lines" "$(sed 's/pid [0-9]*/pid P/' sub1.out)" \
+    "pikoc listen: subscribed to $ep, into sub1.db
+run 1 (pid P on test): started, zmq_paced
+run 1 (pid P on test): complete, 50000 records received (50000 stored in detail), 0 dropped by the sender, 0 missed here
+pikoc listen: 1 runs ended, 50000 records, 0 messages rejected"
+
+# a stalled subscriber (reads nothing for 2 s) fills its queue of 2 batches: the
+# batches that find no room are dropped for every subscriber alike, and counted
+ep="ipc://$work/stalled"
+collect live1 --subscribe "$ep" --into live1.db --runs 1
+live1=$collector
+collect live2 --subscribe "$ep" --into live2.db --runs 1
+live2=$collector
+timeout 60 $python - "$ep" <<'EOF' &
+import sys, time, zmq
+sock = zmq.Context().socket(zmq.SUB)
+sock.setsockopt(zmq.RCVHWM, 1)
+sock.setsockopt(zmq.SUBSCRIBE, b"")
+sock.connect(sys.argv[1])
+time.sleep(2)
+sock.close(linger=0)
+EOF
+stalled=$!
+timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=3 PIKOC_ZMQ_HWM=2 "$(prog zmq_paced)" "zmq+pub:$ep" 300000 0 >stalled.out 2>&1
+status=$?
+finished $stalled
+finished $live1
+finished $live2
+set -- $(run_counts live1.db)
+dropped=$(sed -n "s/^pikoc: recorder 'zmq+pub:.*': \([0-9]*\) records in [0-9]* batches had no room toward a subscriber and were dropped (the run counts them)$/\1/p" stalled.out)
+check_equal "stalled subscriber: the publisher says how many records it dropped" \
+    "$status $( [ "${dropped:-0}" -gt 0 ] && echo some) $(wc -l <stalled.out)" "0 some 1"
+check_equal "stalled subscriber: stored + dropped = the publisher's total, in both collectors" \
+    "$1 $(($2 + $3)) $3 $4 / $(run_counts live2.db)" "complete 300000 $dropped 300000 / complete $2 $dropped 300000"
+check_equal "stalled subscriber: the collector's line names the drops" \
+    "$(grep -c "^run 1 (pid [0-9]* on test): complete, $2 records received ($2 stored in detail), $dropped dropped by the sender, 0 missed here$" live1.out)" 1
+
+# a subscriber that comes mid-run stores the rest: its run is incomplete, what it missed counted
+ep="ipc://$work/late-sub"
+collect early --subscribe "$ep" --into early.db --runs 1
+early=$collector
+timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 60000 20000 >late-pub.out 2>&1 &
 sender=$!
-sleep 0.15
-collect lossy "$ep" --into lossy.db --runs 1
+sleep 0.3
+collect latecomer --subscribe "$ep" --into latecomer.db --runs 1
 finished $sender
+finished $early
 finished $collector
-set -- $(sql lossy.db "SELECT status, written, dropped, events FROM runs" | tr ',' ' ') - 0 0 -
-check_equal "zmq+pub: batches before the collector came were dropped and counted" \
-    "$1 $(($2 + $3)) $4 $( [ "$3" -gt 0 ] && echo dropped)" "complete 40000 40000 dropped"
+set -- $(run_counts latecomer.db)
+missed=$(sed -n 's/^run 1 (pid [0-9]* on test): started, zmq_paced (joined late: batches 1 to \([0-9]*\) missed)$/\1/p' latecomer.out)
+check_equal "late subscriber: joined late, incomplete, stored + missed = the total" \
+    "$( [ "${missed:-0}" -gt 0 ] && echo late) $1 $(($2 + $3)) $4 $(once latecomer.db 1)" "late incomplete 60000 60000 $2 $2 $2"
+check_equal "late subscriber: the first record stored follows those missed; its end line" \
+    "$(sql latecomer.db "SELECT min(\"index\") FROM pikoc_events") $(grep -c "^run 1 (pid [0-9]* on test): incomplete, $2 records received ($2 stored in detail), 0 dropped by the sender, $3 missed here$" latecomer.out)" \
+    "$3 1"
+check_equal "late subscriber: the one there from the start has it all" "$(run_counts early.db)" "complete 60000 0 60000"
+
+# nobody subscribes within the linger: the run goes on, and says so
+timeout 60 env PIKOC_ZMQ_SUBSCRIBERS=1 PIKOC_ZMQ_LINGER=100ms "$(prog zmq_paced)" "zmq+pub:ipc://$work/alone" 10 0 >out 2>&1
+check_equal "PIKOC_ZMQ_SUBSCRIBERS: nobody came" "$? $(cat out)" \
+    "0 pikoc: recorder 'zmq+pub:ipc://$work/alone': 0 of 1 subscribers came within 0.1 s (PIKOC_ZMQ_LINGER); the run goes on without the others"
 
 # --- no collector at all: the linger bounds the wait at exit ----------------------------
 ep="ipc://$work/nobody"
@@ -259,7 +326,7 @@ timeout 60 $python - "$ep" <<'EOF'
 import struct, sys, zmq
 sock = zmq.Context().socket(zmq.DEALER)
 sock.connect(sys.argv[1])
-head = lambda kind, seq: b"PKOZ" + bytes([1, kind]) + struct.pack("<Q", 99) + bytes([seq])
+head = lambda kind, seq: b"PKOZ" + bytes([2, kind]) + struct.pack("<Q", 99) + bytes([seq])
 sock.send(b"hello, collector")                          # garbage
 sock.send(b"PKOZ" + bytes([7, 1]) + bytes(9))            # a newer version
 sock.send(head(1, 0) + bytes([0, 1, 1, 5]))              # a truncated hello
@@ -273,8 +340,8 @@ assert reply[5] == 5 and reply[6:14] == struct.pack("<Q", 99), reply
 text = lambda s: bytes([len(s)]) + s
 sock.send(head(1, 0) + bytes([0, 1, 1]) + text(b"py") + bytes([5, 1]) + text(b"bad") + text(b"function")
           + bytes([0]) + text(b"monotonic") + bytes([0x80, 0x80, 0x80, 0x80, 0x10]) + text(b"none")
-          + bytes([0, 0, 0, 0, 0]))
-sock.send(head(2, 1) + bytes([0, 1, 3]))                 # a record cut short
+          + bytes([0, 0, 0, 0, 0, 0]))
+sock.send(head(2, 1) + bytes([0, 0, 1, 3]))              # a record cut short
 reply = sock.recv()
 assert reply[5] == 4 and reply[14] == 1, reply  # acknowledged: sent again, it would fail again
 sock.close(linger=1000)
@@ -284,7 +351,7 @@ timeout 60 "$(prog zmq_paced)" "zmq:$ep" 1000 0 >/dev/null 2>&1
 finished $collector
 check_equal "bad messages: each rejected with its reason, the collector kept going" "$status $(cat bad.err)" \
     "0 pikoc listen: rejected a message from an unknown sender: not a pikoc message (no PKOZ header)
-pikoc listen: rejected a message from an unknown sender: wire version 7 is not supported (this pikoc speaks 1)
+pikoc listen: rejected a message from an unknown sender: wire version 7 is not supported (this pikoc speaks 2)
 pikoc listen: rejected a message from an unknown sender: truncated hello
 pikoc listen: rejected a message from an unknown sender: oversized message (5242895 bytes; at most 4194304)
 pikoc listen: rejected a message from an unknown sender: a message in several parts (pikoc messages are one part)
@@ -320,6 +387,23 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     check_equal "PIKOC_ZMQ_SERVER_KEY: neither a key nor a file" "$? $(cat out)" \
         "1 zmq_paced: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY '/nonexistent-key': neither a 40-character key nor a readable file"
 fi
+timeout 60 env PIKOC_ZMQ_HWM=0 "$(prog zmq_paced)" "zmq+pub:ipc://$work/x" 1 0 >out 2>&1
+check_equal "PIKOC_ZMQ_HWM: 0" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq+pub:ipc://$work/x': PIKOC_ZMQ_HWM '0': expected a number of batches from 1 to 2147483647"
+timeout 60 env PIKOC_ZMQ_SUBSCRIBERS=two "$(prog zmq_paced)" "zmq+pub:ipc://$work/x" 1 0 >out 2>&1
+check_equal "PIKOC_ZMQ_SUBSCRIBERS: not a number" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq+pub:ipc://$work/x': PIKOC_ZMQ_SUBSCRIBERS 'two': expected a non-negative whole number"
+timeout 60 env PIKOC_ZMQ_SERVER_KEY=key "$(prog zmq_paced)" "zmq+pub:ipc://$work/x" 1 0 >out 2>&1
+check_equal "PIKOC_ZMQ_SERVER_KEY with zmq+pub:" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq+pub:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: senders do); bind it to loopback or ipc"
+timeout 60 "$(prog zmq_paced)" "zmq+pub:nonsense" 1 0 >out 2>&1
+check_equal "zmq+pub: a bad endpoint" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq+pub:nonsense': cannot bind 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+"$pikoc" listen --subscribe nonsense --into none >out 2>err
+check_equal "listen --subscribe: a bad endpoint" "$? $(cat err)" \
+    "2 pikoc listen: cannot subscribe to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+"$pikoc" listen $(for i in $(seq 17); do printf ' -s ipc://x%d' "$i"; done) --into none >out 2>err
+check_equal "listen --subscribe: 17 publishers" "$? $(cat err)" "2 pikoc listen: --subscribe: at most 16 publishers"
 timeout 60 env PIKOC_ZMQ_LINGER=soon "$(prog zmq_paced)" "zmq:ipc://$work/x" 1 0 >out 2>&1
 check_equal "PIKOC_ZMQ_LINGER: a bad duration" "$? $(cat out)" \
     "1 zmq_paced: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_LINGER 'soon': expected a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)"
