@@ -41,7 +41,7 @@ typedef struct zmq_state {
     uint64_t linger_ns;
     pk_run_info run;
     bool started;
-    bool need_hello;  /* lossy: a subscriber came, or the last hello did not go */
+    bool need_hello; /* lossy: a subscriber came, or the last hello did not go */
     uint64_t subscribers, wanted_subscribers; /* lossy: so far; PIKOC_ZMQ_SUBSCRIBERS */
     bool need_resume; /* lossless: a send failed; hello and window go again */
     bool gave_up;     /* lossless: nobody acknowledged for the linger; waits no more */

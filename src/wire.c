@@ -547,8 +547,7 @@ static int get_string_ref(reader *r, const pk_wire_peer *peer, const char **text
 }
 
 /* Whether stack id is defined with these frames (compared by text). */
-static bool stack_is(const pk_wire_peer *peer, uint64_t id, const pk_symbol *frames,
-                     unsigned depth)
+static bool stack_is(const pk_wire_peer *peer, uint64_t id, const pk_symbol *frames, unsigned depth)
 {
     const struct pk_wire_stack *st = &peer->stacks[id];
     if (st->depth != depth)
@@ -606,8 +605,7 @@ static int get_stacks(reader *r, pk_wire_peer *peer)
         if (id == 0)
             return pk_fail(r->err, "%s: stack id 0 is reserved for none", r->what);
         if (depth == 0)
-            return pk_fail(r->err, "%s: stack %llu has no frames", r->what,
-                           (unsigned long long)id);
+            return pk_fail(r->err, "%s: stack %llu has no frames", r->what, (unsigned long long)id);
         size_t first = peer->frame_count;
         for (unsigned k = 0; k < depth; k++) {
             pk_grow(&peer->frames, &peer->frame_capacity, peer->frame_count, sizeof *peer->frames);
@@ -731,8 +729,8 @@ int pk_wire_decode_hello(const uint8_t *msg, size_t len, size_t offset, pk_wire_
     for (int f = 0; f < PK_FIELD_COUNT; f++)
         if (pk_field_desc_of((pk_field_id)f)->kind == PK_KIND_STRING)
             pk_record_set_string(&peer->blank, (pk_field_id)f, "");
-    if (get_fields(&r, peer) != 0 || get_types(&r, peer) != 0 ||
-        get_definitions(&r, peer) != 0 || get_stacks(&r, peer) != 0)
+    if (get_fields(&r, peer) != 0 || get_types(&r, peer) != 0 || get_definitions(&r, peer) != 0 ||
+        get_stacks(&r, peer) != 0)
         goto out;
     if (r.p != r.end) {
         pk_fail(err, "hello: %zu bytes after its end", (size_t)(r.end - r.p));

@@ -83,14 +83,14 @@ typedef struct pk_wire_encoder {
      * the run) and the generation of the string table it was defined in (b).
      */
     pk_block_map stacks;
-    uint64_t stack_count;     /* ids given so far */
-    uint64_t generation;      /* from 1; forgetting the strings starts the next */
-    pk_wire_buf stack_table;  /* the definitions of this generation, for a hello */
+    uint64_t stack_count;    /* ids given so far */
+    uint64_t generation;     /* from 1; forgetting the strings starts the next */
+    pk_wire_buf stack_table; /* the definitions of this generation, for a hello */
     uint32_t stack_table_count;
     pk_frame_resolver resolve_frame; /* pk_symbols_frame unless a test sets its own */
     void *resolve_user;
     /* the batch */
-    pk_wire_buf defs;    /* string definitions new in this batch */
+    pk_wire_buf defs;       /* string definitions new in this batch */
     pk_wire_buf stack_defs; /* stack definitions new in this batch */
     uint32_t stack_def_count;
     pk_wire_buf records; /* the records */
@@ -180,7 +180,7 @@ typedef struct pk_wire_peer {
     struct pk_wire_stack {
         uintptr_t *frames; /* indexes into frames: what a record's stack holds */
         unsigned depth;    /* 0: not defined */
-    } *stacks;             /* by id; id 0 is none */
+    } * stacks;            /* by id; id 0 is none */
     size_t stack_count;
     pk_record blank; /* a record before its fields are decoded */
     char **retired;  /* the hello's strings and redefined ones: records may point to them */

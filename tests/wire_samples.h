@@ -71,8 +71,8 @@ static void sample_batch(pk_wire_encoder *e, const pk_record recs[SAMPLE_RECORDS
 
 /* The frames a sender's symbols name: return address k is frame k. */
 static const pk_symbol sample_frames[] = {
-    {"??", "", 0},          {"b", "stacks.c", 15},    {"a", "stacks.c", 22},
-    {"c", "stacks.c", 29},  {"main", "stacks.c", 39},
+    {"??", "", 0},         {"b", "stacks.c", 15},    {"a", "stacks.c", 22},
+    {"c", "stacks.c", 29}, {"main", "stacks.c", 39},
 };
 static const uintptr_t sample_stack_a[] = {1, 2, 4}, sample_stack_c[] = {1, 3, 4};
 

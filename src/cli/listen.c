@@ -1,10 +1,10 @@
 /*
  * listen.c — `pikoc listen`: the collector. Binds a ZeroMQ endpoint, takes
  * the wire format of docs/wire-format.md from any number of zmq:ENDPOINT
- * senders (and subscribes to zmq+pub:ENDPOINT publishers) and writes each
- * sender's run through the store writer, the same
- * code as the sqlite recorder, while a live view shows every sender. It
- * trusts no message: a bad one is counted, named and dropped.
+ * senders (and from the zmq+pub:ENDPOINT publishers it subscribes to) and
+ * writes each sender's run through the store writer, the same code as the
+ * sqlite recorder, while a live view shows every sender. It trusts no
+ * message: a bad one is counted, named and dropped.
  */
 #include "cli.h"
 
@@ -40,14 +40,14 @@ static const char help[] =
     "only). Ctrl-C or SIGTERM stops it with every received batch written.\n"
     "\n"
     "options:\n"
-    "  -s, --subscribe ENDPOINT  also take the run a zmq+pub:ENDPOINT recorder\n"
-    "                         publishes (repeat for several publishers); with\n"
-    "                         --subscribe and no ENDPOINT operand nothing is bound.\n"
-    "                         What the publisher dropped, and what it sent before\n"
-    "                         this collector came, counts in the run's dropped\n"
     "  -o, --into DB          the database (default: pikoc.db); 'none' stores\n"
     "                         nothing (the transport alone, for measurements; the\n"
     "                         view then has no top functions)\n"
+    "  -s, --subscribe ENDPOINT  take the runs a zmq+pub:ENDPOINT recorder publishes\n"
+    "                         there too (repeatable, up to 16 publishers; without\n"
+    "                         an ENDPOINT operand nothing is bound). What the\n"
+    "                         publisher dropped, and what it published before this\n"
+    "                         collector came, counts in the run's dropped column\n"
     "  -k, --curve-keys DIR   CURVE encryption and authentication: DIR/server.key and\n"
     "                         DIR/server.pub are made when missing; senders set\n"
     "                         PIKOC_ZMQ_SERVER_KEY to DIR/server.pub (or its text).\n"
@@ -75,10 +75,8 @@ const pk_cli_command pk_cmd_listen = {
 
 enum { OPT_INTO, OPT_SUBSCRIBE, OPT_CURVE, OPT_INTERVAL, OPT_RUNS };
 static const pk_cli_option options[] = {
-    [OPT_INTO] = {"into", 'o', "DB"},
-    [OPT_SUBSCRIBE] = {"subscribe", 's', "ENDPOINT"},
-    [OPT_CURVE] = {"curve-keys", 'k', "DIR"},
-    [OPT_INTERVAL] = {"interval", 'i', "DURATION"},
+    [OPT_INTO] = {"into", 'o', "DB"},         [OPT_SUBSCRIBE] = {"subscribe", 's', "ENDPOINT"},
+    [OPT_CURVE] = {"curve-keys", 'k', "DIR"}, [OPT_INTERVAL] = {"interval", 'i', "DURATION"},
     [OPT_RUNS] = {"runs", 'n', "N"},
 };
 
@@ -312,8 +310,7 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
         snprintf(late, sizeof late, " (joined late: batches 1 to %llu missed)",
                  (unsigned long long)s->missing_batches);
     printf("%s: started, %s%s%s\n", who, s->peer.run.command_line,
-           (s->peer.flags & PK_WIRE_RESUME) ? " (resumed: earlier records are in another run)"
-                                            : "",
+           (s->peer.flags & PK_WIRE_RESUME) ? " (resumed: earlier records are in another run)" : "",
            late);
     fflush(stdout);
     c->view_lines = 0;
@@ -323,8 +320,7 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
 static bool in_order(collector *c, sender *s, const zmq_msg_t *route, uint64_t seq)
 {
     if (seq < s->next_seq) { /* sent again after a silence: we have it */
-        reply(c, route, PK_WIRE_ACK, s->id,
-              s->next_seq - 1);
+        reply(c, route, PK_WIRE_ACK, s->id, s->next_seq - 1);
         return false;
     }
     if (seq > s->next_seq && !(s->peer.flags & PK_WIRE_LOSSY)) {
@@ -426,8 +422,7 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
     }
     if (!s && has_ended(c, h.sender)) {
         /* a late copy of what an ended run sent: its acknowledgement was lost */
-        reply(c, route, PK_WIRE_ACK, h.sender,
-              h.seq);
+        reply(c, route, PK_WIRE_ACK, h.sender, h.seq);
         return;
     }
     if (h.type == PK_WIRE_HELLO) {
@@ -436,8 +431,7 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
     }
     if (!s) {
         /* we restarted, or its hello was lost: ask for it */
-        reply(c, route, PK_WIRE_RESEND, h.sender,
-              0);
+        reply(c, route, PK_WIRE_RESEND, h.sender, 0);
         return;
     }
     if (!in_order(c, s, route, h.seq))
@@ -567,8 +561,8 @@ static void refresh_view(collector *c, uint64_t now)
         if (c->view_lines)
             printf("\033[%zuA", c->view_lines);
         printf("\033[2Kpikoc listen %s: %zu senders, %llu records, %llu rejected\n",
-               c->endpoint ? c->endpoint : c->publishers[0],
-               c->sender_count, (unsigned long long)c->records, (unsigned long long)c->rejected);
+               c->endpoint ? c->endpoint : c->publishers[0], c->sender_count,
+               (unsigned long long)c->records, (unsigned long long)c->rejected);
         c->view_lines = 1;
     }
     for (size_t i = 0; i < c->sender_count; i++) {
@@ -735,8 +729,9 @@ static int subscribe(collector *c)
     zmq_setsockopt(c->subscriber, ZMQ_SUBSCRIBE, "", 0);
     for (size_t i = 0; i < c->publisher_count; i++) {
         if (zmq_connect(c->subscriber, c->publishers[i]) != 0) {
-            pk_cli_error("listen", "cannot subscribe to '%s': %s (expected tcp://HOST:PORT or "
-                                   "ipc://PATH)",
+            pk_cli_error("listen",
+                         "cannot subscribe to '%s': %s (expected tcp://HOST:PORT or "
+                         "ipc://PATH)",
                          c->publishers[i], zmq_strerror(zmq_errno()));
             return PK_EXIT_USAGE;
         }
