@@ -98,6 +98,8 @@ void pk_wire_put_uvarint(pk_wire_buf *b, uint64_t v)
 
 static void put_bytes(pk_wire_buf *b, const void *data, size_t len)
 {
+    if (len == 0)
+        return; /* data may be NULL: a buffer never written */
     memcpy(pk_wire_reserve(b, len), data, len);
     b->used += len;
 }
