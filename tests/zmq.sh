@@ -244,7 +244,7 @@ early=$collector
 timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 60000 20000 >late-pub.out 2>&1 &
 sender=$!
 sleep 0.3
-collect latecomer --subscribe "$ep" --into latecomer.db --runs 1
+collect latecomer --subscribe "$ep" --into latecomer.db --runs 1 --interval 100ms
 finished $sender
 finished $early
 finished $collector
@@ -256,6 +256,9 @@ check_equal "late subscriber: the first record stored follows those missed; its 
     "$(sql latecomer.db "SELECT min(\"index\") FROM pikoc_events") $(grep -c "^run 1 (pid [0-9]* on test): incomplete, $2 records received ($2 stored in detail), 0 dropped by the sender, $3 missed here$" latecomer.out)" \
     "$3 1"
 check_equal "late subscriber: the one there from the start has it all" "$(run_counts early.db)" "complete 60000 0 60000"
+check_equal "late subscriber: its view counts the batches missing" \
+    "$(grep -c '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | sed 's/^[1-9][0-9]*$/some/') $(grep '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | grep -vc ", $missed batches missing$")" \
+    "some 0"
 
 # nobody subscribes within the linger: the run goes on, and says so
 timeout 60 env PIKOC_ZMQ_SUBSCRIBERS=1 PIKOC_ZMQ_LINGER=100ms "$(prog zmq_paced)" "zmq+pub:ipc://$work/alone" 10 0 >out 2>&1
