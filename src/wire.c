@@ -28,7 +28,7 @@ static const struct wire_extra {
     int kind;
 } extras[] = {
     {"call_site", offsetof(pk_record, call_site), PK_RECORD_BLOCK, KIND_UINT},
-    {"stack", offsetof(pk_record, stack), PK_RECORD_BLOCK, KIND_STACK},
+    {"stack", offsetof(pk_record, stack), PK_RECORD_BLOCK, KIND_STACK}, /* the last field */
 };
 #define WIRE_FIELD_COUNT (PK_FIELD_COUNT + (int)PK_ARRAY_SIZE(extras))
 
@@ -165,9 +165,10 @@ void pk_wire_encoder_init(pk_wire_encoder *e, uint64_t sender)
     e->string_count = 1;
     slots_grow(e);
     for (int f = 0; f < WIRE_FIELD_COUNT; f++) {
-        if (wire_kind(f) == KIND_STRING)
+        e->field_kind[f] = (uint8_t)wire_kind(f);
+        if (e->field_kind[f] == KIND_STRING)
             e->string_fields |= 1ull << f;
-        if (wire_kind(f) == KIND_STACK)
+        if (e->field_kind[f] == KIND_STACK)
             e->stack_field = 1ull << f;
     }
     e->generation = 1;
@@ -198,8 +199,8 @@ void pk_wire_encoder_forget_strings(pk_wire_encoder *e)
     e->stack_table_count = e->stack_def_count = 0;
 }
 
-/* The id of s, defined in this batch when new. */
-static uint32_t string_id(pk_wire_encoder *e, const char *s)
+/* The id of s, defined in this batch when new; inlined into the per-record loop. */
+static inline __attribute__((always_inline)) uint32_t string_id(pk_wire_encoder *e, const char *s)
 {
     if (!s || !*s)
         return 0;
@@ -300,20 +301,21 @@ void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned wh
         p = pk_put_uvarint(p, presence);
     if (!(head & PK_WIRE_SAME_FLAGS))
         p = pk_put_uvarint(p, rec->flags);
-    for (uint64_t left = presence; left; left &= left - 1) {
+    for (uint64_t left = presence & ~e->stack_field; left; left &= left - 1) {
         int f = __builtin_ctzll(left);
-        int kind = wire_kind(f);
+        int kind = e->field_kind[f];
         if (kind == KIND_STRING) {
             /* a new string's definition goes to defs, not here: p stays valid */
             p = pk_put_uvarint(p, string_id(e, pk_record_string(rec, (pk_field_id)f)));
-        } else if (kind == KIND_STACK) {
-            p = pk_put_uvarint(p, stack_id(e, rec)); /* the same for a stack's */
         } else {
             uint64_t v = wire_uint(rec, f);
             p = kind == KIND_TYPE ? pk_put_uvarint(p, v) : pk_put_delta(p, v, e->prev[f]);
             e->prev[f] = v;
         }
     }
+    /* the stack is the last field: out of the loop, the loop keeps its cost per field */
+    if (presence & e->stack_field)
+        p = pk_put_uvarint(p, stack_id(e, rec)); /* its definition goes to stack_defs */
     e->last = rec;
     e->last_index = rec->index;
     e->last_head = (size_t)(start - e->records.bytes);
@@ -536,16 +538,14 @@ static int get_definitions(reader *r, pk_wire_peer *peer)
     return 0;
 }
 
-/* The text of string id v (0 is ""), which must be defined. */
-static int get_string_ref(reader *r, const pk_wire_peer *peer, const char **text)
+/* The text of string id v (0 is ""), or NULL (err says why) when it is not defined. */
+static inline const char *string_at(reader *r, const pk_wire_peer *peer, uint64_t v)
 {
-    uint64_t v;
-    if (get_uvarint(r, &v) != 0)
-        return -1;
-    if (v >= peer->string_count || (v != 0 && !peer->strings[v]))
-        return pk_fail(r->err, "%s: undefined string id %llu", r->what, (unsigned long long)v);
-    *text = v ? peer->strings[v] : "";
-    return 0;
+    if (v >= peer->string_count || (v != 0 && !peer->strings[v])) {
+        pk_fail(r->err, "%s: undefined string id %llu", r->what, (unsigned long long)v);
+        return NULL;
+    }
+    return v ? peer->strings[v] : "";
 }
 
 /* Whether stack id is defined with these frames (compared by text). */
@@ -612,9 +612,10 @@ static int get_stacks(reader *r, pk_wire_peer *peer)
         for (unsigned k = 0; k < depth; k++) {
             pk_grow(&peer->frames, &peer->frame_capacity, peer->frame_count, sizeof *peer->frames);
             pk_symbol *frame = &peer->frames[peer->frame_count++];
-            uint64_t line;
-            if (get_string_ref(r, peer, &frame->function) != 0 ||
-                get_string_ref(r, peer, &frame->file) != 0 ||
+            uint64_t function, file, line;
+            if (get_uvarint(r, &function) != 0 ||
+                !(frame->function = string_at(r, peer, function)) || get_uvarint(r, &file) != 0 ||
+                !(frame->file = string_at(r, peer, file)) ||
                 get_bounded(r, "line", (uint64_t)1 << 31, &line) != 0) {
                 peer->frame_count = first;
                 return -1;
@@ -830,7 +831,7 @@ static int get_record(reader *r, const pk_wire_peer *peer, pk_record *rec, unsig
         switch (peer->field_kind[i]) {
         case KIND_STRING: {
             const char *text;
-            if (get_string_ref(r, peer, &text) != 0)
+            if (get_uvarint(r, &v) != 0 || !(text = string_at(r, peer, v)))
                 return -1;
             if (local >= 0)
                 pk_record_set_string(rec, (pk_field_id)local, text);

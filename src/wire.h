@@ -98,9 +98,10 @@ typedef struct pk_wire_encoder {
     uint64_t prev[PK_WIRE_MAX_FIELDS];
     uint64_t prev_presence;
     unsigned prev_flags;
-    uint64_t string_fields;   /* presence bits of the string fields */
-    uint64_t stack_field;     /* the presence bit of the stack */
-    uint64_t presence_cached; /* the fields records with flags_cached carry */
+    uint8_t field_kind[PK_WIRE_MAX_FIELDS]; /* of each field, looked up once */
+    uint64_t string_fields;                 /* presence bits of the string fields */
+    uint64_t stack_field;                   /* the presence bit of the stack */
+    uint64_t presence_cached;               /* the fields records with flags_cached carry */
     unsigned flags_cached;
     /* the last record, whose WRITTEN bit a write of the same record sets */
     const pk_record *last;
