@@ -28,7 +28,7 @@ static const struct wire_extra {
     int kind;
 } extras[] = {
     {"call_site", offsetof(pk_record, call_site), PK_RECORD_BLOCK, KIND_UINT},
-    {"stack", offsetof(pk_record, stack), PK_RECORD_BLOCK, KIND_STACK}, /* the last field */
+    {"stack", offsetof(pk_record, stack), PK_RECORD_BLOCK, KIND_STACK},
 };
 #define WIRE_FIELD_COUNT (PK_FIELD_COUNT + (int)PK_ARRAY_SIZE(extras))
 
@@ -301,21 +301,20 @@ void pk_wire_encode_record(pk_wire_encoder *e, const pk_record *rec, unsigned wh
         p = pk_put_uvarint(p, presence);
     if (!(head & PK_WIRE_SAME_FLAGS))
         p = pk_put_uvarint(p, rec->flags);
-    for (uint64_t left = presence & ~e->stack_field; left; left &= left - 1) {
+    for (uint64_t left = presence; left; left &= left - 1) {
         int f = __builtin_ctzll(left);
         int kind = e->field_kind[f];
         if (kind == KIND_STRING) {
             /* a new string's definition goes to defs, not here: p stays valid */
             p = pk_put_uvarint(p, string_id(e, pk_record_string(rec, (pk_field_id)f)));
+        } else if (kind == KIND_STACK) {
+            p = pk_put_uvarint(p, stack_id(e, rec)); /* the same for a stack's */
         } else {
             uint64_t v = wire_uint(rec, f);
             p = kind == KIND_TYPE ? pk_put_uvarint(p, v) : pk_put_delta(p, v, e->prev[f]);
             e->prev[f] = v;
         }
     }
-    /* the stack is the last field: out of the loop, the loop keeps its cost per field */
-    if (presence & e->stack_field)
-        p = pk_put_uvarint(p, stack_id(e, rec)); /* its definition goes to stack_defs */
     e->last = rec;
     e->last_index = rec->index;
     e->last_head = (size_t)(start - e->records.bytes);
