@@ -437,8 +437,7 @@ static bool mentions(const struct pk_raw_event *ev, uintptr_t address)
 
 static void settle(const struct pk_ring *self, uintptr_t address)
 {
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next) {
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         const struct track *tr = r->track;
         if (r == self || (tr && tr->draining))
             continue;
@@ -673,8 +672,7 @@ static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
 static uint64_t drain_pass(uint64_t limit)
 {
     uint64_t n = 0;
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next)
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next)
         n += drain_ring(r, limit);
     return n;
 }
@@ -684,7 +682,7 @@ static void drain_to_now(void)
 {
     /* New rings go on the front of the list; from a snapshot of its head on,
      * the list is fixed, so indexes stay valid. */
-    struct pk_ring *first = atomic_load_explicit(&pk_rt.rings, memory_order_acquire);
+    struct pk_ring *first = pk_rings_first();
     size_t n = 0;
     for (struct pk_ring *r = first; r; r = r->next)
         n++;
@@ -723,7 +721,8 @@ static void flush_loggers(void)
 static bool read_comm(uint64_t tid, char name[16])
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%llu/comm", (unsigned long long)tid);
+    snprintf(path, sizeof path, "/proc/%d/task/%llu/comm", (int)pk_program(),
+             (unsigned long long)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -738,8 +737,7 @@ static bool read_comm(uint64_t tid, char name[16])
 
 bool pk_thread_name(uint64_t tid, char name[16])
 {
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next) {
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         if (r->tid != tid)
             continue;
         if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_OWNED &&
@@ -760,7 +758,7 @@ bool pk_thread_name(uint64_t tid, char name[16])
 static void wait_for_work(uint32_t seen)
 {
     struct timespec timeout = {0, IDLE_WAIT_NS};
-    syscall(SYS_futex, &pk_rt.doorbell, FUTEX_WAIT_PRIVATE, seen, &timeout, NULL, 0);
+    syscall(SYS_futex, &pk_rt.shared->doorbell, FUTEX_WAIT, seen, &timeout, NULL, 0);
 }
 
 static void *drain_main(void *unused)
@@ -771,7 +769,7 @@ static void *drain_main(void *unused)
     uint64_t idle_since = 0;
     bool dirty = false;
     for (;;) {
-        uint32_t seen = atomic_load_explicit(&pk_rt.doorbell, memory_order_acquire);
+        uint32_t seen = atomic_load_explicit(&pk_rt.shared->doorbell, memory_order_acquire);
         pthread_mutex_lock(&drain.lock);
         uint64_t requested = drain.sync_requested;
         bool stopping = drain.stopping;
@@ -813,8 +811,7 @@ static void *drain_main(void *unused)
 /* Events that an earlier run left behind (threads racing its end) are not ours. */
 static void discard_leftovers(void)
 {
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next) {
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         atomic_store_explicit(&r->tail, head, memory_order_release);
         struct track *tr = r->track;
@@ -882,8 +879,7 @@ void pk_drain_stop(pk_run_totals *totals)
         atomic_store_explicit(&pk_rt.running, 0, memory_order_release);
     }
     uint64_t dropped = 0;
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next) {
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         struct track *tr = r->track;
         if (tr) {
             /* Freed now rather than at exit: leak checkers run before destructors. */

@@ -29,4 +29,29 @@ void pk_drain_fork_parent(void);
 /* In a forked child: the drain thread is gone; forget it without joining. */
 void pk_drain_forget_after_fork(void);
 
+/* ---- a drainer process (drainer.c) ---- */
+
+/*
+ * Whether runs of this process are drained by a process of their own
+ * (pikoc run sets PIKOC_LAUNCHER_PIPE); takes pikoc run's pipe when it is
+ * this process's to hand on.
+ */
+bool pk_drainer_configure(void);
+/*
+ * Forks the drainer, which records the run through the recorders of
+ * `record` (PIKOC_RECORD's syntax), and waits until it has started the run
+ * in them. The rings must be shared already (pk_rings_share).
+ */
+int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
+                     const char *record, pk_error *err);
+/* The program ended its run: returns once the drainer has recorded all of it. */
+void pk_drainer_stop(void);
+/* True while the drainer is forked: pikoc's fork handlers then do nothing. */
+bool pk_drainer_forking(void);
+/*
+ * In a forked child of the program (the parent's drainer and rings are not
+ * its own), or when no run starts: lets go of the pipes and the rings.
+ */
+void pk_drainer_forget(void);
+
 #endif

@@ -3,6 +3,7 @@
  * PIKOC_RECORD is set, a monitor starts as libpikoc loads and its run ends
  * at exit. A bad setting is reported once and the program runs untraced.
  */
+#include "drain.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -71,7 +72,11 @@ static int add_filters(pk_logger *lg, pk_error *err)
     return 0;
 }
 
-static pk_monitor *configure(const char *record, pk_error *err)
+/*
+ * The monitor PIKOC_* describe. Drained by a process of its own (`apart`),
+ * it opens no recorder: the drainer opens them, with their filters.
+ */
+static pk_monitor *configure(const char *record, bool apart, pk_error *err)
 {
     const char *name = getenv("PIKOC_MONITOR");
     pk_error inner;
@@ -80,7 +85,9 @@ static pk_monitor *configure(const char *record, pk_error *err)
         pk_fail(err, "PIKOC_MONITOR: %s", inner.message);
         return NULL;
     }
-    if (each_item(record, add_recorder, m, &inner) != 0) {
+    if (apart)
+        pk_monitor_set_drainer(m, record);
+    else if (each_item(record, add_recorder, m, &inner) != 0) {
         pk_fail(err, "PIKOC_RECORD: %s", inner.message);
         goto fail;
     }
@@ -97,6 +104,11 @@ static pk_monitor *configure(const char *record, pk_error *err)
 fail:
     pk_monitor_free(m);
     return NULL;
+}
+
+pk_monitor *pk_auto_recorders(const char *record, pk_error *err)
+{
+    return configure(record, false, err);
 }
 
 static void auto_stop(void)
@@ -125,6 +137,7 @@ static void stop_following(void)
     unsetenv("PIKOC_RECORD");
     unsetenv("PIKOC_FOLLOW");
     unsetenv("PIKOC_USER_PRELOAD");
+    unsetenv("PIKOC_LAUNCHER_PIPE");
 }
 
 void pk_auto_restart(void)
@@ -134,13 +147,15 @@ void pk_auto_restart(void)
     const char *record = getenv("PIKOC_RECORD");
     if (record && *record) {
         pk_error err;
-        pk_monitor *m = configure(record, &err);
+        pk_monitor *m = configure(record, pk_drainer_configure(), &err);
         if (m && pk_monitor_enable(m, &err) == 0)
             auto_monitor = m;
         else if (m)
             pk_monitor_free(m);
-        if (!auto_monitor)
+        if (!auto_monitor) {
+            pk_drainer_forget();
             pk_warn("%s; the forked process runs without monitoring", err.message);
+        }
     }
     pk_monitor_free(old); /* the parent's copy: closes without writing anything */
 }
@@ -151,17 +166,18 @@ __attribute__((constructor)) static void auto_start(void)
     if (!found || !*found)
         return;
     char *record = pk_xstrdup(found); /* stop_following may unset it */
+    bool apart = pk_drainer_configure();
     stop_following();
     pk_error err;
-    pk_monitor *m = configure(record, &err);
+    pk_monitor *m = configure(record, apart, &err);
     free(record);
-    if (!m) {
-        pk_warn("%s; the program runs without monitoring", err.message);
-        return;
-    }
-    if (pk_monitor_enable(m, &err) != 0) {
-        pk_warn("%s; the program runs without monitoring", err.message);
+    if (m && pk_monitor_enable(m, &err) != 0) {
         pk_monitor_free(m);
+        m = NULL;
+    }
+    if (!m) {
+        pk_drainer_forget(); /* pikoc run's pipe too: it waits for no drainer */
+        pk_warn("%s; the program runs without monitoring", err.message);
         return;
     }
     auto_monitor = m;

@@ -1,7 +1,8 @@
 /*
  * host.c — facts about the process and machine that describe a run: the
  * command line and the host name, each read once and kept (behind a mutex)
- * until the process exits; the peak resident set, read when asked; and the
+ * until the process exits; the peak resident set, read when asked (of the
+ * program a drainer process records, when that is another process); and the
  * CURVE key files the ZeroMQ sender and collector read. Off the hot path.
  */
 #include "internal.h"
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -103,8 +105,44 @@ __attribute__((destructor(101))) static void host_teardown(void)
     pthread_mutex_unlock(&host_lock);
 }
 
+static _Atomic pid_t program_pid; /* 0: this process */
+static _Atomic pid_t program_parent;
+
+void pk_set_program(pid_t pid, pid_t parent)
+{
+    atomic_store(&program_pid, pid);
+    atomic_store(&program_parent, parent);
+}
+
+pid_t pk_program_parent(void)
+{
+    return atomic_load(&program_pid) ? atomic_load(&program_parent) : getppid();
+}
+
+pid_t pk_program(void)
+{
+    pid_t pid = atomic_load(&program_pid);
+    return pid ? pid : getpid();
+}
+
+/* Another process's high-water mark: VmHWM in its /proc/PID/status (kB). */
+static uint64_t program_peak_rss(pid_t pid)
+{
+    char path[64];
+    size_t length = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = read_proc_file(path, &length);
+    const char *line = text ? strstr(text, "\nVmHWM:") : NULL;
+    uint64_t kilobytes = line ? strtoull(line + 7, NULL, 10) : 0;
+    free(text);
+    return kilobytes * 1024;
+}
+
 uint64_t pk_process_peak_rss(void)
 {
+    pid_t program = atomic_load(&program_pid);
+    if (program)
+        return program_peak_rss(program);
     struct rusage usage;
     if (getrusage(RUSAGE_SELF, &usage) != 0)
         return 0;

@@ -178,6 +178,21 @@ struct pk_focus_set {
     uintptr_t slots[]; /* 0 = empty */
 };
 
+/*
+ * What the monitored threads and the drain share besides the rings: in this
+ * process's memory, or at the start of a region shared with a drainer
+ * process (src/drainer.c), from which every ring is then carved, so that
+ * process sees the rings the program maps after it was forked. Futexes on
+ * it are never FUTEX_PRIVATE.
+ */
+struct pk_shared {
+    _Atomic(struct pk_ring *) rings; /* lock-free list that only grows */
+    _Atomic uint32_t doorbell;       /* futex the drain sleeps on */
+    _Atomic uint32_t ended;          /* the program ended its run (exit, _exit) */
+    _Atomic uint64_t used;           /* bytes of the region given out, this header included */
+    uint64_t size;                   /* bytes of the region; 0: rings are mapped one by one */
+};
+
 /* Process-wide state read on the hot path. */
 struct pk_runtime {
     _Atomic uint32_t enabled;     /* process-wide enables of the running monitor */
@@ -188,10 +203,9 @@ struct pk_runtime {
     _Atomic uint32_t stack_generation; /* bumped at each run start: threads resend their stacks */
     void (*sample)(uint64_t values[PK_SAMPLE_VALUES]);
     const struct pk_focus_set *focus;
-    _Atomic(struct pk_ring *) rings;
+    struct pk_shared *shared; /* the ring list and the doorbell */
     uint64_t ring_capacity;
     pthread_key_t thread_key;
-    _Atomic uint32_t doorbell; /* futex the drain sleeps on */
 };
 
 extern struct pk_runtime pk_rt;
@@ -201,6 +215,18 @@ extern PK_TLS struct pk_thread pk_self;
 PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t);
 PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head);
 void pk_rings_init(void);
+/*
+ * Rings from now on come from one region shared with processes forked
+ * after this (MAP_SHARED, reserved once, carved as threads need rings).
+ */
+int pk_rings_share(pk_error *err);
+/* In a forked child: the rings of the parent's region are not its own. */
+void pk_rings_unshare(void);
+/* The first ring of the list; the list grows at its front. */
+PK_HOT_FN static inline struct pk_ring *pk_rings_first(void)
+{
+    return atomic_load_explicit(&pk_rt.shared->rings, memory_order_acquire);
+}
 /* Wakes the drain thread (futex). */
 PK_HOT_FN void pk_drain_kick(void);
 

@@ -9,6 +9,7 @@
 #include <pikoc.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define PK_HIDDEN __attribute__((visibility("hidden")))
 #define PK_NOINSTR __attribute__((no_instrument_function))
@@ -194,6 +195,11 @@ PK_HIDDEN void pk_symbols_lookup_site(uintptr_t return_address, pk_symbol *out);
 typedef void (*pk_frame_resolver)(uintptr_t frame, pk_symbol *out, void *user);
 /* pk_symbols_lookup_site as a pk_frame_resolver (user unused). */
 PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *user);
+/*
+ * In a drainer process, once the program has ended: addresses no module
+ * holds stay unknown (its maps cannot be read again).
+ */
+PK_HIDDEN void pk_symbols_program_ended(void);
 /* Interns a string for the life of the process. */
 PK_HIDDEN const char *pk_intern(const char *s);
 /* The hash of a NUL-terminated string (FNV-1a) that string tables share. */
@@ -243,6 +249,14 @@ PK_HIDDEN void pk_end_run_at_exit(void);
 /* ---- whole-program runs (env.c) ------------------------------------------------ */
 
 /*
+ * m's run is drained by a drainer process (src/drainer.c) that records it
+ * through the recorders of `record`; m itself has none.
+ */
+PK_HIDDEN void pk_monitor_set_drainer(pk_monitor *m, const char *record);
+/* The monitor PIKOC_* would configure for `record`, whose loggers a drainer records through. */
+PK_HIDDEN pk_monitor *pk_auto_recorders(const char *record, pk_error *err);
+
+/*
  * In a forked child of a whole-program run that records allocations, at its
  * first allocation: ends the parent's copy of the monitor and starts the
  * child's own run from the PIKOC_* variables. Leaves it unmonitored when
@@ -263,7 +277,14 @@ PK_HIDDEN bool pk_thread_name(uint64_t tid, char name[16]);
 
 PK_HIDDEN const char *pk_command_line(void);
 PK_HIDDEN const char *pk_host_name(void);
-/* The kernel's high-water mark of this process's resident set, in bytes (0 if unknown). */
+/*
+ * The process whose addresses, threads and memory a run describes: this
+ * one, or in a drainer process (src/drainer.c) the program it records.
+ */
+PK_HIDDEN void pk_set_program(pid_t pid, pid_t parent);
+PK_HIDDEN pid_t pk_program(void);
+PK_HIDDEN pid_t pk_program_parent(void);
+/* The kernel's high-water mark of that process's resident set, in bytes (0 if unknown). */
 PK_HIDDEN uint64_t pk_process_peak_rss(void);
 /* A CURVE key (40 Z85 characters) from the start of the file at path: 0, -1
  * when the file cannot be read, -2 when it does not start with a key. */

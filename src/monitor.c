@@ -28,6 +28,7 @@ struct pk_monitor {
     size_t logger_count;
     size_t logger_capacity;
     pk_items focus; /* names and globs */
+    char *drainer_record; /* drained by a process of its own, recording to these; else NULL */
     pk_run_info run;
     pk_run_totals totals;
     unsigned enables;
@@ -140,6 +141,12 @@ int pk_monitor_focus(pk_monitor *m, const char *names, pk_error *err)
     pk_items_free(&m->focus);
     m->focus = items;
     return 0;
+}
+
+void pk_monitor_set_drainer(pk_monitor *m, const char *record)
+{
+    free(m->drainer_record);
+    m->drainer_record = pk_xstrdup(record);
 }
 
 const pk_run_info *pk_monitor_run_info(const pk_monitor *m)
@@ -304,6 +311,9 @@ static int start_run(pk_monitor *m, pk_error *err)
         goto out;
     }
     fill_run_info(m);
+    /* Before the monitor's own threads (the alloc sampler) take rings. */
+    if (m->drainer_record && (rc = pk_rings_share(err)) != 0)
+        goto out;
     if (m->ops->open && (rc = m->ops->open(m, &m->run, err)) != 0)
         goto out;
     struct pk_focus_set *focus = NULL;
@@ -331,9 +341,12 @@ static int start_run(pk_monitor *m, pk_error *err)
     pk_rt.focus = focus;
     if (focus && retired_focus_count < PK_ARRAY_SIZE(retired_focus_sets))
         retired_focus_sets[retired_focus_count++] = focus;
-    if ((rc = pk_drain_start(&pipeline, err)) != 0) {
+    rc = m->drainer_record ? pk_drainer_start(&pipeline, &m->run, m->drainer_record, err)
+                           : pk_drain_start(&pipeline, err);
+    if (rc != 0) {
         pk_rt.sample = NULL;
         pk_rt.focus = NULL;
+        close_parts(m);
         goto out;
     }
     m->state = MONITOR_RUNNING;
@@ -354,7 +367,10 @@ static void end_run(pk_monitor *m)
     }
     set_recording(m, 0);
     m->enables = 0;
-    pk_drain_stop(&m->totals);
+    if (m->drainer_record)
+        pk_drainer_stop(); /* the drainer has the totals */
+    else
+        pk_drain_stop(&m->totals);
     pk_rt.sample = NULL;
     pk_rt.focus = NULL;
     for (size_t i = 0; i < m->logger_count; i++)
@@ -406,6 +422,7 @@ void pk_monitor_free(pk_monitor *m)
         pk_logger_free(m->loggers[i]);
     free(m->loggers);
     pk_items_free(&m->focus);
+    free(m->drainer_record);
     free(m);
 }
 
@@ -472,14 +489,19 @@ void pk_end_run_at_exit(void)
         end_run(m);
 }
 
+/* Forking a drainer (drainer.c), the run's lock is held and its state stays as it is. */
 static void fork_prepare(void)
 {
+    if (pk_drainer_forking())
+        return;
     pthread_mutex_lock(&run_lock);
     pk_drain_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    if (pk_drainer_forking())
+        return;
     pk_drain_fork_parent();
     pthread_mutex_unlock(&run_lock);
 }
@@ -494,6 +516,9 @@ static void fork_parent(void)
  */
 static void fork_child(void)
 {
+    if (pk_drainer_forking())
+        return;
+    pk_drainer_forget();
     pthread_mutex_init(&run_lock, NULL);
     pk_monitor *m = atomic_load(&running_monitor);
     atomic_store(&pk_rt.enabled, 0);
@@ -521,7 +546,7 @@ static void fork_child(void)
     struct pk_ring *mine = pk_self.ring;
     if (mine)
         mine->tid = (uint64_t)syscall(SYS_gettid); /* the child is another thread */
-    for (struct pk_ring *r = atomic_load(&pk_rt.rings); r; r = r->next) {
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         atomic_store(&r->tail, atomic_load(&r->head));
         if (r != mine)
             atomic_store(&r->state, PK_RING_FREE);

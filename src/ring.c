@@ -1,13 +1,16 @@
 /*
  * ring.c — per-thread rings: taking one on a thread's first event, waiting
  * when one is full, giving it back when the thread exits. Runs on monitored
- * threads: no locks and no malloc (rings come from mmap; the registry is a
- * lock-free list that only grows; rings of exited threads are reused).
+ * threads: no locks and no malloc (rings come from mmap, or from a region
+ * shared with a drainer process; the registry is a lock-free list that only
+ * grows; rings of exited threads are reused).
  */
 #include "hot.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <linux/futex.h>
+#include <string.h>
 #include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -17,13 +20,17 @@
 
 #define DEFAULT_RING_EVENTS (1u << 16) /* 2 or 4 MiB of 32- or 64-byte slots per thread */
 
-struct pk_runtime pk_rt;
+#define MAX_SHARED_RINGS 4096 /* rings a shared region holds (threads alive at once) */
+#define MAX_SHARED_BYTES (1ull << 40)
+
+static struct pk_shared in_process;
+struct pk_runtime pk_rt = {.shared = &in_process};
 PK_TLS struct pk_thread pk_self;
 
 PK_HOT_FN void pk_drain_kick(void)
 {
-    atomic_fetch_add_explicit(&pk_rt.doorbell, 1, memory_order_release);
-    syscall(SYS_futex, &pk_rt.doorbell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    atomic_fetch_add_explicit(&pk_rt.shared->doorbell, 1, memory_order_release);
+    syscall(SYS_futex, &pk_rt.shared->doorbell, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* Called by pthread when a thread that recorded exits. */
@@ -61,10 +68,51 @@ void pk_rings_init(void)
     pthread_key_create(&pk_rt.thread_key, thread_exited);
 }
 
+static size_t ring_bytes(void)
+{
+    size_t header = (sizeof(struct pk_ring) + 63) & ~(size_t)63;
+    return header + pk_rt.ring_capacity * PK_SLOT_MAX_BYTES;
+}
+
+/*
+ * Reserved, not committed (MAP_NORESERVE): a ring's pages are backed as it
+ * fills them, as private rings are. Every ring lies in it, so the region is
+ * the one mapping a drainer process needs to have inherited.
+ */
+int pk_rings_share(pk_error *err)
+{
+    if (pk_rt.shared != &in_process)
+        return 0;
+    uint64_t rings = MAX_SHARED_BYTES / ring_bytes();
+    if (rings > MAX_SHARED_RINGS)
+        rings = MAX_SHARED_RINGS;
+    size_t size = 64 + rings * ring_bytes();
+    void *mem =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED)
+        return pk_fail(err, "cannot map %zu bytes of shared rings: %s", size, strerror(errno));
+    _Static_assert(sizeof(struct pk_shared) <= 64, "rings start a cache line in");
+    struct pk_shared *shared = mem;
+    shared->size = size;
+    atomic_store(&shared->used, 64);
+    pk_rt.shared = shared;
+    return 0;
+}
+
+void pk_rings_unshare(void)
+{
+    struct pk_shared *shared = pk_rt.shared;
+    if (shared == &in_process)
+        return;
+    pk_rt.shared = &in_process;
+    pk_self.ring = NULL;
+    pthread_setspecific(pk_rt.thread_key, NULL);
+    munmap(shared, shared->size);
+}
+
 PK_HOT_FN static struct pk_ring *take_free_ring(void)
 {
-    for (struct pk_ring *r = atomic_load_explicit(&pk_rt.rings, memory_order_acquire); r;
-         r = r->next) {
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         int expected = PK_RING_FREE;
         if (atomic_compare_exchange_strong_explicit(&r->state, &expected, PK_RING_OWNED,
                                                     memory_order_acq_rel, memory_order_relaxed))
@@ -73,24 +121,36 @@ PK_HOT_FN static struct pk_ring *take_free_ring(void)
     return NULL;
 }
 
+/* A ring's memory: the next piece of the shared region, or a mapping of its own. */
+PK_HOT_FN static void *ring_memory(size_t bytes)
+{
+    struct pk_shared *shared = pk_rt.shared;
+    if (shared->size) {
+        uint64_t at = atomic_fetch_add_explicit(&shared->used, bytes, memory_order_relaxed);
+        return at + bytes <= shared->size ? (char *)shared + at : NULL;
+    }
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return mem == MAP_FAILED ? NULL : mem;
+}
+
 PK_HOT_FN static struct pk_ring *map_new_ring(void)
 {
     uint64_t capacity = pk_rt.ring_capacity;
     size_t header = (sizeof(struct pk_ring) + 63) & ~(size_t)63;
-    size_t bytes = header + capacity * PK_SLOT_MAX_BYTES;
-    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mem == MAP_FAILED)
+    void *mem = ring_memory(ring_bytes());
+    if (!mem)
         return NULL;
     struct pk_ring *r = mem;
     r->capacity = capacity;
     r->mask = capacity - 1;
     r->slots = (unsigned char *)mem + header;
     atomic_store_explicit(&r->state, PK_RING_OWNED, memory_order_relaxed);
-    struct pk_ring *head = atomic_load_explicit(&pk_rt.rings, memory_order_relaxed);
+    _Atomic(struct pk_ring *) *list = &pk_rt.shared->rings;
+    struct pk_ring *head = atomic_load_explicit(list, memory_order_relaxed);
     do
         r->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&pk_rt.rings, &head, r, memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(list, &head, r, memory_order_release,
                                                   memory_order_relaxed));
     return r;
 }
@@ -132,7 +192,7 @@ PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
             break; /* room, or nobody will drain: the caller drops the event */
         pk_drain_kick();
         struct timespec timeout = {0, 1000000}; /* a lost wake-up costs 1 ms, not a hang */
-        syscall(SYS_futex, &r->progress, FUTEX_WAIT_PRIVATE, seen, &timeout, NULL, 0);
+        syscall(SYS_futex, &r->progress, FUTEX_WAIT, seen, &timeout, NULL, 0);
     }
     atomic_store_explicit(&r->waiting, 0, memory_order_relaxed);
 }
@@ -148,6 +208,6 @@ void pk_ring_made_room(struct pk_ring *r)
         atomic_load_explicit(&r->head, memory_order_relaxed) - atomic_load(&r->tail) <=
             r->capacity / 2) {
         atomic_fetch_add(&r->progress, 1);
-        syscall(SYS_futex, &r->progress, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, &r->progress, FUTEX_WAKE, 1, NULL, NULL, 0);
     }
 }

@@ -12,6 +12,7 @@
 #include <elfutils/libdwfl.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -288,8 +289,14 @@ static int count_loaded_object(struct dl_phdr_info *info, size_t size, void *dat
     return 0;
 }
 
+/*
+ * 0 in a drainer process: the program's loader, not this process's, says
+ * what is loaded, so a miss reads the program's maps again.
+ */
 static unsigned long long loaded_objects_generation(void)
 {
+    if (pk_program() != getpid())
+        return 0;
     loaded_objects objects = {0};
     dl_iterate_phdr(read_loaded_object, &objects);
     return objects.generation;
@@ -535,7 +542,7 @@ static const Dwfl_Callbacks proc_callbacks = {
 /* (Re)reads the module list from /proc/PID/maps; modules already known are kept. */
 static int session_report(unsigned long long generation, pk_error *err)
 {
-    pid_t pid = getpid();
+    pid_t pid = pk_program();
     cu_indexes_clear();
     dwfl_report_begin(symbols.dwfl);
     int status = dwfl_linux_proc_report(symbols.dwfl, pid);
@@ -550,12 +557,12 @@ static int session_report(unsigned long long generation, pk_error *err)
 }
 
 /*
- * Makes sure a session describes this process. Built on first use; rebuilt
- * in a forked child, whose pid the old session does not name.
+ * Makes sure a session describes the program (pk_program). Built on first
+ * use; rebuilt in a forked child, whose pid the old session does not name.
  */
 static int session_prepare(unsigned long long generation, pk_error *err)
 {
-    if (symbols.dwfl && symbols.reported_pid == getpid())
+    if (symbols.dwfl && symbols.reported_pid == pk_program())
         return 0;
     cu_indexes_clear();
     if (symbols.dwfl)
@@ -571,10 +578,19 @@ static int session_prepare(unsigned long long generation, pk_error *err)
     return 0;
 }
 
+/* The program has ended: its maps are gone, and what was reported last stays. */
+static _Atomic bool program_ended;
+
+void pk_symbols_program_ended(void)
+{
+    atomic_store(&program_ended, true);
+}
+
 /* Re-reports the modules when a library was loaded or unloaded since the last report. */
 static int session_refresh(unsigned long long generation, pk_error *err)
 {
-    if (generation != 0 && generation == symbols.reported_generation)
+    if ((generation != 0 && generation == symbols.reported_generation) ||
+        atomic_load(&program_ended))
         return 0;
     return session_report(generation, err);
 }

@@ -453,6 +453,32 @@ static void set_environment(const run_config *cfg, const char *preload)
 
 /* ---- running it ------------------------------------------------------------------------ */
 
+/*
+ * The preloaded program's runs are drained by processes of their own, which
+ * outlive it (src/drainer.c). The first one holds the write end of this
+ * pipe: its end of file says the program's run is written, whatever ended
+ * the program. In the child, before exec; the variable names the pipe by
+ * descriptor and inode, so that a reused descriptor is never mistaken for it.
+ */
+static void hand_over_pipe(int pipe_end)
+{
+    struct stat st;
+    char value[64];
+    if (fcntl(pipe_end, F_SETFD, 0) != 0 || fstat(pipe_end, &st) != 0)
+        return;
+    snprintf(value, sizeof value, "%d:%llu", pipe_end, (unsigned long long)st.st_ino);
+    setenv("PIKOC_LAUNCHER_PIPE", value, 1);
+}
+
+/* Until every holder of the pipe's write end has closed it. */
+static void wait_for_drainers(int pipe_start)
+{
+    char byte;
+    while (read(pipe_start, &byte, 1) != 0 && errno == EINTR)
+        ;
+    close(pipe_start);
+}
+
 static volatile sig_atomic_t child_pid;
 
 /* A termination request for pikoc is passed on: the program decides how to end. */
@@ -469,8 +495,8 @@ static void forward_signal(int sig)
 static int start_and_wait(const run_config *cfg, const char *path, const char *preload,
                           pid_t *pid_out, int *exec_error)
 {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
+    int report[2], drained[2] = {-1, -1};
+    if (pipe2(report, O_CLOEXEC) != 0 || (preload && pipe2(drained, O_CLOEXEC) != 0)) {
         *exec_error = errno;
         return -1;
     }
@@ -497,6 +523,8 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         close(report[0]);
         set_environment(cfg, preload);
+        if (preload)
+            hand_over_pipe(drained[1]);
         execv(path, cfg->program);
         int e = errno;
         ssize_t w = write(report[1], &e, sizeof e);
@@ -504,9 +532,13 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
         _exit(127);
     }
     close(report[1]);
+    if (drained[1] >= 0)
+        close(drained[1]);
     if (pid < 0) {
         *exec_error = errno;
         close(report[0]);
+        if (drained[0] >= 0)
+            close(drained[0]);
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
@@ -523,6 +555,8 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     child_pid = 0;
+    if (drained[0] >= 0)
+        wait_for_drainers(drained[0]);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     sigaction(SIGTERM, &old_term, NULL);

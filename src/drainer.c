@@ -1,0 +1,241 @@
+/*
+ * drainer.c — a run drained by a process of its own (under pikoc run): the
+ * program's rings lie in a region shared with a drainer process forked as
+ * the run starts, which records them through recorders it opens itself and
+ * outlives the program, so that when the program crashes, is killed or
+ * leaves through _exit, every event it had pushed is still recorded. The
+ * drainer has the program's address space as it was at the fork: code
+ * addresses and the strings of modules loaded by then mean the same there.
+ * Nothing here runs on the hot path.
+ */
+#include "drain.h"
+#include "hot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The program's side of the drainer it started. */
+static struct {
+    int alive;     /* write end of the pipe whose end the drainer waits for; -1: none */
+    int finished;  /* read end the drainer closes once the run is written; -1: none */
+    int launcher;  /* pikoc run's pipe, handed to the next drainer then closed; -1: none */
+    bool wanted;   /* PIKOC_LAUNCHER_PIPE was set: runs here are drained out of process */
+    bool forking;  /* between fork and its return: the fork handlers leave it alone */
+} drainer = {-1, -1, -1, false, false};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/*
+ * PIKOC_LAUNCHER_PIPE=FD:INODE names the write end of a pipe pikoc run reads
+ * until every holder has closed it. It is only believed when FD still is
+ * that pipe (a program may have reused the number): then the drainer of
+ * this process's run keeps it, and no process the program starts gets it.
+ */
+bool pk_drainer_configure(void)
+{
+    const char *text = getenv("PIKOC_LAUNCHER_PIPE");
+    if (!text)
+        return drainer.wanted;
+    drainer.wanted = true;
+    int fd = -1;
+    unsigned long long inode = 0;
+    struct stat st;
+    if (sscanf(text, "%d:%llu", &fd, &inode) == 2 && fd > 2 && fstat(fd, &st) == 0 &&
+        S_ISFIFO(st.st_mode) && st.st_ino == inode) {
+        close_fd(&drainer.launcher);
+        drainer.launcher = fd;
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return true;
+}
+
+bool pk_drainer_forking(void)
+{
+    return drainer.forking;
+}
+
+void pk_drainer_forget(void)
+{
+    close_fd(&drainer.alive);
+    close_fd(&drainer.finished);
+    close_fd(&drainer.launcher);
+    pk_rings_unshare();
+}
+
+/* Reads until end of file or up to size bytes; returns how many (0 at end of file). */
+static size_t read_some(int fd, char *bytes, size_t size)
+{
+    ssize_t got;
+    do
+        got = read(fd, bytes, size);
+    while (got < 0 && errno == EINTR);
+    return got > 0 ? (size_t)got : 0;
+}
+
+/* Waits for the drainer's byte that says the run has started, or for its reason why not. */
+static int wait_until_started(int finished, pk_error *err)
+{
+    char said[sizeof err->message];
+    size_t got = read_some(finished, said, sizeof said - 1);
+    if (got == 1 && said[0] == '\0')
+        return 0;
+    if (got == 0)
+        return pk_fail(err, "the drainer process ended before the run started");
+    said[got] = '\0';
+    return pk_fail(err, "%s", said);
+}
+
+/*
+ * The terminal's signals are for the program: ^C ends it, not the record of
+ * it. The drainer ends when the program has (its pipe's end of file).
+ */
+static void ignore_terminal_signals(void)
+{
+    static const int ignored[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGPIPE, SIGTSTP,
+                                  SIGTTIN, SIGTTOU};
+    struct sigaction ignore = {.sa_handler = SIG_IGN};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(ignored); i++)
+        sigaction(ignored[i], &ignore, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Hands each logger the run's end: its totals when the program ended the run, else nothing. */
+static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, bool ended)
+{
+    for (size_t i = 0; i < pk_monitor_logger_count(recording); i++) {
+        pk_logger *lg = pk_monitor_logger_at(recording, i);
+        if (ended)
+            pk_logger_finish(lg, totals);
+        /* A run not finished keeps what was recorded under 'running': pikoc run
+         * marks how the program ended. */
+        pk_logger_free(lg);
+    }
+}
+
+/* The program's start waits for one byte, or for why the run cannot start. */
+__attribute__((noreturn)) static void fail_to_start(int finished, const pk_error *err)
+{
+    size_t length = strlen(err->message);
+    if (write(finished, err->message, length ? length : 1) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+/*
+ * The drainer's life: open the recorders (a monitor that only holds them),
+ * start the run in each, say so, drain until the program has ended, then
+ * drain what is left and end the run.
+ */
+__attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pipeline,
+                                                   const pk_run_info *run, const char *record,
+                                                   pid_t program, pid_t parent, int alive,
+                                                   int finished)
+{
+    pk_self.busy = 1; /* nothing this process allocates is the program's */
+    atomic_store(&pk_rt.enabled, 0);
+    atomic_store(&pk_rt.allocations, 0);
+    ignore_terminal_signals();
+    pk_set_program(program, parent);
+    pk_error err;
+    pk_monitor *recording = pk_auto_recorders(record, &err);
+    if (!recording)
+        fail_to_start(finished, &err);
+    struct pk_pipeline mine = *pipeline;
+    mine.loggers = pk_xcalloc(pk_monitor_logger_count(recording), sizeof *mine.loggers);
+    mine.logger_count = pk_monitor_logger_count(recording);
+    for (size_t i = 0; i < mine.logger_count; i++) {
+        mine.loggers[i] = pk_monitor_logger_at(recording, i);
+        pk_logger_start(mine.loggers[i], run);
+    }
+    if (pk_drain_start(&mine, &err) != 0)
+        fail_to_start(finished, &err);
+    if (write(finished, "", 1) != 1)
+        _exit(1);
+    char byte;
+    read_some(alive, &byte, 1); /* end of file: the program has ended, executed or died */
+    pk_symbols_program_ended();
+    pk_run_totals totals;
+    pk_drain_stop(&totals);
+    end_loggers(recording, &totals, atomic_load(&pk_rt.shared->ended) != 0);
+    _exit(0);
+}
+
+/*
+ * Forks twice, so that the drainer is no child of the program's (its wait
+ * calls never see it) and outlives it. The fork handlers of pikoc and of
+ * the allocator run, but pikoc's leave the program's state alone: the
+ * drainer's copy of it is what the run is about.
+ */
+static pid_t fork_drainer(const struct pk_pipeline *pipeline, const pk_run_info *run,
+                          const char *record, int alive[2], int finished[2])
+{
+    pid_t program = getpid(), parent = getppid();
+    drainer.forking = true;
+    pid_t middle = fork();
+    if (middle == 0) {
+        close(alive[1]);
+        close(finished[0]);
+        pid_t pid = fork();
+        if (pid == 0)
+            drainer_main(pipeline, run, record, program, parent, alive[0], finished[1]);
+        _exit(pid < 0 ? 1 : 0);
+    }
+    drainer.forking = false;
+    return middle;
+}
+
+int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
+                     const char *record, pk_error *err)
+{
+    int alive[2], finished[2];
+    if (pipe2(alive, O_CLOEXEC) != 0)
+        return pk_fail(err, "cannot start the drainer process: %s", strerror(errno));
+    if (pipe2(finished, O_CLOEXEC) != 0) {
+        int e = errno;
+        close(alive[0]);
+        close(alive[1]);
+        return pk_fail(err, "cannot start the drainer process: %s", strerror(e));
+    }
+    pid_t middle = fork_drainer(pipeline, run, record, alive, finished);
+    int e = errno;
+    close(alive[0]);
+    close(finished[1]);
+    close_fd(&drainer.launcher); /* the drainer holds it now */
+    if (middle > 0)
+        while (waitpid(middle, NULL, 0) < 0 && errno == EINTR)
+            ;
+    if (middle < 0 || wait_until_started(finished[0], err) != 0) {
+        close(alive[1]);
+        close(finished[0]);
+        return middle < 0 ? pk_fail(err, "cannot start the drainer process: %s", strerror(e)) : -1;
+    }
+    drainer.alive = alive[1];
+    drainer.finished = finished[0];
+    /* Threads send their stacks again: this drainer has seen none. */
+    atomic_fetch_add(&pk_rt.stack_generation, 1);
+    atomic_store_explicit(&pk_rt.running, 1, memory_order_release);
+    return 0;
+}
+
+void pk_drainer_stop(void)
+{
+    atomic_store_explicit(&pk_rt.running, 0, memory_order_release);
+    atomic_store(&pk_rt.shared->ended, 1);
+    close_fd(&drainer.alive);
+    char byte;
+    read_some(drainer.finished, &byte, 1); /* end of file: the run is written */
+    close_fd(&drainer.finished);
+}
