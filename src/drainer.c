@@ -149,6 +149,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     atomic_store(&pk_rt.allocations, 0);
     ignore_terminal_signals();
     pk_set_program(program, parent);
+    pk_symbols_prepare();
     pk_error err;
     pk_monitor *recording = pk_auto_recorders(record, &err);
     if (!recording)
@@ -166,7 +167,6 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
         _exit(1);
     char byte;
     read_some(alive, &byte, 1); /* end of file: the program has ended, executed or died */
-    pk_symbols_program_ended();
     pk_run_totals totals;
     pk_drain_stop(&totals);
     end_loggers(recording, &totals, atomic_load(&pk_rt.shared->ended) != 0);

@@ -196,10 +196,10 @@ typedef void (*pk_frame_resolver)(uintptr_t frame, pk_symbol *out, void *user);
 /* pk_symbols_lookup_site as a pk_frame_resolver (user unused). */
 PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *user);
 /*
- * In a drainer process, once the program has ended: addresses no module
- * holds stay unknown (its maps cannot be read again).
+ * Reads the program's module list now (a drainer process, while the program
+ * waits for it: after a crash there is no list to read).
  */
-PK_HIDDEN void pk_symbols_program_ended(void);
+PK_HIDDEN void pk_symbols_prepare(void);
 /* Interns a string for the life of the process. */
 PK_HIDDEN const char *pk_intern(const char *s);
 /* The hash of a NUL-terminated string (FNV-1a) that string tables share. */

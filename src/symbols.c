@@ -9,10 +9,10 @@
 
 #include <dlfcn.h>
 #include <dwarf.h>
+#include <errno.h>
 #include <elfutils/libdwfl.h>
 #include <link.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -539,13 +539,29 @@ static const Dwfl_Callbacks proc_callbacks = {
     .find_debuginfo = dwfl_build_id_find_debuginfo,
 };
 
-/* (Re)reads the module list from /proc/PID/maps; modules already known are kept. */
+/*
+ * (Re)reads the module list from /proc/PID/maps; modules already known are
+ * kept. A program that has ended (a drainer's, after a crash) has no maps:
+ * reporting none would forget every module, so that report fails first.
+ */
 static int session_report(unsigned long long generation, pk_error *err)
 {
     pid_t pid = pk_program();
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *maps = fopen(path, "re");
+    int first = maps ? getc(maps) : EOF;
+    if (first == EOF) {
+        if (maps)
+            fclose(maps);
+        return pk_fail(err, "cannot read the modules loaded in process %d: %s", (int)pid,
+                       strerror(maps ? ESRCH : errno));
+    }
+    ungetc(first, maps);
     cu_indexes_clear();
     dwfl_report_begin(symbols.dwfl);
-    int status = dwfl_linux_proc_report(symbols.dwfl, pid);
+    int status = dwfl_linux_proc_maps_report(symbols.dwfl, maps);
+    fclose(maps);
     if (dwfl_report_end(symbols.dwfl, NULL, NULL) != 0 && status == 0)
         status = -1;
     if (status != 0)
@@ -578,19 +594,10 @@ static int session_prepare(unsigned long long generation, pk_error *err)
     return 0;
 }
 
-/* The program has ended: its maps are gone, and what was reported last stays. */
-static _Atomic bool program_ended;
-
-void pk_symbols_program_ended(void)
-{
-    atomic_store(&program_ended, true);
-}
-
 /* Re-reports the modules when a library was loaded or unloaded since the last report. */
 static int session_refresh(unsigned long long generation, pk_error *err)
 {
-    if ((generation != 0 && generation == symbols.reported_generation) ||
-        atomic_load(&program_ended))
+    if (generation != 0 && generation == symbols.reported_generation)
         return 0;
     return session_report(generation, err);
 }
@@ -661,6 +668,14 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
         if (address)
             table_insert(address, out);
     }
+    pthread_mutex_unlock(&symbols.lock);
+}
+
+void pk_symbols_prepare(void)
+{
+    unsigned long long generation = loaded_objects_generation();
+    pthread_mutex_lock(&symbols.lock);
+    session_prepare(generation, NULL);
     pthread_mutex_unlock(&symbols.lock);
 }
 

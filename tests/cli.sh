@@ -405,9 +405,10 @@ check_equal "table: control characters escaped, NULL as -, numbers formatted" \
 # --- exit statuses and how runs end ------------------------------------------------------------------
 pk run -- "$(prog exits)" status 7
 check_equal "exit status is the program's" "$status" 7
+# Every call before the abort is recorded: main, work three times, end.
 pk run -- "$(prog exits)" abort
-check_equal "killed by SIGABRT: 128+6" "$status $(grep '^pikoc run: run' err)" \
-    "134 pikoc run: run 7 crashed (SIGABRT): 0 events, 0 calls -> sqlite:pikoc.db"
+check_equal "killed by SIGABRT: 128+6, with every event before it" "$status $(grep '^pikoc run: run' err)" \
+    "134 pikoc run: run 7 crashed (SIGABRT): 8 events, 5 calls -> sqlite:pikoc.db"
 pk run -- "$(prog exits)" term
 check_equal "killed by SIGTERM: 128+15" "$status" 143
 pk run -- "$(prog exits)" _exit 4

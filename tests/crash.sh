@@ -1,0 +1,135 @@
+#!/bin/sh
+# crash.sh — what pikoc run records of a program that does not end its run:
+# a segfault, abort, _exit, SIGKILL from outside while it waits or while
+# several threads allocate, ^C to its process group. Its runs are drained by
+# a process of their own (src/drainer.c), so every allocation made before
+# the end is in the database, with the run marked as docs/schema.md says.
+set -u
+
+builddir=$(cd "${top_builddir:-.}" && pwd)
+srcdir=$(cd "${top_srcdir:-.}" && pwd)
+pikoc="$builddir/pikoc"
+crashes="$builddir/tests/alloc_crashes"
+work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-crash.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+cd "$work" || exit 1
+
+. "$srcdir/tests/checks.sh"
+pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
+    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
+    status=$?
+}
+rows() { tr -d '\r' <"$work/out" | tail -n +2; }
+sql() { sqlite3 "$1" "$2"; }
+site=$(grep -n 'keep = malloc(100)' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)
+record="-q --monitor alloc --sample-interval 0"
+
+# The run's end and its heap: status, signal, exit status, allocations,
+# frees, frees of unknown blocks, live blocks and bytes.
+ending() {
+    sql "$1" "SELECT status, coalesce(signal, '-'), coalesce(exit_status, '-'), allocations, frees,
+                     unknown_frees, leaked_blocks, leaked_bytes
+              FROM runs JOIN alloc_runs ON run_id = id"
+}
+
+# Waits (up to a minute) for the program to write its pid into FILE.
+wait_for() {
+    tries=0
+    until [ -s "$1" ] || [ $tries -ge 600 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+}
+
+# The leaks and top of a run holding the 1000 blocks of 100 bytes at one site.
+check_blocks() { # name db
+    pk leaks --db "$2" --format csv
+    check_equal "$1: leaks, to the byte" "$(rows | cut -d, -f1-4)" "main,$site,1000,100000"
+    pk top --db "$2" --by allocations --format csv
+    check_equal "$1: top --by allocations" "$(rows | cut -d, -f1-4)" "main,$site,1000,100000"
+}
+
+# Under the sanitizers their malloc comes first in LD_PRELOAD (tests/alloc.sh):
+# the calls of an instrumented program show the same (tests/cli.sh).
+if [ "${PK_SANITIZERS:-no}" = yes ]; then
+    echo "# sanitizers: the alloc monitor cannot run"
+    exit 0
+fi
+
+# --- the program ends itself ---------------------------------------------------------------
+pk run $record --record sqlite:segv.db -- "$crashes" 1000 segv
+check_equal "segfault: 128+11, every allocation, the run crashed by SIGSEGV" \
+    "$status $(ending segv.db)" "139 crashed|11|-|1000|0|0|1000|100000"
+check_blocks segfault segv.db
+
+pk run $record --record sqlite:abort.db -- "$crashes" 1000 abort
+check_equal "abort: 128+6, every allocation, the run crashed by SIGABRT" \
+    "$status $(ending abort.db)" "134 crashed|6|-|1000|0|0|1000|100000"
+check_blocks abort abort.db
+
+# _exit ends a run of allocations in the program (src/interpose.c): complete.
+pk run $record --record sqlite:quit.db -- "$crashes" 1000 _exit 5
+check_equal "_exit: its status, every allocation, the run complete" \
+    "$status $(ending quit.db)" "5 complete|-|5|1000|0|0|1000|100000"
+check_blocks _exit quit.db
+
+pk run $record --record sqlite:exit.db -- "$crashes" 1000 exit 4
+check_equal "exit: its status, the run complete" "$status $(ending exit.db)" \
+    "4 complete|-|4|1000|0|0|1000|100000"
+
+# --- killed from outside ------------------------------------------------------------------
+# SIGKILL as soon as the allocations are made: nothing waits for a commit.
+timeout 120 "$pikoc" run $record --record sqlite:kill.db -- "$crashes" 1000 block pid \
+    >out 2>err &
+launcher=$!
+wait_for pid
+kill -KILL "$(cat pid)"
+wait $launcher
+status=$?
+check_equal "SIGKILL while blocked: 128+9, every allocation, the run killed by SIGKILL" \
+    "$status $(ending kill.db)" "137 killed|9|-|1000|0|0|1000|100000"
+check_blocks SIGKILL kill.db
+
+# ^C: SIGINT to the process group of pikoc run, the program and its drainer.
+rm -f pid
+timeout 120 setsid "$pikoc" run $record --record sqlite:int.db -- "$crashes" 1000 block pid \
+    >out 2>err &
+launcher=$!
+wait_for pid
+kill -INT -- "-$(ps -o pgid= -p "$(cat pid)" | tr -d ' ')"
+wait $launcher
+status=$?
+check_equal "^C: 128+2, every allocation, the run killed by SIGINT" \
+    "$status $(ending int.db)" "130 killed|2|-|1000|0|0|1000|100000"
+
+# Four threads allocating and freeing without pause when SIGKILL comes:
+# every record built is an allocation or a free, counted once by its thread
+# and once by its site, every free names a block allocated before, and the
+# threads' site holds at most the block each thread had when it was killed.
+rm -f pid
+timeout 120 "$pikoc" run $record --record sqlite:churn.db -- "$crashes" 1000 churn 4 pid \
+    >out 2>err &
+launcher=$!
+wait_for pid
+kill -KILL "$(cat pid)"
+wait $launcher
+status=$?
+check_equal "SIGKILL while allocating: 128+9, the run killed" \
+    "$status $(sql churn.db "SELECT status, signal, unknown_frees FROM runs JOIN alloc_runs ON run_id = id")" \
+    "137 killed|9|0"
+check_equal "SIGKILL while allocating: thousands of frees of blocks allocated before" \
+    "$(sql churn.db "SELECT frees >= 4000, allocations - frees = leaked_blocks,
+                            leaked_blocks BETWEEN 1000 AND 1000 + 4 + 16 FROM alloc_runs")" "1|1|1"
+check_equal "SIGKILL while allocating: the run's, the threads' and the sites' counts agree" \
+    "$(sql churn.db "SELECT events = allocations + frees,
+                            events = (SELECT sum(events) FROM threads),
+                            allocations = (SELECT sum(allocations) FROM alloc_sites),
+                            frees = (SELECT sum(frees) FROM alloc_sites),
+                            leaked_bytes = (SELECT sum(leaked_bytes) FROM alloc_sites)
+                     FROM runs JOIN alloc_runs ON run_id = id")" "1|1|1|1|1"
+check_equal "SIGKILL while allocating: the threads' site holds at most one block per thread" \
+    "$(sql churn.db "SELECT leaked_blocks BETWEEN 0 AND 4, allocations > 4000 FROM alloc_sites
+                     WHERE caller_line = $(grep -n 'void \*p = malloc(64' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "1|1"
+
+echo "# $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,91 @@
+/*
+ * crashes.c — makes exactly N allocations of 100 bytes, never freed, then
+ * ends the way it is told, so that tests/crash.sh can check that every one
+ * of them is recorded whatever ends the program:
+ *
+ *   crashes N segv | abort | exit CODE | _exit CODE
+ *   crashes N block FILE      writes its pid to FILE, then waits to be killed
+ *   crashes N churn T FILE    T threads allocate and free without end; FILE
+ *                             gets the pid once each has made 1000 calls
+ *
+ * Only write(2) and open(2) after the allocations: stdio would allocate.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static _Atomic int warmed_up;
+
+static void *churn(void *unused)
+{
+    (void)unused;
+    for (unsigned long i = 0;; i++) {
+        void *p = malloc(64 + i % 64);
+        free(p);
+        if (i == 1000)
+            atomic_fetch_add(&warmed_up, 1);
+    }
+    return NULL;
+}
+
+/* The pid in FILE says the program is where the test waits for it. */
+static void say_ready(const char *path)
+{
+    char text[32];
+    int length = snprintf(text, sizeof text, "%d\n", (int)getpid());
+    char temporary[4096];
+    snprintf(temporary, sizeof temporary, "%s.tmp", path);
+    int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, text, (size_t)length) != length || close(fd) != 0 ||
+        rename(temporary, path) != 0)
+        _exit(3);
+}
+
+static void wait_forever(void)
+{
+    for (;;)
+        pause();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    long n = atol(argv[1]);
+    const char *how = argv[2];
+    void *volatile keep;
+    for (long i = 0; i < n; i++)
+        keep = malloc(100);
+    (void)keep;
+    if (strcmp(how, "segv") == 0)
+        *(volatile int *)(uintptr_t)8 = 1;
+    if (strcmp(how, "abort") == 0)
+        abort();
+    if (strcmp(how, "exit") == 0 && argc > 3)
+        exit(atoi(argv[3]));
+    if (strcmp(how, "_exit") == 0 && argc > 3)
+        _exit(atoi(argv[3]));
+    if (strcmp(how, "block") == 0 && argc > 3) {
+        say_ready(argv[3]);
+        wait_forever();
+    }
+    if (strcmp(how, "churn") == 0 && argc > 4) {
+        int threads = atoi(argv[3]);
+        for (int i = 0; i < threads; i++) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, churn, NULL) != 0)
+                return 3;
+        }
+        while (atomic_load(&warmed_up) < threads)
+            sched_yield();
+        say_ready(argv[4]);
+        wait_forever();
+    }
+    return 2;
+}
