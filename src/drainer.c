@@ -13,27 +13,55 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/*
+ * A pipe's end the program holds. Its inode tells whether the descriptor
+ * still is that pipe: a program may close descriptors it did not open and
+ * reuse their numbers.
+ */
+struct pipe_end {
+    int fd; /* -1: none */
+    ino_t inode;
+};
+
 /* The program's side of the drainer it started. */
 static struct {
-    int alive;     /* write end of the pipe whose end the drainer waits for; -1: none */
-    int finished;  /* read end the drainer closes once the run is written; -1: none */
-    int launcher;  /* pikoc run's pipe, handed to the next drainer then closed; -1: none */
-    bool wanted;   /* PIKOC_LAUNCHER_PIPE was set: runs here are drained out of process */
-    bool forking;  /* between fork and its return: the fork handlers leave it alone */
-} drainer = {-1, -1, -1, false, false};
+    struct pipe_end alive;    /* the write end whose end of file the drainer waits for */
+    struct pipe_end finished; /* the read end the drainer closes once the run is written */
+    struct pipe_end launcher; /* pikoc run's pipe, handed to the next drainer then closed */
+    bool wanted;              /* PIKOC_LAUNCHER_PIPE was set: runs are drained out of process */
+    bool forking;             /* between fork and its return: the fork handlers leave it alone */
+} drainer = {{-1, 0}, {-1, 0}, {-1, 0}, false, false};
 
-static void close_fd(int *fd)
+static bool still_ours(const struct pipe_end *end)
 {
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
+    struct stat st;
+    return end->fd >= 0 && fstat(end->fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+           st.st_ino == end->inode;
+}
+
+static struct pipe_end pipe_end_of(int fd)
+{
+    struct stat st;
+    struct pipe_end end = {fd, 0};
+    if (fstat(fd, &st) == 0)
+        end.inode = st.st_ino;
+    return end;
+}
+
+static void close_end(struct pipe_end *end)
+{
+    if (still_ours(end))
+        close(end->fd);
+    end->fd = -1;
 }
 
 /*
@@ -50,12 +78,13 @@ bool pk_drainer_configure(void)
     drainer.wanted = true;
     int fd = -1;
     unsigned long long inode = 0;
-    struct stat st;
-    if (sscanf(text, "%d:%llu", &fd, &inode) == 2 && fd > 2 && fstat(fd, &st) == 0 &&
-        S_ISFIFO(st.st_mode) && st.st_ino == inode) {
-        close_fd(&drainer.launcher);
-        drainer.launcher = fd;
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (sscanf(text, "%d:%llu", &fd, &inode) == 2 && fd > 2) {
+        struct pipe_end named = {fd, (ino_t)inode};
+        if (still_ours(&named)) {
+            close_end(&drainer.launcher);
+            drainer.launcher = named;
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
     }
     return true;
 }
@@ -67,9 +96,9 @@ bool pk_drainer_forking(void)
 
 void pk_drainer_forget(void)
 {
-    close_fd(&drainer.alive);
-    close_fd(&drainer.finished);
-    close_fd(&drainer.launcher);
+    close_end(&drainer.alive);
+    close_end(&drainer.finished);
+    close_end(&drainer.launcher);
     pk_rings_unshare();
 }
 
@@ -112,6 +141,32 @@ static void ignore_terminal_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/*
+ * Until the program has ended: it closed its pipe after ending its run, or
+ * its process is gone (a crash, a kill). An end of file with the run not
+ * ended is an exec (or the program closing descriptors it did not open):
+ * the process lives on, and the drainer waits until it is gone.
+ */
+static void wait_for_the_end(int alive, int gone)
+{
+    struct pollfd fds[2] = {{.fd = alive, .events = POLLIN}, {.fd = gone, .events = POLLIN}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (fds[1].revents)
+            return;
+        char byte;
+        if (fds[0].revents && read_some(alive, &byte, 1) == 0) {
+            if (atomic_load(&pk_rt.shared->ended) || gone < 0)
+                return;
+            fds[0].fd = -1; /* poll skips it */
+        }
+    }
+}
+
 /* Hands each logger the run's end: its totals when the program ended the run, else nothing. */
 static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, bool ended)
 {
@@ -149,6 +204,8 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     atomic_store(&pk_rt.allocations, 0);
     ignore_terminal_signals();
     pk_set_program(program, parent);
+    /* The program is alive (it waits for us): its pid is not yet anyone else's. */
+    int gone = (int)syscall(SYS_pidfd_open, program, 0);
     pk_symbols_prepare();
     pk_error err;
     pk_monitor *recording = pk_auto_recorders(record, &err);
@@ -165,8 +222,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
         fail_to_start(finished, &err);
     if (write(finished, "", 1) != 1)
         _exit(1);
-    char byte;
-    read_some(alive, &byte, 1); /* end of file: the program has ended, executed or died */
+    wait_for_the_end(alive, gone);
     pk_run_totals totals;
     pk_drain_stop(&totals);
     end_loggers(recording, &totals, atomic_load(&pk_rt.shared->ended) != 0);
@@ -213,7 +269,7 @@ int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
     int e = errno;
     close(alive[0]);
     close(finished[1]);
-    close_fd(&drainer.launcher); /* the drainer holds it now */
+    close_end(&drainer.launcher); /* the drainer holds it now */
     if (middle > 0)
         while (waitpid(middle, NULL, 0) < 0 && errno == EINTR)
             ;
@@ -222,8 +278,8 @@ int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
         close(finished[0]);
         return middle < 0 ? pk_fail(err, "cannot start the drainer process: %s", strerror(e)) : -1;
     }
-    drainer.alive = alive[1];
-    drainer.finished = finished[0];
+    drainer.alive = pipe_end_of(alive[1]);
+    drainer.finished = pipe_end_of(finished[0]);
     /* Threads send their stacks again: this drainer has seen none. */
     atomic_fetch_add(&pk_rt.stack_generation, 1);
     atomic_store_explicit(&pk_rt.running, 1, memory_order_release);
@@ -234,8 +290,9 @@ void pk_drainer_stop(void)
 {
     atomic_store_explicit(&pk_rt.running, 0, memory_order_release);
     atomic_store(&pk_rt.shared->ended, 1);
-    close_fd(&drainer.alive);
+    close_end(&drainer.alive);
     char byte;
-    read_some(drainer.finished, &byte, 1); /* end of file: the run is written */
-    close_fd(&drainer.finished);
+    if (still_ours(&drainer.finished))
+        read_some(drainer.finished.fd, &byte, 1); /* end of file: the run is written */
+    close_end(&drainer.finished);
 }

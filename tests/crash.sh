@@ -21,7 +21,7 @@ pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
 }
 rows() { tr -d '\r' <"$work/out" | tail -n +2; }
 sql() { sqlite3 "$1" "$2"; }
-site=$(grep -n 'keep = malloc(100)' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)
+site=$(grep -n 'keep = malloc(100)' "$srcdir/tests/programs/crashes.c" | head -1 | cut -d: -f1)
 record="-q --monitor alloc --sample-interval 0"
 
 # The run's end and its heap: status, signal, exit status, allocations,
@@ -76,6 +76,12 @@ check_blocks _exit quit.db
 pk run $record --record sqlite:exit.db -- "$crashes" 1000 exit 4
 check_equal "exit: its status, the run complete" "$status $(ending exit.db)" \
     "4 complete|-|4|1000|0|0|1000|100000"
+
+# A program that closes the descriptors it did not open closes pikoc's pipes:
+# its drainer records on until the process is gone, and the run still ends.
+pk run $record --record sqlite:close.db -- "$crashes" 1000 close
+check_equal "closed descriptors: every allocation, the run complete" \
+    "$status $(ending close.db)" "0 complete|-|0|2000|0|0|2000|200000"
 
 # --- killed from outside ------------------------------------------------------------------
 # SIGKILL as soon as the allocations are made: nothing waits for a commit.

@@ -4,6 +4,8 @@
  * of them is recorded whatever ends the program:
  *
  *   crashes N segv | abort | exit CODE | _exit CODE
+ *   crashes N close           closes every descriptor but 0, 1 and 2 (pikoc's
+ *                             pipes too), makes N more allocations, exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
  *   crashes N churn T FILE    T threads allocate and free without end; FILE
  *                             gets the pid once each has made 1000 calls
@@ -71,6 +73,13 @@ int main(int argc, char **argv)
         exit(atoi(argv[3]));
     if (strcmp(how, "_exit") == 0 && argc > 3)
         _exit(atoi(argv[3]));
+    if (strcmp(how, "close") == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        for (long i = 0; i < n; i++)
+            keep = malloc(100);
+        exit(0);
+    }
     if (strcmp(how, "block") == 0 && argc > 3) {
         say_ready(argv[3]);
         wait_forever();
