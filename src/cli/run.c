@@ -2,7 +2,9 @@
  * run.c — `pikoc run`: a thin launcher over the PIKOC_* variables. Every
  * option is checked before the program starts (nothing is created then);
  * libpikoc-preload.so goes into LD_PRELOAD so an instrumented program is
- * traced without relinking; pikoc exits with the program's status.
+ * traced without relinking; pikoc waits for the program and for the process
+ * that drains its run (src/drainer.c), marks the run, and exits with the
+ * program's status.
  */
 #include "config.h"
 
@@ -37,6 +39,9 @@ static const char help[] =
     "recorded with no relinking. A program already linked with libpikoc is run with\n"
     "the PIKOC_* variables only. Processes PROGRAM starts inherit both and record\n"
     "runs of their own: give the instrumented binary itself, not a script.\n"
+    "A process of its own (forked as PROGRAM starts) writes the records of a\n"
+    "preloaded PROGRAM: when it crashes, calls _exit or is killed, every event\n"
+    "before that is recorded.\n"
     "\n"
     "options:\n"
     "  --monitor NAME       function, function-memory or alloc (every malloc, free,\n"
