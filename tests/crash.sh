@@ -32,13 +32,26 @@ ending() {
               FROM runs JOIN alloc_runs ON run_id = id"
 }
 
-# Waits (up to a minute) for the program to write its pid into FILE.
-wait_for() {
+# Runs pikoc run in a session of its own, waits (up to a minute) until the
+# program has written its pid into the file pid, sends SIGNAL to the program
+# alone or, with "group", to the session's process group (pikoc run, the
+# program and its drainer: what ^C does); pikoc run's status in $status.
+kill_when_ready() { # SIGNAL program|group DB ARGS...
+    sig=$1 whom=$2 db=$3
+    shift 3
+    rm -f pid
+    timeout 120 setsid "$pikoc" run $record --record "sqlite:$db" -- "$crashes" "$@" >out 2>err &
+    launcher=$!
     tries=0
-    until [ -s "$1" ] || [ $tries -ge 600 ]; do
+    until [ -s pid ] || [ $tries -ge 600 ]; do
         sleep 0.1
         tries=$((tries + 1))
     done
+    target=$(cat pid)
+    [ "$whom" = group ] && target=-$(ps -o pgid= -p "$target" | tr -d ' ')
+    kill "-$sig" -- "$target"
+    wait $launcher
+    status=$?
 }
 
 # The leaks and top of a run holding the 1000 blocks of 100 bytes at one site.
@@ -85,26 +98,13 @@ check_equal "closed descriptors: every allocation, the run complete" \
 
 # --- killed from outside ------------------------------------------------------------------
 # SIGKILL as soon as the allocations are made: nothing waits for a commit.
-timeout 120 "$pikoc" run $record --record sqlite:kill.db -- "$crashes" 1000 block pid \
-    >out 2>err &
-launcher=$!
-wait_for pid
-kill -KILL "$(cat pid)"
-wait $launcher
-status=$?
+kill_when_ready KILL program kill.db 1000 block pid
 check_equal "SIGKILL while blocked: 128+9, every allocation, the run killed by SIGKILL" \
     "$status $(ending kill.db)" "137 killed|9|-|1000|0|0|1000|100000"
 check_blocks SIGKILL kill.db
 
-# ^C: SIGINT to the process group of pikoc run, the program and its drainer.
-rm -f pid
-timeout 120 setsid "$pikoc" run $record --record sqlite:int.db -- "$crashes" 1000 block pid \
-    >out 2>err &
-launcher=$!
-wait_for pid
-kill -INT -- "-$(ps -o pgid= -p "$(cat pid)" | tr -d ' ')"
-wait $launcher
-status=$?
+# ^C: the drainer ignores it, pikoc run waits, the program dies of it.
+kill_when_ready INT group int.db 1000 block pid
 check_equal "^C: 128+2, every allocation, the run killed by SIGINT" \
     "$status $(ending int.db)" "130 killed|2|-|1000|0|0|1000|100000"
 
@@ -112,14 +112,7 @@ check_equal "^C: 128+2, every allocation, the run killed by SIGINT" \
 # every record built is an allocation or a free, counted once by its thread
 # and once by its site, every free names a block allocated before, and the
 # threads' site holds at most the block each thread had when it was killed.
-rm -f pid
-timeout 120 "$pikoc" run $record --record sqlite:churn.db -- "$crashes" 1000 churn 4 pid \
-    >out 2>err &
-launcher=$!
-wait_for pid
-kill -KILL "$(cat pid)"
-wait $launcher
-status=$?
+kill_when_ready KILL program churn.db 1000 churn 4 pid
 check_equal "SIGKILL while allocating: 128+9, the run killed" \
     "$status $(sql churn.db "SELECT status, signal, unknown_frees FROM runs JOIN alloc_runs ON run_id = id")" \
     "137 killed|9|0"
