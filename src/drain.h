@@ -42,8 +42,8 @@ bool pk_drainer_configure(void);
  * `record` (PIKOC_RECORD's syntax), and waits until it has started the run
  * in them. The rings must be shared already (pk_rings_share).
  */
-int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
-                     const char *record, pk_error *err);
+int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run, const char *record,
+                     pk_error *err);
 /* The program ended its run: returns once the drainer has recorded all of it. */
 void pk_drainer_stop(void);
 /* True while the drainer is forked: pikoc's fork handlers then do nothing. */

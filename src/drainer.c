@@ -127,12 +127,12 @@ static int wait_until_started(int finished, pk_error *err)
 
 /*
  * The terminal's signals are for the program: ^C ends it, not the record of
- * it. The drainer ends when the program has (its pipe's end of file).
+ * it. The drainer ends with the program's run or its process.
  */
 static void ignore_terminal_signals(void)
 {
-    static const int ignored[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGPIPE, SIGTSTP,
-                                  SIGTTIN, SIGTTOU};
+    static const int ignored[] = {SIGINT,  SIGQUIT, SIGTERM, SIGHUP,
+                                  SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU};
     struct sigaction ignore = {.sa_handler = SIG_IGN};
     for (size_t i = 0; i < PK_ARRAY_SIZE(ignored); i++)
         sigaction(ignored[i], &ignore, NULL);
@@ -180,12 +180,12 @@ static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, bool
     }
 }
 
-/* The program's start waits for one byte, or for why the run cannot start. */
+/* The program's start waits for one NUL byte, or for why the run cannot start. */
 __attribute__((noreturn)) static void fail_to_start(int finished, const pk_error *err)
 {
-    size_t length = strlen(err->message);
-    if (write(finished, err->message, length ? length : 1) < 0)
-        _exit(1);
+    const char *why = err->message[0] ? err->message : "the drainer process cannot record";
+    ssize_t written = write(finished, why, strlen(why));
+    (void)written;
     _exit(1);
 }
 
@@ -253,8 +253,8 @@ static pid_t fork_drainer(const struct pk_pipeline *pipeline, const pk_run_info 
     return middle;
 }
 
-int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
-                     const char *record, pk_error *err)
+int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run, const char *record,
+                     pk_error *err)
 {
     int alive[2], finished[2];
     if (pipe2(alive, O_CLOEXEC) != 0)

@@ -27,7 +27,7 @@ struct pk_monitor {
     pk_logger **loggers;
     size_t logger_count;
     size_t logger_capacity;
-    pk_items focus; /* names and globs */
+    pk_items focus;       /* names and globs */
     char *drainer_record; /* drained by a process of its own, recording to these; else NULL */
     pk_run_info run;
     pk_run_totals totals;
@@ -512,7 +512,8 @@ static void fork_parent(void)
  * belong to the parent are never written twice. A child of a run that
  * records allocations (started from PIKOC_*) starts a run of its own at its
  * first allocation (src/interpose.c): not here, where little is safe, and
- * not at all when it only executes another program.
+ * not at all when it only executes another program. A run drained by a
+ * drainer process leaves that process and its rings to the parent.
  */
 static void fork_child(void)
 {
