@@ -63,6 +63,8 @@ PK_HOT_FN void pk_read_statm(int *fd, uint64_t pages[2])
         return;
     }
     parse_statm(buf, buf + n, pages);
+    if (pages[1] != UNMEASURED)
+        pages[1] -= pk_rings_unused_pages();
 }
 
 PK_HOT_FN static void read_statm(uint64_t values[PK_SAMPLE_VALUES])

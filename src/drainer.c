@@ -8,6 +8,7 @@
  * addresses and the strings of modules loaded by then mean the same there.
  * Nothing here runs on the hot path.
  */
+#include "clock.h"
 #include "drain.h"
 #include "hot.h"
 
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -190,6 +192,18 @@ __attribute__((noreturn)) static void fail_to_start(int finished, const pk_error
 }
 
 /*
+ * The run starts once its recorders are open, as a run drained in process
+ * does: the time the drainer takes to start is not the program's.
+ */
+static void start_now(pk_run_info *run, struct pk_pipeline *pipeline)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    run->start_ns = pipeline->start_ns = pk_clock_monotonic_ns();
+    run->start_wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+}
+
+/*
  * The drainer's life: open the recorders (a monitor that only holds them),
  * start the run in each, say so, drain until the program has ended, then
  * drain what is left and end the run.
@@ -212,11 +226,13 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     if (!recording)
         fail_to_start(finished, &err);
     struct pk_pipeline mine = *pipeline;
+    pk_run_info started = *run;
+    start_now(&started, &mine);
     mine.loggers = pk_xcalloc(pk_monitor_logger_count(recording), sizeof *mine.loggers);
     mine.logger_count = pk_monitor_logger_count(recording);
     for (size_t i = 0; i < mine.logger_count; i++) {
         mine.loggers[i] = pk_monitor_logger_at(recording, i);
-        pk_logger_start(mine.loggers[i], run);
+        pk_logger_start(mine.loggers[i], &started);
     }
     if (pk_drain_start(&mine, &err) != 0)
         fail_to_start(finished, &err);

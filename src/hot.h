@@ -191,6 +191,7 @@ struct pk_shared {
     _Atomic uint32_t ended;          /* the program ended its run (exit, _exit) */
     _Atomic uint64_t used;           /* bytes of the region given out, this header included */
     uint64_t size;                   /* bytes of the region; 0: rings are mapped one by one */
+    uint64_t page_size;
 };
 
 /* Process-wide state read on the hot path. */
@@ -222,6 +223,18 @@ void pk_rings_init(void);
 int pk_rings_share(pk_error *err);
 /* In a forked child: the rings of the parent's region are not its own. */
 void pk_rings_unshare(void);
+/*
+ * Pages of the shared region no ring has taken yet: address space pikoc
+ * reserved, which VMS samples leave out (private rings are mapped as
+ * threads need them, and only those count).
+ */
+PK_HOT_FN static inline uint64_t pk_rings_unused_pages(void)
+{
+    const struct pk_shared *shared = pk_rt.shared;
+    uint64_t used = atomic_load_explicit(&shared->used, memory_order_relaxed);
+    return used < shared->size ? (shared->size - used) / shared->page_size : 0;
+}
+
 /* The first ring of the list; the list grows at its front. */
 PK_HOT_FN static inline struct pk_ring *pk_rings_first(void)
 {

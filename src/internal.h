@@ -234,7 +234,8 @@ PK_HIDDEN uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment);
 PK_HIDDEN int pk_alloc_parse_stack(const char *what, const char *text, uint32_t *depth,
                                    pk_error *err);
 /* The process's RSS and VMS in pages, UINT64_MAX when unreadable; opens
- * /proc/self/statm into *fd when it is -1 (monitors/function_memory.c). */
+ * /proc/self/statm into *fd when it is -1 (monitors/function_memory.c).
+ * VMS leaves out the part of the shared rings' region no ring uses yet. */
 PK_HIDDEN void pk_read_statm(int *fd, uint64_t pages[2]);
 
 /* ---- monitors ----------------------------------------------------------------- */

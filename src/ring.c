@@ -94,6 +94,7 @@ int pk_rings_share(pk_error *err)
     _Static_assert(sizeof(struct pk_shared) <= 64, "rings start a cache line in");
     struct pk_shared *shared = mem;
     shared->size = size;
+    shared->page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     atomic_store(&shared->used, 64);
     pk_rt.shared = shared;
     return 0;
