@@ -26,8 +26,9 @@
 # Each run prints the workload's own times: wall (its loops, from the start
 # barrier to the last join) and cpu (the sum of its threads' CPU times, which
 # leaves out a pikoc thread's sleep on a full ring and the work of pikoc's
-# drain thread or heaptrack's interpreter process). +ns is (mode - reference)
-# / calls; x is heaptrack's +ns over pikoc's (above 1: pikoc is cheaper).
+# drainer process or heaptrack's interpreter process). +ns is
+# (mode - reference) / calls; x is heaptrack's +ns over pikoc's (above 1:
+# pikoc is cheaper).
 # Exits 0 when every run succeeded and counted what it should, 1 otherwise.
 set -u
 
