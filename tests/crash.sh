@@ -96,6 +96,14 @@ pk run $record --record sqlite:close.db -- "$crashes" 1000 close
 check_equal "closed descriptors: every allocation, the run complete" \
     "$status $(ending close.db)" "0 complete|-|0|2000|0|0|2000|200000"
 
+# A library loaded after the drainer was forked: its call sites resolve from
+# the program's maps, read again while the program lives.
+pk run $record --record sqlite:module.db -- "$crashes" 1000 module "$builddir/tests/.libs/alloc_module.so"
+pk leaks --db module.db --format csv
+check_equal "dlopen after the start: the library's call site by name and line" \
+    "$status $(rows | grep '^module_allocate,' | cut -d, -f1-4)" \
+    "0 module_allocate,$(grep -n 'return malloc(100)' "$srcdir/tests/programs/module.c" | cut -d: -f1),1000,100000"
+
 # --- killed from outside ------------------------------------------------------------------
 # SIGKILL as soon as the allocations are made: nothing waits for a commit.
 kill_when_ready KILL program kill.db 1000 block pid

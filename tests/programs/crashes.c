@@ -6,12 +6,15 @@
  *   crashes N segv | abort | exit CODE | _exit CODE
  *   crashes N close           closes every descriptor but 0, 1 and 2 (pikoc's
  *                             pipes too), makes N more allocations, exits 0
+ *   crashes N module PATH     loads the library PATH (tests/programs/module.c),
+ *                             makes N allocations in it, exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
  *   crashes N churn T FILE    T threads allocate and free without end; FILE
  *                             gets the pid once each has made 1000 calls
  *
  * Only write(2) and open(2) after the allocations: stdio would allocate.
  */
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -73,6 +76,15 @@ int main(int argc, char **argv)
         exit(atoi(argv[3]));
     if (strcmp(how, "_exit") == 0 && argc > 3)
         _exit(atoi(argv[3]));
+    if (strcmp(how, "module") == 0 && argc > 3) {
+        void *module = dlopen(argv[3], RTLD_NOW);
+        void *(*allocate)(void) = module ? (void *(*)(void))dlsym(module, "module_allocate") : NULL;
+        if (!allocate)
+            return 3;
+        for (long i = 0; i < n; i++)
+            keep = allocate();
+        exit(0);
+    }
     if (strcmp(how, "close") == 0) {
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
