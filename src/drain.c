@@ -743,9 +743,8 @@ bool pk_thread_name(uint64_t tid, char name[16])
         if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_OWNED &&
             read_comm(tid, name))
             return true;
-        /* Exited: its name was kept before the state said so. */
-        if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_OWNED)
-            return false;
+        /* Exited, or its process is gone (a drainer's program, after a crash):
+         * the name it had when it exited, or when it took the ring. */
         memcpy(name, r->name, 16);
         name[15] = '\0';
         return name[0] != '\0';

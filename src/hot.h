@@ -146,7 +146,7 @@ struct pk_ring {
     uint64_t mask;
     struct pk_ring *next; /* registry list; set before publication, then fixed */
     unsigned char *slots; /* capacity slots of up to PK_SLOT_MAX_BYTES */
-    char name[16];        /* the thread's name when it exited (before state EXITED) */
+    char name[16];        /* the thread's name when it took the ring, then when it exited */
     void *track;          /* the drain's per-thread state; only the drain touches it */
 };
 

@@ -168,6 +168,9 @@ PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
     /* The drain emptied this ring before freeing it: head == tail. */
     r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     r->tid = (uint64_t)syscall(SYS_gettid);
+    /* What names the thread if its process dies before it exits. */
+    if (prctl(PR_GET_NAME, r->name) != 0)
+        r->name[0] = '\0';
     atomic_fetch_add_explicit(&r->generation, 1, memory_order_release);
     pthread_setspecific(pk_rt.thread_key, r);
     t->ring = r;

@@ -134,6 +134,9 @@ check_equal "SIGKILL while allocating: the run's, the threads' and the sites' co
                             frees = (SELECT sum(frees) FROM alloc_sites),
                             leaked_bytes = (SELECT sum(leaked_bytes) FROM alloc_sites)
                      FROM runs JOIN alloc_runs ON run_id = id")" "1|1|1|1|1"
+check_equal "SIGKILL while allocating: the threads keep their names" \
+    "$(sql churn.db "SELECT group_concat(name, ' ') FROM (SELECT name FROM threads ORDER BY name)")" \
+    "alloc_crashes churn churn churn churn"
 check_equal "SIGKILL while allocating: the threads' site holds at most one block per thread" \
     "$(sql churn.db "SELECT leaked_blocks BETWEEN 0 AND 4, allocations > 4000 FROM alloc_sites
                      WHERE caller_line = $(grep -n 'void \*p = malloc(64' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "1|1"

@@ -9,8 +9,8 @@
  *   crashes N module PATH     loads the library PATH (tests/programs/module.c),
  *                             makes N allocations in it, exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
- *   crashes N churn T FILE    T threads allocate and free without end; FILE
- *                             gets the pid once each has made 1000 calls
+ *   crashes N churn T FILE    T threads named churn allocate and free without
+ *                             end; FILE gets the pid once each made 1000 calls
  *
  * Only write(2) and open(2) after the allocations: stdio would allocate.
  */
@@ -30,6 +30,7 @@ static _Atomic int warmed_up;
 static void *churn(void *unused)
 {
     (void)unused;
+    pthread_setname_np(pthread_self(), "churn");
     for (unsigned long i = 0;; i++) {
         void *p = malloc(64 + i % 64);
         free(p);
