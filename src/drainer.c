@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -214,6 +215,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
                                                    int finished)
 {
     pk_self.busy = 1; /* nothing this process allocates is the program's */
+    prctl(PR_SET_NAME, "pikoc-drainer"); /* what ps shows */
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);
     ignore_terminal_signals();
@@ -236,6 +238,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     }
     if (pk_drain_start(&mine, &err) != 0)
         fail_to_start(finished, &err);
+    atomic_store(&pk_rt.shared->drainer, getpid());
     if (write(finished, "", 1) != 1)
         _exit(1);
     wait_for_the_end(alive, gone);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PK_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -189,6 +190,7 @@ struct pk_shared {
     _Atomic(struct pk_ring *) rings; /* lock-free list that only grows */
     _Atomic uint32_t doorbell;       /* futex the drain sleeps on */
     _Atomic uint32_t ended;          /* the program ended its run (exit, _exit) */
+    _Atomic pid_t drainer;           /* the drainer process; -1 once found gone; 0: none */
     _Atomic uint64_t used;           /* bytes of the region given out, this header included */
     uint64_t size;                   /* bytes of the region; 0: rings are mapped one by one */
     uint64_t page_size;

@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <time.h>
@@ -184,6 +185,23 @@ PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
  * both sequentially consistent: either the producer sees the new tail, or
  * the drain sees the flag and wakes it.
  */
+/*
+ * A drainer process killed on its own drains nothing more: once it is found
+ * gone, producers stop waiting for it (their events are dropped), so the
+ * program still runs to its end.
+ */
+PK_HOT_FN static bool drainer_gone(void)
+{
+    struct pk_shared *shared = pk_rt.shared;
+    pid_t drainer = atomic_load_explicit(&shared->drainer, memory_order_relaxed);
+    if (drainer <= 0)
+        return drainer < 0;
+    if (kill(drainer, 0) == 0 || errno != ESRCH)
+        return false;
+    atomic_store_explicit(&shared->drainer, -1, memory_order_relaxed);
+    return true;
+}
+
 PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
 {
     atomic_fetch_add_explicit(&r->waits, 1, memory_order_relaxed);
@@ -192,7 +210,7 @@ PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
         atomic_store(&r->waiting, 1);
         r->cached_tail = atomic_load(&r->tail);
         if (head - r->cached_tail < r->capacity ||
-            !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+            !atomic_load_explicit(&pk_rt.running, memory_order_acquire) || drainer_gone())
             break; /* room, or nobody will drain: the caller drops the event */
         pk_drain_kick();
         struct timespec timeout = {0, 1000000}; /* a lost wake-up costs 1 ms, not a hang */

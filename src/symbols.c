@@ -602,14 +602,29 @@ static int session_refresh(unsigned long long generation, pk_error *err)
     return session_report(generation, err);
 }
 
+/*
+ * libdw can answer with the module before a gap in its list for an address
+ * in the gap (where a library loaded since now lies): only a module whose
+ * range holds the address counts.
+ */
+static Dwfl_Module *module_holding(uintptr_t address)
+{
+    Dwfl_Module *module = dwfl_addrmodule(symbols.dwfl, address);
+    Dwarf_Addr low, high;
+    if (module && dwfl_module_info(module, NULL, &low, &high, NULL, NULL, NULL, NULL) &&
+        (address < low || address >= high))
+        return NULL;
+    return module;
+}
+
 /* The module holding address; a library dlopen'ed since the last report is found too. */
 static Dwfl_Module *module_at(uintptr_t address, unsigned long long generation)
 {
     if (session_prepare(generation, NULL) != 0)
         return NULL;
-    Dwfl_Module *module = dwfl_addrmodule(symbols.dwfl, address);
+    Dwfl_Module *module = module_holding(address);
     if (!module && session_refresh(generation, NULL) == 0)
-        module = dwfl_addrmodule(symbols.dwfl, address);
+        module = module_holding(address);
     return module;
 }
 

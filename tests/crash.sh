@@ -32,13 +32,12 @@ ending() {
               FROM runs JOIN alloc_runs ON run_id = id"
 }
 
-# Runs pikoc run in a session of its own, waits (up to a minute) until the
-# program has written its pid into the file pid, sends SIGNAL to the program
-# alone or, with "group", to the session's process group (pikoc run, the
-# program and its drainer: what ^C does); pikoc run's status in $status.
-kill_when_ready() { # SIGNAL program|group DB ARGS...
-    sig=$1 whom=$2 db=$3
-    shift 3
+# Starts pikoc run in the background, in a session of its own, and waits (up
+# to a minute) until the program has written its pid into the file pid (its
+# ARGS name it): then $program is its pid, $launcher pikoc run's.
+start_until_ready() { # DB ARGS...
+    db=$1
+    shift
     rm -f pid
     timeout 120 setsid "$pikoc" run $record --record "sqlite:$db" -- "$crashes" "$@" >out 2>err &
     launcher=$!
@@ -47,8 +46,18 @@ kill_when_ready() { # SIGNAL program|group DB ARGS...
         sleep 0.1
         tries=$((tries + 1))
     done
-    target=$(cat pid)
-    [ "$whom" = group ] && target=-$(ps -o pgid= -p "$target" | tr -d ' ')
+    program=$(cat pid)
+}
+
+# Then sends SIGNAL to the program alone or, with "group", to the session's
+# process group (pikoc run, the program and its drainer: what ^C does);
+# pikoc run's status in $status.
+kill_when_ready() { # SIGNAL program|group DB ARGS...
+    sig=$1 whom=$2
+    shift 2
+    start_until_ready "$@"
+    target=$program
+    [ "$whom" = group ] && target=-$(ps -o pgid= -p "$program" | tr -d ' ')
     kill "-$sig" -- "$target"
     wait $launcher
     status=$?
@@ -140,6 +149,18 @@ check_equal "SIGKILL while allocating: the threads keep their names" \
 check_equal "SIGKILL while allocating: the threads' site holds at most one block per thread" \
     "$(sql churn.db "SELECT leaked_blocks BETWEEN 0 AND 4, allocations > 4000 FROM alloc_sites
                      WHERE caller_line = $(grep -n 'void \*p = malloc(64' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "1|1"
+
+# The drainer killed on its own: the program is not left waiting for room in
+# its rings; it runs to its end, and its run, never ended, is incomplete.
+start_until_ready lost.db 1000 flood pid
+drainer=$(pgrep -s "$(ps -o sid= -p "$program" | tr -d ' ')" -x pikoc-drainer)
+kill -KILL $drainer
+kill -USR1 "$program"
+wait $launcher
+status=$?
+check_equal "drainer killed: the program ends, its run incomplete" \
+    "$status $(echo "$drainer" | wc -w) $(sql lost.db "SELECT status, exit_status FROM runs")" \
+    "0 1 incomplete|0"
 
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

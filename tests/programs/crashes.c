@@ -8,6 +8,8 @@
  *                             pipes too), makes N more allocations, exits 0
  *   crashes N module PATH     loads the library PATH (tests/programs/module.c),
  *                             makes N allocations in it, exits 0
+ *   crashes N flood FILE      writes its pid to FILE, waits for SIGUSR1, then
+ *                             makes a million more allocations and exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
  *   crashes N churn T FILE    T threads named churn allocate and free without
  *                             end; FILE gets the pid once each made 1000 calls
@@ -18,6 +20,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +54,14 @@ static void say_ready(const char *path)
     if (fd < 0 || write(fd, text, (size_t)length) != length || close(fd) != 0 ||
         rename(temporary, path) != 0)
         _exit(3);
+}
+
+static volatile sig_atomic_t woken;
+
+static void wake(int sig)
+{
+    (void)sig;
+    woken = 1;
 }
 
 static void wait_forever(void)
@@ -96,6 +107,19 @@ int main(int argc, char **argv)
     if (strcmp(how, "block") == 0 && argc > 3) {
         say_ready(argv[3]);
         wait_forever();
+    }
+    if (strcmp(how, "flood") == 0 && argc > 3) {
+        sigset_t usr1, unblocked;
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &usr1, &unblocked);
+        signal(SIGUSR1, wake);
+        say_ready(argv[3]);
+        while (!woken)
+            sigsuspend(&unblocked);
+        for (long i = 0; i < 1000000; i++)
+            free(malloc(32));
+        exit(0);
     }
     if (strcmp(how, "churn") == 0 && argc > 4) {
         int threads = atoi(argv[3]);
