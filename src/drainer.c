@@ -214,7 +214,8 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
                                                    pid_t program, pid_t parent, int alive,
                                                    int finished)
 {
-    pk_self.busy = 1; /* nothing this process allocates is the program's */
+    /* Nothing this process allocates is the program's. */
+    pk_self.busy = 1;
     prctl(PR_SET_NAME, "pikoc-drainer"); /* what ps shows */
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);
