@@ -16,12 +16,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 cd "$work" || exit 1
 
 . "$srcdir/tests/checks.sh"
-pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
-    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
-    status=$?
-}
 prog() { echo "$builddir/tests/alloc_$1"; }
-rows() { tr -d '\r' <"$work/out" | tail -n +2; }
 line_of() { grep -n "$1" "$source_c" | head -1 | cut -d: -f1; }
 sql() { sqlite3 "$1" "$2"; }
 

@@ -1,6 +1,7 @@
-# checks.sh — the checks the shell tests share (sourced, after $work is set):
-# each prints "ok - NAME" or "not ok - NAME: why" and counts into
-# $passed and $failed, which the test reports and exits on at its end.
+# checks.sh — the checks the shell tests share (sourced, after $work and
+# $pikoc are set): each prints "ok - NAME" or "not ok - NAME: why" and counts
+# into $passed and $failed, which the test reports and exits on at its end;
+# and pk, which runs pikoc, with rows, the lines of its output after the header.
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok - $1"; }
@@ -11,3 +12,8 @@ check_equal() { # name got expected
 check_same() { # name file-got file-expected
     if diff -u "$3" "$2" >"$work/diff"; then ok "$1"; else not_ok "$1" && cat "$work/diff"; fi
 }
+pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
+    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
+    status=$?
+}
+rows() { tr -d '\r' <"$work/out" | tail -n +2; }

@@ -17,13 +17,8 @@ cd "$work" || exit 1
 . "$srcdir/tests/checks.sh"
 
 # pk ARGS...: runs pikoc in $work; stdout in out, stderr in err, status in $status.
-pk() {
-    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
-    status=$?
-}
 prog() { echo "$builddir/tests/cli_$1"; }
 # The CSV output without its CR line ends, without the header.
-rows() { tr -d '\r' <"$work/out" | tail -n +2; }
 sanitizers=${PK_SANITIZERS:-no}
 for tool in sqlite3 python3; do
     command -v $tool >/dev/null || not_ok "$tool is not installed (scripts/deps.sh installs it)"

@@ -15,11 +15,6 @@ trap 'rm -rf "$work"' EXIT INT TERM
 cd "$work" || exit 1
 
 . "$srcdir/tests/checks.sh"
-pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
-    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
-    status=$?
-}
-rows() { tr -d '\r' <"$work/out" | tail -n +2; }
 sql() { sqlite3 "$1" "$2"; }
 site=$(grep -n 'keep = malloc(100)' "$srcdir/tests/programs/crashes.c" | head -1 | cut -d: -f1)
 record="-q --monitor alloc --sample-interval 0"

@@ -15,10 +15,6 @@ trap 'rm -rf "$work"' EXIT INT TERM
 cd "$work" || exit 1
 
 . "$srcdir/tests/checks.sh"
-pk() {
-    timeout 120 "$pikoc" "$@" >"$work/out" 2>"$work/err"
-    status=$?
-}
 bad() { # name message ARGS...
     name=$1 message=$2
     shift 2
