@@ -819,6 +819,7 @@ static void discard_leftovers(void)
         if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_EXITED)
             atomic_store_explicit(&r->state, PK_RING_FREE, memory_order_release);
     }
+    atomic_store_explicit(&pk_rt.shared->ringless, 0, memory_order_relaxed);
 }
 
 int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
@@ -866,6 +867,23 @@ void pk_drain_sync(void)
     pthread_mutex_unlock(&drain.lock);
 }
 
+/*
+ * Events of threads that found no ring: counted with the dropped ones, and
+ * said, since nothing else tells why a thread's events are missing.
+ */
+static uint64_t take_ringless(void)
+{
+    struct pk_shared *shared = pk_rt.shared;
+    uint64_t lost = atomic_exchange_explicit(&shared->ringless, 0, memory_order_relaxed);
+    if (lost && shared->size)
+        pk_warn("%llu events lost: more threads alive at once than the %llu rings of the shared "
+                "region",
+                (unsigned long long)lost, (unsigned long long)shared->ring_count);
+    else if (lost)
+        pk_warn("%llu events lost: no memory for their threads' rings", (unsigned long long)lost);
+    return lost;
+}
+
 void pk_drain_stop(pk_run_totals *totals)
 {
     if (drain.started) {
@@ -889,7 +907,7 @@ void pk_drain_stop(pk_run_totals *totals)
         }
         dropped += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
     }
-    drain.totals.dropped += dropped;
+    drain.totals.dropped += dropped + take_ringless();
     uint64_t now = pk_clock_monotonic_ns();
     drain.totals.end_ns = now > drain.pipeline.start_ns ? now - drain.pipeline.start_ns : 0;
     if (totals)

@@ -46,6 +46,11 @@ int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
                      pk_error *err);
 /* The program ended its run: returns once the drainer has recorded all of it. */
 void pk_drainer_stop(void);
+/*
+ * Whether the drainer process `pid` still runs: asked by a producer that
+ * waits for room in its ring (hot path: no lock, no malloc).
+ */
+bool pk_drainer_alive(pid_t pid);
 /* True while the drainer is forked: pikoc's fork handlers then do nothing. */
 bool pk_drainer_forking(void);
 /*

@@ -6,7 +6,7 @@
  * leaves through _exit, every event it had pushed is still recorded. The
  * drainer has the program's address space as it was at the fork: code
  * addresses and the strings of modules loaded by then mean the same there.
- * Nothing here runs on the hot path.
+ * Nothing here runs on the hot path but pk_drainer_alive (system calls only).
  */
 #include "clock.h"
 #include "drain.h"
@@ -44,7 +44,7 @@ static struct {
     bool forking;             /* between fork and its return: the fork handlers leave it alone */
 } drainer = {{-1, 0}, {-1, 0}, {-1, 0}, false, false};
 
-static bool still_ours(const struct pipe_end *end)
+PK_HOT_FN static bool still_ours(const struct pipe_end *end)
 {
     struct stat st;
     return end->fd >= 0 && fstat(end->fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
@@ -95,6 +95,22 @@ bool pk_drainer_configure(void)
 bool pk_drainer_forking(void)
 {
     return drainer.forking;
+}
+
+/*
+ * The drainer holds the write end of `finished` until it ends: an end of
+ * file there says it is gone even while it is a zombie nobody reaps (pikoc
+ * run as a container's first process, or a child subreaper), which
+ * kill(pid, 0) still finds. Without that pipe (the program closed it),
+ * kill is all there is.
+ */
+PK_HOT_FN bool pk_drainer_alive(pid_t pid)
+{
+    struct pipe_end end = drainer.finished;
+    if (!still_ours(&end))
+        return kill(pid, 0) == 0 || errno != ESRCH;
+    struct pollfd hangup = {.fd = end.fd, .events = POLLIN};
+    return poll(&hangup, 1, 0) <= 0 || !(hangup.revents & (POLLHUP | POLLERR));
 }
 
 void pk_drainer_forget(void)

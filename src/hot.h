@@ -192,7 +192,9 @@ struct pk_shared {
     _Atomic uint32_t ended;          /* the program ended its run (exit, _exit) */
     _Atomic pid_t drainer;           /* the drainer process; -1 once found gone; 0: none */
     _Atomic uint64_t used;           /* bytes of the region given out, this header included */
+    _Atomic uint64_t ringless;       /* events of threads that found no ring */
     uint64_t size;                   /* bytes of the region; 0: rings are mapped one by one */
+    uint64_t ring_count;             /* rings the region holds */
     uint64_t page_size;
 };
 

@@ -5,17 +5,17 @@
  * shared with a drainer process; the registry is a lock-free list that only
  * grows; rings of exited threads are reused).
  */
+#include "drain.h"
 #include "hot.h"
-#include "internal.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -76,6 +76,25 @@ static size_t ring_bytes(void)
 }
 
 /*
+ * Rings the shared region holds: one per thread alive at once, up to
+ * MAX_SHARED_RINGS, in no more than a quarter of the address space
+ * RLIMIT_AS allows (private rings take theirs one by one, as threads need
+ * them: the region must leave the program the rest).
+ */
+static uint64_t shared_ring_count(void)
+{
+    uint64_t bytes = MAX_SHARED_BYTES;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+        limit.rlim_cur / 4 < bytes)
+        bytes = limit.rlim_cur / 4;
+    uint64_t rings = bytes / ring_bytes();
+    if (rings > MAX_SHARED_RINGS)
+        rings = MAX_SHARED_RINGS;
+    return rings ? rings : 1;
+}
+
+/*
  * Reserved, not committed (MAP_NORESERVE): a ring's pages are backed as it
  * fills them, as private rings are. Every ring lies in it, so the region is
  * the one mapping a drainer process needs to have inherited.
@@ -84,9 +103,7 @@ int pk_rings_share(pk_error *err)
 {
     if (pk_rt.shared != &in_process)
         return 0;
-    uint64_t rings = MAX_SHARED_BYTES / ring_bytes();
-    if (rings > MAX_SHARED_RINGS)
-        rings = MAX_SHARED_RINGS;
+    uint64_t rings = shared_ring_count();
     size_t size = 64 + rings * ring_bytes();
     void *mem =
         mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -95,6 +112,7 @@ int pk_rings_share(pk_error *err)
     _Static_assert(sizeof(struct pk_shared) <= 64, "rings start a cache line in");
     struct pk_shared *shared = mem;
     shared->size = size;
+    shared->ring_count = rings;
     shared->page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     atomic_store(&shared->used, 64);
     pk_rt.shared = shared;
@@ -123,11 +141,17 @@ PK_HOT_FN static struct pk_ring *take_free_ring(void)
     return NULL;
 }
 
-/* A ring's memory: the next piece of the shared region, or a mapping of its own. */
+/*
+ * A ring's memory: the next piece of the shared region, or a mapping of its
+ * own. A full region stays full: `used` is not pushed past it on every
+ * event of a thread that found no ring.
+ */
 PK_HOT_FN static void *ring_memory(size_t bytes)
 {
     struct pk_shared *shared = pk_rt.shared;
     if (shared->size) {
+        if (atomic_load_explicit(&shared->used, memory_order_relaxed) + bytes > shared->size)
+            return NULL;
         uint64_t at = atomic_fetch_add_explicit(&shared->used, bytes, memory_order_relaxed);
         return at + bytes <= shared->size ? (char *)shared + at : NULL;
     }
@@ -164,8 +188,11 @@ PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
     struct pk_ring *r = take_free_ring();
     if (!r)
         r = map_new_ring();
-    if (!r)
+    if (!r) {
+        /* Lost, but counted: the drain adds it to the run's dropped events. */
+        atomic_fetch_add_explicit(&pk_rt.shared->ringless, 1, memory_order_relaxed);
         return NULL;
+    }
     /* The drain emptied this ring before freeing it: head == tail. */
     r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     r->tid = (uint64_t)syscall(SYS_gettid);
@@ -196,7 +223,7 @@ PK_HOT_FN static bool drainer_gone(void)
     pid_t drainer = atomic_load_explicit(&shared->drainer, memory_order_relaxed);
     if (drainer <= 0)
         return drainer < 0;
-    if (kill(drainer, 0) == 0 || errno != ESRCH)
+    if (pk_drainer_alive(drainer))
         return false;
     atomic_store_explicit(&shared->drainer, -1, memory_order_relaxed);
     return true;

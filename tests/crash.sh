@@ -27,21 +27,34 @@ ending() {
               FROM runs JOIN alloc_runs ON run_id = id"
 }
 
-# Starts pikoc run in the background, in a session of its own, and waits (up
-# to a minute) until the program has written its pid into the file pid (its
-# ARGS name it): then $program is its pid, $launcher pikoc run's.
+# Waits (up to a minute) until the program has written its pid into FILE.
+wait_for_file() { # FILE
+    tries=0
+    until [ -s "$1" ] || [ $tries -ge 600 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+}
+
+# Starts pikoc run (through the command in $through, if any) in the
+# background, in a session of its own, and waits until the program has
+# written its pid into the file pid (its ARGS name it): then $program is its
+# pid, $launcher pikoc run's.
+through=
 start_until_ready() { # DB ARGS...
     db=$1
     shift
     rm -f pid
-    timeout 120 setsid "$pikoc" run $record --record "sqlite:$db" -- "$crashes" "$@" >out 2>err &
+    timeout 120 setsid $through "$pikoc" run $record --record "sqlite:$db" -- "$crashes" "$@" \
+        >out 2>err &
     launcher=$!
-    tries=0
-    until [ -s pid ] || [ $tries -ge 600 ]; do
-        sleep 0.1
-        tries=$((tries + 1))
-    done
+    wait_for_file pid
     program=$(cat pid)
+}
+
+# The drainer process of the program whose pid is $program.
+drainer_of_program() {
+    pgrep -s "$(ps -o sid= -p "$program" | tr -d ' ')" -x pikoc-drainer
 }
 
 # Then sends SIGNAL to the program alone or, with "group", to the session's
@@ -145,17 +158,67 @@ check_equal "SIGKILL while allocating: the threads' site holds at most one block
     "$(sql churn.db "SELECT leaked_blocks BETWEEN 0 AND 4, allocations > 4000 FROM alloc_sites
                      WHERE caller_line = $(grep -n 'void \*p = malloc(64' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "1|1"
 
-# The drainer killed on its own: the program is not left waiting for room in
-# its rings; it runs to its end, and its run, never ended, is incomplete.
-start_until_ready lost.db 1000 flood pid
-drainer=$(pgrep -s "$(ps -o sid= -p "$program" | tr -d ' ')" -x pikoc-drainer)
-kill -KILL $drainer
+# SIGKILL while the drainer is stopped: the program's last 1000 allocations
+# are still in its rings when it dies, and the drainer, continued, drains
+# them from the rings of a process that is gone.
+start_until_ready late.db 1000 later pid done
+drainer=$(drainer_of_program)
+kill -STOP $drainer
+rm -f done
 kill -USR1 "$program"
+wait_for_file done
+kill -KILL "$program"
+kill -CONT $drainer
 wait $launcher
 status=$?
-check_equal "drainer killed: the program ends, its run incomplete" \
-    "$status $(echo "$drainer" | wc -w) $(sql lost.db "SELECT status, exit_status FROM runs")" \
-    "0 1 incomplete|0"
+check_equal "SIGKILL with the drainer stopped: its rings drained after the program's end" \
+    "$status $(ending late.db)" "137 killed|9|-|2000|0|0|2000|200000"
+
+# The drainer killed on its own: the program is not left waiting for room in
+# its rings; it runs to its end, and its run, never ended, is incomplete.
+# STATE is how the drainer's process looks once killed: gone, or Z (a zombie).
+process_state() { # PID
+    state=$(ps -o stat= -p "$1")
+    echo "${state:-gone}"
+}
+kill_drainer_then_flood() { # STATE DB
+    start_until_ready "$2" 1000 flood pid
+    drainer=$(drainer_of_program)
+    kill -KILL $drainer
+    tries=0
+    until [ "$(process_state "$drainer")" = "$1" ] || [ $tries -ge 100 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    state=$(process_state "$drainer")
+    kill -USR1 "$program"
+    wait $launcher
+    status=$?
+    check_equal "drainer killed, $1: the program ends, its run incomplete" \
+        "$status $(echo "$drainer" | wc -w) $state $(sql "$2" "SELECT status, exit_status FROM runs")" \
+        "0 1 $1 incomplete|0"
+}
+kill_drainer_then_flood gone lost.db
+# Under pikoc run as a child subreaper (a container's first process), the
+# killed drainer is a zombie nobody waits for, which kill(pid, 0) still finds.
+through="$builddir/tests/subreaper"
+kill_drainer_then_flood Z zombie.db
+through=
+
+# More threads alive at once than the shared region's rings (a quarter of
+# RLIMIT_AS: 36 rings of 4 MiB here): those without a ring lose their
+# events, counted as dropped and said; the others are all recorded.
+(
+    ulimit -v 598016
+    pk run $record --record sqlite:threads.db -- "$crashes" 1000 threads 40
+    echo "$status" >threads.status
+)
+check_equal "40 threads, 36 rings: 5 events dropped, counted and said" \
+    "$(cat threads.status) $(sql threads.db "SELECT status, dropped FROM runs") $(cat err)" \
+    "0 complete|5 pikoc: 5 events lost: more threads alive at once than the 36 rings of the shared region"
+check_equal "40 threads, 36 rings: the allocations of the 35 threads with a ring" \
+    "$(sql threads.db "SELECT allocations FROM alloc_sites
+                       WHERE caller_line = $(grep -n 'block = malloc(100)' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "35"
 
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -10,6 +10,11 @@
  *                             makes N allocations in it, exits 0
  *   crashes N flood FILE      writes its pid to FILE, waits for SIGUSR1, then
  *                             makes a million more allocations and exits 0
+ *   crashes N later FILE DONE writes its pid to FILE, waits for SIGUSR1, makes
+ *                             N more allocations, writes its pid to DONE, then
+ *                             waits to be killed
+ *   crashes N threads T       T threads (alive at once) make one allocation
+ *                             each, then the program exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
  *   crashes N churn T FILE    T threads named churn allocate and free without
  *                             end; FILE gets the pid once each made 1000 calls
@@ -70,6 +75,47 @@ static void wait_forever(void)
         pause();
 }
 
+/* Writes the pid to FILE, then returns at SIGUSR1 (sent once FILE is there). */
+static void wait_for_usr1(const char *path)
+{
+    sigset_t usr1, unblocked;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &unblocked);
+    signal(SIGUSR1, wake);
+    say_ready(path);
+    while (!woken)
+        sigsuspend(&unblocked);
+}
+
+static pthread_barrier_t all_allocated;
+
+static void *allocate_once(void *unused)
+{
+    (void)unused;
+    void *volatile block = malloc(100);
+    (void)block;
+    pthread_barrier_wait(&all_allocated);
+    wait_forever();
+    return NULL;
+}
+
+/* T threads alive at once, on small stacks (tests/crash.sh limits the address space). */
+static int allocate_in_threads(int threads)
+{
+    pthread_attr_t small;
+    pthread_attr_init(&small);
+    pthread_attr_setstacksize(&small, 1 << 16);
+    pthread_barrier_init(&all_allocated, NULL, (unsigned)threads + 1);
+    for (int i = 0; i < threads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, &small, allocate_once, NULL) != 0)
+            return 3;
+    }
+    pthread_barrier_wait(&all_allocated);
+    exit(0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -109,18 +155,20 @@ int main(int argc, char **argv)
         wait_forever();
     }
     if (strcmp(how, "flood") == 0 && argc > 3) {
-        sigset_t usr1, unblocked;
-        sigemptyset(&usr1);
-        sigaddset(&usr1, SIGUSR1);
-        sigprocmask(SIG_BLOCK, &usr1, &unblocked);
-        signal(SIGUSR1, wake);
-        say_ready(argv[3]);
-        while (!woken)
-            sigsuspend(&unblocked);
+        wait_for_usr1(argv[3]);
         for (long i = 0; i < 1000000; i++)
             free(malloc(32));
         exit(0);
     }
+    if (strcmp(how, "later") == 0 && argc > 4) {
+        wait_for_usr1(argv[3]);
+        for (long i = 0; i < n; i++)
+            keep = malloc(100);
+        say_ready(argv[4]);
+        wait_forever();
+    }
+    if (strcmp(how, "threads") == 0 && argc > 3)
+        return allocate_in_threads(atoi(argv[3]));
     if (strcmp(how, "churn") == 0 && argc > 4) {
         int threads = atoi(argv[3]);
         for (int i = 0; i < threads; i++) {
