@@ -186,6 +186,35 @@ static void wait_for_the_end(int alive, int gone)
     }
 }
 
+static bool records_to_stdout(pk_monitor *recording)
+{
+    for (size_t i = 0; i < pk_monitor_logger_count(recording); i++) {
+        pk_recorder *r = pk_logger_recorder(pk_monitor_logger_at(recording, i));
+        if (pk_recorder_ops_of(r) == &pk_recorder_stdout)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The program's standard input, and its standard output unless a stdout
+ * recorder writes there, are not the drainer's to hold: a process the
+ * program leaves running (a daemon) would keep a pipe open that a reader
+ * waits on (`$(pikoc run ...)`) for as long as it lives. Standard error
+ * stays: the drainer's warnings go there.
+ */
+static void let_go_of_stdio(pk_monitor *recording)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return;
+    dup2(null, STDIN_FILENO);
+    if (!records_to_stdout(recording))
+        dup2(null, STDOUT_FILENO);
+    if (null > STDERR_FILENO)
+        close(null);
+}
+
 /* Hands each logger the run's end: its totals when the program ended the run, else nothing. */
 static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, bool ended)
 {
@@ -244,6 +273,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     pk_monitor *recording = pk_auto_recorders(record, &err);
     if (!recording)
         fail_to_start(finished, &err);
+    let_go_of_stdio(recording);
     struct pk_pipeline mine = *pipeline;
     pk_run_info started = *run;
     start_now(&started, &mine);

@@ -220,5 +220,13 @@ check_equal "40 threads, 36 rings: the allocations of the 35 threads with a ring
     "$(sql threads.db "SELECT allocations FROM alloc_sites
                        WHERE caller_line = $(grep -n 'block = malloc(100)' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "35"
 
+# A daemon the program leaves running (its streams at /dev/null) keeps no
+# reader of the program's output waiting: the daemon's drainer does not
+# hold the program's standard output.
+daemon=$(timeout 120 "$pikoc" run $record --record sqlite:daemon.db -- "$crashes" 10 daemon 2>err)
+check_equal "a daemon left running: the program's output read to its end while it sleeps" \
+    "$(process_state "$daemon")" "S"
+kill "$daemon"
+
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

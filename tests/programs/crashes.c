@@ -15,6 +15,9 @@
  *                             waits to be killed
  *   crashes N threads T       T threads (alive at once) make one allocation
  *                             each, then the program exits 0
+ *   crashes N daemon          forks a child that makes N allocations, points
+ *                             its standard streams at /dev/null and lives 30
+ *                             seconds; prints the child's pid, exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
  *   crashes N churn T FILE    T threads named churn allocate and free without
  *                             end; FILE gets the pid once each made 1000 calls
@@ -116,6 +119,24 @@ static int allocate_in_threads(int threads)
     exit(0);
 }
 
+/* A daemon: its output goes nowhere, and it outlives its parent. */
+static int leave_daemon(long n)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        for (long i = 0; i < n; i++)
+            free(malloc(100));
+        int null = open("/dev/null", O_RDWR);
+        for (int fd = 0; fd <= 2; fd++)
+            dup2(null, fd);
+        alarm(30);
+        wait_forever();
+    }
+    char text[32];
+    int length = snprintf(text, sizeof text, "%d\n", (int)child);
+    return child > 0 && write(1, text, (size_t)length) == length ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -167,6 +188,8 @@ int main(int argc, char **argv)
         say_ready(argv[4]);
         wait_forever();
     }
+    if (strcmp(how, "daemon") == 0)
+        return leave_daemon(n);
     if (strcmp(how, "threads") == 0 && argc > 3)
         return allocate_in_threads(atoi(argv[3]));
     if (strcmp(how, "churn") == 0 && argc > 4) {
