@@ -489,9 +489,20 @@ void pk_end_run_at_exit(void)
         end_run(m);
 }
 
+/*
+ * From pikoc's prepare handler to its parent or child handler, the forking
+ * thread records nothing: the handlers of libraries registered before
+ * pikoc's run in the child before pikoc's, while the child still maps its
+ * parent's rings (shared with the parent's drainer), where what they
+ * allocate would land in the parent's run.
+ */
+static PK_TLS uint32_t busy_before_fork;
+
 /* Forking a drainer (drainer.c), the run's lock is held and its state stays as it is. */
 static void fork_prepare(void)
 {
+    busy_before_fork = pk_self.busy;
+    pk_self.busy = 1;
     if (pk_drainer_forking())
         return;
     pthread_mutex_lock(&run_lock);
@@ -500,6 +511,7 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+    pk_self.busy = busy_before_fork;
     if (pk_drainer_forking())
         return;
     pk_drain_fork_parent();
@@ -513,7 +525,8 @@ static void fork_parent(void)
  * records allocations (started from PIKOC_*) starts a run of its own at its
  * first allocation (src/interpose.c): not here, where little is safe, and
  * not at all when it only executes another program. A run drained by a
- * drainer process leaves that process and its rings to the parent.
+ * drainer process leaves that process and its rings to the parent. The
+ * drainer's own processes stay busy: nothing they allocate is the program's.
  */
 static void fork_child(void)
 {
@@ -554,6 +567,7 @@ static void fork_child(void)
     }
     pk_self.scope = 0;
     pk_self.focus = 0;
+    pk_self.busy = busy_before_fork;
 }
 
 __attribute__((destructor)) static void free_focus_sets(void)

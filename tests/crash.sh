@@ -220,6 +220,14 @@ check_equal "40 threads, 36 rings: the allocations of the 35 threads with a ring
     "$(sql threads.db "SELECT allocations FROM alloc_sites
                        WHERE caller_line = $(grep -n 'block = malloc(100)' "$srcdir/tests/programs/crashes.c" | cut -d: -f1)")" "35"
 
+# A fork handler of a library loaded before pikoc runs in the child before
+# pikoc's, while the child still maps its parent's rings: its allocations are
+# neither the parent's nor the child's run's (it starts after pikoc's handler).
+pk run $record --record sqlite:forked.db -- "$builddir/tests/alloc_forkhandler" 1000 fork
+check_equal "a library's fork handler: the parent's and the child's runs, their allocations alone" \
+    "$status $(sql forked.db "SELECT group_concat(allocations, ' ')
+                              FROM (SELECT allocations FROM alloc_runs ORDER BY run_id)")" "0 1000 1000"
+
 # A daemon the program leaves running (its streams at /dev/null) keeps no
 # reader of the program's output waiting: the daemon's drainer does not
 # hold the program's standard output.

@@ -15,6 +15,8 @@
  *                             waits to be killed
  *   crashes N threads T       T threads (alive at once) make one allocation
  *                             each, then the program exits 0
+ *   crashes N fork            forks a child that makes N allocations and
+ *                             calls _exit; waits for it, exits 0
  *   crashes N daemon          forks a child that makes N allocations, points
  *                             its standard streams at /dev/null and lives 30
  *                             seconds; prints the child's pid, exits 0
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static _Atomic int warmed_up;
@@ -187,6 +190,15 @@ int main(int argc, char **argv)
             keep = malloc(100);
         say_ready(argv[4]);
         wait_forever();
+    }
+    if (strcmp(how, "fork") == 0) {
+        pid_t child = fork();
+        if (child == 0) {
+            for (long i = 0; i < n; i++)
+                keep = malloc(100);
+            _exit(0);
+        }
+        return child > 0 && waitpid(child, NULL, 0) == child ? 0 : 3;
     }
     if (strcmp(how, "daemon") == 0)
         return leave_daemon(n);
