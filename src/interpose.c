@@ -260,8 +260,7 @@ PK_HOT_FN static inline uint64_t stack_hash(const uintptr_t *frames, unsigned n)
  * returns how many. The unwinder starts inside the interposer: its own
  * frames, up to the call site, are left out.
  */
-PK_HOT_FN __attribute__((noinline)) static unsigned unwind(uintptr_t site, unsigned depth,
-                                                           uintptr_t *frames)
+PK_HOT_FN static unsigned unwind(uintptr_t site, unsigned depth, uintptr_t *frames)
 {
     frames[0] = site;
     if (depth < 2)
@@ -279,6 +278,231 @@ PK_HOT_FN __attribute__((noinline)) static unsigned unwind(uintptr_t site, unsig
     return 1; /* the unwinder did not pass the call site: it alone */
 }
 
+/* A call's stack: its frames (innermost first), how many, their hash. */
+struct stack {
+    const uintptr_t *frames;
+    unsigned n;
+    uint64_t hash;
+};
+
+#ifdef __x86_64__
+/*
+ * Walks remembered (x86-64, --stack up to WALK_FRAMES). A walk of the stack
+ * is a function of where it starts (the ip and sp of the interposer's frame,
+ * and rbp if a frame's rule uses it) and of the memory it reads: each
+ * frame's return address and, for a frame whose canonical frame address
+ * comes out as rbp + 16 (the rule compilers emit for a frame pointer; one
+ * reading rbp another way would go unnoticed), the saved rbp. The rules come
+ * from the unwind tables, which do not change. So a walk that starts where a
+ * remembered one started and finds the same words where that one read them
+ * yields the same frames: checking them is a load a frame, where libunwind's
+ * cached trace spends about a hundred instructions. The words are checked in
+ * the order the walk read them, so a check reads only where a walk would.
+ * A start seen once is unwound as usual; seen again, it is walked with
+ * libunwind a frame at a time (which tells where it read, at several times
+ * the cost) and remembered. A walk through a signal frame, whose registers
+ * come from the saved context, never is.
+ */
+#define WALK_FRAMES 16
+#define WALK_SETS 8 /* a power of two */
+#define WALK_WAYS 4 /* chains that reach one call site from one stack depth */
+
+struct walk_regs {
+    uintptr_t ip, sp, rbp;
+};
+
+enum walk_state { WALK_UNUSED, WALK_SEEN, WALK_KEPT, WALK_NEVER };
+
+struct walk {
+    struct walk_regs from; /* rbp counts only with rbp_counts */
+    uintptr_t site;
+    uint32_t depth;
+    uint8_t state; /* enum walk_state */
+    bool rbp_counts;
+    uint32_t checks;
+    struct stack stack; /* its frames are frame[] */
+    uintptr_t frame[WALK_FRAMES];
+    struct {
+        uintptr_t at, word;
+    } check[2 * (WALK_FRAMES + OWN_FRAMES)]; /* a return address and a saved rbp a step */
+};
+
+static PK_TLS struct walk walks[WALK_SETS][WALK_WAYS];
+static PK_TLS uint8_t walk_victim[WALK_SETS]; /* round robin within a set */
+
+/* Fills *at with its caller's ip (the return address), sp and rbp as the call returns. */
+PK_HIDDEN void pk_walk_here(struct walk_regs *at);
+__asm__(".pushsection .text\n"
+        ".p2align 4\n"
+        ".globl pk_walk_here\n"
+        ".hidden pk_walk_here\n"
+        ".type pk_walk_here, @function\n"
+        "pk_walk_here:\n"
+        ".cfi_startproc\n"
+        "movq (%rsp), %rax\n"
+        "movq %rax, (%rdi)\n"
+        "leaq 8(%rsp), %rax\n"
+        "movq %rax, 8(%rdi)\n"
+        "movq %rbp, 16(%rdi)\n"
+        "ret\n"
+        ".cfi_endproc\n"
+        ".size pk_walk_here, .-pk_walk_here\n"
+        ".popsection");
+
+PK_HOT_FN static inline bool walk_starts(const struct walk *w, const struct walk_regs *from,
+                                         uintptr_t site, unsigned depth)
+{
+    return w->from.sp == from->sp && w->from.ip == from->ip && w->site == site &&
+           w->depth == depth && (!w->rbp_counts || w->from.rbp == from->rbp);
+}
+
+/* The words may lie in another frame's locals now: not the sanitizer's business. */
+PK_HOT_FN __attribute__((no_sanitize("address"))) static bool walk_holds(const struct walk *w)
+{
+    for (uint32_t i = 0; i < w->checks; i++)
+        if (*(const uintptr_t *)w->check[i].at != w->check[i].word)
+            return false;
+    return true;
+}
+
+/*
+ * Notes that the walk used `word`, register `reg` of a frame, found at
+ * `loc`: the next walk must find it there. A register still as the walk
+ * started is in the context `uc`: part of the start (rbp counts in it).
+ * False if it was not in memory (another register held it): such a walk is
+ * not remembered.
+ */
+PK_HOT_FN static bool walk_note(struct walk *w, const unw_save_loc_t *loc, int reg, uintptr_t word,
+                                const ucontext_t *uc)
+{
+    if (loc->type != UNW_SLT_MEMORY)
+        return false;
+    if (loc->u.addr >= (uintptr_t)uc && loc->u.addr < (uintptr_t)(uc + 1)) {
+        w->rbp_counts |= reg == UNW_X86_64_RBP;
+        return true;
+    }
+    w->check[w->checks].at = loc->u.addr;
+    w->check[w->checks].word = word;
+    w->checks++;
+    return true;
+}
+
+/*
+ * libunwind's step to the caller of the cursor's frame, noting the words it
+ * read in the order it needed them: the frame's rbp if the canonical frame
+ * address came out as rbp + 16, then the return address. Returns as
+ * unw_step; *remember turns false when the walk is not to be remembered.
+ */
+PK_HOT_FN static int walk_step(struct walk *w, unw_cursor_t *c, const ucontext_t *uc,
+                               bool *remember)
+{
+    unw_word_t rbp, cfa, ip;
+    unw_save_loc_t rbp_loc, ip_loc;
+    unw_get_reg(c, UNW_X86_64_RBP, &rbp);
+    *remember = *remember && unw_is_signal_frame(c) <= 0 &&
+                unw_get_save_loc(c, UNW_X86_64_RBP, &rbp_loc) == 0;
+    int stepped = unw_step(c);
+    if (stepped <= 0 || !*remember)
+        return stepped;
+    unw_get_reg(c, UNW_REG_SP, &cfa);
+    unw_get_reg(c, UNW_REG_IP, &ip);
+    *remember = (cfa != rbp + 16 || walk_note(w, &rbp_loc, UNW_X86_64_RBP, rbp, uc)) &&
+                unw_get_save_loc(c, UNW_REG_IP, &ip_loc) == 0 &&
+                walk_note(w, &ip_loc, UNW_REG_IP, ip, uc);
+    return stepped;
+}
+
+/*
+ * Walks the stack from `from` a frame at a time, keeping the frames from
+ * the call site on in *w with the words read to reach them. False if the
+ * walk is not to be remembered (its frames are right all the same).
+ */
+PK_HOT_FN static bool walk_fill(struct walk *w, const struct walk_regs *from, uintptr_t site,
+                                unsigned depth)
+{
+    ucontext_t uc;
+    memset(&uc, 0, sizeof uc);
+    uc.uc_mcontext.gregs[REG_RIP] = (greg_t)from->ip;
+    uc.uc_mcontext.gregs[REG_RSP] = (greg_t)from->sp;
+    uc.uc_mcontext.gregs[REG_RBP] = (greg_t)from->rbp;
+    w->from = *from;
+    w->site = site;
+    w->depth = depth;
+    w->rbp_counts = false;
+    w->checks = 0;
+    w->frame[0] = site;
+    w->stack = (struct stack){.frames = w->frame, .n = 1};
+    unw_cursor_t c;
+    if (unw_init_local(&c, &uc) < 0)
+        return false;
+    bool remember = true;
+    unsigned n = 0;
+    for (unsigned own = 0;;) {
+        unw_word_t ip;
+        unw_get_reg(&c, UNW_REG_IP, &ip);
+        if (n > 0 || ip == site)
+            w->frame[n++] = ip;
+        else if (own++ == OWN_FRAMES)
+            break; /* the unwinder did not pass the call site: it alone */
+        if (n == depth || walk_step(w, &c, &uc, &remember) <= 0)
+            break;
+    }
+    w->stack.n = n > 0 ? n : 1;
+    w->stack.hash = stack_hash(w->frame, w->stack.n);
+    return remember;
+}
+
+/*
+ * The stack of the walk remembered from where this one starts, or NULL
+ * (unwind it as usual). Inlined: the walk starts in stack_of_call's frame.
+ */
+PK_HOT_FN static inline __attribute__((always_inline)) const struct stack *walk(uintptr_t site,
+                                                                                unsigned depth)
+{
+    struct walk_regs from;
+    pk_walk_here(&from);
+    unsigned index = (unsigned)((from.sp >> 4) ^ site ^ (site >> 12)) & (WALK_SETS - 1);
+    struct walk *set = walks[index];
+    struct walk *same = NULL; /* a walk that started here, with other words on the way */
+    for (unsigned way = 0; way < WALK_WAYS; way++) {
+        struct walk *w = &set[way];
+        if (!walk_starts(w, &from, site, depth))
+            continue;
+        if (w->state == WALK_KEPT && walk_holds(w))
+            return &w->stack;
+        if (w->state == WALK_NEVER)
+            return NULL;
+        if (!same || w->state == WALK_SEEN)
+            same = w;
+    }
+    struct walk *w =
+        same && same->state == WALK_SEEN ? same : &set[walk_victim[index]++ % WALK_WAYS];
+    if (!same) {
+        w->from = from;
+        w->site = site;
+        w->depth = depth;
+        w->rbp_counts = false;
+        w->state = WALK_SEEN;
+        return NULL;
+    }
+    w->state = walk_fill(w, &from, site, depth) ? WALK_KEPT : WALK_NEVER;
+    return &w->stack;
+}
+#endif
+
+/* Where the call came from, with up to depth - 1 frames above the call site. */
+PK_HOT_FN __attribute__((noinline)) static struct stack
+stack_of_call(uintptr_t site, unsigned depth, uintptr_t *scratch)
+{
+#ifdef __x86_64__
+    const struct stack *walked = depth > 1 && depth <= WALK_FRAMES ? walk(site, depth) : NULL;
+    if (walked)
+        return *walked;
+#endif
+    unsigned n = unwind(site, depth, scratch);
+    return (struct stack){.frames = scratch, .n = n, .hash = stack_hash(scratch, n)};
+}
+
 /*
  * An allocation event naming its stack by hash; the first time this thread
  * sends the stack, its frames follow in the slots after the event.
@@ -287,18 +511,17 @@ PK_HOT_FN __attribute__((noinline)) static void
 record_stacked(struct pk_thread *t, unsigned depth, enum pk_alloc_call call, const void *block,
                uintptr_t site, uint64_t size, const void *old, uint64_t alignment, uint64_t asked)
 {
-    uintptr_t frames[PK_STACK_MAX];
-    unsigned n = unwind(site, depth, frames);
-    uint64_t hash = stack_hash(frames, n);
+    uintptr_t scratch[PK_STACK_MAX];
+    struct stack stack = stack_of_call(site, depth, scratch);
     uint32_t generation = atomic_load_explicit(&pk_rt.stack_generation, memory_order_relaxed);
     if (PK_UNLIKELY(stack_cache_generation != generation)) {
         memset(stack_cache, 0, sizeof stack_cache);
         stack_cache_generation = generation;
     }
-    uint64_t *cached = &stack_cache[hash & (STACK_CACHE_SLOTS - 1)];
-    bool known = *cached == hash;
-    struct pk_stack_payload head = {.frames = n};
-    size_t bytes = known ? 0 : sizeof head + n * sizeof *frames;
+    uint64_t *cached = &stack_cache[stack.hash & (STACK_CACHE_SLOTS - 1)];
+    bool known = *cached == stack.hash;
+    struct pk_stack_payload head = {.frames = stack.n};
+    size_t bytes = known ? 0 : sizeof head + stack.n * sizeof *stack.frames;
     uint64_t slots = 1 + pk_payload_slots(bytes, PK_SLOT_SHIFT_SAMPLED);
     uint64_t first;
     struct pk_ring *r = pk_ring_claim_slots(t, slots, &first);
@@ -307,13 +530,15 @@ record_stacked(struct pk_thread *t, unsigned depth, enum pk_alloc_call call, con
     uint32_t align_code = alignment ? (uint32_t)__builtin_ctzll(alignment) + 1 : 0;
     fill_event(pk_ring_slot(r, first, PK_SLOT_SHIFT_SAMPLED),
                PK_RAW_ALLOC | PK_RAW_STACK | (known ? 0 : PK_RAW_STACK_FRAMES),
-               call | align_code << PK_ALLOC_ALIGN_SHIFT, block, site, size, old, hash, asked);
+               call | align_code << PK_ALLOC_ALIGN_SHIFT, block, site, size, old, stack.hash,
+               asked);
     if (!known) {
         pk_ring_put(r, first + 1, PK_SLOT_SHIFT_SAMPLED, 0, &head, sizeof head);
-        pk_ring_put(r, first + 1, PK_SLOT_SHIFT_SAMPLED, sizeof head, frames, n * sizeof *frames);
+        pk_ring_put(r, first + 1, PK_SLOT_SHIFT_SAMPLED, sizeof head, stack.frames,
+                    stack.n * sizeof *stack.frames);
     }
     pk_ring_publish_slots(r, first, slots);
-    *cached = hash; /* only once the drain is sure to see it */
+    *cached = stack.hash; /* only once the drain is sure to see it */
 }
 
 PK_HOT_FN static inline __attribute__((always_inline)) void

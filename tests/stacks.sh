@@ -33,6 +33,15 @@ in_c=$(line_of "c's call of b")
 main_a=$(line_of "main's call of a")
 main_c=$(line_of "main's call of c")
 main_a2=$(line_of "main's second call of a")
+down_b=$(line_of "down's call of b")
+down_self=$(line_of "down's call of itself")
+deep_20=$(line_of "deep's call of down at 20")
+deep_30=$(line_of "deep's call of down at 30")
+in_ending=$(line_of "ending_at's call of b")
+in_further=$(line_of "further's call of ending_at")
+in_framed=$(line_of "framed's call of a chain")
+main_framed=$(line_of "main's call of framed")
+main_deep=$(line_of "main's call of deep")
 
 # --- bad values: exact messages, exit 2 ---------------------------------------------------------
 pk run --help
@@ -132,6 +141,38 @@ check_equal "--stack 64: the program's frames first" \
     "$(sql deep.db "SELECT group_concat(s.function, ';') FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id
         AND s.id = f.symbol_id WHERE f.depth < 3 GROUP BY f.stack_id ORDER BY 1" | tr '\n' '|')" \
     "b;a;main|b;a;main|b;c;main|"
+# Recursion deeper than --stack: 16 frames name both depths' allocations (the walks that
+# start at each depth and are remembered), 64 tell them apart by the frame above the recursion.
+# The same with frame pointers, whose frames' rules read rbp.
+down_16="b:$site < down:$down_b$(printf " < down:$down_self%.0s" $(seq 14))"
+for binary in "$prog" "${prog}_fp"; do
+    rm -f deep16.db deep64.db
+    pk run -q --monitor alloc --stack 16 --record sqlite:deep16.db -- "$binary" deep 300
+    check_equal "deep recursion, --stack 16 ($(basename "$binary")): one stack of 16 frames" \
+        "$status $(stacks_by deep16.db allocations)" "0 $down_16 600|"
+    pk run -q --monitor alloc --stack 64 --record sqlite:deep64.db -- "$binary" deep 300
+    check_equal "deep recursion, --stack 64 ($(basename "$binary")): two stacks, the same 16 frames first" \
+        "$status $(sql deep64.db "SELECT a.allocations, a.frames, (SELECT group_concat(frame, ' < ') FROM
+            (SELECT s.function || ':' || f.line AS frame FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id
+            AND s.id = f.symbol_id WHERE f.run_id = a.run_id AND f.stack_id = a.id AND f.depth < 16 ORDER BY f.depth)),
+            (SELECT group_concat(frame, ' < ') FROM (SELECT s.function || ':' || f.line AS frame FROM alloc_frames f
+            JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.run_id = a.run_id
+            AND f.stack_id = a.id AND f.depth BETWEEN a.frames - 6 AND a.frames - 4 ORDER BY f.depth))
+            FROM alloc_stacks a ORDER BY a.frames" | tr '\n' '|')" \
+        "0 300|27|$down_16|down:$down_self < deep:$deep_20 < main:$main_deep|300|37|$down_16|down:$down_self < deep:$deep_30 < main:$main_deep|"
+done
+# Two chains to b at the same stack depth whose frames differ in their frame pointers alone
+# (and in the return addresses where those lead): told apart, as without remembered walks.
+for depth in 4 17; do
+    rm -f framed.db
+    pk run -q --monitor alloc --stack $depth --record sqlite:framed.db -- "$prog" framed 300
+    check_equal "frame pointers, --stack $depth: two stacks of 300 allocations" \
+        "$status $(sql framed.db "SELECT a.allocations || ' ' || (SELECT group_concat(frame, ' < ') FROM
+            (SELECT s.function || ':' || f.line AS frame FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id
+            AND s.id = f.symbol_id WHERE f.run_id = a.run_id AND f.stack_id = a.id AND f.depth < 4 ORDER BY f.depth))
+            FROM alloc_stacks a ORDER BY 1" | tr '\n' '|')" \
+        "0 300 b:$site < ending_at:$in_ending < framed:$in_framed < main:$main_framed|300 b:$site < ending_at:$in_ending < further:$in_further < framed:$in_framed|"
+done
 pk run -q --monitor alloc --record sqlite:none.db -- "$prog" 10
 check_equal "no --stack: no stacks, leaks by site" \
     "$(sql none.db "SELECT stacks, (SELECT count(*) FROM alloc_stacks) FROM alloc_runs")" "0|0"
