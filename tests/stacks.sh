@@ -19,11 +19,12 @@ cd "$work" || exit 1
 . "$srcdir/tests/checks.sh"
 line_of() { grep -n "$1" "$source_c" | head -1 | cut -d: -f1; }
 sql() { sqlite3 "$1" "$2"; }
-# Each stack as "function:line < ..." (innermost first) with a column of alloc_stacks.
-stacks_by() { # DB COLUMN
+# Each stack as "function:line < ..." (innermost first) with a column of alloc_stacks; FRAMES,
+# a condition on the frame's f.depth and the stack's a.frames, keeps some of the frames.
+stacks_by() { # DB COLUMN [FRAMES]
     sql "$1" "SELECT (SELECT group_concat(frame, ' < ') FROM (SELECT s.function || ':' || f.line AS frame
         FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id
-        WHERE f.run_id = a.run_id AND f.stack_id = a.id ORDER BY f.depth)) || ' ' || a.$2
+        WHERE f.run_id = a.run_id AND f.stack_id = a.id AND ${3:-1} ORDER BY f.depth)) || ' ' || a.$2
         FROM alloc_stacks a ORDER BY 1" | tr '\n' '|'
 }
 
@@ -142,8 +143,8 @@ check_equal "--stack 64: the program's frames first" \
         AND s.id = f.symbol_id WHERE f.depth < 3 GROUP BY f.stack_id ORDER BY 1" | tr '\n' '|')" \
     "b;a;main|b;a;main|b;c;main|"
 # Recursion deeper than --stack: 16 frames name both depths' allocations (the walks that
-# start at each depth and are remembered), 64 tell them apart by the frame above the recursion.
-# The same with frame pointers, whose frames' rules read rbp.
+# start at each depth are remembered apart), 64 tell them apart by the frames above the
+# recursion. The same with frame pointers, whose frames' rules read rbp.
 down_16="b:$site < down:$down_b$(printf " < down:$down_self%.0s" $(seq 14))"
 for binary in "$prog" "${prog}_fp"; do
     rm -f deep16.db deep64.db
@@ -152,26 +153,21 @@ for binary in "$prog" "${prog}_fp"; do
         "$status $(stacks_by deep16.db allocations)" "0 $down_16 600|"
     pk run -q --monitor alloc --stack 64 --record sqlite:deep64.db -- "$binary" deep 300
     check_equal "deep recursion, --stack 64 ($(basename "$binary")): two stacks, the same 16 frames first" \
-        "$status $(sql deep64.db "SELECT a.allocations, a.frames, (SELECT group_concat(frame, ' < ') FROM
-            (SELECT s.function || ':' || f.line AS frame FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id
-            AND s.id = f.symbol_id WHERE f.run_id = a.run_id AND f.stack_id = a.id AND f.depth < 16 ORDER BY f.depth)),
-            (SELECT group_concat(frame, ' < ') FROM (SELECT s.function || ':' || f.line AS frame FROM alloc_frames f
-            JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id WHERE f.run_id = a.run_id
-            AND f.stack_id = a.id AND f.depth BETWEEN a.frames - 6 AND a.frames - 4 ORDER BY f.depth))
-            FROM alloc_stacks a ORDER BY a.frames" | tr '\n' '|')" \
-        "0 300|27|$down_16|down:$down_self < deep:$deep_20 < main:$main_deep|300|37|$down_16|down:$down_self < deep:$deep_30 < main:$main_deep|"
+        "$status $(stacks_by deep64.db "allocations || ' ' || frames" "f.depth < 16")" \
+        "0 $down_16 300 27|$down_16 300 37|"
+    check_equal "deep recursion, --stack 64 ($(basename "$binary")): the frames above the recursion" \
+        "$(stacks_by deep64.db allocations "f.depth BETWEEN a.frames - 6 AND a.frames - 4")" \
+        "down:$down_self < deep:$deep_20 < main:$main_deep 300|down:$down_self < deep:$deep_30 < main:$main_deep 300|"
 done
 # Two chains to b at the same stack depth whose frames differ in their frame pointers alone
-# (and in the return addresses where those lead): told apart, as without remembered walks.
+# (and in the return addresses those lead to): told apart with walks remembered (4) as
+# without (17).
 for depth in 4 17; do
     rm -f framed.db
     pk run -q --monitor alloc --stack $depth --record sqlite:framed.db -- "$prog" framed 300
     check_equal "frame pointers, --stack $depth: two stacks of 300 allocations" \
-        "$status $(sql framed.db "SELECT a.allocations || ' ' || (SELECT group_concat(frame, ' < ') FROM
-            (SELECT s.function || ':' || f.line AS frame FROM alloc_frames f JOIN symbols s ON s.run_id = f.run_id
-            AND s.id = f.symbol_id WHERE f.run_id = a.run_id AND f.stack_id = a.id AND f.depth < 4 ORDER BY f.depth))
-            FROM alloc_stacks a ORDER BY 1" | tr '\n' '|')" \
-        "0 300 b:$site < ending_at:$in_ending < framed:$in_framed < main:$main_framed|300 b:$site < ending_at:$in_ending < further:$in_further < framed:$in_framed|"
+        "$status $(stacks_by framed.db allocations "f.depth < 4")" \
+        "0 b:$site < ending_at:$in_ending < framed:$in_framed < main:$main_framed 300|b:$site < ending_at:$in_ending < further:$in_further < framed:$in_framed 300|"
 done
 pk run -q --monitor alloc --record sqlite:none.db -- "$prog" 10
 check_equal "no --stack: no stacks, leaks by site" \

@@ -3,9 +3,9 @@
  * --stack N): main -> a -> b -> malloc and main -> c -> b -> malloc, two
  * stacks through one call site; with `deep`, b under recursions of two
  * depths, both deeper than 16 frames; with `framed`, b under two chains
- * whose frames differ in their frame pointers alone. No inlining and no tail calls (the
- * empty asm after each call uses its result), so every frame is where the
- * source puts it at any optimisation level.
+ * whose frames differ in their frame pointers alone. No inlining and no
+ * tail calls (the empty asm after each call uses its result), so every
+ * frame is where the source puts it at any optimisation level.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +33,7 @@ __attribute__((noinline)) static void *c(void)
     return p;
 }
 
-/* b under `levels` frames of down, and those under main. */
+/* b under `levels` frames of down, and those under deep. */
 __attribute__((noinline)) static void *down(int levels)
 {
     void *p;
@@ -82,8 +82,9 @@ __attribute__((noinline)) static void *further(char *end)
 
 /*
  * stacks.c framed ROUNDS: ROUNDS blocks freed through ending_at, ROUNDS
- * through further, in turn from one line: the words on the stack where the
- * first chain's return addresses were are the same in the second.
+ * through further, in turn from one line. b's frame is where it was, and
+ * where the first chain had ending_at's return address the second has
+ * further's, the same word: only rbp tells the chains apart.
  */
 __attribute__((noinline)) static int framed(int rounds)
 {
