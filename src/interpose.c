@@ -21,6 +21,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -226,25 +227,6 @@ fill_event(struct pk_raw_event *ev, uint32_t kind, uint32_t call, const void *bl
 static PK_TLS uint64_t stack_cache[STACK_CACHE_SLOTS];
 static PK_TLS uint32_t stack_cache_generation;
 
-/*
- * Set up by the alloc monitor as the run starts: libunwind's caches per
- * thread (no lock on a hit) and its first-use allocations made now, with
- * this thread inside pikoc. 0 records the call site alone.
- */
-PK_HIDDEN void pk_interposer_stacks(uint32_t depth);
-void pk_interposer_stacks(uint32_t depth)
-{
-    if (depth > 1) {
-        uint32_t busy = pk_self.busy;
-        pk_self.busy = 1;
-        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-        void *warm[8];
-        unw_backtrace(warm, 8);
-        pk_self.busy = busy;
-    }
-    atomic_store(&pk_rt.stack_depth, depth);
-}
-
 PK_HOT_FN static inline uint64_t stack_hash(const uintptr_t *frames, unsigned n)
 {
     uint64_t h = n;
@@ -327,8 +309,67 @@ struct walk {
     } check[2 * (WALK_FRAMES + OWN_FRAMES)]; /* a return address and a saved rbp a step */
 };
 
-static PK_TLS struct walk walks[WALK_SETS][WALK_WAYS];
-static PK_TLS uint8_t walk_victim[WALK_SETS]; /* round robin within a set */
+/*
+ * A thread's walks (26 KiB: too much to add to every thread's static TLS,
+ * which comes out of its stack), mapped at its first walk and handed on to
+ * a later thread when it exits. The list of tables only grows.
+ */
+struct walk_table {
+    struct walk_table *next;
+    _Atomic int owned;
+    uint8_t victim[WALK_SETS]; /* round robin within a set */
+    struct walk walks[WALK_SETS][WALK_WAYS];
+};
+
+#define WALK_TABLE_GONE ((struct walk_table *)1) /* the thread is exiting: walks are off */
+
+static _Atomic(struct walk_table *) walk_tables;
+static pthread_key_t walk_key;
+static PK_TLS struct walk_table *walk_table;
+
+/* Called by pthread as a thread exits: its table is free for the next thread. */
+PK_HOT_FN static void walk_table_released(void *table)
+{
+    walk_table = WALK_TABLE_GONE;
+    atomic_store_explicit(&((struct walk_table *)table)->owned, 0, memory_order_release);
+}
+
+static void walk_key_create(void)
+{
+    pthread_key_create(&walk_key, walk_table_released);
+}
+
+/* A free table, or a new one (NULL if mmap fails: walks are off for this thread). */
+PK_HOT_FN __attribute__((noinline, cold)) static struct walk_table *walk_table_taken(void)
+{
+    struct walk_table *t = atomic_load_explicit(&walk_tables, memory_order_acquire);
+    for (; t; t = t->next) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&t->owned, &expected, 1))
+            break;
+    }
+    if (t) {
+        memset(t->victim, 0, sizeof t->victim);
+        memset(t->walks, 0, sizeof t->walks);
+    } else {
+        void *mem =
+            mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+            walk_table = WALK_TABLE_GONE;
+            return NULL;
+        }
+        t = mem;
+        atomic_store_explicit(&t->owned, 1, memory_order_relaxed);
+        struct walk_table *head = atomic_load_explicit(&walk_tables, memory_order_relaxed);
+        do
+            t->next = head;
+        while (!atomic_compare_exchange_weak_explicit(&walk_tables, &head, t, memory_order_release,
+                                                      memory_order_relaxed));
+    }
+    pthread_setspecific(walk_key, t);
+    walk_table = t;
+    return t;
+}
 
 /* Fills *at with its caller's ip (the return address), sp and rbp as the call returns. */
 PK_HIDDEN void pk_walk_here(struct walk_regs *at);
@@ -459,10 +500,15 @@ PK_HOT_FN static bool walk_fill(struct walk *w, const struct walk_regs *from, ui
 PK_HOT_FN static inline __attribute__((always_inline)) const struct stack *walk(uintptr_t site,
                                                                                 unsigned depth)
 {
+    struct walk_table *table = walk_table;
+    if (PK_UNLIKELY(!table))
+        table = walk_table_taken();
+    if (PK_UNLIKELY(!table || table == WALK_TABLE_GONE))
+        return NULL;
     struct walk_regs from;
     pk_walk_here(&from);
     unsigned index = (unsigned)((from.sp >> 4) ^ site ^ (site >> 12)) & (WALK_SETS - 1);
-    struct walk *set = walks[index];
+    struct walk *set = table->walks[index];
     struct walk *same = NULL; /* a walk that started here, with other words on the way */
     for (unsigned way = 0; way < WALK_WAYS; way++) {
         struct walk *w = &set[way];
@@ -476,7 +522,7 @@ PK_HOT_FN static inline __attribute__((always_inline)) const struct stack *walk(
             same = w;
     }
     struct walk *w =
-        same && same->state == WALK_SEEN ? same : &set[walk_victim[index]++ % WALK_WAYS];
+        same && same->state == WALK_SEEN ? same : &set[table->victim[index]++ % WALK_WAYS];
     if (!same) {
         w->from = from;
         w->site = site;
@@ -489,6 +535,30 @@ PK_HOT_FN static inline __attribute__((always_inline)) const struct stack *walk(
     return &w->stack;
 }
 #endif
+
+/*
+ * Set up by the alloc monitor as the run starts: libunwind's caches per
+ * thread (no lock on a hit), the key that hands an exiting thread's walks
+ * on, and libunwind's first-use allocations made now, with this thread
+ * inside pikoc. 0 records the call site alone.
+ */
+PK_HIDDEN void pk_interposer_stacks(uint32_t depth);
+void pk_interposer_stacks(uint32_t depth)
+{
+    if (depth > 1) {
+        uint32_t busy = pk_self.busy;
+        pk_self.busy = 1;
+        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+#ifdef __x86_64__
+        static pthread_once_t walk_key_once = PTHREAD_ONCE_INIT;
+        pthread_once(&walk_key_once, walk_key_create);
+#endif
+        void *warm[8];
+        unw_backtrace(warm, 8);
+        pk_self.busy = busy;
+    }
+    atomic_store(&pk_rt.stack_depth, depth);
+}
 
 /* Where the call came from, with up to depth - 1 frames above the call site. */
 PK_HOT_FN __attribute__((noinline)) static struct stack
