@@ -474,11 +474,9 @@ PK_HOT_FN static bool walk_fill(struct walk *w, const struct walk_regs *from, ui
     w->frame[0] = site;
     w->stack = (struct stack){.frames = w->frame, .n = 1};
     unw_cursor_t c;
-    if (unw_init_local(&c, &uc) < 0)
-        return false;
-    bool remember = true;
+    bool started = unw_init_local(&c, &uc) == 0, remember = started;
     unsigned n = 0;
-    for (unsigned own = 0;;) {
+    for (unsigned own = 0; started;) {
         unw_word_t ip;
         unw_get_reg(&c, UNW_REG_IP, &ip);
         if (n > 0 || ip == site)
