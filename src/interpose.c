@@ -7,8 +7,9 @@
  * but for two cold paths that run once (a forked child's first allocation
  * starts its run; _exit ends one) and, with --stack N, libunwind's first
  * unwind through code the thread has not met (it asks the loader, under the
- * loader's lock). Blocks get no header, so malloc_usable_size stays the
- * allocator's answer.
+ * loader's lock) and the thread's first walk (its table of walks comes from
+ * mmap). Blocks get no header, so malloc_usable_size stays the allocator's
+ * answer.
  */
 #include "clock.h"
 #include "hot.h"
