@@ -22,7 +22,7 @@ static int sqlite_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
 {
     sqlite_state *s = pk_recorder_state(r);
     pk_store_run_free(s->run);
-    s->run = pk_store_run_start(s->writer, run, (int)pk_program_parent(), err);
+    s->run = pk_store_run_start(s->writer, run, (int)pk_program_parent(), 0, err);
     return s->run ? 0 : -1;
 }
 

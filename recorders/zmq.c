@@ -172,14 +172,18 @@ static int open_publisher(zmq_state *s, const char *arg, pk_error *err)
     return 0;
 }
 
-static int sender_open(pk_recorder *r, const char *arg, pk_error *err)
+static int read_linger(zmq_state *s, pk_error *err)
 {
-    zmq_state *s = pk_recorder_state(r);
-    s->lossy = pk_recorder_option(r, "pub");
     s->linger_ns = DEFAULT_LINGER_NS;
     const char *linger = getenv("PIKOC_ZMQ_LINGER");
     if (linger && pk_parse_duration("PIKOC_ZMQ_LINGER", linger, &s->linger_ns, err) != 0)
         return -1;
+    return 0;
+}
+
+/* The socket: a DEALER connected to the collector at arg, or (zmq+pub:) a publisher bound there. */
+static int open_socket(zmq_state *s, const char *arg, pk_error *err)
+{
     s->context = zmq_ctx_new();
     if (!s->context)
         return socket_failed(err, arg);
@@ -191,13 +195,22 @@ static int sender_open(pk_recorder *r, const char *arg, pk_error *err)
     }
     if ((s->lossy ? open_publisher : open_dealer)(s, arg, err) != 0)
         goto fail;
-    s->endpoint = pk_xstrdup(arg);
     return 0;
 fail:
     if (s->socket)
         zmq_close(s->socket);
     zmq_ctx_term(s->context);
     return -1;
+}
+
+static int sender_open(pk_recorder *r, const char *arg, pk_error *err)
+{
+    zmq_state *s = pk_recorder_state(r);
+    s->lossy = pk_recorder_option(r, "pub");
+    if (read_linger(s, err) != 0 || open_socket(s, arg, err) != 0)
+        return -1;
+    s->endpoint = pk_xstrdup(arg);
+    return 0;
 }
 
 /* ---- the window and acknowledgements ------------------------------------------ */
@@ -626,3 +639,52 @@ const pk_recorder_ops pk_recorder_zmq = {
     .observe = sender_observe,
     .options = sender_options,
 };
+
+/* ---- the launcher's report ----------------------------------------------------------- */
+
+/* Whether the collector acknowledged message seq 1 of sender (waits up to POLL_MS). */
+static bool exit_acknowledged(zmq_state *s, uint64_t sender)
+{
+    zmq_pollitem_t item = {.socket = s->socket, .events = ZMQ_POLLIN};
+    zmq_poll(&item, 1, POLL_MS);
+    uint8_t reply[64];
+    int n;
+    while ((n = zmq_recv(s->socket, reply, sizeof reply, ZMQ_DONTWAIT)) >= 0) {
+        pk_wire_header h;
+        size_t offset;
+        if ((size_t)n <= sizeof reply &&
+            pk_wire_decode_header(reply, (size_t)n, &h, &offset, NULL) == 0 && h.sender == sender &&
+            h.type == PK_WIRE_ACK && h.seq >= 1)
+            return true;
+    }
+    return false;
+}
+
+int pk_zmq_report_exit(const char *endpoint, const pk_wire_exit *x, pk_error *err)
+{
+    zmq_state s = {0};
+    if (read_linger(&s, err) != 0 || open_socket(&s, endpoint, err) != 0)
+        return -1;
+    uint64_t sender = random_sender();
+    pk_wire_buf m = {0};
+    pk_wire_encode_exit(sender, x, &m);
+    bool acknowledged = false;
+    uint64_t start = pk_clock_monotonic_ns(), now = start, sent = 0;
+    for (; !acknowledged && now - start < s.linger_ns; now = pk_clock_monotonic_ns()) {
+        /* sent again after a silence, as batches are: the collector may have restarted */
+        if (!sent || now - sent >= RESEND_AFTER_NS) {
+            transmit(&s, &m);
+            sent = now;
+        }
+        acknowledged = exit_acknowledged(&s, sender);
+    }
+    pk_wire_buf_free(&m);
+    zmq_close(s.socket);
+    zmq_ctx_term(s.context);
+    if (!acknowledged)
+        return pk_fail(err,
+                       "%s: no collector acknowledged how the program ended within %.1f s "
+                       "(PIKOC_ZMQ_LINGER)",
+                       endpoint, (double)s.linger_ns / 1e9);
+    return 0;
+}

@@ -82,6 +82,13 @@ extern const pk_recorder_ops pk_recorder_csv;
 extern const pk_recorder_ops pk_recorder_list;
 extern const pk_recorder_ops pk_recorder_sqlite;
 extern const pk_recorder_ops pk_recorder_zmq;
+/*
+ * For `pikoc run`: tells the collector at endpoint how the program it
+ * started ended (docs/wire-format.md, "Exit") and waits for its
+ * acknowledgement, at most PIKOC_ZMQ_LINGER; -1 (err) when none came.
+ */
+struct pk_wire_exit;
+PK_HIDDEN int pk_zmq_report_exit(const char *endpoint, const struct pk_wire_exit *x, pk_error *err);
 extern const pk_filter_ops pk_filter_on_value;
 extern const pk_filter_ops pk_filter_not_on_value;
 extern const pk_filter_ops pk_filter_on_change;

@@ -263,9 +263,26 @@ static const char heap_samples_sql[] =
 
 /* ---- end of schema version 5 ---------------------------------------------------- */
 
+/* ---- schema version 6: collector runs that survive a collector restart ---------------- */
+
+/* clang-format off */
+static const char sender_sql[] =
+    "ALTER TABLE runs ADD COLUMN sender INTEGER;\n"
+    "CREATE TABLE sender_messages (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    run_id INTEGER NOT NULL,\n"
+    "    seq INTEGER NOT NULL,\n"
+    "    message BLOB NOT NULL\n"
+    ");\n"
+    "CREATE INDEX sender_messages_run ON sender_messages (run_id, id);\n"
+    "PRAGMA user_version = 6;\n";
+/* clang-format on */
+
+/* ---- end of schema version 6 ---------------------------------------------------- */
+
 /* The upgrade blocks in order: upgrades[v - 1] takes a file from version v to v + 1. */
 static const char *const upgrades[PK_STORE_VERSION - 1] = {spans_sql, alloc_sql, stacks_sql,
-                                                           heap_samples_sql};
+                                                           heap_samples_sql, sender_sql};
 
 int pk_store_fail(pk_error *err, sqlite3 *db, const char *path)
 {
@@ -537,16 +554,20 @@ static void bind_optional(sqlite3_stmt *st, int column, int value)
         sqlite3_bind_int(st, column, value);
 }
 
-/* The latest run of pid since a time, inside the caller's transaction. */
-static int find_run_of_pid(sqlite3 *db, int pid, int64_t since, int64_t *run_id)
+/* The latest run of pid (on host, unless NULL) since a time, inside the caller's transaction. */
+static int find_run_of_pid(sqlite3 *db, const char *host, int pid, int64_t since, int64_t *run_id)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT max(id) FROM runs WHERE pid = ? AND start_ns >= ?", -1,
-                                &st, NULL);
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT max(id) FROM runs WHERE pid = ?1 AND start_ns >= ?2 AND "
+                                "(?3 IS NULL OR host = ?3)",
+                                -1, &st, NULL);
     *run_id = 0;
     if (rc == SQLITE_OK) {
         sqlite3_bind_int(st, 1, pid);
         sqlite3_bind_int64(st, 2, since);
+        if (host)
+            sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
         if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             *run_id = sqlite3_column_int64(st, 0);
             rc = SQLITE_OK;
@@ -561,7 +582,8 @@ static int update_end(sqlite3 *db, int64_t run_id, const char *status, int signa
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(
         db,
-        "UPDATE runs SET status = CASE WHEN ?1 IS NOT NULL AND status = 'running' THEN ?1 "
+        "UPDATE runs SET status = CASE WHEN ?1 IS NOT NULL AND (status = 'running' OR "
+        "(status = 'incomplete' AND duration_ns IS NULL)) THEN ?1 "
         "ELSE status END, signal = coalesce(?2, signal), exit_status = coalesce(?3, "
         "exit_status), end_ns = coalesce(end_ns, ?4) WHERE id = ?5",
         -1, &st, NULL);
@@ -578,13 +600,17 @@ static int update_end(sqlite3 *db, int64_t run_id, const char *status, int signa
     return rc;
 }
 
-static int mark_in(sqlite3 *db, const char *path, int pid, int64_t since, const char *status,
-                   int signal, int exit_status, int64_t *run_id, pk_error *err)
+int pk_store_mark_run_in(sqlite3 *db, const char *path, const char *host, int pid, int64_t since,
+                         const char *status, int signal, int exit_status, int64_t *run_id,
+                         pk_error *err)
 {
     int64_t id;
+    if (status && !known_end_status(status))
+        return pk_fail(err, "run status '%s': expected crashed, killed, incomplete or complete",
+                       status);
     if (exec(db, path, "BEGIN IMMEDIATE", err) != 0)
         return -1;
-    if (find_run_of_pid(db, pid, since, &id) != SQLITE_OK ||
+    if (find_run_of_pid(db, host, pid, since, &id) != SQLITE_OK ||
         (id && update_end(db, id, status, signal, exit_status) != SQLITE_OK)) {
         pk_store_fail(err, db, path);
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -605,9 +631,6 @@ int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns, const
     bool exists;
     store_kind kind = STORE_PIKOC;
     sqlite3 *db = NULL;
-    if (status && !known_end_status(status))
-        return pk_fail(err, "run status '%s': expected crashed, killed, incomplete or complete",
-                       status);
     if (check_path(path, false, &exists, err) != 0 ||
         open_connection(path, SQLITE_OPEN_READWRITE, &db, err) != 0)
         return -1;
@@ -615,7 +638,8 @@ int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns, const
     if (rc == 0 && kind == STORE_EMPTY)
         rc = pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
     if (rc == 0)
-        rc = mark_in(db, path, pid, started_after_ns, status, signal, exit_status, run_id, err);
+        rc = pk_store_mark_run_in(db, path, NULL, pid, started_after_ns, status, signal,
+                                  exit_status, run_id, err);
     sqlite3_close(db);
     return rc;
 }

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define PK_STORE_APPLICATION_ID 0x504B4F43 /* "PKOC" */
-#define PK_STORE_VERSION 5                 /* PRAGMA user_version of this schema */
+#define PK_STORE_VERSION 6                 /* PRAGMA user_version of this schema */
 #define PK_STORE_ENCODING 2                /* first byte of every event batch written */
 #define PK_STORE_ENCODING_V1 1             /* still read: batches of older pikoc */
 
@@ -61,7 +61,8 @@ PK_HIDDEN int pk_store_resolve_run(sqlite3 *db, const char *run_arg, int64_t *ru
  * For the launcher, after its child ended: finds the latest run of `pid`
  * that started at or after `started_after_ns` (wall clock, ns since the
  * epoch; 0 for any) and records how the program ended. `status` ("crashed",
- * "killed", "incomplete"; NULL to keep it) replaces only "running": a
+ * "killed", "incomplete"; NULL to keep it) replaces only "running" (and
+ * "incomplete" without totals: a collector's run whose sender vanished): a
  * complete run stays complete. `signal` and `exit_status` are stored unless
  * negative; end_ns is set to now when still NULL. *run_id (may be NULL)
  * receives the run marked. Fails with "pikoc.db: no run of pid 123".
@@ -69,6 +70,10 @@ PK_HIDDEN int pk_store_resolve_run(sqlite3 *db, const char *run_arg, int64_t *ru
 PK_HIDDEN int pk_store_mark_run(const char *path, int pid, int64_t started_after_ns,
                                 const char *status, int signal, int exit_status, int64_t *run_id,
                                 pk_error *err);
+/* The same in an open connection (in no transaction), among the runs of `host` (NULL: any). */
+PK_HIDDEN int pk_store_mark_run_in(sqlite3 *db, const char *path, const char *host, int pid,
+                                   int64_t started_after_ns, const char *status, int signal,
+                                   int exit_status, int64_t *run_id, pk_error *err);
 
 /*
  * A thread with its own connection that checkpoints the WAL after each
@@ -110,10 +115,11 @@ PK_HIDDEN int pk_store_writer_commit_due(pk_store_writer *w, pk_error *err);
 PK_HIDDEN void pk_store_writer_close(pk_store_writer *w, bool forked);
 /*
  * Inserts the run's row, 'running', under the run still running of process
- * ppid (or of its own pid: an exec) on its host, and commits.
+ * ppid (or of its own pid: an exec) on its host, and commits. `sender` is a
+ * collector's wire sender id (runs.sender), 0 for none.
  */
 PK_HIDDEN pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int ppid,
-                                           pk_error *err);
+                                           uint64_t sender, pk_error *err);
 /* Where thread names come from (default: this process's threads, pk_thread_name). */
 PK_HIDDEN void pk_store_run_name_threads(pk_store_run *s, pk_thread_namer namer, void *user);
 /* Where the frames of allocation stacks come from (default: this process's, pk_symbols_frame). */
@@ -125,8 +131,9 @@ PK_HIDDEN int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error
 /*
  * Ends the run with `status` ("complete", "incomplete") and commits. With
  * totals (and the process's peak RSS), the run's counts are the totals';
- * without (a sender that vanished), the counts stay what was observed and
- * end_ns is now.
+ * without (a sender that vanished), the counts stay what was observed,
+ * end_ns is now, and a status the launcher set already (killed, crashed)
+ * stays. A sender's kept messages go: its run can no longer go on.
  */
 PK_HIDDEN int pk_store_run_finish(pk_store_run *s, const pk_run_totals *totals, uint64_t peak_rss,
                                   const char *status, pk_error *err);
@@ -139,6 +146,44 @@ PK_HIDDEN size_t pk_store_run_top(const pk_store_run *s, size_t n, const char **
                                   int64_t *self_ns, int64_t *all);
 /* Forgets the run (memory only; the file keeps what was committed). */
 PK_HIDDEN void pk_store_run_free(pk_store_run *s);
+/* Commits so far: a message kept before commit n is in the file once this passes n. */
+PK_HIDDEN uint64_t pk_store_writer_commits(const pk_store_writer *w);
+/* After its own commit, pk_store_mark_run_in on the writer's connection. */
+PK_HIDDEN int pk_store_writer_mark_run(pk_store_writer *w, const char *host, int pid,
+                                       int64_t started_after_ns, const char *status, int signal,
+                                       int exit_status, pk_error *err);
+
+/*
+ * A collector's runs survive the collector (docs/wire-format.md, "Restart"):
+ * the sender's messages are kept in sender_messages while its run is open,
+ * and a later collector rebuilds the run from them.
+ */
+typedef enum pk_store_sender_state {
+    PK_STORE_SENDER_NEW,       /* no run of it in the file */
+    PK_STORE_SENDER_RESUMABLE, /* its run is open, or suspended: its messages are kept */
+    PK_STORE_SENDER_ENDED,     /* its run ended with its goodbye */
+} pk_store_sender_state;
+/* What the file holds of a sender: its latest run (*run_id, 0 for none) and its state. */
+PK_HIDDEN int pk_store_writer_find_sender(pk_store_writer *w, uint64_t sender, int64_t *run_id,
+                                          pk_store_sender_state *state, pk_error *err);
+/*
+ * Takes an earlier run up again, 'running', with nothing of it but its row
+ * and its kept messages: the caller replays those (pk_store_run_replay)
+ * through observe and write, which rebuild every other row of it.
+ */
+PK_HIDDEN pk_store_run *pk_store_run_reopen(pk_store_writer *w, int64_t run_id,
+                                            const pk_run_info *run, pk_error *err);
+/* Keeps a message of the run's sender (committed with the next commit). */
+PK_HIDDEN int pk_store_run_keep_message(pk_store_run *s, uint64_t seq, const uint8_t *message,
+                                        size_t size, pk_error *err);
+/* Calls take for each kept message of the run, in the order kept; stops at the first that
+ * fails (and fills err). */
+typedef int (*pk_store_message_taker)(const uint8_t *message, size_t size, void *user,
+                                      pk_error *err);
+PK_HIDDEN int pk_store_run_replay(pk_store_run *s, pk_store_message_taker take, void *user,
+                                  pk_error *err);
+/* The collector stops: the run ends 'incomplete' for now, its messages kept for the next one. */
+PK_HIDDEN int pk_store_run_suspend(pk_store_run *s, pk_error *err);
 
 /* Registers the eponymous virtual table pikoc_events on db (read-only is fine). */
 PK_HIDDEN int pk_store_register_events(sqlite3 *db);

@@ -50,6 +50,11 @@ enum statement {
     ST_INSERT_SPAN,
     ST_FINISH_SPAN,
     ST_INSERT_CHECKPOINT,
+    ST_FIND_SENDER,
+    ST_REOPEN_RUN,
+    ST_KEEP_MESSAGE,
+    ST_NEXT_MESSAGE,
+    ST_FORGET_MESSAGES,
     ST_COUNT
 };
 
@@ -59,9 +64,9 @@ static const char *const statement_sql[ST_COUNT] = {
     /* The parent run: the latest still running of the parent process (fork,
      * posix_spawn) or of this one (the image an exec replaced), on its host. */
     [ST_INSERT_RUN] = "INSERT INTO runs (command_line, host, pid, start_ns, monitor, clock, "
-                      "alloc_source, flags, status, parent_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                      "?7, ?8, 'running', (SELECT max(id) FROM runs WHERE status = 'running' "
-                      "AND pid IN (?3, ?9) AND host = ?2))",
+                      "alloc_source, flags, status, parent_run, sender) VALUES (?1, ?2, ?3, ?4, "
+                      "?5, ?6, ?7, ?8, 'running', (SELECT max(id) FROM runs WHERE status = "
+                      "'running' AND pid IN (?3, ?9) AND host = ?2), ?10)",
     /* The image an exec replaced never ended its run: this one says so. */
     [ST_END_REPLACED] = "UPDATE runs SET status = 'executed', end_ns = ?1 WHERE id = (SELECT "
                         "parent_run FROM runs WHERE id = ?2) AND pid = ?3 AND status = 'running'",
@@ -69,7 +74,9 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_FINISH_RUN] = "UPDATE runs SET status = ?, end_ns = ?, duration_ns = ?, "
                       "events = ?, calls = ?, written = ?, dropped = ?, unmatched = ?, "
                       "unfinished = ? WHERE id = ?",
-    [ST_ABANDON_RUN] = "UPDATE runs SET status = ?, end_ns = ? WHERE id = ?",
+    /* a status the launcher set (it knows the program ended) stays */
+    [ST_ABANDON_RUN] = "UPDATE runs SET status = CASE WHEN signal IS NULL AND exit_status IS "
+                       "NULL THEN ?1 ELSE status END, end_ns = ?2 WHERE id = ?3",
     [ST_INSERT_BATCH] = "INSERT INTO event_batches (run_id, count, min_index, max_index, "
                         "min_time_ns, max_time_ns, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
     [ST_INSERT_SYMBOL] = "INSERT INTO symbols (run_id, id, function, file, line) "
@@ -86,7 +93,21 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_FINISH_SPAN] = "UPDATE spans SET duration_ns = ? WHERE run_id = ? AND span = ?",
     [ST_INSERT_CHECKPOINT] = "INSERT OR REPLACE INTO checkpoints VALUES "
                              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_FIND_SENDER] = "SELECT id, EXISTS (SELECT 1 FROM sender_messages WHERE run_id = runs.id), "
+                       "duration_ns IS NOT NULL FROM runs WHERE sender = ? ORDER BY id DESC "
+                       "LIMIT 1",
+    [ST_REOPEN_RUN] = "UPDATE runs SET status = 'running', end_ns = NULL WHERE id = ?",
+    [ST_KEEP_MESSAGE] = "INSERT INTO sender_messages (run_id, seq, message) VALUES (?, ?, ?)",
+    [ST_NEXT_MESSAGE] = "SELECT id, message FROM sender_messages WHERE run_id = ? AND id > ? "
+                        "ORDER BY id LIMIT 1",
+    [ST_FORGET_MESSAGES] = "DELETE FROM sender_messages WHERE run_id = ?",
 };
+
+/* Every table with rows of a run but runs and sender_messages (docs/schema.md). */
+static const char *const run_tables[] = {
+    "symbols",        "functions",    "call_paths",  "threads",     "event_batches",
+    "spans",          "checkpoints",  "alloc_runs",  "alloc_sites", "alloc_sizes",
+    "memory_samples", "alloc_stacks", "alloc_frames"};
 
 struct pk_store_writer {
     char *path;
@@ -95,6 +116,7 @@ struct pk_store_writer {
     pk_store_checkpointer *checkpointer;
     bool in_transaction;
     uint64_t last_commit_ns;
+    uint64_t commits;
     pk_store_run **runs; /* the runs being written, committed together */
     size_t run_count, run_capacity;
 };
@@ -475,6 +497,7 @@ int pk_store_writer_commit(pk_store_writer *w, pk_error *err)
     if (step(w, ST_COMMIT, err) != 0)
         return -1;
     w->in_transaction = false;
+    w->commits++;
     w->last_commit_ns = pk_clock_monotonic_ns();
     pk_store_checkpointer_kick(w->checkpointer, w->db);
     return 0;
@@ -589,17 +612,27 @@ static bool own_thread_name(uint64_t thread, char name[16], void *user)
     return pk_thread_name(thread, name);
 }
 
-pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int ppid,
-                                 pk_error *err)
+/* The run's memory, with no row yet; the writer commits it from now on. */
+static pk_store_run *run_new(pk_store_writer *w, const pk_run_info *run)
 {
     pk_store_run *s = pk_xcalloc(1, sizeof *s);
     s->w = w;
     s->symbols_stored = 1;
     s->batch.bytes = pk_xcalloc(1, BATCH_BYTES + EVENT_MAX_BYTES);
     s->namer = own_thread_name;
+    s->start_wall_ns = run->start_wall_ns;
     pk_aggregates_init(&s->aggregates);
     pk_heap_init(&s->heap);
     s->heap.blocks_tracked = (run->flags & PK_RECORD_BLOCK) != 0;
+    pk_grow(&w->runs, &w->run_capacity, w->run_count, sizeof *w->runs);
+    w->runs[w->run_count++] = s;
+    return s;
+}
+
+pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int ppid,
+                                 uint64_t sender, pk_error *err)
+{
+    pk_store_run *s = run_new(w, run);
     sqlite3_stmt *st = w->st[ST_INSERT_RUN];
     sqlite3_bind_text(st, 1, run->command_line ? run->command_line : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, run->host ? run->host : "", -1, SQLITE_STATIC);
@@ -610,8 +643,7 @@ pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int
     sqlite3_bind_text(st, 7, run->alloc_source ? run->alloc_source : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, (int)run->flags);
     sqlite3_bind_int(st, 9, ppid);
-    pk_grow(&w->runs, &w->run_capacity, w->run_count, sizeof *w->runs);
-    w->runs[w->run_count++] = s;
+    bind_measured(st, 10, sender != 0, (int64_t)sender);
     /* Committed at once: a reader sees the run as 'running' from its start. */
     if (begin(w, err) != 0 || step(w, ST_INSERT_RUN, err) != 0)
         goto fail;
@@ -622,7 +654,6 @@ pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int
     sqlite3_bind_int(st, 3, run->pid);
     if (step(w, ST_END_REPLACED, err) != 0)
         goto fail;
-    s->start_wall_ns = run->start_wall_ns;
     if (pk_store_writer_commit(w, err) != 0)
         goto fail;
     return s;
@@ -684,22 +715,40 @@ int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err)
     return due ? pk_store_writer_commit(s->w, err) : 0;
 }
 
+static int forget_messages(pk_store_run *s, pk_error *err)
+{
+    sqlite3_bind_int64(s->w->st[ST_FORGET_MESSAGES], 1, s->run_id);
+    return step(s->w, ST_FORGET_MESSAGES, err);
+}
+
+/* The run ends without its totals: what arrived stays, under `status`. */
+static int abandon(pk_store_run *s, const char *status, pk_error *err)
+{
+    pk_store_writer *w = s->w;
+    sqlite3_stmt *st = w->st[ST_ABANDON_RUN];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+    sqlite3_bind_int64(st, 3, s->run_id);
+    return step(w, ST_ABANDON_RUN, err) == 0 ? pk_store_writer_commit(w, err) : -1;
+}
+
+int pk_store_run_suspend(pk_store_run *s, pk_error *err)
+{
+    if (store_batch(s, err) != 0 || begin(s->w, err) != 0)
+        return -1;
+    return abandon(s, "incomplete", err);
+}
+
 int pk_store_run_finish(pk_store_run *s, const pk_run_totals *totals, uint64_t peak_rss,
                         const char *status, pk_error *err)
 {
     pk_store_writer *w = s->w;
-    if (store_batch(s, err) != 0 || begin(w, err) != 0)
+    if (store_batch(s, err) != 0 || begin(w, err) != 0 || forget_messages(s, err) != 0)
         return -1;
-    if (!totals) {
-        /* the run ends without its totals: what arrived stays, under `status` */
-        sqlite3_stmt *st = w->st[ST_ABANDON_RUN];
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-        sqlite3_bind_int64(st, 3, s->run_id);
-        return step(w, ST_ABANDON_RUN, err) == 0 ? pk_store_writer_commit(w, err) : -1;
-    }
+    if (!totals)
+        return abandon(s, status, err);
     sqlite3_stmt *st = w->st[ST_FINISH_RUN];
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, s->start_wall_ns + (int64_t)totals->end_ns);
@@ -723,6 +772,110 @@ int pk_store_run_finish(pk_store_run *s, const pk_run_totals *totals, uint64_t p
 int64_t pk_store_run_id(const pk_store_run *s)
 {
     return s->run_id;
+}
+
+uint64_t pk_store_writer_commits(const pk_store_writer *w)
+{
+    return w->commits;
+}
+
+int pk_store_writer_mark_run(pk_store_writer *w, const char *host, int pid,
+                             int64_t started_after_ns, const char *status, int signal,
+                             int exit_status, pk_error *err)
+{
+    if (pk_store_writer_commit(w, err) != 0)
+        return -1;
+    return pk_store_mark_run_in(w->db, w->path, host, pid, started_after_ns, status, signal,
+                                exit_status, NULL, err);
+}
+
+/* ---- a collector's runs across collectors ------------------------------------------ */
+
+int pk_store_writer_find_sender(pk_store_writer *w, uint64_t sender, int64_t *run_id,
+                                pk_store_sender_state *state, pk_error *err)
+{
+    sqlite3_stmt *st = w->st[ST_FIND_SENDER];
+    sqlite3_bind_int64(st, 1, (int64_t)sender);
+    int rc = sqlite3_step(st);
+    *run_id = 0;
+    *state = PK_STORE_SENDER_NEW;
+    if (rc == SQLITE_ROW) {
+        *run_id = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_int(st, 1))
+            *state = PK_STORE_SENDER_RESUMABLE;
+        else if (sqlite3_column_int(st, 2))
+            *state = PK_STORE_SENDER_ENDED;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : failed(w, err);
+}
+
+/* Deletes what the replay rebuilds: every row of the run but its own and its messages. */
+static int clear_run(pk_store_writer *w, int64_t run_id, pk_error *err)
+{
+    for (size_t i = 0; i < PK_ARRAY_SIZE(run_tables); i++) {
+        char sql[80];
+        sqlite3_stmt *st = NULL;
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE run_id = ?", run_tables[i]);
+        if (sqlite3_prepare_v2(w->db, sql, -1, &st, NULL) != SQLITE_OK)
+            return failed(w, err);
+        sqlite3_bind_int64(st, 1, run_id);
+        int rc = pk_store_step(st);
+        sqlite3_finalize(st);
+        if (rc != 0)
+            return failed(w, err);
+    }
+    return 0;
+}
+
+pk_store_run *pk_store_run_reopen(pk_store_writer *w, int64_t run_id, const pk_run_info *run,
+                                  pk_error *err)
+{
+    pk_store_run *s = run_new(w, run);
+    s->run_id = run_id;
+    sqlite3_bind_int64(w->st[ST_REOPEN_RUN], 1, run_id);
+    if (begin(w, err) != 0 || clear_run(w, run_id, err) != 0 || step(w, ST_REOPEN_RUN, err) != 0) {
+        pk_store_run_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int pk_store_run_keep_message(pk_store_run *s, uint64_t seq, const uint8_t *message, size_t size,
+                              pk_error *err)
+{
+    sqlite3_stmt *st = s->w->st[ST_KEEP_MESSAGE];
+    if (begin(s->w, err) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, s->run_id);
+    pk_store_bind_u64(st, 2, seq);
+    sqlite3_bind_blob(st, 3, message, (int)size, SQLITE_STATIC);
+    return step(s->w, ST_KEEP_MESSAGE, err);
+}
+
+int pk_store_run_replay(pk_store_run *s, pk_store_message_taker take, void *user, pk_error *err)
+{
+    sqlite3_stmt *st = s->w->st[ST_NEXT_MESSAGE];
+    int64_t last = 0;
+    for (;;) {
+        sqlite3_bind_int64(st, 1, s->run_id);
+        sqlite3_bind_int64(st, 2, last);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(st);
+            return rc == SQLITE_DONE ? 0 : failed(s->w, err);
+        }
+        /* a copy: taking it may commit, which must find no statement half-read */
+        last = sqlite3_column_int64(st, 0);
+        size_t size = (size_t)sqlite3_column_bytes(st, 1);
+        uint8_t *message = pk_xcalloc(1, size + 1);
+        memcpy(message, sqlite3_column_blob(st, 1), size);
+        sqlite3_reset(st);
+        rc = take(message, size, user, err);
+        free(message);
+        if (rc != 0)
+            return rc;
+    }
 }
 
 size_t pk_store_run_top(const pk_store_run *s, size_t n, const char **names, int64_t *self_ns,

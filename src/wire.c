@@ -402,6 +402,18 @@ void pk_wire_encode_goodbye(pk_wire_encoder *e, const pk_wire_goodbye *g, pk_wir
     }
 }
 
+void pk_wire_encode_exit(uint64_t sender, const pk_wire_exit *x, pk_wire_buf *out)
+{
+    out->used = 0;
+    pk_wire_put_header(out, PK_WIRE_EXIT, sender, 1);
+    pk_wire_put_string(out, x->host);
+    pk_wire_put_uvarint(out, x->pid);
+    pk_wire_put_uvarint(out, x->started_after_ns);
+    pk_wire_put_string(out, x->status);
+    pk_wire_put_uvarint(out, x->signal);
+    pk_wire_put_uvarint(out, x->exit_status);
+}
+
 /* ---- decoding ----------------------------------------------------------------------- */
 
 typedef struct reader {
@@ -473,7 +485,7 @@ int pk_wire_decode_header(const uint8_t *msg, size_t len, pk_wire_header *h, siz
     if (msg[4] != PK_WIRE_VERSION)
         return pk_fail(err, "wire version %u is not supported (this pikoc speaks %u)", msg[4],
                        PK_WIRE_VERSION);
-    if (msg[5] < PK_WIRE_HELLO || msg[5] > PK_WIRE_RESEND)
+    if (msg[5] < PK_WIRE_HELLO || msg[5] > PK_WIRE_EXIT)
         return pk_fail(err, "unknown message type %u", msg[5]);
     h->version = msg[4];
     h->type = (pk_wire_type)msg[5];
@@ -944,4 +956,44 @@ void pk_wire_goodbye_free(pk_wire_goodbye *g)
     g->threads = NULL;
     g->names = NULL;
     g->thread_count = 0;
+}
+
+int pk_wire_decode_exit(const uint8_t *msg, size_t len, size_t offset, pk_wire_exit *x,
+                        pk_error *err)
+{
+    static const char *const statuses[] = {"crashed", "killed", "incomplete"};
+    reader r = {msg + offset, msg + len, err, "exit"};
+    char *host = NULL, *status = NULL;
+    memset(x, 0, sizeof *x);
+    int rc = get_string(&r, &host);
+    x->host = host;
+    if (rc != 0 || get_bounded(&r, "pid", (uint64_t)INT32_MAX + 1, &x->pid) != 0 ||
+        get_uvarint(&r, &x->started_after_ns) != 0 || get_string(&r, &status) != 0)
+        goto fail;
+    x->status = status;
+    bool known = false;
+    for (size_t i = 0; i < PK_ARRAY_SIZE(statuses); i++)
+        known |= strcmp(status, statuses[i]) == 0;
+    if (!known) {
+        pk_fail(err, "exit: status '%s' is none of crashed, killed, incomplete", status);
+        goto fail;
+    }
+    if (get_bounded(&r, "signal", 65, &x->signal) != 0 ||
+        get_bounded(&r, "exit status", 256, &x->exit_status) != 0)
+        goto fail;
+    if (r.p != r.end) {
+        pk_fail(err, "exit: %zu bytes after its end", (size_t)(r.end - r.p));
+        goto fail;
+    }
+    return 0;
+fail:
+    pk_wire_exit_free(x);
+    return -1;
+}
+
+void pk_wire_exit_free(pk_wire_exit *x)
+{
+    free((char *)x->host);
+    free((char *)x->status);
+    x->host = x->status = NULL;
 }

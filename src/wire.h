@@ -1,6 +1,6 @@
 /*
  * wire.h — the pikoc wire format of docs/wire-format.md: encoding and
- * decoding of hello, batch, goodbye, ack and resend messages, no I/O. The
+ * decoding of hello, batch, goodbye, ack, resend and exit messages, no I/O. The
  * zmq recorder encodes, `pikoc listen` decodes; records travel through the
  * field table (record.c), so a new field or event type needs no change here.
  * Every decoder checks every byte: a bad message fails with one line.
@@ -26,6 +26,7 @@ typedef enum pk_wire_type {
     PK_WIRE_GOODBYE = 3,
     PK_WIRE_ACK = 4,    /* collector to sender: every seq up to this one is stored */
     PK_WIRE_RESEND = 5, /* collector to sender: unknown sender, send a hello */
+    PK_WIRE_EXIT = 6,   /* launcher to collector: how a program it started ended */
 } pk_wire_type;
 
 /* Bits of a record's head byte. */
@@ -154,6 +155,19 @@ PK_HIDDEN void pk_wire_goodbye_free(pk_wire_goodbye *g);
 PK_HIDDEN void pk_wire_encode_goodbye(pk_wire_encoder *e, const pk_wire_goodbye *g,
                                       pk_wire_buf *out);
 
+/* How a program a launcher (`pikoc run`) started ended: the collector marks its run. */
+typedef struct pk_wire_exit {
+    const char *host; /* decoded: owned by the message (pk_wire_exit_free) */
+    uint64_t pid;
+    uint64_t started_after_ns; /* wall clock: the program's run started at or after */
+    const char *status;        /* "crashed", "killed" or "incomplete" (docs/schema.md) */
+    uint64_t signal;           /* the signal that ended it; 0 for none */
+    uint64_t exit_status;      /* its exit status, when no signal ended it */
+} pk_wire_exit;
+
+/* The exit message, seq 1, from a sender id of the launcher's own. */
+PK_HIDDEN void pk_wire_encode_exit(uint64_t sender, const pk_wire_exit *x, pk_wire_buf *out);
+
 /* ---- the collector's side ----------------------------------------------------------- */
 
 /* Reads the header; fails on bad magic, version, type or length. */
@@ -217,5 +231,9 @@ PK_HIDDEN int pk_wire_decode_batch(pk_wire_peer *peer, const uint8_t *msg, size_
 PK_HIDDEN void pk_wire_batch_free(pk_wire_batch *b);
 PK_HIDDEN int pk_wire_decode_goodbye(const uint8_t *msg, size_t len, size_t offset,
                                      pk_wire_goodbye *g, pk_error *err);
+/* Decodes an exit message; fails on a status other than crashed, killed or incomplete. */
+PK_HIDDEN int pk_wire_decode_exit(const uint8_t *msg, size_t len, size_t offset, pk_wire_exit *x,
+                                  pk_error *err);
+PK_HIDDEN void pk_wire_exit_free(pk_wire_exit *x);
 
 #endif /* PK_WIRE_H */

@@ -352,7 +352,7 @@ if [ "$sanitizers" != yes ]; then
         '0 class="peak">heap peak: 5.0 KiB (5100 bytes requested, live blocks) at'
     pk report alloc.db --run 1 -o alloc.html
     check_equal "report: the leaks by call site and the peak" \
-        "$status $(sed -n '/<section id="leaks">/,/<\/section>/p' alloc.html | grep -c '<tr><td>each</td><td class="n" data-v="\(69\|70\)"') $(grep -o 'The heap peaked at [^,]*' alloc.html)" \
+        "$status $(sed -n '/<section id="leaks">/,/<\/section>/p' alloc.html | grep -c '<tr><td>each</td><td class="n" data-v="\(71\|72\)"') $(grep -o 'The heap peaked at [^,]*' alloc.html)" \
         "0 2 The heap peaked at 5.0 KiB (5100 bytes)"
 fi
 pk report --run 4 --vs 1 -o run4.html
@@ -531,7 +531,7 @@ sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 bad "SQLite, not pikoc" "pikoc events: other.db: not a pikoc database (no pikoc schema)" events --db other.db
 cp pikoc.db newer.db
 sqlite3 newer.db "PRAGMA user_version = 7"
-bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (5)" top --db newer.db
+bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (6)" top --db newer.db
 # Every page after the first (the header the checks read) overwritten.
 cp pikoc.db corrupt.db
 size=$(wc -c <corrupt.db)

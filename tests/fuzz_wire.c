@@ -2,8 +2,8 @@
  * fuzz_wire.c — the decoder's fuzz target, bounded for make check: a seeded
  * mutation loop (bit flips, byte changes, cuts, insertions, splices) over
  * valid messages (tests/wire_samples.h: a hello, batches of records and of
- * allocations with their stacks, a goodbye), each fed to the header, hello,
- * batch and goodbye decoders. It passes when nothing crashes (the sanitizer
+ * allocations with their stacks, a goodbye, an exit), each fed to the
+ * header, hello, batch, goodbye and exit decoders. It passes when nothing crashes (the sanitizer
  * build catches reads out of bounds) and every valid sample still decodes.
  *
  *   fuzz_wire [SECONDS [SEED]]   default: 3 seconds, seed 1
@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+#define SAMPLES 5 /* hello, two batches, goodbye, exit */
 
 static uint64_t rng = 1;
 
@@ -86,6 +88,13 @@ static bool feed(pk_wire_peer *peer, bool have_peer, const pk_wire_buf *m, pk_wi
         pk_wire_goodbye_free(&g);
         return true;
     }
+    case PK_WIRE_EXIT: {
+        pk_wire_exit x;
+        if (pk_wire_decode_exit(m->bytes, m->used, offset, &x, &err) != 0)
+            return false;
+        pk_wire_exit_free(&x);
+        return true;
+    }
     default:
         return true;
     }
@@ -97,8 +106,9 @@ int main(int argc, char **argv)
     rng = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     if (rng == 0)
         rng = 1;
-    pk_wire_buf samples[4] = {{0}}, m = {0};
+    pk_wire_buf samples[SAMPLES] = {{0}}, m = {0};
     sample_messages(&samples[0], &samples[1], &samples[2], &samples[3]);
+    pk_wire_encode_exit(SAMPLE_SENDER, &sample_exit, &samples[4]);
     pk_wire_peer peer;
     pk_wire_batch batch = {0};
     pk_wire_header h;
@@ -113,11 +123,11 @@ int main(int argc, char **argv)
     uint64_t runs = 0, accepted = 0;
     for (;;) {
         for (int k = 0; k < 256; k++, runs++) {
-            const pk_wire_buf *base = &samples[next() % 4];
+            const pk_wire_buf *base = &samples[next() % SAMPLES];
             m.used = 0;
             memcpy(pk_wire_reserve(&m, base->used), base->bytes, base->used);
             m.used = base->used;
-            mutate(&m, &samples[next() % 4]);
+            mutate(&m, &samples[next() % SAMPLES]);
             accepted += feed(&peer, true, &m, &batch);
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -127,14 +137,14 @@ int main(int argc, char **argv)
     }
     /* the decoders still take what is valid after all that */
     int bad = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SAMPLES; i++)
         bad += !feed(&peer, true, &samples[i], &batch);
     printf("fuzz_wire: %llu mutated messages, %llu decoded whole, seed %s\n",
            (unsigned long long)runs, (unsigned long long)accepted, argc > 2 ? argv[2] : "1");
     pk_wire_peer_free(&peer);
     pk_wire_batch_free(&batch);
     pk_wire_buf_free(&m);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SAMPLES; i++)
         pk_wire_buf_free(&samples[i]);
     if (bad) {
         fprintf(stderr, "fuzz_wire: %d valid samples no longer decode\n", bad);

@@ -306,18 +306,21 @@ static void run_row_holds_every_column(void **state)
     sqlite3 *db = open_read(t->db);
     assert_rows(db, "SELECT * FROM runs",
                 "1|demo --fast|testhost|4321|1700000000000000000|1700000000000005000|5000|"
-                "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3|NULL\n");
+                "function-memory|tsc|jemalloc|3|complete|NULL|NULL|10|5|10|1|2|3|NULL|NULL\n");
     /* Thread 4242 is not one pikoc saw run: no name. */
     assert_rows(db, "SELECT * FROM threads", "1|4242|10|5|10|NULL\n");
-    assert_rows(db, "PRAGMA user_version", "5\n");
+    assert_rows(db, "PRAGMA user_version", "6\n");
     assert_rows(db, "PRAGMA application_id", "1347112771\n");
     sqlite3_close(db);
 }
 
-/* What schema version 5 adds: dropped to make an older file. */
+/* What schema version 6 adds: dropped to make an older file. */
+#define VERSION_6_OBJECTS "ALTER TABLE runs DROP COLUMN sender; DROP TABLE sender_messages;"
+
+/* What schema version 5 adds (and 6 after it): dropped to make an older file. */
 #define VERSION_5_OBJECTS                                                                          \
-    "ALTER TABLE memory_samples DROP COLUMN heap_bytes;"                                           \
-    " ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
+    VERSION_6_OBJECTS " ALTER TABLE memory_samples DROP COLUMN heap_bytes;"                        \
+                      " ALTER TABLE memory_samples DROP COLUMN heap_blocks;"
 
 /* What schema version 4 adds (and 5 after it): dropped to make an older file. */
 #define VERSION_4_OBJECTS VERSION_5_OBJECTS " DROP TABLE alloc_stacks; DROP TABLE alloc_frames;"
@@ -413,7 +416,7 @@ static void version_1_file_is_upgraded_by_a_writer(void **state)
     record_profilers(t->db);
     db = open_read(t->db);
     assert_true(pk_store_has_spans(db));
-    assert_rows(db, "PRAGMA user_version", "5\n");
+    assert_rows(db, "PRAGMA user_version", "6\n");
     assert_rows(db, "SELECT id, events FROM runs", "1|10\n2|7\n");
     assert_rows(db, "SELECT run_id, span, message FROM spans ORDER BY span",
                 "2|1|request\n2|2|query\n");
@@ -429,7 +432,7 @@ static void version_2_file_is_upgraded(void **state)
     exec_sql(t->db, VERSION_3_OBJECTS " PRAGMA user_version = 2");
     record_nested(t->db, NULL);
     sqlite3 *db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "5\n");
+    assert_rows(db, "PRAGMA user_version", "6\n");
     assert_rows(db, "SELECT id, status FROM runs", "1|complete\n2|complete\n");
     assert_rows(db, "SELECT count(*) FROM alloc_runs", "0\n");
     assert_rows(
@@ -455,7 +458,7 @@ static void version_3_file_is_upgraded(void **state)
                                       " PRAGMA user_version = 3");
     record_run(t->db, NULL, &rec, 1, &totals);
     sqlite3 *db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "5\n");
+    assert_rows(db, "PRAGMA user_version", "6\n");
     assert_rows(db, "SELECT run_id, allocations, leaked_bytes, stacks FROM alloc_runs",
                 "1|1|8|0\n2|1|8|0\n");
     assert_rows(db, "SELECT count(*) FROM alloc_stacks", "0\n");
@@ -687,12 +690,114 @@ static void version_4_file_is_upgraded(void **state)
     sqlite3_close(db);
     record_alloc_run(t->db, recs, PK_ARRAY_SIZE(recs), &totals);
     db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "5\n");
+    assert_rows(db, "PRAGMA user_version", "6\n");
     assert_rows(db,
                 "SELECT run_id, time_ns, rss, heap_bytes, heap_blocks FROM memory_samples"
                 " ORDER BY run_id",
                 "1|10|409600|NULL|NULL\n2|10|409600|100|1\n");
     assert_rows(db, "SELECT run_id, peak_bytes FROM alloc_runs ORDER BY run_id", "1|100\n2|100\n");
+    sqlite3_close(db);
+}
+
+/* The messages a replay hands back, "seq:text" each, in order. */
+static int collect_message(const uint8_t *message, size_t size, void *user, pk_error *err)
+{
+    (void)err;
+    char *seen = user;
+    strncat(seen, (const char *)message, size);
+    strcat(seen, " ");
+    return 0;
+}
+
+static void feed_nested(pk_store_run *run)
+{
+    pk_record recs[NESTED_COUNT];
+    nested_records(recs);
+    pk_error err;
+    for (size_t i = 0; i < NESTED_COUNT; i++) {
+        pk_store_run_observe(run, &recs[i]);
+        assert_int_equal(pk_store_run_write(run, &recs[i], &err), 0);
+    }
+}
+
+/*
+ * A collector's run: its sender's messages are kept while it is open, stay
+ * when the collector stops (suspend), come back in order when a later
+ * collector takes the run up again (its other rows gone), and go when it ends.
+ */
+static void sender_run_survives_its_writer(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_error err;
+    pk_run_info info = demo_run();
+    const uint64_t sender = 0xfedcba9876543210ull; /* above 2^63: stored negative */
+    pk_store_writer *w = pk_store_writer_open(t->db, &err);
+    pk_store_run *run = pk_store_run_start(w, &info, 1, sender, &err);
+    assert_non_null(run);
+    const char *messages[] = {"hello", "batch-1", "batch-2"};
+    for (uint64_t i = 0; i < 3; i++)
+        assert_int_equal(pk_store_run_keep_message(run, i, (const uint8_t *)messages[i],
+                                                   strlen(messages[i]), &err),
+                         0);
+    feed_nested(run);
+    assert_int_equal(pk_store_run_suspend(run, &err), 0);
+    pk_store_run_free(run);
+    pk_store_writer_close(w, false);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT status, end_ns IS NOT NULL, sender FROM runs",
+                "incomplete|1|-81985529216486896\n");
+    assert_rows(db, "SELECT count(*) FROM functions", "3\n");
+    sqlite3_close(db);
+
+    w = pk_store_writer_open(t->db, &err);
+    int64_t run_id;
+    pk_store_sender_state found;
+    assert_int_equal(pk_store_writer_find_sender(w, 7, &run_id, &found, &err), 0);
+    assert_int_equal(found, PK_STORE_SENDER_NEW);
+    assert_int_equal(pk_store_writer_find_sender(w, sender, &run_id, &found, &err), 0);
+    assert_int_equal(found, PK_STORE_SENDER_RESUMABLE);
+    assert_int_equal(run_id, 1);
+    run = pk_store_run_reopen(w, run_id, &info, &err);
+    assert_non_null(run);
+    char seen[64] = "";
+    assert_int_equal(pk_store_run_replay(run, collect_message, seen, &err), 0);
+    assert_string_equal(seen, "hello batch-1 batch-2 ");
+    assert_int_equal(pk_store_writer_commit(w, &err), 0);
+    db = open_read(t->db);
+    assert_rows(db, "SELECT status, end_ns FROM runs", "running|NULL\n");
+    assert_rows(db,
+                "SELECT (SELECT count(*) FROM functions), (SELECT count(*) FROM symbols), "
+                "(SELECT count(*) FROM event_batches)",
+                "0|0|0\n");
+    sqlite3_close(db);
+
+    /* the replay's records are written again, then the run ends */
+    feed_nested(run);
+    assert_int_equal(pk_store_run_finish(run, &nested_totals, 0, "complete", &err), 0);
+    assert_int_equal(pk_store_writer_find_sender(w, sender, &run_id, &found, &err), 0);
+    assert_int_equal(found, PK_STORE_SENDER_ENDED);
+    pk_store_run_free(run);
+    pk_store_writer_close(w, false);
+    char functions[512];
+    snprintf(functions, sizeof functions, FUNCTIONS_SQL, 1);
+    db = open_read(t->db);
+    assert_rows(db, "SELECT status, (SELECT count(*) FROM sender_messages) FROM runs",
+                "complete|0\n");
+    assert_rows(db, functions, NESTED_FUNCTIONS);
+    sqlite3_close(db);
+}
+
+/* A version-5 file (before collector runs could resume) is upgraded by the next writer. */
+static void version_5_file_is_upgraded(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    record_nested(t->db, NULL);
+    exec_sql(t->db, VERSION_6_OBJECTS " PRAGMA user_version = 5");
+    record_nested(t->db, NULL);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "PRAGMA user_version", "6\n");
+    assert_rows(db, "SELECT id, status, sender FROM runs", "1|complete|NULL\n2|complete|NULL\n");
+    assert_rows(db, "SELECT count(*) FROM sender_messages", "0\n");
     sqlite3_close(db);
 }
 
@@ -1257,8 +1362,8 @@ static void newer_schema_is_refused(void **state)
     record_nested(t->db, NULL);
     exec_sql(t->db, "PRAGMA user_version = 99");
     file_bytes before = read_bytes(t->db);
-    expect_read_error(t->db, "schema version 99 is newer than this pikoc (5)");
-    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (5)");
+    expect_read_error(t->db, "schema version 99 is newer than this pikoc (6)");
+    expect_recorder_error(t->db, "schema version 99 is newer than this pikoc (6)");
     pk_error err = {{0}};
     assert_int_equal(pk_store_mark_run(t->db, 4321, 0, "killed", 9, -1, NULL, &err), -1);
     assert_unchanged(t->db, before);
@@ -1388,6 +1493,8 @@ int main(void)
         WITH_DIR(samples_are_stored),
         WITH_DIR(samples_carry_the_heap),
         WITH_DIR(version_4_file_is_upgraded),
+        WITH_DIR(version_5_file_is_upgraded),
+        WITH_DIR(sender_run_survives_its_writer),
         WITH_DIR(closed_store_is_one_file),
         WITH_DIR(functions_are_exact_with_recursion),
         WITH_DIR(call_paths_form_the_calling_context_tree),

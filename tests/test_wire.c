@@ -2,8 +2,9 @@
  * test_wire.c — the wire codec (src/wire.c): records round-trip field by
  * field through the field table, a write after its observe shares one
  * entry, strings and allocation stacks are defined once per connection, a
- * newer sender's extra fields and event types are skipped, and every bad
- * message fails with its exact one-line reason.
+ * newer sender's extra fields and event types are skipped, a launcher's exit
+ * message round-trips, and every bad message fails with its exact one-line
+ * reason.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,6 +150,48 @@ static void goodbye_round_trips(void **state)
 }
 
 /* A second batch refers to the strings of the first without defining them again. */
+static void exit_round_trips(void **state)
+{
+    (void)state;
+    pk_wire_buf m = {0};
+    pk_wire_encode_exit(SAMPLE_SENDER, &sample_exit, &m);
+    pk_wire_header h;
+    size_t offset;
+    pk_wire_exit x;
+    assert_int_equal(pk_wire_decode_header(m.bytes, m.used, &h, &offset, NULL), 0);
+    assert_int_equal(h.type, PK_WIRE_EXIT);
+    assert_true(h.sender == SAMPLE_SENDER);
+    assert_int_equal(h.seq, 1);
+    assert_int_equal(pk_wire_decode_exit(m.bytes, m.used, offset, &x, NULL), 0);
+    assert_string_equal(x.host, "box");
+    assert_int_equal(x.pid, 4242);
+    assert_int_equal(x.started_after_ns, 1700000000000000000);
+    assert_string_equal(x.status, "killed");
+    assert_int_equal(x.signal, 9);
+    assert_int_equal(x.exit_status, 0);
+    pk_wire_exit_free(&x);
+    pk_wire_buf_free(&m);
+}
+
+/* The exit decoder's error for an exit message made of x. */
+static const char *broken_exit(const pk_wire_exit *x, void (*damage)(pk_wire_buf *))
+{
+    static pk_error err;
+    pk_wire_buf m = {0};
+    pk_wire_encode_exit(SAMPLE_SENDER, x, &m);
+    if (damage)
+        damage(&m);
+    pk_wire_header h;
+    size_t offset;
+    pk_wire_exit decoded;
+    err.message[0] = '\0';
+    if (pk_wire_decode_header(m.bytes, m.used, &h, &offset, &err) == 0 &&
+        pk_wire_decode_exit(m.bytes, m.used, offset, &decoded, &err) == 0)
+        pk_wire_exit_free(&decoded);
+    pk_wire_buf_free(&m);
+    return err.message;
+}
+
 static void strings_are_defined_once(void **state)
 {
     fixture *f = *state;
@@ -468,6 +511,26 @@ static void bad_messages_say_why(void **state)
                         "batch: record head 0x43 has unknown bits");
 }
 
+static void bad_exits_say_why(void **state)
+{
+    (void)state;
+    pk_wire_exit x = sample_exit;
+    assert_string_equal(broken_exit(&x, cut_last), "truncated exit");
+    assert_string_equal(broken_exit(&x, extra_byte), "exit: 1 bytes after its end");
+    x.status = "gone";
+    assert_string_equal(broken_exit(&x, NULL),
+                        "exit: status 'gone' is none of crashed, killed, incomplete");
+    x = sample_exit;
+    x.signal = 65;
+    assert_string_equal(broken_exit(&x, NULL), "exit: signal 65 out of range (at most 64)");
+    x = sample_exit;
+    x.exit_status = 256;
+    assert_string_equal(broken_exit(&x, NULL), "exit: exit status 256 out of range (at most 255)");
+    x.pid = 1ull << 31;
+    assert_string_equal(broken_exit(&x, NULL),
+                        "exit: pid 2147483648 out of range (at most 2147483647)");
+}
+
 static void undefined_string_is_refused(void **state)
 {
     fixture *f = *state;
@@ -496,6 +559,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(stacks_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_are_defined_once, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_stacks_say_why, setup, teardown),
+        cmocka_unit_test(exit_round_trips),
+        cmocka_unit_test(bad_exits_say_why),
         cmocka_unit_test(newer_sender_fields_are_skipped),
         cmocka_unit_test_setup_teardown(bad_messages_say_why, setup, teardown),
         cmocka_unit_test_setup_teardown(undefined_string_is_refused, setup, teardown),

@@ -142,4 +142,11 @@ static void sample_messages(pk_wire_buf *hello, pk_wire_buf *batch, pk_wire_buf 
     pk_wire_encoder_free(&e);
 }
 
+/* A launcher's word: the program of pid 4242 on box was killed by signal 9. */
+static const pk_wire_exit sample_exit = {.host = "box",
+                                         .pid = 4242,
+                                         .started_after_ns = 1700000000000000000,
+                                         .status = "killed",
+                                         .signal = 9};
+
 #endif

@@ -60,6 +60,17 @@ once() { # db run
 rows_of() { # db table run
     sql "$1" "SELECT * FROM $2 WHERE run_id = $3 ORDER BY 2, 3" | cut -d, -f2-
 }
+# How many of the tables hold the same rows of run 1 in both databases.
+same_tables() { # db db table...
+    db_a=$1 db_b=$2
+    shift 2
+    same=0
+    for table in "$@"; do
+        [ "$(rows_of "$db_a" "$table" 1 | md5sum)" = "$(rows_of "$db_b" "$table" 1 | md5sum)" ] &&
+            same=$((same + 1))
+    done
+    echo $same
+}
 
 # --- several senders into one collector: threads, forks, PIKOC_RECORD, pikoc run ----
 ep="ipc://$work/many"
@@ -112,12 +123,8 @@ if [ "${PK_SANITIZERS:-no}" != yes ]; then
     timeout 120 "$pikoc" run --monitor function-memory,alloc --record "zmq:$ep" \
         --record "sqlite:$work/alloc-direct.db" -- "$builddir/tests/alloc_allocs_traced" >/dev/null 2>&1
     finished $collector
-    same=0
-    for table in functions call_paths threads symbols alloc_runs alloc_sites alloc_sizes memory_samples; do
-        [ "$(rows_of alloc.db $table 1 | md5sum)" = "$(rows_of alloc-direct.db $table 1 | md5sum)" ] &&
-            same=$((same + 1))
-    done
-    check_equal "alloc monitor: the collector's 8 tables = the sqlite recorder's" "$same $(rows_of alloc.db alloc_sites 1 | wc -l)" "8 16"
+    check_equal "alloc monitor: the collector's 8 tables = the sqlite recorder's" \
+        "$(same_tables alloc.db alloc-direct.db functions call_paths threads symbols alloc_runs alloc_sites alloc_sizes memory_samples) $(rows_of alloc.db alloc_sites 1 | wc -l)" "8 16"
 fi
 
 # --- on a terminal the view refreshes in place ----------------------------------------------
@@ -144,28 +151,71 @@ finished $collector
 check_equal "late collector: every record, once" \
     "$(sql late.db "SELECT status, events, written FROM runs") $(once late.db 1)" "complete,20000,20000 20000 20000 20000"
 
-# --- a collector stopped (SIGTERM) and started again mid-run: nothing lost ------------
-ep="ipc://$work/restart"
-collect first "$ep" --into restart.db
-first=$collector
-timeout 120 "$(prog zmq_paced)" "zmq:$ep" 60000 20000 >restart-sender.out 2>&1 &
-sender=$!
-sleep 0.4
-kill -TERM $first
-finished $first
-check_equal "SIGTERM: the collector stops cleanly" "$status $(grep -c 'incomplete, .*no goodbye' first.out)" "0 1"
-collect second "$ep" --into restart.db --runs 1
-finished $sender
-check_equal "restart: the sender ended well" "$status $(cat restart-sender.out)" "0 "
-finished $collector
-check_equal "restart: the second collector resumed the run" \
-    "$(grep -c 'started, zmq_paced (resumed: earlier records are in another run)' second.out)" 1
-check_equal "restart: both parts together hold every record exactly once" \
-    "$(sql restart.db "SELECT count(*), count(DISTINCT \"index\"), min(\"index\"), max(\"index\") FROM pikoc_events")" \
-    "60000,60000,0,59999"
-check_equal "restart: two runs of one pid, each incomplete" \
-    "$(sql restart.db "SELECT count(*), count(DISTINCT pid), group_concat(status, ' ') FROM runs")" \
-    "2,1,incomplete incomplete"
+# --- a collector stopped (SIGTERM) and started again mid-run: one run, exact ------------
+# restart NAME SIGNAL SENDER...: runs SENDER, stops its collector mid-run with SIGNAL
+# (TERM: it stops cleanly; KILL: it keeps what it acknowledged) and starts another
+restart() { # (collect sets $name)
+    part=$1 signal=$2
+    shift 2
+    ep="ipc://$work/$part"
+    collect "$part-first" "$ep" --into "$part.db"
+    first=$collector
+    timeout 120 "$@" >"$part-sender.out" 2>&1 &
+    sender=$!
+    i=0
+    while ! grep -q ': started, ' "$part-first.out" && [ $i -lt 200 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    sleep 0.3
+    kill -$signal "$(pgrep -P $first)" # the collector, not its timeout
+    finished $first
+    if [ $signal = TERM ]; then
+        left="0 1 incomplete,1"
+    else
+        left="137 0 running,1"
+    fi
+    check_equal "$part: SIG$signal stops the collector, the run left for the next" \
+        "$status $(grep -c 'incomplete, .*no goodbye' "$part-first.out") $(sql "$part.db" "SELECT status, count(*) > 0 FROM runs, sender_messages")" \
+        "$left"
+    collect "$part-second" "$ep" --into "$part.db" --runs 1
+    finished $sender
+    sender_status=$status
+    finished $collector
+    check_equal "$part: the second collector took the run up again" \
+        "$sender_status $(grep -c 'started, .* (resumed: [1-9][0-9]* records from an earlier collector)' "$part-second.out")" "0 1"
+}
+restart restart TERM "$(prog zmq_paced)" "zmq:ipc://$work/restart" 60000 20000
+timeout 60 "$(prog zmq_paced)" "sqlite:$work/restart-direct.db" 60000 0 >/dev/null 2>&1
+check_equal "restart: one run, complete, every record once, totals = the goodbye's" \
+    "$(sql restart.db "SELECT count(*), status, events, calls, written, (SELECT count(*) FROM sender_messages) FROM runs") $(once restart.db 1)" \
+    "1,complete,60000,30000,60000,0 60000 60000 60000"
+check_equal "restart: pikoc top as an uninterrupted run's, 7500 calls each" \
+    "$("$pikoc" top --db restart.db | awk 'NR > 2 {print $1, $2}' | tr '\n' ' ')" \
+    "alpha 7500 beta 7500 delta 7500 gamma 7500 "
+check_equal "restart: its 5 tables = the sqlite recorder's for the same records" \
+    "$(same_tables restart.db restart-direct.db functions call_paths threads symbols pikoc_events)" 5
+# killed: what it had acknowledged was committed, the rest comes again
+restart killed-collector KILL "$(prog zmq_paced)" "zmq:ipc://$work/killed-collector" 60000 20000
+check_equal "killed collector: one run, complete, every record once, its tables exact" \
+    "$(sql killed-collector.db "SELECT count(*), status, events, calls, written FROM runs") $(once killed-collector.db 1) $(same_tables killed-collector.db restart-direct.db functions call_paths threads symbols pikoc_events)" \
+    "1,complete,60000,30000,60000 60000 60000 60000 5"
+if [ "${PK_SANITIZERS:-no}" != yes ]; then
+    # the sqlite recorder in the same process: the same records (zmq's own allocations too)
+    restart alloc-restart TERM "$pikoc" run --monitor alloc --record "zmq:ipc://$work/alloc-restart" \
+        --record "sqlite:$work/alloc-restart-direct.db" -- "$builddir/tests/alloc_allocs" drip 200 10
+    check_equal "alloc restart: one run, complete, its allocations = the sqlite recorder's" \
+        "$(sql alloc-restart.db "SELECT count(*), status, a.allocations, a.frees, a.leaked_blocks, a.leaked_bytes, a.peak_bytes FROM runs r JOIN alloc_runs a ON a.run_id = r.id")" \
+        "$(sql alloc-restart-direct.db "SELECT count(*), status, a.allocations, a.frees, a.leaked_blocks, a.leaked_bytes, a.peak_bytes FROM runs r JOIN alloc_runs a ON a.run_id = r.id")"
+    check_equal "alloc restart: pikoc leaks: drip's 200 blocks of 48 bytes, as the sqlite recorder's" \
+        "$("$pikoc" leaks --db alloc-restart.db | awk '$1 == "drip" {print $1, $3, $4, $5}') $("$pikoc" leaks --db alloc-restart.db | md5sum)" \
+        "drip 200 9.4 KiB $("$pikoc" leaks --db alloc-restart-direct.db | md5sum)"
+    check_equal "alloc restart: drip's two sites exact (line, allocations, bytes, frees, freed, leaked)" \
+        "$(sql alloc-restart.db "SELECT a.caller_line, a.allocations, a.bytes, a.frees, a.freed_bytes, a.leaked_blocks, a.leaked_bytes FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id WHERE s.function = 'drip' ORDER BY a.caller_line" | tr '\n' ' ')" \
+        "180,200,9600,0,0,200,9600 183,200,3200,200,3200,0,0 "
+    check_equal "alloc restart: its 5 tables = the sqlite recorder's" \
+        "$(same_tables alloc-restart.db alloc-restart-direct.db functions call_paths symbols alloc_sites alloc_sizes)" 5
+fi
 
 # --- a sender killed mid-run: its run ends incomplete with what arrived ----------------
 ep="ipc://$work/killed"
@@ -184,6 +234,47 @@ check_equal "killed sender: incomplete with what arrived" \
     "$(sql killed.db "SELECT status, written FROM runs") $(once killed.db 1)" \
     "incomplete,$arrived $arrived $arrived $arrived"
 
+# --- pikoc run tells the collector how its program ended --------------------------------
+ep="ipc://$work/exits"
+collect exits "$ep" --into exits.db
+"$pikoc" run --record "zmq:$ep" -- "$(cli_prog exits)" status 7 >/dev/null 2>exits-1.err
+exits="$?"
+"$pikoc" run --record "zmq:$ep" -- "$(cli_prog exits)" wait 1500 _exit 4 >/dev/null 2>exits-2.err
+exits="$exits $?"
+"$pikoc" run --record "zmq:$ep" -- "$(cli_prog exits)" wait 1500 kill >/dev/null 2>exits-3.err
+exits="$exits $?"
+i=0
+while [ "$(grep -c 'records received' exits.out)" -lt 3 ] && [ $i -lt 100 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+kill -TERM $collector
+finished $collector
+check_equal "pikoc run: exit codes; it says where the records went, nothing else" \
+    "$exits $(cat exits-1.err exits-2.err exits-3.err | grep '^pikoc run:' | sort -u)" \
+    "7 4 137 pikoc run: records -> zmq:$ep"
+check_equal "collector: each run marked as pikoc run marks a database (status, signal, exit status)" \
+    "$(sql exits.db "SELECT status, signal, exit_status, end_ns IS NOT NULL FROM runs ORDER BY id" | tr '\n' ' ')" \
+    "complete,,7,1 incomplete,,4,1 killed,9,,1 "
+printf 'PKOZ\002\006\001\000\000\000\000\000\000\000\001\001h\005\000\004gone\000\000' >bad-exit.bin
+collect exit-bad "$ep" --into none
+$python - "$ep" <<'EOF2'
+import sys, zmq
+sock = zmq.Context().socket(zmq.DEALER)
+sock.connect(sys.argv[1])
+sock.send(open("bad-exit.bin", "rb").read())
+reply = sock.recv()
+assert reply[5] == 4 and reply[14] == 1, reply  # acknowledged: sent again, it would fail again
+sock.close(linger=1000)
+EOF2
+kill -TERM $collector
+finished $collector
+check_equal "exit message: a status pikoc does not know is rejected, named" "$(cat exit-bad.err)" \
+    "pikoc listen: rejected a message from an unknown sender: exit: status 'gone' is none of crashed, killed, incomplete"
+
+# --- zmq+pub: lossy, every drop counted -----------------------------------------------
+ep="ipc://$work/lossy"
+timeout 120 "$(prog zmq_paced)" "zmq+pub:$ep" 40000 10000 >lossy-sender.out 2>&1 &
 # --- zmq+pub: a publisher, any number of subscribers, every drop counted -----------------
 # status, written, dropped and events of the one run in a database
 run_counts() { sql "$1" "SELECT status, written, dropped, events FROM runs" | tr ',' ' '; }

@@ -27,7 +27,15 @@
 #define REPORTED_REJECTS 20                   /* then they are only counted */
 #define ENDED_MEMORY 1024 /* ended senders remembered, so late duplicates stay ignored */
 #define TOP_FUNCTIONS 3
-#define MAX_PUBLISHERS 16 /* --subscribe endpoints */
+#define MAX_PUBLISHERS 16             /* --subscribe endpoints */
+#define PROBE_INTERVAL_NS 50000000ull /* after a connection closed, senders are checked */
+#define PROBE_PERIOD_NS 2000000000ull /* this often, for this long */
+#define HEARTBEAT_MS 2000             /* a connection silent for 3 of these is closed */
+/* Batches of a sender waiting for a commit before it is due: half its window
+ * (recorders/zmq.c), so that it need not stop and wait for the commit. */
+#define UNSTORED_BATCHES 16
+/* After --runs N: what pikoc run says of its program's end comes just after the run's end. */
+#define EXIT_GRACE_NS 500000000ull
 
 static const char help[] =
     "usage: pikoc listen [OPTIONS] [ENDPOINT]\n"
@@ -37,7 +45,11 @@ static const char help[] =
     "process its own run in the database, and shows them live: records per\n"
     "second, current RSS and top functions per process. ENDPOINT is\n"
     "tcp://HOST:PORT or ipc://PATH (default: " DEFAULT_ENDPOINT ", loopback\n"
-    "only). Ctrl-C or SIGTERM stops it with every received batch written.\n"
+    "only). Ctrl-C or SIGTERM stops it with every received batch written; started\n"
+    "again on the same database, it takes the runs left open up again (their\n"
+    "senders send what was not stored yet), so a run stays one run. A batch is\n"
+    "acknowledged once it is in the database. pikoc run tells it how a program\n"
+    "it started ended (exit status, signal).\n"
     "\n"
     "options:\n"
     "  -o, --into DB          the database (default: pikoc.db); 'none' stores\n"
@@ -54,7 +66,8 @@ static const char help[] =
     "                         With DIR/clients/*.pub, only senders whose key is there\n"
     "                         (PIKOC_ZMQ_CLIENT_KEY: their secret key) get in\n"
     "  -i, --interval DURATION  how often the view refreshes (default: 1s)\n"
-    "  -n, --runs N           stop once N runs have ended\n"
+    "  -n, --runs N           stop once N runs have ended (half a second later: pikoc\n"
+    "                         run says how its program ended just after its run ends)\n"
     "  -h, --help             this help\n"
     "\n"
     "The view refreshes in place on a terminal; otherwise it prints one line per\n"
@@ -82,13 +95,15 @@ static const pk_cli_option options[] = {
 
 typedef struct sender {
     uint64_t id;
-    uint8_t route[256]; /* the ROUTER's identity of its connection */
-    size_t route_length;
-    int fd; /* the connection's descriptor (ZMQ_SRCFD), for disconnect events */
+    uint8_t route[256];  /* the ROUTER's identity of its connection (its latest message's) */
+    size_t route_length; /* 0 for a publisher's run: no replies */
     pk_wire_peer peer;
     pk_store_run *run;
     int64_t run_id; /* numbered by the collector when nothing is stored */
     uint64_t next_seq;
+    /* acknowledged once stored: the last seq kept, the writer's commits then, the last acked */
+    uint64_t kept_seq, kept_commits, acked_seq;
+    bool resumed;                                 /* its run is one an earlier collector left */
     uint64_t entries, records, written, rejected; /* records: observed entries */
     uint64_t skipped;                             /* of event types this pikoc does not know */
     /* a lossy sender: batches whose seq never came (dropped there, or missed here); at
@@ -118,10 +133,12 @@ typedef struct collector {
     size_t ended_count;
     int64_t runs_started;
     uint64_t runs_ended, runs_wanted;
+    uint64_t stop_ns; /* --runs reached: when to stop */
     uint64_t records, rejected, reported;
     pk_wire_batch batch;
     bool tty;
     uint64_t interval_ns, last_view_ns;
+    uint64_t last_probe_ns, probe_until_ns; /* probes after a connection closed */
     size_t view_lines;
     int status;
 } collector;
@@ -150,6 +167,11 @@ static bool has_ended(const collector *c, uint64_t id)
         if (c->ended[i] == id)
             return true;
     return false;
+}
+
+static void remember_ended(collector *c, uint64_t id)
+{
+    c->ended[c->ended_count++ % ENDED_MEMORY] = id;
 }
 
 static void name_sender(const sender *s, char *buf, size_t size)
@@ -181,12 +203,29 @@ static void store_failed(collector *c, const pk_error *err)
     stop_requested = 1;
 }
 
+/* How a sender's run ends in this collector. */
+typedef enum ending {
+    SAID_GOODBYE, /* its goodbye came: the run is over */
+    VANISHED,     /* its connection closed first: over, with what arrived */
+    SUSPENDED,    /* the collector stops: the next one may take the run up again */
+} ending;
+
+static int store_end(sender *s, ending how, const pk_run_totals *totals, uint64_t peak_rss,
+                     const char *status, pk_error *err)
+{
+    if (!s->run)
+        return 0;
+    if (how == SUSPENDED)
+        return pk_store_run_suspend(s->run, err);
+    return pk_store_run_finish(s->run, totals, peak_rss, status, err);
+}
+
 /* Forgets a sender whose run ended, with `status` for its last line. */
-static void end_sender(collector *c, sender *s, const pk_run_totals *totals, uint64_t peak_rss,
-                       const char *status, bool remember)
+static void end_sender(collector *c, sender *s, ending how, const pk_run_totals *totals,
+                       uint64_t peak_rss, const char *status)
 {
     pk_error err;
-    if (s->run && pk_store_run_finish(s->run, totals, peak_rss, status, &err) != 0)
+    if (store_end(s, how, totals, peak_rss, status, &err) != 0)
         store_failed(c, &err);
     char who[300];
     name_sender(s, who, sizeof who);
@@ -202,13 +241,13 @@ static void end_sender(collector *c, sender *s, const pk_run_totals *totals, uin
                  (unsigned long long)s->dropped_there, (unsigned long long)s->missed_here);
     printf("%s: %s, %llu records received (%llu stored in detail)%s%s%s\n", who, status,
            (unsigned long long)s->records, (unsigned long long)s->written, skipped,
-           totals ? lossy : "", totals ? "" : ", no goodbye");
+           how == SAID_GOODBYE ? lossy : "", how == SAID_GOODBYE ? "" : ", no goodbye");
     fflush(stdout);
-    if (remember)
-        c->ended[c->ended_count++ % ENDED_MEMORY] = s->id;
+    if (how == SAID_GOODBYE)
+        remember_ended(c, s->id);
     c->runs_ended++;
-    if (c->runs_wanted && c->runs_ended >= c->runs_wanted)
-        stop_requested = 1;
+    if (c->runs_wanted && c->runs_ended == c->runs_wanted)
+        c->stop_ns = pk_clock_monotonic_ns() + EXIT_GRACE_NS;
     pk_store_run_free(s->run);
     pk_wire_peer_free(&s->peer);
     for (size_t i = 0; i < c->sender_count; i++) {
@@ -223,19 +262,65 @@ static void end_sender(collector *c, sender *s, const pk_run_totals *totals, uin
 
 /* ---- replies ------------------------------------------------------------------------ */
 
+/* A header-only message; false when the route's connection is gone (ZMQ_ROUTER_MANDATORY). */
+static bool send_header(collector *c, const void *route, size_t route_length, pk_wire_type type,
+                        uint64_t sender_id, uint64_t seq)
+{
+    pk_wire_buf m = {0};
+    pk_wire_put_header(&m, type, sender_id, seq);
+    /* a sender that cannot take it now will ask again: never wait for one */
+    bool gone = false;
+    if (zmq_send(c->socket, route, route_length, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(c->socket, m.bytes, m.used, ZMQ_DONTWAIT);
+    else
+        gone = zmq_errno() == EHOSTUNREACH;
+    pk_wire_buf_free(&m);
+    return !gone;
+}
+
 /* To the sender behind route; a publisher's messages (route NULL) get none. */
 static void reply(collector *c, const zmq_msg_t *route, pk_wire_type type, uint64_t sender_id,
                   uint64_t seq)
 {
-    if (!route)
-        return;
-    pk_wire_buf m = {0};
-    pk_wire_put_header(&m, type, sender_id, seq);
-    /* a sender that cannot take it now will ask again: never wait for one */
-    if (zmq_send(c->socket, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(c->socket, m.bytes, m.used, ZMQ_DONTWAIT);
-    pk_wire_buf_free(&m);
+    if (route)
+        send_header(c, zmq_msg_data((zmq_msg_t *)route), zmq_msg_size(route), type, sender_id, seq);
+}
+
+/* An acknowledgement to the sender's latest connection; false when it is gone. */
+static bool acknowledge(collector *c, sender *s, uint64_t seq)
+{
+    return !s->route_length || send_header(c, s->route, s->route_length, PK_WIRE_ACK, s->id, seq);
+}
+
+/*
+ * Acknowledges what the store has committed, so a collector killed at any
+ * moment loses nothing it acknowledged (without a store: on receipt).
+ */
+static void acknowledge_stored(collector *c, sender *s)
+{
+    uint64_t commits = c->writer ? pk_store_writer_commits(c->writer) : UINT64_MAX;
+    if (s->kept_seq > s->acked_seq && commits > s->kept_commits) {
+        acknowledge(c, s, s->kept_seq);
+        s->acked_seq = s->kept_seq;
+    }
+}
+
+/*
+ * Whether each sender is still connected: an acknowledgement it already has
+ * goes to it, which the socket refuses once its connection closed (killed,
+ * crashed). Which connection closed the monitor does not say (no routing
+ * id), and the socket forgets a route a little after: so every sender, for a
+ * while after each closing. A publisher's run is not probed.
+ */
+static void probe_senders(collector *c)
+{
+    for (size_t i = 0; i < c->sender_count;) {
+        sender *s = c->senders[i];
+        if (!acknowledge(c, s, s->acked_seq))
+            end_sender(c, s, VANISHED, NULL, 0, "incomplete");
+        else
+            i++;
+    }
 }
 
 /* ---- messages ------------------------------------------------------------------------ */
@@ -247,8 +332,92 @@ static bool no_thread_name(uint64_t thread, char name[16], void *user)
     return false;
 }
 
+static void take_route(sender *s, const zmq_msg_t *route)
+{
+    size_t n = zmq_msg_size(route);
+    s->route_length = n < sizeof s->route ? n : 0;
+    memcpy(s->route, zmq_msg_data((zmq_msg_t *)route), s->route_length);
+}
+
+/* Seq comes next: a lossy sender's seqs skipped are batches dropped there, or missed here. */
+static void skip_to(sender *s, uint64_t seq)
+{
+    if (seq <= s->next_seq)
+        return;
+    if (s->peer.flags & PK_WIRE_LOSSY)
+        s->missing_batches += seq - s->next_seq;
+    s->next_seq = seq;
+}
+
+/* Keeps an accepted message in the store: a later collector rebuilds the run from them. */
+static void keep(collector *c, sender *s, uint64_t seq, const uint8_t *data, size_t size)
+{
+    pk_error err;
+    if (s->run && pk_store_run_keep_message(s->run, seq, data, size, &err) != 0)
+        store_failed(c, &err);
+}
+
+/* Seq (and every one before) is acknowledged once what was kept so far is committed. */
+static void taken(collector *c, sender *s, uint64_t seq)
+{
+    s->kept_seq = seq;
+    s->kept_commits = c->writer ? pk_store_writer_commits(c->writer) : 0;
+}
+
+static int take_batch(collector *c, sender *s, const uint8_t *data, size_t size, size_t offset);
+
+typedef struct replay {
+    collector *c;
+    sender *s;
+} replay;
+
+/* One kept message of a run taken up again: as when it first came, minus the replies. */
+static int replay_message(const uint8_t *data, size_t size, void *user, pk_error *err)
+{
+    replay *r = user;
+    pk_wire_header h;
+    size_t offset;
+    pk_wire_peer again;
+    if (pk_wire_decode_header(data, size, &h, &offset, err) != 0)
+        return -1;
+    if (h.type == PK_WIRE_HELLO) {
+        if (pk_wire_decode_hello(data, size, offset, &again, err) != 0)
+            return -1;
+        pk_wire_merge_hello(&r->s->peer, &again);
+        pk_wire_peer_free(&again);
+        skip_to(r->s, r->s->peer.next_seq);
+        return 0;
+    }
+    skip_to(r->s, h.seq);
+    r->s->next_seq = h.seq + 1;
+    r->s->kept_seq = r->s->acked_seq = h.seq; /* stored: its acknowledgement may have gone out */
+    if (take_batch(r->c, r->s, data, size, offset) != 0)
+        return pk_fail(err, "%s: run %lld: a kept batch cannot be taken again", r->c->path,
+                       (long long)r->s->run_id);
+    return 0;
+}
+
+/* Starts the sender's run, or takes up the one an earlier collector left (run_id). */
+static int open_run(collector *c, sender *s, int64_t run_id, pk_error *err)
+{
+    s->run = run_id ? pk_store_run_reopen(c->writer, run_id, &s->peer.run, err)
+                    : pk_store_run_start(c->writer, &s->peer.run, s->peer.ppid, s->id, err);
+    if (!s->run)
+        return -1;
+    s->run_id = pk_store_run_id(s->run);
+    pk_store_run_name_threads(s->run, no_thread_name, NULL);
+    pk_store_run_resolve_frames(s->run, pk_wire_peer_frame, &s->peer);
+    if (!run_id)
+        return 0;
+    s->resumed = true;
+    replay r = {c, s};
+    if (pk_store_run_replay(s->run, replay_message, &r, err) != 0)
+        return -1;
+    return pk_store_writer_commit(c->writer, err);
+}
+
 static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const uint8_t *data,
-                       size_t size, const pk_wire_header *h, size_t offset, int fd)
+                       size_t size, const pk_wire_header *h, size_t offset)
 {
     pk_wire_peer peer;
     pk_error err;
@@ -260,11 +429,8 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
         /* a resend: the strings again, and where the batches go on */
         pk_wire_merge_hello(&s->peer, &peer);
         pk_wire_peer_free(&peer);
-        if (s->peer.next_seq > s->next_seq) {
-            s->missing_batches += s->peer.next_seq - s->next_seq;
-            s->next_seq = s->peer.next_seq;
-        }
-        s->fd = fd;
+        skip_to(s, s->peer.next_seq);
+        keep(c, s, 0, data, size);
         return;
     }
     if (peer.schema_version > PK_STORE_VERSION) {
@@ -275,43 +441,50 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
         reject(c, NULL, why);
         return;
     }
+    int64_t run_id = 0;
+    pk_store_sender_state state = PK_STORE_SENDER_NEW;
+    if (c->writer && pk_store_writer_find_sender(c->writer, h->sender, &run_id, &state, &err) != 0)
+        store_failed(c, &err);
+    if (state == PK_STORE_SENDER_ENDED) {
+        /* its goodbye is stored, but our acknowledgement of it was lost */
+        pk_wire_peer_free(&peer);
+        remember_ended(c, h->sender);
+        return;
+    }
     s = pk_xcalloc(1, sizeof *s);
     s->id = h->sender;
     s->peer = peer;
-    s->fd = fd;
-    s->next_seq = peer.next_seq ? peer.next_seq : 1;
-    /* a subscriber that came late: what was published before is missing here */
-    if (peer.flags & PK_WIRE_LOSSY)
-        s->missing_batches = s->next_seq - 1;
-    if (route) {
-        s->route_length = zmq_msg_size(route) < sizeof s->route ? zmq_msg_size(route) : 0;
-        memcpy(s->route, zmq_msg_data((zmq_msg_t *)route), s->route_length);
-    }
-    if (c->writer) {
-        s->run = pk_store_run_start(c->writer, &s->peer.run, s->peer.ppid, &err);
-        if (!s->run) {
-            store_failed(c, &err);
-            pk_wire_peer_free(&s->peer);
-            free(s);
-            return;
-        }
-        s->run_id = pk_store_run_id(s->run);
-        pk_store_run_name_threads(s->run, no_thread_name, NULL);
-        pk_store_run_resolve_frames(s->run, pk_wire_peer_frame, &s->peer);
-    } else {
+    s->next_seq = 1;
+    if (route)
+        take_route(s, route);
+    if (!c->writer) {
         s->run_id = ++c->runs_started;
+    } else if (open_run(c, s, state == PK_STORE_SENDER_RESUMABLE ? run_id : 0, &err) != 0) {
+        store_failed(c, &err);
+        pk_store_run_free(s->run);
+        pk_wire_peer_free(&s->peer);
+        free(s);
+        return;
     }
+    /* a subscriber that came late: what was published before is missing here */
+    uint64_t missed_before = s->missing_batches;
+    skip_to(s, peer.next_seq);
     pk_grow(&c->senders, &c->sender_capacity, c->sender_count, sizeof *c->senders);
     c->senders[c->sender_count++] = s;
+    keep(c, s, 0, data, size);
     char who[300];
     name_sender(s, who, sizeof who);
-    char late[96] = "";
-    if (s->missing_batches)
-        snprintf(late, sizeof late, " (joined late: batches 1 to %llu missed)",
-                 (unsigned long long)s->missing_batches);
-    printf("%s: started, %s%s%s\n", who, s->peer.run.command_line,
-           (s->peer.flags & PK_WIRE_RESUME) ? " (resumed: earlier records are in another run)" : "",
-           late);
+    char late[96] = "", resumed[96] = "";
+    if (s->missing_batches > missed_before)
+        snprintf(late, sizeof late, " (joined late: batches %llu to %llu missed)",
+                 (unsigned long long)(s->next_seq - (s->missing_batches - missed_before)),
+                 (unsigned long long)(s->next_seq - 1));
+    if (s->resumed)
+        snprintf(resumed, sizeof resumed, " (resumed: %llu records from an earlier collector)",
+                 (unsigned long long)s->records);
+    else if (s->peer.flags & PK_WIRE_RESUME)
+        snprintf(resumed, sizeof resumed, " (resumed: earlier records are in another run)");
+    printf("%s: started, %s%s%s\n", who, s->peer.run.command_line, resumed, late);
     fflush(stdout);
     c->view_lines = 0;
 }
@@ -319,8 +492,8 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
 /* Whether a batch or goodbye of seq comes next; acknowledges duplicates. */
 static bool in_order(collector *c, sender *s, const zmq_msg_t *route, uint64_t seq)
 {
-    if (seq < s->next_seq) { /* sent again after a silence: we have it */
-        reply(c, route, PK_WIRE_ACK, s->id, s->next_seq - 1);
+    if (seq < s->next_seq) { /* sent again after a silence: we have it (stored, or soon) */
+        reply(c, route, PK_WIRE_ACK, s->id, s->acked_seq);
         return false;
     }
     if (seq > s->next_seq && !(s->peer.flags & PK_WIRE_LOSSY)) {
@@ -328,23 +501,22 @@ static bool in_order(collector *c, sender *s, const zmq_msg_t *route, uint64_t s
         reply(c, route, PK_WIRE_RESEND, s->id, 0);
         return false;
     }
-    s->missing_batches += seq - s->next_seq; /* lossy: dropped there, or missed here */
+    skip_to(s, seq);
     return true;
 }
 
-static void take_batch(collector *c, sender *s, const uint8_t *data, size_t size, size_t offset)
+static int take_batch(collector *c, sender *s, const uint8_t *data, size_t size, size_t offset)
 {
     pk_error err;
     if (pk_wire_decode_batch(&s->peer, data, size, offset, &c->batch, &err) != 0) {
         reject(c, s, err.message);
-        return;
+        return -1;
     }
     for (size_t i = 0; i < c->batch.count; i++) {
         const pk_wire_entry *e = &c->batch.entries[i];
         s->skipped += e->head == 0;
         if (e->head & PK_WIRE_OBSERVED) {
             s->records++;
-            c->records++;
             if (s->run)
                 pk_store_run_observe(s->run, &e->record);
         }
@@ -352,7 +524,7 @@ static void take_batch(collector *c, sender *s, const uint8_t *data, size_t size
             s->written++;
             if (s->run && pk_store_run_write(s->run, &e->record, &err) != 0) {
                 store_failed(c, &err);
-                return;
+                return -1;
             }
         }
         if (e->record.flags & PK_RECORD_MEMORY) {
@@ -361,6 +533,7 @@ static void take_batch(collector *c, sender *s, const uint8_t *data, size_t size
         }
     }
     s->entries += c->batch.count;
+    return 0;
 }
 
 /* The names of the sender's threads, which its goodbye brings. */
@@ -397,15 +570,31 @@ static void take_goodbye(collector *c, sender *s, const uint8_t *data, size_t si
     }
     if (s->run)
         pk_store_run_name_threads(s->run, goodbye_thread_name, &g);
-    end_sender(c, s, &totals, g.peak_rss, whole ? "complete" : "incomplete", true);
+    end_sender(c, s, SAID_GOODBYE, &totals, g.peak_rss, whole ? "complete" : "incomplete");
     pk_wire_goodbye_free(&g);
+}
+
+/* A launcher says how the program of a run ended: the run is marked as an sqlite: one is. */
+static void take_exit(collector *c, const uint8_t *data, size_t size, size_t offset)
+{
+    pk_wire_exit x;
+    pk_error err;
+    if (pk_wire_decode_exit(data, size, offset, &x, &err) != 0) {
+        reject(c, NULL, err.message);
+        return;
+    }
+    int signal = x.signal ? (int)x.signal : -1, exit_status = x.signal ? -1 : (int)x.exit_status;
+    if (c->writer &&
+        pk_store_writer_mark_run(c->writer, x.host, (int)x.pid, (int64_t)x.started_after_ns,
+                                 x.status, signal, exit_status, &err) != 0)
+        fprintf(stderr, "pikoc listen: %s\n", err.message);
+    pk_wire_exit_free(&x);
 }
 
 static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
 {
     const uint8_t *data = zmq_msg_data(msg);
     size_t size = zmq_msg_size(msg);
-    int fd = zmq_msg_get(msg, ZMQ_SRCFD);
     pk_wire_header h;
     size_t offset;
     pk_error err;
@@ -420,13 +609,19 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
         reject(c, s, "an acknowledgement or resend request sent to the collector");
         return;
     }
+    if (h.type == PK_WIRE_EXIT) {
+        /* acknowledged even when refused: sent again, it would be refused again */
+        take_exit(c, data, size, offset);
+        reply(c, route, PK_WIRE_ACK, h.sender, h.seq);
+        return;
+    }
     if (!s && has_ended(c, h.sender)) {
         /* a late copy of what an ended run sent: its acknowledgement was lost */
         reply(c, route, PK_WIRE_ACK, h.sender, h.seq);
         return;
     }
     if (h.type == PK_WIRE_HELLO) {
-        take_hello(c, s, route, data, size, &h, offset, fd);
+        take_hello(c, s, route, data, size, &h, offset);
         return;
     }
     if (!s) {
@@ -434,17 +629,26 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
         reply(c, route, PK_WIRE_RESEND, h.sender, 0);
         return;
     }
+    if (route)
+        take_route(s, route);
     if (!in_order(c, s, route, h.seq))
         return;
-    s->fd = fd;
     s->next_seq = h.seq + 1;
-    uint64_t id = s->id;
-    if (h.type == PK_WIRE_BATCH)
-        take_batch(c, s, data, size, offset);
-    else
-        take_goodbye(c, s, data, size, offset); /* s is gone */
-    /* taken into the store writer (or refused: sent again, it would be refused again) */
-    reply(c, route, PK_WIRE_ACK, id, h.seq);
+    if (h.type == PK_WIRE_GOODBYE) {
+        take_goodbye(c, s, data, size, offset); /* s is gone, its run committed */
+        reply(c, route, PK_WIRE_ACK, h.sender, h.seq);
+        return;
+    }
+    uint64_t before = s->records;
+    /* a batch refused is acknowledged too: sent again, it would be refused again */
+    if (take_batch(c, s, data, size, offset) == 0)
+        keep(c, s, h.seq, data, size);
+    taken(c, s, h.seq);
+    c->records += s->records - before;
+    if (c->writer && s->kept_seq - s->acked_seq >= UNSTORED_BATCHES &&
+        pk_store_writer_commit(c->writer, &err) != 0)
+        store_failed(c, &err);
+    acknowledge_stored(c, s);
 }
 
 /* Takes one [route][message] from the socket; false when there is none. */
@@ -491,28 +695,15 @@ static bool receive_published(collector *c)
     return true;
 }
 
-/* A connection closed: its sender, if it had not said goodbye, vanished. */
+/* A connection closed (the monitor's event; heartbeats close silent ones): probe for a while. */
 static void take_event(collector *c)
 {
-    zmq_msg_t head, address;
-    zmq_msg_init(&head);
-    zmq_msg_init(&address);
-    if (zmq_msg_recv(&head, c->monitor, ZMQ_DONTWAIT) >= 0 &&
-        zmq_msg_recv(&address, c->monitor, 0) >= 0 && zmq_msg_size(&head) == 6) {
-        const uint8_t *d = zmq_msg_data(&head);
-        uint16_t event = (uint16_t)(d[0] | d[1] << 8);
-        int fd = (int)((uint32_t)d[2] | (uint32_t)d[3] << 8 | (uint32_t)d[4] << 16 |
-                       (uint32_t)d[5] << 24);
-        for (size_t i = 0; event == ZMQ_EVENT_DISCONNECTED && i < c->sender_count;) {
-            sender *s = c->senders[i];
-            if (s->fd == fd)
-                end_sender(c, s, NULL, 0, "incomplete", false);
-            else
-                i++;
-        }
-    }
-    zmq_msg_close(&head);
-    zmq_msg_close(&address);
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    for (bool more = true; more && zmq_msg_recv(&part, c->monitor, ZMQ_DONTWAIT) >= 0;)
+        more = zmq_msg_more(&part);
+    zmq_msg_close(&part);
+    c->probe_until_ns = pk_clock_monotonic_ns() + PROBE_PERIOD_NS;
 }
 
 /* ---- the view ----------------------------------------------------------------------- */
@@ -747,6 +938,11 @@ static int open_socket(collector *c, const char *curve_dir)
     if (!c->endpoint)
         return 0;
     c->socket = receiving_socket(c, ZMQ_ROUTER);
+    int one = 1, heartbeat = HEARTBEAT_MS, timeout = 3 * HEARTBEAT_MS;
+    /* a send to a closed connection fails (EHOSTUNREACH): how vanished senders show */
+    zmq_setsockopt(c->socket, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &heartbeat, sizeof heartbeat);
+    zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
     if (curve_dir) {
         int status = set_curve(c, curve_dir);
         if (status != 0)
@@ -773,12 +969,15 @@ static int open_socket(collector *c, const char *curve_dir)
 
 static void close_all(collector *c)
 {
-    /* received batches are written; a run still open ends incomplete with what arrived */
+    /* received batches are written and acknowledged; a run still open ends incomplete for
+     * now, its messages kept for the next collector */
     pk_error err;
     if (c->writer && pk_store_writer_commit(c->writer, &err) != 0)
         store_failed(c, &err);
+    for (size_t i = 0; i < c->sender_count && !c->status; i++)
+        acknowledge_stored(c, c->senders[i]);
     while (c->sender_count)
-        end_sender(c, c->senders[0], NULL, 0, "incomplete", false);
+        end_sender(c, c->senders[0], SUSPENDED, NULL, 0, "incomplete");
     pk_store_writer_close(c->writer, false);
     pk_wire_batch_free(&c->batch);
     free(c->senders);
@@ -824,7 +1023,16 @@ static void serve(collector *c)
         pk_error err;
         if (c->writer && pk_store_writer_commit_due(c->writer, &err) != 0)
             store_failed(c, &err);
+        for (size_t i = 0; i < c->sender_count && !stop_requested; i++)
+            acknowledge_stored(c, c->senders[i]);
         uint64_t now = pk_clock_monotonic_ns();
+        if (c->stop_ns && now >= c->stop_ns)
+            stop_requested = 1;
+        if (now < c->probe_until_ns && now - c->last_probe_ns >= PROBE_INTERVAL_NS &&
+            !stop_requested) {
+            probe_senders(c);
+            c->last_probe_ns = now;
+        }
         if (now - c->last_view_ns >= c->interval_ns)
             refresh_view(c, now);
     }

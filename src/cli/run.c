@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "store.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,7 +69,8 @@ static const char help[] =
     "  -h, --help           this help\n"
     "\n"
     "The exit status is PROGRAM's (128+N when a signal N killed it; the run is then\n"
-    "marked killed or crashed in the database), 127 when PROGRAM cannot be started,\n"
+    "marked killed or crashed in the database, or by the collector of a zmq:ENDPOINT,\n"
+    "which is told), 127 when PROGRAM cannot be started,\n"
     "2 for a bad option or a statically linked, setuid or setgid PROGRAM (LD_PRELOAD\n"
     "cannot reach it).\n"
     "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK and the PIKOC_ZMQ_* settings\n"
@@ -653,10 +655,30 @@ static void summarize(const char *spec, const char *path, int64_t run_id, int64_
     sqlite3_close(db);
 }
 
+/* A collector marks the run as pk_store_mark_run does a database (a zmq+pub: publisher's
+ * subscribers are not told). */
+static void report_exit(const pk_spec *spec, pid_t pid, int64_t started_ns, const char *status,
+                        int sig, int exit_status)
+{
+    for (size_t i = 0; i < spec->option_count; i++)
+        if (strcmp(spec->options[i], "pub") == 0)
+            return;
+    pk_wire_exit x = {.host = pk_host_name(),
+                      .pid = (uint64_t)pid,
+                      .started_after_ns = (uint64_t)started_ns,
+                      .status = status,
+                      .signal = sig > 0 ? (uint64_t)sig : 0,
+                      .exit_status = exit_status >= 0 ? (uint64_t)exit_status : 0};
+    pk_error err;
+    if (pk_zmq_report_exit(spec->arg, &x, &err) != 0)
+        pk_cli_error("run", "%s", err.message);
+}
+
 /*
- * Marks the program's run in each sqlite database (a run still "running"
- * after its program ended becomes killed, crashed or incomplete) and prints
- * the summary: run id, events, calls, where they went, what to try next.
+ * Marks the program's run in each sqlite database and through each
+ * collector (a run still "running" after its program ended becomes killed,
+ * crashed or incomplete) and prints the summary: run id, events, calls,
+ * where they went, what to try next.
  */
 static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, int wait_status)
 {
@@ -667,8 +689,10 @@ static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, in
     for (size_t i = 0; i < cfg->record_count; i++) {
         pk_spec spec;
         pk_error err;
-        if (pk_spec_split("recorder spec", cfg->records[i], &spec, &err) != 0 ||
-            strcmp(spec.kind, "sqlite") != 0) {
+        bool split = pk_spec_split("recorder spec", cfg->records[i], &spec, &err) == 0;
+        if (!split || strcmp(spec.kind, "sqlite") != 0) {
+            if (split && strcmp(spec.kind, "zmq") == 0)
+                report_exit(&spec, pid, started_ns, status, sig, exit_status);
             if (!cfg->quiet)
                 fprintf(stderr, "pikoc run: records -> %s\n", cfg->records[i]);
             continue;

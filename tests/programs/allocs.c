@@ -10,6 +10,8 @@
  *   hold MIB MS     MIB MiB allocated and written, held MS milliseconds, freed
  *   steps N MS      N blocks of 100 KiB allocated one every MS milliseconds,
  *                   held 5 MS, then freed one every MS milliseconds
+ *   drip N MS       N rounds, one every MS milliseconds: a block of 48 bytes
+ *                   kept (they leak), one of 16 freed the round after
  *   fork            a child allocates 5 blocks of 100 bytes, frees 3 and exits;
  *                   the parent then allocates and frees 2 blocks of 200
  *   spawn PROGRAM   fork a child that allocates and exits, posix_spawn PROGRAM,
@@ -171,6 +173,20 @@ __attribute__((noinline)) static int steps(long n, long ms)
     return 0;
 }
 
+__attribute__((noinline)) static int drip(long n, long ms)
+{
+    void *previous = NULL;
+    for (long i = 0; i < n; i++) {
+        if (!malloc(48))
+            return 70;
+        free(previous);
+        previous = malloc(16);
+        pause_ms(ms);
+    }
+    free(previous);
+    return 0;
+}
+
 __attribute__((noinline)) static void in_child(void)
 {
     void *blocks[5];
@@ -236,6 +252,8 @@ int main(int argc, char **argv)
         return hold(a, b);
     if (strcmp(mode, "steps") == 0)
         return steps(a, b);
+    if (strcmp(mode, "drip") == 0)
+        return drip(a, b);
     if (strcmp(mode, "fork") == 0)
         return forks();
     if (strcmp(mode, "spawn") == 0 && argc > 2)
