@@ -424,15 +424,22 @@ static void version_1_file_is_upgraded_by_a_writer(void **state)
     sqlite3_close(db);
 }
 
-/* A version-2 file (before allocations) is upgraded by the next writer, its runs kept. */
-static void version_2_file_is_upgraded(void **state)
+/* A nested run, the file made older by `older` (SQL), then another: the file upgraded. */
+static sqlite3 *nested_across_upgrade(const temp_dir *t, const char *older)
 {
-    const temp_dir *t = dir_of(state);
     record_nested(t->db, NULL);
-    exec_sql(t->db, VERSION_3_OBJECTS " PRAGMA user_version = 2");
+    exec_sql(t->db, older);
     record_nested(t->db, NULL);
     sqlite3 *db = open_read(t->db);
     assert_rows(db, "PRAGMA user_version", "6\n");
+    return db;
+}
+
+/* A version-2 file (before allocations) is upgraded by the next writer, its runs kept. */
+static void version_2_file_is_upgraded(void **state)
+{
+    sqlite3 *db =
+        nested_across_upgrade(dir_of(state), VERSION_3_OBJECTS " PRAGMA user_version = 2");
     assert_rows(db, "SELECT id, status FROM runs", "1|complete\n2|complete\n");
     assert_rows(db, "SELECT count(*) FROM alloc_runs", "0\n");
     assert_rows(
@@ -790,12 +797,8 @@ static void sender_run_survives_its_writer(void **state)
 /* A version-5 file (before collector runs could resume) is upgraded by the next writer. */
 static void version_5_file_is_upgraded(void **state)
 {
-    const temp_dir *t = dir_of(state);
-    record_nested(t->db, NULL);
-    exec_sql(t->db, VERSION_6_OBJECTS " PRAGMA user_version = 5");
-    record_nested(t->db, NULL);
-    sqlite3 *db = open_read(t->db);
-    assert_rows(db, "PRAGMA user_version", "6\n");
+    sqlite3 *db =
+        nested_across_upgrade(dir_of(state), VERSION_6_OBJECTS " PRAGMA user_version = 5");
     assert_rows(db, "SELECT id, status, sender FROM runs", "1|complete|NULL\n2|complete|NULL\n");
     assert_rows(db, "SELECT count(*) FROM sender_messages", "0\n");
     sqlite3_close(db);
