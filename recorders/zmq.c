@@ -26,6 +26,7 @@
 #define WINDOW 32                     /* unacknowledged batches in flight */
 #define RESEND_AFTER_NS 2000000000ull /* no acknowledgement for 2 s: send again */
 #define POLL_MS 100
+#define CONNECT_WAIT_MS 1000 /* the launcher's report: a collector that is there answers by then */
 #define DEFAULT_LINGER_NS 10000000000ull /* wait at most 10 s without any progress */
 #define DEFAULT_PUB_HWM 64               /* zmq+pub: batches queued toward a subscriber */
 
@@ -37,6 +38,7 @@ typedef struct sent_batch {
 typedef struct zmq_state {
     char *endpoint;
     bool lossy;
+    bool immediate; /* the launcher's report: nothing queued toward no connection */
     void *context, *socket;
     uint64_t linger_ns;
     pk_run_info run;
@@ -129,7 +131,9 @@ static int open_dealer(zmq_state *s, const char *arg, pk_error *err)
 {
     int hwm = 2 * WINDOW + 8;
     const char *server = getenv("PIKOC_ZMQ_SERVER_KEY");
-    if (zmq_setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0)
+    int immediate = s->immediate;
+    if (zmq_setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(s->socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0)
         return socket_failed(err, arg);
     if (server && *server && set_curve(s, server, err) != 0)
         return -1;
@@ -662,9 +666,16 @@ static bool exit_acknowledged(zmq_state *s, uint64_t sender)
 
 int pk_zmq_report_exit(const char *endpoint, const pk_wire_exit *x, pk_error *err)
 {
-    zmq_state s = {0};
+    zmq_state s = {.immediate = true};
     if (read_linger(&s, err) != 0 || open_socket(&s, endpoint, err) != 0)
         return -1;
+    /* a collector gone (listen --runs N) is no reason to wait the linger */
+    zmq_pollitem_t connected = {.socket = s.socket, .events = ZMQ_POLLOUT};
+    if (zmq_poll(&connected, 1, CONNECT_WAIT_MS) <= 0) {
+        zmq_close(s.socket);
+        zmq_ctx_term(s.context);
+        return pk_fail(err, "%s: no collector there to tell how the program ended", endpoint);
+    }
     uint64_t sender = random_sender();
     pk_wire_buf m = {0};
     pk_wire_encode_exit(sender, x, &m);

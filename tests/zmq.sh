@@ -256,6 +256,11 @@ check_equal "pikoc run: exit codes; it says where the records went, nothing else
 check_equal "collector: each run marked as pikoc run marks a database (status, signal, exit status)" \
     "$(sql exits.db "SELECT status, signal, exit_status, end_ns IS NOT NULL FROM runs ORDER BY id" | tr '\n' ' ')" \
     "complete,,7,1 incomplete,,4,1 killed,9,,1 "
+PIKOC_ZMQ_LINGER=200ms "$pikoc" run --record "zmq:ipc://$work/nobody-run" -- "$(cli_prog exits)" status 3 >/dev/null 2>exits-nobody.err
+check_equal "pikoc run without a collector: says so within a second, not after the linger" \
+    "$? $(grep '^pikoc run:' exits-nobody.err)" \
+    "3 pikoc run: ipc://$work/nobody-run: no collector there to tell how the program ended
+pikoc run: records -> zmq:ipc://$work/nobody-run"
 printf 'PKOZ\002\006\001\000\000\000\000\000\000\000\001\001h\005\000\004gone\000\000' >bad-exit.bin
 collect exit-bad "$ep" --into none
 $python - "$ep" <<'EOF2'

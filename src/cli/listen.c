@@ -35,7 +35,7 @@
  * (recorders/zmq.c), so that it need not stop and wait for the commit. */
 #define UNSTORED_BATCHES 16
 /* After --runs N: what pikoc run says of its program's end comes just after the run's end. */
-#define EXIT_GRACE_NS 500000000ull
+#define EXIT_GRACE_NS 200000000ull
 
 static const char help[] =
     "usage: pikoc listen [OPTIONS] [ENDPOINT]\n"
@@ -66,8 +66,8 @@ static const char help[] =
     "                         With DIR/clients/*.pub, only senders whose key is there\n"
     "                         (PIKOC_ZMQ_CLIENT_KEY: their secret key) get in\n"
     "  -i, --interval DURATION  how often the view refreshes (default: 1s)\n"
-    "  -n, --runs N           stop once N runs have ended (half a second later: pikoc\n"
-    "                         run says how its program ended just after its run ends)\n"
+    "  -n, --runs N           stop once N runs have ended (0.2 s later: pikoc run\n"
+    "                         says how its program ended just after its run ends)\n"
     "  -h, --help             this help\n"
     "\n"
     "The view refreshes in place on a terminal; otherwise it prints one line per\n"
