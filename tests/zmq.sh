@@ -45,6 +45,12 @@ collect() {
         i=$((i + 1))
     done
 }
+# stop PID [SIGNAL]: signals (TERM by default) the collector `collect` started under
+# timeout, not timeout itself, which follows the signal with SIGCONT: under the
+# sanitizers that can stall LeakSanitizer in a collector that exits at once.
+stop() {
+    kill -"${2:-TERM}" "$(pgrep -P "$1")"
+}
 # finished PID: waits for a collector (or sender) and sets $status.
 finished() {
     wait "$1"
@@ -168,7 +174,7 @@ restart() { # (collect sets $name)
         i=$((i + 1))
     done
     sleep 0.3
-    kill -$signal "$(pgrep -P $first)" # the collector, not its timeout
+    stop $first $signal
     finished $first
     if [ $signal = TERM ]; then
         left="0 1 incomplete,1"
@@ -248,7 +254,7 @@ while [ "$(grep -c 'records received' exits.out)" -lt 3 ] && [ $i -lt 100 ]; do
     sleep 0.05
     i=$((i + 1))
 done
-kill -TERM $collector
+stop $collector
 finished $collector
 check_equal "pikoc run: exit codes; it says where the records went, nothing else" \
     "$exits $(cat exits-1.err exits-2.err exits-3.err | grep '^pikoc run:' | sort -u)" \
@@ -272,7 +278,7 @@ reply = sock.recv()
 assert reply[5] == 4 and reply[14] == 1, reply  # acknowledged: sent again, it would fail again
 sock.close(linger=1000)
 EOF2
-kill -TERM $collector
+stop $collector
 finished $collector
 check_equal "exit message: a status pikoc does not know is rejected, named" "$(cat exit-bad.err)" \
     "pikoc listen: rejected a message from an unknown sender: exit: status 'gone' is none of crashed, killed, incomplete"
@@ -399,7 +405,7 @@ else
     ok "CURVE: # SKIP libzmq has no CURVE"
 fi
 collect open "tcp://0.0.0.0:*" --into none
-kill -TERM $collector
+stop $collector
 finished $collector
 check_equal "non-loopback bind without --curve-keys warns" "$status $(cat open.err)" \
     "0 pikoc listen: warning: tcp://0.0.0.0:* is reachable beyond this machine without --curve-keys: anyone who reaches it can send runs, and records travel in clear"
