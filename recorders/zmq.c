@@ -26,7 +26,7 @@
 #define WINDOW 32                     /* unacknowledged batches in flight */
 #define RESEND_AFTER_NS 2000000000ull /* no acknowledgement for 2 s: send again */
 #define POLL_MS 100
-#define CONNECT_WAIT_MS 1000 /* the launcher's report: a collector that is there answers by then */
+#define CONNECT_WAIT_MS 1000 /* the launcher: a collector that is there answers by then */
 #define DEFAULT_LINGER_NS 10000000000ull /* wait at most 10 s without any progress */
 #define DEFAULT_PUB_HWM 64               /* zmq+pub: batches queued toward a subscriber */
 
