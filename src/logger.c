@@ -188,6 +188,26 @@ void pk_logger_push(pk_logger *lg, const pk_record *rec)
 }
 
 /*
+ * No observer, no filter, no flush after each record: the recorder's write
+ * alone, in a loop that checks nothing else per record (how the drain's
+ * batches usually arrive). The first failure drops the rest, as
+ * recorder_write would.
+ */
+static void write_batch(pk_logger *lg, const pk_record *recs, size_t n)
+{
+    pk_recorder *r = lg->recorder;
+    int (*write)(pk_recorder *, const pk_record *, pk_error *) = r->ops->write;
+    pk_error e;
+    e.message[0] = '\0';
+    size_t i = 0;
+    while (i < n && write(r, &recs[i], &e) == 0)
+        i++;
+    lg->written += i;
+    if (i < n)
+        recorder_failed(r, "write", &e);
+}
+
+/*
  * Each record is observed and then filtered and written before the next
  * one is observed: a recorder's write may reuse what its observe of the
  * same record just looked up.
@@ -197,6 +217,11 @@ void pk_logger_push_many(pk_logger *lg, const pk_record *recs, size_t n)
     pk_recorder *r = lg->recorder;
     build_sinks(lg);
     int (*observe)(pk_recorder *, const pk_record *, pk_error *) = r->ops->observe;
+    if (!observe && lg->count == 0 && !r->auto_flush) {
+        if (!r->failed)
+            write_batch(lg, recs, n);
+        return;
+    }
     pk_error e;
     e.message[0] = '\0'; /* per record, clearing all 512 bytes would cost more than a write */
     for (size_t i = 0; i < n; i++) {

@@ -685,6 +685,48 @@ static void full_device_with_flush_fails_at_start(void **state)
     pk_logger_free(lg);
 }
 
+/* A recorder whose third write fails. */
+typedef struct third_fails_state {
+    int writes;
+} third_fails_state;
+
+static int third_fails_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    third_fails_state *s = pk_recorder_state(r);
+    return ++s->writes == 3 ? pk_fail(err, "disk on fire") : 0;
+}
+
+static const pk_recorder_ops third_fails = {
+    .name = "third-fails",
+    .usage = "third-fails",
+    .size = sizeof(third_fails_state),
+    .write = third_fails_write,
+};
+
+/* A batch (as the drain hands them over) stops at the failing write; later batches are dropped. */
+static void failed_write_stops_the_batch(void **state)
+{
+    (void)state;
+    pk_error err = {{0}};
+    pk_recorder *r = pk_recorder_new(&third_fails, NULL, &err);
+    assert_non_null(r);
+    pk_logger *lg = pk_logger_new(r);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    pk_record batch[5];
+    for (size_t i = 0; i < 5; i++)
+        batch[i] = test_record(i, PK_EVENT_CALL, "compute", 0, 100);
+    pk_logger_push_many(lg, batch, 5);
+    third_fails_state *s = pk_recorder_state(r);
+    assert_int_equal(s->writes, 3);
+    assert_string_equal(pk_logger_error(lg), "recorder 'third-fails' cannot write: disk on fire; "
+                                             "its records are dropped");
+    pk_logger_push_many(lg, batch, 5);
+    assert_int_equal(s->writes, 3);
+    pk_logger_free(lg);
+}
+
 /* A reader that went away: EPIPE (SIGPIPE is ignored in main). */
 static void closed_pipe_fails_with_broken_pipe(void **state)
 {
@@ -834,6 +876,7 @@ int main(void)
         cmocka_unit_test(full_device_fails_on_flush),
         cmocka_unit_test(full_device_fails_on_finish),
         cmocka_unit_test(full_device_with_flush_fails_at_start),
+        cmocka_unit_test(failed_write_stops_the_batch),
         cmocka_unit_test(closed_pipe_fails_with_broken_pipe),
         cmocka_unit_test(closed_pipe_fails_on_write_when_buffer_fills),
         WITH_TEMP_FILE(with_flush_each_record_reaches_the_file_at_once),
