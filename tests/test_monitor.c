@@ -428,16 +428,23 @@ static void test_profiler_records(void **state)
     done_with(m);
 }
 
+/* The function monitor running into a list, and a silent profiler begun under it. */
+static pk_monitor *profiler_under_function(pk_recorder **list, pk_profiler *p, const char *message)
+{
+    pk_monitor *m = monitor_with_list("function", list);
+    const pk_profiler_options quiet = {.enable = PK_PROFILE_OFF};
+    enable(m);
+    pk_profiler_begin(p, NULL, message, &quiet);
+    return m;
+}
+
 /* A context the profiler exports carries the run's clock: the time of a record made then. */
 static void test_context_time_is_the_run_clock(void **state)
 {
     (void)state;
     pk_recorder *list;
-    pk_monitor *m = monitor_with_list("function", &list);
-    const pk_profiler_options quiet = {.enable = PK_PROFILE_OFF};
-    enable(m);
     pk_profiler p;
-    pk_profiler_begin(&p, NULL, "client", &quiet);
+    pk_monitor *m = profiler_under_function(&list, &p, "client");
     char context[PK_CONTEXT_SIZE];
     pk_profiler_context(&p, context, sizeof context);
     pk_profiler_mark(&p, "sent");
@@ -452,6 +459,42 @@ static void test_context_time_is_the_run_clock(void **state)
     assert_int_equal(pid, run->pid);
     assert_true((int64_t)sent >= run->start_wall_ns + (int64_t)start->time_ns);
     assert_true((int64_t)sent <= run->start_wall_ns + (int64_t)mark->time_ns);
+    done_with(m);
+}
+
+/*
+ * The drain builds records in place in a batch it reuses: calls and returns
+ * recorded after a profiler's records (more of them than a batch holds)
+ * carry none of the fields those set.
+ */
+static void test_calls_after_profiler_records_are_plain(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_profiler p;
+    pk_monitor *m = profiler_under_function(&list, &p, "request");
+    pk_profiler_mark(&p, "half");
+    pk_profiler_finish(&p);
+    for (int i = 0; i < 30; i++)
+        outer(i);
+    pk_monitor_disable(m);
+    assert_int_equal(pk_list_count(list), 3 + 30 * 6);
+    assert_string_equal(pk_list_get(list, 1)->label, "half");
+    for (size_t i = 3; i < pk_list_count(list); i++) {
+        const pk_record *r = pk_list_get(list, i);
+        assert_int_equal(r->flags, 0);
+        if (r->type == PK_EVENT_CALL)
+            assert_int_equal(r->duration_ns, 0);
+        assert_string_equal(r->label, "");
+        assert_int_equal(r->span, 0);
+        assert_int_equal(r->total_ns, 0);
+        assert_int_equal(r->rss + r->vms + r->allocated + r->freed, 0);
+        assert_int_equal(r->alloc_delta + r->free_delta, 0);
+        assert_string_equal(r->alloc_function, "");
+        assert_int_equal(r->pointer + r->old_pointer + r->size + r->usable_size, 0);
+        assert_null(r->stack);
+        assert_int_equal(r->stack_depth, 0);
+    }
     done_with(m);
 }
 
@@ -673,6 +716,7 @@ int main(void)
         cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
         cmocka_unit_test_teardown(test_profiler_records, end_leftovers),
         cmocka_unit_test_teardown(test_context_time_is_the_run_clock, end_leftovers),
+        cmocka_unit_test_teardown(test_calls_after_profiler_records_are_plain, end_leftovers),
         cmocka_unit_test_teardown(test_recursion, end_leftovers),
         cmocka_unit_test_teardown(test_totals, end_leftovers),
         cmocka_unit_test_teardown(test_decorator, end_leftovers),
