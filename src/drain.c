@@ -26,6 +26,12 @@
 #define IDLE_WAIT_NS 1000000       /* poll the rings every 1 ms when idle */
 #define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
 
+/* A ring in the merge, by the time of its next event. */
+struct merge_entry {
+    uint64_t time;
+    struct pk_ring *ring;
+};
+
 /* An open call on one thread, kept until its return. */
 struct frame {
     uintptr_t fn;
@@ -46,7 +52,12 @@ struct track {
     struct frame *frames;
     size_t depth;
     size_t capacity;
-    bool draining; /* its events are being processed (settle skips it) */
+    /* Where the drain is in the ring (see "the order of events" below). */
+    uint64_t next;   /* the next event to process; the ring's tail when the pass ends */
+    uint64_t seen;   /* the ring's head at the read before the last: events before are safe */
+    uint64_t head;   /* the ring's head at the last read */
+    uint64_t budget; /* events this pass may still take from the ring */
+    bool busy;       /* one of its events is being processed */
 };
 
 /*
@@ -69,6 +80,13 @@ static struct {
     pk_run_totals totals;
     uint64_t next_index;
     pk_block_map blocks; /* live blocks: address -> requested size, usable size */
+    /* Blocks a realloc started on (PK_RAW_REALLOC_START) whose end is not
+     * processed yet: address -> its ring. */
+    pk_block_map reallocs;
+    /* The rings with events to merge, earliest next event first (a binary heap). */
+    struct merge_entry *merge;
+    size_t merge_count;
+    size_t merge_capacity;
     /* Stacks (--stack N) by hash -> their frames (a, a uintptr_t array) and
      * count (b). Kept for the process: records point at the frames. */
     pk_block_map stacks;
@@ -262,9 +280,10 @@ static void describe_frame(pk_record *rec, pk_event_type type, unsigned depth,
 }
 
 /*
- * Calls and returns are inlined into drain_ring's loop, which the compiler
- * would not do on its own (returns are also a profiler's): a call with its
- * saved registers per event was 6% of the drain's instructions.
+ * Calls and returns are inlined into the drain's loop (process_event, in
+ * take_run), which the compiler would not do on its own (returns are also
+ * a profiler's): a call with its saved registers per event was 6% of the
+ * drain's instructions.
  */
 static inline __attribute__((always_inline)) void
 process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
@@ -456,60 +475,19 @@ static void process_profiler(struct pk_ring *r, uint64_t slot, struct track *tr,
 
 /* ---- allocation events ------------------------------------------------------- */
 
-static uint64_t drain_ring(struct pk_ring *r, uint64_t limit);
+static bool finish_realloc(uintptr_t address);
 
 /*
- * Rings are drained one after the other, so another thread's event about
- * the same block may still wait in its ring: the free of a block handed out
- * again here, or the allocation of a block freed here. That event was pushed
- * before this one (a free is recorded before the block goes back), so it is
- * processed now, with the events before it in its ring and no further: what
- * follows it there may depend on events of this ring not processed yet.
+ * A block handed out. A realloc on another thread may have given it back
+ * before that realloc's end was processed: that end comes first then (see
+ * "the order of events"). A block still live here lost its free to what is
+ * not recorded (docs/allocations.md): the new one replaces it.
  */
-static bool mentions(const struct pk_raw_event *ev, uintptr_t address)
+static void put_block(uintptr_t address, uint64_t size, uint64_t usable)
 {
-    return (ev->kind & PK_RAW_ALLOC) &&
-           (ev->fn == address || ev->values[PK_ALLOC_VALUE_OLD] == address);
-}
-
-static void settle(const struct pk_ring *self, uintptr_t address)
-{
-    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
-        const struct track *tr = r->track;
-        if (r == self || (tr && tr->draining))
-            continue;
-        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        unsigned shift = drain.pipeline.slot_shift;
-        for (uint64_t i = tail; i < head; i++) {
-            const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
-            if (mentions(ev, address)) {
-                drain_ring(r, i + 1 - tail);
-                return;
-            }
-            i += payload_slots(r, i, ev, shift); /* its payload is not an event */
-        }
-    }
-}
-
-static bool take_block(const struct pk_ring *ring, uintptr_t address, pk_block *out)
-{
-    if (pk_block_map_take(&drain.blocks, address, out))
-        return true;
-    settle(ring, address);
-    return pk_block_map_take(&drain.blocks, address, out);
-}
-
-static void put_block(const struct pk_ring *ring, uintptr_t address, uint64_t size, uint64_t usable)
-{
-    bool added;
-    pk_block *slot = pk_block_map_slot(&drain.blocks, address, &added);
-    if (!added) {
-        settle(ring, address);
-        slot = pk_block_map_slot(&drain.blocks, address, &added); /* settle changed the map */
-    }
-    slot->a = size;
-    slot->b = usable;
+    if (drain.reallocs.count)
+        finish_realloc(address);
+    pk_block_map_put(&drain.blocks, address, size, usable);
 }
 
 /*
@@ -567,16 +545,25 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
                           const struct pk_raw_event *ev, uint64_t slot)
 {
     uintptr_t block = ev->fn, old = (uintptr_t)ev->values[PK_ALLOC_VALUE_OLD];
+    pk_block ended;
+    if (ev->kind & PK_RAW_REALLOC_START) {
+        pk_block_map_put(&drain.reallocs, old, (uintptr_t)ring, 0);
+        return;
+    }
+    if (old && drain.reallocs.count)
+        pk_block_map_take(&drain.reallocs, old, &ended);
+    if (ev->kind & PK_RAW_REALLOC_FAILED)
+        return; /* the block stays live */
     uint32_t call = ev->call & PK_ALLOC_CALL_MASK;
     pk_event_type type = pk_alloc_event_type(call, block, old);
     uintptr_t pointer = type == PK_EVENT_FREE && !block ? old : block;
     unsigned flags = PK_RECORD_BLOCK | PK_RECORD_SIZE;
     uint64_t size, usable;
-    /* The live blocks first: settling may deliver other rings' records, so this
-     * one takes its place in the batch only after. */
+    /* The live blocks first: finishing another thread's realloc adds its record,
+     * so this one takes its place in the batch only after. */
     pk_block freed;
     if (type == PK_EVENT_FREE) {
-        if (take_block(ring, pointer, &freed)) {
+        if (pk_block_map_take(&drain.blocks, pointer, &freed)) {
             size = freed.a;
             usable = freed.b;
         } else {
@@ -585,10 +572,10 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
         }
     } else {
         if (type == PK_EVENT_REALLOC)
-            take_block(ring, old, &freed);
+            pk_block_map_take(&drain.blocks, old, &freed);
         size = ev->values[PK_ALLOC_VALUE_SIZE];
         usable = pk_alloc_usable_size(ev->values[PK_ALLOC_VALUE_ASKED], alloc_alignment(ev));
-        put_block(ring, block, size, usable);
+        put_block(block, size, usable);
     }
 
     pk_record *rec = next_record();
@@ -647,13 +634,6 @@ static void process_sample(const struct pk_raw_event *ev)
 
 /* ---- rings ------------------------------------------------------------------- */
 
-static struct track *track_of(struct pk_ring *r)
-{
-    if (!r->track)
-        r->track = pk_xcalloc(1, sizeof(struct track));
-    return r->track;
-}
-
 /* A thread ended and its ring is empty: close its calls and free the ring. */
 static void retire_ring(struct pk_ring *r)
 {
@@ -665,63 +645,285 @@ static void retire_ring(struct pk_ring *r)
     atomic_store_explicit(&r->state, PK_RING_FREE, memory_order_release);
 }
 
-/* Processes up to `limit` events of one ring; returns how many. */
-static uint64_t drain_ring(struct pk_ring *r, uint64_t limit)
+/*
+ * ---- the order of events ----------------------------------------------------
+ *
+ * Each ring holds its thread's events in the order it made them. Across
+ * threads, what must come out in order is the life of each block: its
+ * allocation, its free, its next allocation (maybe on another thread), and
+ * so on. Each step follows the one before through a store one thread made
+ * and another saw (the allocator's, or the program's when it hands a block
+ * over), and the interposer pushes its events so that the order shows
+ * (interpose.c):
+ *
+ *  - an event that hands a thread a block (malloc, calloc, the aligned
+ *    ones, new, the new block of a realloc) is pushed after the allocator
+ *    returned it;
+ *  - an event that gives a block up (free, delete, realloc(p, 0)) is pushed
+ *    before the block goes back to the allocator;
+ *  - a realloc of a block pushes a start (PK_RAW_REALLOC_START) before the
+ *    call, as a free, then its end when it returns: a realloc record (moved
+ *    or grown in place), or PK_RAW_REALLOC_FAILED (the block stays);
+ *  - every event's time is read once what its thread did before has
+ *    completed, loads included (rdtscp), so before the stores after it.
+ *
+ * So the event of each step is published before the next step's event is
+ * pushed, and it has the earlier time (an invariant TSC counts the same on
+ * every core where the kernel uses it as its clock; CLOCK_MONOTONIC always).
+ *
+ * The drain therefore takes the events of all rings in the order of their
+ * times: the ring whose next event is the earliest, as long as its events
+ * are no later than any other ring's next one (a run). An event may be
+ * taken once every ring has been read after the read that showed it (it is
+ * "safe"): what it depends on was published before it, so it shows then,
+ * and its earlier time puts it first. A pass reads every ring's head once,
+ * so the events seen by the pass before are safe; the merge stops at the
+ * first event that is not, whose turn comes in the next pass. (A thread
+ * that read its time and has not yet published its event does not hold up
+ * the others: no event published already can depend on it.)
+ *
+ * The one step this does not order is a realloc's end: it is pushed when
+ * the call returns, but the call may have given the old block back before
+ * that, and another thread may have been handed it and recorded that. The
+ * start was processed by then (earlier time, published first): when an
+ * allocation meets a block a realloc started on, that realloc's end, the
+ * next event of its ring, is processed first (finish_realloc), and its
+ * record comes before the allocation's. Its end waits on nothing else:
+ * whatever freed its new block had an earlier time than the allocation at
+ * hand, so it was processed, unless that was another realloc not ended
+ * yet, whose end then comes first in the same way. Two reallocs cannot
+ * wait on each other, since each allocates its new block before it frees
+ * its old one; and a ring whose event is being processed is never asked
+ * for its next one, so however a program misuses its blocks (a double
+ * free) the recursion ends within one level per thread. A realloc in
+ * place, a failed one (its block never left the thread) and realloc(p, 0)
+ * (a free) need nothing more.
+ */
+
+/* Reads r's head again: the events published since join the merge. */
+static void read_head(struct pk_ring *r, struct track *tr)
 {
-    int state = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (state == PK_RING_FREE)
-        return 0;
-    struct track *tr = track_of(r);
-    if (tr->draining)
-        return 0;
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    uint64_t end = head - tail > limit ? tail + limit : head;
-    unsigned shift = drain.pipeline.slot_shift;
-    tr->draining = true;
-    for (uint64_t i = tail; i != end; i++) {
-        const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
-        uint32_t kind = ev->kind;
-        /* Calls and returns of functions and zones first: nearly every event, no payload. */
-        if (PK_LIKELY((kind & ~(uint32_t)(PK_RAW_RETURN | PK_RAW_ZONE)) == 0)) {
-            if (kind & PK_RAW_RETURN)
-                process_return(tr, ev, r->tid);
-            else
-                process_call(tr, ev, r->tid);
-            continue;
-        }
-        if (kind & PK_RAW_ALLOC)
-            process_alloc(r, tr, ev, i);
-        else if (kind & PK_RAW_SAMPLE)
-            process_sample(ev);
-        else /* what is left carries a payload (PK_RAW_HAS_PAYLOAD) */
-            process_profiler(r, i, tr, ev);
-        /* Published with its payload: a limit never cuts one in two. */
-        uint64_t extra = payload_slots(r, i, ev, shift);
-        if (extra) {
-            i += extra;
-            if (i - tail >= end - tail)
-                end = i + 1;
-        }
-    }
-    tr->draining = false;
-    deliver_pending();
-    atomic_store(&r->tail, end); /* seq_cst: pairs with the producer's waiting flag */
-    pk_ring_made_room(r);
-    if (state == PK_RING_EXITED && end == head)
-        retire_ring(r);
-    return end - tail;
+    tr->head = atomic_load_explicit(&r->head, memory_order_acquire);
 }
 
-static uint64_t drain_pass(uint64_t limit)
+static uint64_t next_time(const struct pk_ring *r, const struct track *tr)
 {
+    return pk_ring_slot(r, tr->next, drain.pipeline.slot_shift)->raw_time;
+}
+
+/* Processes the event in slot i of r; returns the slots it takes, its payload's with it. */
+static inline __attribute__((always_inline)) uint64_t process_event(struct pk_ring *r,
+                                                                    struct track *tr, uint64_t i)
+{
+    unsigned shift = drain.pipeline.slot_shift;
+    const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
+    uint32_t kind = ev->kind;
+    /* Calls and returns of functions and zones first: nearly every event, no payload. */
+    if (PK_LIKELY((kind & ~(uint32_t)(PK_RAW_RETURN | PK_RAW_ZONE)) == 0)) {
+        if (kind & PK_RAW_RETURN)
+            process_return(tr, ev, r->tid);
+        else
+            process_call(tr, ev, r->tid);
+        return 1;
+    }
+    tr->busy = true;
+    if (kind & PK_RAW_ALLOC)
+        process_alloc(r, tr, ev, i);
+    else if (kind & PK_RAW_SAMPLE)
+        process_sample(ev);
+    else /* what is left carries a payload (PK_RAW_HAS_PAYLOAD) */
+        process_profiler(r, i, tr, ev);
+    tr->busy = false;
+    return 1 + payload_slots(r, i, ev, shift);
+}
+
+/* The drain got this far in r: its producer may use the slots before. */
+static void publish_tail(struct pk_ring *r, const struct track *tr)
+{
+    atomic_store(&r->tail, tr->next); /* seq_cst: pairs with the producer's waiting flag */
+    pk_ring_made_room(r);
+}
+
+/*
+ * A realloc's end is not pushed before the call returns: a thread that
+ * cannot go on (stopped, or waiting on a lock this thread holds) costs the
+ * order of one block after this long, not a hang.
+ */
+#define REALLOC_END_WAIT_NS 1000000000ull
+
+/* Waits until r has published the event at tr->next; false when it did not in time. */
+static bool await_next(struct pk_ring *r, struct track *tr)
+{
+    uint64_t deadline = pk_clock_monotonic_ns() + REALLOC_END_WAIT_NS;
+    publish_tail(r, tr); /* room for it, should the ring be full */
+    for (read_head(r, tr); tr->next == tr->head; read_head(r, tr)) {
+        if (pk_clock_monotonic_ns() > deadline)
+            return false;
+        struct timespec pause = {0, 20000}; /* a sleep: the thread may need this CPU */
+        nanosleep(&pause, NULL);
+    }
+    return true;
+}
+
+/*
+ * Processes the end of the realloc that started on address, if one did and
+ * its end is not processed yet, ahead of the order (see above); true when
+ * it did. A ring whose event is being processed already is left alone.
+ */
+static bool finish_realloc(uintptr_t address)
+{
+    pk_block *started = pk_block_map_find(&drain.reallocs, address);
+    if (!started)
+        return false;
+    struct pk_ring *r = (struct pk_ring *)(uintptr_t)started->a;
+    struct track *tr = r->track;
+    if (tr->busy)
+        return false;
+    const struct pk_raw_event *ev = NULL;
+    if (await_next(r, tr))
+        ev = pk_ring_slot(r, tr->next, drain.pipeline.slot_shift);
+    if (!ev || !(ev->kind & PK_RAW_ALLOC) || ev->values[PK_ALLOC_VALUE_OLD] != address) {
+        pk_block dropped; /* not its end: the realloc is forgotten */
+        pk_block_map_take(&drain.reallocs, address, &dropped);
+        return false;
+    }
+    tr->next += process_event(r, tr, tr->next);
+    return true;
+}
+
+/* ---- the merge: a binary heap of rings by the time of their next event ---------- */
+
+static bool earlier(size_t i, size_t j)
+{
+    return drain.merge[i].time < drain.merge[j].time;
+}
+
+static void swap_entries(size_t i, size_t j)
+{
+    struct merge_entry e = drain.merge[i];
+    drain.merge[i] = drain.merge[j];
+    drain.merge[j] = e;
+}
+
+static void merge_push(struct pk_ring *r)
+{
+    pk_grow(&drain.merge, &drain.merge_capacity, drain.merge_count, sizeof *drain.merge);
+    size_t i = drain.merge_count++;
+    drain.merge[i] = (struct merge_entry){next_time(r, r->track), r};
+    for (; i > 0 && earlier(i, (i - 1) / 2); i = (i - 1) / 2)
+        swap_entries(i, (i - 1) / 2);
+}
+
+static struct pk_ring *merge_pop(void)
+{
+    struct pk_ring *top = drain.merge[0].ring;
+    drain.merge[0] = drain.merge[--drain.merge_count];
+    for (size_t i = 0;;) {
+        size_t least = i, left = 2 * i + 1, right = left + 1;
+        if (left < drain.merge_count && earlier(left, least))
+            least = left;
+        if (right < drain.merge_count && earlier(right, least))
+            least = right;
+        if (least == i)
+            break;
+        swap_entries(i, least);
+        i = least;
+    }
+    return top;
+}
+
+/* A run: safe events of r, in its order, while they are no later than bound; returns how many. */
+static uint64_t take_run(struct pk_ring *r, uint64_t bound)
+{
+    struct track *tr = r->track;
     uint64_t n = 0;
-    for (struct pk_ring *r = pk_rings_first(); r; r = r->next)
-        n += drain_ring(r, limit);
+    while (tr->next < tr->seen && tr->budget > 0 && next_time(r, tr) <= bound) {
+        tr->next += process_event(r, tr, tr->next);
+        tr->budget--;
+        n++;
+    }
     return n;
 }
 
-/* Everything pushed before now: loop until each ring's tail passes its head as seen now. */
+/* Reads every ring's head: what the read before showed is safe now. */
+static void read_rings(uint64_t limit)
+{
+    drain.merge_count = 0;
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
+        struct track *tr = r->track;
+        if (!tr) { /* a ring met for the first time: nothing seen yet */
+            r->track = tr = pk_xcalloc(1, sizeof *tr);
+            tr->next = tr->head = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        }
+        tr->seen = tr->head;
+        tr->budget = limit;
+        read_head(r, tr);
+        if (tr->next != tr->head)
+            merge_push(r);
+    }
+}
+
+/*
+ * Takes the safe events of every ring in the order of their times, until
+ * the earliest is not safe yet (or its ring's budget is spent); returns how
+ * many. A ring whose realloc end was taken ahead (finish_realloc) has moved
+ * on meanwhile: its place is corrected when it comes up.
+ */
+static uint64_t merge_rings(void)
+{
+    uint64_t done = 0;
+    while (drain.merge_count > 0) {
+        struct pk_ring *r = merge_pop();
+        struct track *tr = r->track;
+        if (tr->next == tr->head)
+            continue;
+        if (tr->next >= tr->seen || tr->budget == 0) {
+            merge_push(r); /* still pending: the next pass takes it */
+            break;
+        }
+        done += take_run(r, drain.merge_count ? drain.merge[0].time : UINT64_MAX);
+        if (tr->next != tr->head)
+            merge_push(r);
+    }
+    return done;
+}
+
+/*
+ * The end of a pass: the records delivered, each ring's tail where the
+ * drain got to, and the rings of exited threads that are empty handed back.
+ */
+static void end_pass(void)
+{
+    deliver_pending();
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
+        struct track *tr = r->track;
+        int state = atomic_load_explicit(&r->state, memory_order_acquire);
+        if (!tr || state == PK_RING_FREE)
+            continue;
+        publish_tail(r, tr);
+        if (state == PK_RING_EXITED &&
+            tr->next == atomic_load_explicit(&r->head, memory_order_acquire))
+            retire_ring(r);
+    }
+}
+
+/*
+ * Up to `limit` events of each ring, in the order above; returns how many,
+ * 0 only when no ring has any. While the earliest event is not safe yet,
+ * the rings are read again at once, rather than after the drain's idle wait.
+ */
+static uint64_t drain_pass(uint64_t limit)
+{
+    uint64_t done;
+    do {
+        read_rings(limit);
+        done = merge_rings();
+    } while (done == 0 && drain.merge_count > 0);
+    end_pass();
+    return done;
+}
+
+/* Everything pushed before now: passes until each ring's tail passes its head as seen now. */
 static void drain_to_now(void)
 {
     /* New rings go on the front of the list; from a snapshot of its head on,
@@ -735,18 +937,12 @@ static void drain_to_now(void)
     for (struct pk_ring *r = first; r; r = r->next)
         targets[i++] = atomic_load_explicit(&r->head, memory_order_acquire);
     for (;;) {
+        drain_pass(BATCH_PER_RING);
         bool behind = false;
         i = 0;
-        for (struct pk_ring *r = first; r; r = r->next, i++) {
-            uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-            if ((int64_t)(targets[i] - tail) > 0) {
-                drain_ring(r, targets[i] - tail);
+        for (struct pk_ring *r = first; r; r = r->next, i++)
+            if ((int64_t)(targets[i] - atomic_load_explicit(&r->tail, memory_order_relaxed)) > 0)
                 behind = true;
-            } else if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_EXITED &&
-                       tail == atomic_load_explicit(&r->head, memory_order_acquire)) {
-                retire_ring(r);
-            }
-        }
         if (!behind)
             break;
     }
@@ -858,8 +1054,10 @@ static void discard_leftovers(void)
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         atomic_store_explicit(&r->tail, head, memory_order_release);
         struct track *tr = r->track;
-        if (tr)
+        if (tr) {
             tr->depth = 0;
+            tr->next = tr->seen = tr->head = head;
+        }
         if (atomic_load_explicit(&r->state, memory_order_acquire) == PK_RING_EXITED)
             atomic_store_explicit(&r->state, PK_RING_FREE, memory_order_release);
     }
@@ -876,6 +1074,7 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
     drain.call_cache = pk_xcalloc(CALL_CACHE_SLOTS, sizeof *drain.call_cache);
     drain.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     pk_block_map_free(&drain.blocks); /* a forked child's run knows none of its parent's */
+    pk_block_map_free(&drain.reallocs);
     drain.pipeline = *pipeline;
     blank_batch();
     memset(&drain.totals, 0, sizeof drain.totals);
@@ -960,6 +1159,7 @@ void pk_drain_stop(pk_run_totals *totals)
     free(drain.call_cache);
     drain.call_cache = NULL;
     pk_block_map_free(&drain.blocks);
+    pk_block_map_free(&drain.reallocs);
     memset(&drain.pipeline, 0, sizeof drain.pipeline);
 }
 

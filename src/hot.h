@@ -29,7 +29,9 @@ enum {
     PK_RAW_ALLOC = 16,     /* an allocation call (interpose.c): see struct pk_raw_event */
     PK_RAW_SAMPLE = 32,    /* RSS and VMS pages in values[0] and [1] (the alloc monitor's timer) */
     PK_RAW_STACK = 64,     /* with PK_RAW_ALLOC: the event names its stack (--stack N) */
-    PK_RAW_STACK_FRAMES = 128, /* with PK_RAW_STACK: a struct pk_stack_payload follows */
+    PK_RAW_STACK_FRAMES = 128,   /* with PK_RAW_STACK: a struct pk_stack_payload follows */
+    PK_RAW_REALLOC_START = 256,  /* with PK_RAW_ALLOC: a realloc of values[OLD] begins; no record */
+    PK_RAW_REALLOC_FAILED = 512, /* with PK_RAW_ALLOC: it failed, values[OLD] stays; no record */
 };
 
 /* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */

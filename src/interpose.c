@@ -198,12 +198,18 @@ PK_HOT_FN __attribute__((noinline, cold)) static void not_running(void)
     atomic_store_explicit(&probe_reached, 1, memory_order_relaxed); /* see the end */
 }
 
-/* `third` is the alignment, or with PK_RAW_STACK the stack's hash (hot.h). */
+/*
+ * `third` is the alignment, or with PK_RAW_STACK the stack's hash (hot.h).
+ * The drain orders the threads' events by their times (drain.c): each is
+ * read once what the thread did before has completed, so a free is later
+ * than the malloc on another thread whose block the program handed over,
+ * and a malloc later than the free that gave its block back.
+ */
 PK_HOT_FN static inline __attribute__((always_inline)) void
 fill_event(struct pk_raw_event *ev, uint32_t kind, uint32_t call, const void *block, uintptr_t site,
            uint64_t size, const void *old, uint64_t third, uint64_t asked)
 {
-    ev->raw_time = pk_clock_raw();
+    ev->raw_time = pk_clock_raw_ordered();
     ev->fn = (uintptr_t)block;
     ev->site = site;
     ev->kind = kind;
@@ -610,15 +616,35 @@ record_stacked(struct pk_thread *t, unsigned depth, enum pk_alloc_call call, con
     *cached = stack.hash; /* only once the drain is sure to see it */
 }
 
+/* Whether a run takes events; a forked child's first allocation starts its own. */
+PK_HOT_FN static inline __attribute__((always_inline)) bool run_open(void)
+{
+    if (PK_LIKELY(atomic_load_explicit(&pk_rt.running, memory_order_acquire)))
+        return true;
+    not_running();
+    return atomic_load_explicit(&pk_rt.running, memory_order_acquire);
+}
+
+/* One event in one slot: a run that records allocations has 64-byte slots (monitor.c). */
+PK_HOT_FN static inline __attribute__((always_inline)) void
+push(struct pk_thread *t, uint32_t kind, enum pk_alloc_call call, const void *block, uintptr_t site,
+     uint64_t size, const void *old, uint64_t alignment, uint64_t asked)
+{
+    uint64_t head;
+    struct pk_ring *r = pk_ring_claim(t, &head);
+    if (PK_UNLIKELY(!r))
+        return;
+    fill_event(pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED), kind, call, block, site, size, old,
+               alignment, asked);
+    pk_ring_publish(r, head);
+}
+
 PK_HOT_FN static inline __attribute__((always_inline)) void
 record(struct pk_thread *t, enum pk_alloc_call call, const void *block, uintptr_t site,
        uint64_t size, const void *old, uint64_t alignment, uint64_t asked)
 {
-    if (PK_UNLIKELY(!atomic_load_explicit(&pk_rt.running, memory_order_acquire))) {
-        not_running();
-        if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
-            return;
-    }
+    if (PK_UNLIKELY(!run_open()))
+        return;
     /* A free needs no stack: its block's allocation has one. */
     unsigned depth = call < PK_CALL_FREE && block
                          ? atomic_load_explicit(&pk_rt.stack_depth, memory_order_relaxed)
@@ -627,14 +653,16 @@ record(struct pk_thread *t, enum pk_alloc_call call, const void *block, uintptr_
         record_stacked(t, depth, call, block, site, size, old, alignment, asked);
         return;
     }
-    uint64_t head;
-    struct pk_ring *r = pk_ring_claim(t, &head);
-    if (PK_UNLIKELY(!r))
-        return;
-    /* A run that records allocations has 64-byte slots (monitor.c). */
-    fill_event(pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED), PK_RAW_ALLOC, call, block, site, size,
-               old, alignment, asked);
-    pk_ring_publish(r, head);
+    push(t, PK_RAW_ALLOC, call, block, site, size, old, alignment, asked);
+}
+
+/* A realloc's start (PK_RAW_REALLOC_START) or failure (PK_RAW_REALLOC_FAILED): no record. */
+PK_HOT_FN static inline __attribute__((always_inline)) void
+record_realloc_step(struct pk_thread *t, uint32_t step, enum pk_alloc_call call, const void *old,
+                    uintptr_t site)
+{
+    if (PK_LIKELY(run_open()))
+        push(t, PK_RAW_ALLOC | step, call, NULL, site, 0, old, 0, 0);
 }
 
 #define SITE() ((uintptr_t)__builtin_return_address(0))
@@ -685,8 +713,12 @@ PK_HOT_FN static void *realloc_from_arena(void *old, size_t size)
 
 /*
  * realloc(p, 0) frees p and returns NULL (glibc's behaviour, whatever the
- * next allocator would do) and is recorded as a free; a failed realloc
- * records nothing, so its block stays live.
+ * next allocator would do) and is recorded as a free. Any other realloc of a
+ * block is recorded when it returns (the new block is known only then), but
+ * it may give the old block back before that, and another thread may be
+ * handed it: so its start is recorded before the call, and the drain puts
+ * the realloc before that thread's allocation (drain.c). A failed realloc
+ * says so and makes no record: its block stays live.
  */
 PK_HOT_FN static void *realloc_as(enum pk_alloc_call call, void *old, size_t size, uintptr_t site)
 {
@@ -707,9 +739,13 @@ PK_HOT_FN static void *realloc_as(enum pk_alloc_call call, void *old, size_t siz
         next.free(old);
         return NULL;
     }
+    if (old)
+        record_realloc_step(t, PK_RAW_REALLOC_START, call, old, site);
     void *p = next.realloc(old, size);
     if (p)
         record(t, call, p, site, size, old, 0, size);
+    else if (old)
+        record_realloc_step(t, PK_RAW_REALLOC_FAILED, call, old, site);
     return p;
 }
 

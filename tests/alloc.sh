@@ -245,6 +245,36 @@ check_equal "threads: each named (the main thread by its program)" \
 check_equal "threads: no free of an unknown block" \
     "$(sql threads.db "SELECT unknown_frees FROM alloc_runs")" 0
 
+# --- blocks a realloc gives back, handed at once to another thread -------------------------
+# Without jemalloc's thread caches a block that realloc moves away from goes
+# straight back to the arena, and another thread's next malloc(48) gets it,
+# often before the realloc has returned (docs/allocations.md, "Threads").
+# Per site of allocs.c: allocations, bytes, frees, freed bytes, leaked
+# blocks; then the run's frees of unknown blocks. Ten runs each way, the
+# last with the clock that does not read the TSC (CLOCK_MONOTONIC).
+regrow_counts() { # DB
+    sql "$1" "SELECT a.caller_line, allocations, bytes, frees, freed_bytes, leaked_blocks
+        FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id
+        WHERE s.file LIKE '%allocs.c' ORDER BY a.caller_line" | tr '\n' ' '
+    sql "$1" "SELECT unknown_frees FROM alloc_runs"
+}
+regrow_expected="0 $(line_of 'char \*p = malloc(48)')|200000|9600000|200000|9600000|0 \
+$(line_of 'p = realloc(p, 3000)')|200000|600000000|200000|600000000|0 0"
+for setting in MALLOC_CONF=tcache:false,narenas:1 MALLOC_CONF=tcache:true \
+    "MALLOC_CONF=tcache:false,narenas:1 PIKOC_CLOCK=monotonic"; do
+    got= want=
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        rm -f regrow.db
+        export $setting
+        pk run -q --monitor alloc --record sqlite:regrow.db -- "$(prog allocs)" regrow 4 50000
+        unset MALLOC_CONF PIKOC_CLOCK
+        got="$got$status $(regrow_counts regrow.db)/"
+        want="$want$regrow_expected/"
+    done
+    check_equal "regrow, $setting: 4 threads x 50000 rounds, every block exact, 10 runs" \
+        "$got" "$want"
+done
+
 # --- oracles: glibc's memusage and heaptrack on the same programs ------------------------------
 # Counts and bytes per allocation function from our records, as memusage
 # counts them: realloc's bytes are its growth, frees are free() calls.
@@ -315,6 +345,9 @@ if command -v heaptrack >/dev/null && command -v heaptrack_print >/dev/null; the
     check_equal "heaptrack: threads, allocations per site of the workers" \
         "$(our_costs threads.db allocations worker)" \
         "$(heaptrack_costs worker allocations "$(prog allocs)" threads 4 2000)"
+    check_equal "heaptrack: regrow, allocations per site" \
+        "$(our_costs regrow.db allocations regrower)" \
+        "$(heaptrack_costs regrower allocations "$(prog allocs)" regrow 4 50000)"
 else
     not_ok "heaptrack is not installed (scripts/deps.sh installs heaptrack)"
 fi

@@ -5,6 +5,8 @@
  *   loop N          N rounds of malloc(32)/realloc(64)/calloc(2, 16)/free
  *   threads T N     T threads, each N malloc(16)/free pairs, and N blocks
  *                   allocated on one thread and freed by another
+ *   regrow T N      T threads, each N rounds of malloc(48), realloc to 3000
+ *                   bytes (it moves) and free, all at once
  *   leak N          N blocks of 24 bytes never freed
  *   quit N          the same, then _exit(7)
  *   hold MIB MS     MIB MiB allocated and written, held MS milliseconds, freed
@@ -130,6 +132,40 @@ __attribute__((noinline)) static int threads(int t, long n)
     return 0;
 }
 
+static pthread_barrier_t regrow_start;
+
+/* A block the realloc gives back can be handed to another thread at once. */
+__attribute__((noinline)) static void *regrower(void *arg)
+{
+    pthread_barrier_wait(&regrow_start);
+    for (long i = 0; i < rounds; i++) {
+        char *p = malloc(48);
+        p[0] = (char)i;
+        p = realloc(p, 3000);
+        if (!p)
+            return arg;
+        free(p);
+    }
+    return NULL;
+}
+
+__attribute__((noinline)) static int regrow(int t, long n)
+{
+    pthread_t ids[64];
+    rounds = n;
+    pthread_barrier_init(&regrow_start, NULL, (unsigned)t);
+    for (long i = 0; i < t; i++)
+        if (pthread_create(&ids[i], NULL, regrower, NULL) != 0)
+            return 70;
+    int failed = 0;
+    for (int i = 0; i < t; i++) {
+        void *rc;
+        pthread_join(ids[i], &rc);
+        failed |= rc != NULL;
+    }
+    return failed ? 71 : 0;
+}
+
 __attribute__((noinline)) static int leak(long n)
 {
     for (long i = 0; i < n; i++)
@@ -244,6 +280,8 @@ int main(int argc, char **argv)
         return loop(a);
     if (strcmp(mode, "threads") == 0)
         return a < 1 || a > 64 ? 2 : threads((int)a, b);
+    if (strcmp(mode, "regrow") == 0)
+        return a < 1 || a > 64 ? 2 : regrow((int)a, b);
     if (strcmp(mode, "leak") == 0)
         return leak(a);
     if (strcmp(mode, "quit") == 0 && leak(a) == 0)
