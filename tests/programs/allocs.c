@@ -156,14 +156,14 @@ __attribute__((noinline)) static int regrow(int t, long n)
     pthread_barrier_init(&regrow_start, NULL, (unsigned)t);
     for (long i = 0; i < t; i++)
         if (pthread_create(&ids[i], NULL, regrower, NULL) != 0)
-            return 70;
+            return 80;
     int failed = 0;
     for (int i = 0; i < t; i++) {
         void *rc;
         pthread_join(ids[i], &rc);
         failed |= rc != NULL;
     }
-    return failed ? 71 : 0;
+    return failed ? 81 : 0;
 }
 
 __attribute__((noinline)) static int leak(long n)
