@@ -832,16 +832,23 @@ static struct pk_ring *merge_pop(void)
     return top;
 }
 
-/* A run: safe events of r, in its order, while they are no later than bound; returns how many. */
+/*
+ * A run: safe events of r, in its order, while they are no later than
+ * bound; returns how many. Its cursor is kept in registers meanwhile: what
+ * the events do (finish_realloc) never moves the cursor of a ring whose
+ * event is being processed.
+ */
 static uint64_t take_run(struct pk_ring *r, uint64_t bound)
 {
     struct track *tr = r->track;
-    uint64_t n = 0;
-    while (tr->next < tr->seen && tr->budget > 0 && next_time(r, tr) <= bound) {
-        tr->next += process_event(r, tr, tr->next);
-        tr->budget--;
+    unsigned shift = drain.pipeline.slot_shift;
+    uint64_t next = tr->next, safe = tr->seen, budget = tr->budget, n = 0;
+    while (next < safe && n < budget && pk_ring_slot(r, next, shift)->raw_time <= bound) {
+        next += process_event(r, tr, next);
         n++;
     }
+    tr->next = next;
+    tr->budget = budget - n;
     return n;
 }
 
