@@ -313,7 +313,12 @@ static pid_t fork_drainer(const struct pk_pipeline *pipeline, const pk_run_info 
         pid_t pid = fork();
         if (pid == 0)
             drainer_main(pipeline, run, record, program, parent, alive[0], finished[1]);
-        _exit(pid < 0 ? 1 : 0);
+        if (pid < 0) {
+            pk_error err;
+            pk_fail(&err, "cannot start the drainer process: %s", strerror(errno));
+            fail_to_start(finished[1], &err);
+        }
+        _exit(0);
     }
     drainer.forking = false;
     return middle;

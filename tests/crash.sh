@@ -228,6 +228,13 @@ check_equal "a library's fork handler: the parent's and the child's runs, their 
     "$status $(sql forked.db "SELECT group_concat(allocations, ' ')
                               FROM (SELECT allocations FROM alloc_runs ORDER BY run_id)")" "0 1000 1000"
 
+# The drainer's second fork fails (tests/programs/nofork.c, as at
+# RLIMIT_NPROC): the program runs unmonitored and says why.
+LD_PRELOAD="$builddir/tests/.libs/nofork.so" pk run $record --record sqlite:nofork.db -- "$crashes" 10 exit 0
+check_equal "the drainer cannot be forked: the program runs, the reason said" \
+    "$status $(cat err)" "0 pikoc: cannot start the drainer process: Resource temporarily unavailable; the program runs without monitoring
+pikoc run: nothing recorded: nofork.db: no such file"
+
 # A daemon the program leaves running (its streams at /dev/null) keeps no
 # reader of the program's output waiting: the daemon's drainer does not
 # hold the program's standard output.
