@@ -1004,7 +1004,7 @@ bool pk_thread_name(uint64_t tid, char name[16])
 static void wait_for_work(uint32_t seen)
 {
     struct timespec timeout = {0, IDLE_WAIT_NS};
-    syscall(SYS_futex, &pk_rt.shared->doorbell, FUTEX_WAIT, seen, &timeout, NULL, 0);
+    syscall(SYS_futex, &pk_rt.shared->doorbell, pk_futex_op(FUTEX_WAIT), seen, &timeout, NULL, 0);
 }
 
 static void *drain_main(void *unused)

@@ -7,6 +7,7 @@
 #define PK_HOT_H
 
 #include <pikoc.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -186,7 +187,7 @@ struct pk_focus_set {
  * process's memory, or at the start of a region shared with a drainer
  * process (src/drainer.c), from which every ring is then carved, so that
  * process sees the rings the program maps after it was forked. Futexes on
- * it are never FUTEX_PRIVATE.
+ * it are FUTEX_PRIVATE only when it is this process's (pk_futex_op).
  */
 struct pk_shared {
     _Atomic(struct pk_ring *) rings; /* lock-free list that only grows */
@@ -245,6 +246,16 @@ PK_HOT_FN static inline uint64_t pk_rings_unused_pages(void)
 PK_HOT_FN static inline struct pk_ring *pk_rings_first(void)
 {
     return atomic_load_explicit(&pk_rt.shared->rings, memory_order_acquire);
+}
+
+/*
+ * A futex operation on the doorbell or a ring: process-private (the kernel
+ * skips looking up the shared mapping) unless they lie in a region shared
+ * with a drainer process.
+ */
+PK_HOT_FN static inline int pk_futex_op(int op)
+{
+    return pk_rt.shared->size ? op : op | FUTEX_PRIVATE_FLAG;
 }
 /* Wakes the drain thread (futex). */
 PK_HOT_FN void pk_drain_kick(void);

@@ -31,7 +31,7 @@ PK_TLS struct pk_thread pk_self;
 PK_HOT_FN void pk_drain_kick(void)
 {
     atomic_fetch_add_explicit(&pk_rt.shared->doorbell, 1, memory_order_release);
-    syscall(SYS_futex, &pk_rt.shared->doorbell, FUTEX_WAKE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, &pk_rt.shared->doorbell, pk_futex_op(FUTEX_WAKE), 1, NULL, NULL, 0);
 }
 
 /* Called by pthread when a thread that recorded exits. */
@@ -241,7 +241,7 @@ PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
             break; /* room, or nobody will drain: the caller drops the event */
         pk_drain_kick();
         struct timespec timeout = {0, 1000000}; /* a lost wake-up costs 1 ms, not a hang */
-        syscall(SYS_futex, &r->progress, FUTEX_WAIT, seen, &timeout, NULL, 0);
+        syscall(SYS_futex, &r->progress, pk_futex_op(FUTEX_WAIT), seen, &timeout, NULL, 0);
     }
     atomic_store_explicit(&r->waiting, 0, memory_order_relaxed);
 }
@@ -257,6 +257,6 @@ void pk_ring_made_room(struct pk_ring *r)
         atomic_load_explicit(&r->head, memory_order_relaxed) - atomic_load(&r->tail) <=
             r->capacity / 2) {
         atomic_fetch_add(&r->progress, 1);
-        syscall(SYS_futex, &r->progress, FUTEX_WAKE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, &r->progress, pk_futex_op(FUTEX_WAKE), 1, NULL, NULL, 0);
     }
 }

@@ -99,6 +99,17 @@ per_thread=$(tr -d '\r' <"$work/threads.csv" | awk -F, 'NR > 1 && $2 == "call" &
     END { for (t in n) print n[t] }' | sort -u)
 check_equal "each thread 5000 calls" "$per_thread" 5000
 
+# In process, the rings and the drain's doorbell are this process's alone:
+# their futexes (1 ms waits, and wakes of one waiter) are FUTEX_PRIVATE.
+if command -v strace >/dev/null; then
+    run PIKOC_MONITOR=function-memory PIKOC_RING_EVENTS=64 PIKOC_RECORD="csv:$work/futex.csv" \
+        strace -f -qq -e trace=futex -o "$work/futex" "$(prog threads)" 8 5000
+    shared=$(grep -cE 'FUTEX_(WAIT, [0-9]+, \{tv_sec=0, tv_nsec=1000000\}|WAKE, 1\))' "$work/futex")
+    private=$(grep -cE 'FUTEX_WAIT_PRIVATE, [0-9]+, \{tv_sec=0, tv_nsec=1000000\}' "$work/futex")
+    check_equal "in process: the rings' futexes are private" \
+        "$shared $([ "$private" -gt 0 ] && echo private)" "0 private"
+fi
+
 # --- several recorders, filters from the environment -------------------------------
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/a.csv;csv:$work/b.csv" PIKOC_MAX_DEPTH=1 \
     "$(prog nested)"
