@@ -57,6 +57,22 @@ static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     return rc;
 }
 
+/*
+ * Ends the run without its totals, under `status`; what was recorded stays
+ * (a drainer's run whose program executed another).
+ */
+void pk_sqlite_recorder_abandon(pk_recorder *r, const char *status)
+{
+    sqlite_state *s = pk_recorder_state(r);
+    if (!s->run || r->failed)
+        return;
+    pk_error err;
+    if (pk_store_run_finish(s->run, NULL, 0, status, &err) != 0)
+        pk_warn("%s", err.message);
+    pk_store_run_free(s->run);
+    s->run = NULL;
+}
+
 static void sqlite_close(pk_recorder *r)
 {
     sqlite_state *s = pk_recorder_state(r);

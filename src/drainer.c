@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -160,27 +161,65 @@ static void ignore_terminal_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* How the program's run came to its end, as the drainer sees it. */
+enum program_end {
+    RUN_ENDED,        /* the program ended its run (exit, _exit) */
+    PROGRAM_EXECUTED, /* it executed another program: this image's events are all pushed */
+    PROGRAM_GONE,     /* its process is gone without ending the run (a crash, a kill) */
+};
+
+/*
+ * Whether the program's process has executed another program: it maps
+ * memory (a process on its way out no longer does), but not the shared
+ * region (the new image maps a region of its own, elsewhere).
+ */
+static bool executed_another(pid_t program)
+{
+    char path[64], start[32], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)program);
+    int length = snprintf(start, sizeof start, "%lx-", (unsigned long)(uintptr_t)pk_rt.shared);
+    FILE *maps = fopen(path, "re");
+    if (!maps)
+        return false;
+    bool mapped = false, region = false;
+    while (!region && fgets(line, sizeof line, maps)) {
+        mapped = true;
+        region = strncmp(line, start, (size_t)length) == 0;
+    }
+    fclose(maps);
+    return mapped && !region;
+}
+
+/* The program's process is gone: whether it had ended its run first. */
+static enum program_end gone_after(void)
+{
+    return atomic_load(&pk_rt.shared->ended) ? RUN_ENDED : PROGRAM_GONE;
+}
+
 /*
  * Until the program has ended: it closed its pipe after ending its run, or
  * its process is gone (a crash, a kill). An end of file with the run not
- * ended is an exec (or the program closing descriptors it did not open):
- * the process lives on, and the drainer waits until it is gone.
+ * ended is an exec (the pipe is close-on-exec, closed once the new image is
+ * mapped), the process on its way out, or the program closing descriptors
+ * it did not open: in the last two the drainer waits until it is gone.
  */
-static void wait_for_the_end(int alive, int gone)
+static enum program_end wait_for_the_end(pid_t program, int alive, int gone)
 {
     struct pollfd fds[2] = {{.fd = alive, .events = POLLIN}, {.fd = gone, .events = POLLIN}};
     for (;;) {
         if (poll(fds, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            return;
+            return gone_after();
         }
         if (fds[1].revents)
-            return;
+            return gone_after();
         char byte;
         if (fds[0].revents && read_some(alive, &byte, 1) == 0) {
             if (atomic_load(&pk_rt.shared->ended) || gone < 0)
-                return;
+                return gone_after();
+            if (executed_another(program))
+                return PROGRAM_EXECUTED;
             fds[0].fd = -1; /* poll skips it */
         }
     }
@@ -215,14 +254,20 @@ static void let_go_of_stdio(pk_monitor *recording)
         close(null);
 }
 
-/* Hands each logger the run's end: its totals when the program ended the run, else nothing. */
-static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, bool ended)
+/*
+ * Hands each logger the run's end: its totals when the program ended the
+ * run; 'executed' to a database's run when it executed another program.
+ */
+static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, enum program_end end)
 {
     for (size_t i = 0; i < pk_monitor_logger_count(recording); i++) {
         pk_logger *lg = pk_monitor_logger_at(recording, i);
-        if (ended)
+        pk_recorder *r = pk_logger_recorder(lg);
+        if (end == RUN_ENDED)
             pk_logger_finish(lg, totals);
-        /* A run not finished keeps what was recorded under 'running': pikoc run
+        else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_sqlite)
+            pk_sqlite_recorder_abandon(r, "executed");
+        /* Otherwise the run keeps what was recorded under 'running': pikoc run
          * marks how the program ended. */
         pk_logger_free(lg);
     }
@@ -288,10 +333,10 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     atomic_store(&pk_rt.shared->drainer, getpid());
     if (write(finished, "", 1) != 1)
         _exit(1);
-    wait_for_the_end(alive, gone);
+    enum program_end end = wait_for_the_end(program, alive, gone);
     pk_run_totals totals;
     pk_drain_stop(&totals);
-    end_loggers(recording, &totals, atomic_load(&pk_rt.shared->ended) != 0);
+    end_loggers(recording, &totals, end);
     _exit(0);
 }
 

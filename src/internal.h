@@ -97,6 +97,8 @@ extern const pk_filter_ops pk_filter_min_duration;
 extern const pk_filter_ops pk_filter_include;
 extern const pk_filter_ops pk_filter_exclude;
 extern const pk_filter_ops pk_filter_callback_ops;
+/* Ends an sqlite recorder's run without its totals, under `status` (recorders/sqlite.c). */
+PK_HIDDEN void pk_sqlite_recorder_abandon(pk_recorder *r, const char *status);
 
 /* ---- objects behind the handles ------------------------------------------- */
 

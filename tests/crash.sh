@@ -121,6 +121,22 @@ check_equal "dlopen after the start: the library's call site by name and line" \
     "$status $(rows | grep '^module_allocate,' | cut -d, -f1-4)" \
     "0 module_allocate,$(grep -n 'return malloc(100)' "$srcdir/tests/programs/module.c" | cut -d: -f1),1000,100000"
 
+# An exec (not followed: the new image runs unmonitored) ends the old
+# image's run at once: its drainer finishes it as 'executed' and is gone
+# while the process lives on.
+record="$record --no-follow"
+start_until_ready exec.db 1000 exec pid
+record=${record% --no-follow}
+tries=0
+while drainer_of_program >/dev/null && [ $tries -lt 100 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+check_equal "exec: the old image's drainer gone, its run executed, every allocation" \
+    "$(drainer_of_program | wc -l) $(ending exec.db)" "0 executed|-|-|1000|0|0|1000|100000"
+kill "$program"
+wait $launcher
+
 # --- killed from outside ------------------------------------------------------------------
 # SIGKILL as soon as the allocations are made: nothing waits for a commit.
 kill_when_ready KILL program kill.db 1000 block pid

@@ -21,6 +21,7 @@
  *                             its standard streams at /dev/null and lives 30
  *                             seconds; prints the child's pid, exits 0
  *   crashes N block FILE      writes its pid to FILE, then waits to be killed
+ *   crashes N exec FILE       executes itself as `crashes 0 block FILE`
  *   crashes N churn T FILE    T threads named churn allocate and free without
  *                             end; FILE gets the pid once each made 1000 calls
  *
@@ -177,6 +178,11 @@ int main(int argc, char **argv)
     if (strcmp(how, "block") == 0 && argc > 3) {
         say_ready(argv[3]);
         wait_forever();
+    }
+    if (strcmp(how, "exec") == 0 && argc > 3) {
+        char *again[] = {argv[0], "0", "block", argv[3], NULL};
+        execv("/proc/self/exe", again);
+        return 3;
     }
     if (strcmp(how, "flood") == 0 && argc > 3) {
         wait_for_usr1(argv[3]);
