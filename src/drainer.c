@@ -295,6 +295,19 @@ static void start_now(pk_run_info *run, struct pk_pipeline *pipeline)
 }
 
 /*
+ * pikoc run gets the pid of the drainer that holds its pipe: asked to stop
+ * waiting for the run to be written (a second ^C), it kills that drainer.
+ */
+static void tell_launcher(void)
+{
+    pid_t self = getpid();
+    if (still_ours(&drainer.launcher)) {
+        ssize_t written = write(drainer.launcher.fd, &self, sizeof self);
+        (void)written;
+    }
+}
+
+/*
  * The drainer's life: open the recorders (a monitor that only holds them),
  * start the run in each, say so, drain until the program has ended, then
  * drain what is left and end the run.
@@ -306,6 +319,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
 {
     /* Nothing this process allocates is the program's. */
     pk_self.busy = 1;
+    pk_monitor_drainer_forked();         /* its recorders' monitor may be freed (a failure) */
     prctl(PR_SET_NAME, "pikoc-drainer"); /* what ps shows */
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);
@@ -333,6 +347,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     atomic_store(&pk_rt.shared->drainer, getpid());
     if (write(finished, "", 1) != 1)
         _exit(1);
+    tell_launcher();
     enum program_end end = wait_for_the_end(program, alive, gone);
     pk_run_totals totals;
     pk_drain_stop(&totals);

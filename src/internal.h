@@ -263,6 +263,11 @@ PK_HIDDEN void pk_end_run_at_exit(void);
  * through the recorders of `record`; m itself has none.
  */
 PK_HIDDEN void pk_monitor_set_drainer(pk_monitor *m, const char *record);
+/*
+ * In a drainer process, forked while the program held the run's lock: the
+ * lock is free here (the program's run, left as it is, is not this process's).
+ */
+PK_HIDDEN void pk_monitor_drainer_forked(void);
 /* The monitor PIKOC_* would configure for `record`, whose loggers a drainer records through. */
 PK_HIDDEN pk_monitor *pk_auto_recorders(const char *record, pk_error *err);
 

@@ -498,6 +498,11 @@ void pk_end_run_at_exit(void)
  */
 static PK_TLS uint32_t busy_before_fork;
 
+void pk_monitor_drainer_forked(void)
+{
+    pthread_mutex_init(&run_lock, NULL);
+}
+
 /* Forking a drainer (drainer.c), the run's lock is held and its state stays as it is. */
 static void fork_prepare(void)
 {

@@ -52,6 +52,12 @@ start_until_ready() { # DB ARGS...
     program=$(cat pid)
 }
 
+# How process PID looks (ps): S, T (stopped), Z (a zombie), or gone.
+process_state() { # PID
+    state=$(ps -o stat= -p "$1")
+    echo "${state:-gone}"
+}
+
 # The drainer process of the program whose pid is $program.
 drainer_of_program() {
     pgrep -s "$(ps -o sid= -p "$program" | tr -d ' ')" -x pikoc-drainer
@@ -149,6 +155,36 @@ kill_when_ready INT group int.db 1000 block pid
 check_equal "^C: 128+2, every allocation, the run killed by SIGINT" \
     "$status $(ending int.db)" "130 killed|2|-|1000|0|0|1000|100000"
 
+# ^C while pikoc run waits for a drainer (stopped here: a slow one) after
+# the program was killed: the first says the run is still being written,
+# the second stops the drainer; the run keeps its row, marked killed.
+start_until_ready stop.db 1000 block pid
+waiting=$(ps -o ppid= -p "$program" | tr -d ' ')
+drainer=$(drainer_of_program)
+kill -STOP $drainer
+kill -KILL "$program"
+tries=0
+until [ "$(process_state "$program")" = gone ] || [ $tries -ge 100 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+kill -INT "$waiting"
+sleep 0.5
+first=$(process_state "$drainer" | cut -c1) # still stopped (T): pikoc run waits on
+kill -INT "$waiting"
+tries=0
+until [ "$(process_state "$waiting")" = gone ] || [ $tries -ge 100 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+[ "$(process_state "$waiting")" = gone ] || kill -CONT $drainer
+wait $launcher
+status=$?
+check_equal "^C twice while the drainer writes: said, then stopped; the run killed by SIGKILL" \
+    "$status $first $(process_state "$waiting") $(sql stop.db "SELECT status, signal FROM runs") $(cat err)" \
+    "137 T gone killed|9 pikoc run: 1 run still being written (^C again to stop: it keeps what was committed)
+pikoc run: stopped writing 1 run"
+
 # Four threads allocating and freeing without pause when SIGKILL comes:
 # every record built is an allocation or a free, counted once by its thread
 # and once by its site, every free names a block allocated before, and the
@@ -192,11 +228,7 @@ check_equal "SIGKILL with the drainer stopped: its rings drained after the progr
 
 # The drainer killed on its own: the program is not left waiting for room in
 # its rings; it runs to its end, and its run, never ended, is incomplete.
-# STATE is how the drainer's process looks once killed: gone, or Z (a zombie).
-process_state() { # PID
-    state=$(ps -o stat= -p "$1")
-    echo "${state:-gone}"
-}
+# STATE is how the drainer's process looks once killed (process_state).
 kill_drainer_then_flood() { # STATE DB
     start_until_ready "$2" 1000 flood pid
     drainer=$(drainer_of_program)
@@ -250,6 +282,13 @@ LD_PRELOAD="$builddir/tests/.libs/nofork.so" pk run $record --record sqlite:nofo
 check_equal "the drainer cannot be forked: the program runs, the reason said" \
     "$status $(cat err)" "0 pikoc: cannot start the drainer process: Resource temporarily unavailable; the program runs without monitoring
 pikoc run: nothing recorded: nofork.db: no such file"
+
+# The drainer cannot open its recorder (the program held the run's lock
+# when it forked the drainer): the program runs unmonitored and says why.
+pk run $record --record sqlite:missing/run.db -- "$crashes" 10 exit 0
+check_equal "the drainer's recorder cannot open: the program runs, the reason said" \
+    "$status $(cat err)" "0 pikoc: PIKOC_RECORD: recorder spec 'sqlite:missing/run.db': missing/run.db: unable to open database file; the program runs without monitoring
+pikoc run: nothing recorded: missing/run.db: no such file"
 
 # A daemon the program leaves running (its streams at /dev/null) keeps no
 # reader of the program's output waiting: the daemon's drainer does not

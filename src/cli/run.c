@@ -16,10 +16,12 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +44,10 @@ static const char help[] =
     "runs of their own: give the instrumented binary itself, not a script.\n"
     "A process of its own (forked as PROGRAM starts) writes the records of a\n"
     "preloaded PROGRAM: when it crashes, calls _exit or is killed, every event\n"
-    "before that is recorded.\n"
+    "before that is recorded. ^C (or SIGTERM, SIGHUP) while pikoc waits for that\n"
+    "process after PROGRAM ended says how many runs are still being written; a\n"
+    "second one stops it (the run keeps what was committed, marked as PROGRAM\n"
+    "ended).\n"
     "\n"
     "options:\n"
     "  --monitor NAME       function, function-memory or alloc (every malloc, free,\n"
@@ -477,13 +482,102 @@ static void hand_over_pipe(int pipe_end)
     setenv("PIKOC_LAUNCHER_PIPE", value, 1);
 }
 
-/* Until every holder of the pipe's write end has closed it. */
+#define MAX_DRAINERS 16 /* drainers holding the pipe that pikoc run can stop */
+
+/* The drainers that said their pid on the pipe (pidfds), and how many are still there. */
+typedef struct drainers {
+    int pidfds[MAX_DRAINERS];
+    size_t count;
+} drainers;
+
+static void add_drainers(drainers *d, const pid_t *pids, size_t count)
+{
+    for (size_t i = 0; i < count && d->count < MAX_DRAINERS; i++) {
+        int pidfd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+        if (pidfd >= 0)
+            d->pidfds[d->count++] = pidfd;
+    }
+}
+
+static size_t drainers_left(const drainers *d)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        struct pollfd gone = {.fd = d->pidfds[i], .events = POLLIN};
+        left += poll(&gone, 1, 0) == 0;
+    }
+    return left;
+}
+
+/* A second stop request: the runs keep what was committed; pikoc run marks them. */
+static void stop_drainers(drainers *d)
+{
+    size_t left = drainers_left(d);
+    for (size_t i = 0; i < d->count; i++)
+        syscall(SYS_pidfd_send_signal, d->pidfds[i], SIGKILL, NULL, 0);
+    fprintf(stderr, "pikoc run: stopped writing %zu run%s\n", left, left == 1 ? "" : "s");
+}
+
+static volatile sig_atomic_t stop_requests;
+
+static void count_stop_request(int sig)
+{
+    (void)sig;
+    stop_requests++;
+}
+
+/*
+ * Until every holder of the pipe's write end has closed it; each drainer
+ * sends its pid there as it starts. ^C, SIGTERM or SIGHUP meanwhile: the
+ * first says how many runs are still being written, the second stops their
+ * drainers. Blocked but while waiting, so that none is missed.
+ */
 static void wait_for_drainers(int pipe_start)
 {
-    char byte;
-    while (read(pipe_start, &byte, 1) != 0 && errno == EINTR)
-        ;
+    drainers d = {.count = 0};
+    struct sigaction count = {.sa_handler = count_stop_request};
+    sigset_t requests, old_mask;
+    sigemptyset(&requests);
+    sigaddset(&requests, SIGINT);
+    sigaddset(&requests, SIGTERM);
+    sigaddset(&requests, SIGHUP);
+    sigprocmask(SIG_BLOCK, &requests, &old_mask);
+    sigset_t waiting = old_mask;
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGTERM);
+    sigdelset(&waiting, SIGHUP);
+    sigaction(SIGINT, &count, NULL);
+    sigaction(SIGTERM, &count, NULL);
+    sigaction(SIGHUP, &count, NULL);
+    stop_requests = 0;
+    for (sig_atomic_t handled = 0;;) {
+        struct pollfd readable = {.fd = pipe_start, .events = POLLIN};
+        int ready = ppoll(&readable, 1, NULL, &waiting);
+        if (ready < 0 && errno != EINTR)
+            break;
+        if (ready > 0) {
+            pid_t pids[MAX_DRAINERS];
+            ssize_t got = read(pipe_start, pids, sizeof pids);
+            if (got <= 0)
+                break;
+            add_drainers(&d, pids, (size_t)got / sizeof *pids);
+        }
+        if (stop_requests == handled)
+            continue;
+        handled = stop_requests;
+        size_t left = drainers_left(&d);
+        if (handled == 1)
+            fprintf(stderr,
+                    "pikoc run: %zu run%s still being written (^C again to stop: %s what "
+                    "was committed)\n",
+                    left, left == 1 ? "" : "s", left == 1 ? "it keeps" : "they keep");
+        else if (handled == 2)
+            stop_drainers(&d);
+    }
+    for (size_t i = 0; i < d.count; i++)
+        close(d.pidfds[i]);
     close(pipe_start);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
 }
 
 static volatile sig_atomic_t child_pid;
