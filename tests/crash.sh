@@ -58,6 +58,15 @@ process_state() { # PID
     echo "${state:-gone}"
 }
 
+# Waits (up to ten seconds) until process PID looks like STATE.
+wait_for_state() { # PID STATE
+    tries=0
+    until [ "$(process_state "$1")" = "$2" ] || [ $tries -ge 100 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+}
+
 # The drainer process of the program whose pid is $program.
 drainer_of_program() {
     pgrep -s "$(ps -o sid= -p "$program" | tr -d ' ')" -x pikoc-drainer
@@ -163,20 +172,12 @@ waiting=$(ps -o ppid= -p "$program" | tr -d ' ')
 drainer=$(drainer_of_program)
 kill -STOP $drainer
 kill -KILL "$program"
-tries=0
-until [ "$(process_state "$program")" = gone ] || [ $tries -ge 100 ]; do
-    sleep 0.1
-    tries=$((tries + 1))
-done
+wait_for_state "$program" gone
 kill -INT "$waiting"
 sleep 0.5
 first=$(process_state "$drainer" | cut -c1) # still stopped (T): pikoc run waits on
 kill -INT "$waiting"
-tries=0
-until [ "$(process_state "$waiting")" = gone ] || [ $tries -ge 100 ]; do
-    sleep 0.1
-    tries=$((tries + 1))
-done
+wait_for_state "$waiting" gone
 [ "$(process_state "$waiting")" = gone ] || kill -CONT $drainer
 wait $launcher
 status=$?
@@ -233,11 +234,7 @@ kill_drainer_then_flood() { # STATE DB
     start_until_ready "$2" 1000 flood pid
     drainer=$(drainer_of_program)
     kill -KILL $drainer
-    tries=0
-    until [ "$(process_state "$drainer")" = "$1" ] || [ $tries -ge 100 ]; do
-        sleep 0.1
-        tries=$((tries + 1))
-    done
+    wait_for_state "$drainer" "$1"
     state=$(process_state "$drainer")
     kill -USR1 "$program"
     wait $launcher
