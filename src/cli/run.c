@@ -530,7 +530,8 @@ static void count_stop_request(int sig)
  * Until every holder of the pipe's write end has closed it; each drainer
  * sends its pid there as it starts. ^C, SIGTERM or SIGHUP meanwhile: the
  * first says how many runs are still being written, the second stops their
- * drainers. Blocked but while waiting, so that none is missed.
+ * drainers. The three signals are blocked but inside ppoll, so that none
+ * arrives unseen between two waits.
  */
 static void wait_for_drainers(int pipe_start)
 {
