@@ -2,11 +2,12 @@
 # zmq.sh — the zmq recorder and `pikoc listen` end to end: several sender
 # processes (threads, forks, PIKOC_RECORD, pikoc run, the C API) into one
 # collector, every record exactly once; the collector's tables against the
-# sqlite recorder's for the same run; a collector started late, restarted
-# mid-run, a sender killed; zmq+pub: publishers and their subscribers (two
-# at once, a stalled one, a late one: every drop counted); the linger; CURVE; bad
-# messages and bad usage with their exact lines; and a Python client written
-# from docs/wire-format.md alone, its counts against the collector's.
+# sqlite recorder's for the same run; a collector started late, stalled, its
+# database held by another writer, restarted mid-run, a sender killed;
+# zmq+pub: publishers and their subscribers (two at once, a stalled one, a
+# late one: every drop counted); the linger; CURVE; bad messages and bad
+# usage with their exact lines; and a Python client written from
+# docs/wire-format.md alone, its counts against the collector's.
 set -u
 
 builddir=$(cd "${top_builddir:-.}" && pwd)
@@ -156,6 +157,29 @@ check_equal "late collector: the sender ended well" "$status $(cat late-sender.o
 finished $collector
 check_equal "late collector: every record, once" \
     "$(sql late.db "SELECT status, events, written FROM runs") $(once late.db 1)" "complete,20000,20000 20000 20000 20000"
+
+# --- a stalled collector, then a database another writer holds (a slow disk): the ----------
+# sender waits for room in its window each time, and nothing is lost
+ep="ipc://$work/stalled"
+collect stalled "$ep" --into stalled.db --runs 1
+timeout 120 "$(prog zmq_paced)" "zmq:$ep" 400000 2000 >stalled-sender.out 2>&1 &
+sender=$!
+sleep 0.2
+stop $collector STOP
+sleep 2
+# Unstalled, it would have sent everything in well under these 2 s.
+waited=$(kill -0 $sender 2>/dev/null && echo waiting)
+stop $collector CONT
+# The collector commits every 250 ms; this takes the write lock between two commits.
+printf '.timeout 10000\nBEGIN IMMEDIATE;\nCREATE TABLE held (x);\n.shell sleep 3\nCOMMIT;\n' |
+    sqlite3 stalled.db >held.out 2>&1
+finished $sender
+check_equal "stalled collector, held database: the sender ended well" \
+    "$waited $status $(cat stalled-sender.out) $(cat held.out)" "waiting 0  "
+finished $collector
+check_equal "stalled collector, held database: every record, once" \
+    "$(sql stalled.db "SELECT status, events, written FROM runs") $(once stalled.db 1)" \
+    "complete,400000,400000 400000 400000 400000"
 
 # --- a collector stopped (SIGTERM) and started again mid-run: one run, exact ------------
 # restart NAME SIGNAL SENDER...: runs SENDER, stops its collector mid-run with SIGNAL
