@@ -19,6 +19,7 @@
 #define BUSY_TIMEOUT_MS 10000
 #define WAL_TRUNCATE_FRAMES 32768 /* 128 MiB of 4 KiB pages */
 #define WAL_TRUNCATE_WAIT_MS 200
+#define WAL_CHECKPOINT_FRAMES 256 /* 16 MiB of 64 KiB pages */
 
 /*
  * Exactly the SQL of docs/schema.md, "The schema as SQL": version 1 here, and
@@ -769,6 +770,10 @@ void pk_store_checkpointer_kick(pk_store_checkpointer *c, sqlite3 *writer)
         if (rc == SQLITE_OK)
             return;
     }
+    /* A checkpoint syncs the WAL and the file: a short run leaves its few frames
+     * to the last connection's close, which copies them anyway. */
+    if (c->wal_frames < WAL_CHECKPOINT_FRAMES)
+        return;
     pthread_mutex_lock(&c->lock);
     c->kicks++;
     pthread_cond_signal(&c->wake);

@@ -826,6 +826,33 @@ static void closed_store_is_one_file(void **state)
     assert_int_equal(access(wal, F_OK), -1);
 }
 
+/*
+ * A short run's commits stay in the WAL (a checkpoint waits for the disk):
+ * the file itself, read alone, is still empty while the run records, and
+ * holds the run once the last connection has closed.
+ */
+static void short_run_is_not_checkpointed_while_recording(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    char uri[700];
+    snprintf(uri, sizeof uri, "file:%s?immutable=1", t->db);
+    pk_logger *lg = sqlite_logger(t->db, NULL);
+    pk_run_info run = demo_run();
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    usleep(200000); /* time enough for a checkpoint the commit would have started */
+    sqlite3 *file = NULL;
+    assert_int_equal(sqlite3_open_v2(uri, &file, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL),
+                     SQLITE_OK);
+    assert_rows(file, "SELECT count(*) FROM sqlite_master", "0\n");
+    sqlite3_close(file);
+    assert_int_equal(pk_logger_finish(lg, &nested_totals), 0);
+    pk_logger_free(lg);
+    assert_int_equal(sqlite3_open_v2(uri, &file, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL),
+                     SQLITE_OK);
+    assert_rows(file, "SELECT status FROM runs", "complete\n");
+    sqlite3_close(file);
+}
+
 static void functions_are_exact_with_recursion(void **state)
 {
     const temp_dir *t = dir_of(state);
@@ -1499,6 +1526,7 @@ int main(void)
         WITH_DIR(version_5_file_is_upgraded),
         WITH_DIR(sender_run_survives_its_writer),
         WITH_DIR(closed_store_is_one_file),
+        WITH_DIR(short_run_is_not_checkpointed_while_recording),
         WITH_DIR(functions_are_exact_with_recursion),
         WITH_DIR(call_paths_form_the_calling_context_tree),
         WITH_DIR(symbols_name_callers_by_name_and_file),
