@@ -5,9 +5,9 @@
 # sqlite recorder's for the same run; a collector started late, stalled, its
 # database held by another writer, restarted mid-run, a sender killed;
 # zmq+pub: publishers and their subscribers (two at once, a stalled one, a
-# late one: every drop counted); the linger; CURVE; bad messages and bad
-# usage with their exact lines; and a Python client written from
-# docs/wire-format.md alone, its counts against the collector's.
+# late one: every drop counted; a killed publisher); the linger; CURVE; bad
+# messages and bad usage with their exact lines; and a Python client written
+# from docs/wire-format.md alone, its counts against the collector's.
 set -u
 
 builddir=$(cd "${top_builddir:-.}" && pwd)
@@ -386,6 +386,38 @@ check_equal "late subscriber: the one there from the start has it all" "$(run_co
 check_equal "late subscriber: its view counts the batches missing" \
     "$(grep -c '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | sed 's/^[1-9][0-9]*$/some/') $(grep '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | grep -vc ", $missed batches missing$")" \
     "some 0"
+
+# a publisher killed mid-run: its subscriber ends the run incomplete with what
+# arrived, at once and while it goes on; another publisher there then is a new run
+ep="ipc://$work/pub-killed"
+collect pubkill --subscribe "$ep" --into pubkill.db --runs 2
+timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 10000000 10000 >/dev/null 2>&1 &
+sender=$!
+sleep 0.6
+kill -KILL "$(pgrep -P $sender)"
+i=0
+while ! grep -q 'no goodbye$' pubkill.out && [ $i -lt 60 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+arrived=$(sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' pubkill.out)
+check_equal "killed publisher: its subscriber saw it vanish within 3 s, and goes on" \
+    "$( [ -n "$arrived" ] && echo seen) $(kill -0 $collector && echo running)" "seen running"
+check_equal "killed publisher: incomplete with what arrived" \
+    "$(sql pubkill.db "SELECT status, written FROM runs") $(once pubkill.db 1)" \
+    "incomplete,$arrived $arrived $arrived $arrived"
+timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 20000 0 >/dev/null 2>&1
+finished $collector
+check_equal "killed publisher: the next one there is a run of its own, complete" \
+    "$status $(sql pubkill.db "SELECT status, written FROM runs WHERE id = 2") $(once pubkill.db 2)" \
+    "0 complete,20000 20000 20000 20000"
+check_equal "killed publisher: the subscriber's lines" "$(sed 's/pid [0-9]*/pid P/' pubkill.out)" \
+    "pikoc listen: subscribed to $ep, into pubkill.db
+run 1 (pid P on test): started, zmq_paced
+run 1 (pid P on test): incomplete, $arrived records received ($arrived stored in detail), no goodbye
+run 2 (pid P on test): started, zmq_paced
+run 2 (pid P on test): complete, 20000 records received (20000 stored in detail), 0 dropped by the sender, 0 missed here
+pikoc listen: 2 runs ended, $((arrived + 20000)) records, 0 messages rejected"
 
 # nobody subscribes within the linger: the run goes on, and says so
 timeout 60 env PIKOC_ZMQ_SUBSCRIBERS=1 PIKOC_ZMQ_LINGER=100ms "$(prog zmq_paced)" "zmq+pub:ipc://$work/alone" 10 0 >out 2>&1

@@ -23,6 +23,7 @@
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5557"
 #define MONITOR_ENDPOINT "inproc://pikoc-listen-monitor"
+#define PUBLISHER_MONITOR_ENDPOINT "inproc://pikoc-listen-publisher-%zu"
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01" /* where libzmq asks who may connect */
 #define REPORTED_REJECTS 20                   /* then they are only counted */
 #define ENDED_MEMORY 1024 /* ended senders remembered, so late duplicates stay ignored */
@@ -59,7 +60,9 @@ static const char help[] =
     "                         there too (repeatable, up to 16 publishers; without\n"
     "                         an ENDPOINT operand nothing is bound). What the\n"
     "                         publisher dropped, and what it published before this\n"
-    "                         collector came, counts in the run's dropped column\n"
+    "                         collector came, counts in the run's dropped column.\n"
+    "                         A publisher gone (killed, or silent for 6 s) has its\n"
+    "                         run end incomplete with what arrived\n"
     "  -k, --curve-keys DIR   CURVE encryption and authentication: DIR/server.key and\n"
     "                         DIR/server.pub are made when missing; senders set\n"
     "                         PIKOC_ZMQ_SERVER_KEY to DIR/server.pub (or its text).\n"
@@ -97,6 +100,7 @@ typedef struct sender {
     uint64_t id;
     uint8_t route[256];  /* the ROUTER's identity of its connection (its latest message's) */
     size_t route_length; /* 0 for a publisher's run: no replies */
+    void *subscriber;    /* a publisher's run: the SUB its messages come through */
     pk_wire_peer peer;
     pk_store_run *run;
     int64_t run_id; /* numbered by the collector when nothing is stored */
@@ -118,7 +122,9 @@ typedef struct sender {
 typedef struct collector {
     const char *endpoint; /* NULL: only subscribed */
     void *context, *socket, *monitor;
-    void *subscriber; /* a SUB connected to every --subscribe publisher */
+    /* a SUB connected to each --subscribe publisher, and a monitor of its connection: one
+     * publisher binds there, so a closed connection is the end of that publisher's runs */
+    void *subscribers[MAX_PUBLISHERS], *publisher_monitors[MAX_PUBLISHERS];
     const char *publishers[MAX_PUBLISHERS];
     size_t publisher_count;
     void *zap;              /* answers CURVE handshakes when DIR/clients exists */
@@ -416,8 +422,8 @@ static int open_run(collector *c, sender *s, int64_t run_id, pk_error *err)
     return pk_store_writer_commit(c->writer, err);
 }
 
-static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const uint8_t *data,
-                       size_t size, const pk_wire_header *h, size_t offset)
+static void take_hello(collector *c, sender *s, const zmq_msg_t *route, void *subscriber,
+                       const uint8_t *data, size_t size, const pk_wire_header *h, size_t offset)
 {
     pk_wire_peer peer;
     pk_error err;
@@ -455,6 +461,7 @@ static void take_hello(collector *c, sender *s, const zmq_msg_t *route, const ui
     s->id = h->sender;
     s->peer = peer;
     s->next_seq = 1;
+    s->subscriber = subscriber;
     if (route)
         take_route(s, route);
     if (!c->writer) {
@@ -591,7 +598,8 @@ static void take_exit(collector *c, const uint8_t *data, size_t size, size_t off
     pk_wire_exit_free(&x);
 }
 
-static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
+/* A message from route (a zmq: sender) or through subscriber (a publisher's). */
+static void take_message(collector *c, const zmq_msg_t *route, void *subscriber, zmq_msg_t *msg)
 {
     const uint8_t *data = zmq_msg_data(msg);
     size_t size = zmq_msg_size(msg);
@@ -621,7 +629,7 @@ static void take_message(collector *c, const zmq_msg_t *route, zmq_msg_t *msg)
         return;
     }
     if (h.type == PK_WIRE_HELLO) {
-        take_hello(c, s, route, data, size, &h, offset);
+        take_hello(c, s, route, subscriber, data, size, &h, offset);
         return;
     }
     if (!s) {
@@ -668,42 +676,70 @@ static bool receive(collector *c)
         while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, c->socket, 0) >= 0)
             ;
     } else {
-        take_message(c, &route, &msg);
+        take_message(c, &route, NULL, &msg);
     }
     zmq_msg_close(&msg);
     zmq_msg_close(&route);
     return true;
 }
 
-/* Takes one message a publisher sent; false when there is none. */
-static bool receive_published(collector *c)
+/* Takes one message a publisher sent through subscriber; false when there is none. */
+static bool receive_published(collector *c, void *subscriber)
 {
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, c->subscriber, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(&msg, subscriber, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&msg);
         return false;
     }
     if (zmq_msg_more(&msg)) {
         reject(c, NULL, "a message in several parts (pikoc messages are one part)");
-        while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, c->subscriber, 0) >= 0)
+        while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, subscriber, 0) >= 0)
             ;
     } else {
-        take_message(c, NULL, &msg);
+        take_message(c, NULL, subscriber, &msg);
     }
     zmq_msg_close(&msg);
     return true;
 }
 
-/* A connection closed (the monitor's event; heartbeats close silent ones): probe for a while. */
-static void take_event(collector *c)
+/* Reads one event from a monitor; false when there is none. */
+static bool read_event(void *monitor)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
-    for (bool more = true; more && zmq_msg_recv(&part, c->monitor, ZMQ_DONTWAIT) >= 0;)
+    bool read = false;
+    for (bool more = true; more && zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) >= 0; read = true)
         more = zmq_msg_more(&part);
     zmq_msg_close(&part);
+    return read;
+}
+
+/* A connection closed (the monitor's event; heartbeats close silent ones): probe for a while. */
+static void take_event(collector *c)
+{
+    read_event(c->monitor);
     c->probe_until_ns = pk_clock_monotonic_ns() + PROBE_PERIOD_NS;
+}
+
+/*
+ * The connection to publisher i closed (killed, crashed; heartbeats close a
+ * silent one): what it sent before is taken first, then its runs still open
+ * end with what arrived. One that comes back there starts a new run.
+ */
+static void take_publisher_event(collector *c, size_t i)
+{
+    if (!read_event(c->publisher_monitors[i]))
+        return;
+    while (!stop_requested && receive_published(c, c->subscribers[i]))
+        ;
+    for (size_t k = 0; k < c->sender_count;) {
+        sender *s = c->senders[k];
+        if (s->subscriber == c->subscribers[i])
+            end_sender(c, s, VANISHED, NULL, 0, "incomplete");
+        else
+            k++;
+    }
 }
 
 /* ---- the view ----------------------------------------------------------------------- */
@@ -913,13 +949,28 @@ static void *receiving_socket(collector *c, int type)
     return socket;
 }
 
-/* A SUB socket connected to every publisher, taking all they publish. */
+/* Heartbeats on a socket: a peer silent for 3 of them (dead without a word) is disconnected. */
+static void set_heartbeats(void *socket)
+{
+    int heartbeat = HEARTBEAT_MS, timeout = 3 * HEARTBEAT_MS;
+    zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &heartbeat, sizeof heartbeat);
+    zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+}
+
+/* A SUB socket per publisher, taking all it publishes, and a monitor of its connection. */
 static int subscribe(collector *c)
 {
-    c->subscriber = receiving_socket(c, ZMQ_SUB);
-    zmq_setsockopt(c->subscriber, ZMQ_SUBSCRIBE, "", 0);
     for (size_t i = 0; i < c->publisher_count; i++) {
-        if (zmq_connect(c->subscriber, c->publishers[i]) != 0) {
+        void *sub = c->subscribers[i] = receiving_socket(c, ZMQ_SUB);
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+        set_heartbeats(sub);
+        char monitor[64];
+        snprintf(monitor, sizeof monitor, PUBLISHER_MONITOR_ENDPOINT, i);
+        if (zmq_socket_monitor(sub, monitor, ZMQ_EVENT_DISCONNECTED) != 0)
+            return PK_EXIT_FAILURE;
+        c->publisher_monitors[i] = zmq_socket(c->context, ZMQ_PAIR);
+        zmq_connect(c->publisher_monitors[i], monitor);
+        if (zmq_connect(sub, c->publishers[i]) != 0) {
             pk_cli_error("listen",
                          "cannot subscribe to '%s': %s (expected tcp://HOST:PORT or "
                          "ipc://PATH)",
@@ -933,18 +984,18 @@ static int subscribe(collector *c)
 static int open_socket(collector *c, const char *curve_dir)
 {
     c->context = zmq_ctx_new();
-    if (c->publisher_count && subscribe(c) != 0)
-        return PK_EXIT_USAGE;
+    int status = subscribe(c);
+    if (status != 0)
+        return status;
     if (!c->endpoint)
         return 0;
     c->socket = receiving_socket(c, ZMQ_ROUTER);
-    int one = 1, heartbeat = HEARTBEAT_MS, timeout = 3 * HEARTBEAT_MS;
+    int one = 1;
     /* a send to a closed connection fails (EHOSTUNREACH): how vanished senders show */
     zmq_setsockopt(c->socket, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &heartbeat, sizeof heartbeat);
-    zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+    set_heartbeats(c->socket);
     if (curve_dir) {
-        int status = set_curve(c, curve_dir);
+        status = set_curve(c, curve_dir);
         if (status != 0)
             return status;
     } else if (!is_loopback(c->endpoint)) {
@@ -986,8 +1037,12 @@ static void close_all(collector *c)
     if (c->zap)
         zmq_close(c->zap);
     free(c->clients);
-    if (c->subscriber)
-        zmq_close(c->subscriber);
+    for (size_t i = 0; i < c->publisher_count; i++) {
+        if (c->publisher_monitors[i])
+            zmq_close(c->publisher_monitors[i]);
+        if (c->subscribers[i])
+            zmq_close(c->subscribers[i]);
+    }
     if (c->socket) {
         /* the last acknowledgements must reach their senders, or they would
          * send those batches again to the next collector */
@@ -1001,25 +1056,38 @@ static void close_all(collector *c)
 
 static void serve(collector *c)
 {
-    /* the sockets this collector has, in this order */
-    zmq_pollitem_t all[4] = {{.socket = c->subscriber, .events = ZMQ_POLLIN},
-                             {.socket = c->socket, .events = ZMQ_POLLIN},
-                             {.socket = c->monitor, .events = ZMQ_POLLIN},
-                             {.socket = c->zap, .events = ZMQ_POLLIN}};
-    zmq_pollitem_t *items = c->subscriber ? all : all + 1;
-    int polled = !!c->subscriber + (c->socket ? 2 : 0) + !!c->zap;
+    /* the sockets this collector has */
+    void *sockets[2 * MAX_PUBLISHERS + 3];
+    size_t count = 0;
+    for (size_t i = 0; i < c->publisher_count; i++) {
+        sockets[count++] = c->subscribers[i];
+        sockets[count++] = c->publisher_monitors[i];
+    }
+    void *others[] = {c->socket, c->monitor, c->zap};
+    for (size_t i = 0; i < PK_ARRAY_SIZE(others); i++)
+        if (others[i])
+            sockets[count++] = others[i];
+    zmq_pollitem_t items[PK_ARRAY_SIZE(sockets)];
+    for (size_t i = 0; i < count; i++)
+        items[i] = (zmq_pollitem_t){.socket = sockets[i], .events = ZMQ_POLLIN};
+    zmq_pollitem_t monitor = {.socket = c->monitor, .events = ZMQ_POLLIN};
+    zmq_pollitem_t zap = {.socket = c->zap, .events = ZMQ_POLLIN};
     c->last_view_ns = pk_clock_monotonic_ns();
     while (!stop_requested) {
-        zmq_poll(items, polled, 100);
-        while (c->zap && !stop_requested && zmq_poll(&all[3], 1, 0) > 0)
+        zmq_poll(items, (int)count, 100);
+        while (c->zap && !stop_requested && zmq_poll(&zap, 1, 0) > 0)
             answer_zap(c);
         /* a burst at a time, so commits and the view keep their pace under load */
-        for (int n = 0; n < 256 && !stop_requested && c->subscriber && receive_published(c); n++)
-            ;
+        for (size_t i = 0; i < c->publisher_count; i++)
+            for (int n = 0; n < 256 && !stop_requested && receive_published(c, c->subscribers[i]);
+                 n++)
+                ;
         for (int n = 0; n < 256 && !stop_requested && c->socket && receive(c); n++)
             ;
-        while (!stop_requested && c->monitor && zmq_poll(&all[2], 1, 0) > 0)
+        while (!stop_requested && c->monitor && zmq_poll(&monitor, 1, 0) > 0)
             take_event(c);
+        for (size_t i = 0; i < c->publisher_count && !stop_requested; i++)
+            take_publisher_event(c, i);
         pk_error err;
         if (c->writer && pk_store_writer_commit_due(c->writer, &err) != 0)
             store_failed(c, &err);
