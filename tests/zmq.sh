@@ -419,6 +419,21 @@ run 2 (pid P on test): started, zmq_paced
 run 2 (pid P on test): complete, 20000 records received (20000 stored in detail), 0 dropped by the sender, 0 missed here
 pikoc listen: 2 runs ended, $((arrived + 20000)) records, 0 messages rejected"
 
+# a publisher stopped (SIGSTOP: no word, its connection stays open) is found silent by
+# the heartbeats after 6 s: its run ends incomplete with what arrived
+ep="ipc://$work/pub-silent"
+collect pubsilent --subscribe "$ep" --into pubsilent.db --runs 1
+timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 10000000 10000 >/dev/null 2>&1 &
+sender=$!
+sleep 0.6
+kill -STOP "$(pgrep -P $sender)"
+finished $collector
+kill -KILL "$(pgrep -P $sender)"
+arrived=$(sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' pubsilent.out)
+check_equal "silent publisher: the heartbeats end its run, incomplete with what arrived" \
+    "$status $(sql pubsilent.db "SELECT status, written FROM runs") $(once pubsilent.db 1)" \
+    "0 incomplete,$arrived $arrived $arrived $arrived"
+
 # nobody subscribes within the linger: the run goes on, and says so
 timeout 60 env PIKOC_ZMQ_SUBSCRIBERS=1 PIKOC_ZMQ_LINGER=100ms "$(prog zmq_paced)" "zmq+pub:ipc://$work/alone" 10 0 >out 2>&1
 check_equal "PIKOC_ZMQ_SUBSCRIBERS: nobody came" "$? $(cat out)" \
