@@ -1,8 +1,7 @@
 /*
  * clock.c — choosing the clock and turning raw timestamps into nanoseconds.
  * The TSC is used only when the CPU says it is invariant (CPUID
- * 0x80000007 EDX bit 8) and has rdtscp (0x80000001 EDX bit 27, for
- * pk_clock_raw_ordered), and PIKOC_CLOCK does not ask for "monotonic".
+ * 0x80000007 EDX bit 8) and PIKOC_CLOCK does not ask for "monotonic".
  * Calibration pairs TSC reads with CLOCK_MONOTONIC over about 2 ms.
  */
 #include "clock.h"
@@ -26,10 +25,8 @@ static bool tsc_usable(void)
     unsigned a, b, c, d;
     if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000007u)
         return false;
-    __get_cpuid(0x80000001u, &a, &b, &c, &d);
-    bool rdtscp = (d >> 27) & 1u;
     __get_cpuid(0x80000007u, &a, &b, &c, &d);
-    return rdtscp && ((d >> 8) & 1u);
+    return (d >> 8) & 1u;
 }
 
 /* A (tsc, ns) pair read as close together as the machine allows. */

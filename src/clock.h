@@ -1,8 +1,7 @@
 /*
  * clock.h — timestamps for the hot path. On x86-64 with an invariant TSC a
- * timestamp is one rdtsc (rdtscp where it must not run ahead of the thread's
- * loads); elsewhere it is CLOCK_MONOTONIC. Conversion to nanoseconds happens
- * on the drain thread (clock.c), never here.
+ * timestamp is one rdtsc; elsewhere it is CLOCK_MONOTONIC. Conversion to
+ * nanoseconds happens on the drain thread (clock.c), never here.
  */
 #ifndef PK_CLOCK_H
 #define PK_CLOCK_H
@@ -34,23 +33,6 @@ __attribute__((no_instrument_function, always_inline)) static inline uint64_t pk
 #if PK_HAVE_TSC
     if (__builtin_expect(pk_clock_use_tsc, 1))
         return __rdtsc();
-#endif
-    return pk_clock_monotonic_ns();
-}
-
-/*
- * A raw timestamp read only once everything before it has executed, loads
- * included (rdtscp; clock_gettime orders its own TSC read): later than
- * anything another thread did before a store this thread has seen. The
- * allocation interposer's, whose events the drain orders by time.
- */
-__attribute__((no_instrument_function, always_inline)) static inline uint64_t
-pk_clock_raw_ordered(void)
-{
-#if PK_HAVE_TSC
-    unsigned cpu;
-    if (__builtin_expect(pk_clock_use_tsc, 1))
-        return __rdtscp(&cpu);
 #endif
     return pk_clock_monotonic_ns();
 }

@@ -477,25 +477,44 @@ static void process_profiler(struct pk_ring *r, uint64_t slot, struct track *tr,
 
 static bool finish_realloc(uintptr_t address);
 
+/* What take_ahead looks for: an event that gives a block up, or one that hands it out. */
+enum block_step { GIVES_UP, HANDS_OUT };
+static bool take_ahead(uintptr_t address, uint64_t time, enum block_step step);
+
 /*
- * A block handed out. A realloc on another thread may have given it back
- * before that realloc's end was processed: that end comes first then (see
- * "the order of events"). A block still live here lost its free to what is
- * not recorded (docs/allocations.md): the new one replaces it.
+ * A block handed out at `time`. A realloc on another thread may have given
+ * it back before that realloc's end was processed: that end comes first
+ * then; and the free that gave it back may have a time a little later than
+ * this one's: it comes first too (see "the order of events"). A block still
+ * live after that lost its free to what is not recorded
+ * (docs/allocations.md): the new one replaces it.
  */
-static void put_block(uintptr_t address, uint64_t size, uint64_t usable)
+static void put_block(uintptr_t address, uint64_t size, uint64_t usable, uint64_t time)
 {
     if (drain.reallocs.count)
         finish_realloc(address);
-    pk_block_map_put(&drain.blocks, address, size, usable);
+    bool added;
+    pk_block *b = pk_block_map_slot(&drain.blocks, address, &added);
+    if (!added && take_ahead(address, time, GIVES_UP)) {
+        if (drain.reallocs.count)
+            finish_realloc(address);
+        b = pk_block_map_slot(&drain.blocks, address, &added);
+    }
+    b->a = size;
+    b->b = usable;
 }
 
 /*
- * One allocation call. function, file and line name the innermost recorded
- * call open on the thread (none: ""); caller, caller_file and caller_line
- * the call site. A free carries the size of the block it frees, when the
- * block's allocation was recorded.
+ * Takes the live block at address into *out. One not live may be an
+ * allocation on another thread whose time is a little later than `time`:
+ * that comes first then.
  */
+static bool take_block(uintptr_t address, uint64_t time, pk_block *out)
+{
+    return pk_block_map_take(&drain.blocks, address, out) ||
+           (take_ahead(address, time, HANDS_OUT) && pk_block_map_take(&drain.blocks, address, out));
+}
+
 /*
  * The stack the allocation event at `slot` names (PK_RAW_STACK): by its hash,
  * its frames in the slots after it the first time its thread sends it.
@@ -541,12 +560,21 @@ static uint64_t alloc_alignment(const struct pk_raw_event *ev)
     return code ? 1ull << (code - 1) : 0;
 }
 
+/*
+ * One allocation call. function, file and line name the innermost recorded
+ * call open on the thread (none: ""); caller, caller_file and caller_line
+ * the call site. A free carries the size of the block it frees, when the
+ * block's allocation was recorded.
+ */
 static void process_alloc(const struct pk_ring *ring, struct track *tr,
                           const struct pk_raw_event *ev, uint64_t slot)
 {
     uintptr_t block = ev->fn, old = (uintptr_t)ev->values[PK_ALLOC_VALUE_OLD];
     pk_block ended;
     if (ev->kind & PK_RAW_REALLOC_START) {
+        /* Its block's allocation, should its time be a little later, comes first. */
+        if (!pk_block_map_find(&drain.blocks, old))
+            take_ahead(old, ev->raw_time, HANDS_OUT);
         pk_block_map_put(&drain.reallocs, old, (uintptr_t)ring, 0);
         return;
     }
@@ -563,7 +591,7 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
      * so this one takes its place in the batch only after. */
     pk_block freed;
     if (type == PK_EVENT_FREE) {
-        if (pk_block_map_take(&drain.blocks, pointer, &freed)) {
+        if (take_block(pointer, ev->raw_time, &freed)) {
             size = freed.a;
             usable = freed.b;
         } else {
@@ -572,10 +600,10 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
         }
     } else {
         if (type == PK_EVENT_REALLOC)
-            pk_block_map_take(&drain.blocks, old, &freed);
+            take_block(old, ev->raw_time, &freed);
         size = ev->values[PK_ALLOC_VALUE_SIZE];
         usable = pk_alloc_usable_size(ev->values[PK_ALLOC_VALUE_ASKED], alloc_alignment(ev));
-        put_block(block, size, usable);
+        put_block(block, size, usable, ev->raw_time);
     }
 
     pk_record *rec = next_record();
@@ -664,12 +692,21 @@ static void retire_ring(struct pk_ring *r)
  *  - a realloc of a block pushes a start (PK_RAW_REALLOC_START) before the
  *    call, as a free, then its end when it returns: a realloc record (moved
  *    or grown in place), or PK_RAW_REALLOC_FAILED (the block stays);
- *  - every event's time is read once what its thread did before has
- *    completed, loads included (rdtscp), so before the stores after it.
+ *  - every event's time is read before the stores after it (a plain
+ *    rdtsc cannot run after a later store is seen by other cores: stores
+ *    leave the core only once the instructions before them have retired).
  *
  * So the event of each step is published before the next step's event is
- * pushed, and it has the earlier time (an invariant TSC counts the same on
- * every core where the kernel uses it as its clock; CLOCK_MONOTONIC always).
+ * pushed, and nearly always it has the earlier time (an invariant TSC
+ * counts the same on every core where the kernel uses it as its clock;
+ * CLOCK_MONOTONIC always). Not always: rdtsc does not wait for the loads
+ * before it, so the time of a step may be read while the load that saw the
+ * step before is still on its way, up to a few hundred nanoseconds early
+ * (waiting, with rdtscp, would cost every allocation call 9 ns more). The
+ * drain puts such a pair right where it meets it: an allocation of a block
+ * still live, or a free of a block not live, first takes the other
+ * thread's free or allocation of that block if one is published with a
+ * time at most PK_DRAIN_SKEW_NS later (take_ahead).
  *
  * The drain therefore takes the events of all rings in the order of their
  * times: the ring whose next event is the earliest, as long as its events
@@ -789,6 +826,62 @@ static bool finish_realloc(uintptr_t address)
     }
     tr->next += process_event(r, tr, tr->next);
     return true;
+}
+
+/* Whether ev, an event of another ring, gives up the block at address, or hands it out. */
+static bool takes_step(const struct pk_raw_event *ev, uintptr_t address, enum block_step step)
+{
+    if (!(ev->kind & PK_RAW_ALLOC) || (ev->kind & PK_RAW_REALLOC_FAILED))
+        return false;
+    uintptr_t block = ev->fn, old = (uintptr_t)ev->values[PK_ALLOC_VALUE_OLD];
+    if (ev->kind & PK_RAW_REALLOC_START)
+        return step == GIVES_UP && old == address;
+    pk_event_type type = pk_alloc_event_type(ev->call & PK_ALLOC_CALL_MASK, block, old);
+    if (step == HANDS_OUT)
+        return type != PK_EVENT_FREE && block == address;
+    return type == PK_EVENT_FREE && (block ? block : old) == address;
+}
+
+/* The clock's ticks in PK_DRAIN_SKEW_NS. */
+static uint64_t skew_ticks(void)
+{
+    return ((uint64_t)PK_DRAIN_SKEW_NS << 32) / pk_clock_ns_per_tick_q32();
+}
+
+/*
+ * An allocation's time is read without waiting for the loads before it
+ * (see "the order of events"), so it may be a little earlier than the time
+ * of the free on another thread that gave its block back, and a free's
+ * earlier than that of the allocation that handed its block out. Looks in
+ * the other rings, among the events published so far and no later than
+ * `time` plus PK_DRAIN_SKEW_NS, for the one that takes that step on
+ * address, and processes its ring up to it; true when it did. The events
+ * taken ahead of it are no later than it, so none of them can depend on
+ * the event at hand. A ring whose event is being processed is left alone.
+ */
+static bool take_ahead(uintptr_t address, uint64_t time, enum block_step step)
+{
+    uint64_t limit = time + skew_ticks();
+    unsigned shift = drain.pipeline.slot_shift;
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
+        struct track *tr = r->track;
+        if (!tr || tr->busy)
+            continue;
+        read_head(r, tr);
+        for (uint64_t i = tr->next; i != tr->head;) {
+            const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
+            if (ev->raw_time > limit)
+                break;
+            if (takes_step(ev, address, step)) {
+                while (tr->next != i)
+                    tr->next += process_event(r, tr, tr->next);
+                tr->next += process_event(r, tr, i);
+                return true;
+            }
+            i += 1 + payload_slots(r, i, ev, shift);
+        }
+    }
+    return false;
 }
 
 /* ---- the merge: a binary heap of rings by the time of their next event ---------- */

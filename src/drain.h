@@ -17,6 +17,14 @@ struct pk_pipeline {
     uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the run */
 };
 
+/*
+ * How much earlier than the step before it an allocation event's time may
+ * be read (interpose.c reads it without waiting for the thread's loads):
+ * the drain looks this far ahead for the other thread's event that must
+ * come first (drain.c, "the order of events").
+ */
+#define PK_DRAIN_SKEW_NS 10000
+
 /* Drops events left in the rings by an earlier run, then starts the thread. */
 int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err);
 /* Returns once every event pushed before the call is recorded and flushed. */

@@ -200,16 +200,15 @@ PK_HOT_FN __attribute__((noinline, cold)) static void not_running(void)
 
 /*
  * `third` is the alignment, or with PK_RAW_STACK the stack's hash (hot.h).
- * The drain orders the threads' events by their times (drain.c): each is
- * read once what the thread did before has completed, so a free is later
- * than the malloc on another thread whose block the program handed over,
- * and a malloc later than the free that gave its block back.
+ * The drain orders the threads' events by their times (drain.c, "the order
+ * of events"): a plain rdtsc, which may run a little ahead of the loads
+ * before it; the drain sets right the pairs that shows in.
  */
 PK_HOT_FN static inline __attribute__((always_inline)) void
 fill_event(struct pk_raw_event *ev, uint32_t kind, uint32_t call, const void *block, uintptr_t site,
            uint64_t size, const void *old, uint64_t third, uint64_t asked)
 {
-    ev->raw_time = pk_clock_raw_ordered();
+    ev->raw_time = pk_clock_raw();
     ev->fn = (uintptr_t)block;
     ev->site = site;
     ev->kind = kind;

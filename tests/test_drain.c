@@ -175,6 +175,68 @@ static void test_realloc_in_place_and_failed(void **state)
     assert_records("alloc 0x100 0 48|realloc 0x100 0x100 64|free 0x100 0 64");
 }
 
+/* Raw clock units in ns nanoseconds (TSC ticks, or ns with CLOCK_MONOTONIC). */
+static unsigned ticks_of_ns(uint64_t ns)
+{
+    return (unsigned)((ns << 32) / pk_clock_ns_per_tick_q32());
+}
+
+/*
+ * An allocation whose time was read a little before that of the free on
+ * the other thread that gave its block back: the free first all the same,
+ * and the other thread's events before it with it.
+ */
+static void test_allocation_read_early(void **state)
+{
+    (void)state;
+    malloc_at(&one, 1, 0x100, 16);
+    malloc_at(&one, 3, 0x700, 7);
+    free_at(&one, 4, 0x100);
+    malloc_at(&two, 2, 0x200, 2);
+    malloc_at(&two, 3, 0x100, 32); /* before the free's time, by 1000 units */
+    free_at(&two, 5, 0x100);
+    resume();
+    assert_records("alloc 0x100 0 16|alloc 0x200 0 2|alloc 0x700 0 7|free 0x100 0 16|"
+                   "alloc 0x100 0 32|free 0x100 0 32");
+}
+
+/* A free whose time was read a little before the other thread's allocation of its block. */
+static void test_free_read_early(void **state)
+{
+    (void)state;
+    malloc_at(&one, 3, 0x100, 16);
+    free_at(&two, 2, 0x100);
+    resume();
+    assert_records("alloc 0x100 0 16|free 0x100 0 16");
+}
+
+/* A realloc's start read a little before the other thread's allocation of its block. */
+static void test_realloc_start_read_early(void **state)
+{
+    (void)state;
+    malloc_at(&one, 3, 0x100, 16);
+    push(&two, 2, PK_RAW_REALLOC_START, PK_CALL_REALLOC, 0, 0x100, 0);
+    push(&two, 4, 0, PK_CALL_REALLOC, 0x900, 0x100, 64);
+    resume();
+    assert_records("alloc 0x100 0 16|realloc 0x900 0x100 64");
+}
+
+/*
+ * Farther apart than PK_DRAIN_SKEW_NS the times stand: the second
+ * allocation replaces a block whose free was not recorded, and the free
+ * that comes later is of a block not live.
+ */
+static void test_beyond_the_skew(void **state)
+{
+    (void)state;
+    unsigned far = ticks_of_ns(2 * PK_DRAIN_SKEW_NS) / 1000 + 2;
+    malloc_at(&one, 1, 0x100, 16);
+    free_at(&one, far, 0x100);
+    malloc_at(&two, 2, 0x100, 32);
+    resume();
+    assert_records("alloc 0x100 0 16|alloc 0x100 0 32|free 0x100 0 32");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +244,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block_handed_over, start_run, end_run),
         cmocka_unit_test_setup_teardown(test_realloc_end_comes_first, start_run, end_run),
         cmocka_unit_test_setup_teardown(test_realloc_in_place_and_failed, start_run, end_run),
+        cmocka_unit_test_setup_teardown(test_allocation_read_early, start_run, end_run),
+        cmocka_unit_test_setup_teardown(test_free_read_early, start_run, end_run),
+        cmocka_unit_test_setup_teardown(test_realloc_start_read_early, start_run, end_run),
+        cmocka_unit_test_setup_teardown(test_beyond_the_skew, start_run, end_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
