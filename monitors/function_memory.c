@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dlfcn.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define UNMEASURED UINT64_MAX
@@ -51,13 +52,24 @@ PK_HOT_FN static void parse_statm(const char *p, const char *end, uint64_t out[2
     out[1] = vms;
 }
 
+/*
+ * pread(2) itself, not libc's: in a process of several threads libc's is a
+ * cancellation point, which switches the thread's cancellation type on and
+ * off around the call (two atomic updates), and a pthread_cancel could
+ * unwind through the hook with its guard still set.
+ */
+PK_HOT_FN static inline long read_at_start(int fd, char *buf, size_t size)
+{
+    return syscall(SYS_pread64, fd, buf, size, (off_t)0);
+}
+
 /* Also the alloc monitor's sampler thread (monitors/alloc.c). */
 PK_HOT_FN void pk_read_statm(int *fd, uint64_t pages[2])
 {
     char buf[96];
     if (*fd < 0)
         *fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = *fd >= 0 ? pread(*fd, buf, sizeof buf, 0) : -1;
+    long n = *fd >= 0 ? read_at_start(*fd, buf, sizeof buf) : -1;
     if (n <= 0) {
         pages[0] = pages[1] = UNMEASURED;
         return;
