@@ -32,7 +32,7 @@ static PK_TLS const uint64_t *thread_freed;
 /* ---- hot path ----------------------------------------------------------------- */
 
 /* "12345 678 ..." -> the first two numbers; no stdio, no locale. */
-PK_HOT_FN static void parse_statm(const char *p, const char *end, uint64_t out[2])
+PK_HOT_FN static inline __attribute__((always_inline)) void parse_statm(const char *p, const char *end, uint64_t out[2])
 {
     for (int i = 0; i < 2; i++) {
         uint64_t v = 0;
@@ -56,18 +56,31 @@ PK_HOT_FN static void parse_statm(const char *p, const char *end, uint64_t out[2
  * pread(2) itself, not libc's: in a process of several threads libc's is a
  * cancellation point, which switches the thread's cancellation type on and
  * off around the call (two atomic updates), and a pthread_cancel could
- * unwind through the hook with its guard still set.
+ * unwind through the hook with its guard still set. Inline on x86-64: the
+ * hook's code right after a microsecond in the kernel is cold, every line
+ * of it a miss.
  */
-PK_HOT_FN static inline long read_at_start(int fd, char *buf, size_t size)
+PK_HOT_FN static inline __attribute__((always_inline)) long read_at_start(int fd, char *buf,
+                                                                         size_t size)
 {
+#ifdef __x86_64__
+    long ret;
+    register long offset __asm__("r10") = 0;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"((long)SYS_pread64), "D"((long)fd), "S"(buf), "d"(size), "r"(offset)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
     return syscall(SYS_pread64, fd, buf, size, (off_t)0);
+#endif
 }
 
-/* Also the alloc monitor's sampler thread (monitors/alloc.c). */
-PK_HOT_FN void pk_read_statm(int *fd, uint64_t pages[2])
+PK_HOT_FN static inline __attribute__((always_inline)) void read_statm_of(int *fd,
+                                                                         uint64_t pages[2])
 {
     char buf[96];
-    if (*fd < 0)
+    if (PK_UNLIKELY(*fd < 0))
         *fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     long n = *fd >= 0 ? read_at_start(*fd, buf, sizeof buf) : -1;
     if (n <= 0) {
@@ -79,9 +92,15 @@ PK_HOT_FN void pk_read_statm(int *fd, uint64_t pages[2])
         pages[1] -= pk_rings_unused_pages();
 }
 
+/* Also the alloc monitor's sampler thread (monitors/alloc.c). */
+PK_HOT_FN void pk_read_statm(int *fd, uint64_t pages[2])
+{
+    read_statm_of(fd, pages);
+}
+
 PK_HOT_FN static void read_statm(uint64_t values[PK_SAMPLE_VALUES])
 {
-    pk_read_statm(&statm_fd, &values[VALUE_RSS_PAGES]);
+    read_statm_of(&statm_fd, &values[VALUE_RSS_PAGES]);
 }
 
 /* The first event of a thread asks jemalloc where its counters live. */
