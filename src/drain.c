@@ -32,19 +32,44 @@ struct merge_entry {
     struct pk_ring *ring;
 };
 
+/*
+ * What a call record names: the function and its call site. Laid out as the
+ * record's fields from function to caller_line, so one copy fills them.
+ */
+struct call_symbols {
+    pk_symbol function;
+    pk_symbol caller;
+};
+_Static_assert(offsetof(pk_record, file) - offsetof(pk_record, function) ==
+                       offsetof(pk_symbol, file) &&
+                   offsetof(pk_record, line) - offsetof(pk_record, function) ==
+                       offsetof(pk_symbol, line) &&
+                   offsetof(pk_record, caller) - offsetof(pk_record, function) ==
+                       offsetof(struct call_symbols, caller) &&
+                   offsetof(pk_record, caller_file) - offsetof(pk_record, caller) ==
+                       offsetof(pk_symbol, file) &&
+                   offsetof(pk_record, caller_line) - offsetof(pk_record, caller) ==
+                       offsetof(pk_symbol, line) &&
+                   offsetof(pk_record, thread) - offsetof(pk_record, function) >=
+                       sizeof(struct call_symbols),
+               "pk_record holds a struct call_symbols from its function field on");
+
 /* An open call on one thread, kept until its return. */
 struct frame {
     uintptr_t fn;
     uint32_t zone; /* PK_RAW_ZONE, PK_RAW_PROFILER or 0 */
-    uint64_t ns;   /* when it was called, CLOCK_MONOTONIC */
+    unsigned flags;
+    uint64_t ns; /* when it was called, CLOCK_MONOTONIC */
+    /* The run's symbols of the call (a profiler's: own, below): a pointer,
+     * so a call copies no names into its frame. */
+    const struct call_symbols *symbols;
     uint64_t allocated;
     uint64_t freed;
-    unsigned flags;
     /* A profiler's counters at its last mark (its start before the first). */
     uint64_t mark_allocated;
     uint64_t mark_freed;
-    pk_symbol function;
-    pk_symbol caller;
+    /* A profiler's symbols come from its payload, not from its address. */
+    struct call_symbols own;
 };
 
 /* The drain's view of one thread (one ring). */
@@ -61,20 +86,26 @@ struct track {
 };
 
 /*
- * Calls from one site to one function repeat: one probe here replaces two
- * lookups in the symbol table. Direct-mapped; a collision just looks up again.
+ * The symbols of each (function, call site) pair, resolved once a run:
+ * calls from one site to one function repeat, and one probe here replaces
+ * two lookups in the symbol table. Open addressing (linear probing, half
+ * full at most); the symbols stay where they are until the run ends, so
+ * frames and records point at them.
  */
-#define CALL_CACHE_SLOTS 4096
-struct call_cache_entry {
-    uintptr_t fn;
+#define CALL_TABLE_FIRST_SLOTS 1024
+enum call_key_kind { CALL_KEY_FUNCTION, CALL_KEY_ZONE, CALL_KEY_SITE };
+struct call_entry {
+    uintptr_t fn; /* a function, a zone descriptor, or 0 (a site alone) */
     uintptr_t site;
-    pk_symbol function;
-    pk_symbol caller;
+    uint32_t kind; /* enum call_key_kind */
+    struct call_symbols *symbols; /* NULL: an empty slot */
 };
 
 static struct {
     pthread_t thread;
-    struct call_cache_entry *call_cache;
+    struct call_entry *calls; /* the call table, calls_mask + 1 slots */
+    size_t calls_mask;
+    size_t calls_count;
     bool started;
     struct pk_pipeline pipeline;
     pk_run_totals totals;
@@ -123,7 +154,7 @@ static struct {
     uint64_t to_blank; /* bit i: records[i] is to be blanked once delivered */
 } batch = {.next = batch.records};
 
-/* ---- symbols of zones ------------------------------------------------------ */
+/* ---- symbols of calls ------------------------------------------------------ */
 
 static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *function,
                          pk_symbol *caller)
@@ -140,40 +171,93 @@ static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *functio
     }
 }
 
-static void call_symbols(uintptr_t fn, uintptr_t site, pk_symbol *function, pk_symbol *caller)
+static size_t call_slot(uintptr_t fn, uintptr_t site, uint32_t kind)
 {
     uint64_t h = ((uint64_t)fn * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)site * 0xC2B2AE3D27D4EB4Full);
-    struct call_cache_entry *e = &drain.call_cache[(h >> 40) & (CALL_CACHE_SLOTS - 1)];
-    if (e->fn != fn || e->site != site) {
-        pk_symbols_lookup(fn, &e->function);
-        pk_symbols_lookup_site(site, &e->caller);
-        e->fn = fn;
-        e->site = site;
-    }
-    *function = e->function;
-    *caller = e->caller;
+    return (size_t)((h ^ kind) >> 32) & drain.calls_mask;
 }
 
-/* A call site alone (an allocation's), through the same cache. */
-#define SITE_ONLY UINTPTR_MAX
+static void calls_free(void)
+{
+    for (size_t i = 0; drain.calls && i <= drain.calls_mask; i++)
+        free(drain.calls[i].symbols);
+    free(drain.calls);
+    drain.calls = NULL;
+    drain.calls_mask = drain.calls_count = 0;
+}
+
+static void calls_grow(void)
+{
+    struct call_entry *old = drain.calls;
+    size_t old_slots = drain.calls ? drain.calls_mask + 1 : 0;
+    size_t slots = old_slots ? 2 * old_slots : CALL_TABLE_FIRST_SLOTS;
+    drain.calls = pk_xcalloc(slots, sizeof *drain.calls);
+    drain.calls_mask = slots - 1;
+    for (size_t i = 0; i < old_slots; i++) {
+        if (!old[i].symbols)
+            continue;
+        size_t j = call_slot(old[i].fn, old[i].site, old[i].kind);
+        while (drain.calls[j].symbols)
+            j = (j + 1) & drain.calls_mask;
+        drain.calls[j] = old[i];
+    }
+    free(old);
+}
+
+/* A pair met for the first time: resolved and added (the slow path). */
+static __attribute__((noinline)) const struct call_symbols *
+add_call(uintptr_t fn, uintptr_t site, uint32_t kind)
+{
+    if (2 * (drain.calls_count + 1) > drain.calls_mask + 1)
+        calls_grow();
+    struct call_symbols *symbols = pk_xcalloc(1, sizeof *symbols);
+    if (kind == CALL_KEY_ZONE)
+        zone_symbols((const pk_zone *)fn, site, &symbols->function, &symbols->caller);
+    else if (kind == CALL_KEY_FUNCTION)
+        pk_symbols_lookup(fn, &symbols->function);
+    if (kind != CALL_KEY_ZONE)
+        pk_symbols_lookup_site(site, &symbols->caller);
+    size_t i = call_slot(fn, site, kind);
+    while (drain.calls[i].symbols)
+        i = (i + 1) & drain.calls_mask;
+    drain.calls[i] = (struct call_entry){fn, site, kind, symbols};
+    drain.calls_count++;
+    return symbols;
+}
+
+/* The symbols of a call of fn (a zone's descriptor, or 0 for a site alone) from site. */
+static inline const struct call_symbols *call_symbols(uintptr_t fn, uintptr_t site, uint32_t kind)
+{
+    for (size_t i = call_slot(fn, site, kind);; i = (i + 1) & drain.calls_mask) {
+        const struct call_entry *e = &drain.calls[i];
+        if (PK_LIKELY(e->fn == fn && e->site == site && e->kind == kind && e->symbols))
+            return e->symbols;
+        if (!e->symbols)
+            return add_call(fn, site, kind);
+    }
+}
+
+/* A call site alone (an allocation's), through the same table. */
 static void site_symbols(uintptr_t site, pk_symbol *caller)
 {
-    uint64_t h = (uint64_t)site * 0xC2B2AE3D27D4EB4Full;
-    struct call_cache_entry *e = &drain.call_cache[(h >> 40) & (CALL_CACHE_SLOTS - 1)];
-    if (e->fn != SITE_ONLY || e->site != site) {
-        pk_symbols_lookup_site(site, &e->caller);
-        e->fn = SITE_ONLY;
-        e->site = site;
-    }
-    *caller = e->caller;
+    *caller = call_symbols(0, site, CALL_KEY_SITE)->caller;
 }
 
 /* ---- building records -------------------------------------------------------- */
 
+/* More room for frames: a profiler's frame points at its own symbols, which move. */
+static __attribute__((noinline)) void grow_frames(struct track *tr)
+{
+    pk_grow(&tr->frames, &tr->capacity, tr->depth, sizeof *tr->frames);
+    for (size_t i = 0; i < tr->depth; i++)
+        if (tr->frames[i].zone == PK_RAW_PROFILER)
+            tr->frames[i].symbols = &tr->frames[i].own;
+}
+
 static struct frame *push_frame(struct track *tr)
 {
     if (PK_UNLIKELY(tr->depth == tr->capacity))
-        pk_grow(&tr->frames, &tr->capacity, tr->depth, sizeof *tr->frames);
+        grow_frames(tr);
     return &tr->frames[tr->depth++];
 }
 
@@ -268,12 +352,7 @@ static void describe_frame(pk_record *rec, pk_event_type type, unsigned depth,
     rec->type = type;
     rec->flags = 0;
     rec->depth = depth;
-    rec->function = f->function.function;
-    rec->file = f->function.file;
-    rec->line = f->function.line;
-    rec->caller = f->caller.function;
-    rec->caller_file = f->caller.file;
-    rec->caller_line = f->caller.line;
+    memcpy(&rec->function, f->symbols, sizeof *f->symbols);
     rec->address = ev->fn;
     rec->call_site = ev->site;
     rec->duration_ns = 0;
@@ -292,10 +371,7 @@ process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
     struct frame *f = push_frame(tr);
     f->fn = ev->fn;
     f->zone = zone;
-    if (zone)
-        zone_symbols((const pk_zone *)ev->fn, ev->site, &f->function, &f->caller);
-    else
-        call_symbols(ev->fn, ev->site, &f->function, &f->caller);
+    f->symbols = call_symbols(ev->fn, ev->site, zone ? CALL_KEY_ZONE : CALL_KEY_FUNCTION);
 
     pk_record *rec = next_record();
     describe_frame(rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
@@ -410,7 +486,8 @@ static void process_profiler_start(struct track *tr, const struct pk_raw_event *
     struct frame *f = push_frame(tr);
     f->fn = ev->fn;
     f->zone = PK_RAW_PROFILER;
-    profiler_symbols(pl, &f->function, &f->caller);
+    profiler_symbols(pl, &f->own.function, &f->own.caller);
+    f->symbols = &f->own;
     pk_record *rec = next_record();
     blank_after_delivery(rec);
     describe_frame(rec, PK_EVENT_CALL, (unsigned)(tr->depth - 1), f, ev);
@@ -435,9 +512,9 @@ static void process_checkpoint(struct track *tr, const struct pk_raw_event *ev,
 {
     size_t at = tr->depth;
     struct frame *f = profiler_frame(tr, ev->fn, &at);
-    struct frame loose = {.fn = ev->fn, .zone = PK_RAW_PROFILER};
+    struct frame loose = {.fn = ev->fn, .zone = PK_RAW_PROFILER, .symbols = &loose.own};
     if (!f)
-        profiler_symbols(pl, &loose.function, &loose.caller);
+        profiler_symbols(pl, &loose.own.function, &loose.own.caller);
     pk_record *rec = next_record();
     blank_after_delivery(rec);
     describe_frame(rec, PK_EVENT_CHECKPOINT, (unsigned)(f ? at + 1 : tr->depth), f ? f : &loose,
@@ -613,9 +690,9 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
     rec->depth = (unsigned)tr->depth;
     if (tr->depth) {
         const struct frame *f = &tr->frames[tr->depth - 1];
-        rec->function = f->function.function;
-        rec->file = f->function.file;
-        rec->line = f->function.line;
+        rec->function = f->symbols->function.function;
+        rec->file = f->symbols->function.file;
+        rec->line = f->symbols->function.line;
     } else {
         rec->function = rec->file = "";
         rec->line = 0;
@@ -1170,8 +1247,8 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
         return pk_fail(err, "the drain thread is already running");
     discard_leftovers();
     /* Symbols stay valid for the process, but code may be unloaded between runs. */
-    free(drain.call_cache);
-    drain.call_cache = pk_xcalloc(CALL_CACHE_SLOTS, sizeof *drain.call_cache);
+    calls_free();
+    calls_grow();
     drain.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     pk_block_map_free(&drain.blocks); /* a forked child's run knows none of its parent's */
     pk_block_map_free(&drain.reallocs);
@@ -1256,8 +1333,7 @@ void pk_drain_stop(pk_run_totals *totals)
     drain.totals.end_ns = now > drain.pipeline.start_ns ? now - drain.pipeline.start_ns : 0;
     if (totals)
         *totals = drain.totals;
-    free(drain.call_cache);
-    drain.call_cache = NULL;
+    calls_free();
     pk_block_map_free(&drain.blocks);
     pk_block_map_free(&drain.reallocs);
     memset(&drain.pipeline, 0, sizeof drain.pipeline);
