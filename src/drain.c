@@ -81,7 +81,7 @@ struct track {
     uint64_t next;   /* the next event to process; the ring's tail when the pass ends */
     uint64_t seen;   /* the ring's head at the read before the last: events before are safe */
     uint64_t head;   /* the ring's head at the last read */
-    uint64_t budget; /* events this pass may still take from the ring */
+    uint64_t budget; /* slots this pass may still take from the ring */
     bool busy;       /* one of its events is being processed */
 };
 
@@ -108,8 +108,8 @@ static struct {
     size_t calls_count;
     bool started;
     struct pk_pipeline pipeline;
-    pk_run_totals totals;
-    uint64_t next_index;
+    pk_run_totals totals; /* events: next_index, once the run ends */
+    uint64_t next_index;  /* of the next record built */
     pk_block_map blocks; /* live blocks: address -> requested size, usable size */
     /* Blocks a realloc started on (PK_RAW_REALLOC_START) whose end is not
      * processed yet: address -> its ring. */
@@ -334,7 +334,7 @@ static inline uint64_t stamp(pk_record *rec, uint64_t raw_time, uint64_t tid)
 static inline uint64_t fill_common(pk_record *rec, const struct pk_raw_event *ev, uint64_t tid)
 {
     uint64_t ns = stamp(rec, ev->raw_time, tid);
-    if (drain.pipeline.decode && drain.pipeline.slot_shift == PK_SLOT_SHIFT_SAMPLED) {
+    if (drain.pipeline.decode) {
         drain.pipeline.decode(ev->values, rec);
         blank_after_delivery(rec);
     }
@@ -381,7 +381,6 @@ process_call(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
         f->allocated = rec->allocated;
         f->freed = rec->freed;
     }
-    drain.totals.events++;
     drain.totals.calls++;
 }
 
@@ -410,7 +409,6 @@ process_return(struct track *tr, const struct pk_raw_event *ev, uint64_t tid)
         rec->span = ev->fn;
         blank_after_delivery(rec);
     }
-    drain.totals.events++;
 }
 
 /* ---- profilers ---------------------------------------------------------------- */
@@ -498,7 +496,6 @@ static void process_profiler_start(struct track *tr, const struct pk_raw_event *
     f->flags = rec->flags;
     f->allocated = f->mark_allocated = rec->allocated;
     f->freed = f->mark_freed = rec->freed;
-    drain.totals.events++;
     drain.totals.calls++;
 }
 
@@ -534,7 +531,6 @@ static void process_checkpoint(struct track *tr, const struct pk_raw_event *ev,
     } else {
         rec->flags &= ~(unsigned)PK_RECORD_ALLOC;
     }
-    drain.totals.events++;
 }
 
 static void process_profiler(struct pk_ring *r, uint64_t slot, struct track *tr,
@@ -716,7 +712,6 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
     if (ev->kind & PK_RAW_STACK)
         rec->stack = stack_of(ring, slot, ev, &rec->stack_depth);
     stamp(rec, ev->raw_time, ring->tid);
-    drain.totals.events++;
 }
 
 /* RSS and VMS taken by the alloc monitor's timer: a record of the process (thread 0). */
@@ -734,7 +729,6 @@ static void process_sample(const struct pk_raw_event *ev)
         rec->rss = ev->values[0] * drain.page_size;
         rec->vms = ev->values[1] * drain.page_size;
     }
-    drain.totals.events++;
 }
 
 /* ---- rings ------------------------------------------------------------------- */
@@ -825,12 +819,14 @@ static uint64_t next_time(const struct pk_ring *r, const struct track *tr)
     return pk_ring_slot(r, tr->next, drain.pipeline.slot_shift)->raw_time;
 }
 
-/* Processes the event in slot i of r; returns the slots it takes, its payload's with it. */
-static inline __attribute__((always_inline)) uint64_t process_event(struct pk_ring *r,
-                                                                    struct track *tr, uint64_t i)
+/*
+ * Processes ev, the event in slot i of r; returns the slots it takes, its
+ * payload's with it.
+ */
+static inline __attribute__((always_inline)) uint64_t
+process_slot(struct pk_ring *r, struct track *tr, uint64_t i, const struct pk_raw_event *ev)
 {
     unsigned shift = drain.pipeline.slot_shift;
-    const struct pk_raw_event *ev = pk_ring_slot(r, i, shift);
     uint32_t kind = ev->kind;
     /* Calls and returns of functions and zones first: nearly every event, no payload. */
     if (PK_LIKELY((kind & ~(uint32_t)(PK_RAW_RETURN | PK_RAW_ZONE)) == 0)) {
@@ -849,6 +845,12 @@ static inline __attribute__((always_inline)) uint64_t process_event(struct pk_ri
         process_profiler(r, i, tr, ev);
     tr->busy = false;
     return 1 + payload_slots(r, i, ev, shift);
+}
+
+/* Processes the event in slot i of r; returns the slots it takes. */
+static uint64_t process_event(struct pk_ring *r, struct track *tr, uint64_t i)
+{
+    return process_slot(r, tr, i, pk_ring_slot(r, i, drain.pipeline.slot_shift));
 }
 
 /* The drain got this far in r: its producer may use the slots before. */
@@ -1004,22 +1006,23 @@ static struct pk_ring *merge_pop(void)
 
 /*
  * A run: safe events of r, in its order, while they are no later than
- * bound; returns how many. Its cursor is kept in registers meanwhile: what
- * the events do (finish_realloc) never moves the cursor of a ring whose
- * event is being processed.
+ * bound; returns the slots they took. Its cursor is kept in registers
+ * meanwhile: what the events do (finish_realloc) never moves the cursor of
+ * a ring whose event is being processed.
  */
 static uint64_t take_run(struct pk_ring *r, uint64_t bound)
 {
     struct track *tr = r->track;
     unsigned shift = drain.pipeline.slot_shift;
-    uint64_t next = tr->next, safe = tr->seen, budget = tr->budget, n = 0;
-    while (next < safe && n < budget && pk_ring_slot(r, next, shift)->raw_time <= bound) {
-        next += process_event(r, tr, next);
-        n++;
-    }
+    uint64_t first = tr->next, next = first;
+    uint64_t end = tr->seen - first < tr->budget ? tr->seen : first + tr->budget;
+    const struct pk_raw_event *ev;
+    while (next < end && (ev = pk_ring_slot(r, next, shift))->raw_time <= bound)
+        next += process_slot(r, tr, next, ev);
     tr->next = next;
-    tr->budget = budget - n;
-    return n;
+    /* A payload may take the run past its end. */
+    tr->budget = next - first < tr->budget ? tr->budget - (next - first) : 0;
+    return next - first;
 }
 
 /* Reads every ring's head: what the read before showed is safe now. */
@@ -1042,8 +1045,8 @@ static void read_rings(uint64_t limit)
 
 /*
  * Takes the safe events of every ring in the order of their times, until
- * the earliest is not safe yet (or its ring's budget is spent); returns how
- * many. A ring whose realloc end was taken ahead (finish_realloc) has moved
+ * the earliest is not safe yet (or its ring's budget is spent); returns the
+ * slots they took. A ring whose realloc end was taken ahead (finish_realloc) has moved
  * on meanwhile: its place is corrected when it comes up.
  */
 static uint64_t merge_rings(void)
@@ -1085,8 +1088,8 @@ static void end_pass(void)
 }
 
 /*
- * Up to `limit` events of each ring, in the order above; returns how many,
- * 0 only when no ring has any. While the earliest event is not safe yet,
+ * Up to `limit` slots of each ring (events and their payloads), in the
+ * order above; returns the slots taken, 0 only when no ring has any. While the earliest event is not safe yet,
  * the rings are read again at once, rather than after the drain's idle wait.
  */
 static uint64_t drain_pass(uint64_t limit)
@@ -1253,6 +1256,8 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
     pk_block_map_free(&drain.blocks); /* a forked child's run knows none of its parent's */
     pk_block_map_free(&drain.reallocs);
     drain.pipeline = *pipeline;
+    if (drain.pipeline.slot_shift != PK_SLOT_SHIFT_SAMPLED)
+        drain.pipeline.decode = NULL; /* no samples to decode: one test per event fewer */
     blank_batch();
     memset(&drain.totals, 0, sizeof drain.totals);
     drain.next_index = 0;
@@ -1329,6 +1334,7 @@ void pk_drain_stop(pk_run_totals *totals)
         dropped += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
     }
     drain.totals.dropped += dropped + take_ringless();
+    drain.totals.events = drain.next_index; /* each record built took the next index */
     uint64_t now = pk_clock_monotonic_ns();
     drain.totals.end_ns = now > drain.pipeline.start_ns ? now - drain.pipeline.start_ns : 0;
     if (totals)
