@@ -40,18 +40,15 @@ struct call_symbols {
     pk_symbol function;
     pk_symbol caller;
 };
-_Static_assert(offsetof(pk_record, file) - offsetof(pk_record, function) ==
-                       offsetof(pk_symbol, file) &&
-                   offsetof(pk_record, line) - offsetof(pk_record, function) ==
-                       offsetof(pk_symbol, line) &&
-                   offsetof(pk_record, caller) - offsetof(pk_record, function) ==
-                       offsetof(struct call_symbols, caller) &&
-                   offsetof(pk_record, caller_file) - offsetof(pk_record, caller) ==
-                       offsetof(pk_symbol, file) &&
-                   offsetof(pk_record, caller_line) - offsetof(pk_record, caller) ==
-                       offsetof(pk_symbol, line) &&
-                   offsetof(pk_record, thread) - offsetof(pk_record, function) >=
-                       sizeof(struct call_symbols),
+/* Whether a record's field lies where the pair's would, copied to rec->function. */
+#define LAID_AS(record_field, pair_field)                                                          \
+    (offsetof(pk_record, record_field) - offsetof(pk_record, function) ==                          \
+     offsetof(struct call_symbols, pair_field))
+_Static_assert(LAID_AS(file, function.file) && LAID_AS(line, function.line) &&
+                   LAID_AS(caller, caller.function) && LAID_AS(caller_file, caller.file) &&
+                   LAID_AS(caller_line, caller.line) &&
+                   offsetof(pk_record, function) + sizeof(struct call_symbols) <=
+                       offsetof(pk_record, thread),
                "pk_record holds a struct call_symbols from its function field on");
 
 /* An open call on one thread, kept until its return. */
@@ -97,7 +94,7 @@ enum call_key_kind { CALL_KEY_FUNCTION, CALL_KEY_ZONE, CALL_KEY_SITE };
 struct call_entry {
     uintptr_t fn; /* a function, a zone descriptor, or 0 (a site alone) */
     uintptr_t site;
-    uint32_t kind; /* enum call_key_kind */
+    uint32_t kind;                /* enum call_key_kind */
     struct call_symbols *symbols; /* NULL: an empty slot */
 };
 
@@ -110,7 +107,7 @@ static struct {
     struct pk_pipeline pipeline;
     pk_run_totals totals; /* events: next_index, once the run ends */
     uint64_t next_index;  /* of the next record built */
-    pk_block_map blocks; /* live blocks: address -> requested size, usable size */
+    pk_block_map blocks;  /* live blocks: address -> requested size, usable size */
     /* Blocks a realloc started on (PK_RAW_REALLOC_START) whose end is not
      * processed yet: address -> its ring. */
     pk_block_map reallocs;
@@ -205,8 +202,8 @@ static void calls_grow(void)
 }
 
 /* A pair met for the first time: resolved and added (the slow path). */
-static __attribute__((noinline)) const struct call_symbols *
-add_call(uintptr_t fn, uintptr_t site, uint32_t kind)
+static __attribute__((noinline)) const struct call_symbols *add_call(uintptr_t fn, uintptr_t site,
+                                                                     uint32_t kind)
 {
     if (2 * (drain.calls_count + 1) > drain.calls_mask + 1)
         calls_grow();
@@ -1089,8 +1086,9 @@ static void end_pass(void)
 
 /*
  * Up to `limit` slots of each ring (events and their payloads), in the
- * order above; returns the slots taken, 0 only when no ring has any. While the earliest event is not safe yet,
- * the rings are read again at once, rather than after the drain's idle wait.
+ * order above; returns the slots taken, 0 only when no ring has any. While
+ * the earliest event is not safe yet, the rings are read again at once,
+ * rather than after the drain's idle wait.
  */
 static uint64_t drain_pass(uint64_t limit)
 {
