@@ -219,6 +219,12 @@ typedef struct pk_recorder_ops {
     /* Optional: the spec options it takes besides "flush" ("pub" for
      * "zmq+pub:..."), NULL-terminated; open() asks pk_recorder_option. */
     const char *const *options;
+    /* Optional: writes recs[0] to recs[n - 1] in order, as n calls of write
+     * would, and returns how many it wrote: n, or fewer when the next one
+     * failed (err says why). The core calls it with the drain's batches when
+     * nothing stands between them and the recorder (no filter, no observe,
+     * no "flush" option), sparing a call per record; write takes the rest. */
+    size_t (*write_many)(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err);
 } pk_recorder_ops;
 
 /* Adds a recorder kind to the registry consulted by specs. */

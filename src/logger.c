@@ -188,10 +188,10 @@ void pk_logger_push(pk_logger *lg, const pk_record *rec)
 }
 
 /*
- * No observer, no filter, no flush after each record: the recorder's write
- * alone, in a loop that checks nothing else per record (how the drain's
- * batches usually arrive). The first failure drops the rest, as
- * recorder_write would.
+ * No observer, no filter, no flush after each record: the recorder's
+ * write_many, or its write in a loop that checks nothing else per record
+ * (how the drain's batches usually arrive). The first failure drops the
+ * rest, as recorder_write would.
  */
 static void write_batch(pk_logger *lg, const pk_record *recs, size_t n)
 {
@@ -200,8 +200,11 @@ static void write_batch(pk_logger *lg, const pk_record *recs, size_t n)
     pk_error e;
     e.message[0] = '\0';
     size_t i = 0;
-    while (i < n && write(r, &recs[i], &e) == 0)
-        i++;
+    if (r->ops->write_many)
+        i = r->ops->write_many(r, recs, n, &e);
+    else
+        while (i < n && write(r, &recs[i], &e) == 0)
+            i++;
     lg->written += i;
     if (i < n)
         recorder_failed(r, "write", &e);

@@ -727,6 +727,105 @@ static void failed_write_stops_the_batch(void **state)
     pk_logger_free(lg);
 }
 
+/* A recorder taking batches whole: it fails on the record of index 3. */
+typedef struct batches_state {
+    size_t calls;      /* of write_many */
+    size_t sizes[4];   /* the batch each call was given */
+    size_t one_by_one; /* records write was given */
+} batches_state;
+
+static int batches_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    (void)err;
+    ((batches_state *)pk_recorder_state(r))->one_by_one++;
+    return 0;
+}
+
+static size_t batches_write_many(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err)
+{
+    batches_state *s = pk_recorder_state(r);
+    s->sizes[s->calls++ % 4] = n;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].index == 3) {
+            pk_fail(err, "record %zu of %zu refused", i + 1, n);
+            return i;
+        }
+    return n;
+}
+
+static const pk_recorder_ops batches = {
+    .name = "batches",
+    .usage = "batches",
+    .size = sizeof(batches_state),
+    .write = batches_write,
+    .write_many = batches_write_many,
+};
+
+static pk_logger *batches_logger(pk_recorder **r)
+{
+    pk_error err = {{0}};
+    *r = pk_recorder_new(&batches, NULL, &err);
+    assert_non_null(*r);
+    pk_logger *lg = pk_logger_new(*r);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    return lg;
+}
+
+/* Batches reach write_many whole; its failure is reported once and drops what follows. */
+static void write_many_takes_whole_batches(void **state)
+{
+    (void)state;
+    pk_recorder *r;
+    pk_logger *lg = batches_logger(&r);
+    pk_record batch[5];
+    for (size_t i = 0; i < 5; i++)
+        batch[i] = test_record(i, PK_EVENT_CALL, "compute", 0, 100);
+    pk_logger_push_many(lg, batch, 3);
+    pk_logger_push(lg, &batch[0]);
+    batches_state *s = pk_recorder_state(r);
+    assert_int_equal(s->calls, 2);
+    assert_int_equal(s->sizes[0], 3);
+    assert_int_equal(s->sizes[1], 1);
+    assert_null(pk_logger_error(lg));
+    pk_logger_push_many(lg, batch, 5);
+    assert_int_equal(s->calls, 3);
+    assert_int_equal(s->sizes[2], 5);
+    assert_string_equal(pk_logger_error(lg), "recorder 'batches' cannot write: record 4 of 5 "
+                                             "refused; its records are dropped");
+    pk_logger_push_many(lg, batch, 5);
+    assert_int_equal(s->calls, 3);
+    assert_int_equal(s->one_by_one, 0);
+    pk_logger_free(lg);
+}
+
+/* A filter or the flush option takes records one at a time: write, not write_many. */
+static void write_many_not_behind_filters_or_flush(void **state)
+{
+    (void)state;
+    pk_record batch[4];
+    for (size_t i = 0; i < 4; i++)
+        batch[i] = test_record(i, PK_EVENT_CALL, "compute", (unsigned)i, 100);
+    pk_recorder *r;
+    pk_logger *lg = batches_logger(&r);
+    pk_error err = {{0}};
+    assert_int_equal(pk_logger_add_filter_spec(lg, "max-depth:1", &err), 0);
+    pk_logger_push_many(lg, batch, 4);
+    batches_state *s = pk_recorder_state(r);
+    assert_int_equal(s->calls, 0);
+    assert_int_equal(s->one_by_one, 2);
+    pk_logger_free(lg);
+
+    lg = batches_logger(&r);
+    pk_recorder_set_auto_flush(r, true);
+    pk_logger_push_many(lg, batch, 4);
+    s = pk_recorder_state(r);
+    assert_int_equal(s->calls, 0);
+    assert_int_equal(s->one_by_one, 4);
+    pk_logger_free(lg);
+}
+
 /* A reader that went away: EPIPE (SIGPIPE is ignored in main). */
 static void closed_pipe_fails_with_broken_pipe(void **state)
 {
@@ -877,6 +976,8 @@ int main(void)
         cmocka_unit_test(full_device_fails_on_finish),
         cmocka_unit_test(full_device_with_flush_fails_at_start),
         cmocka_unit_test(failed_write_stops_the_batch),
+        cmocka_unit_test(write_many_takes_whole_batches),
+        cmocka_unit_test(write_many_not_behind_filters_or_flush),
         cmocka_unit_test(closed_pipe_fails_with_broken_pipe),
         cmocka_unit_test(closed_pipe_fails_on_write_when_buffer_fills),
         WITH_TEMP_FILE(with_flush_each_record_reaches_the_file_at_once),
