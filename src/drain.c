@@ -24,6 +24,8 @@
 #define BATCH_PER_RING 4096
 #define RECORD_BATCH 64            /* records built before the loggers see them */
 #define IDLE_WAIT_NS 1000000       /* poll the rings every 1 ms when idle */
+#define AHEAD_BELOW 1024           /* a pass that took fewer slots found the drain ahead */
+#define AHEAD_WAIT_NS 100000       /* then the next pass waits this long */
 #define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
 
 /* A ring in the merge, by the time of its next event. */
@@ -1172,9 +1174,10 @@ bool pk_thread_name(uint64_t tid, char name[16])
 
 /* ---- the thread -------------------------------------------------------------- */
 
-static void wait_for_work(uint32_t seen)
+/* Sleeps until the doorbell moves from seen, or for wait_ns at most. */
+static void wait_for_work(uint32_t seen, long wait_ns)
 {
-    struct timespec timeout = {0, IDLE_WAIT_NS};
+    struct timespec timeout = {0, wait_ns};
     syscall(SYS_futex, &pk_rt.shared->doorbell, pk_futex_op(FUTEX_WAIT), seen, &timeout, NULL, 0);
 }
 
@@ -1216,11 +1219,16 @@ static void *drain_main(void *unused)
         if (done > 0) {
             dirty = true;
             idle_since = 0;
+            /* Ahead of the threads: let their events gather, so that the next
+             * pass reads a batch of lines they are done with rather than
+             * chase the ones they write (a sync rings the doorbell at once). */
+            if (done < AHEAD_BELOW)
+                wait_for_work(seen, AHEAD_WAIT_NS);
             continue;
         }
         if (!idle_since)
             idle_since = now;
-        wait_for_work(seen);
+        wait_for_work(seen, IDLE_WAIT_NS);
     }
     return NULL;
 }
