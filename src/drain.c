@@ -89,14 +89,15 @@ struct track {
  * calls from one site to one function repeat, and one probe here replaces
  * two lookups in the symbol table. Open addressing (linear probing, half
  * full at most); the symbols stay where they are until the run ends, so
- * frames and records point at them.
+ * frames and records point at them. A zone's descriptor is data, never a
+ * function's code, and no function lies at 0: the pair alone says which
+ * kind of key it is.
  */
 #define CALL_TABLE_FIRST_SLOTS 1024
 enum call_key_kind { CALL_KEY_FUNCTION, CALL_KEY_ZONE, CALL_KEY_SITE };
 struct call_entry {
     uintptr_t fn; /* a function, a zone descriptor, or 0 (a site alone) */
     uintptr_t site;
-    uint32_t kind;                /* enum call_key_kind */
     struct call_symbols *symbols; /* NULL: an empty slot */
 };
 
@@ -170,10 +171,10 @@ static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *functio
     }
 }
 
-static size_t call_slot(uintptr_t fn, uintptr_t site, uint32_t kind)
+static size_t call_slot(uintptr_t fn, uintptr_t site)
 {
     uint64_t h = ((uint64_t)fn * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)site * 0xC2B2AE3D27D4EB4Full);
-    return (size_t)((h ^ kind) >> 32) & drain.calls_mask;
+    return (size_t)(h >> 32) & drain.calls_mask;
 }
 
 static void calls_free(void)
@@ -195,7 +196,7 @@ static void calls_grow(void)
     for (size_t i = 0; i < old_slots; i++) {
         if (!old[i].symbols)
             continue;
-        size_t j = call_slot(old[i].fn, old[i].site, old[i].kind);
+        size_t j = call_slot(old[i].fn, old[i].site);
         while (drain.calls[j].symbols)
             j = (j + 1) & drain.calls_mask;
         drain.calls[j] = old[i];
@@ -216,10 +217,10 @@ static __attribute__((noinline)) const struct call_symbols *add_call(uintptr_t f
         pk_symbols_lookup(fn, &symbols->function);
     if (kind != CALL_KEY_ZONE)
         pk_symbols_lookup_site(site, &symbols->caller);
-    size_t i = call_slot(fn, site, kind);
+    size_t i = call_slot(fn, site);
     while (drain.calls[i].symbols)
         i = (i + 1) & drain.calls_mask;
-    drain.calls[i] = (struct call_entry){fn, site, kind, symbols};
+    drain.calls[i] = (struct call_entry){fn, site, symbols};
     drain.calls_count++;
     return symbols;
 }
@@ -227,9 +228,9 @@ static __attribute__((noinline)) const struct call_symbols *add_call(uintptr_t f
 /* The symbols of a call of fn (a zone's descriptor, or 0 for a site alone) from site. */
 static inline const struct call_symbols *call_symbols(uintptr_t fn, uintptr_t site, uint32_t kind)
 {
-    for (size_t i = call_slot(fn, site, kind);; i = (i + 1) & drain.calls_mask) {
+    for (size_t i = call_slot(fn, site);; i = (i + 1) & drain.calls_mask) {
         const struct call_entry *e = &drain.calls[i];
-        if (PK_LIKELY(e->fn == fn && e->site == site && e->kind == kind && e->symbols))
+        if (PK_LIKELY(e->fn == fn && e->site == site && e->symbols))
             return e->symbols;
         if (!e->symbols)
             return add_call(fn, site, kind);
