@@ -359,7 +359,7 @@ static void describe_frame(pk_record *rec, pk_event_type type, unsigned depth,
 }
 
 /*
- * Calls and returns are inlined into the drain's loop (process_event, in
+ * Calls and returns are inlined into the drain's loop (process_slot, in
  * take_run), which the compiler would not do on its own (returns are also
  * a profiler's): a call with its saved registers per event was 6% of the
  * drain's instructions.
@@ -1046,8 +1046,8 @@ static void read_rings(uint64_t limit)
 /*
  * Takes the safe events of every ring in the order of their times, until
  * the earliest is not safe yet (or its ring's budget is spent); returns the
- * slots they took. A ring whose realloc end was taken ahead (finish_realloc) has moved
- * on meanwhile: its place is corrected when it comes up.
+ * slots they took. A ring whose realloc end was taken ahead (finish_realloc)
+ * has moved on meanwhile: its place is corrected when it comes up.
  */
 static uint64_t merge_rings(void)
 {
@@ -1222,7 +1222,8 @@ static void *drain_main(void *unused)
             idle_since = 0;
             /* Ahead of the threads: let their events gather, so that the next
              * pass reads a batch of lines they are done with rather than
-             * chase the ones they write (a sync rings the doorbell at once). */
+             * chase the ones they write. A sync, the end or a full ring rings
+             * the doorbell, which ends the wait at once. */
             if (done < AHEAD_BELOW)
                 wait_for_work(seen, AHEAD_WAIT_NS);
             continue;
