@@ -17,7 +17,8 @@
 bool pk_clock_use_tsc;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-struct pk_clock_scale pk_clock_scale;
+/* Without a TSC, raw times are nanoseconds already: the identity. */
+struct pk_clock_scale pk_clock_scale = {.mult = (uint64_t)1 << 32};
 
 #if PK_HAVE_TSC
 static bool tsc_usable(void)

@@ -55,12 +55,14 @@ static inline uint64_t pk_clock_ns_per_tick_q32(void)
     return pk_clock_use_tsc ? pk_clock_scale.mult : (uint64_t)1 << 32;
 }
 
-/* A raw timestamp as CLOCK_MONOTONIC nanoseconds (inline: the drain converts every event). */
+/*
+ * A raw timestamp as CLOCK_MONOTONIC nanoseconds (inline: the drain converts
+ * every event). Without a TSC the scale is the identity (clock.c): no test
+ * of the clock's kind.
+ */
 static inline uint64_t pk_clock_to_ns(uint64_t raw)
 {
     const struct pk_clock_scale *c = &pk_clock_scale;
-    if (!pk_clock_use_tsc)
-        return raw;
     if (raw >= c->base_tsc)
         return c->base_ns + (uint64_t)(((unsigned __int128)(raw - c->base_tsc) * c->mult) >> 32);
     return c->base_ns - (uint64_t)(((unsigned __int128)(c->base_tsc - raw) * c->mult) >> 32);
