@@ -826,7 +826,6 @@ static uint64_t next_time(const struct pk_ring *r, const struct track *tr)
 static inline __attribute__((always_inline)) uint64_t
 process_slot(struct pk_ring *r, struct track *tr, uint64_t i, const struct pk_raw_event *ev)
 {
-    unsigned shift = drain.pipeline.slot_shift;
     uint32_t kind = ev->kind;
     /* Calls and returns of functions and zones first: nearly every event, no payload. */
     if (PK_LIKELY((kind & ~(uint32_t)(PK_RAW_RETURN | PK_RAW_ZONE)) == 0)) {
@@ -844,7 +843,7 @@ process_slot(struct pk_ring *r, struct track *tr, uint64_t i, const struct pk_ra
     else /* what is left carries a payload (PK_RAW_HAS_PAYLOAD) */
         process_profiler(r, i, tr, ev);
     tr->busy = false;
-    return 1 + payload_slots(r, i, ev, shift);
+    return 1 + payload_slots(r, i, ev, drain.pipeline.slot_shift);
 }
 
 /* Processes the event in slot i of r; returns the slots it takes. */
