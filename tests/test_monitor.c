@@ -428,6 +428,56 @@ static void test_profiler_records(void **state)
     done_with(m);
 }
 
+/*
+ * A profiler's frame keeps its own names (from its payload, not its
+ * address): they move with the thread's stack of frames when it grows
+ * under the profiler, and its mark and return still name it.
+ */
+static void test_profiler_names_survive_deep_nesting(void **state)
+{
+    (void)state;
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    const pk_profiler_options quiet = {.enable = PK_PROFILE_OFF};
+    static const pk_profiler_site site = {"demo.c", "handler", 42};
+    static const pk_zone level = {"level", "levels.c", "descend", 7};
+    enum { DEPTH = 40 };
+    pk_profiler p;
+    enable(m);
+    pk_profiler_begin(&p, &site, "handle request", &quiet);
+    for (int i = 0; i < DEPTH; i++)
+        pk_zone_begin(&level);
+    pk_profiler_mark(&p, "deep");
+    for (int i = 0; i < DEPTH; i++)
+        pk_zone_end(&level);
+    pk_profiler_finish(&p);
+    pk_monitor_disable(m);
+
+    assert_int_equal(pk_list_count(list), 2 * DEPTH + 3);
+    const pk_record *deep = pk_list_get(list, DEPTH + 1);
+    const pk_record *end = pk_list_get(list, 2 * DEPTH + 2);
+    const pk_record *innermost = pk_list_get(list, DEPTH);
+    assert_string_equal(innermost->function, "level");
+    assert_string_equal(innermost->file, "levels.c");
+    assert_int_equal(innermost->line, 7);
+    assert_int_equal(innermost->depth, DEPTH);
+    for (size_t i = 0; i < 2; i++) {
+        const pk_record *r = i ? end : deep;
+        assert_int_equal(r->type, i ? PK_EVENT_RETURN : PK_EVENT_CHECKPOINT);
+        assert_string_equal(r->function, "handle request");
+        assert_string_equal(r->file, "demo.c");
+        assert_int_equal(r->line, 42);
+        assert_string_equal(r->caller, "handler");
+        assert_string_equal(r->caller_file, "demo.c");
+        assert_int_equal(r->caller_line, 42);
+        assert_int_equal(r->span, p.span);
+    }
+    assert_string_equal(deep->label, "deep");
+    assert_int_equal(deep->depth, 1);
+    assert_int_equal(end->depth, 0);
+    done_with(m);
+}
+
 /* The function monitor running into a list, and a silent profiler begun under it. */
 static pk_monitor *profiler_under_function(pk_recorder **list, pk_profiler *p, const char *message)
 {
@@ -715,6 +765,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
         cmocka_unit_test_teardown(test_profiler_records, end_leftovers),
+        cmocka_unit_test_teardown(test_profiler_names_survive_deep_nesting, end_leftovers),
         cmocka_unit_test_teardown(test_context_time_is_the_run_clock, end_leftovers),
         cmocka_unit_test_teardown(test_calls_after_profiler_records_are_plain, end_leftovers),
         cmocka_unit_test_teardown(test_recursion, end_leftovers),
