@@ -429,6 +429,44 @@ static void test_profiler_records(void **state)
 }
 
 /*
+ * More zones than the drain's first table of call symbols holds (half of
+ * 1024 pairs): each record names its own zone, before the table grows and
+ * after, when the same zones are met again.
+ */
+static void test_many_zones_keep_their_names(void **state)
+{
+    (void)state;
+    enum { ZONES = 700 };
+    static pk_zone zones[ZONES];
+    static char names[ZONES][16];
+    for (unsigned i = 0; i < ZONES; i++) {
+        snprintf(names[i], sizeof names[i], "zone %u", i);
+        zones[i] = (pk_zone){names[i], "zones.c", "visit", i + 1};
+    }
+    pk_recorder *list;
+    pk_monitor *m = monitor_with_list("function", &list);
+    enable(m);
+    for (int round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < ZONES; i++) {
+            pk_zone_begin(&zones[i]);
+            pk_zone_end(&zones[i]);
+        }
+    }
+    pk_monitor_disable(m);
+    assert_int_equal(pk_list_count(list), 2 * 2 * ZONES);
+    for (size_t k = 0; k < pk_list_count(list); k++) {
+        const pk_record *r = pk_list_get(list, k);
+        unsigned i = (unsigned)(k / 2 % ZONES);
+        if (strcmp(r->function, names[i]) != 0)
+            fail_msg("record %zu: function '%s', expected '%s'", k, r->function, names[i]);
+        assert_int_equal(r->line, i + 1);
+        assert_int_equal(r->address, (uintptr_t)&zones[i]);
+        assert_int_equal(r->type, k % 2 ? PK_EVENT_RETURN : PK_EVENT_CALL);
+    }
+    done_with(m);
+}
+
+/*
  * A profiler's frame keeps its own names (from its payload, not its
  * address): they move with the thread's stack of frames when it grows
  * under the profiler, and its mark and return still name it.
@@ -766,6 +804,7 @@ int main(void)
         cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
         cmocka_unit_test_teardown(test_profiler_records, end_leftovers),
         cmocka_unit_test_teardown(test_profiler_names_survive_deep_nesting, end_leftovers),
+        cmocka_unit_test_teardown(test_many_zones_keep_their_names, end_leftovers),
         cmocka_unit_test_teardown(test_context_time_is_the_run_clock, end_leftovers),
         cmocka_unit_test_teardown(test_calls_after_profiler_records_are_plain, end_leftovers),
         cmocka_unit_test_teardown(test_recursion, end_leftovers),
