@@ -221,9 +221,10 @@ typedef struct pk_recorder_ops {
     const char *const *options;
     /* Optional: writes recs[0] to recs[n - 1] in order, as n calls of write
      * would, and returns how many it wrote: n, or fewer when the next one
-     * failed (err says why). The core calls it with the drain's batches when
-     * nothing stands between them and the recorder (no filter, no observe,
-     * no "flush" option), sparing a call per record; write takes the rest. */
+     * failed (err says why). When the logger has no filter and the recorder
+     * no observe and no "flush" option, the core hands it the drain's
+     * batches (up to 64 records), sparing a call per record; otherwise
+     * write takes each record. */
     size_t (*write_many)(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err);
 } pk_recorder_ops;
 
