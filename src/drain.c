@@ -225,7 +225,10 @@ static __attribute__((noinline)) const struct call_symbols *add_call(uintptr_t f
     return symbols;
 }
 
-/* The symbols of a call of fn (a zone's descriptor, or 0 for a site alone) from site. */
+/*
+ * The symbols of a call of fn (a zone's descriptor, or 0 for a site alone)
+ * from site; kind says how to resolve a pair met for the first time.
+ */
 static inline const struct call_symbols *call_symbols(uintptr_t fn, uintptr_t site, uint32_t kind)
 {
     for (size_t i = call_slot(fn, site);; i = (i + 1) & drain.calls_mask) {
