@@ -81,11 +81,25 @@ pk_event_type pk_alloc_event_type(uint32_t call, uintptr_t block, uintptr_t old)
     return PK_EVENT_ALLOC;
 }
 
+/*
+ * Usable sizes of unaligned requests below this, kept as they are first
+ * asked: most requests are small, and a call into jemalloc for each was a
+ * tenth of the drain's work per allocation. 0: not asked yet.
+ */
+#define USABLE_CACHE_SIZES 4096
+static uint32_t usable_cache[USABLE_CACHE_SIZES];
+
 /* What jemalloc gives for a request: the same number malloc_usable_size says. */
 uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment)
 {
     if (!jemalloc_nallocx)
         return asked;
+    if (alignment <= 1 && asked < USABLE_CACHE_SIZES) {
+        uint32_t *cached = &usable_cache[asked];
+        if (!*cached)
+            *cached = (uint32_t)jemalloc_nallocx(asked ? asked : 1, 0);
+        return *cached;
+    }
     int flags = 0;
     if (alignment > 1)
         flags = __builtin_ctzll(alignment); /* MALLOCX_LG_ALIGN */
