@@ -358,17 +358,11 @@ static void on_return(pk_aggregates *a, pk_thread_stats *t, const pk_record *rec
     }
 }
 
-void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec)
+void pk_aggregates_observe_call(pk_aggregates *a, const pk_record *rec)
 {
-    if (rec->type == PK_EVENT_SAMPLE)
-        return; /* the process's, not a thread's: the heap (heap.c) keeps them */
     pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
     t->events++;
     pk_aggregates_touch_thread(a, t);
-    /* A mark is a moment inside a call, not a call; an allocation is counted
-     * by the sqlite recorder's heap (heap.c): both count as events only. */
-    if (rec->type != PK_EVENT_CALL && rec->type != PK_EVENT_RETURN)
-        return;
     uint32_t symbol = pk_aggregates_symbol(a, rec->function, rec->file, rec->line);
     a->observed = rec;
     a->observed_index = rec->index;
@@ -377,12 +371,6 @@ void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec)
         on_call(a, t, rec, symbol);
     else
         on_return(a, t, rec, symbol);
-}
-
-uint32_t pk_aggregates_open_path(pk_aggregates *a, uint64_t thread)
-{
-    pk_thread_stats *t = pk_aggregates_thread(a, thread);
-    return t->depth ? t->stack[t->depth - 1].node : 0;
 }
 
 void pk_aggregates_free(pk_aggregates *a)

@@ -125,10 +125,8 @@ PK_HIDDEN void pk_aggregates_free(pk_aggregates *a);
 /* The id of (function, file, line), from 1; new ids are symbol_count - 1. */
 PK_HIDDEN uint32_t pk_aggregates_symbol(pk_aggregates *a, const char *function, const char *file,
                                         unsigned line);
-/* Adds one record (every record of the run, in order) to the aggregates. */
-PK_HIDDEN void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec);
-/* The call-path node of the innermost call open on the thread, 0 for none. */
-PK_HIDDEN uint32_t pk_aggregates_open_path(pk_aggregates *a, uint64_t thread);
+/* A call or a return record: pk_aggregates_observe. */
+PK_HIDDEN void pk_aggregates_observe_call(pk_aggregates *a, const pk_record *rec);
 /* The thread's stats, created on first use (through pk_aggregates_thread). */
 PK_HIDDEN pk_thread_stats *pk_aggregates_find_thread(pk_aggregates *a, uint64_t thread);
 
@@ -149,6 +147,32 @@ static inline uint32_t pk_aggregates_function(pk_aggregates *a, const pk_record 
 }
 /* Marks a thread changed (after its written count moved). */
 PK_HIDDEN void pk_aggregates_touch_thread(pk_aggregates *a, pk_thread_stats *t);
+
+/*
+ * Adds one record (every record of the run, in order) to the aggregates. A
+ * mark is a moment inside a call, not a call; an allocation is counted by
+ * the sqlite recorder's heap (heap.c): both count as their thread's events
+ * only, here inline (allocations come by the million); a sample is the
+ * process's, not a thread's: the heap keeps them.
+ */
+static inline void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec)
+{
+    if (rec->type == PK_EVENT_CALL || rec->type == PK_EVENT_RETURN) {
+        pk_aggregates_observe_call(a, rec);
+    } else if (rec->type != PK_EVENT_SAMPLE) {
+        pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
+        t->events++;
+        if (!t->dirty)
+            pk_aggregates_touch_thread(a, t);
+    }
+}
+
+/* The call-path node of the innermost call open on the thread, 0 for none. */
+static inline uint32_t pk_aggregates_open_path(pk_aggregates *a, uint64_t thread)
+{
+    pk_thread_stats *t = pk_aggregates_thread(a, thread);
+    return t->depth ? t->stack[t->depth - 1].node : 0;
+}
 /* Forgets the dirty lists once their rows are stored. */
 PK_HIDDEN void pk_aggregates_clean(pk_aggregates *a);
 
