@@ -77,12 +77,16 @@ static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, ui
 PK_INLINE uint32_t site_of(pk_heap *h, const pk_record *rec, pk_aggregates *a)
 {
     uint32_t path = pk_aggregates_open_path(a, rec->thread);
-    /* Allocations come in runs from one site (a loop): the last one first. */
-    if (h->last_site && h->sites[h->last_site].call_site == rec->call_site &&
-        h->sites[h->last_site].path == path)
-        return h->last_site;
-    h->last_site = find_site(h, rec, a, path);
-    return h->last_site;
+    /* Allocations come in runs from one site or two in turn (a loop that
+     * allocates and grows): the last two found first. */
+    for (int i = 0; i < 2; i++) {
+        const pk_heap_site *s = &h->sites[h->last_sites[i]];
+        if (h->last_sites[i] && s->call_site == rec->call_site && s->path == path)
+            return h->last_sites[i];
+    }
+    h->last_sites[1] = h->last_sites[0];
+    h->last_sites[0] = find_site(h, rec, a, path);
+    return h->last_sites[0];
 }
 
 /* The caller's symbol is looked up once, when its site is new. */

@@ -52,7 +52,7 @@ typedef struct pk_heap_sample {
 typedef struct pk_heap {
     pk_heap_site *sites; /* by id; slot 0 unused */
     size_t site_count, site_capacity;
-    uint32_t last_site;      /* the site found last, tried first */
+    uint32_t last_sites[2];  /* the sites found last, tried first */
     pk_block_map site_index; /* call_site -> first site id (b) */
     pk_heap_stack *stacks;   /* by id; slot 0 unused (no stack) */
     size_t stack_count, stack_capacity;

@@ -150,8 +150,8 @@ static __thread bool on_drain_thread;
  */
 static struct {
     pk_record records[RECORD_BATCH];
-    pk_record *next;   /* where the next record is built */
-    uint64_t to_blank; /* bit i: records[i] is to be blanked once delivered */
+    pk_record *next;     /* where the next record is built */
+    uint64_t to_blank;   /* bit i: records[i] is to be blanked once delivered */
     uint64_t to_unalloc; /* bit i: records[i]'s allocation fields are to be cleared then */
 } batch = {.next = batch.records};
 
@@ -443,8 +443,8 @@ struct payload {
  * The slots after the event at `slot` that are not events: a profiler's
  * payload, an allocation's stack.
  */
-static uint64_t payload_slots(const struct pk_ring *r, uint64_t slot, const struct pk_raw_event *ev,
-                              unsigned shift)
+static inline uint64_t payload_slots(const struct pk_ring *r, uint64_t slot,
+                                     const struct pk_raw_event *ev, unsigned shift)
 {
     if (ev->kind & PK_RAW_HAS_PAYLOAD)
         return pk_payload_slots(ev->payload, shift);
