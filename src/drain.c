@@ -601,7 +601,7 @@ static void put_block(uintptr_t address, uint64_t size, uint64_t usable, uint64_
  * allocation on another thread whose time is a little later than `time`:
  * that comes first then.
  */
-static bool take_block(uintptr_t address, uint64_t time, pk_block *out)
+static inline bool take_block(uintptr_t address, uint64_t time, pk_block *out)
 {
     return pk_block_map_take(&drain.blocks, address, out) ||
            (take_ahead(address, time, HANDS_OUT) && pk_block_map_take(&drain.blocks, address, out));
