@@ -6,6 +6,7 @@
 #include "drain.h"
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,10 +161,26 @@ void pk_auto_restart(void)
     pk_monitor_free(old); /* the parent's copy: closes without writing anything */
 }
 
+/*
+ * Whether this copy of pikoc serves the process. A program linked with
+ * libpikoc that a preloaded process starts (pikoc run's LD_PRELOAD is
+ * inherited) holds two: libpikoc-preload.so comes first in the lookup
+ * order, so the hooks and every pikoc function the program calls are its.
+ * The other copy starts nothing: its run would be fed by nobody, and its
+ * set-up would undo the first's (the drainer's pipe, the rings).
+ */
+static bool serves_process(void)
+{
+    Dl_info mine, first;
+    void *found = dlsym(RTLD_DEFAULT, "pk_auto_monitor");
+    return !found || dladdr(found, &first) == 0 || dladdr((void *)serves_process, &mine) == 0 ||
+           first.dli_fbase == mine.dli_fbase;
+}
+
 __attribute__((constructor)) static void auto_start(void)
 {
     const char *found = getenv("PIKOC_RECORD");
-    if (!found || !*found)
+    if (!found || !*found || !serves_process())
         return;
     char *record = pk_xstrdup(found); /* stop_following may unset it */
     bool apart = pk_drainer_configure();

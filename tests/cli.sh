@@ -471,6 +471,18 @@ LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run --
 pk top --db linked.db --by calls --format csv
 check_equal "a program linked with libpikoc records itself (no second copy preloaded)" \
     "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "b,4 a,2 c,2 main,1 "
+# Started by a preloaded process (a shell), it holds two copies of pikoc:
+# the preloaded one, first in the lookup order, serves it and the linked
+# one starts nothing. Enough calls to fill its threads' rings many times.
+threads_linked="$builddir/tests/.libs/prog_threads"
+[ -x "$threads_linked" ] || threads_linked="$builddir/tests/prog_threads"
+LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout 60 "$pikoc" run \
+    --monitor function --record sqlite:twice.db -- \
+    sh -c "$threads_linked 2 50000; exec $threads_linked 2 50000" >out 2>err
+status=$?
+pk runs --db twice.db --format csv
+check_equal "a linked program started by a preloaded shell, then executed by it: every call" \
+    "$status $(rows | cut -d, -f1,3,8 | tr '\n' ' ')" "0 1,executed,0 2,complete,200003 3,complete,200003 "
 
 # --- bad input: one line on stderr, status 2, nothing written ---------------------------------------------
 # The killed run above left its write-ahead log: it is part of the database.
