@@ -25,7 +25,7 @@ PK_HOT_FN static inline __attribute__((always_inline)) void emit(struct pk_threa
     if (PK_UNLIKELY(!r))
         return;
     void (*sample)(uint64_t *) = pk_rt.sample;
-    struct pk_raw_event *ev = pk_ring_slot(r, head, pk_slot_shift(sample));
+    struct pk_raw_event *ev = pk_ring_own_slot(r, head, pk_slot_shift(sample));
     /* A call's time is taken last and a return's first, so the hook's own
      * cost stays outside the measured function. */
     if (kind & PK_RAW_RETURN) {
@@ -198,7 +198,7 @@ PK_HOT_FN static void emit_profiler(struct pk_thread *t, uint32_t kind, const pk
     struct pk_ring *r = pk_ring_claim_slots(t, slots, &head_index);
     if (!r)
         return;
-    struct pk_raw_event *ev = pk_ring_slot(r, head_index, shift);
+    struct pk_raw_event *ev = pk_ring_own_slot(r, head_index, shift);
     if (sample)
         sample(ev->values);
     ev->raw_time = raw_time;

@@ -140,6 +140,11 @@ struct pk_ring {
     uint64_t cached_tail;     /* producer's last view of tail */
     _Atomic uint64_t waits;   /* times the producer found the ring full */
     _Atomic uint64_t dropped; /* events lost to re-entry (signal handlers) */
+    /* The producer's copy of capacity, mask and slots below: an event then
+     * touches this line of the ring alone, however cold it finds it. */
+    uint64_t own_capacity;
+    uint64_t own_mask;
+    unsigned char *own_slots;
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint32_t progress; /* futex: bumped by the drain when a waiting producer may go on */
     _Atomic uint32_t waiting;  /* the producer sleeps on progress */
@@ -154,6 +159,8 @@ struct pk_ring {
     void *track;          /* the drain's per-thread state; only the drain touches it */
 };
 
+_Static_assert(offsetof(struct pk_ring, own_slots) < 64, "the producer's fields share head's line");
+
 /* The slot size of a run: a cache line when its hooks sample, half one otherwise. */
 PK_HOT_FN static inline unsigned pk_slot_shift(void (*sample)(uint64_t *))
 {
@@ -165,6 +172,13 @@ PK_HOT_FN static inline struct pk_raw_event *pk_ring_slot(const struct pk_ring *
                                                           unsigned shift)
 {
     return (struct pk_raw_event *)(r->slots + ((i & r->mask) << shift));
+}
+
+/* The same, as the producer reaches it (its copy, on the line of head). */
+PK_HOT_FN static inline struct pk_raw_event *pk_ring_own_slot(const struct pk_ring *r, uint64_t i,
+                                                              unsigned shift)
+{
+    return (struct pk_raw_event *)(r->own_slots + ((i & r->own_mask) << shift));
 }
 
 /* Per-thread state, in initial-exec TLS so reaching it is one instruction. */
@@ -281,11 +295,11 @@ pk_ring_claim_slots(struct pk_thread *t, uint64_t slots, uint64_t *head_out)
     }
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t last = head + slots - 1;
-    if (PK_UNLIKELY(last - r->cached_tail >= r->capacity)) {
+    if (PK_UNLIKELY(last - r->cached_tail >= r->own_capacity)) {
         r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (last - r->cached_tail >= r->capacity) {
+        if (last - r->cached_tail >= r->own_capacity) {
             pk_ring_wait(r, last);
-            if (last - r->cached_tail >= r->capacity) {
+            if (last - r->cached_tail >= r->own_capacity) {
                 atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
                 return NULL;
             }
@@ -324,7 +338,7 @@ PK_HOT_FN static inline void pk_ring_put(struct pk_ring *r, uint64_t slot, unsig
     const char *from = data;
     size_t slot_bytes = (size_t)1 << shift;
     while (len > 0) {
-        char *to = (char *)pk_ring_slot(r, slot + (offset >> shift), shift);
+        char *to = (char *)pk_ring_own_slot(r, slot + (offset >> shift), shift);
         size_t at = offset & (slot_bytes - 1);
         size_t n = slot_bytes - at < len ? slot_bytes - at : len;
         __builtin_memcpy(to + at, from, n);

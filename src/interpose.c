@@ -602,7 +602,7 @@ record_stacked(struct pk_thread *t, unsigned depth, enum pk_alloc_call call, con
     if (PK_UNLIKELY(!r))
         return;
     uint32_t align_code = alignment ? (uint32_t)__builtin_ctzll(alignment) + 1 : 0;
-    fill_event(pk_ring_slot(r, first, PK_SLOT_SHIFT_SAMPLED),
+    fill_event(pk_ring_own_slot(r, first, PK_SLOT_SHIFT_SAMPLED),
                PK_RAW_ALLOC | PK_RAW_STACK | (known ? 0 : PK_RAW_STACK_FRAMES),
                call | align_code << PK_ALLOC_ALIGN_SHIFT, block, site, size, old, stack.hash,
                asked);
@@ -633,7 +633,7 @@ push(struct pk_thread *t, uint32_t kind, enum pk_alloc_call call, const void *bl
     struct pk_ring *r = pk_ring_claim(t, &head);
     if (PK_UNLIKELY(!r))
         return;
-    fill_event(pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED), kind, call, block, site, size, old,
+    fill_event(pk_ring_own_slot(r, head, PK_SLOT_SHIFT_SAMPLED), kind, call, block, site, size, old,
                alignment, asked);
     pk_ring_publish(r, head);
 }

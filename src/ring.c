@@ -168,9 +168,9 @@ PK_HOT_FN static struct pk_ring *map_new_ring(void)
     if (!mem)
         return NULL;
     struct pk_ring *r = mem;
-    r->capacity = capacity;
-    r->mask = capacity - 1;
-    r->slots = (unsigned char *)mem + header;
+    r->capacity = r->own_capacity = capacity;
+    r->mask = r->own_mask = capacity - 1;
+    r->slots = r->own_slots = (unsigned char *)mem + header;
     atomic_store_explicit(&r->state, PK_RING_OWNED, memory_order_relaxed);
     _Atomic(struct pk_ring *) *list = &pk_rt.shared->rings;
     struct pk_ring *head = atomic_load_explicit(list, memory_order_relaxed);
