@@ -237,6 +237,52 @@ static void test_beyond_the_skew(void **state)
     assert_records("alloc 0x100 0 16|alloc 0x100 0 32|free 0x100 0 32");
 }
 
+/* A call or a return of fn, with samples the run reads as unmeasured. */
+static void call_event(struct pk_thread *t, unsigned tick, uint32_t kind, uintptr_t fn)
+{
+    uint64_t head;
+    struct pk_ring *r = pk_ring_claim(t, &head);
+    assert_non_null(r);
+    struct pk_raw_event *ev = pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
+    ev->raw_time = base + tick * 1000ull;
+    ev->fn = fn;
+    ev->site = 0;
+    ev->kind = kind;
+    for (size_t i = 0; i < PK_SAMPLE_VALUES; i++)
+        ev->values[i] = UINT64_MAX;
+    pk_ring_publish(r, head);
+}
+
+/*
+ * Records are built in a batch the drain reuses: a call or a return built
+ * where an allocation record was shows none of the allocation's fields.
+ * Allocations first, then calls and returns, more than a batch of each.
+ */
+static void test_calls_after_allocations_carry_none_of_theirs(void **state)
+{
+    (void)state;
+    unsigned tick = 1;
+    for (uintptr_t i = 0; i < 100; i++)
+        malloc_at(&one, tick++, 0x1000 + 16 * i, 24);
+    for (int i = 0; i < 100; i++) {
+        call_event(&one, tick++, PK_RAW_CALL, (uintptr_t)test_block_handed_over);
+        call_event(&one, tick++, PK_RAW_RETURN, (uintptr_t)test_block_handed_over);
+    }
+    resume();
+    pk_monitor_disable(monitor);
+    assert_int_equal(pk_list_count(list), 300);
+    size_t stale = 0;
+    for (size_t i = 100; i < 300; i++) {
+        const pk_record *r = pk_list_get(list, i);
+        assert_int_equal(r->type, i % 2 == 0 ? PK_EVENT_CALL : PK_EVENT_RETURN);
+        if (strcmp(r->alloc_function, "") != 0 || r->pointer || r->old_pointer || r->size ||
+            r->usable_size || r->stack || r->stack_depth ||
+            (r->flags & (PK_RECORD_BLOCK | PK_RECORD_SIZE)))
+            stale++;
+    }
+    assert_int_equal(stale, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +294,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_read_early, start_run, end_run),
         cmocka_unit_test_setup_teardown(test_realloc_start_read_early, start_run, end_run),
         cmocka_unit_test_setup_teardown(test_beyond_the_skew, start_run, end_run),
+        cmocka_unit_test_setup_teardown(test_calls_after_allocations_carry_none_of_theirs,
+                                        start_run, end_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
