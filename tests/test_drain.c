@@ -2,7 +2,9 @@
  * test_drain.c — the order in which the drain takes the threads' allocation
  * events (src/drain.c, "the order of events"), from raw events pushed by
  * hand into two rings of this thread, with the drain parked while they are
- * pushed: each test asserts the exact records that came out, in order.
+ * pushed: each test asserts the exact records that came out, in order;
+ * and that a record built in the drain's reused batch keeps nothing of the
+ * allocation record built there before it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
