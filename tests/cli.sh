@@ -469,13 +469,19 @@ linked="$builddir/tests/.libs/prog_nested"
 [ -x "$linked" ] || linked="$builddir/tests/prog_nested"
 LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run --monitor function --record sqlite:linked.db -- "$linked"
 pk top --db linked.db --by calls --format csv
-check_equal "a program linked with libpikoc records itself (no second copy preloaded)" \
+check_equal "a program linked with libpikoc: the preloaded copy records it" \
     "$(rows | cut -d, -f1,2 | tr '\n' ' ')" "b,4 a,2 c,2 main,1 "
-# Started by a preloaded process (a shell), it holds two copies of pikoc:
-# the preloaded one, first in the lookup order, serves it and the linked
-# one starts nothing. Enough calls to fill its threads' rings many times.
+# It holds two copies of pikoc: the preloaded one, first in the lookup
+# order, serves it and the linked one starts nothing; so allocations are
+# recorded too, and a shell (preloaded) may start it. Enough calls to fill
+# its threads' rings many times.
 threads_linked="$builddir/tests/.libs/prog_threads"
 [ -x "$threads_linked" ] || threads_linked="$builddir/tests/prog_threads"
+LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run \
+    --monitor function-memory,alloc --record sqlite:linkedalloc.db -- "$threads_linked" 2 100
+check_equal "a program linked with libpikoc, its calls and its allocations" \
+    "$status $(sqlite3 linkedalloc.db "SELECT r.status, r.calls, a.allocations > 0, a.unknown_frees
+        FROM runs r JOIN alloc_runs a ON a.run_id = r.id")" "0 complete|403|1|0"
 LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout 60 "$pikoc" run \
     --monitor function --record sqlite:twice.db -- \
     sh -c "$threads_linked 2 50000; exec $threads_linked 2 50000" >out 2>err

@@ -39,9 +39,9 @@ static const char help[] =
     "\n"
     "Runs PROGRAM with libpikoc-preload.so in LD_PRELOAD, so a dynamically linked\n"
     "program built with -finstrument-functions (and -g, for file and line) is\n"
-    "recorded with no relinking. A program already linked with libpikoc is run with\n"
-    "the PIKOC_* variables only. Processes PROGRAM starts inherit both and record\n"
-    "runs of their own: give the instrumented binary itself, not a script.\n"
+    "recorded with no relinking (a program linked with libpikoc too: the preloaded\n"
+    "copy records it). Processes PROGRAM starts inherit both and record runs of\n"
+    "their own: give the instrumented binary itself, not a script.\n"
     "A process of its own (forked as PROGRAM starts) writes the records of a\n"
     "preloaded PROGRAM: when it crashes, calls _exit or is killed, every event\n"
     "before that is recorded. ^C (or SIGTERM, SIGHUP) while pikoc waits for that\n"
@@ -352,14 +352,6 @@ static const char *secure_execution(const char *path)
     return NULL;
 }
 
-static bool needs_library(const elf_facts *facts, const char *prefix)
-{
-    for (size_t i = 0; i < facts->needed_count; i++)
-        if (strncmp(facts->needed[i], prefix, strlen(prefix)) == 0)
-            return true;
-    return false;
-}
-
 /* ---- the preload library --------------------------------------------------------------- */
 
 static bool readable_file(const char *path)
@@ -459,8 +451,7 @@ static void set_environment(const run_config *cfg, const char *preload)
     set_or_unset("PIKOC_STACK", cfg->stack);
     set_or_unset("PIKOC_FOLLOW", cfg->no_follow ? "no" : NULL);
     set_or_unset("PIKOC_USER_PRELOAD", cfg->no_follow ? getenv("LD_PRELOAD") : NULL);
-    if (preload)
-        setenv("LD_PRELOAD", preload, 1);
+    setenv("LD_PRELOAD", preload, 1);
 }
 
 /* ---- running it ------------------------------------------------------------------------ */
@@ -597,8 +588,14 @@ static void forward_signal(int sig)
 static int start_and_wait(const run_config *cfg, const char *path, const char *preload,
                           pid_t *pid_out, int *exec_error)
 {
-    int report[2], drained[2] = {-1, -1};
-    if (pipe2(report, O_CLOEXEC) != 0 || (preload && pipe2(drained, O_CLOEXEC) != 0)) {
+    int report[2], drained[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        *exec_error = errno;
+        return -1;
+    }
+    if (pipe2(drained, O_CLOEXEC) != 0) {
+        close(report[0]);
+        close(report[1]);
         *exec_error = errno;
         return -1;
     }
@@ -625,8 +622,7 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         close(report[0]);
         set_environment(cfg, preload);
-        if (preload)
-            hand_over_pipe(drained[1]);
+        hand_over_pipe(drained[1]);
         execv(path, cfg->program);
         int e = errno;
         ssize_t w = write(report[1], &e, sizeof e);
@@ -634,13 +630,11 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
         _exit(127);
     }
     close(report[1]);
-    if (drained[1] >= 0)
-        close(drained[1]);
+    close(drained[1]);
     if (pid < 0) {
         *exec_error = errno;
         close(report[0]);
-        if (drained[0] >= 0)
-            close(drained[0]);
+        close(drained[0]);
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
@@ -657,8 +651,7 @@ static int start_and_wait(const run_config *cfg, const char *path, const char *p
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     child_pid = 0;
-    if (drained[0] >= 0)
-        wait_for_drainers(drained[0]);
+    wait_for_drainers(drained[0]);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -842,14 +835,11 @@ static int run_main(int argc, char **argv)
                      name, secure, secure);
         return PK_EXIT_USAGE;
     }
-    /* A program linked with libpikoc records by itself: a second copy would compete. */
-    char *preload = NULL;
-    if (!needs_library(&facts, "libpikoc.so")) {
-        char library[PATH_MAX];
-        if (find_preload(library, sizeof library) != 0)
-            return PK_EXIT_FAILURE;
-        preload = preload_list(library);
-    }
+    /* A program linked with libpikoc too: the preloaded copy serves it (env.c). */
+    char library[PATH_MAX];
+    if (find_preload(library, sizeof library) != 0)
+        return PK_EXIT_FAILURE;
+    char *preload = preload_list(library);
 
     pid_t pid = 0;
     int exec_error = 0;
