@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,18 +158,48 @@ static struct {
 
 /* ---- symbols of calls ------------------------------------------------------ */
 
-static void zone_symbols(const pk_zone *zone, uintptr_t site, pk_symbol *function,
+/*
+ * Copies up to len bytes of the program's memory at address into to;
+ * returns how many it could, without faulting. A drainer process reads the
+ * program itself (it may have loaded modules since the drainer was forked),
+ * or, the program gone or unreadable, its own copy of it.
+ */
+static size_t read_program(const void *address, void *to, size_t len)
+{
+    struct iovec here = {to, len}, there = {(void *)(uintptr_t)address, len};
+    ssize_t n = process_vm_readv(pk_program(), &here, 1, &there, 1, 0);
+    if (n <= 0 && pk_program() != getpid())
+        n = process_vm_readv(getpid(), &here, 1, &there, 1, 0);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* A string of the program's, interned; `none` for NULL, "??" where nothing is mapped. */
+static const char *program_string(const char *text, const char *none)
+{
+    char copy[256];
+    if (!text)
+        return pk_intern(none);
+    size_t n = read_program(text, copy, sizeof copy - 1);
+    copy[n] = '\0'; /* a longer one is cut */
+    return pk_intern(n ? copy : "??");
+}
+
+/* A zone's names, read as the program has them (the descriptor is the program's). */
+static void zone_symbols(const pk_zone *address, uintptr_t site, pk_symbol *function,
                          pk_symbol *caller)
 {
-    function->function = pk_intern(zone->name ? zone->name : "??");
-    function->file = pk_intern(zone->file ? zone->file : "");
-    function->line = zone->line;
+    pk_zone zone = {0};
+    if (read_program(address, &zone, sizeof zone) != sizeof zone)
+        zone = (pk_zone){0};
+    function->function = program_string(zone.name, "??");
+    function->file = program_string(zone.file, "");
+    function->line = zone.line;
     if (site) {
         pk_symbols_lookup_site(site, caller);
     } else {
-        caller->function = pk_intern(zone->function ? zone->function : "??");
+        caller->function = program_string(zone.function, "??");
         caller->file = function->file;
-        caller->line = zone->line;
+        caller->line = zone.line;
     }
 }
 

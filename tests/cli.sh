@@ -489,6 +489,16 @@ status=$?
 pk runs --db twice.db --format csv
 check_equal "a linked program started by a preloaded shell, then executed by it: every call" \
     "$status $(rows | cut -d, -f1,3,8 | tr '\n' ' ')" "0 1,executed,0 2,complete,200003 3,complete,200003 "
+# A zone in a library the program loads after its run started: the drainer,
+# forked before, reads the zone's descriptor in the program.
+zones_linked="$builddir/tests/.libs/prog_zones"
+[ -x "$zones_linked" ] || zones_linked="$builddir/tests/prog_zones"
+LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run \
+    --monitor function --record sqlite:late.db -- "$zones_linked" "$builddir/tests/.libs/zone_module.so"
+ran=$status
+pk top --db late.db --by calls --format csv
+check_equal "a zone in a library loaded after the run started keeps its name" \
+    "$ran $(rows | cut -d, -f1,2 | sort | tr '\n' ' ')" "0 late zone,1 load,1 parse,3 "
 
 # --- bad input: one line on stderr, status 2, nothing written ---------------------------------------------
 # The killed run above left its write-ahead log: it is part of the database.
