@@ -68,24 +68,32 @@ static int end_run(void **state)
     return 0;
 }
 
-/* One allocation event, `tick` thousand raw units after the test started. */
-static void push(struct pk_thread *t, unsigned tick, uint32_t kind, enum pk_alloc_call call,
-                 uintptr_t block, uintptr_t old, uint64_t size)
+/* One raw event with its four values, `tick` thousand raw units after the test started. */
+static void push_event(struct pk_thread *t, unsigned tick, uint32_t kind, uint32_t call,
+                       uintptr_t fn, const uint64_t values[PK_SAMPLE_VALUES])
 {
     uint64_t head;
     struct pk_ring *r = pk_ring_claim(t, &head);
     assert_non_null(r);
     struct pk_raw_event *ev = pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
     ev->raw_time = base + tick * 1000ull;
-    ev->fn = block;
+    ev->fn = fn;
     ev->site = 0;
-    ev->kind = PK_RAW_ALLOC | kind;
+    ev->kind = kind;
     ev->call = call;
-    ev->values[PK_ALLOC_VALUE_SIZE] = size;
-    ev->values[PK_ALLOC_VALUE_OLD] = old;
-    ev->values[PK_ALLOC_VALUE_ALIGNMENT] = 0;
-    ev->values[PK_ALLOC_VALUE_ASKED] = size;
+    memcpy(ev->values, values, PK_SAMPLE_VALUES * sizeof *values);
     pk_ring_publish(r, head);
+}
+
+/* One allocation event. */
+static void push(struct pk_thread *t, unsigned tick, uint32_t kind, enum pk_alloc_call call,
+                 uintptr_t block, uintptr_t old, uint64_t size)
+{
+    uint64_t values[PK_SAMPLE_VALUES] = {0};
+    values[PK_ALLOC_VALUE_SIZE] = size;
+    values[PK_ALLOC_VALUE_OLD] = old;
+    values[PK_ALLOC_VALUE_ASKED] = size;
+    push_event(t, tick, PK_RAW_ALLOC | kind, call, block, values);
 }
 
 static void malloc_at(struct pk_thread *t, unsigned tick, uintptr_t block, uint64_t size)
@@ -242,17 +250,8 @@ static void test_beyond_the_skew(void **state)
 /* A call or a return of fn, with samples the run reads as unmeasured. */
 static void call_event(struct pk_thread *t, unsigned tick, uint32_t kind, uintptr_t fn)
 {
-    uint64_t head;
-    struct pk_ring *r = pk_ring_claim(t, &head);
-    assert_non_null(r);
-    struct pk_raw_event *ev = pk_ring_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
-    ev->raw_time = base + tick * 1000ull;
-    ev->fn = fn;
-    ev->site = 0;
-    ev->kind = kind;
-    for (size_t i = 0; i < PK_SAMPLE_VALUES; i++)
-        ev->values[i] = UINT64_MAX;
-    pk_ring_publish(r, head);
+    const uint64_t unmeasured[PK_SAMPLE_VALUES] = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    push_event(t, tick, kind, 0, fn, unmeasured);
 }
 
 /*
