@@ -226,6 +226,13 @@ typedef struct pk_recorder_ops {
      * batches (up to 64 records), sparing a call per record; otherwise
      * write takes each record. */
     size_t (*write_many)(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err);
+    /* Optional, for a recorder with observe: observes and writes recs[0] to
+     * recs[n - 1] in order, each observed then written before the next, as
+     * observe and write in turn would; returns how many it wrote: n, or
+     * fewer when the next one failed (err says why). When the logger has no
+     * filter and the recorder no "flush" option, the core hands it the
+     * drain's batches, sparing two calls per record. */
+    size_t (*record_many)(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err);
 } pk_recorder_ops;
 
 /* Adds a recorder kind to the registry consulted by specs. */

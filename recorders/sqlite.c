@@ -40,6 +40,12 @@ static int sqlite_write(pk_recorder *r, const pk_record *rec, pk_error *err)
     return pk_store_run_write(s->run, rec, err);
 }
 
+static size_t sqlite_record_many(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err)
+{
+    sqlite_state *s = r->state;
+    return pk_store_run_record_many(s->run, recs, n, err);
+}
+
 static int sqlite_flush(pk_recorder *r, pk_error *err)
 {
     sqlite_state *s = pk_recorder_state(r);
@@ -96,4 +102,5 @@ const pk_recorder_ops pk_recorder_sqlite = {
     .finish = sqlite_finish,
     .close = sqlite_close,
     .observe = sqlite_observe,
+    .record_many = sqlite_record_many,
 };

@@ -188,10 +188,10 @@ void pk_logger_push(pk_logger *lg, const pk_record *rec)
 }
 
 /*
- * No observer, no filter, no flush after each record: the recorder's
- * write_many, or its write in a loop that checks nothing else per record
- * (how the drain's batches usually arrive). The first failure drops the
- * rest, as recorder_write would.
+ * No filter, no flush after each record: the recorder's record_many (with
+ * an observer) or write_many, or its write in a loop that checks nothing
+ * else per record (how the drain's batches usually arrive). The first
+ * failure drops the rest, as recorder_write would.
  */
 static void write_batch(pk_logger *lg, const pk_record *recs, size_t n)
 {
@@ -200,7 +200,9 @@ static void write_batch(pk_logger *lg, const pk_record *recs, size_t n)
     pk_error e;
     e.message[0] = '\0';
     size_t i = 0;
-    if (r->ops->write_many)
+    if (r->ops->observe)
+        i = r->ops->record_many(r, recs, n, &e);
+    else if (r->ops->write_many)
         i = r->ops->write_many(r, recs, n, &e);
     else
         while (i < n && write(r, &recs[i], &e) == 0)
@@ -220,7 +222,7 @@ void pk_logger_push_many(pk_logger *lg, const pk_record *recs, size_t n)
     pk_recorder *r = lg->recorder;
     build_sinks(lg);
     int (*observe)(pk_recorder *, const pk_record *, pk_error *) = r->ops->observe;
-    if (!observe && lg->count == 0 && !r->auto_flush) {
+    if ((!observe || r->ops->record_many) && lg->count == 0 && !r->auto_flush) {
         if (!r->failed)
             write_batch(lg, recs, n);
         return;

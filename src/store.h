@@ -129,6 +129,12 @@ PK_HIDDEN void pk_store_run_observe(pk_store_run *s, const pk_record *rec);
 /* A record that passed the filters: stored in detail. */
 PK_HIDDEN int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err);
 /*
+ * Records that no filter holds back: each observed, then written, in turn;
+ * returns how many were written (n, or fewer when the next failed).
+ */
+PK_HIDDEN size_t pk_store_run_record_many(pk_store_run *s, const pk_record *recs, size_t n,
+                                          pk_error *err);
+/*
  * Ends the run with `status` ("complete", "incomplete") and commits. With
  * totals (and the process's peak RSS), the run's counts are the totals';
  * without (a sender that vanished), the counts stay what was observed,

@@ -677,13 +677,19 @@ void pk_store_run_resolve_frames(pk_store_run *s, pk_frame_resolver resolver, vo
     s->heap.resolve_user = user;
 }
 
-void pk_store_run_observe(pk_store_run *s, const pk_record *rec)
+/* Inline in pk_store_run_record_many: a call per record cost more than this. */
+static inline void observe(pk_store_run *s, const pk_record *rec)
 {
     s->events++;
     s->calls += rec->type == PK_EVENT_CALL;
     pk_aggregates_observe(&s->aggregates, rec);
     if (rec->type >= PK_EVENT_ALLOC)
         pk_heap_observe(&s->heap, rec, &s->aggregates);
+}
+
+void pk_store_run_observe(pk_store_run *s, const pk_record *rec)
+{
+    observe(s, rec);
 }
 
 int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err)
@@ -713,6 +719,17 @@ int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err)
     if ((full || due) && store_batch(s, err) != 0)
         return -1;
     return due ? pk_store_writer_commit(s->w, err) : 0;
+}
+
+size_t pk_store_run_record_many(pk_store_run *s, const pk_record *recs, size_t n, pk_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        observe(s, &recs[i]);
+        /* Allocations and samples: observe kept all of them (see pk_store_run_write). */
+        if (recs[i].type < PK_EVENT_ALLOC && pk_store_run_write(s, &recs[i], err) != 0)
+            return i;
+    }
+    return n;
 }
 
 static int forget_messages(pk_store_run *s, pk_error *err)

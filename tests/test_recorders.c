@@ -826,6 +826,98 @@ static void write_many_not_behind_filters_or_flush(void **state)
     pk_logger_free(lg);
 }
 
+/* A recorder with an observer taking batches whole (record_many). */
+typedef struct observed_state {
+    size_t calls;    /* of record_many */
+    size_t sizes[2]; /* the batch each call was given */
+    size_t observed; /* records observe was given */
+    size_t written;  /* records write was given */
+} observed_state;
+
+static int observed_observe(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    (void)err;
+    ((observed_state *)pk_recorder_state(r))->observed++;
+    return 0;
+}
+
+static int observed_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)rec;
+    (void)err;
+    ((observed_state *)pk_recorder_state(r))->written++;
+    return 0;
+}
+
+/* Fails on the record of index 3, as batches_write_many does. */
+static size_t observed_record_many(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err)
+{
+    observed_state *s = pk_recorder_state(r);
+    s->sizes[s->calls++ % 2] = n;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].index == 3) {
+            pk_fail(err, "record %zu of %zu refused", i + 1, n);
+            return i;
+        }
+    return n;
+}
+
+static const pk_recorder_ops observed = {
+    .name = "observed",
+    .usage = "observed",
+    .size = sizeof(observed_state),
+    .write = observed_write,
+    .observe = observed_observe,
+    .record_many = observed_record_many,
+};
+
+/*
+ * Without a filter, batches reach record_many whole (neither observe nor
+ * write sees them); its failure is reported once and drops what follows.
+ * Behind a filter, observe sees every record and write those it passes.
+ */
+static void record_many_takes_whole_batches_unfiltered(void **state)
+{
+    (void)state;
+    pk_record batch[5];
+    for (size_t i = 0; i < 5; i++)
+        batch[i] = test_record(i, PK_EVENT_CALL, "compute", (unsigned)i, 100);
+    pk_error err = {{0}};
+    pk_recorder *r = pk_recorder_new(&observed, NULL, &err);
+    assert_non_null(r);
+    pk_logger *lg = pk_logger_new(r);
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    pk_logger_push_many(lg, batch, 3);
+    observed_state *s = pk_recorder_state(r);
+    assert_int_equal(s->calls, 1);
+    assert_int_equal(s->sizes[0], 3);
+    assert_null(pk_logger_error(lg));
+    pk_logger_push_many(lg, batch, 5);
+    assert_int_equal(s->calls, 2);
+    assert_int_equal(s->sizes[1], 5);
+    assert_string_equal(pk_logger_error(lg), "recorder 'observed' cannot write: record 4 of 5 "
+                                             "refused; its records are dropped");
+    pk_logger_push_many(lg, batch, 5);
+    assert_int_equal(s->calls, 2);
+    assert_int_equal(s->observed, 0);
+    assert_int_equal(s->written, 0);
+    pk_logger_free(lg);
+
+    r = pk_recorder_new(&observed, NULL, &err);
+    assert_non_null(r);
+    lg = pk_logger_new(r);
+    assert_int_equal(pk_logger_add_filter_spec(lg, "max-depth:1", &err), 0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    pk_logger_push_many(lg, batch, 5);
+    s = pk_recorder_state(r);
+    assert_int_equal(s->calls, 0);
+    assert_int_equal(s->observed, 5);
+    assert_int_equal(s->written, 2);
+    pk_logger_free(lg);
+}
+
 /* A reader that went away: EPIPE (SIGPIPE is ignored in main). */
 static void closed_pipe_fails_with_broken_pipe(void **state)
 {
@@ -978,6 +1070,7 @@ int main(void)
         cmocka_unit_test(failed_write_stops_the_batch),
         cmocka_unit_test(write_many_takes_whole_batches),
         cmocka_unit_test(write_many_not_behind_filters_or_flush),
+        cmocka_unit_test(record_many_takes_whole_batches_unfiltered),
         cmocka_unit_test(closed_pipe_fails_with_broken_pipe),
         cmocka_unit_test(closed_pipe_fails_on_write_when_buffer_fills),
         WITH_TEMP_FILE(with_flush_each_record_reaches_the_file_at_once),
