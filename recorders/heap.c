@@ -245,9 +245,8 @@ PK_INLINE void on_free(pk_heap *h, const pk_record *rec, uintptr_t address)
     h->live_bytes -= block.a;
 }
 
-void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
+PK_INLINE void observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
 {
-    h->seen = h->dirty = true;
     switch (rec->type) {
     case PK_EVENT_ALLOC:
         on_alloc(h, rec, site_of(h, rec, a), stack_of(h, rec, a));
@@ -282,6 +281,15 @@ void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
     default:
         break;
     }
+}
+
+/* A loop here, not in the caller: a call per record, with its saved
+ * registers, was a fifth of the heap's work. */
+void pk_heap_observe(pk_heap *h, const pk_record *recs, size_t n, pk_aggregates *a)
+{
+    h->seen = h->dirty = true;
+    for (size_t i = 0; i < n; i++)
+        observe(h, &recs[i], a);
 }
 
 void pk_heap_finish(pk_heap *h, uint64_t peak_rss)

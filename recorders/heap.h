@@ -84,8 +84,11 @@ typedef struct pk_heap {
 PK_HIDDEN void pk_heap_init(pk_heap *h);
 /* Forgets the run's numbers (a new run starts); keeps the prepared statements. */
 PK_HIDDEN void pk_heap_reset(pk_heap *h);
-/* One allocation or sample record; a gives the call paths and the caller's symbol id. */
-PK_HIDDEN void pk_heap_observe(pk_heap *h, const pk_record *rec, pk_aggregates *a);
+/*
+ * Allocation and sample records, in order (none of them changes a); a
+ * gives the call paths and the callers' symbol ids.
+ */
+PK_HIDDEN void pk_heap_observe(pk_heap *h, const pk_record *recs, size_t n, pk_aggregates *a);
 /* The run ends: the process's peak resident set (pk_process_peak_rss, in the process). */
 PK_HIDDEN void pk_heap_finish(pk_heap *h, uint64_t peak_rss);
 /* Writes what changed into the open transaction; 0, or -1 (db's error). */

@@ -677,19 +677,19 @@ void pk_store_run_resolve_frames(pk_store_run *s, pk_frame_resolver resolver, vo
     s->heap.resolve_user = user;
 }
 
-/* Inline in pk_store_run_record_many: a call per record cost more than this. */
-static inline void observe(pk_store_run *s, const pk_record *rec)
+/* A record in the run's counts and aggregates; inline in pk_store_run_record_many. */
+static inline void count(pk_store_run *s, const pk_record *rec)
 {
     s->events++;
     s->calls += rec->type == PK_EVENT_CALL;
     pk_aggregates_observe(&s->aggregates, rec);
-    if (rec->type >= PK_EVENT_ALLOC)
-        pk_heap_observe(&s->heap, rec, &s->aggregates);
 }
 
 void pk_store_run_observe(pk_store_run *s, const pk_record *rec)
 {
-    observe(s, rec);
+    count(s, rec);
+    if (rec->type >= PK_EVENT_ALLOC)
+        pk_heap_observe(&s->heap, rec, 1, &s->aggregates);
 }
 
 int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err)
@@ -723,11 +723,20 @@ int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err)
 
 size_t pk_store_run_record_many(pk_store_run *s, const pk_record *recs, size_t n, pk_error *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        observe(s, &recs[i]);
-        /* Allocations and samples: observe kept all of them (see pk_store_run_write). */
-        if (recs[i].type < PK_EVENT_ALLOC && pk_store_run_write(s, &recs[i], err) != 0)
-            return i;
+    for (size_t i = 0; i < n;) {
+        if (recs[i].type < PK_EVENT_ALLOC) {
+            count(s, &recs[i]);
+            if (pk_store_run_write(s, &recs[i], err) != 0)
+                return i;
+            i++;
+            continue;
+        }
+        /* Allocations and samples in a row: the heap takes them in one call,
+         * and write keeps none of them (pk_store_run_write). */
+        size_t first = i;
+        for (; i < n && recs[i].type >= PK_EVENT_ALLOC; i++)
+            count(s, &recs[i]);
+        pk_heap_observe(&s->heap, &recs[first], i - first, &s->aggregates);
     }
     return n;
 }
