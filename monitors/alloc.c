@@ -6,6 +6,7 @@
  * record type, the function's name, the block's usable size) is said here;
  * the drain thread asks. Nothing here runs on a monitored thread.
  */
+#include "alloc.h"
 #include "clock.h"
 #include "hot.h"
 #include "internal.h"
@@ -26,7 +27,7 @@ PK_HIDDEN void pk_interposer_stacks(uint32_t depth) __attribute__((weak));
 typedef size_t (*nallocx_fn)(size_t size, int flags);
 static nallocx_fn jemalloc_nallocx;
 
-static const char *const call_names[PK_CALL_COUNT] = {
+const char *const pk_alloc_call_names[PK_CALL_COUNT] = {
     [PK_CALL_MALLOC] = "malloc",
     [PK_CALL_CALLOC] = "calloc",
     [PK_CALL_REALLOC] = "realloc",
@@ -59,47 +60,15 @@ static const char *const call_names[PK_CALL_COUNT] = {
     [PK_CALL_DELETE_ARRAY_ALIGNED_NOTHROW] = "operator delete[] aligned nothrow",
 };
 
-const char *pk_alloc_call_name(uint32_t call)
-{
-    return call < PK_CALL_COUNT ? call_names[call] : "??";
-}
-
-/*
- * The record type of an allocation event. A realloc is one record: the old
- * block freed and the new one allocated at once (an alloc when there was no
- * old block, a free for realloc(p, 0)).
- */
-pk_event_type pk_alloc_event_type(uint32_t call, uintptr_t block, uintptr_t old)
-{
-    if (call >= PK_CALL_FREE)
-        return PK_EVENT_FREE;
-    if (call == PK_CALL_REALLOC || call == PK_CALL_REALLOCARRAY) {
-        if (!old)
-            return PK_EVENT_ALLOC;
-        return block ? PK_EVENT_REALLOC : PK_EVENT_FREE;
-    }
-    return PK_EVENT_ALLOC;
-}
-
-/*
- * Usable sizes of unaligned requests below this, kept as they are first
- * asked: most requests are small, and a call into jemalloc for each was a
- * tenth of the drain's work per allocation. 0: not asked yet.
- */
-#define USABLE_CACHE_SIZES 4096
-static uint32_t usable_cache[USABLE_CACHE_SIZES];
+uint32_t pk_alloc_usable_cache[PK_USABLE_CACHE_SIZES];
 
 /* What jemalloc gives for a request: the same number malloc_usable_size says. */
-uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment)
+uint64_t pk_alloc_usable_size_asked(uint64_t asked, uint64_t alignment)
 {
     if (!jemalloc_nallocx)
         return asked;
-    if (alignment <= 1 && asked < USABLE_CACHE_SIZES) {
-        uint32_t *cached = &usable_cache[asked];
-        if (!*cached)
-            *cached = (uint32_t)jemalloc_nallocx(asked ? asked : 1, 0);
-        return *cached;
-    }
+    if (alignment <= 1 && asked < PK_USABLE_CACHE_SIZES)
+        return pk_alloc_usable_cache[asked] = (uint32_t)jemalloc_nallocx(asked ? asked : 1, 0);
     int flags = 0;
     if (alignment > 1)
         flags = __builtin_ctzll(alignment); /* MALLOCX_LG_ALIGN */

@@ -6,6 +6,7 @@
  */
 #include "drain.h"
 
+#include "../monitors/alloc.h"
 #include "blocks.h"
 #include "clock.h"
 #include "hot.h"

@@ -228,12 +228,7 @@ PK_HIDDEN pk_logger *pk_monitor_logger_at(pk_monitor *m, size_t i);
 
 /* ---- allocation events (monitors/alloc.c) ----------------------------------- */
 
-/* "malloc", "operator delete[]", ... for an enum pk_alloc_call (hot.h). */
-PK_HIDDEN const char *pk_alloc_call_name(uint32_t call);
-/* The record type of an allocation event: alloc, free or realloc. */
-PK_HIDDEN pk_event_type pk_alloc_event_type(uint32_t call, uintptr_t block, uintptr_t old);
-/* The usable size of a block asked for with that size and alignment. */
-PK_HIDDEN uint64_t pk_alloc_usable_size(uint64_t asked, uint64_t alignment);
+/* What the drain asks about each allocation event: monitors/alloc.h. */
 /* The most frames an allocation's stack holds (--stack N, PIKOC_STACK). */
 #define PK_STACK_MAX 64
 /*
