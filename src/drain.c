@@ -152,10 +152,13 @@ static __thread bool on_drain_thread;
  */
 static struct {
     pk_record records[RECORD_BATCH];
-    pk_record *next;     /* where the next record is built */
-    uint64_t to_blank;   /* bit i: records[i] is to be blanked once delivered */
-    uint64_t to_unalloc; /* bit i: records[i]'s allocation fields are to be cleared then */
-} batch = {.next = batch.records};
+    pk_record *next; /* where the next record is built */
+    /* Where next_record makes room: the batch's end, or `records` while the
+     * slots ahead may hold an earlier batch's allocation fields. */
+    pk_record *room_end;
+    uint64_t to_blank; /* bit i: records[i] is to be blanked once delivered */
+    size_t allocs;     /* allocation records built in the batch */
+} batch = {.next = batch.records, .room_end = batch.records + RECORD_BATCH};
 
 /* ---- symbols of calls ------------------------------------------------------ */
 
@@ -315,8 +318,12 @@ static struct frame *match_return(struct track *tr, uintptr_t fn, uint32_t zone)
  * or return does not set itself, so building one writes its own 15 fields
  * and nothing else. A record that sets any other field (samples, allocation
  * deltas, a profiler's) marks its slot, which is blanked again once
- * delivered; an allocation's marks its own fields only (clear_alloc_fields):
- * recorders see the same records as if each were built from zero.
+ * delivered. An allocation record writes every field of its own
+ * (clear_alloc_fields lists them), so only a record of another kind needs
+ * them blank: they are cleared once delivered, or, after a batch of
+ * allocations alone (the next is likely one too), just before a record of
+ * another kind is built (make_room). Recorders see the same records as if
+ * each were built from zero.
  */
 static const pk_record blank_record = {.label = "", .alloc_function = ""};
 _Static_assert(RECORD_BATCH <= 64, "one bit of to_blank per record of a batch");
@@ -325,7 +332,8 @@ static void blank_batch(void)
 {
     for (size_t i = 0; i < RECORD_BATCH; i++)
         batch.records[i] = blank_record;
-    batch.to_blank = batch.to_unalloc = 0;
+    batch.to_blank = batch.allocs = 0;
+    batch.room_end = batch.records + RECORD_BATCH;
 }
 
 /* rec sets fields a plain call or return leaves blank: blank it after delivery. */
@@ -336,8 +344,8 @@ static inline void blank_after_delivery(const pk_record *rec)
 
 /*
  * An allocation record sets the fields a call sets and these: only these
- * are cleared once it is delivered, rather than the whole record (an
- * allocation per record, this copy was a tenth of the drain's work).
+ * are cleared for a record of another kind, rather than the whole record
+ * (an allocation per record, this copy was a tenth of the drain's work).
  */
 static void clear_alloc_fields(pk_record *rec)
 {
@@ -358,16 +366,42 @@ static void deliver_pending(void)
     batch.next = batch.records;
     for (uint64_t m = batch.to_blank; m; m &= m - 1)
         batch.records[__builtin_ctzll(m)] = blank_record;
-    for (uint64_t m = batch.to_unalloc; m; m &= m - 1)
-        clear_alloc_fields(&batch.records[__builtin_ctzll(m)]);
-    batch.to_blank = batch.to_unalloc = 0;
+    if (batch.allocs == n)
+        batch.room_end = batch.records; /* stale: cleared by make_room when needed */
+    else if (batch.allocs)
+        for (size_t i = 0; i < n; i++)
+            if (batch.records[i].type >= PK_EVENT_ALLOC &&
+                batch.records[i].type <= PK_EVENT_REALLOC)
+                clear_alloc_fields(&batch.records[i]);
+    batch.to_blank = batch.allocs = 0;
 }
 
-/* The slot the next record is built in, blank; delivered with the batch. */
-static pk_record *next_record(void)
+/* The slots left in the batch, for a record other than an allocation: blank. */
+static __attribute__((noinline)) void make_room(void)
 {
     if (batch.next == batch.records + RECORD_BATCH)
         deliver_pending();
+    if (batch.room_end != batch.records + RECORD_BATCH) {
+        for (pk_record *rec = batch.next; rec < batch.records + RECORD_BATCH; rec++)
+            clear_alloc_fields(rec);
+        batch.room_end = batch.records + RECORD_BATCH;
+    }
+}
+
+/* The slot the next record (not an allocation) is built in, blank; delivered with the batch. */
+static pk_record *next_record(void)
+{
+    if (batch.next >= batch.room_end)
+        make_room();
+    return batch.next++;
+}
+
+/* The slot the next allocation record is built in: it sets every field of its own. */
+static pk_record *next_alloc_record(void)
+{
+    if (batch.next == batch.records + RECORD_BATCH)
+        deliver_pending();
+    batch.allocs++;
     return batch.next++;
 }
 
@@ -732,8 +766,7 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
 
     /* The fields a call sets, and the allocation's (clear_alloc_fields): the
      * others are blank already. */
-    pk_record *rec = next_record();
-    batch.to_unalloc |= 1ull << (rec - batch.records);
+    pk_record *rec = next_alloc_record();
     rec->type = type;
     rec->flags = flags;
     rec->depth = (unsigned)tr->depth;
@@ -759,8 +792,12 @@ static void process_alloc(const struct pk_ring *ring, struct track *tr,
     rec->old_pointer = type == PK_EVENT_REALLOC ? old : 0;
     rec->size = size;
     rec->usable_size = usable;
-    if (ev->kind & PK_RAW_STACK)
+    if (ev->kind & PK_RAW_STACK) {
         rec->stack = stack_of(ring, slot, ev, &rec->stack_depth);
+    } else {
+        rec->stack = NULL;
+        rec->stack_depth = 0;
+    }
     stamp(rec, ev->raw_time, ring->tid);
 }
 
