@@ -512,13 +512,13 @@ struct payload {
 static inline uint64_t payload_slots(const struct pk_ring *r, uint64_t slot,
                                      const struct pk_raw_event *ev, unsigned shift)
 {
-    if (ev->kind & PK_RAW_HAS_PAYLOAD)
+    uint32_t kind = ev->kind;
+    if (PK_LIKELY(!(kind & (PK_RAW_HAS_PAYLOAD | PK_RAW_STACK_FRAMES))))
+        return 0; /* one test for nearly every event (frames come with allocations only) */
+    if (kind & PK_RAW_HAS_PAYLOAD)
         return pk_payload_slots(ev->payload, shift);
-    if ((ev->kind & PK_RAW_ALLOC) && (ev->kind & PK_RAW_STACK_FRAMES)) {
-        const struct pk_stack_payload *head = (const void *)pk_ring_slot(r, slot + 1, shift);
-        return pk_payload_slots(sizeof *head + head->frames * sizeof(uintptr_t), shift);
-    }
-    return 0;
+    const struct pk_stack_payload *head = (const void *)pk_ring_slot(r, slot + 1, shift);
+    return pk_payload_slots(sizeof *head + head->frames * sizeof(uintptr_t), shift);
 }
 
 static void read_payload(const struct pk_ring *r, uint64_t first, unsigned shift,
