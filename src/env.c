@@ -163,9 +163,10 @@ void pk_auto_restart(void)
 
 /*
  * Whether this copy of pikoc serves the process. A program linked with
- * libpikoc that a preloaded process starts (pikoc run's LD_PRELOAD is
- * inherited) holds two: libpikoc-preload.so comes first in the lookup
- * order, so the hooks and every pikoc function the program calls are its.
+ * libpikoc and preloaded as well (pikoc run preloads every program, and
+ * what it starts inherits LD_PRELOAD) holds two: libpikoc-preload.so comes
+ * first in the lookup order, so the hooks and every pikoc function the
+ * program calls are its.
  * The other copy starts nothing: its run would be fed by nobody, and its
  * set-up would undo the first's (the drainer's pipe, the rings).
  */
