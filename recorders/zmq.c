@@ -12,7 +12,10 @@
 #include "clock.h"
 #include "wire.h"
 
+#include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -64,6 +67,77 @@ typedef struct zmq_state {
     uint64_t last_thread;
 } zmq_state;
 
+/*
+ * libzmq, loaded when a zmq recorder first opens rather than linked: every
+ * program `pikoc run` preloads would otherwise load it and the dozen
+ * libraries it needs (Kerberos, libstdc++, libsodium, OpenPGM, ...), some
+ * milliseconds a process, to record into SQLite.
+ */
+#define LIBZMQ_SONAME "libzmq.so.5"
+static struct {
+    __typeof__(zmq_ctx_new) *ctx_new;
+    __typeof__(zmq_ctx_term) *ctx_term;
+    __typeof__(zmq_socket) *socket;
+    __typeof__(zmq_close) *close;
+    __typeof__(zmq_setsockopt) *setsockopt;
+    __typeof__(zmq_bind) *bind;
+    __typeof__(zmq_connect) *connect;
+    __typeof__(zmq_send) *send;
+    __typeof__(zmq_recv) *recv;
+    __typeof__(zmq_poll) *poll;
+    __typeof__(zmq_errno) *error_number;
+    __typeof__(zmq_strerror) *error_text;
+    __typeof__(zmq_has) *has;
+    __typeof__(zmq_curve_keypair) *curve_keypair;
+    __typeof__(zmq_curve_public) *curve_public;
+} libzmq;
+static pthread_once_t libzmq_once = PTHREAD_ONCE_INIT;
+static char libzmq_failure[256]; /* why it could not be loaded; "" once it is */
+
+/* Sets *field to the function `name` of handle; false when it has none. */
+static bool resolve(void *handle, const char *name, void *field)
+{
+    void *function = dlsym(handle, name);
+    if (!function)
+        snprintf(libzmq_failure, sizeof libzmq_failure, "%s", dlerror());
+    memcpy(field, &function, sizeof function);
+    return function != NULL;
+}
+
+static void load_libzmq(void)
+{
+    void *handle = dlopen(LIBZMQ_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        snprintf(libzmq_failure, sizeof libzmq_failure, "%s", dlerror());
+        return;
+    }
+    (void)(resolve(handle, "zmq_ctx_new", &libzmq.ctx_new) &&
+           resolve(handle, "zmq_ctx_term", &libzmq.ctx_term) &&
+           resolve(handle, "zmq_socket", &libzmq.socket) &&
+           resolve(handle, "zmq_close", &libzmq.close) &&
+           resolve(handle, "zmq_setsockopt", &libzmq.setsockopt) &&
+           resolve(handle, "zmq_bind", &libzmq.bind) &&
+           resolve(handle, "zmq_connect", &libzmq.connect) &&
+           resolve(handle, "zmq_send", &libzmq.send) &&
+           resolve(handle, "zmq_recv", &libzmq.recv) &&
+           resolve(handle, "zmq_poll", &libzmq.poll) &&
+           resolve(handle, "zmq_errno", &libzmq.error_number) &&
+           resolve(handle, "zmq_strerror", &libzmq.error_text) &&
+           resolve(handle, "zmq_has", &libzmq.has) &&
+           resolve(handle, "zmq_curve_keypair", &libzmq.curve_keypair) &&
+           resolve(handle, "zmq_curve_public", &libzmq.curve_public));
+}
+
+/* libzmq, loaded once; every other function here runs only after this succeeded. */
+static int need_libzmq(pk_error *err)
+{
+    pthread_once(&libzmq_once, load_libzmq);
+    if (libzmq_failure[0])
+        return pk_fail(err, "the zmq recorder cannot load %s (Debian package libzmq5): %s",
+                       LIBZMQ_SONAME, libzmq_failure);
+    return 0;
+}
+
 /* A forked child must not touch its parent's sockets (zmq is not fork-safe):
  * they are kept here, never closed, so that they are not freed either. */
 static struct {
@@ -74,7 +148,7 @@ static const char *const sender_options[] = {"pub", NULL};
 
 static int socket_failed(pk_error *err, const char *what)
 {
-    return pk_fail(err, "%s: %s", what, zmq_strerror(zmq_errno()));
+    return pk_fail(err, "%s: %s", what, libzmq.error_text(libzmq.error_number()));
 }
 
 /* A key: a file starting with it, or the key itself (40 Z85 characters). */
@@ -103,21 +177,21 @@ static int set_curve(zmq_state *s, const char *server, pk_error *err)
 {
     char key[41], public_key[41], secret_key[41];
     const char *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
-    if (!zmq_has("curve"))
+    if (!libzmq.has("curve"))
         return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: this libzmq has no CURVE support");
     if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
         return -1;
     if (client && *client) {
         if (read_key("PIKOC_ZMQ_CLIENT_KEY", client, secret_key, err) != 0)
             return -1;
-        if (zmq_curve_public(public_key, secret_key) != 0)
+        if (libzmq.curve_public(public_key, secret_key) != 0)
             return pk_fail(err, "PIKOC_ZMQ_CLIENT_KEY '%s': not a Z85 secret key", client);
-    } else if (zmq_curve_keypair(public_key, secret_key) != 0) {
+    } else if (libzmq.curve_keypair(public_key, secret_key) != 0) {
         return socket_failed(err, "PIKOC_ZMQ_SERVER_KEY");
     }
-    if (zmq_setsockopt(s->socket, ZMQ_CURVE_SERVERKEY, key, 40) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)
+    if (libzmq.setsockopt(s->socket, ZMQ_CURVE_SERVERKEY, key, 40) != 0 ||
+        libzmq.setsockopt(s->socket, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
+        libzmq.setsockopt(s->socket, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)
         return socket_failed(err, "PIKOC_ZMQ_SERVER_KEY");
     return 0;
 }
@@ -132,14 +206,14 @@ static int open_dealer(zmq_state *s, const char *arg, pk_error *err)
     int hwm = 2 * WINDOW + 8;
     const char *server = getenv("PIKOC_ZMQ_SERVER_KEY");
     int immediate = s->immediate;
-    if (zmq_setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0)
+    if (libzmq.setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        libzmq.setsockopt(s->socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0)
         return socket_failed(err, arg);
     if (server && *server && set_curve(s, server, err) != 0)
         return -1;
-    if (zmq_connect(s->socket, arg) != 0)
+    if (libzmq.connect(s->socket, arg) != 0)
         return pk_fail(err, "cannot connect to '%s': %s (expected tcp://HOST:PORT or ipc://PATH)",
-                       arg, zmq_strerror(zmq_errno()));
+                       arg, libzmq.error_text(libzmq.error_number()));
     return 0;
 }
 
@@ -166,13 +240,13 @@ static int open_publisher(zmq_state *s, const char *arg, pk_error *err)
         return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: "
                             "senders do); bind it to loopback or ipc");
     int one = 1, queued = (int)hwm;
-    if (zmq_setsockopt(s->socket, ZMQ_XPUB_NODROP, &one, sizeof one) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_XPUB_VERBOSE, &one, sizeof one) != 0 ||
-        zmq_setsockopt(s->socket, ZMQ_SNDHWM, &queued, sizeof queued) != 0)
+    if (libzmq.setsockopt(s->socket, ZMQ_XPUB_NODROP, &one, sizeof one) != 0 ||
+        libzmq.setsockopt(s->socket, ZMQ_XPUB_VERBOSE, &one, sizeof one) != 0 ||
+        libzmq.setsockopt(s->socket, ZMQ_SNDHWM, &queued, sizeof queued) != 0)
         return socket_failed(err, arg);
-    if (zmq_bind(s->socket, arg) != 0)
+    if (libzmq.bind(s->socket, arg) != 0)
         return pk_fail(err, "cannot bind '%s': %s (expected tcp://HOST:PORT or ipc://PATH)", arg,
-                       zmq_strerror(zmq_errno()));
+                       libzmq.error_text(libzmq.error_number()));
     return 0;
 }
 
@@ -188,12 +262,14 @@ static int read_linger(zmq_state *s, pk_error *err)
 /* The socket: a DEALER connected to the collector at arg, or (zmq+pub:) a publisher bound there. */
 static int open_socket(zmq_state *s, const char *arg, pk_error *err)
 {
-    s->context = zmq_ctx_new();
+    if (need_libzmq(err) != 0)
+        return -1;
+    s->context = libzmq.ctx_new();
     if (!s->context)
         return socket_failed(err, arg);
-    s->socket = zmq_socket(s->context, s->lossy ? ZMQ_XPUB : ZMQ_DEALER);
+    s->socket = libzmq.socket(s->context, s->lossy ? ZMQ_XPUB : ZMQ_DEALER);
     int zero = 0;
-    if (!s->socket || zmq_setsockopt(s->socket, ZMQ_LINGER, &zero, sizeof zero) != 0) {
+    if (!s->socket || libzmq.setsockopt(s->socket, ZMQ_LINGER, &zero, sizeof zero) != 0) {
         socket_failed(err, arg);
         goto fail;
     }
@@ -202,8 +278,8 @@ static int open_socket(zmq_state *s, const char *arg, pk_error *err)
     return 0;
 fail:
     if (s->socket)
-        zmq_close(s->socket);
-    zmq_ctx_term(s->context);
+        libzmq.close(s->socket);
+    libzmq.ctx_term(s->context);
     return -1;
 }
 
@@ -250,7 +326,7 @@ static void take_replies(zmq_state *s)
 {
     uint8_t reply[64];
     int n;
-    while ((n = zmq_recv(s->socket, reply, sizeof reply, ZMQ_DONTWAIT)) >= 0) {
+    while ((n = libzmq.recv(s->socket, reply, sizeof reply, ZMQ_DONTWAIT)) >= 0) {
         pk_wire_header h;
         size_t offset;
         if ((size_t)n > sizeof reply ||
@@ -268,14 +344,14 @@ static void take_replies(zmq_state *s)
 static void wait_replies(zmq_state *s)
 {
     zmq_pollitem_t item = {.socket = s->socket, .events = ZMQ_POLLIN};
-    zmq_poll(&item, 1, POLL_MS);
+    libzmq.poll(&item, 1, POLL_MS);
     take_replies(s);
 }
 
 /* Sends one message if the socket takes it now (never waits). */
 static bool transmit(zmq_state *s, const pk_wire_buf *m)
 {
-    return zmq_send(s->socket, m->bytes, m->used, ZMQ_DONTWAIT) >= 0;
+    return libzmq.send(s->socket, m->bytes, m->used, ZMQ_DONTWAIT) >= 0;
 }
 
 static bool send_hello(zmq_state *s, unsigned flags, uint64_t next_seq)
@@ -359,7 +435,7 @@ static void take_subscriptions(zmq_state *s)
 {
     uint8_t m[64];
     int n;
-    while ((n = zmq_recv(s->socket, m, sizeof m, ZMQ_DONTWAIT)) >= 0) {
+    while ((n = libzmq.recv(s->socket, m, sizeof m, ZMQ_DONTWAIT)) >= 0) {
         if (n >= 1 && m[0] == 1) {
             s->subscribers++;
             s->need_hello = true;
@@ -381,7 +457,7 @@ static void wait_for_subscribers(zmq_state *s)
             return;
         }
         zmq_pollitem_t item = {.socket = s->socket, .events = ZMQ_POLLIN};
-        zmq_poll(&item, 1, POLL_MS);
+        libzmq.poll(&item, 1, POLL_MS);
         take_subscriptions(s);
     }
 }
@@ -419,14 +495,14 @@ static int publish_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
         send_hello(s, 0, s->encoder.next_seq);
     g->dropped_entries = s->dropped_entries;
     pk_wire_encode_goodbye(&s->encoder, g, &s->message);
-    zmq_setsockopt(s->socket, ZMQ_SNDTIMEO, &linger, sizeof linger);
-    zmq_setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
+    libzmq.setsockopt(s->socket, ZMQ_SNDTIMEO, &linger, sizeof linger);
+    libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
     if (s->dropped_batches)
         pk_warn("recorder 'zmq+pub:%s': %llu records in %llu batches had no room toward a "
                 "subscriber and were dropped (the run counts them)",
                 s->endpoint, (unsigned long long)s->dropped_entries,
                 (unsigned long long)s->dropped_batches);
-    if (zmq_send(s->socket, s->message.bytes, s->message.used, 0) < 0)
+    if (libzmq.send(s->socket, s->message.bytes, s->message.used, 0) < 0)
         return pk_fail(err,
                        "%s: no room toward a subscriber for the goodbye within %.1f s "
                        "(PIKOC_ZMQ_LINGER); subscribers end the run incomplete",
@@ -617,8 +693,8 @@ static void sender_close(pk_recorder *r)
             }
         }
     } else {
-        zmq_close(s->socket);
-        zmq_ctx_term(s->context);
+        libzmq.close(s->socket);
+        libzmq.ctx_term(s->context);
     }
     if (s->encoder.strings)
         pk_wire_encoder_free(&s->encoder);
@@ -650,10 +726,10 @@ const pk_recorder_ops pk_recorder_zmq = {
 static bool exit_acknowledged(zmq_state *s, uint64_t sender)
 {
     zmq_pollitem_t item = {.socket = s->socket, .events = ZMQ_POLLIN};
-    zmq_poll(&item, 1, POLL_MS);
+    libzmq.poll(&item, 1, POLL_MS);
     uint8_t reply[64];
     int n;
-    while ((n = zmq_recv(s->socket, reply, sizeof reply, ZMQ_DONTWAIT)) >= 0) {
+    while ((n = libzmq.recv(s->socket, reply, sizeof reply, ZMQ_DONTWAIT)) >= 0) {
         pk_wire_header h;
         size_t offset;
         if ((size_t)n <= sizeof reply &&
@@ -671,9 +747,9 @@ int pk_zmq_report_exit(const char *endpoint, const pk_wire_exit *x, pk_error *er
         return -1;
     /* a collector gone (listen --runs N) is no reason to wait the linger */
     zmq_pollitem_t connected = {.socket = s.socket, .events = ZMQ_POLLOUT};
-    if (zmq_poll(&connected, 1, CONNECT_WAIT_MS) <= 0) {
-        zmq_close(s.socket);
-        zmq_ctx_term(s.context);
+    if (libzmq.poll(&connected, 1, CONNECT_WAIT_MS) <= 0) {
+        libzmq.close(s.socket);
+        libzmq.ctx_term(s.context);
         return pk_fail(err, "%s: no collector there to tell how the program ended", endpoint);
     }
     uint64_t sender = random_sender();
@@ -690,8 +766,8 @@ int pk_zmq_report_exit(const char *endpoint, const pk_wire_exit *x, pk_error *er
         acknowledged = exit_acknowledged(&s, sender);
     }
     pk_wire_buf_free(&m);
-    zmq_close(s.socket);
-    zmq_ctx_term(s.context);
+    libzmq.close(s.socket);
+    libzmq.ctx_term(s.context);
     if (!acknowledged)
         return pk_fail(err,
                        "%s: no collector acknowledged how the program ended within %.1f s "
