@@ -91,14 +91,14 @@ struct track {
  * calls from one site to one function repeat, and one probe here replaces
  * two lookups in the symbol table. Open addressing (linear probing, half
  * full at most); the symbols stay where they are until the run ends, so
- * frames and records point at them. A zone's descriptor is data, never a
- * function's code, and no function lies at 0: the pair alone says which
- * kind of key it is.
+ * frames and records point at them. A zone's descriptor and a profiler's
+ * site are data, never a function's code (and distinct objects), and no
+ * function lies at 0: the pair alone says which kind of key it is.
  */
 #define CALL_TABLE_FIRST_SLOTS 1024
-enum call_key_kind { CALL_KEY_FUNCTION, CALL_KEY_ZONE, CALL_KEY_SITE };
+enum call_key_kind { CALL_KEY_FUNCTION, CALL_KEY_ZONE, CALL_KEY_PROFILER, CALL_KEY_SITE };
 struct call_entry {
-    uintptr_t fn; /* a function, a zone descriptor, or 0 (a site alone) */
+    uintptr_t fn; /* a function, a zone descriptor, a profiler's site, or 0 (a site alone) */
     uintptr_t site;
     struct call_symbols *symbols; /* NULL: an empty slot */
 };
@@ -207,6 +207,24 @@ static void zone_symbols(const pk_zone *address, uintptr_t site, pk_symbol *func
     }
 }
 
+/*
+ * A profiler site's file and line, and the function it lies in, read as the
+ * program has them (the site is the program's, maybe in a module loaded
+ * after the drainer was forked); the message names the profiler itself.
+ */
+static void profiler_site_symbols(const pk_profiler_site *address, pk_symbol *function,
+                                  pk_symbol *caller)
+{
+    pk_profiler_site site = {0};
+    if (address && read_program(address, &site, sizeof site) != sizeof site)
+        site = (pk_profiler_site){0};
+    function->file = program_string(site.file, "");
+    function->line = site.line;
+    caller->function = program_string(site.function, "??");
+    caller->file = function->file;
+    caller->line = site.line;
+}
+
 static size_t call_slot(uintptr_t fn, uintptr_t site)
 {
     uint64_t h = ((uint64_t)fn * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)site * 0xC2B2AE3D27D4EB4Full);
@@ -249,9 +267,11 @@ static __attribute__((noinline)) const struct call_symbols *add_call(uintptr_t f
     struct call_symbols *symbols = pk_xcalloc(1, sizeof *symbols);
     if (kind == CALL_KEY_ZONE)
         zone_symbols((const pk_zone *)fn, site, &symbols->function, &symbols->caller);
+    else if (kind == CALL_KEY_PROFILER)
+        profiler_site_symbols((const pk_profiler_site *)fn, &symbols->function, &symbols->caller);
     else if (kind == CALL_KEY_FUNCTION)
         pk_symbols_lookup(fn, &symbols->function);
-    if (kind != CALL_KEY_ZONE)
+    if (kind == CALL_KEY_FUNCTION || kind == CALL_KEY_SITE)
         pk_symbols_lookup_site(site, &symbols->caller);
     size_t i = call_slot(fn, site);
     while (drain.calls[i].symbols)
@@ -551,15 +571,18 @@ static struct frame *profiler_frame(struct track *tr, uintptr_t span, size_t *de
     return NULL;
 }
 
+/* A profiler's names: its message, and its site's (once a run per site, as zones). */
 static void profiler_symbols(const struct payload *pl, pk_symbol *function, pk_symbol *caller)
 {
-    const pk_profiler_site *site = pl->head.site;
+    uintptr_t site = (uintptr_t)pl->head.site;
+    if (site) {
+        const struct call_symbols *known = call_symbols(site, 0, CALL_KEY_PROFILER);
+        *function = known->function;
+        *caller = known->caller;
+    } else {
+        profiler_site_symbols(NULL, function, caller);
+    }
     function->function = pl->message;
-    function->file = pk_intern(site && site->file ? site->file : "");
-    function->line = site ? site->line : 0;
-    caller->function = pk_intern(site && site->function ? site->function : "??");
-    caller->file = function->file;
-    caller->line = function->line;
 }
 
 /* A profiler's start: a call of its message, carrying the context it continues. */

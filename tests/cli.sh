@@ -501,7 +501,13 @@ LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run \
 ran=$status
 pk top --db late.db --by calls --format csv
 check_equal "a zone in a library loaded after the run started keeps its name" \
-    "$ran $(rows | cut -d, -f1,2 | sort | tr '\n' ' ')" "0 late zone,1 load,1 parse,3 "
+    "$ran $(rows | cut -d, -f1,2 | sort | tr '\n' ' ')" "0 late span,1 late zone,1 load,1 parse,3 "
+pk events --db late.db --function 'late span' --format csv
+check_equal "a profiler in a library loaded after the run started keeps its site" \
+    "$(rows | cut -d, -f2,3,14,15,17 | tr '\n' ' ')" \
+    "call,late span,module_zone,14,14 return,late span,module_zone,14,14 "
+check_equal "... its site's file" "$(rows | cut -d, -f16,18 | sed 's|[^,]*/||g' | sort -u)" \
+    "zone_module.c,zone_module.c"
 
 # --- bad input: one line on stderr, status 2, nothing written ---------------------------------------------
 # The killed run above left its write-ahead log: it is part of the database.
