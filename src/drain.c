@@ -163,18 +163,39 @@ static struct {
 /* ---- symbols of calls ------------------------------------------------------ */
 
 /*
+ * Copies up to len bytes of this process's memory at address into to
+ * through a pipe, which fails rather than faults where nothing is mapped;
+ * a read that runs past a mapping's end is cut at the page's end.
+ */
+static size_t copy_here(const void *address, void *to, size_t len)
+{
+    int pipe_ends[2];
+    if (pipe2(pipe_ends, O_CLOEXEC) != 0)
+        return 0;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t to_page_end = page - ((uintptr_t)address & (page - 1));
+    ssize_t n = write(pipe_ends[1], address, len);
+    if (n < 0 && len > to_page_end)
+        n = write(pipe_ends[1], address, to_page_end);
+    if (n > 0)
+        n = read(pipe_ends[0], to, (size_t)n);
+    close(pipe_ends[0]);
+    close(pipe_ends[1]);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/*
  * Copies up to len bytes of the program's memory at address into to;
  * returns how many it could, without faulting. A drainer process reads the
- * program itself (it may have loaded modules since the drainer was forked),
- * or, the program gone or unreadable, its own copy of it.
+ * program itself (process_vm_readv: it may have loaded modules since the
+ * drainer was forked); where that is refused (the program gone, a seccomp
+ * profile such as a container's default, Yama), its own copy of it.
  */
 static size_t read_program(const void *address, void *to, size_t len)
 {
     struct iovec here = {to, len}, there = {(void *)(uintptr_t)address, len};
     ssize_t n = process_vm_readv(pk_program(), &here, 1, &there, 1, 0);
-    if (n <= 0 && pk_program() != getpid())
-        n = process_vm_readv(getpid(), &here, 1, &there, 1, 0);
-    return n > 0 ? (size_t)n : 0;
+    return n > 0 ? (size_t)n : copy_here(address, to, len);
 }
 
 /* A string of the program's, interned; `none` for NULL, "??" where nothing is mapped. */

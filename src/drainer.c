@@ -411,9 +411,6 @@ int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run,
     }
     drainer.alive = pipe_end_of(alive[1]);
     drainer.finished = pipe_end_of(finished[0]);
-    /* It reads zone descriptors in this process (drain.c), which a kernel that
-     * restricts ptrace to ancestors (Yama) allows once named; elsewhere a no-op. */
-    prctl(PR_SET_PTRACER, (unsigned long)atomic_load(&pk_rt.shared->drainer), 0, 0, 0);
     /* Threads send their stacks again: this drainer has seen none. */
     atomic_fetch_add(&pk_rt.stack_generation, 1);
     atomic_store_explicit(&pk_rt.running, 1, memory_order_release);
