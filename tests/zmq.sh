@@ -248,6 +248,11 @@ if [ "${PK_SANITIZERS:-no}" != yes ]; then
         "$(same_tables alloc-restart.db alloc-restart-direct.db functions call_paths symbols alloc_sites alloc_sizes)" 5
 fi
 
+# arrived_in FILE: the records run 1 received, by the collector's line ending it without a goodbye.
+arrived_in() {
+    sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' "$1"
+}
+
 # --- a sender killed mid-run: its run ends incomplete with what arrived ----------------
 ep="ipc://$work/killed"
 collect killed "$ep" --into killed.db --runs 1 --interval 100ms
@@ -259,7 +264,7 @@ finished $collector
 # alpha .. delta have the same self time each: the first three found lead
 check_equal "plain view lines: run, records, rate, rss, top functions" \
     "$(grep -E '^run 1 \(pid [0-9]+ on test\): [0-9]+ records, [0-9]+/s, rss 1\.[0-9] MiB, top: alpha 25%, beta 25%, gamma 25%$' killed.out | wc -l | sed 's/^[1-9][0-9]*$/some/')" "some"
-arrived=$(sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' killed.out)
+arrived=$(arrived_in killed.out)
 check_equal "killed sender: the collector saw it vanish" "$status $( [ -n "$arrived" ] && echo seen)" "0 seen"
 check_equal "killed sender: incomplete with what arrived" \
     "$(sql killed.db "SELECT status, written FROM runs") $(once killed.db 1)" \
@@ -387,20 +392,26 @@ check_equal "late subscriber: its view counts the batches missing" \
     "$(grep -c '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | sed 's/^[1-9][0-9]*$/some/') $(grep '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | grep -vc ", $missed batches missing$")" \
     "some 0"
 
+# paced_publisher EP: a publisher at EP sending for long, in the background
+# ($sender is its timeout, whose child is the program), given 0.6 s to start.
+paced_publisher() {
+    timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$1" 10000000 10000 >/dev/null 2>&1 &
+    sender=$!
+    sleep 0.6
+}
+
 # a publisher killed mid-run: its subscriber ends the run incomplete with what
 # arrived, at once and while it goes on; another publisher there then is a new run
 ep="ipc://$work/pub-killed"
 collect pubkill --subscribe "$ep" --into pubkill.db --runs 2
-timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 10000000 10000 >/dev/null 2>&1 &
-sender=$!
-sleep 0.6
+paced_publisher "$ep"
 kill -KILL "$(pgrep -P $sender)"
 i=0
 while ! grep -q 'no goodbye$' pubkill.out && [ $i -lt 60 ]; do
     sleep 0.05
     i=$((i + 1))
 done
-arrived=$(sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' pubkill.out)
+arrived=$(arrived_in pubkill.out)
 check_equal "killed publisher: its subscriber saw it vanish within 3 s, and goes on" \
     "$( [ -n "$arrived" ] && echo seen) $(kill -0 $collector && echo running)" "seen running"
 check_equal "killed publisher: incomplete with what arrived" \
@@ -423,13 +434,11 @@ pikoc listen: 2 runs ended, $((arrived + 20000)) records, 0 messages rejected"
 # the heartbeats after 6 s: its run ends incomplete with what arrived
 ep="ipc://$work/pub-silent"
 collect pubsilent --subscribe "$ep" --into pubsilent.db --runs 1
-timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 10000000 10000 >/dev/null 2>&1 &
-sender=$!
-sleep 0.6
+paced_publisher "$ep"
 kill -STOP "$(pgrep -P $sender)"
 finished $collector
 kill -KILL "$(pgrep -P $sender)"
-arrived=$(sed -n 's/^run 1 (pid [0-9]* on test): incomplete, \([0-9]*\) records received (\1 stored in detail), no goodbye$/\1/p' pubsilent.out)
+arrived=$(arrived_in pubsilent.out)
 check_equal "silent publisher: the heartbeats end its run, incomplete with what arrived" \
     "$status $(sql pubsilent.db "SELECT status, written FROM runs") $(once pubsilent.db 1)" \
     "0 incomplete,$arrived $arrived $arrived $arrived"
