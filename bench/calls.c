@@ -18,6 +18,10 @@
  *                                      the monitored thread never finds its
  *                                      ring full, so the timed slices cost
  *                                      the hot path alone
+ *                                      and between slices times 500 reads
+ *                                      of /proc/self/statm made as
+ *                                      function-memory makes them (pread_ns):
+ *                                      its unit, measured beside it
  *   calls --pread [COUNT]              ns per pread(2) of /proc/self/statm,
  *                                      the cost function-memory adds per event
  *
@@ -29,6 +33,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +46,7 @@
 /* 8000 iterations make 32,001 calls, 64,002 events: a default ring holds 65,536. */
 #define SLICE_ITERATIONS 8000u
 #define DEFAULT_PREADS 200000u
+#define PREADS_PER_SLICE 500u
 
 /* ---- the workload (instrumented) ------------------------------------------ */
 
@@ -104,12 +110,41 @@ typedef struct timing {
     uint64_t loop_ns;
     uint64_t cpu_ns;
     uint64_t end_ns;
+    uint64_t pread_ns; /* paced runs: the reads between slices */
+    uint64_t preads;
 } timing;
+
+/*
+ * Reads of /proc/self/statm as function-memory's sample makes them: the
+ * system call itself (libc's pread, in this process of two threads, would
+ * add its cancellation switching). Between slices, so that the unit
+ * function-memory's cost is given in is measured under the same conditions.
+ */
+NOINSTR static int time_preads(int fd, timing *t)
+{
+    char buf[48];
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0; i < PREADS_PER_SLICE; i++) {
+        if (syscall(SYS_pread64, fd, buf, sizeof buf, (off_t)0) <= 0) {
+            perror("calls: pread /proc/self/statm");
+            return -1;
+        }
+    }
+    t->pread_ns += now_ns() - t0;
+    t->preads += PREADS_PER_SLICE;
+    return 0;
+}
 
 /* With pace, the drain catches up between slices (pk_monitor_disable waits for it). */
 NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t)
 {
     *t = (timing){0};
+    int statm = pace ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
+    if (pace && statm < 0) {
+        perror("calls: /proc/self/statm");
+        return -1;
+    }
+    int rc = 0;
     for (uint64_t done = 0; done < iterations; done += SLICE_ITERATIONS) {
         uint64_t count = iterations - done;
         if (count > SLICE_ITERATIONS)
@@ -125,13 +160,20 @@ NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t
         if (pace) {
             pk_error err;
             pk_monitor_disable(pace);
+            if (time_preads(statm, t) != 0) {
+                rc = -1;
+                break;
+            }
             if (pk_monitor_enable(pace, &err) != 0) {
                 fprintf(stderr, "calls: %s\n", err.message);
-                return -1;
+                rc = -1;
+                break;
             }
         }
     }
-    return 0;
+    if (statm >= 0)
+        close(statm);
+    return rc;
 }
 
 NOINSTR static void print_timing(const char *mode, uint64_t iterations, timing t)
@@ -225,6 +267,8 @@ NOINSTR static int run_null(const char *monitor, bool paced, uint64_t iterations
     null_state *s = pk_recorder_state(pk_logger_recorder(lg));
     print_timing(paced ? "hot" : "null", iterations, t);
     printf(" tail_ns=%" PRIu64 " monitor=%s records=%" PRIu64, tail, monitor, s->records);
+    if (t.preads)
+        printf(" preads=%" PRIu64 " pread_ns=%.1f", t.preads, (double)t.pread_ns / (double)t.preads);
     print_totals(pk_monitor_totals(m));
     printf("\n");
     pk_monitor_free(m);
@@ -237,7 +281,7 @@ fail:
 /* The same read function-memory's sample() makes on every event. */
 NOINSTR static int run_pread(uint64_t count)
 {
-    char buf[96];
+    char buf[48];
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         perror("calls: /proc/self/statm");

@@ -5,6 +5,7 @@
  * no malloc, no stdio; guarded against re-entry (signal handlers).
  */
 #include "clock.h"
+#include "../monitors/function_memory.h"
 #include "hot.h"
 #include "internal.h"
 #include "profiler.h"
@@ -16,6 +17,16 @@
 /* Keeps the compiler from moving ring stores across the re-entry flag. */
 #define SIGNAL_FENCE() atomic_signal_fence(memory_order_seq_cst)
 
+/* function-memory's sample is taken inline (see monitors/function_memory.h). */
+PK_HOT_FN static inline __attribute__((always_inline)) void
+take_sample(void (*sample)(uint64_t *), uint64_t values[PK_SAMPLE_VALUES])
+{
+    if (sample == pk_function_memory_sample)
+        pk_memory_sample(values);
+    else if (sample)
+        sample(values);
+}
+
 /* Inlined into each hook: the call and its saved registers cost about a nanosecond. */
 PK_HOT_FN static inline __attribute__((always_inline)) void emit(struct pk_thread *t, uint32_t kind,
                                                                  uintptr_t fn, uintptr_t site)
@@ -26,20 +37,18 @@ PK_HOT_FN static inline __attribute__((always_inline)) void emit(struct pk_threa
         return;
     void (*sample)(uint64_t *) = pk_rt.sample;
     struct pk_raw_event *ev = pk_ring_own_slot(r, head, pk_slot_shift(sample));
+    ev->fn = fn;
+    ev->site = site;
+    ev->kind = kind;
     /* A call's time is taken last and a return's first, so the hook's own
      * cost stays outside the measured function. */
     if (kind & PK_RAW_RETURN) {
         ev->raw_time = pk_clock_raw();
-        if (sample)
-            sample(ev->values);
+        take_sample(sample, ev->values);
     } else {
-        if (sample)
-            sample(ev->values);
+        take_sample(sample, ev->values);
         ev->raw_time = pk_clock_raw();
     }
-    ev->fn = fn;
-    ev->site = site;
-    ev->kind = kind;
     pk_ring_publish(r, head);
 }
 

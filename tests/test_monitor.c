@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "monitored.h"
+#include "../monitors/function_memory.h"
 
 #include <pikoc.h>
 
@@ -350,6 +351,38 @@ static void test_function_memory(void **state)
             assert_false(pk_list_get(list, i)->flags & PK_RECORD_ALLOC);
     }
     done_with(m);
+}
+
+/* statm's first two numbers as the sample parses them: {RSS, VMS} pages. */
+static void assert_statm(const char *text, uint64_t rss, uint64_t vms)
+{
+    char buf[PK_STATM_READ + 16] = {0};
+    memcpy(buf, text, strlen(text));
+    uint64_t pages[2];
+    pk_parse_statm(buf, pages);
+    assert_int_equal(pages[0], rss);
+    assert_int_equal(pages[1], vms);
+}
+
+static void test_statm_parse(void **state)
+{
+    (void)state;
+    const uint64_t none = PK_UNMEASURED;
+    assert_statm("2545 390 330 196 0 180 0\n", 390, 2545);
+    assert_statm("1 0 0 0 0 0 0\n", 0, 1);
+    assert_statm("12345678 87654321 1 1 0 1 0\n", 87654321, 12345678);
+    assert_statm("123456789 9876543210 1 1 0 1 0\n", 9876543210u, 123456789);
+    assert_statm("1234567890123456 1000000000000000 0\n", 1000000000000000u, 1234567890123456u);
+    assert_statm("00000042 07 1\n", 7, 42);
+    /* Seventeen digits, text that is not statm's, a cut line: unmeasured, never a guess. */
+    assert_statm("12345678901234567 1 0\n", none, none);
+    assert_statm("1 12345678901234567 0\n", none, none);
+    assert_statm(" 2545 390 330\n", none, none);
+    assert_statm("2545  390 330\n", none, none);
+    assert_statm("25x5 390 330\n", none, none);
+    assert_statm("2545 39", none, none);
+    assert_statm("2545 390", none, none);
+    assert_statm("", none, none);
 }
 
 /*
@@ -802,6 +835,7 @@ int main(void)
     setenv("PIKOC_RING_EVENTS", "64", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
+        cmocka_unit_test(test_statm_parse),
         cmocka_unit_test_teardown(test_profiler_records, end_leftovers),
         cmocka_unit_test_teardown(test_profiler_names_survive_deep_nesting, end_leftovers),
         cmocka_unit_test_teardown(test_many_zones_keep_their_names, end_leftovers),
