@@ -192,6 +192,18 @@ typedef struct pk_symbol {
     unsigned line;
 } pk_symbol;
 
+/*
+ * line_cache.c: names resolved in a library with a separate debug file,
+ * kept on disk by build-id (symbols.c's lock held). pk_line_cache_path says
+ * whether the library's are kept, and where; pk_line_cache_load calls add
+ * for each entry of the file below size (its strings live until add returns).
+ */
+typedef void (*pk_line_cache_add)(uint64_t offset, const pk_symbol *symbol, void *user);
+PK_HIDDEN bool pk_line_cache_path(const unsigned char *build_id, size_t len, char *path,
+                                  size_t size);
+PK_HIDDEN void pk_line_cache_load(const char *path, uint64_t size, pk_line_cache_add add, void *user);
+PK_HIDDEN void pk_line_cache_append(const char *path, uint64_t offset, const pk_symbol *symbol);
+
 /* Resolves an address in this process (cached; strings live until exit). */
 PK_HIDDEN void pk_symbols_lookup(uintptr_t address, pk_symbol *out);
 /* Resolves the call site at a return address (looks at address - 1). */

@@ -11,6 +11,7 @@
 #include <dwarf.h>
 #include <errno.h>
 #include <elfutils/libdwfl.h>
+#include <limits.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -69,6 +70,17 @@ typedef struct cu_index {
     size_t capacity;
 } cu_index;
 
+/*
+ * A module met since the last report: whether what is resolved in it is
+ * kept on disk (line_cache.c), and where; its cache is read when it is met.
+ */
+typedef struct module_lines {
+    Dwfl_Module *module;
+    Dwarf_Addr start;
+    bool cached;
+    char path[PATH_MAX];
+} module_lines;
+
 /* __cxa_demangle, found at run time: libstdc++ is loaded only by C++ programs. */
 typedef char *(*demangle_function)(const char *mangled, char *buffer, size_t *length,
                                    int *status);
@@ -90,6 +102,10 @@ static struct {
     cu_index *cu_indexes;
     size_t cu_index_count;
     size_t cu_index_capacity;
+    /* the modules met since the last report, and where their line caches are */
+    module_lines *modules;
+    size_t module_count;
+    size_t module_capacity;
 } symbols = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Read and written without the lock (atomics), see demangler_refresh. */
@@ -523,6 +539,9 @@ static void cu_indexes_clear(void)
     free(symbols.cu_indexes);
     symbols.cu_indexes = NULL;
     symbols.cu_index_count = symbols.cu_index_capacity = 0;
+    free(symbols.modules);
+    symbols.modules = NULL;
+    symbols.module_count = symbols.module_capacity = 0;
 }
 
 /* ---- the libdw session (lock held) ---------------------------------------- */
@@ -653,14 +672,58 @@ static bool function_of(Dwfl_Module *module, uintptr_t address, pk_symbol *symbo
     return offset == 0;
 }
 
+/* An entry of a module's line cache into the address table (start: the module's). */
+static void add_cached(uint64_t offset, const pk_symbol *symbol, void *start)
+{
+    uintptr_t address = *(const Dwarf_Addr *)start + offset;
+    if (table_read(address))
+        return; /* met already: the module was read before a re-report */
+    pk_symbol kept = {intern_locked(symbol->function), intern_locked(symbol->file), symbol->line};
+    table_insert(address, &kept);
+}
+
+/* The module's entry, its line cache read into the address table when it is first met. */
+static const module_lines *lines_of(Dwfl_Module *module)
+{
+    for (size_t i = 0; i < symbols.module_count; i++) {
+        if (symbols.modules[i].module == module)
+            return &symbols.modules[i];
+    }
+    pk_grow(&symbols.modules, &symbols.module_capacity, symbols.module_count,
+            sizeof *symbols.modules);
+    module_lines *lines = &symbols.modules[symbols.module_count++];
+    *lines = (module_lines){.module = module};
+    Dwarf_Addr end = 0, bias;
+    const unsigned char *build_id;
+    GElf_Addr build_id_address;
+    int len = dwfl_module_getelf(module, &bias)
+                  ? dwfl_module_build_id(module, &build_id, &build_id_address)
+                  : -1;
+    dwfl_module_info(module, NULL, &lines->start, &end, NULL, NULL, NULL, NULL);
+    lines->cached = len > 0 && end > lines->start &&
+                    pk_line_cache_path(build_id, (size_t)len, lines->path, sizeof lines->path);
+    if (lines->cached)
+        pk_line_cache_load(lines->path, end - lines->start, add_cached, &lines->start);
+    return lines;
+}
+
+/* Names address, from the module's line cache when it has one, else from libdw. */
 static void resolve(uintptr_t address, unsigned long long generation, pk_symbol *symbol)
 {
     unknown_symbol(symbol);
     Dwfl_Module *module = address ? module_at(address, generation) : NULL;
     if (!module)
         return;
+    const module_lines *lines = lines_of(module);
+    const cache_entry *kept = lines->cached ? table_read(address) : NULL;
+    if (kept) {
+        *symbol = kept->symbol;
+        return;
+    }
     bool entry = function_of(module, address, symbol);
     line_of(module, address, entry, symbol);
+    if (lines->cached && *symbol->file)
+        pk_line_cache_append(lines->path, address - lines->start, symbol);
 }
 
 /* ---- lookups -------------------------------------------------------------- */
@@ -680,7 +743,7 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
         *out = entry->symbol;
     } else {
         resolve(address, generation, out);
-        if (address)
+        if (address && !table_read(address)) /* a line cache may have added it */
             table_insert(address, out);
     }
     pthread_mutex_unlock(&symbols.lock);

@@ -385,5 +385,53 @@ check_equal "gzip: compresses, status 0" "$status $(gzip -dc text.txt.gz)" "0 he
 check_equal "real programs: three runs, each complete with allocation records" \
     "$(sql real.db "SELECT count(*) FROM alloc_runs JOIN runs ON id = run_id WHERE allocations > 0 AND status = 'complete'")" 3
 
+# --- names kept by build-id (PIKOC_SYMBOL_CACHE) ----------------------------------------------
+# A new thread's dtv is allocated in ld.so, whose DWARF is libc6-dbg's separate debug
+# file: its name and line are kept in the cache directory, by ld.so's build-id, and the
+# next run takes them from there rather than from the DWARF.
+ldso=$(readelf -l "$(prog allocs)" | sed -n 's/.*interpreter: \(.*\)]$/\1/p')
+build_id=$(readelf -n "$ldso" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+cached_lines="$work/symbols/$build_id.lines"
+dtv_site() { # db: ld.so's allocation site as "function:file:line"
+    pk top --db "$1" --by allocations --group site --format csv
+    rows | awk -F, '$1 == "allocate_dtv" { print $1 ":" $8 ":" $2 }'
+}
+cached_run() { # db
+    PIKOC_SYMBOL_CACHE=$work/symbols pk run -q --monitor alloc --record "sqlite:$1" -- \
+        "$(prog allocs)" threads 2 10
+}
+if [ -z "$build_id" ] || [ ! -r "/usr/lib/debug/.build-id/$(echo "$build_id" | cut -c1-2)/$(echo "$build_id" | cut -c3-).debug" ]; then
+    ok "symbol cache: # SKIP no separate debug file for $ldso (libc6-dbg)"
+else
+    cached_run cold.db
+    cold=$(dtv_site cold.db)
+    check_equal "symbol cache: the first run names ld.so's site from its DWARF" \
+        "$(echo "$cold" | cut -d: -f1,2)" "allocate_dtv:../include/rtld-malloc.h"
+    check_equal "symbol cache: and keeps it, by ld.so's build-id" \
+        "$(cut -f2- "$cached_lines" | tr '\t' :)" "$cold"
+    cached_run warm.db
+    check_equal "symbol cache: the next run names it the same" "$(dtv_site warm.db)" "$cold"
+    # What the file says is what the run says: it is read, not the DWARF.
+    offset=$(cut -f1 "$cached_lines")
+    printf '%s\tallocate_dtv\tkept.h\t7\n' "$offset" >"$cached_lines"
+    cached_run kept.db
+    check_equal "symbol cache: a run takes the name from the file" "$(dtv_site kept.db)" \
+        "allocate_dtv:kept.h:7"
+    # Damage: lines cut short and run into the next, garbage, an offset past ld.so's end.
+    printf '%s\tallocate_dtv\tcut.h' "$offset" >"$cached_lines"
+    printf '%s\tallocate_dtv\tmerged.h\t8\n' "$offset" >>"$cached_lines"
+    printf '%s\tallocate_dtv\tkept.h\t9' "$(echo "$offset" | cut -c1-3)" >>"$cached_lines"
+    printf '%s\tallocate_dtv\tmerged.h\t10\n' "$offset" >>"$cached_lines"
+    printf 'garbage\n@\t\t\t\n@zz\tf\tg.h\t1\n@ffffffffffff\tf\tg.h\t1\n' >>"$cached_lines"
+    cached_run damaged.db
+    check_equal "symbol cache: a damaged file is skipped line by line, never believed" \
+        "$(dtv_site damaged.db)" "$cold"
+    rm -f "$cached_lines"
+    PIKOC_SYMBOL_CACHE=off pk run -q --monitor alloc --record sqlite:off.db -- \
+        "$(prog allocs)" threads 2 10
+    check_equal "symbol cache: off keeps nothing, names the same" \
+        "$(dtv_site off.db) $(ls "$work/symbols")" "$cold "
+fi
+
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
