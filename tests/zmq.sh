@@ -80,19 +80,35 @@ same_tables() { # db db table...
 }
 
 # --- several senders into one collector: threads, forks, PIKOC_RECORD, pikoc run ----
-ep="ipc://$work/many"
-collect many "$ep" --into many.db --runs 5 --interval 100ms
-# the C API: a parent with 3 threads forks 2 children, each a sender with 3 threads
-timeout 120 "$(prog zmq_senders)" "zmq:$ep" 2 3 1000 >senders.out 2>senders.err &
-senders=$!
-# PIKOC_RECORD into the collector and, in the same process, into a database of its own
-timeout 120 env PIKOC_MONITOR=function-memory PIKOC_MAX_DEPTH=1 \
-    PIKOC_RECORD="zmq:$ep;sqlite:$work/direct.db" "$(prog threads)" 4 1000 >threads.out 2>&1 &
-threads=$!
-timeout 120 "$pikoc" run --record "zmq:$ep" -- "$(cli_prog nested)" >run.out 2>run.err
-check_equal "pikoc run --record zmq: the program ran" "$? $(cat run.out) $(grep records run.err)" \
-    "0 total 6 pikoc run: records -> zmq:$ep"
-finished $senders
+many_senders() {
+    rm -f many.db direct.db
+    ep="ipc://$work/many"
+    collect many "$ep" --into many.db --runs 5 --interval 100ms
+    # the C API: a parent with 3 threads forks 2 children, each a sender with 3 threads
+    timeout 120 "$(prog zmq_senders)" "zmq:$ep" 2 3 1000 >senders.out 2>senders.err &
+    senders=$!
+    # PIKOC_RECORD into the collector and, in the same process, into a database of its own
+    timeout 120 env PIKOC_MONITOR=function-memory PIKOC_MAX_DEPTH=1 \
+        PIKOC_RECORD="zmq:$ep;sqlite:$work/direct.db" "$(prog threads)" 4 1000 >threads.out 2>&1 &
+    threads=$!
+    timeout 120 "$pikoc" run --record "zmq:$ep" -- "$(cli_prog nested)" >run.out 2>run.err
+    check_equal "pikoc run --record zmq: the program ran" "$? $(cat run.out) $(grep records run.err)" \
+        "0 total 6 pikoc run: records -> zmq:$ep"
+    finished $senders
+}
+many_senders
+# GCC 12's libasan has no fork interceptor: a child forked while another thread
+# (the drain, libzmq's I/O thread) is inside the sanitizer's allocator can wait
+# forever on its lock at its first malloc. Seen once in about twenty sanitizer
+# runs, not in the plain build (glibc's fork and jemalloc take their locks):
+# under the sanitizers, a sender that timed out gets the scenario run once more.
+if [ "${PK_SANITIZERS:-no}" = yes ] && [ "$status" = 124 ]; then
+    echo "# zmq_senders timed out under the sanitizers (a forked child): once more"
+    finished $threads
+    kill "$collector" 2>/dev/null
+    finished $collector
+    many_senders
+fi
 check_equal "C API senders: every process ended well" "$status $(cat senders.out)" "0 3 processes, 0 failed"
 finished $threads
 finished $collector
