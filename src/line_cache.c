@@ -111,9 +111,26 @@ static bool parse_entry(char *text, uint64_t *offset, pk_symbol *symbol)
     return true;
 }
 
+/*
+ * The cache file for reading, when it is a regular file: a FIFO put in its
+ * place would block the drain in open, and a device such as /dev/zero
+ * would feed it forever; the run could never end.
+ */
+static FILE *open_regular(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    FILE *in = NULL;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        in = fdopen(fd, "r");
+    if (!in && fd >= 0)
+        close(fd);
+    return in;
+}
+
 void pk_line_cache_load(const char *path, uint64_t size, pk_line_cache_add add, void *user)
 {
-    FILE *in = fopen(path, "re");
+    FILE *in = open_regular(path);
     if (!in)
         return;
     char text[LINE_MAX_BYTES];
@@ -144,9 +161,11 @@ void pk_line_cache_append(const char *path, uint64_t offset, const pk_symbol *sy
                      symbol->function, symbol->file, symbol->line);
     if (n < 0 || (size_t)n >= sizeof text)
         return;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* Never blocked by a FIFO in the file's place (ENXIO without a reader). */
+    const int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK;
+    int fd = open(path, flags, 0600);
     if (fd < 0 && errno == ENOENT && make_dirs(cache_dir()))
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        fd = open(path, flags, 0600);
     if (fd < 0)
         return; /* a cache that cannot be written costs later processes time, nothing else */
     ssize_t written = write(fd, text, (size_t)n);

@@ -426,6 +426,14 @@ else
     cached_run damaged.db
     check_equal "symbol cache: a damaged file is skipped line by line, never believed" \
         "$(dtv_site damaged.db)" "$cold"
+    # Not a regular file in its place: a FIFO would block the drain, /dev/zero feed it forever.
+    for kind in fifo device; do
+        rm -f "$cached_lines"
+        if [ "$kind" = fifo ]; then mkfifo "$cached_lines"; else ln -s /dev/zero "$cached_lines"; fi
+        cached_run "$kind.db"
+        check_equal "symbol cache: a $kind in the file's place is not read, the run ends" \
+            "$status $(dtv_site "$kind.db")" "0 $cold"
+    done
     rm -f "$cached_lines"
     PIKOC_SYMBOL_CACHE=off pk run -q --monitor alloc --record sqlite:off.db -- \
         "$(prog allocs)" threads 2 10
