@@ -115,7 +115,8 @@ PK_HIDDEN int pk_store_writer_commit_due(pk_store_writer *w, pk_error *err);
 PK_HIDDEN void pk_store_writer_close(pk_store_writer *w, bool forked);
 /*
  * Inserts the run's row, 'running', under the run still running of process
- * ppid (or of its own pid: an exec) on its host, and commits. `sender` is a
+ * ppid (or of its own pid: an exec, also once marked 'executed') on its
+ * host, and commits. `sender` is a
  * collector's wire sender id (runs.sender), 0 for none.
  */
 PK_HIDDEN pk_store_run *pk_store_run_start(pk_store_writer *w, const pk_run_info *run, int ppid,

@@ -62,11 +62,14 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     /* The parent run: the latest still running of the parent process (fork,
-     * posix_spawn) or of this one (the image an exec replaced), on its host. */
+     * posix_spawn) or of this one (the image an exec replaced), on its host.
+     * The replaced image's drainer may have marked its run 'executed' first:
+     * that run counts too while it is the latest of this pid. */
     [ST_INSERT_RUN] = "INSERT INTO runs (command_line, host, pid, start_ns, monitor, clock, "
                       "alloc_source, flags, status, parent_run, sender) VALUES (?1, ?2, ?3, ?4, "
-                      "?5, ?6, ?7, ?8, 'running', (SELECT max(id) FROM runs WHERE status = "
-                      "'running' AND pid IN (?3, ?9) AND host = ?2), ?10)",
+                      "?5, ?6, ?7, ?8, 'running', (SELECT max(id) FROM runs WHERE host = ?2 AND "
+                      "(status = 'running' AND pid IN (?3, ?9) OR status = 'executed' AND "
+                      "id = (SELECT max(id) FROM runs WHERE host = ?2 AND pid = ?3))), ?10)",
     /* The image an exec replaced never ended its run: this one says so. */
     [ST_END_REPLACED] = "UPDATE runs SET status = 'executed', end_ns = ?1 WHERE id = (SELECT "
                         "parent_run FROM runs WHERE id = ?2) AND pid = ?3 AND status = 'running'",

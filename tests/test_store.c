@@ -794,6 +794,40 @@ static void sender_run_survives_its_writer(void **state)
     sqlite3_close(db);
 }
 
+/* Starts a run of demo_run's pid under ppid 1 and ends it with status; returns its id. */
+static int64_t run_of_pid_4321(pk_store_writer *w, const char *status)
+{
+    pk_error err;
+    pk_run_info info = demo_run();
+    pk_store_run *run = pk_store_run_start(w, &info, 1, 0, &err);
+    assert_non_null(run);
+    int64_t id = pk_store_run_id(run);
+    assert_int_equal(pk_store_run_finish(run, &nested_totals, 0, status, &err), 0);
+    pk_store_run_free(run);
+    return id;
+}
+
+/*
+ * The image an exec started names the one it replaced as its parent, also
+ * when that one's drainer marked it 'executed' first; a later process that
+ * reuses the pid does not.
+ */
+static void exec_names_the_replaced_run_even_once_executed(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    pk_error err;
+    pk_store_writer *w = pk_store_writer_open(t->db, &err);
+    assert_non_null(w);
+    assert_int_equal(run_of_pid_4321(w, "executed"), 1);
+    assert_int_equal(run_of_pid_4321(w, "complete"), 2);
+    assert_int_equal(run_of_pid_4321(w, "complete"), 3);
+    pk_store_writer_close(w, false);
+    sqlite3 *db = open_read(t->db);
+    assert_rows(db, "SELECT id, status, coalesce(parent_run, '-') FROM runs ORDER BY id",
+                "1|executed|-\n2|complete|1\n3|complete|-\n");
+    sqlite3_close(db);
+}
+
 /* A version-5 file (before collector runs could resume) is upgraded by the next writer. */
 static void version_5_file_is_upgraded(void **state)
 {
@@ -1525,6 +1559,7 @@ int main(void)
         WITH_DIR(version_4_file_is_upgraded),
         WITH_DIR(version_5_file_is_upgraded),
         WITH_DIR(sender_run_survives_its_writer),
+        WITH_DIR(exec_names_the_replaced_run_even_once_executed),
         WITH_DIR(closed_store_is_one_file),
         WITH_DIR(short_run_is_not_checkpointed_while_recording),
         WITH_DIR(functions_are_exact_with_recursion),
