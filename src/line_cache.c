@@ -112,13 +112,14 @@ static bool parse_entry(char *text, uint64_t *offset, pk_symbol *symbol)
 }
 
 /*
- * The cache file for reading, when it is a regular file: a FIFO put in its
- * place would block the drain in open, and a device such as /dev/zero
- * would feed it forever; the run could never end.
+ * The cache file for reading, when it is a regular file and not a symbolic
+ * link: a FIFO put in its place would block the drain in open, and a device
+ * such as /dev/zero would feed it forever (the run could never end); a link
+ * would take names from wherever whoever made it pointed it.
  */
 static FILE *open_regular(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     struct stat st;
     FILE *in = NULL;
     if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
@@ -161,8 +162,9 @@ void pk_line_cache_append(const char *path, uint64_t offset, const pk_symbol *sy
                      symbol->function, symbol->file, symbol->line);
     if (n < 0 || (size_t)n >= sizeof text)
         return;
-    /* Never blocked by a FIFO in the file's place (ENXIO without a reader). */
-    const int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK;
+    /* Never blocked by a FIFO in the file's place (ENXIO without a reader),
+     * never written through a symbolic link (ELOOP). */
+    const int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
     int fd = open(path, flags, 0600);
     if (fd < 0 && errno == ENOENT && make_dirs(cache_dir()))
         fd = open(path, flags, 0600);

@@ -429,10 +429,16 @@ else
     cached_run damaged.db
     check_equal "symbol cache: a damaged file is skipped line by line, never believed" \
         "$(dtv_site damaged.db)" "$cold"
-    # Not a regular file in its place: a FIFO would block the drain, /dev/zero feed it forever.
-    for kind in fifo device; do
+    # Not a regular file in its place: a FIFO would block the drain, /dev/zero feed it
+    # forever, and a symbolic link (here to a file with an entry of its own) is not followed.
+    printf '%s\tallocate_dtv\tlinked.h\t3\n' "$offset" >linked.lines
+    for kind in fifo device link; do
         rm -f "$cached_lines"
-        if [ "$kind" = fifo ]; then mkfifo "$cached_lines"; else ln -s /dev/zero "$cached_lines"; fi
+        case $kind in
+        fifo) mkfifo "$cached_lines" ;;
+        device) ln -s /dev/zero "$cached_lines" ;;
+        link) ln -s "$work/linked.lines" "$cached_lines" ;;
+        esac
         cached_run "$kind.db"
         check_equal "symbol cache: a $kind in the file's place is not read, the run ends" \
             "$status $(dtv_site "$kind.db")" "0 $cold"
