@@ -62,7 +62,6 @@ typedef struct cu_range {
 } cu_range;
 
 typedef struct cu_index {
-    Dwfl_Module *module;
     Dwarf_Addr bias;
     bool built;
     cu_range *ranges;
@@ -71,15 +70,19 @@ typedef struct cu_index {
 } cu_index;
 
 /*
- * A module met since the last report: whether what is resolved in it is
- * kept on disk (line_cache.c), and where; its cache is read when it is met.
+ * What is kept of a module met since the last report (module pointers die
+ * with a re-report): its compilation-unit index, built when libdw's answer
+ * fails, and whether what is resolved in it is kept on disk (line_cache.c)
+ * and where, its cache read when the module is first met.
  */
-typedef struct module_lines {
+typedef struct module_state {
     Dwfl_Module *module;
-    Dwarf_Addr start;
+    cu_index cus;
+    bool lines_read;
     bool cached;
+    Dwarf_Addr start;
     char path[PATH_MAX];
-} module_lines;
+} module_state;
 
 /* __cxa_demangle, found at run time: libstdc++ is loaded only by C++ programs. */
 typedef char *(*demangle_function)(const char *mangled, char *buffer, size_t *length,
@@ -98,12 +101,8 @@ static struct {
     arena_block *arena;
     /* resolved addresses; read without the lock through atomic loads */
     address_table *table;
-    /* compilation-unit indexes of the modules that need one */
-    cu_index *cu_indexes;
-    size_t cu_index_count;
-    size_t cu_index_capacity;
-    /* the modules met since the last report, and where their line caches are */
-    module_lines *modules;
+    /* the modules met since the last report */
+    module_state *modules;
     size_t module_count;
     size_t module_capacity;
 } symbols = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -377,17 +376,18 @@ static const char *display_name(const char *name)
  * a gap for an address in it. When its answer does not hold the address,
  * an index of every unit's address ranges is built once for the module.
  */
-static cu_index *cu_index_of(Dwfl_Module *module)
+/* What is kept of module, an empty entry when it is met for the first time. */
+static module_state *state_of(Dwfl_Module *module)
 {
-    for (size_t i = 0; i < symbols.cu_index_count; i++) {
-        if (symbols.cu_indexes[i].module == module)
-            return &symbols.cu_indexes[i];
+    for (size_t i = 0; i < symbols.module_count; i++) {
+        if (symbols.modules[i].module == module)
+            return &symbols.modules[i];
     }
-    pk_grow(&symbols.cu_indexes, &symbols.cu_index_capacity, symbols.cu_index_count,
-            sizeof *symbols.cu_indexes);
-    cu_index *index = &symbols.cu_indexes[symbols.cu_index_count++];
-    *index = (cu_index){.module = module};
-    return index;
+    pk_grow(&symbols.modules, &symbols.module_capacity, symbols.module_count,
+            sizeof *symbols.modules);
+    module_state *state = &symbols.modules[symbols.module_count++];
+    *state = (module_state){.module = module};
+    return state;
 }
 
 static void cu_index_add(cu_index *index, Dwarf_Die *cu, Dwarf_Addr low, Dwarf_Addr high)
@@ -439,7 +439,7 @@ static Dwarf_Die *cu_of(Dwfl_Module *module, uintptr_t address, Dwarf_Addr *bias
     Dwarf_Die *cu = dwfl_module_addrdie(module, address, bias);
     if (cu && dwarf_haspc(cu, address - *bias) > 0)
         return cu;
-    cu_index *index = cu_index_of(module);
+    cu_index *index = &state_of(module)->cus;
     if (!index->built)
         cu_index_build(index, module);
     *bias = index->bias;
@@ -531,14 +531,11 @@ static void line_of(Dwfl_Module *module, uintptr_t address, bool entry, pk_symbo
     symbol->line = line > 0 ? (unsigned)line : 0;
 }
 
-/* Module pointers die with a re-report: their indexes go with them. */
-static void cu_indexes_clear(void)
+/* Module pointers die with a re-report: what is kept of them goes with them. */
+static void modules_clear(void)
 {
-    for (size_t i = 0; i < symbols.cu_index_count; i++)
-        free(symbols.cu_indexes[i].ranges);
-    free(symbols.cu_indexes);
-    symbols.cu_indexes = NULL;
-    symbols.cu_index_count = symbols.cu_index_capacity = 0;
+    for (size_t i = 0; i < symbols.module_count; i++)
+        free(symbols.modules[i].cus.ranges);
     free(symbols.modules);
     symbols.modules = NULL;
     symbols.module_count = symbols.module_capacity = 0;
@@ -577,7 +574,7 @@ static int session_report(unsigned long long generation, pk_error *err)
                        strerror(maps ? ESRCH : errno));
     }
     ungetc(first, maps);
-    cu_indexes_clear();
+    modules_clear();
     dwfl_report_begin(symbols.dwfl);
     int status = dwfl_linux_proc_maps_report(symbols.dwfl, maps);
     fclose(maps);
@@ -599,7 +596,7 @@ static int session_prepare(unsigned long long generation, pk_error *err)
 {
     if (symbols.dwfl && symbols.reported_pid == pk_program())
         return 0;
-    cu_indexes_clear();
+    modules_clear();
     if (symbols.dwfl)
         dwfl_end(symbols.dwfl);
     symbols.dwfl = dwfl_begin(&proc_callbacks);
@@ -683,16 +680,12 @@ static void add_cached(uint64_t offset, const pk_symbol *symbol, void *start)
 }
 
 /* The module's entry, its line cache read into the address table when it is first met. */
-static const module_lines *lines_of(Dwfl_Module *module)
+static const module_state *lines_of(Dwfl_Module *module)
 {
-    for (size_t i = 0; i < symbols.module_count; i++) {
-        if (symbols.modules[i].module == module)
-            return &symbols.modules[i];
-    }
-    pk_grow(&symbols.modules, &symbols.module_capacity, symbols.module_count,
-            sizeof *symbols.modules);
-    module_lines *lines = &symbols.modules[symbols.module_count++];
-    *lines = (module_lines){.module = module};
+    module_state *lines = state_of(module);
+    if (lines->lines_read)
+        return lines;
+    lines->lines_read = true;
     Dwarf_Addr end = 0, bias;
     const unsigned char *build_id;
     GElf_Addr build_id_address;
@@ -714,7 +707,7 @@ static void resolve(uintptr_t address, unsigned long long generation, pk_symbol 
     Dwfl_Module *module = address ? module_at(address, generation) : NULL;
     if (!module)
         return;
-    const module_lines *lines = lines_of(module);
+    const module_state *lines = lines_of(module);
     const cache_entry *kept = lines->cached ? table_read(address) : NULL;
     if (kept) {
         *symbol = kept->symbol;
@@ -936,7 +929,7 @@ __attribute__((constructor)) static void symbols_register_fork_handlers(void)
 __attribute__((destructor(101))) static void symbols_teardown(void)
 {
     pthread_mutex_lock(&symbols.lock);
-    cu_indexes_clear();
+    modules_clear();
     if (symbols.dwfl)
         dwfl_end(symbols.dwfl);
     table_free_all();
