@@ -448,6 +448,13 @@ else
         "$(prog allocs)" threads 2 10
     check_equal "symbol cache: off keeps nothing, names the same" \
         "$(dtv_site off.db) $(ls "$work/symbols")" "$cold "
+    # A relative directory is the one pikoc run starts in, also for a program that moves.
+    mkdir elsewhere
+    PIKOC_SYMBOL_CACHE=relative pk run -q --monitor alloc --record sqlite:relative.db -- \
+        sh -c 'cd elsewhere && exec "$0" threads 2 10' "$(prog allocs)"
+    check_equal "symbol cache: a relative directory is taken from where pikoc run starts" \
+        "$status $(dtv_site relative.db) $(ls relative | grep -c "^$build_id.lines$") $(ls elsewhere)" \
+        "0 $cold 1 "
 fi
 
 echo "# $passed passed, $failed failed"

@@ -79,7 +79,8 @@ static const char help[] =
     "2 for a bad option or a statically linked, setuid or setgid PROGRAM (LD_PRELOAD\n"
     "cannot reach it).\n"
     "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_SYMBOL_CACHE and the PIKOC_ZMQ_*\n"
-    "settings pass through to the program;\n"
+    "settings pass through to the program (a relative PIKOC_SYMBOL_CACHE is taken\n"
+    "from the directory pikoc run starts in);\n"
     "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
     "\n"
     "example:\n"
@@ -431,15 +432,57 @@ static void set_or_unset(const char *name, const char *value)
         unsetenv(name);
 }
 
+/*
+ * Paths the program's processes are given are made absolute: a process
+ * the program executes after changing directory would otherwise take a
+ * relative one from its own working directory (its records in another
+ * database, the symbol cache scattered). `prefix` bytes of text stay as
+ * they are; NULL when the rest is not a relative path.
+ */
+static char *absolute(const char *text, size_t prefix, const char *cwd)
+{
+    const char *path = text + prefix;
+    if (!cwd || !*path || *path == '/')
+        return NULL;
+    char *out = pk_xcalloc(strlen(text) + strlen(cwd) + 2, 1);
+    sprintf(out, "%.*s%s/%s", (int)prefix, text, cwd, path);
+    return out;
+}
+
+/* A recorder spec's path (a zmq:ENDPOINT is none) made absolute. */
+static const char *absolute_record(const char *text, const char *cwd)
+{
+    pk_spec spec;
+    pk_error err;
+    if (pk_spec_split("recorder spec", text, &spec, &err) != 0 || !spec.arg ||
+        strcmp(spec.kind, "zmq") == 0)
+        return text;
+    char *made = absolute(text, (size_t)(spec.arg - text), cwd);
+    return made ? made : text;
+}
+
+static void absolute_symbol_cache(const char *cwd)
+{
+    const char *dir = getenv("PIKOC_SYMBOL_CACHE");
+    char *made = dir && strcmp(dir, "off") != 0 ? absolute(dir, 0, cwd) : NULL;
+    if (made)
+        setenv("PIKOC_SYMBOL_CACHE", made, 1);
+}
+
 /* In the child, before exec. */
 static void set_environment(const run_config *cfg, const char *preload)
 {
+    char cwd_buf[PATH_MAX];
+    const char *cwd = getcwd(cwd_buf, sizeof cwd_buf);
+    const char *records[MAX_RECORDS];
     size_t size = 1;
-    for (size_t i = 0; i < cfg->record_count; i++)
-        size += strlen(cfg->records[i]) + 1;
+    for (size_t i = 0; i < cfg->record_count; i++) {
+        records[i] = absolute_record(cfg->records[i], cwd);
+        size += strlen(records[i]) + 1;
+    }
     char *record = pk_xcalloc(size, 1);
     for (size_t i = 0; i < cfg->record_count; i++)
-        strcat(strcat(record, i ? ";" : ""), cfg->records[i]);
+        strcat(strcat(record, i ? ";" : ""), records[i]);
     setenv("PIKOC_RECORD", record, 1);
     setenv("PIKOC_MONITOR", cfg->monitor, 1);
     set_or_unset("PIKOC_FOCUS", cfg->focus);
@@ -451,6 +494,7 @@ static void set_environment(const run_config *cfg, const char *preload)
     set_or_unset("PIKOC_STACK", cfg->stack);
     set_or_unset("PIKOC_FOLLOW", cfg->no_follow ? "no" : NULL);
     set_or_unset("PIKOC_USER_PRELOAD", cfg->no_follow ? getenv("LD_PRELOAD") : NULL);
+    absolute_symbol_cache(cwd);
     setenv("LD_PRELOAD", preload, 1);
 }
 
