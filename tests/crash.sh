@@ -281,10 +281,11 @@ check_equal "the drainer cannot be forked: the program runs, the reason said" \
 pikoc run: nothing recorded: nofork.db: no such file"
 
 # The drainer cannot open its recorder (the program held the run's lock
-# when it forked the drainer): the program runs unmonitored and says why.
+# when it forked the drainer): the program runs unmonitored and says why
+# (the program is given the path from where pikoc run started).
 pk run $record --record sqlite:missing/run.db -- "$crashes" 10 exit 0
 check_equal "the drainer's recorder cannot open: the program runs, the reason said" \
-    "$status $(cat err)" "0 pikoc: PIKOC_RECORD: recorder spec 'sqlite:missing/run.db': missing/run.db: unable to open database file; the program runs without monitoring
+    "$status $(cat err)" "0 pikoc: PIKOC_RECORD: recorder spec 'sqlite:$(pwd -P)/missing/run.db': $(pwd -P)/missing/run.db: unable to open database file; the program runs without monitoring
 pikoc run: nothing recorded: missing/run.db: no such file"
 
 # A daemon the program leaves running (its streams at /dev/null) keeps no
