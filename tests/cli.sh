@@ -465,6 +465,19 @@ check_equal "a shell's children record runs of their own, and the summary says s
     "0 2 pikoc run: run 1 STATUS: 0 events, 0 calls -> sqlite:shell.db; 2 more runs from processes it started/pikoc run: next: pikoc runs --db shell.db/"
 pk runs --db shell.db --format csv
 check_equal "the children's runs" "$(rows | tail -2 | cut -d, -f3,8 | tr '\n' ' ')" "complete,9 complete,9 "
+# A relative --record path is from where pikoc run starts, also for a program
+# executed after a change of directory; under a directory whose name holds
+# ';' (it separates PIKOC_RECORD's specs) it stays relative.
+mkdir -p moves/elsewhere 'semi;colon'
+cd moves && pk run -q --record sqlite:moved.db -- sh -c 'cd elsewhere && exec "$0"' "$(prog nested)"
+cd "$work" && pk runs --db moves/moved.db --format csv
+check_equal "a relative --record path is from where pikoc run starts" \
+    "$(rows | cut -d, -f3,8 | tr '\n' ' ')$(ls moves/elsewhere)" "executed,0 complete,9 "
+cd 'semi;colon' && pk run --record sqlite:semi.db -- "$(prog nested)"
+cd "$work"
+check_equal "a relative --record path under a directory whose name holds ';'" "$status $(cat err)" \
+    "0 pikoc run: run 1 complete: 18 events, 9 calls -> sqlite:semi.db
+pikoc run: next: pikoc top --db semi.db (also: tree, events, spikes)"
 linked="$builddir/tests/.libs/prog_nested"
 [ -x "$linked" ] || linked="$builddir/tests/prog_nested"
 LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run --monitor function --record sqlite:linked.db -- "$linked"

@@ -474,10 +474,13 @@ static void set_environment(const run_config *cfg, const char *preload)
 {
     char cwd_buf[PATH_MAX];
     const char *cwd = getcwd(cwd_buf, sizeof cwd_buf);
+    /* ';' separates PIKOC_RECORD's specs: under a directory whose name
+     * holds one, recorder paths stay relative rather than split in two. */
+    const char *record_cwd = cwd && strchr(cwd, ';') ? NULL : cwd;
     const char *records[MAX_RECORDS];
     size_t size = 1;
     for (size_t i = 0; i < cfg->record_count; i++) {
-        records[i] = absolute_record(cfg->records[i], cwd);
+        records[i] = absolute_record(cfg->records[i], record_cwd);
         size += strlen(records[i]) + 1;
     }
     char *record = pk_xcalloc(size, 1);
