@@ -1,8 +1,9 @@
 /*
  * test_line_cache.c — the on-disk names of libraries with a separate debug
- * file (src/line_cache.c): what an append writes, what a load believes, and
- * that a damaged file, a FIFO, a device or a symbolic link in a cache file's
- * place never gives a wrong name nor blocks.
+ * file (src/line_cache.c): which file keeps a build-id's names, what an
+ * append writes, what a load believes, and that a damaged file, a FIFO, a
+ * device or a symbolic link in a cache file's place never gives a wrong name
+ * nor blocks.
  */
 #include "internal.h"
 #include "temp_dir.h"
@@ -170,6 +171,49 @@ static void test_link_in_the_file_place(void **state)
     assert_int_equal(load(target, 0x1000).count, 1);
 }
 
+#define CACHE_DIR "/nonexistent/pikoc-symbols" /* PIKOC_SYMBOL_CACHE (main); never created */
+
+/* The hex build-id of the first debug file installed under .build-id, or false. */
+static bool installed_debug_id(char hex[129])
+{
+    const char *root = "/usr/lib/debug/.build-id";
+    DIR *top = opendir(root);
+    bool found = false;
+    for (struct dirent *d; top && !found && (d = readdir(top));) {
+        char dir[300];
+        snprintf(dir, sizeof dir, "%s/%s", root, d->d_name);
+        DIR *sub = strlen(d->d_name) == 2 ? opendir(dir) : NULL;
+        for (struct dirent *e; sub && !found && (e = readdir(sub));) {
+            size_t len = strlen(e->d_name);
+            found = len > 6 && len - 6 <= 126 && strcmp(e->d_name + len - 6, ".debug") == 0;
+            if (found)
+                snprintf(hex, 129, "%s%.*s", d->d_name, (int)(len - 6), e->d_name);
+        }
+        if (sub)
+            closedir(sub);
+    }
+    if (top)
+        closedir(top);
+    return found;
+}
+
+/* A build-id with a debug file is kept, in the cache directory, by its hex. */
+static void test_path_of_an_installed_debug_file(void **state)
+{
+    (void)state;
+    char hex[129], path[4096], expected[4096];
+    unsigned char id[64];
+    if (!installed_debug_id(hex))
+        skip(); /* no -dbg package installed */
+    size_t len = strlen(hex) / 2;
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(sscanf(hex + 2 * i, "%2hhx", &id[i]), 1);
+    assert_true(pk_line_cache_path(id, len, path, sizeof path));
+    snprintf(expected, sizeof expected, CACHE_DIR "/%s.lines", hex);
+    assert_string_equal(path, expected);
+    assert_false(pk_line_cache_path(id, len, path, strlen(expected))); /* no room for its end */
+}
+
 /* A build-id too short or too long, or one without a debug file, is not kept. */
 static void test_path_needs_a_debug_file(void **state)
 {
@@ -184,6 +228,7 @@ static void test_path_needs_a_debug_file(void **state)
 
 int main(void)
 {
+    setenv("PIKOC_SYMBOL_CACHE", CACHE_DIR, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_then_load, temp_dir_make, temp_dir_remove),
         cmocka_unit_test_setup_teardown(test_append_refuses_separators, temp_dir_make,
@@ -196,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_device_in_the_file_place),
         cmocka_unit_test_setup_teardown(test_link_in_the_file_place, temp_dir_make,
                                         temp_dir_remove),
+        cmocka_unit_test(test_path_of_an_installed_debug_file),
         cmocka_unit_test(test_path_needs_a_debug_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
