@@ -478,6 +478,17 @@ cd "$work"
 check_equal "a relative --record path under a directory whose name holds ';'" "$status $(cat err)" \
     "0 pikoc run: run 1 complete: 18 events, 9 calls -> sqlite:semi.db
 pikoc run: next: pikoc top --db semi.db (also: tree, events, spikes)"
+# A relative PIKOC_PRELOAD is resolved: the loader would look for it from the
+# directory of each program executed.
+ln -s "$builddir/.libs/libpikoc-preload.so" preload.so
+cd moves && PIKOC_PRELOAD=../preload.so pk run -q --record sqlite:preload.db -- \
+    sh -c 'cd elsewhere && exec "$0"' "$(prog nested)"
+cd "$work" && cp err preload.err && pk runs --db moves/preload.db --format csv
+check_equal "a relative PIKOC_PRELOAD reaches a program executed after a change of directory" \
+    "$(rows | cut -d, -f3,8 | tr '\n' ' ')$(cat preload.err)" "executed,0 complete,9 "
+PIKOC_PRELOAD=nosuch.so pk run -- "$(prog nested)"
+check_equal "a PIKOC_PRELOAD that names no file" "$status $(cat out err)" \
+    "1 pikoc run: PIKOC_PRELOAD 'nosuch.so': No such file or directory"
 linked="$builddir/tests/.libs/prog_nested"
 [ -x "$linked" ] || linked="$builddir/tests/prog_nested"
 LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" pk run --monitor function --record sqlite:linked.db -- "$linked"

@@ -362,14 +362,17 @@ static bool readable_file(const char *path)
 }
 
 /*
- * PIKOC_PRELOAD when set; else beside this binary in a build tree (libtool
- * keeps the library in .libs/); else where `make install` put it.
+ * PIKOC_PRELOAD when set (resolved: the loader would take a relative path
+ * from the directory of each program the program executes); else beside
+ * this binary in a build tree (libtool keeps the library in .libs/); else
+ * where `make install` put it.
  */
 static int find_preload(char *path, size_t size)
 {
     const char *override = getenv("PIKOC_PRELOAD");
     if (override && *override) {
-        snprintf(path, size, "%s", override);
+        char resolved[PATH_MAX];
+        snprintf(path, size, "%s", realpath(override, resolved) ? resolved : override);
         if (readable_file(path))
             return 0;
         pk_cli_error("run", "PIKOC_PRELOAD '%s': %s", override, strerror(errno ? errno : ENOENT));
