@@ -229,6 +229,7 @@ static void test_path_needs_a_debug_file(void **state)
 int main(void)
 {
     setenv("PIKOC_SYMBOL_CACHE", CACHE_DIR, 1);
+    alarm(30); /* a FIFO or a device that blocked or fed a load would hang, not fail, the test */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_then_load, temp_dir_make, temp_dir_remove),
         cmocka_unit_test_setup_teardown(test_append_refuses_separators, temp_dir_make,
