@@ -1155,12 +1155,16 @@ static uint64_t take_run(struct pk_ring *r, uint64_t bound)
     unsigned shift = drain.pipeline.slot_shift;
     uint64_t first = tr->next, next = first;
     uint64_t end = tr->seen - first < tr->budget ? tr->seen : first + tr->budget;
+    uint64_t ahead = RING_PREFETCH_BYTES >> shift;
     const struct pk_raw_event *ev;
     while (next < end && (ev = pk_ring_slot(r, next, shift))->raw_time <= bound) {
         /* The slots were written on another CPU: asked for a kilobyte
          * ahead, they are here when their turn comes (the drain waited on
-         * the first load of each slot's line: a sixth of its loop's time). */
-        __builtin_prefetch(pk_ring_slot(r, next + (RING_PREFETCH_BYTES >> shift), shift));
+         * the first load of each slot's line: a sixth of its loop's time).
+         * Only published slots: a line the thread is still to write would
+         * be taken from under its stores. */
+        if (next + ahead < end)
+            __builtin_prefetch(pk_ring_slot(r, next + ahead, shift));
         next += process_slot(r, tr, next, ev);
     }
     tr->next = next;
