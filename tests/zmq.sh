@@ -317,6 +317,16 @@ check_equal "pikoc run without a collector: says so within a second, not after t
     "$? $(grep '^pikoc run:' exits-nobody.err)" \
     "3 pikoc run: ipc://$work/nobody-run: no collector there to tell how the program ended
 pikoc run: records -> zmq:ipc://$work/nobody-run"
+# A relative ipc:// endpoint is the one pikoc run starts in, also for an image the
+# program executes after changing directory (which would otherwise connect to its own).
+mkdir moved
+collect relative "ipc://$work/relative" --into relative.db --runs 2
+"$pikoc" run --record zmq:ipc://relative -- sh -c 'cd moved && exec "$0"' "$(cli_prog nested)" \
+    >relative-run.out 2>relative-run.err
+finished $collector
+check_equal "pikoc run: a relative ipc:// endpoint is taken from the directory it starts in" \
+    "$status $(tail -1 relative.out) $(sql relative.db "SELECT count(*), sum(events) FROM runs") $(ls moved)" \
+    "0 pikoc listen: 2 runs ended, 18 records, 0 messages rejected 2,18 "
 printf 'PKOZ\002\006\001\000\000\000\000\000\000\000\001\001h\005\000\004gone\000\000' >bad-exit.bin
 collect exit-bad "$ep" --into none
 $python - "$ep" <<'EOF2'

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +58,9 @@ static const char help[] =
     "                       a new run appended each time). Kinds: sqlite:PATH,\n"
     "                       csv:PATH, text:PATH, stdout, stderr, zmq:ENDPOINT (to\n"
     "                       pikoc listen), zmq+pub:ENDPOINT (published to pikoc\n"
-    "                       listen --subscribe; never waits, drops counted)\n"
+    "                       listen --subscribe; never waits, drops counted).\n"
+    "                       A relative PATH (ipc:// included) is from the directory\n"
+    "                       pikoc run starts in, for every process of the program.\n"
     "  --focus NAMES        record only inside these functions (names or globs, ','-separated)\n"
     "  --include GLOBS      record only functions matching these globs\n"
     "  --exclude GLOBS      leave out functions matching these globs\n"
@@ -452,15 +455,32 @@ static char *absolute(const char *text, size_t prefix, const char *cwd)
     return out;
 }
 
-/* A recorder spec's path (a zmq:ENDPOINT is none) made absolute. */
+/* The longest path of an ipc:// endpoint (a sockaddr_un's sun_path, its NUL left out). */
+#define IPC_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/*
+ * A recorder spec's path made absolute: a file's, or an ipc:// endpoint's
+ * when it still fits a socket address (a relative one that fits where the
+ * absolute would not is left as it is); other endpoints are no paths.
+ */
 static const char *absolute_record(const char *text, const char *cwd)
 {
     pk_spec spec;
     pk_error err;
-    if (pk_spec_split("recorder spec", text, &spec, &err) != 0 || !spec.arg ||
-        strcmp(spec.kind, "zmq") == 0)
+    if (pk_spec_split("recorder spec", text, &spec, &err) != 0 || !spec.arg)
         return text;
-    char *made = absolute(text, (size_t)(spec.arg - text), cwd);
+    size_t prefix = (size_t)(spec.arg - text);
+    bool ipc = strcmp(spec.kind, "zmq") == 0;
+    if (ipc) {
+        if (strncmp(spec.arg, "ipc://", 6) != 0)
+            return text;
+        prefix += 6;
+    }
+    char *made = absolute(text, prefix, cwd);
+    if (made && ipc && strlen(made + prefix) > IPC_PATH_MAX) {
+        free(made);
+        made = NULL;
+    }
     return made ? made : text;
 }
 
