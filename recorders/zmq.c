@@ -681,6 +681,21 @@ static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     return rc;
 }
 
+#define EXECUTED_LINGER_MS 1000 /* the replaced image's drainer holds pikoc run's pipe meanwhile */
+
+void pk_zmq_recorder_executed(pk_recorder *r)
+{
+    zmq_state *s = pk_recorder_state(r);
+    if (!s->started || s->lossy)
+        return;
+    send_batch(s);
+    if (s->need_resume)
+        resume(s);
+    int linger = s->linger_ns / 1000000 < EXECUTED_LINGER_MS ? (int)(s->linger_ns / 1000000)
+                                                              : EXECUTED_LINGER_MS;
+    libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
+}
+
 static void sender_close(pk_recorder *r)
 {
     zmq_state *s = pk_recorder_state(r);

@@ -99,6 +99,12 @@ extern const pk_filter_ops pk_filter_exclude;
 extern const pk_filter_ops pk_filter_callback_ops;
 /* Ends an sqlite recorder's run without its totals, under `status` (recorders/sqlite.c). */
 PK_HIDDEN void pk_sqlite_recorder_abandon(pk_recorder *r, const char *status);
+/*
+ * The program executed another image (src/drainer.c): a zmq recorder's run
+ * says hello if it has not yet (it does so before its first batch), and
+ * what it queued goes out while its socket lingers, up to a second.
+ */
+PK_HIDDEN void pk_zmq_recorder_executed(pk_recorder *r);
 
 /* ---- objects behind the handles ------------------------------------------- */
 
