@@ -681,7 +681,8 @@ static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     return rc;
 }
 
-#define EXECUTED_LINGER_MS 1000 /* the replaced image's drainer holds pikoc run's pipe meanwhile */
+/* How long the replaced image's drainer, which holds pikoc run's pipe, lingers at most. */
+#define EXECUTED_LINGER_MS 1000
 
 void pk_zmq_recorder_executed(pk_recorder *r)
 {
@@ -691,8 +692,8 @@ void pk_zmq_recorder_executed(pk_recorder *r)
     send_batch(s);
     if (s->need_resume)
         resume(s);
-    int linger = s->linger_ns / 1000000 < EXECUTED_LINGER_MS ? (int)(s->linger_ns / 1000000)
-                                                              : EXECUTED_LINGER_MS;
+    uint64_t linger_ms = s->linger_ns / 1000000;
+    int linger = linger_ms < EXECUTED_LINGER_MS ? (int)linger_ms : EXECUTED_LINGER_MS;
     libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
 }
 
