@@ -327,6 +327,11 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);
     ignore_terminal_signals();
+    /* A session of its own: with autogroup the scheduler shares the CPUs
+     * between the program's session and this one, so a program with more
+     * threads than CPUs does not leave the drainer (which they wait on once
+     * their rings fill) one thread's share of them. */
+    setsid();
     pk_set_program(program, parent);
     /* The program is alive (it waits for us): its pid is not yet anyone else's. */
     int gone = (int)syscall(SYS_pidfd_open, program, 0);

@@ -45,8 +45,8 @@ start_until_ready() { # DB ARGS...
     db=$1
     shift
     rm -f pid
-    timeout 120 setsid $through "$pikoc" run $record --record "sqlite:$db" -- "$crashes" "$@" \
-        >out 2>err &
+    PK_CRASH_RUN=$db timeout 120 setsid $through "$pikoc" run $record --record "sqlite:$db" -- \
+        "$crashes" "$@" >out 2>err &
     launcher=$!
     wait_for_file pid
     program=$(cat pid)
@@ -54,7 +54,7 @@ start_until_ready() { # DB ARGS...
 
 # How process PID looks (ps): S, T (stopped), Z (a zombie), or gone.
 process_state() { # PID
-    state=$(ps -o stat= -p "$1")
+    state=$(ps -o stat= -p "$1" | cut -c1) # its state, without ps's flags (s: a session leader)
     echo "${state:-gone}"
 }
 
@@ -67,13 +67,18 @@ wait_for_state() { # PID STATE
     done
 }
 
-# The drainer process of the program whose pid is $program.
+# The drainer process of the program started last (start_until_ready). It
+# is in a session of its own, forked from the program: the environment the
+# program started with, and so the run's mark, is its own.
 drainer_of_program() {
-    pgrep -s "$(ps -o sid= -p "$program" | tr -d ' ')" -x pikoc-drainer
+    for pid in $(pgrep -x pikoc-drainer); do
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "PK_CRASH_RUN=$db" && echo "$pid"
+    done
 }
 
 # Then sends SIGNAL to the program alone or, with "group", to the session's
-# process group (pikoc run, the program and its drainer: what ^C does);
+# process group (pikoc run and the program, not the drainer, whose session is
+# its own: what ^C does);
 # pikoc run's status in $status.
 kill_when_ready() { # SIGNAL program|group DB ARGS...
     sig=$1 whom=$2
