@@ -653,9 +653,9 @@ static int send_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
     return 0;
 }
 
-static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+/* The goodbye after the last batch; executed: the process executed another program. */
+static int end_run(zmq_state *s, const pk_run_totals *totals, bool executed, pk_error *err)
 {
-    zmq_state *s = pk_recorder_state(r);
     if (!s->started)
         return 0;
     send_batch(s);
@@ -674,27 +674,34 @@ static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
                          .peak_rss = pk_process_peak_rss(),
                          .thread_count = count,
                          .threads = named,
-                         .names = names};
+                         .names = names,
+                         .executed = executed};
     int rc = send_goodbye(s, &g, err);
     free(names);
     free(named);
     return rc;
 }
 
+static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    return end_run(pk_recorder_state(r), totals, false, err);
+}
+
 /* How long the replaced image's drainer, which holds pikoc run's pipe, lingers at most. */
 #define EXECUTED_LINGER_MS 1000
 
-void pk_zmq_recorder_executed(pk_recorder *r)
+void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
 {
     zmq_state *s = pk_recorder_state(r);
-    if (!s->started || s->lossy)
+    if (r->failed)
         return;
-    send_batch(s);
-    if (s->need_resume)
-        resume(s);
-    uint64_t linger_ms = s->linger_ns / 1000000;
-    int linger = linger_ms < EXECUTED_LINGER_MS ? (int)linger_ms : EXECUTED_LINGER_MS;
+    if (s->linger_ns > EXECUTED_LINGER_MS * 1000000ull)
+        s->linger_ns = EXECUTED_LINGER_MS * 1000000ull;
+    int linger = (int)(s->linger_ns / 1000000);
     libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
+    pk_error err;
+    if (end_run(s, totals, true, &err) != 0)
+        pk_warn("recorder '%s' cannot end its run: %s", r->spec, err.message);
 }
 
 static void sender_close(pk_recorder *r)

@@ -256,8 +256,8 @@ static void let_go_of_stdio(pk_monitor *recording)
 
 /*
  * Hands each logger the run's end: its totals when the program ended the
- * run; 'executed' to a database's run when it executed another program,
- * and to a collector's run the hello it may not have sent yet.
+ * run; 'executed' to a database's or a collector's run when it executed
+ * another program.
  */
 static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, enum program_end end)
 {
@@ -269,7 +269,7 @@ static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, enum
         else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_sqlite)
             pk_sqlite_recorder_abandon(r, "executed");
         else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_zmq)
-            pk_zmq_recorder_executed(r);
+            pk_zmq_recorder_executed(r, totals);
         /* Otherwise the run keeps what was recorded under 'running': pikoc run
          * marks how the program ended. */
         pk_logger_free(lg);

@@ -101,10 +101,10 @@ extern const pk_filter_ops pk_filter_callback_ops;
 PK_HIDDEN void pk_sqlite_recorder_abandon(pk_recorder *r, const char *status);
 /*
  * The program executed another image (src/drainer.c): a zmq recorder's run
- * says hello if it has not yet (it does so before its first batch), and
- * what it queued goes out while its socket lingers, up to a second.
+ * ends with a goodbye that says so (the collector marks it 'executed'),
+ * waiting a second at most for it to be acknowledged.
  */
-PK_HIDDEN void pk_zmq_recorder_executed(pk_recorder *r);
+PK_HIDDEN void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals);
 
 /* ---- objects behind the handles ------------------------------------------- */
 

@@ -400,6 +400,8 @@ void pk_wire_encode_goodbye(pk_wire_encoder *e, const pk_wire_goodbye *g, pk_wir
         pk_wire_put_uvarint(out, g->threads[i]);
         pk_wire_put_string(out, g->names[i]);
     }
+    if (g->executed) /* absent otherwise: a goodbye is what it always was */
+        pk_wire_put_uvarint(out, PK_WIRE_ENDING_EXECUTED);
 }
 
 void pk_wire_encode_exit(uint64_t sender, const pk_wire_exit *x, pk_wire_buf *out)
@@ -941,6 +943,19 @@ int pk_wire_decode_goodbye(const uint8_t *msg, size_t len, size_t offset, pk_wir
         }
         snprintf(g->names[g->thread_count], sizeof g->names[0], "%s", name);
         free(name);
+    }
+    if (r.p != r.end) {
+        uint64_t ending;
+        if (get_uvarint(&r, &ending) != 0) {
+            pk_wire_goodbye_free(g);
+            return -1;
+        }
+        if (ending != PK_WIRE_ENDING_EXECUTED) {
+            pk_wire_goodbye_free(g);
+            return pk_fail(err, "goodbye: unknown ending %llu (known: %d, executed)",
+                           (unsigned long long)ending, PK_WIRE_ENDING_EXECUTED);
+        }
+        g->executed = true;
     }
     if (r.p != r.end) {
         pk_wire_goodbye_free(g);

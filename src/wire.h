@@ -147,7 +147,14 @@ typedef struct pk_wire_goodbye {
     size_t thread_count;
     uint64_t *threads;
     char (*names)[16];
+    /* The run ends because its process executed another program (its run,
+     * 'executed', is the parent of the new image's): PK_WIRE_ENDING_EXECUTED
+     * after the threads. */
+    bool executed;
 } pk_wire_goodbye;
+
+/* A goodbye's optional last field: how the run ended, when not by its end. */
+enum { PK_WIRE_ENDING_EXECUTED = 1 };
 
 /* Frees what a decoded goodbye holds. */
 PK_HIDDEN void pk_wire_goodbye_free(pk_wire_goodbye *g);

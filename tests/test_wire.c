@@ -146,7 +146,49 @@ static void goodbye_round_trips(void **state)
     assert_int_equal(g.thread_count, 1);
     assert_int_equal(g.threads[0], 77);
     assert_string_equal(g.names[0], "worker");
+    assert_false(g.executed);
     pk_wire_goodbye_free(&g);
+}
+
+/* A run whose process executed another program says so after the threads, and only then. */
+static void executed_goodbye_round_trips(void **state)
+{
+    (void)state;
+    pk_wire_encoder e;
+    pk_wire_encoder_init(&e, SAMPLE_SENDER);
+    uint64_t threads[] = {77};
+    char names[][16] = {"worker"};
+    pk_wire_goodbye sent = {.totals = {.events = 3},
+                            .thread_count = 1,
+                            .threads = threads,
+                            .names = names,
+                            .executed = true};
+    pk_wire_buf m = {0};
+    pk_wire_encode_goodbye(&e, &sent, &m);
+    sent.executed = false;
+    pk_wire_buf plain = {0};
+    pk_wire_encode_goodbye(&e, &sent, &plain);
+    assert_int_equal(m.used, plain.used + 1);
+    assert_int_equal(m.bytes[m.used - 1], PK_WIRE_ENDING_EXECUTED);
+    pk_wire_header h;
+    size_t offset;
+    pk_wire_goodbye g;
+    assert_int_equal(pk_wire_decode_header(m.bytes, m.used, &h, &offset, NULL), 0);
+    assert_int_equal(pk_wire_decode_goodbye(m.bytes, m.used, offset, &g, NULL), 0);
+    assert_true(g.executed);
+    assert_int_equal(g.totals.events, 3);
+    assert_int_equal(g.thread_count, 1);
+    assert_string_equal(g.names[0], "worker");
+    pk_wire_goodbye_free(&g);
+    /* an ending after the ending is one byte too many */
+    *pk_wire_reserve(&m, 1) = PK_WIRE_ENDING_EXECUTED;
+    m.used++;
+    pk_error err;
+    assert_int_equal(pk_wire_decode_goodbye(m.bytes, m.used, offset, &g, &err), -1);
+    assert_string_equal(err.message, "goodbye: 1 bytes after its end");
+    pk_wire_buf_free(&m);
+    pk_wire_buf_free(&plain);
+    pk_wire_encoder_free(&e);
 }
 
 /* A second batch refers to the strings of the first without defining them again. */
@@ -506,7 +548,8 @@ static void bad_messages_say_why(void **state)
     assert_string_equal(broken(f, &f->batch, cut_last), "truncated batch");
     assert_string_equal(broken(f, &f->batch, extra_byte), "batch: 1 bytes after its last record");
     assert_string_equal(broken(f, &f->goodbye, cut_last), "truncated goodbye");
-    assert_string_equal(broken(f, &f->goodbye, extra_byte), "goodbye: 1 bytes after its end");
+    assert_string_equal(broken(f, &f->goodbye, extra_byte),
+                        "goodbye: unknown ending 0 (known: 1, executed)");
     assert_string_equal(broken(f, &f->batch, unknown_head_bits),
                         "batch: record head 0x43 has unknown bits");
 }
@@ -555,6 +598,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(hello_carries_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_round_trips_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(goodbye_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(executed_goodbye_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(strings_are_defined_once, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_are_defined_once, setup, teardown),

@@ -336,6 +336,24 @@ done
 check_equal "pikoc run: a relative ipc:// endpoint is from where it starts; an executed image's run reaches the collector" \
     "$both $(tail -1 relative-5.out) $(ls moved)" \
     "5 pikoc listen: 2 runs ended, 18 records, 0 messages rejected "
+# A program that executes another: the replaced image's goodbye says so, and at the
+# collector as in a database its run ends 'executed', the parent of the new image's
+# (before, it ended 'incomplete' when its connection closed, and was nobody's parent
+# whenever that came before the new image's hello). Three times over.
+exec_runs="SELECT p.status, p.command_line LIKE 'sh -c%', r.status, r.events, r.parent_run = p.id
+           FROM runs r JOIN runs p ON p.id = r.parent_run"
+"$pikoc" run --record sqlite:exec-direct.db -- sh -c 'exec "$0"' "$(cli_prog nested)" >/dev/null 2>&1
+linked=
+for attempt in 1 2 3; do
+    collect "exec-$attempt" "ipc://$work/exec" --into "exec-$attempt.db" --runs 2
+    "$pikoc" run --record "zmq:ipc://$work/exec" -- sh -c 'exec "$0"' "$(cli_prog nested)" \
+        >/dev/null 2>"exec-$attempt.err"
+    finished $collector
+    linked="$linked $(sql "exec-$attempt.db" "$exec_runs") $(grep -c ': executed, 0 records received' "exec-$attempt.out")"
+done
+check_equal "collector: a replaced image's run ends 'executed', the parent of the new one's, as in a database" \
+    "$(sql exec-direct.db "$exec_runs") |$linked" \
+    "executed,1,complete,18,1 | executed,1,complete,18,1 1 executed,1,complete,18,1 1 executed,1,complete,18,1 1"
 printf 'PKOZ\002\006\001\000\000\000\000\000\000\000\001\001h\005\000\004gone\000\000' >bad-exit.bin
 collect exit-bad "$ep" --into none
 $python - "$ep" <<'EOF2'

@@ -577,7 +577,10 @@ static void take_goodbye(collector *c, sender *s, const uint8_t *data, size_t si
     }
     if (s->run)
         pk_store_run_name_threads(s->run, goodbye_thread_name, &g);
-    end_sender(c, s, SAID_GOODBYE, &totals, g.peak_rss, whole ? "complete" : "incomplete");
+    if (g.executed && whole) /* as sqlite: ends such a run: 'executed', without totals */
+        end_sender(c, s, SAID_GOODBYE, NULL, 0, "executed");
+    else
+        end_sender(c, s, SAID_GOODBYE, &totals, g.peak_rss, whole ? "complete" : "incomplete");
     pk_wire_goodbye_free(&g);
 }
 
