@@ -525,6 +525,16 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     check_equal "CURVE: keys made, sender authenticated the collector" "$? $(wc -c <keys/server.pub) $(stat -c %a keys/server.key)" "0 41 600"
     finished $collector
     check_equal "CURVE: the run arrived" "$(sql curve.db "SELECT status, written FROM runs")" "complete,1000"
+    # pikoc run makes a relative key file absolute: the image a program executes after
+    # changing directory reads the same file (it would find none there).
+    collect curve-relative "$ep" --into curve-relative.db --runs 2 --curve-keys keys
+    PIKOC_ZMQ_SERVER_KEY=keys/server.pub "$pikoc" run --record "zmq:$ep" -- \
+        sh -c 'cd moved && exec "$0"' "$(cli_prog nested)" >/dev/null 2>curve-relative-run.err
+    run_status=$?
+    finished $collector
+    check_equal "CURVE: a relative key file, for an image executed elsewhere too" \
+        "$run_status $(sql curve-relative.db "SELECT status, events FROM runs ORDER BY id" | tr '\n' ' ')" \
+        "0 executed,0 complete,18 "
     # only the senders listed in DIR/clients get in
     mkdir keys/clients
     $python -c 'import zmq; p, s = zmq.curve_keypair(); open("keys/clients/a.pub", "wb").write(p + b"\n"); open("a.key", "wb").write(s + b"\n")'

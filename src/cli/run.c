@@ -82,8 +82,9 @@ static const char help[] =
     "2 for a bad option or a statically linked, setuid or setgid PROGRAM (LD_PRELOAD\n"
     "cannot reach it).\n"
     "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_SYMBOL_CACHE and the PIKOC_ZMQ_*\n"
-    "settings pass through to the program (a relative PIKOC_SYMBOL_CACHE is taken\n"
-    "from the directory pikoc run starts in);\n"
+    "settings pass through to the program (a relative PIKOC_SYMBOL_CACHE, or key file\n"
+    "in PIKOC_ZMQ_SERVER_KEY or PIKOC_ZMQ_CLIENT_KEY, is taken from the directory\n"
+    "pikoc run starts in);\n"
     "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
     "\n"
     "example:\n"
@@ -492,6 +493,19 @@ static void absolute_symbol_cache(const char *cwd)
         setenv("PIKOC_SYMBOL_CACHE", made, 1);
 }
 
+/*
+ * A CURVE key given as a file here (the recorder reads a file before it
+ * takes the text for a key): its absolute path, for a program that
+ * changes directory before it executes another.
+ */
+static void absolute_key_file(const char *variable, const char *cwd)
+{
+    const char *value = getenv(variable);
+    char *made = value && access(value, F_OK) == 0 ? absolute(value, 0, cwd) : NULL;
+    if (made)
+        setenv(variable, made, 1);
+}
+
 /* In the child, before exec. */
 static void set_environment(const run_config *cfg, const char *preload)
 {
@@ -521,6 +535,8 @@ static void set_environment(const run_config *cfg, const char *preload)
     set_or_unset("PIKOC_FOLLOW", cfg->no_follow ? "no" : NULL);
     set_or_unset("PIKOC_USER_PRELOAD", cfg->no_follow ? getenv("LD_PRELOAD") : NULL);
     absolute_symbol_cache(cwd);
+    absolute_key_file("PIKOC_ZMQ_SERVER_KEY", cwd);
+    absolute_key_file("PIKOC_ZMQ_CLIENT_KEY", cwd);
     setenv("LD_PRELOAD", preload, 1);
 }
 
