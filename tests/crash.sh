@@ -45,7 +45,7 @@ start_until_ready() { # DB ARGS...
     db=$1
     shift
     rm -f pid
-    PK_CRASH_RUN=$db timeout 120 setsid $through "$pikoc" run $record --record "sqlite:$db" -- \
+    PK_CRASH_RUN=$work/$db timeout 120 setsid $through "$pikoc" run $record --record "sqlite:$db" -- \
         "$crashes" "$@" >out 2>err &
     launcher=$!
     wait_for_file pid
@@ -69,10 +69,12 @@ wait_for_state() { # PID STATE
 
 # The drainer process of the program started last (start_until_ready). It
 # is in a session of its own, forked from the program: the environment the
-# program started with, and so the run's mark, is its own.
+# program started with, and so the run's mark, is its own. The mark names
+# the database by its path in this test's directory, so that a drainer of
+# another crash.sh running at the same time is never taken for it.
 drainer_of_program() {
     for pid in $(pgrep -x pikoc-drainer); do
-        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "PK_CRASH_RUN=$db" && echo "$pid"
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "PK_CRASH_RUN=$work/$db" && echo "$pid"
     done
 }
 
