@@ -297,7 +297,7 @@ void pk_heap_finish(pk_heap *h, uint64_t peak_rss)
     /* The kernel's high-water mark can lag a sample taken just before. */
     if (peak_rss > h->peak_rss)
         h->peak_rss = peak_rss;
-    h->finished = true;
+    h->finished = h->peak_rss > 0; /* 0: neither the kernel's nor a sample: unknown */
     h->dirty = true;
 }
 

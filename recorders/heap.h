@@ -70,7 +70,7 @@ typedef struct pk_heap {
     uint64_t epoch;        /* new peaks so far */
     uint64_t stored_epoch; /* epoch when the site rows were last written */
     uint64_t peak_rss;     /* bytes: the largest sample, then the kernel's peak at the end */
-    bool finished;         /* the run ended: peak_rss is the process's */
+    bool finished;         /* the run ended with a peak_rss known (the process's, or a sample's) */
     bool blocks_tracked;   /* the run records allocation calls: samples carry the heap */
     bool seen;             /* any allocation record */
     bool dirty;

@@ -64,16 +64,17 @@ static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
 }
 
 /*
- * Ends the run without its totals, under `status`; what was recorded stays
- * (a drainer's run whose program executed another).
+ * A drainer's run whose program executed another: 'executed', with its
+ * totals. The kernel's peak resident set is the new image's by then, so the
+ * largest sample is the run's peak.
  */
-void pk_sqlite_recorder_abandon(pk_recorder *r, const char *status)
+void pk_sqlite_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
 {
     sqlite_state *s = pk_recorder_state(r);
     if (!s->run || r->failed)
         return;
     pk_error err;
-    if (pk_store_run_finish(s->run, NULL, 0, status, &err) != 0)
+    if (pk_store_run_finish(s->run, totals, 0, "executed", &err) != 0)
         pk_warn("%s", err.message);
     pk_store_run_free(s->run);
     s->run = NULL;

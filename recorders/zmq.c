@@ -44,6 +44,7 @@ typedef struct zmq_state {
     bool immediate; /* the launcher's report: nothing queued toward no connection */
     void *context, *socket;
     uint64_t linger_ns;
+    const char *linger_name; /* what set linger_ns, for messages */
     pk_run_info run;
     bool started;
     bool need_hello; /* lossy: a subscriber came, or the last hello did not go */
@@ -253,6 +254,7 @@ static int open_publisher(zmq_state *s, const char *arg, pk_error *err)
 static int read_linger(zmq_state *s, pk_error *err)
 {
     s->linger_ns = DEFAULT_LINGER_NS;
+    s->linger_name = "PIKOC_ZMQ_LINGER";
     const char *linger = getenv("PIKOC_ZMQ_LINGER");
     if (linger && pk_parse_duration("PIKOC_ZMQ_LINGER", linger, &s->linger_ns, err) != 0)
         return -1;
@@ -505,8 +507,8 @@ static int publish_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
     if (libzmq.send(s->socket, s->message.bytes, s->message.used, 0) < 0)
         return pk_fail(err,
                        "%s: no room toward a subscriber for the goodbye within %.1f s "
-                       "(PIKOC_ZMQ_LINGER); subscribers end the run incomplete",
-                       s->endpoint, (double)s->linger_ns / 1e9);
+                       "(%s); subscribers end the run incomplete",
+                       s->endpoint, (double)s->linger_ns / 1e9, s->linger_name);
     return 0;
 }
 
@@ -647,19 +649,31 @@ static int send_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
             (s->gave_up || pk_clock_monotonic_ns() - s->progress_ns >= s->linger_ns))
             return pk_fail(err,
                            "%s: no collector acknowledged the last %zu batches within %.1f s "
-                           "(PIKOC_ZMQ_LINGER); they are lost",
-                           s->endpoint, s->count, (double)s->linger_ns / 1e9);
+                           "(%s); they are lost",
+                           s->endpoint, s->count, (double)s->linger_ns / 1e9, s->linger_name);
     }
     return 0;
 }
 
-/* The goodbye after the last batch; executed: the process executed another program. */
+/* How long the replaced image's drainer, which holds pikoc run's pipe, waits for its goodbye. */
+#define EXECUTED_LINGER_NS 1000000000ull
+
+/*
+ * The goodbye after the last batch. executed: the process executed another
+ * program; its goodbye says so and waits a second at most (the last batch
+ * had the whole linger), and the kernel's peak resident set is the new
+ * image's by then: the collector takes the largest sample for the run's.
+ */
 static int end_run(zmq_state *s, const pk_run_totals *totals, bool executed, pk_error *err)
 {
     if (!s->started)
         return 0;
     send_batch(s);
     s->started = false;
+    if (executed && s->linger_ns > EXECUTED_LINGER_NS) {
+        s->linger_ns = EXECUTED_LINGER_NS;
+        s->linger_name = "the wait of a run whose program executed another";
+    }
     /* the names the sqlite recorder would store, which only this process knows */
     char(*names)[16] = pk_xcalloc(s->thread_count + 1, sizeof *names);
     uint64_t *named = pk_xcalloc(s->thread_count + 1, sizeof *named);
@@ -671,7 +685,7 @@ static int end_run(zmq_state *s, const pk_run_totals *totals, bool executed, pk_
                          .entries = s->entries,
                          .written = s->written,
                          .batches = s->batches,
-                         .peak_rss = pk_process_peak_rss(),
+                         .peak_rss = executed ? 0 : pk_process_peak_rss(),
                          .thread_count = count,
                          .threads = named,
                          .names = names,
@@ -687,21 +701,18 @@ static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     return end_run(pk_recorder_state(r), totals, false, err);
 }
 
-/* How long the replaced image's drainer, which holds pikoc run's pipe, lingers at most. */
-#define EXECUTED_LINGER_MS 1000
-
 void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
 {
     zmq_state *s = pk_recorder_state(r);
     if (r->failed)
         return;
-    if (s->linger_ns > EXECUTED_LINGER_MS * 1000000ull)
-        s->linger_ns = EXECUTED_LINGER_MS * 1000000ull;
-    int linger = (int)(s->linger_ns / 1000000);
-    libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
     pk_error err;
+    int linger = 0; /* what the goodbye waited for is acknowledged, or given up */
     if (end_run(s, totals, true, &err) != 0)
         pk_warn("recorder '%s' cannot end its run: %s", r->spec, err.message);
+    else if (s->lossy)
+        linger = (int)(s->linger_ns / 1000000); /* a published goodbye goes while it lingers */
+    libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
 }
 
 static void sender_close(pk_recorder *r)

@@ -267,7 +267,7 @@ static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, enum
         if (end == RUN_ENDED)
             pk_logger_finish(lg, totals);
         else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_sqlite)
-            pk_sqlite_recorder_abandon(r, "executed");
+            pk_sqlite_recorder_executed(r, totals);
         else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_zmq)
             pk_zmq_recorder_executed(r, totals);
         /* Otherwise the run keeps what was recorded under 'running': pikoc run

@@ -97,8 +97,8 @@ extern const pk_filter_ops pk_filter_min_duration;
 extern const pk_filter_ops pk_filter_include;
 extern const pk_filter_ops pk_filter_exclude;
 extern const pk_filter_ops pk_filter_callback_ops;
-/* Ends an sqlite recorder's run without its totals, under `status` (recorders/sqlite.c). */
-PK_HIDDEN void pk_sqlite_recorder_abandon(pk_recorder *r, const char *status);
+/* Ends an sqlite recorder's run 'executed', with its totals (recorders/sqlite.c). */
+PK_HIDDEN void pk_sqlite_recorder_executed(pk_recorder *r, const pk_run_totals *totals);
 /*
  * The program executed another image (src/drainer.c): a zmq recorder's run
  * ends with a goodbye that says so (the collector marks it 'executed'),

@@ -577,10 +577,10 @@ static void take_goodbye(collector *c, sender *s, const uint8_t *data, size_t si
     }
     if (s->run)
         pk_store_run_name_threads(s->run, goodbye_thread_name, &g);
-    if (g.executed && whole) /* as sqlite: ends such a run: 'executed', without totals */
-        end_sender(c, s, SAID_GOODBYE, NULL, 0, "executed");
-    else
-        end_sender(c, s, SAID_GOODBYE, &totals, g.peak_rss, whole ? "complete" : "incomplete");
+    /* A run whose process executed another program is 'executed' (the new
+     * image's run is filed under it), as sqlite: ends one, drops counted. */
+    const char *status = !whole ? "incomplete" : g.executed ? "executed" : "complete";
+    end_sender(c, s, SAID_GOODBYE, &totals, g.peak_rss, status);
     pk_wire_goodbye_free(&g);
 }
 
