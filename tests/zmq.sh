@@ -396,6 +396,21 @@ run 1 (pid P on test): started, zmq_paced
 run 1 (pid P on test): complete, 50000 records received (50000 stored in detail), 0 dropped by the sender, 0 missed here
 pikoc listen: 1 runs ended, 50000 records, 0 messages rejected"
 
+# stalled_subscriber EP SECONDS: in the background ($stalled), a subscriber to EP
+# whose queue holds one message and that reads nothing for SECONDS, then leaves.
+stalled_subscriber() {
+    timeout 60 $python - "$1" "$2" <<'EOF' &
+import sys, time, zmq
+sock = zmq.Context().socket(zmq.SUB)
+sock.setsockopt(zmq.RCVHWM, 1)
+sock.setsockopt(zmq.SUBSCRIBE, b"")
+sock.connect(sys.argv[1])
+time.sleep(float(sys.argv[2]))
+sock.close(linger=0)
+EOF
+    stalled=$!
+}
+
 # a stalled subscriber (reads nothing for 2 s) fills its queue of 2 batches: the
 # batches that find no room are dropped for every subscriber alike, and counted
 ep="ipc://$work/stalled"
@@ -403,16 +418,7 @@ collect live1 --subscribe "$ep" --into live1.db --runs 1
 live1=$collector
 collect live2 --subscribe "$ep" --into live2.db --runs 1
 live2=$collector
-timeout 60 $python - "$ep" <<'EOF' &
-import sys, time, zmq
-sock = zmq.Context().socket(zmq.SUB)
-sock.setsockopt(zmq.RCVHWM, 1)
-sock.setsockopt(zmq.SUBSCRIBE, b"")
-sock.connect(sys.argv[1])
-time.sleep(2)
-sock.close(linger=0)
-EOF
-stalled=$!
+stalled_subscriber "$ep" 2
 timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=3 PIKOC_ZMQ_HWM=2 "$(prog zmq_paced)" "zmq+pub:$ep" 300000 0 >stalled.out 2>&1
 status=$?
 finished $stalled
@@ -434,16 +440,7 @@ if [ "${PK_SANITIZERS:-no}" != yes ]; then
     collect pubexec --subscribe "$ep" --into pubexec.db --runs 1
     # stalled for half a second: batches dropped, then room for the goodbye, which
     # waits a second at most after an exec
-    timeout 60 $python - "$ep" <<'EOF' &
-import sys, time, zmq
-sock = zmq.Context().socket(zmq.SUB)
-sock.setsockopt(zmq.RCVHWM, 1)
-sock.setsockopt(zmq.SUBSCRIBE, b"")
-sock.connect(sys.argv[1])
-time.sleep(0.5)
-sock.close(linger=0)
-EOF
-    stalled=$!
+    stalled_subscriber "$ep" 0.5
     rm -f pid
     timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=2 PIKOC_ZMQ_HWM=2 "$pikoc" run --monitor alloc \
         --sample-interval 0 --no-follow --record "zmq+pub:$ep" -- \
