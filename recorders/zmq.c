@@ -411,8 +411,8 @@ static void wait_for_room(zmq_state *s)
         resume_if_needed(s);
         if (s->count == WINDOW && pk_clock_monotonic_ns() - s->progress_ns >= s->linger_ns) {
             pk_warn("recorder 'zmq:%s': no collector acknowledged anything for %.1f s "
-                    "(PIKOC_ZMQ_LINGER); batches are dropped and counted until one does",
-                    s->endpoint, (double)s->linger_ns / 1e9);
+                    "(%s); batches are dropped and counted until one does",
+                    s->endpoint, (double)s->linger_ns / 1e9, s->linger_name);
             s->gave_up = true;
         }
     }

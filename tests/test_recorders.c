@@ -1,6 +1,7 @@
 /*
  * test_recorders.c — the built-in recorders (stdout, stderr, text, csv,
- * list): exact output lines, spec errors, write errors and auto-flush.
+ * list; zmq's end after an exec): exact output lines, spec errors, write
+ * errors and auto-flush.
  * Each test writes to its own mkstemp file and reads it back whole.
  */
 #include <setjmp.h>
@@ -287,17 +288,29 @@ static void text_free_without_finish_writes_buffered_lines(void **state)
     assert_file_is(t->path, PLAIN_HEADER PLAIN_RULE);
 }
 
-/* Runs one record through "stdout" or "stderr" with that fd sent to a file. */
-static void record_to_redirected_fd(const char *spec, int fd, const temp_file *t)
+/* Sends fd to the file at path, emptied; returns fd's own, for put_back. */
+static int send_to_file(int fd, const char *path)
 {
     fflush(stdout);
     fflush(stderr);
     int saved = dup(fd);
-    int file = open(t->path, O_WRONLY | O_TRUNC);
+    int file = open(path, O_WRONLY | O_TRUNC);
     assert_true(saved >= 0 && file >= 0);
     dup2(file, fd);
     close(file);
+    return saved;
+}
 
+static void put_back(int fd, int saved)
+{
+    dup2(saved, fd);
+    close(saved);
+}
+
+/* Runs one record through "stdout" or "stderr" with that fd sent to a file. */
+static void record_to_redirected_fd(const char *spec, int fd, const temp_file *t)
+{
+    int saved = send_to_file(fd, t->path);
     pk_logger *lg = logger_for(spec);
     pk_run_info run = run_with(0);
     pk_record recs[2];
@@ -308,9 +321,7 @@ static void record_to_redirected_fd(const char *spec, int fd, const temp_file *t
     pk_run_totals totals = {0};
     int finished = pk_logger_finish(lg, &totals);
     pk_logger_free(lg);
-
-    dup2(saved, fd);
-    close(saved);
+    put_back(fd, saved);
     assert_int_equal(started, 0);
     assert_int_equal(finished, 0);
     assert_false(auto_flush); /* a file, not a terminal */
@@ -985,6 +996,49 @@ static void set_auto_flush_overrides_the_default(void **state)
     pk_logger_free(lg);
 }
 
+/* ---- zmq: a run whose program executed another ------------------------------------ */
+
+/*
+ * The goodbye of such a run waits a second at most (PIKOC_ZMQ_LINGER is 5 s
+ * here), and both messages about that wait say which wait it was. Nobody
+ * listens: 32 batches, one a flush, fill the window, so the goodbye waits
+ * for room first (the oldest batch is then given up), then for its
+ * acknowledgement.
+ */
+static void executed_run_names_its_shorter_wait(void **state)
+{
+    const temp_file *t = *state;
+    char endpoint[64], spec[80];
+    snprintf(endpoint, sizeof endpoint, "ipc://@pikoc-test-recorders-%d", (int)getpid());
+    snprintf(spec, sizeof spec, "zmq:%s", endpoint);
+    setenv("PIKOC_ZMQ_LINGER", "5s", 1);
+    pk_logger *lg = logger_for(spec);
+    unsetenv("PIKOC_ZMQ_LINGER");
+    pk_run_info run = run_with(0);
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    pk_record recs[2];
+    compute_call_and_return(recs, 0);
+    for (int i = 0; i < 32; i++) {
+        pk_logger_push(lg, &recs[0]);
+        assert_int_equal(pk_logger_flush(lg), 0);
+    }
+    int saved = send_to_file(STDERR_FILENO, t->path);
+    pk_run_totals totals = {.events = 32};
+    pk_zmq_recorder_executed(pk_logger_recorder(lg), &totals);
+    put_back(STDERR_FILENO, saved);
+    pk_logger_free(lg);
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "pikoc: recorder '%s': no collector acknowledged anything for 1.0 s (the wait of a "
+             "run whose program executed another); batches are dropped and counted until one "
+             "does\n"
+             "pikoc: recorder '%s' cannot end its run: %s: no collector acknowledged the last 32 "
+             "batches within 1.0 s (the wait of a run whose program executed another); they are "
+             "lost\n",
+             spec, spec, endpoint);
+    assert_file_is(t->path, expected);
+}
+
 #define WITH_TEMP_FILE(test) cmocka_unit_test_setup_teardown(test, temp_file_make, temp_file_remove)
 
 int main(void)
@@ -1024,6 +1078,7 @@ int main(void)
         WITH_TEMP_FILE(with_flush_each_record_reaches_the_file_at_once),
         WITH_TEMP_FILE(without_flush_records_wait_for_a_flush),
         WITH_TEMP_FILE(set_auto_flush_overrides_the_default),
+        WITH_TEMP_FILE(executed_run_names_its_shorter_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
