@@ -707,11 +707,12 @@ void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
     if (r->failed)
         return;
     pk_error err;
-    int linger = 0; /* what the goodbye waited for is acknowledged, or given up */
     if (end_run(s, totals, true, &err) != 0)
         pk_warn("recorder '%s' cannot end its run: %s", r->spec, err.message);
-    else if (s->lossy)
-        linger = (int)(s->linger_ns / 1000000); /* a published goodbye goes while it lingers */
+    /* A sender's messages are acknowledged, or given up: nothing to linger
+     * for. A publisher's queued batches and goodbye go to the subscribers
+     * that have room while the socket lingers (a second at most). */
+    int linger = s->lossy ? (int)(s->linger_ns / 1000000) : 0;
     libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
 }
 

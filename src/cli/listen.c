@@ -577,9 +577,10 @@ static void take_goodbye(collector *c, sender *s, const uint8_t *data, size_t si
     }
     if (s->run)
         pk_store_run_name_threads(s->run, goodbye_thread_name, &g);
-    /* A run whose process executed another program is 'executed' (the new
-     * image's run is filed under it), as sqlite: ends one, drops counted. */
-    const char *status = !whole ? "incomplete" : g.executed ? "executed" : "complete";
+    /* A run whose process executed another program is 'executed', whole or
+     * not (the new image's run is filed under it, whichever message comes
+     * first), as sqlite: ends one; what it lost is counted in dropped. */
+    const char *status = g.executed ? "executed" : whole ? "complete" : "incomplete";
     end_sender(c, s, SAID_GOODBYE, &totals, g.peak_rss, status);
     pk_wire_goodbye_free(&g);
 }
