@@ -706,14 +706,12 @@ void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
     zmq_state *s = pk_recorder_state(r);
     if (r->failed)
         return;
+    /* The socket's linger needs nothing here: a sender's stays 0 (its
+     * messages are acknowledged or given up), and a publisher's goodbye set
+     * its own to the capped wait. */
     pk_error err;
     if (end_run(s, totals, true, &err) != 0)
         pk_warn("recorder '%s' cannot end its run: %s", r->spec, err.message);
-    /* A sender's messages are acknowledged, or given up: nothing to linger
-     * for. A publisher's queued batches and goodbye go to the subscribers
-     * that have room while the socket lingers (a second at most). */
-    int linger = s->lossy ? (int)(s->linger_ns / 1000000) : 0;
-    libzmq.setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
 }
 
 static void sender_close(pk_recorder *r)
