@@ -30,6 +30,12 @@
 #define AHEAD_WAIT_NS 100000       /* then the next pass waits this long */
 #define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
 
+/* A thread whose ring the drain handed back, and the name it exited with. */
+struct exited_thread {
+    uint64_t tid;
+    char name[16];
+};
+
 /* A ring in the merge, by the time of its next event. */
 struct merge_entry {
     uint64_t time;
@@ -127,6 +133,13 @@ static struct {
     const uintptr_t *last_stack;
     unsigned last_stack_depth;
     uint64_t page_size;
+    /* The threads whose rings were handed back this run, by name: a ring
+     * taken again by another thread no longer names its last one, whose
+     * name a recorder may ask for later (the store names threads as it
+     * commits). Kept past the drain's end, for the run's last commit. */
+    struct exited_thread *exited;
+    size_t exited_count;
+    size_t exited_capacity;
 
     pthread_mutex_t lock; /* guards the sync counters and stopping */
     /* Held while the drain works; a fork takes it so the child never inherits
@@ -878,6 +891,11 @@ static void retire_ring(struct pk_ring *r)
         drain.totals.unfinished += tr->depth;
         tr->depth = 0;
     }
+    pk_grow(&drain.exited, &drain.exited_capacity, drain.exited_count, sizeof *drain.exited);
+    struct exited_thread *gone = &drain.exited[drain.exited_count++];
+    gone->tid = r->tid;
+    memcpy(gone->name, r->name, sizeof gone->name);
+    gone->name[15] = '\0';
     atomic_store_explicit(&r->state, PK_RING_FREE, memory_order_release);
 }
 
@@ -1318,6 +1336,14 @@ bool pk_thread_name(uint64_t tid, char name[16])
         name[15] = '\0';
         return name[0] != '\0';
     }
+    /* Its ring handed back, and maybe taken by another thread since: the
+     * latest entry, should the kernel have given its id out again. */
+    for (size_t i = drain.exited_count; i-- > 0;) {
+        if (drain.exited[i].tid == tid) {
+            memcpy(name, drain.exited[i].name, 16);
+            return name[0] != '\0';
+        }
+    }
     return false;
 }
 
@@ -1411,6 +1437,7 @@ int pk_drain_start(const struct pk_pipeline *pipeline, pk_error *err)
     drain.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
     pk_block_map_free(&drain.blocks); /* a forked child's run knows none of its parent's */
     pk_block_map_free(&drain.reallocs);
+    drain.exited_count = 0; /* the threads of the run before are not this one's */
     drain.pipeline = *pipeline;
     if (drain.pipeline.slot_shift != PK_SLOT_SHIFT_SAMPLED)
         drain.pipeline.decode = NULL; /* no samples to decode: one test per event fewer */

@@ -297,8 +297,9 @@ PK_HIDDEN void pk_auto_restart(void);
 /*
  * The name of a thread the run has seen (its kernel thread id): the kernel's
  * current name while it lives, the one it had when it exited after (or when
- * it took its ring, once its process is gone). False when pikoc never saw
- * the thread or no longer knows (src/drain.c).
+ * it took its ring, once its process is gone), also once another thread
+ * took its ring (the drain keeps it, 24 bytes a thread, for the run). False
+ * when pikoc never saw the thread (src/drain.c).
  */
 PK_HIDDEN bool pk_thread_name(uint64_t tid, char name[16]);
 

@@ -245,6 +245,12 @@ check_equal "threads: every block of allocs.c, freed on the thread that did not 
 check_equal "threads: each named (the main thread by its program)" \
     "$(sql threads.db "SELECT group_concat(name, ' ') FROM (SELECT name FROM threads ORDER BY name)")" \
     "alloc_allocs allocs-w0 allocs-w1 allocs-w2 allocs-w3"
+# Threads one after another: each takes the ring the one before handed back
+# before any commit names them, and each keeps its name.
+pk run -q --monitor alloc --record sqlite:sequence.db -- "$(prog allocs)" sequence 3
+check_equal "threads one after another, each on the ring of the one before: each named" \
+    "$status $(sql sequence.db "SELECT count(*), group_concat(name, ' ') FROM (SELECT name FROM threads ORDER BY name)")" \
+    "0 4|alloc_allocs allocs-s0 allocs-s1 allocs-s2"
 check_equal "threads: no free of an unknown block" \
     "$(sql threads.db "SELECT unknown_frees FROM alloc_runs")" 0
 

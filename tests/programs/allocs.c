@@ -5,6 +5,9 @@
  *   loop N          N rounds of malloc(32)/realloc(64)/calloc(2, 16)/free
  *   threads T N     T threads, each N malloc(16)/free pairs, and N blocks
  *                   allocated on one thread and freed by another
+ *   sequence T      T threads one after another, each named allocs-sI, making
+ *                   10 malloc(16)/free pairs, joined, then 50 ms for the drain
+ *                   to hand its ring back, which the next thread then takes
  *   regrow T N      T threads, each N rounds of malloc(48), realloc to 3000
  *                   bytes (it moves) and free, all at once
  *   leak N          N blocks of 24 bytes never freed
@@ -129,6 +132,30 @@ __attribute__((noinline)) static int threads(int t, long n)
     }
     for (int i = 0; i < t; i++)
         pthread_join(ids[i], NULL);
+    return 0;
+}
+
+__attribute__((noinline)) static void *named_worker(void *arg)
+{
+    char name[16];
+    snprintf(name, sizeof name, "allocs-s%ld", (long)arg);
+    pthread_setname_np(pthread_self(), name);
+    for (int i = 0; i < 10; i++)
+        free(malloc(16));
+    return NULL;
+}
+
+static void pause_ms(long ms);
+
+__attribute__((noinline)) static int sequence(int t)
+{
+    for (long i = 0; i < t; i++) {
+        pthread_t id;
+        if (pthread_create(&id, NULL, named_worker, (void *)i) != 0)
+            return 90;
+        pthread_join(id, NULL);
+        pause_ms(50);
+    }
     return 0;
 }
 
@@ -280,6 +307,8 @@ int main(int argc, char **argv)
         return loop(a);
     if (strcmp(mode, "threads") == 0)
         return a < 1 || a > 64 ? 2 : threads((int)a, b);
+    if (strcmp(mode, "sequence") == 0)
+        return a < 1 || a > 64 ? 2 : sequence((int)a);
     if (strcmp(mode, "regrow") == 0)
         return a < 1 || a > 64 ? 2 : regrow((int)a, b);
     if (strcmp(mode, "leak") == 0)
