@@ -1,7 +1,8 @@
 # checks.sh — the checks the shell tests share (sourced, after $work and
 # $pikoc are set): each prints "ok - NAME" or "not ok - NAME: why" and counts
 # into $passed and $failed, which the test reports and exits on at its end;
-# and pk, which runs pikoc, with rows, the lines of its output after the header.
+# pk, which runs pikoc, with rows, the lines of its output after the header;
+# and wait_for_file.
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok - $1"; }
@@ -17,3 +18,10 @@ pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
     status=$?
 }
 rows() { tr -d '\r' <"$work/out" | tail -n +2; }
+wait_for_file() { # FILE: waits (up to a minute) until a program has written something into it
+    tries=0
+    until [ -s "$1" ] || [ $tries -ge 600 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+}

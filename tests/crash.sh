@@ -27,15 +27,6 @@ ending() {
               FROM runs JOIN alloc_runs ON run_id = id"
 }
 
-# Waits (up to a minute) until the program has written its pid into FILE.
-wait_for_file() { # FILE
-    tries=0
-    until [ -s "$1" ] || [ $tries -ge 600 ]; do
-        sleep 0.1
-        tries=$((tries + 1))
-    done
-}
-
 # Starts pikoc run (through the command in $through, if any) in the
 # background, in a session of its own, and waits until the program has
 # written its pid into the file pid (its ARGS name it): then $program is its

@@ -448,11 +448,7 @@ if [ "${PK_SANITIZERS:-no}" != yes ]; then
     launcher=$!
     finished $collector
     finished $stalled
-    i=0
-    while [ ! -s pid ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
+    wait_for_file pid
     kill "$(cat pid)"
     wait $launcher
     # allocation records are kept by the heap, not stored as events (written is 0)
