@@ -59,9 +59,6 @@ typedef struct pk_heap {
     uint32_t last_stack;
     pk_block_map stack_index; /* stack pointer -> stack id (b) */
     pk_block_map blocks;      /* live block -> requested size (a), site id | stack id << 32 (b) */
-    pk_block_map last_alloc;  /* thread + 1 -> the block it allocated last (a) */
-    uint64_t last_thread;     /* the thread of last_slot: records come in runs from one */
-    uint64_t *last_slot;
     pk_block_map sizes;         /* sizes from 1024: allocations of that size (a), changed (b) */
     uint64_t small_sizes[1024]; /* allocations of each size below 1024 */
     bool small_dirty[1024];

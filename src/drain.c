@@ -114,6 +114,10 @@ static struct {
     struct call_entry *calls; /* the call table, calls_mask + 1 slots */
     size_t calls_mask;
     size_t calls_count;
+    /* The last two allocation sites looked up, tried first: a program
+     * allocates from a few sites in turn (a loop's malloc and its free). */
+    uintptr_t last_sites[2];
+    const struct call_symbols *last_site_symbols[2]; /* NULL: none yet */
     bool started;
     struct pk_pipeline pipeline;
     pk_run_totals totals; /* events: next_index, once the run ends */
@@ -272,6 +276,7 @@ static void calls_free(void)
     free(drain.calls);
     drain.calls = NULL;
     drain.calls_mask = drain.calls_count = 0;
+    drain.last_site_symbols[0] = drain.last_site_symbols[1] = NULL;
 }
 
 static void calls_grow(void)
@@ -330,10 +335,18 @@ static inline const struct call_symbols *call_symbols(uintptr_t fn, uintptr_t si
     }
 }
 
-/* A call site alone (an allocation's), through the same table. */
-static void site_symbols(uintptr_t site, pk_symbol *caller)
+/* A call site alone (an allocation's), through the same table; the last two first. */
+static inline const pk_symbol *site_symbols(uintptr_t site)
 {
-    *caller = call_symbols(0, site, CALL_KEY_SITE)->caller;
+    for (int i = 0; i < 2; i++)
+        if (drain.last_sites[i] == site && drain.last_site_symbols[i])
+            return &drain.last_site_symbols[i]->caller;
+    const struct call_symbols *found = call_symbols(0, site, CALL_KEY_SITE);
+    drain.last_sites[1] = drain.last_sites[0];
+    drain.last_site_symbols[1] = drain.last_site_symbols[0];
+    drain.last_sites[0] = site;
+    drain.last_site_symbols[0] = found;
+    return &found->caller;
 }
 
 /* ---- building records -------------------------------------------------------- */
@@ -842,11 +855,10 @@ static inline __attribute__((always_inline)) void process_alloc(const struct pk_
         rec->function = rec->file = "";
         rec->line = 0;
     }
-    pk_symbol caller;
-    site_symbols(ev->site, &caller);
-    rec->caller = caller.function;
-    rec->caller_file = caller.file;
-    rec->caller_line = caller.line;
+    const pk_symbol *caller = site_symbols(ev->site);
+    rec->caller = caller->function;
+    rec->caller_file = caller->file;
+    rec->caller_line = caller->line;
     rec->address = 0;
     rec->call_site = ev->site;
     rec->duration_ns = 0;

@@ -690,9 +690,12 @@ static inline void count(pk_store_run *s, const pk_record *rec)
 
 void pk_store_run_observe(pk_store_run *s, const pk_record *rec)
 {
-    count(s, rec);
-    if (rec->type >= PK_EVENT_ALLOC)
-        pk_heap_observe(&s->heap, rec, 1, &s->aggregates);
+    if (rec->type < PK_EVENT_ALLOC) {
+        count(s, rec);
+        return;
+    }
+    s->events++;
+    pk_heap_observe(&s->heap, rec, 1, &s->aggregates); /* counts it as its thread's event */
 }
 
 int pk_store_run_write(pk_store_run *s, const pk_record *rec, pk_error *err)
@@ -737,8 +740,10 @@ size_t pk_store_run_record_many(pk_store_run *s, const pk_record *recs, size_t n
         /* Allocations and samples in a row: the heap takes them in one call,
          * and write keeps none of them (pk_store_run_write). */
         size_t first = i;
-        for (; i < n && recs[i].type >= PK_EVENT_ALLOC; i++)
-            count(s, &recs[i]);
+        while (i < n && recs[i].type >= PK_EVENT_ALLOC)
+            i++;
+        s->events += i - first;
+        /* It counts each as its thread's event, with the thread it looks up anyway. */
         pk_heap_observe(&s->heap, &recs[first], i - first, &s->aggregates);
     }
     return n;

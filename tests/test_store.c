@@ -541,6 +541,115 @@ static void allocations_become_site_aggregates(void **state)
     sqlite3_close(db);
 }
 
+/* The same records handed over as the drain hands them: in batches of 64. */
+static void record_run_batched(const char *path, const pk_record *recs, size_t n,
+                               const pk_run_totals *totals)
+{
+    pk_logger *lg = sqlite_logger(path, NULL);
+    pk_run_info run = demo_run();
+    assert_int_equal(pk_logger_start(lg, &run), 0);
+    for (size_t i = 0; i < n; i += 64)
+        pk_logger_push_many(lg, &recs[i], n - i < 64 ? n - i : 64);
+    assert_int_equal(pk_logger_finish(lg, totals), 0);
+    assert_null(pk_logger_error(lg));
+    pk_logger_free(lg);
+}
+
+/* Everything a run of allocations leaves, as rows (but the process's peak RSS). */
+static char *heap_rows(const char *path)
+{
+    static const char *const queries[] = {
+        "SELECT allocations, reallocs, frees, unknown_frees, bytes, freed_bytes, leaked_blocks,"
+        " leaked_bytes, peak_bytes, peak_time_ns, sites, stacks FROM alloc_runs",
+        "SELECT * FROM alloc_sites ORDER BY id",
+        "SELECT * FROM alloc_sizes ORDER BY size",
+        "SELECT run_id, thread, events, calls, written FROM threads ORDER BY thread",
+        "SELECT events FROM runs",
+    };
+    sqlite3 *db = open_read(path);
+    sqlite3_str *out = sqlite3_str_new(NULL);
+    for (size_t i = 0; i < PK_ARRAY_SIZE(queries); i++) {
+        char *r = rows(db, queries[i]);
+        sqlite3_str_appendf(out, "%s:\n%s", queries[i], r);
+        sqlite3_free(r);
+    }
+    sqlite3_close(db);
+    return sqlite3_str_finish(out);
+}
+
+/*
+ * The heap takes an allocation and its free that come one after the other
+ * on a thread (a temporary block) as a pair, the block never entering its
+ * table. It must count exactly as when each record comes alone: 3000
+ * records of three threads (allocations, frees, reallocs, frees of blocks
+ * never allocated, allocations of an address still live, whose free was
+ * lost, and blocks freed by another thread) stored both ways.
+ */
+static void temporaries_count_alike_in_batches(void **state)
+{
+    const temp_dir *t = dir_of(state);
+    enum { RECORDS = 3000, ADDRESSES = 24 };
+    pk_record *recs = calloc(RECORDS, sizeof *recs);
+    assert_non_null(recs);
+    uint64_t live[ADDRESSES] = {0}; /* size + 1 of each address's block, 0: free */
+    uint32_t seed = 12345;
+#define DRAW(n) ((seed = seed * 1103515245u + 12345u), (seed >> 16) % (n))
+    uint64_t pairs = 0;
+    for (size_t i = 0; i < RECORDS; i++) {
+        uint64_t thread = 1 + DRAW(3);
+        size_t slot = DRAW(ADDRESSES);
+        uintptr_t address = 0x1000 + 16 * slot;
+        uint64_t size = 1 + DRAW(300);
+        unsigned line = 1 + (unsigned)DRAW(5);
+        unsigned choice = (unsigned)DRAW(8);
+        if (i > 0 && recs[i - 1].type == PK_EVENT_ALLOC && choice < 5) {
+            /* most often the block just allocated is freed next, on its thread */
+            const pk_record *a = &recs[i - 1];
+            recs[i] = alloc_record(i, PK_EVENT_FREE, a->pointer, 0, a->size, 6, a->thread);
+            live[(a->pointer - 0x1000) / 16] = 0;
+            pairs++;
+        } else if (choice == 5) { /* a free of a block never allocated */
+            recs[i] = alloc_record(i, PK_EVENT_FREE, 0x9000 + i, 0, 0, 6, thread);
+            recs[i].flags = PK_RECORD_BLOCK;
+        } else if (live[slot] && choice == 6) { /* a realloc, or an allocation over a lost free */
+            uintptr_t to = 0x1000 + 16 * ((slot + 1) % ADDRESSES);
+            if (!live[(to - 0x1000) / 16]) {
+                recs[i] = alloc_record(i, PK_EVENT_REALLOC, to, address, size, 4, thread);
+                live[slot] = 0;
+                live[(to - 0x1000) / 16] = size + 1;
+            } else {
+                recs[i] = alloc_record(i, PK_EVENT_ALLOC, address, 0, size, line, thread);
+                live[slot] = size + 1;
+            }
+        } else if (live[slot]) { /* a free, maybe of another thread's block */
+            recs[i] = alloc_record(i, PK_EVENT_FREE, address, 0, live[slot] - 1, 6, thread);
+            live[slot] = 0;
+        } else {
+            recs[i] = alloc_record(i, PK_EVENT_ALLOC, address, 0, size, line, thread);
+            live[slot] = size + 1;
+        }
+    }
+#undef DRAW
+    assert_true(pairs > RECORDS / 10);
+    pk_run_totals totals = {.events = RECORDS, .end_ns = 100000};
+    char batched[700];
+    snprintf(batched, sizeof batched, "%s/batched.db", t->dir);
+    record_run(t->db, NULL, recs, RECORDS, &totals);
+    record_run_batched(batched, recs, RECORDS, &totals);
+    char *alone = heap_rows(t->db), *together = heap_rows(batched);
+    assert_string_equal(together, alone);
+    /* and the runs counted something: temporaries and lost frees among them */
+    sqlite3 *db = open_read(batched);
+    assert_rows(db,
+                "SELECT sum(temporary) > 100, sum(leaked_blocks) > 0,"
+                " (SELECT unknown_frees > 0 AND reallocs > 0 FROM alloc_runs) FROM alloc_sites",
+                "1|1|1\n");
+    sqlite3_close(db);
+    sqlite3_free(alone);
+    sqlite3_free(together);
+    free(recs);
+}
+
 /*
  * Stacks (--stack N): two stacks through one call site, each counted on its
  * own and its frames stored once.
@@ -1556,6 +1665,7 @@ int main(void)
         WITH_DIR(allocation_stacks_become_stack_aggregates),
         WITH_DIR(samples_are_stored),
         WITH_DIR(samples_carry_the_heap),
+        WITH_DIR(temporaries_count_alike_in_batches),
         WITH_DIR(version_4_file_is_upgraded),
         WITH_DIR(version_5_file_is_upgraded),
         WITH_DIR(sender_run_survives_its_writer),
