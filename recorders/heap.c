@@ -80,13 +80,13 @@ PK_INLINE uint32_t site_of(pk_heap *h, const pk_record *rec, pk_aggregates *a,
     /* Allocations come in runs from one site or two in turn (a loop that
      * allocates and grows): the last two found first. */
     for (int i = 0; i < 2; i++) {
-        const pk_heap_site *s = &h->sites[h->last_sites[i]];
-        if (h->last_sites[i] && s->call_site == rec->call_site && s->path == path)
-            return h->last_sites[i];
+        const struct pk_heap_last_site *last = &h->last_sites[i];
+        if (last->call_site == rec->call_site && last->path == path && last->id)
+            return last->id;
     }
     h->last_sites[1] = h->last_sites[0];
-    h->last_sites[0] = find_site(h, rec, a, path);
-    return h->last_sites[0];
+    h->last_sites[0] = (struct pk_heap_last_site){rec->call_site, path, find_site(h, rec, a, path)};
+    return h->last_sites[0].id;
 }
 
 /* The caller's symbol is looked up once, when its site is new. */
@@ -262,15 +262,46 @@ PK_INLINE bool temporary_pair(const pk_heap *h, const pk_record *alloc, const pk
            !pk_block_map_find(&h->blocks, alloc->pointer);
 }
 
+/*
+ * A pair's counts at once, as count_alloc then count_free leave them: live
+ * counts up and back; at a new peak (the block made it), what the counts
+ * held then includes the block.
+ */
+static void count_pair(pk_heap *h, pk_heap_counts *c, uint64_t size, bool peak)
+{
+    touch(h, c);
+    if (peak) {
+        c->peak_bytes = c->live_bytes + size;
+        c->epoch = h->epoch;
+    }
+    c->allocations++;
+    c->bytes += size;
+    c->frees++;
+    c->freed_bytes += size;
+    c->temporary++;
+}
+
 PK_INLINE void observe_pair(pk_heap *h, const pk_record *alloc, pk_aggregates *a)
 {
     pk_thread_stats *t = pk_aggregates_alloc_thread(a, alloc);
     t->events++; /* the free's */
-    uint32_t site = site_of(h, alloc, a, t), stack = stack_of(h, alloc, a);
-    count_allocation(h, alloc, site, stack);
-    h->frees++;
     t->last_block = 0;
-    count_freeing(h, site, stack, alloc->size, true);
+    uint32_t site = site_of(h, alloc, a, t), stack = stack_of(h, alloc, a);
+    uint64_t size = alloc->size;
+    bool peak = h->live_bytes + size > h->peak_bytes;
+    if (peak) {
+        h->peak_bytes = h->live_bytes + size;
+        h->peak_time_ns = alloc->time_ns;
+        h->epoch++;
+    }
+    count_pair(h, &h->sites[site].counts, size, peak);
+    if (stack)
+        count_pair(h, &h->stacks[stack].counts, size, peak);
+    h->allocations++;
+    h->frees++;
+    h->bytes += size;
+    h->freed_bytes += size;
+    count_size(h, size);
 }
 
 PK_INLINE void observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)

@@ -52,7 +52,12 @@ typedef struct pk_heap_sample {
 typedef struct pk_heap {
     pk_heap_site *sites; /* by id; slot 0 unused */
     size_t site_count, site_capacity;
-    uint32_t last_sites[2];  /* the sites found last, tried first */
+    /* The sites found last, tried first, with their keys at hand (0: none). */
+    struct pk_heap_last_site {
+        uintptr_t call_site;
+        uint32_t path;
+        uint32_t id;
+    } last_sites[2];
     pk_block_map site_index; /* call_site -> first site id (b) */
     pk_heap_stack *stacks;   /* by id; slot 0 unused (no stack) */
     size_t stack_count, stack_capacity;
