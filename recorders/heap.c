@@ -81,12 +81,32 @@ PK_INLINE uint32_t site_of(pk_heap *h, const pk_record *rec, pk_aggregates *a,
      * allocates and grows): the last two found first. */
     for (int i = 0; i < 2; i++) {
         const struct pk_heap_last_site *last = &h->last_sites[i];
-        if (last->call_site == rec->call_site && last->path == path && last->id)
+        if (last->call_site == rec->call_site && last->caller == rec->caller &&
+            last->path == path && last->id)
             return last->id;
     }
     h->last_sites[1] = h->last_sites[0];
-    h->last_sites[0] = (struct pk_heap_last_site){rec->call_site, path, find_site(h, rec, a, path)};
+    h->last_sites[0] =
+        (struct pk_heap_last_site){rec->call_site, rec->caller, path, find_site(h, rec, a, path)};
     return h->last_sites[0].id;
+}
+
+/*
+ * Whether a site of the record's call site and path is the record's: the
+ * same caller (one address may hold another function once a library was
+ * unloaded and another loaded there). By the name's pointer first, which
+ * the drain's names keep; by the symbol when it differs.
+ */
+static bool same_caller(pk_heap_site *s, const pk_record *rec, pk_aggregates *a)
+{
+    if (s->caller_line != rec->caller_line)
+        return false;
+    if (s->caller_seen == rec->caller)
+        return true;
+    if (s->caller != pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0))
+        return false;
+    s->caller_seen = rec->caller;
+    return true;
 }
 
 /* The caller's symbol is looked up once, when its site is new. */
@@ -96,7 +116,7 @@ static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, ui
     pk_block *first = pk_block_map_find(&h->site_index, key);
     uint32_t id = first ? (uint32_t)first->b : 0;
     for (uint32_t i = id; i; i = h->sites[i].next)
-        if (h->sites[i].path == path)
+        if (h->sites[i].path == path && same_caller(&h->sites[i], rec, a))
             return i;
     pk_grow(&h->sites, &h->site_capacity, h->site_count, sizeof *h->sites);
     uint32_t fresh = (uint32_t)h->site_count++;
@@ -105,6 +125,7 @@ static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, ui
         .path = path,
         .caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0),
         .caller_line = rec->caller_line,
+        .caller_seen = rec->caller,
         .next = id,
         .counts.epoch = h->epoch,
     };

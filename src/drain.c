@@ -118,6 +118,11 @@ static struct {
      * allocates from a few sites in turn (a loop's malloc and its free). */
     uintptr_t last_sites[2];
     const struct call_symbols *last_site_symbols[2]; /* NULL: none yet */
+    /* Symbols and stack frames forgotten when their code was unloaded
+     * (PK_RAW_UNLOAD): open frames and records may still point at them,
+     * and a new stack must not reuse their address. Freed with the table. */
+    void **forgotten;
+    size_t forgotten_count, forgotten_capacity;
     bool started;
     struct pk_pipeline pipeline;
     pk_run_totals totals; /* events: next_index, once the run ends */
@@ -273,6 +278,11 @@ static void calls_free(void)
 {
     for (size_t i = 0; drain.calls && i <= drain.calls_mask; i++)
         free(drain.calls[i].symbols);
+    for (size_t i = 0; i < drain.forgotten_count; i++)
+        free(drain.forgotten[i]);
+    free(drain.forgotten);
+    drain.forgotten = NULL;
+    drain.forgotten_count = drain.forgotten_capacity = 0;
     free(drain.calls);
     drain.calls = NULL;
     drain.calls_mask = drain.calls_count = 0;
@@ -893,6 +903,72 @@ static void process_sample(const struct pk_raw_event *ev)
     }
 }
 
+/* ---- unloaded code ------------------------------------------------------------ */
+
+static void forget(void *memory)
+{
+    pk_grow(&drain.forgotten, &drain.forgotten_capacity, drain.forgotten_count,
+            sizeof *drain.forgotten);
+    drain.forgotten[drain.forgotten_count++] = memory;
+}
+
+static bool within(uintptr_t address, uintptr_t start, uintptr_t end)
+{
+    return address >= start && address < end;
+}
+
+/*
+ * dlclose unmapped [start, end) (interpose.c): the names of calls and call
+ * sites there, the stacks through it and what the symbol table knows of it
+ * are forgotten, so that a library loaded there later is named afresh.
+ * Everything before the event was named while the code was there.
+ */
+static void process_unload(const struct pk_raw_event *ev)
+{
+    uintptr_t start = ev->fn, end = ev->site;
+    if (end <= start)
+        return;
+    size_t slots = drain.calls_mask + 1;
+    struct call_entry *old = drain.calls;
+    drain.calls = pk_xcalloc(slots, sizeof *drain.calls);
+    drain.calls_count = 0;
+    for (size_t i = 0; i < slots; i++) {
+        if (!old[i].symbols)
+            continue;
+        if (within(old[i].fn, start, end) || within(old[i].site, start, end)) {
+            forget(old[i].symbols);
+            continue;
+        }
+        size_t j = call_slot(old[i].fn, old[i].site);
+        while (drain.calls[j].symbols)
+            j = (j + 1) & drain.calls_mask;
+        drain.calls[j] = old[i];
+        drain.calls_count++;
+    }
+    free(old);
+    drain.last_site_symbols[0] = drain.last_site_symbols[1] = NULL;
+    for (size_t i = 0; i < drain.stacks.capacity; i++) {
+        pk_block *b = &drain.stacks.slots[i];
+        if (!b->address)
+            continue;
+        const uintptr_t *frames = (const uintptr_t *)(uintptr_t)b->a;
+        bool through = false;
+        for (uint64_t f = 0; f < b->b && !through; f++)
+            through = within(frames[f], start, end);
+        if (!through)
+            continue;
+        pk_block gone;
+        uintptr_t hash = b->address;
+        forget((void *)(uintptr_t)b->a);
+        pk_block_map_take(&drain.stacks, hash, &gone);
+        i--; /* the take may have moved a later entry here */
+    }
+    drain.last_stack_hash = 0;
+    drain.last_stack = NULL;
+    drain.last_stack_depth = 0;
+    pk_symbols_forget(start, end);
+}
+
 /* ---- rings ------------------------------------------------------------------- */
 
 /* A thread ended and its ring is empty: close its calls and free the ring. */
@@ -1007,6 +1083,8 @@ process_slot(struct pk_ring *r, struct track *tr, uint64_t i, const struct pk_ra
         process_alloc(r, tr, ev, i);
     else if (kind & PK_RAW_SAMPLE)
         process_sample(ev);
+    else if (kind & PK_RAW_UNLOAD)
+        process_unload(ev);
     else /* what is left carries a payload (PK_RAW_HAS_PAYLOAD) */
         process_profiler(r, i, tr, ev);
     tr->busy = false;

@@ -33,6 +33,7 @@ enum {
     PK_RAW_STACK_FRAMES = 128,   /* with PK_RAW_STACK: a struct pk_stack_payload follows */
     PK_RAW_REALLOC_START = 256,  /* with PK_RAW_ALLOC: a realloc of values[OLD] begins; no record */
     PK_RAW_REALLOC_FAILED = 512, /* with PK_RAW_ALLOC: it failed, values[OLD] stays; no record */
+    PK_RAW_UNLOAD = 1024,        /* dlclose unmapped the code from fn to site: forget its names */
 };
 
 /* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */

@@ -9,7 +9,9 @@
  * unwind through code the thread has not met (it asks the loader, under the
  * loader's lock) and the thread's first walk (its table of walks comes from
  * mmap). Blocks get no header, so malloc_usable_size stays the allocator's
- * answer.
+ * answer. dlclose is defined here too: it waits for the drain before the
+ * library goes (see "dlclose" below), a path that sleeps, off every
+ * allocation call.
  */
 #include "clock.h"
 #include "hot.h"
@@ -18,6 +20,9 @@
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <sched.h>
+#include <time.h>
 #include <libunwind.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -46,6 +51,7 @@ typedef void (*delete_nothrow_fn)(void *, const void *);
 typedef void (*delete_sized_aligned_fn)(void *, size_t, size_t);
 typedef void (*delete_aligned_nothrow_fn)(void *, size_t, const void *);
 typedef void (*exit_fn)(int) __attribute__((noreturn));
+typedef int (*dlclose_fn)(void *);
 
 static struct {
     malloc_fn malloc;
@@ -66,6 +72,7 @@ static struct {
     delete_sized_aligned_fn delete_sized_aligned, delete_array_sized_aligned;
     delete_aligned_nothrow_fn delete_aligned_nothrow, delete_array_aligned_nothrow;
     exit_fn exit_, exit_c99;
+    dlclose_fn dlclose_;
 } next;
 
 enum { UNRESOLVED, RESOLVING, RESOLVED };
@@ -138,6 +145,7 @@ PK_HOT_FN static void resolve(void)
     NEXT(delete_array_aligned_nothrow, "_ZdaPvSt11align_val_tRKSt9nothrow_t");
     NEXT(exit_, "_exit");
     NEXT(exit_c99, "_Exit");
+    NEXT(dlclose_, "dlclose");
     atomic_store(&resolution, RESOLVED);
 }
 
@@ -961,6 +969,116 @@ PK_EXPORT __attribute__((noreturn)) void _exit(int status)
 PK_EXPORT __attribute__((noreturn)) void _Exit(int status)
 {
     leave_process(ready() ? next.exit_c99 : NULL, status);
+}
+
+/* ---- dlclose ----------------------------------------------------------------------------- */
+
+/*
+ * A library's code goes with dlclose, and its names with it: the drain
+ * names call sites as it takes their events, a little after the calls, and
+ * a library loaded later at the same addresses would answer for them. So
+ * before the library goes, the drain is given time to take every event
+ * published so far (up to a second: a stopped drainer must not hang the
+ * program); after, the thread's ring says which addresses went
+ * (PK_RAW_UNLOAD), and the drain forgets the names it had for them. Events
+ * of other threads that use the library while it closes (a race in the
+ * program) may still go unnamed.
+ */
+
+struct code_range {
+    uintptr_t base; /* the link map's l_addr */
+    const char *name;
+    uintptr_t start, end;
+};
+
+static int find_code_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct code_range *range = data;
+    if ((uintptr_t)info->dlpi_addr != range->base || strcmp(info->dlpi_name, range->name) != 0)
+        return 0;
+    for (size_t i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD || header->p_memsz == 0)
+            continue;
+        uintptr_t low = (uintptr_t)info->dlpi_addr + header->p_vaddr;
+        uintptr_t high = low + header->p_memsz;
+        if (!range->start || low < range->start)
+            range->start = low;
+        if (high > range->end)
+            range->end = high;
+    }
+    return 1;
+}
+
+/* The addresses the library of handle spans; start 0 when it cannot say. */
+static struct code_range code_range_of(void *handle)
+{
+    struct code_range range = {0};
+    struct link_map *map = NULL;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || !map || !map->l_name)
+        return range;
+    range.base = (uintptr_t)map->l_addr;
+    range.name = map->l_name;
+    dl_iterate_phdr(find_code_range, &range);
+    return range;
+}
+
+/*
+ * Waits until the drain has taken what every ring held as this began (a
+ * second at most): yielding first (the drain takes a few passes, each
+ * shorter than a sleep's least), then sleeping.
+ */
+static void wait_for_drain(void)
+{
+    struct timespec start, now, pause = {0, 20000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pk_drain_kick();
+    unsigned tries = 0;
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        while (atomic_load_explicit(&r->tail, memory_order_acquire) < head &&
+               atomic_load_explicit(&pk_rt.running, memory_order_acquire) &&
+               atomic_load_explicit(&pk_rt.shared->drainer, memory_order_relaxed) >= 0) {
+            if (tries++ < 200) {
+                sched_yield();
+                continue;
+            }
+            nanosleep(&pause, NULL);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - start.tv_sec >= 1)
+                return;
+        }
+    }
+}
+
+PK_EXPORT int dlclose(void *handle)
+{
+    if (!ready() || !next.dlclose_)
+        return -1; /* only while dlsym is finding the next allocator: nothing to close yet */
+    struct pk_thread *self = &pk_self;
+    if (!recording(self) || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+        return next.dlclose_(handle);
+    struct code_range range = code_range_of(handle);
+    if (!range.start)
+        return next.dlclose_(handle);
+    wait_for_drain();
+    int rc = next.dlclose_(handle);
+    ENTER(t);
+    uint64_t head;
+    struct pk_ring *r = run_open() ? pk_ring_claim(t, &head) : NULL;
+    if (r) {
+        struct pk_raw_event *ev = pk_ring_own_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
+        ev->raw_time = pk_clock_raw();
+        ev->fn = range.start;
+        ev->site = range.end;
+        ev->kind = PK_RAW_UNLOAD;
+        ev->call = 0;
+        pk_ring_publish(r, head);
+    }
+    /* The drain forgets stacks through the range: threads send theirs again. */
+    atomic_fetch_add_explicit(&pk_rt.stack_generation, 1, memory_order_relaxed);
+    return rc;
 }
 
 /* ---- what the alloc monitor asks ---------------------------------------------------------- */

@@ -101,6 +101,8 @@ static struct {
     arena_block *arena;
     /* resolved addresses; read without the lock through atomic loads */
     address_table *table;
+    /* code was unloaded (pk_symbols_forget): report the modules again first */
+    bool modules_stale;
     /* the modules met since the last report */
     module_state *modules;
     size_t module_count;
@@ -638,6 +640,8 @@ static Dwfl_Module *module_at(uintptr_t address, unsigned long long generation)
 {
     if (session_prepare(generation, NULL) != 0)
         return NULL;
+    if (symbols.modules_stale && session_report(generation, NULL) == 0)
+        symbols.modules_stale = false;
     Dwfl_Module *module = module_holding(address);
     if (!module && session_refresh(generation, NULL) == 0)
         module = module_holding(address);
@@ -739,6 +743,33 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
         if (address && !table_read(address)) /* a line cache may have added it */
             table_insert(address, out);
     }
+    pthread_mutex_unlock(&symbols.lock);
+}
+
+/*
+ * Code from start to end was unloaded: the table keeps no name there (a
+ * copy without them is published; readers may still hold the old one,
+ * kept as retired), and the modules are reported again before the next
+ * lookup, so that a library loaded there since is named as itself.
+ */
+void pk_symbols_forget(uintptr_t start, uintptr_t end)
+{
+    pthread_mutex_lock(&symbols.lock);
+    address_table *old = symbols.table;
+    if (old) {
+        address_table *table = pk_xcalloc(1, sizeof *table + old->slots * sizeof table->entries[0]);
+        table->slots = old->slots;
+        table->retired = old;
+        for (size_t i = 0; i < old->slots; i++) {
+            uintptr_t address = old->entries[i].address;
+            if (address && (address < start || address >= end)) {
+                *table_slot(table, address) = old->entries[i];
+                table->count++;
+            }
+        }
+        __atomic_store_n(&symbols.table, table, __ATOMIC_RELEASE);
+    }
+    symbols.modules_stale = true;
     pthread_mutex_unlock(&symbols.lock);
 }
 

@@ -168,6 +168,20 @@ int main(int argc, char **argv)
             keep = allocate();
         exit(0);
     }
+    if (strcmp(how, "unload") == 0) { /* each library named after: load, allocate, close */
+        for (int m = 3; m < argc; m++) {
+            void *module = dlopen(argv[m], RTLD_NOW);
+            void *(*allocate)(void) =
+                module ? (void *(*)(void))dlsym(module, "module_allocate") : NULL;
+            if (!allocate)
+                return 3;
+            printf("%p\n", (void *)allocate);
+            for (long i = 0; i < n; i++)
+                keep = allocate();
+            dlclose(module);
+        }
+        exit(0);
+    }
     if (strcmp(how, "close") == 0) {
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
