@@ -82,30 +82,33 @@ PK_INLINE uint32_t site_of(pk_heap *h, const pk_record *rec, pk_aggregates *a,
     for (int i = 0; i < 2; i++) {
         const struct pk_heap_last_site *last = &h->last_sites[i];
         if (last->call_site == rec->call_site && last->caller == rec->caller &&
+            last->caller_file == rec->caller_file && last->caller_line == rec->caller_line &&
             last->path == path && last->id)
             return last->id;
     }
     h->last_sites[1] = h->last_sites[0];
-    h->last_sites[0] =
-        (struct pk_heap_last_site){rec->call_site, rec->caller, path, find_site(h, rec, a, path)};
+    h->last_sites[0] = (struct pk_heap_last_site){
+        rec->call_site, rec->caller, rec->caller_file, rec->caller_line, path,
+        find_site(h, rec, a, path)};
     return h->last_sites[0].id;
 }
 
 /*
  * Whether a site of the record's call site and path is the record's: the
- * same caller (one address may hold another function once a library was
- * unloaded and another loaded there). By the name's pointer first, which
- * the drain's names keep; by the symbol when it differs.
+ * same caller, file and line (one address may hold another function once a
+ * library was closed and another loaded there). By the names' pointers
+ * first, which the drain's names keep; by the symbol when they differ.
  */
 static bool same_caller(pk_heap_site *s, const pk_record *rec, pk_aggregates *a)
 {
     if (s->caller_line != rec->caller_line)
         return false;
-    if (s->caller_seen == rec->caller)
+    if (s->caller_seen == rec->caller && s->caller_file_seen == rec->caller_file)
         return true;
     if (s->caller != pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0))
         return false;
     s->caller_seen = rec->caller;
+    s->caller_file_seen = rec->caller_file;
     return true;
 }
 
@@ -126,6 +129,7 @@ static uint32_t find_site(pk_heap *h, const pk_record *rec, pk_aggregates *a, ui
         .caller = pk_aggregates_symbol(a, rec->caller, rec->caller_file, 0),
         .caller_line = rec->caller_line,
         .caller_seen = rec->caller,
+        .caller_file_seen = rec->caller_file,
         .next = id,
         .counts.epoch = h->epoch,
     };

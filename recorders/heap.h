@@ -29,9 +29,10 @@ typedef struct pk_heap_site {
     uint32_t path;       /* call_paths.id of the innermost recorded call, 0 for none */
     uint32_t caller;     /* symbols.id of (caller, caller_file, 0) */
     unsigned caller_line;
-    /* The caller's name as a record last gave it: compared, never read (a
-     * library loaded where an unloaded one was has other names there). */
-    const char *caller_seen;
+    /* The caller's name and file as a record last gave them: compared,
+     * never read (a library loaded where a closed one was has other names
+     * at the same addresses). */
+    const char *caller_seen, *caller_file_seen;
     uint32_t next; /* the next site with the same call_site (another path), 0 for none */
     pk_heap_counts counts;
 } pk_heap_site;
@@ -58,7 +59,8 @@ typedef struct pk_heap {
     /* The sites found last, tried first, with their keys at hand (0: none). */
     struct pk_heap_last_site {
         uintptr_t call_site;
-        const char *caller; /* compared, never read */
+        const char *caller, *caller_file; /* compared, never read */
+        unsigned caller_line;
         uint32_t path;
         uint32_t id;
     } last_sites[2];

@@ -919,15 +919,19 @@ static bool within(uintptr_t address, uintptr_t start, uintptr_t end)
 
 /*
  * dlclose unmapped [start, end) (interpose.c): the names of calls and call
- * sites there, the stacks through it and what the symbol table knows of it
- * are forgotten, so that a library loaded there later is named afresh.
- * Everything before the event was named while the code was there.
+ * sites there and what the symbol table knows of it are forgotten, so that
+ * a library loaded there later is named afresh; a stack through it gets a
+ * new copy of its frames, which recorders take for a new stack (they name
+ * frames once per stack). Everything before the event was named while the
+ * code was there: the records built so far go first, as recorders name
+ * new stacks' frames when a record arrives.
  */
 static void process_unload(const struct pk_raw_event *ev)
 {
     uintptr_t start = ev->fn, end = ev->site;
     if (end <= start)
         return;
+    deliver_pending();
     size_t slots = drain.calls_mask + 1;
     struct call_entry *old = drain.calls;
     drain.calls = pk_xcalloc(slots, sizeof *drain.calls);
@@ -951,17 +955,16 @@ static void process_unload(const struct pk_raw_event *ev)
         pk_block *b = &drain.stacks.slots[i];
         if (!b->address)
             continue;
-        const uintptr_t *frames = (const uintptr_t *)(uintptr_t)b->a;
+        uintptr_t *frames = (uintptr_t *)(uintptr_t)b->a;
         bool through = false;
         for (uint64_t f = 0; f < b->b && !through; f++)
             through = within(frames[f], start, end);
         if (!through)
             continue;
-        pk_block gone;
-        uintptr_t hash = b->address;
-        forget((void *)(uintptr_t)b->a);
-        pk_block_map_take(&drain.stacks, hash, &gone);
-        i--; /* the take may have moved a later entry here */
+        uintptr_t *copy = pk_xcalloc(b->b, sizeof *copy);
+        memcpy(copy, frames, b->b * sizeof *copy);
+        forget(frames); /* records and recorders may still point at it: not reused */
+        b->a = (uintptr_t)copy;
     }
     drain.last_stack_hash = 0;
     drain.last_stack = NULL;

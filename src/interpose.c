@@ -14,6 +14,7 @@
  * allocation call.
  */
 #include "clock.h"
+#include "drain.h"
 #include "hot.h"
 #include "internal.h"
 
@@ -977,51 +978,61 @@ PK_EXPORT __attribute__((noreturn)) void _Exit(int status)
  * A library's code goes with dlclose, and its names with it: the drain
  * names call sites as it takes their events, a little after the calls, and
  * a library loaded later at the same addresses would answer for them. So
- * before the library goes, the drain is given time to take every event
- * published so far (up to a second: a stopped drainer must not hang the
- * program); after, the thread's ring says which addresses went
- * (PK_RAW_UNLOAD), and the drain forgets the names it had for them. Events
- * of other threads that use the library while it closes (a race in the
+ * before the close, the drain is given time to take every event published
+ * so far (a second at most: a stopped drainer must not hang the program);
+ * after it, the thread's ring says which code went (PK_RAW_UNLOAD, one
+ * event per object the close unmapped, its dependencies included, timed
+ * before the close), and the drain forgets the names it had there. Events
+ * of other threads that use a library while it closes (a race in the
  * program) may still go unnamed.
  */
 
-struct code_range {
-    uintptr_t base; /* the link map's l_addr */
-    const char *name;
-    uintptr_t start, end;
+/* Loaded objects compared around a close (on the stack: 4 KiB each time); more are not. */
+#define MAX_OBJECTS 256
+
+struct loaded_code {
+    size_t count;
+    struct code_range {
+        uintptr_t start, end;
+    } ranges[MAX_OBJECTS];
 };
 
-static int find_code_range(struct dl_phdr_info *info, size_t size, void *data)
+static int note_code_range(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    struct code_range *range = data;
-    if ((uintptr_t)info->dlpi_addr != range->base || strcmp(info->dlpi_name, range->name) != 0)
-        return 0;
+    struct loaded_code *loaded = data;
+    struct code_range range = {0, 0};
     for (size_t i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *header = &info->dlpi_phdr[i];
         if (header->p_type != PT_LOAD || header->p_memsz == 0)
             continue;
         uintptr_t low = (uintptr_t)info->dlpi_addr + header->p_vaddr;
         uintptr_t high = low + header->p_memsz;
-        if (!range->start || low < range->start)
-            range->start = low;
-        if (high > range->end)
-            range->end = high;
+        if (!range.start || low < range.start)
+            range.start = low;
+        if (high > range.end)
+            range.end = high;
     }
-    return 1;
+    if (range.start && loaded->count < MAX_OBJECTS)
+        loaded->ranges[loaded->count++] = range;
+    return 0;
 }
 
-/* The addresses the library of handle spans; start 0 when it cannot say. */
-static struct code_range code_range_of(void *handle)
+static bool still_loaded(const struct loaded_code *after, struct code_range range)
 {
-    struct code_range range = {0};
-    struct link_map *map = NULL;
-    if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || !map || !map->l_name)
-        return range;
-    range.base = (uintptr_t)map->l_addr;
-    range.name = map->l_name;
-    dl_iterate_phdr(find_code_range, &range);
-    return range;
+    for (size_t i = 0; i < after->count; i++)
+        if (after->ranges[i].start == range.start && after->ranges[i].end == range.end)
+            return true;
+    return false;
+}
+
+/* Whether the drainer can still take events (the run open, its process alive). */
+static bool drain_alive(void)
+{
+    if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+        return false;
+    pid_t drainer = atomic_load_explicit(&pk_rt.shared->drainer, memory_order_relaxed);
+    return drainer == 0 || (drainer > 0 && pk_drainer_alive(drainer));
 }
 
 /*
@@ -1031,53 +1042,64 @@ static struct code_range code_range_of(void *handle)
  */
 static void wait_for_drain(void)
 {
-    struct timespec start, now, pause = {0, 20000};
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct timespec now, pause = {0, 20000};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t deadline = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + 1000000000u;
     pk_drain_kick();
     unsigned tries = 0;
     for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        while (atomic_load_explicit(&r->tail, memory_order_acquire) < head &&
-               atomic_load_explicit(&pk_rt.running, memory_order_acquire) &&
-               atomic_load_explicit(&pk_rt.shared->drainer, memory_order_relaxed) >= 0) {
+        while (atomic_load_explicit(&r->tail, memory_order_acquire) < head) {
             if (tries++ < 200) {
                 sched_yield();
                 continue;
             }
+            if (!drain_alive())
+                return;
             nanosleep(&pause, NULL);
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec - start.tv_sec >= 1)
+            if ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec >= deadline)
                 return;
         }
     }
+}
+
+/* One PK_RAW_UNLOAD: the code from start to end went at `time`. */
+static void push_unload(struct pk_thread *t, uint64_t time, struct code_range range)
+{
+    uint64_t head;
+    struct pk_ring *r = pk_ring_claim(t, &head);
+    if (!r)
+        return;
+    struct pk_raw_event *ev = pk_ring_own_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
+    ev->raw_time = time;
+    ev->fn = range.start;
+    ev->site = range.end;
+    ev->kind = PK_RAW_UNLOAD;
+    ev->call = 0;
+    pk_ring_publish(r, head);
 }
 
 PK_EXPORT int dlclose(void *handle)
 {
     if (!ready() || !next.dlclose_)
         return -1; /* only while dlsym is finding the next allocator: nothing to close yet */
-    struct pk_thread *self = &pk_self;
-    if (!recording(self) || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
-        return next.dlclose_(handle);
-    struct code_range range = code_range_of(handle);
-    if (!range.start)
+    if (!recording(&pk_self) || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         return next.dlclose_(handle);
     wait_for_drain();
+    struct loaded_code before = {0}, after = {0};
+    dl_iterate_phdr(note_code_range, &before);
+    uint64_t time = pk_clock_raw();
+    /* Recorded as ever: the library's destructors free what it allocated. */
     int rc = next.dlclose_(handle);
-    ENTER(t);
-    uint64_t head;
-    struct pk_ring *r = run_open() ? pk_ring_claim(t, &head) : NULL;
-    if (r) {
-        struct pk_raw_event *ev = pk_ring_own_slot(r, head, PK_SLOT_SHIFT_SAMPLED);
-        ev->raw_time = pk_clock_raw();
-        ev->fn = range.start;
-        ev->site = range.end;
-        ev->kind = PK_RAW_UNLOAD;
-        ev->call = 0;
-        pk_ring_publish(r, head);
+    dl_iterate_phdr(note_code_range, &after);
+    {
+        ENTER(t);
+        if (run_open())
+            for (size_t i = 0; i < before.count; i++)
+                if (!still_loaded(&after, before.ranges[i]))
+                    push_unload(t, time, before.ranges[i]);
     }
-    /* The drain forgets stacks through the range: threads send theirs again. */
-    atomic_fetch_add_explicit(&pk_rt.stack_generation, 1, memory_order_relaxed);
     return rc;
 }
 

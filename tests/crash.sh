@@ -136,23 +136,23 @@ check_equal "dlopen after the start: the library's call site by name and line" \
 
 # Libraries closed with dlclose: their call sites are named before they go,
 # and a library loaded where one was is named as itself, though its call
-# site lies at the same address (the same code, another file and line).
-# first, second, first again: each load's call site under its own name.
-first="$builddir/tests/.libs/unload_first.so" second="$builddir/tests/.libs/unload_second.so"
+# site lies at the same address, on the same line (the same code, another
+# file). One, two, one again: each load's call site under its own file.
+first="$builddir/tests/.libs/unload_one.so" second="$builddir/tests/.libs/unload_two.so"
 pk run $record --record sqlite:unload.db -- "$crashes" 100 unload "$first" "$second" "$first"
 check_equal "dlclose: the second library loaded where the first was, its call site there too" \
     "$status $(sort -u out | wc -l)" "0 1"
 pk leaks --db unload.db --format csv
-first_line=$(grep -n 'return malloc(100)' "$srcdir/tests/programs/unload_first.c" | cut -d: -f1)
-second_line=$(grep -n 'return malloc(100)' "$srcdir/tests/programs/unload_second.c" | cut -d: -f1)
-check_equal "dlclose: each library's call site by its own name, file and line" \
-    "$status $(rows | grep '^module_allocate,' | sed 's|,[^,]*/|,|' | sort)" \
-    "0 module_allocate,$first_line,200,20000,unload_first.c
-module_allocate,$second_line,100,10000,unload_second.c"
-# The same with stacks (--stack 4): the drain forgets the stacks through a
-# closed library, and each thread sends its stacks again.
+first_line=$(grep -n 'return malloc(100)' "$srcdir/tests/programs/unload_one.c" | cut -d: -f1)
+second_line=$(grep -n 'return malloc(100)' "$srcdir/tests/programs/unload_two.c" | cut -d: -f1)
+check_equal "dlclose: each library's call site by its own file" \
+    "$status $(rows | grep '^module_allocate,' | sed 's|,[^,]*/|,|' | sort -t, -k5)" \
+    "0 module_allocate,$first_line,200,20000,unload_one.c
+module_allocate,$second_line,100,10000,unload_two.c"
+# The same with stacks (--stack 4): a stack through a closed library is
+# named again (the drain gives it a new copy of its frames).
 pk run $record --stack 4 --record sqlite:unload-stacks.db -- "$crashes" 100 unload "$first" "$second" "$first"
-check_equal "dlclose, --stack 4: each library's frame by its own file and line" \
+check_equal "dlclose, --stack 4: each library's frame by its own file" \
     "$status $(sql unload-stacks.db "SELECT replace(s.file, rtrim(s.file, replace(s.file, '/', '')), ''),
                                            f.line, sum(st.allocations)
                                     FROM alloc_stacks st
@@ -160,8 +160,8 @@ check_equal "dlclose, --stack 4: each library's frame by its own file and line" 
                                                        AND f.depth = 0
                                     JOIN symbols s ON s.run_id = f.run_id AND s.id = f.symbol_id
                                     WHERE s.function = 'module_allocate' GROUP BY 1, 2 ORDER BY 1")" \
-    "0 unload_first.c|$first_line|200
-unload_second.c|$second_line|100"
+    "0 unload_one.c|$first_line|200
+unload_two.c|$second_line|100"
 
 # An exec (not followed: the new image runs unmonitored) ends the old
 # image's run at once: its drainer finishes it as 'executed' and is gone
