@@ -81,15 +81,11 @@ PK_INLINE uint32_t site_of(pk_heap *h, const pk_record *rec, pk_aggregates *a,
      * allocates and grows): the last two found first. */
     for (int i = 0; i < 2; i++) {
         const struct pk_heap_last_site *last = &h->last_sites[i];
-        if (last->call_site == rec->call_site && last->caller == rec->caller &&
-            last->caller_file == rec->caller_file && last->caller_line == rec->caller_line &&
-            last->path == path && last->id)
+        if (last->call_site == rec->call_site && last->path == path && last->id)
             return last->id;
     }
     h->last_sites[1] = h->last_sites[0];
-    h->last_sites[0] = (struct pk_heap_last_site){
-        rec->call_site, rec->caller, rec->caller_file, rec->caller_line, path,
-        find_site(h, rec, a, path)};
+    h->last_sites[0] = (struct pk_heap_last_site){rec->call_site, path, find_site(h, rec, a, path)};
     return h->last_sites[0].id;
 }
 
@@ -376,6 +372,13 @@ PK_INLINE void observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
 void pk_heap_observe(pk_heap *h, const pk_record *recs, size_t n, pk_aggregates *a)
 {
     h->seen = h->dirty = true;
+    /* Code was unloaded since (the drain delivers what came before apart):
+     * the sites found last may name another function at their address. */
+    unsigned long forgotten = pk_symbols_forgotten();
+    if (__builtin_expect(forgotten != h->names_forgotten, 0)) {
+        h->names_forgotten = forgotten;
+        memset(h->last_sites, 0, sizeof h->last_sites);
+    }
     for (size_t i = 0; i < n; i++) {
         if (i + 1 < n && temporary_pair(h, &recs[i], &recs[i + 1])) {
             observe_pair(h, &recs[i++], a);

@@ -59,11 +59,10 @@ typedef struct pk_heap {
     /* The sites found last, tried first, with their keys at hand (0: none). */
     struct pk_heap_last_site {
         uintptr_t call_site;
-        const char *caller, *caller_file; /* compared, never read */
-        unsigned caller_line;
         uint32_t path;
         uint32_t id;
     } last_sites[2];
+    unsigned long names_forgotten; /* pk_symbols_forgotten() when last_sites were found */
     pk_block_map site_index; /* call_site -> first site id (b) */
     pk_heap_stack *stacks;   /* by id; slot 0 unused (no stack) */
     size_t stack_count, stack_capacity;

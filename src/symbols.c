@@ -752,8 +752,16 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
  * kept as retired), and the modules are reported again before the next
  * lookup, so that a library loaded there since is named as itself.
  */
+static unsigned long forgets;
+
+unsigned long pk_symbols_forgotten(void)
+{
+    return __atomic_load_n(&forgets, __ATOMIC_ACQUIRE);
+}
+
 void pk_symbols_forget(uintptr_t start, uintptr_t end)
 {
+    __atomic_add_fetch(&forgets, 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&symbols.lock);
     address_table *old = symbols.table;
     if (old) {
