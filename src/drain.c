@@ -289,22 +289,56 @@ static void calls_free(void)
     drain.last_site_symbols[0] = drain.last_site_symbols[1] = NULL;
 }
 
-static void calls_grow(void)
+/* Kept until the table is freed: what unloaded code left (PK_RAW_UNLOAD). */
+static void forget(void *memory)
+{
+    pk_grow(&drain.forgotten, &drain.forgotten_capacity, drain.forgotten_count,
+            sizeof *drain.forgotten);
+    drain.forgotten[drain.forgotten_count++] = memory;
+}
+
+static bool within(uintptr_t address, uintptr_t start, uintptr_t end)
+{
+    return address >= start && address < end;
+}
+
+/* An entry into its slot (the table has room for it). */
+static void calls_place(struct call_entry entry)
+{
+    size_t i = call_slot(entry.fn, entry.site);
+    while (drain.calls[i].symbols)
+        i = (i + 1) & drain.calls_mask;
+    drain.calls[i] = entry;
+    drain.calls_count++;
+}
+
+/*
+ * The table again in `slots` slots (a power of two), without the pairs
+ * whose function or site lies from gone_start to gone_end (unloaded code:
+ * their symbols are forgotten, not freed).
+ */
+static void calls_rebuild(size_t slots, uintptr_t gone_start, uintptr_t gone_end)
 {
     struct call_entry *old = drain.calls;
-    size_t old_slots = drain.calls ? drain.calls_mask + 1 : 0;
-    size_t slots = old_slots ? 2 * old_slots : CALL_TABLE_FIRST_SLOTS;
+    size_t old_slots = old ? drain.calls_mask + 1 : 0;
     drain.calls = pk_xcalloc(slots, sizeof *drain.calls);
     drain.calls_mask = slots - 1;
+    drain.calls_count = 0;
     for (size_t i = 0; i < old_slots; i++) {
         if (!old[i].symbols)
             continue;
-        size_t j = call_slot(old[i].fn, old[i].site);
-        while (drain.calls[j].symbols)
-            j = (j + 1) & drain.calls_mask;
-        drain.calls[j] = old[i];
+        if (within(old[i].fn, gone_start, gone_end) || within(old[i].site, gone_start, gone_end))
+            forget(old[i].symbols);
+        else
+            calls_place(old[i]);
     }
     free(old);
+}
+
+static void calls_grow(void)
+{
+    size_t slots = drain.calls ? drain.calls_mask + 1 : 0;
+    calls_rebuild(slots ? 2 * slots : CALL_TABLE_FIRST_SLOTS, 0, 0);
 }
 
 /* A pair met for the first time: resolved and added (the slow path). */
@@ -322,11 +356,7 @@ static __attribute__((noinline)) const struct call_symbols *add_call(uintptr_t f
         pk_symbols_lookup(fn, &symbols->function);
     if (kind == CALL_KEY_FUNCTION || kind == CALL_KEY_SITE)
         pk_symbols_lookup_site(site, &symbols->caller);
-    size_t i = call_slot(fn, site);
-    while (drain.calls[i].symbols)
-        i = (i + 1) & drain.calls_mask;
-    drain.calls[i] = (struct call_entry){fn, site, symbols};
-    drain.calls_count++;
+    calls_place((struct call_entry){fn, site, symbols});
     return symbols;
 }
 
@@ -905,18 +935,6 @@ static void process_sample(const struct pk_raw_event *ev)
 
 /* ---- unloaded code ------------------------------------------------------------ */
 
-static void forget(void *memory)
-{
-    pk_grow(&drain.forgotten, &drain.forgotten_capacity, drain.forgotten_count,
-            sizeof *drain.forgotten);
-    drain.forgotten[drain.forgotten_count++] = memory;
-}
-
-static bool within(uintptr_t address, uintptr_t start, uintptr_t end)
-{
-    return address >= start && address < end;
-}
-
 /*
  * dlclose unmapped [start, end) (interpose.c): the names of calls and call
  * sites there and what the symbol table knows of it are forgotten, so that
@@ -932,24 +950,7 @@ static void process_unload(const struct pk_raw_event *ev)
     if (end <= start)
         return;
     deliver_pending();
-    size_t slots = drain.calls_mask + 1;
-    struct call_entry *old = drain.calls;
-    drain.calls = pk_xcalloc(slots, sizeof *drain.calls);
-    drain.calls_count = 0;
-    for (size_t i = 0; i < slots; i++) {
-        if (!old[i].symbols)
-            continue;
-        if (within(old[i].fn, start, end) || within(old[i].site, start, end)) {
-            forget(old[i].symbols);
-            continue;
-        }
-        size_t j = call_slot(old[i].fn, old[i].site);
-        while (drain.calls[j].symbols)
-            j = (j + 1) & drain.calls_mask;
-        drain.calls[j] = old[i];
-        drain.calls_count++;
-    }
-    free(old);
+    calls_rebuild(drain.calls_mask + 1, start, end);
     drain.last_site_symbols[0] = drain.last_site_symbols[1] = NULL;
     for (size_t i = 0; i < drain.stacks.capacity; i++) {
         pk_block *b = &drain.stacks.slots[i];

@@ -237,6 +237,8 @@ extern PK_TLS struct pk_thread pk_self;
 /* ring.c */
 PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t);
 PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head);
+/* The run's drainer process was found gone (it is then marked so): nothing drains. */
+PK_HOT_FN bool pk_drainer_gone(void);
 void pk_rings_init(void);
 /*
  * Rings from now on come from one region shared with processes forked

@@ -229,7 +229,7 @@ PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *
 PK_HIDDEN void pk_symbols_prepare(void);
 /* Code from start to end was unloaded: forget its names, read the modules again. */
 PK_HIDDEN void pk_symbols_forget(uintptr_t start, uintptr_t end);
-/* How many times pk_symbols_forget ran: a recorder's cache of names by address is stale when it moved. */
+/* How many times pk_symbols_forget ran: names cached by address are stale once it moves. */
 PK_HIDDEN unsigned long pk_symbols_forgotten(void);
 /* Interns a string for the life of the process. */
 PK_HIDDEN const char *pk_intern(const char *s);

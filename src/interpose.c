@@ -14,7 +14,6 @@
  * allocation call.
  */
 #include "clock.h"
-#include "drain.h"
 #include "hot.h"
 #include "internal.h"
 
@@ -1026,15 +1025,6 @@ static bool still_loaded(const struct loaded_code *after, struct code_range rang
     return false;
 }
 
-/* Whether the drainer can still take events (the run open, its process alive). */
-static bool drain_alive(void)
-{
-    if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
-        return false;
-    pid_t drainer = atomic_load_explicit(&pk_rt.shared->drainer, memory_order_relaxed);
-    return drainer == 0 || (drainer > 0 && pk_drainer_alive(drainer));
-}
-
 /*
  * Waits until the drain has taken what every ring held as this began (a
  * second at most): yielding first (the drain takes a few passes, each
@@ -1042,9 +1032,8 @@ static bool drain_alive(void)
  */
 static void wait_for_drain(void)
 {
-    struct timespec now, pause = {0, 20000};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t deadline = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + 1000000000u;
+    struct timespec pause = {0, 20000};
+    uint64_t deadline = pk_clock_monotonic_ns() + 1000000000u;
     pk_drain_kick();
     unsigned tries = 0;
     for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
@@ -1054,11 +1043,10 @@ static void wait_for_drain(void)
                 sched_yield();
                 continue;
             }
-            if (!drain_alive())
+            if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire) || pk_drainer_gone())
                 return;
             nanosleep(&pause, NULL);
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec >= deadline)
+            if (pk_clock_monotonic_ns() >= deadline)
                 return;
         }
     }

@@ -217,7 +217,7 @@ PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
  * gone, producers stop waiting for it (their events are dropped), so the
  * program still runs to its end.
  */
-PK_HOT_FN static bool drainer_gone(void)
+PK_HOT_FN bool pk_drainer_gone(void)
 {
     struct pk_shared *shared = pk_rt.shared;
     pid_t drainer = atomic_load_explicit(&shared->drainer, memory_order_relaxed);
@@ -237,7 +237,7 @@ PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
         atomic_store(&r->waiting, 1);
         r->cached_tail = atomic_load(&r->tail);
         if (head - r->cached_tail < r->capacity ||
-            !atomic_load_explicit(&pk_rt.running, memory_order_acquire) || drainer_gone())
+            !atomic_load_explicit(&pk_rt.running, memory_order_acquire) || pk_drainer_gone())
             break; /* room, or nobody will drain: the caller drops the event */
         pk_drain_kick();
         struct timespec timeout = {0, 1000000}; /* a lost wake-up costs 1 ms, not a hang */

@@ -222,23 +222,35 @@ static cache_entry *table_slot(address_table *table, uintptr_t address)
     }
 }
 
+/*
+ * A copy of the table in `slots` slots, without the addresses from
+ * gone_start to gone_end, published whole; readers may still hold the old
+ * one, kept as retired (lock held).
+ */
+static address_table *table_copy(size_t slots, uintptr_t gone_start, uintptr_t gone_end)
+{
+    address_table *old = symbols.table;
+    address_table *table = pk_xcalloc(1, sizeof *table + slots * sizeof table->entries[0]);
+    table->slots = slots;
+    table->retired = old;
+    for (size_t i = 0; old && i < old->slots; i++) {
+        uintptr_t address = old->entries[i].address;
+        if (address && (address < gone_start || address >= gone_end)) {
+            *table_slot(table, address) = old->entries[i];
+            table->count++;
+        }
+    }
+    __atomic_store_n(&symbols.table, table, __ATOMIC_RELEASE);
+    return table;
+}
+
 /* Keeps the table at most half full; a larger copy is published whole (lock held). */
 static address_table *table_reserve_one(void)
 {
     address_table *old = symbols.table;
     if (old && (old->count + 1) * 2 <= old->slots)
         return old;
-    size_t slots = old ? old->slots * 2 : CACHE_INITIAL_SLOTS;
-    address_table *table = pk_xcalloc(1, sizeof *table + slots * sizeof table->entries[0]);
-    table->slots = slots;
-    table->retired = old;
-    for (size_t i = 0; old && i < old->slots; i++) {
-        if (old->entries[i].address)
-            *table_slot(table, old->entries[i].address) = old->entries[i];
-    }
-    table->count = old ? old->count : 0;
-    __atomic_store_n(&symbols.table, table, __ATOMIC_RELEASE);
-    return table;
+    return table_copy(old ? old->slots * 2 : CACHE_INITIAL_SLOTS, 0, 0);
 }
 
 static void table_insert(uintptr_t address, const pk_symbol *symbol)
@@ -746,37 +758,24 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
     pthread_mutex_unlock(&symbols.lock);
 }
 
-/*
- * Code from start to end was unloaded: the table keeps no name there (a
- * copy without them is published; readers may still hold the old one,
- * kept as retired), and the modules are reported again before the next
- * lookup, so that a library loaded there since is named as itself.
- */
-static unsigned long forgets;
+static unsigned long forgets; /* pk_symbols_forget calls so far */
 
 unsigned long pk_symbols_forgotten(void)
 {
     return __atomic_load_n(&forgets, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * Code from start to end was unloaded: the table keeps no name there, and
+ * the modules are reported again before the next lookup, so that a library
+ * loaded there since is named as itself.
+ */
 void pk_symbols_forget(uintptr_t start, uintptr_t end)
 {
     __atomic_add_fetch(&forgets, 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&symbols.lock);
-    address_table *old = symbols.table;
-    if (old) {
-        address_table *table = pk_xcalloc(1, sizeof *table + old->slots * sizeof table->entries[0]);
-        table->slots = old->slots;
-        table->retired = old;
-        for (size_t i = 0; i < old->slots; i++) {
-            uintptr_t address = old->entries[i].address;
-            if (address && (address < start || address >= end)) {
-                *table_slot(table, address) = old->entries[i];
-                table->count++;
-            }
-        }
-        __atomic_store_n(&symbols.table, table, __ATOMIC_RELEASE);
-    }
+    if (symbols.table)
+        table_copy(symbols.table->slots, start, end);
     symbols.modules_stale = true;
     pthread_mutex_unlock(&symbols.lock);
 }
