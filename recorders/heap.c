@@ -215,6 +215,17 @@ static void count_size(pk_heap *h, uint64_t size)
     b->b = 1; /* changed: stored at the next commit */
 }
 
+/* The heap's live bytes reached `live` at time_ns: whether it is a new peak (the epoch moves). */
+PK_INLINE bool reached(pk_heap *h, uint64_t live, uint64_t time_ns)
+{
+    if (live <= h->peak_bytes)
+        return false;
+    h->peak_bytes = live;
+    h->peak_time_ns = time_ns;
+    h->epoch++;
+    return true;
+}
+
 /* An allocation's counts: its site's, its stack's, the heap's, its size's, the peak. */
 PK_INLINE void count_allocation(pk_heap *h, const pk_record *rec, uint32_t site, uint32_t stack)
 {
@@ -225,11 +236,7 @@ PK_INLINE void count_allocation(pk_heap *h, const pk_record *rec, uint32_t site,
     h->bytes += rec->size;
     h->live_bytes += rec->size;
     count_size(h, rec->size);
-    if (h->live_bytes > h->peak_bytes) {
-        h->peak_bytes = h->live_bytes;
-        h->peak_time_ns = rec->time_ns;
-        h->epoch++;
-    }
+    reached(h, h->live_bytes, rec->time_ns);
 }
 
 /* A free's counts, of a block of `size` from site and stack. */
@@ -272,9 +279,10 @@ PK_INLINE void on_free(pk_heap *h, pk_thread_stats *t, uintptr_t address)
  * temporary block: most blocks of most programs, and every one of a
  * malloc/free loop): the pair is counted as on_alloc then on_free would
  * count it, but the block never enters the table (its put and take were
- * about 20 of the drainer's 320 instructions per allocation call). Not when its address is live
- * already (a lost free, which on_alloc's put replaces), nor across the
- * end of a batch (the next record is not here yet).
+ * about 20 of the drainer's 320 instructions per allocation call). Not
+ * when its address is live already (a lost free, which on_alloc's put
+ * replaces), nor across the end of a batch (the next record is not here
+ * yet).
  */
 PK_INLINE bool temporary_pair(const pk_heap *h, const pk_record *alloc, const pk_record *next)
 {
@@ -309,12 +317,7 @@ PK_INLINE void observe_pair(pk_heap *h, const pk_record *alloc, pk_aggregates *a
     t->last_block = 0;
     uint32_t site = site_of(h, alloc, a, t), stack = stack_of(h, alloc, a);
     uint64_t size = alloc->size;
-    bool peak = h->live_bytes + size > h->peak_bytes;
-    if (peak) {
-        h->peak_bytes = h->live_bytes + size;
-        h->peak_time_ns = alloc->time_ns;
-        h->epoch++;
-    }
+    bool peak = reached(h, h->live_bytes + size, alloc->time_ns);
     count_pair(h, &h->sites[site].counts, size, peak);
     if (stack)
         count_pair(h, &h->stacks[stack].counts, size, peak);

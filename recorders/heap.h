@@ -63,12 +63,12 @@ typedef struct pk_heap {
         uint32_t id;
     } last_sites[2];
     unsigned long names_forgotten; /* pk_symbols_forgotten() when last_sites were found */
-    pk_block_map site_index; /* call_site -> first site id (b) */
-    pk_heap_stack *stacks;   /* by id; slot 0 unused (no stack) */
+    pk_block_map site_index;       /* call_site -> first site id (b) */
+    pk_heap_stack *stacks;         /* by id; slot 0 unused (no stack) */
     size_t stack_count, stack_capacity;
     uint32_t last_stack;
-    pk_block_map stack_index; /* stack pointer -> stack id (b) */
-    pk_block_map blocks;      /* live block -> requested size (a), site id | stack id << 32 (b) */
+    pk_block_map stack_index;   /* stack pointer -> stack id (b) */
+    pk_block_map blocks;        /* live block -> requested size (a), site id | stack id << 32 (b) */
     pk_block_map sizes;         /* sizes from 1024: allocations of that size (a), changed (b) */
     uint64_t small_sizes[1024]; /* allocations of each size below 1024 */
     bool small_dirty[1024];
