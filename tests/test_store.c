@@ -66,16 +66,24 @@ static pk_logger *sqlite_logger(const char *path, const char *filter)
 }
 
 /* One whole run through "sqlite:PATH" (behind an optional filter). */
-static void record_run_as(const char *path, const char *filter, pk_run_info run,
-                          const pk_record *recs, size_t n, const pk_run_totals *totals)
+/* The records pushed `batch` at a time (the drain hands over up to 64). */
+static void record_run_in(const char *path, const char *filter, pk_run_info run,
+                          const pk_record *recs, size_t n, const pk_run_totals *totals,
+                          size_t batch)
 {
     pk_logger *lg = sqlite_logger(path, filter);
     assert_int_equal(pk_logger_start(lg, &run), 0);
-    for (size_t i = 0; i < n; i++)
-        pk_logger_push(lg, &recs[i]);
+    for (size_t i = 0; i < n; i += batch)
+        pk_logger_push_many(lg, &recs[i], n - i < batch ? n - i : batch);
     assert_int_equal(pk_logger_finish(lg, totals), 0);
     assert_null(pk_logger_error(lg));
     pk_logger_free(lg);
+}
+
+static void record_run_as(const char *path, const char *filter, pk_run_info run,
+                          const pk_record *recs, size_t n, const pk_run_totals *totals)
+{
+    record_run_in(path, filter, run, recs, n, totals, 1);
 }
 
 static void record_run(const char *path, const char *filter, const pk_record *recs, size_t n,
@@ -541,20 +549,6 @@ static void allocations_become_site_aggregates(void **state)
     sqlite3_close(db);
 }
 
-/* The same records handed over as the drain hands them: in batches of 64. */
-static void record_run_batched(const char *path, const pk_record *recs, size_t n,
-                               const pk_run_totals *totals)
-{
-    pk_logger *lg = sqlite_logger(path, NULL);
-    pk_run_info run = demo_run();
-    assert_int_equal(pk_logger_start(lg, &run), 0);
-    for (size_t i = 0; i < n; i += 64)
-        pk_logger_push_many(lg, &recs[i], n - i < 64 ? n - i : 64);
-    assert_int_equal(pk_logger_finish(lg, totals), 0);
-    assert_null(pk_logger_error(lg));
-    pk_logger_free(lg);
-}
-
 /* Everything a run of allocations leaves, as rows (but the process's peak RSS). */
 static char *heap_rows(const char *path)
 {
@@ -635,7 +629,7 @@ static void temporaries_count_alike_in_batches(void **state)
     char batched[700];
     snprintf(batched, sizeof batched, "%s/batched.db", t->dir);
     record_run(t->db, NULL, recs, RECORDS, &totals);
-    record_run_batched(batched, recs, RECORDS, &totals);
+    record_run_in(batched, NULL, demo_run(), recs, RECORDS, &totals, 64);
     char *alone = heap_rows(t->db), *together = heap_rows(batched);
     assert_string_equal(together, alone);
     /* and the runs counted something: temporaries and lost frees among them */
