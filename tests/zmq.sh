@@ -41,7 +41,15 @@ collect() {
     collector=$!
     collectors="$collectors $collector"
     i=0
-    while ! grep -q '^pikoc listen: \(on\|subscribed\) ' "$name.out" 2>/dev/null && [ $i -lt 100 ]; do
+    while ! grep -q '^pikoc listen: \(on\|subscribed\) ' "$name.out" 2>/dev/null && [ $i -lt 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+}
+# started_in FILE: waits (20 s at most) until a collector's FILE says a run started.
+started_in() {
+    i=0
+    while ! grep -q ': started, ' "$1" && [ $i -lt 400 ]; do
         sleep 0.05
         i=$((i + 1))
     done
@@ -179,13 +187,14 @@ check_equal "late collector: every record, once" \
     "$(sql late.db "SELECT status, events, written FROM runs") $(once late.db 1)" "complete,20000,20000 20000 20000 20000"
 
 # --- a stalled collector, then a database another writer holds (a slow disk): the ----------
-# sender waits for room in its window each time, and nothing is lost
+# sender waits for room in its window each time, and nothing is lost. The collector is
+# stopped before the sender starts: stopped a moment after, a sender slowed by a busy
+# machine could have been further on than the test assumes.
 ep="ipc://$work/stalled"
 collect stalled "$ep" --into stalled.db --runs 1
+stop $collector STOP
 timeout 120 "$(prog zmq_paced)" "zmq:$ep" 400000 2000 >stalled-sender.out 2>&1 &
 sender=$!
-sleep 0.2
-stop $collector STOP
 sleep 2
 # Unstalled, it would have sent everything in well under these 2 s.
 waited=$(kill -0 $sender 2>/dev/null && echo waiting)
@@ -212,11 +221,7 @@ restart() { # (collect sets $name)
     first=$collector
     timeout 120 "$@" >"$part-sender.out" 2>&1 &
     sender=$!
-    i=0
-    while ! grep -q ': started, ' "$part-first.out" && [ $i -lt 200 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
+    started_in "$part-first.out"
     sleep 0.3
     stop $first $signal
     finished $first
@@ -278,12 +283,19 @@ ep="ipc://$work/killed"
 collect killed "$ep" --into killed.db --runs 1 --interval 100ms
 "$(prog zmq_paced)" "zmq:$ep" 10000000 10000 >/dev/null 2>&1 &
 sender=$!
-sleep 0.6
+# alpha .. delta have the same self time each: the first three found lead.
+# The sender is killed once such a line is out (at most 20 s on), not after a
+# fixed time a busy machine may not have given it.
+view_line='^run 1 \(pid [0-9]+ on test\): [0-9]+ records, [0-9]+/s, rss 1\.[0-9] MiB, top: alpha 25%, beta 25%, gamma 25%$'
+i=0
+while ! grep -Eq "$view_line" killed.out && [ $i -lt 200 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 kill -KILL $sender
 finished $collector
-# alpha .. delta have the same self time each: the first three found lead
 check_equal "plain view lines: run, records, rate, rss, top functions" \
-    "$(grep -E '^run 1 \(pid [0-9]+ on test\): [0-9]+ records, [0-9]+/s, rss 1\.[0-9] MiB, top: alpha 25%, beta 25%, gamma 25%$' killed.out | wc -l | sed 's/^[1-9][0-9]*$/some/')" "some"
+    "$(grep -E "$view_line" killed.out | wc -l | sed 's/^[1-9][0-9]*$/some/')" "some"
 arrived=$(arrived_in killed.out)
 check_equal "killed sender: the collector saw it vanish" "$status $( [ -n "$arrived" ] && echo seen)" "0 seen"
 check_equal "killed sender: incomplete with what arrived" \
@@ -464,6 +476,7 @@ collect early --subscribe "$ep" --into early.db --runs 1
 early=$collector
 timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$ep" 60000 20000 >late-pub.out 2>&1 &
 sender=$!
+started_in early.out
 sleep 0.3
 collect latecomer --subscribe "$ep" --into latecomer.db --runs 1 --interval 100ms
 finished $sender
@@ -481,19 +494,21 @@ check_equal "late subscriber: its view counts the batches missing" \
     "$(grep -c '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | sed 's/^[1-9][0-9]*$/some/') $(grep '^run 1 (pid [0-9]* on test): [0-9]* records, ' latecomer.out | grep -vc ", $missed batches missing$")" \
     "some 0"
 
-# paced_publisher EP: a publisher at EP sending for long, in the background
-# ($sender is its timeout, whose child is the program), given 0.6 s to start.
+# paced_publisher EP OUT: a publisher at EP sending for long, in the background
+# ($sender is its timeout, whose child is the program); back once the subscriber
+# whose output is OUT has its run started, and 0.3 s of records on.
 paced_publisher() {
     timeout 120 env PIKOC_ZMQ_SUBSCRIBERS=1 "$(prog zmq_paced)" "zmq+pub:$1" 10000000 10000 >/dev/null 2>&1 &
     sender=$!
-    sleep 0.6
+    started_in "$2"
+    sleep 0.3
 }
 
 # a publisher killed mid-run: its subscriber ends the run incomplete with what
 # arrived, at once and while it goes on; another publisher there then is a new run
 ep="ipc://$work/pub-killed"
 collect pubkill --subscribe "$ep" --into pubkill.db --runs 2
-paced_publisher "$ep"
+paced_publisher "$ep" pubkill.out
 kill -KILL "$(pgrep -P $sender)"
 i=0
 while ! grep -q 'no goodbye$' pubkill.out && [ $i -lt 60 ]; do
@@ -523,7 +538,7 @@ pikoc listen: 2 runs ended, $((arrived + 20000)) records, 0 messages rejected"
 # the heartbeats after 6 s: its run ends incomplete with what arrived
 ep="ipc://$work/pub-silent"
 collect pubsilent --subscribe "$ep" --into pubsilent.db --runs 1
-paced_publisher "$ep"
+paced_publisher "$ep" pubsilent.out
 kill -STOP "$(pgrep -P $sender)"
 finished $collector
 kill -KILL "$(pgrep -P $sender)"
