@@ -433,7 +433,13 @@ check_equal "a killed run keeps what was committed before the kill" \
 
 timeout 120 "$pikoc" run --record sqlite:term.db -- "$(prog exits)" wait 5000 >out 2>err &
 launcher=$!
-sleep 1
+# TERM once the run is in the database (its program started), not after a fixed time.
+i=0
+while ! "$pikoc" runs --db term.db --format csv 2>/dev/null | grep -q ',running,' && [ $i -lt 400 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+sleep 0.2
 kill -TERM $launcher
 wait $launcher
 launcher_status=$?
