@@ -21,7 +21,12 @@
  *                                      and between slices times 500 reads
  *                                      of /proc/self/statm made as
  *                                      function-memory makes them (pread_ns):
- *                                      its unit, measured beside it
+ *                                      its unit, measured beside it; and a
+ *                                      read in place (place_ns): an
+ *                                      uninstrumented copy of the workload
+ *                                      that makes the read where each entry
+ *                                      and exit hook is called, less the
+ *                                      same copy calling an empty function
  *   calls --pread [COUNT]              ns per pread(2) of /proc/self/statm,
  *                                      the cost function-memory adds per event
  *
@@ -47,6 +52,8 @@
 #define SLICE_ITERATIONS 8000u
 #define DEFAULT_PREADS 200000u
 #define PREADS_PER_SLICE 500u
+/* The placed copies' iterations between slices: 8,002 reads. */
+#define PLACE_ITERATIONS 1000u
 
 /* ---- the workload (instrumented) ------------------------------------------ */
 
@@ -76,6 +83,78 @@ WORK static void run_slice(uint64_t first, uint64_t count)
         acc += step(i);
     sink += acc;
 }
+
+/* ---- the workload with a read in place of each hook (not instrumented) ----- */
+
+/*
+ * The unit function-memory's claim is also held to: what one read costs
+ * where the sample makes it, between the program's calls and returns, not
+ * back to back in a loop (where the kernel's path stays warm). Two copies
+ * of the workload, uninstrumented, call a probe where the compiler puts
+ * each entry and exit hook: one probe makes the read, the other nothing.
+ * Their difference is the read in place, its call and return left out.
+ */
+static int place_fd = -1;
+static volatile int place_failed;
+
+NOINSTR __attribute__((noinline)) static void probe_read(void)
+{
+    char buf[48];
+#ifdef __x86_64__
+    long ret;
+    register long offset __asm__("r10") = 0;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"((long)SYS_pread64), "D"((long)place_fd), "S"(buf), "d"(sizeof buf),
+                       "r"(offset)
+                     : "rcx", "r11", "memory");
+#else
+    long ret = syscall(SYS_pread64, place_fd, buf, sizeof buf, (off_t)0);
+#endif
+    if (ret <= 0)
+        place_failed = 1;
+}
+
+NOINSTR __attribute__((noinline)) static void probe_none(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
+#define PLACED(probe)                                                                              \
+    NOINSTR WORK static uint64_t leaf_##probe(uint64_t x)                                          \
+    {                                                                                              \
+        probe();                                                                                   \
+        __asm__ volatile("" ::: "memory");                                                         \
+        uint64_t r = x * 2654435761u + 1;                                                          \
+        probe();                                                                                   \
+        return r;                                                                                  \
+    }                                                                                              \
+    NOINSTR WORK static uint64_t twig_##probe(uint64_t x)                                          \
+    {                                                                                              \
+        probe();                                                                                   \
+        uint64_t r = leaf_##probe(x ^ 0x5555) + 3;                                                 \
+        probe();                                                                                   \
+        return r;                                                                                  \
+    }                                                                                              \
+    NOINSTR WORK static uint64_t step_##probe(uint64_t x)                                          \
+    {                                                                                              \
+        probe();                                                                                   \
+        uint64_t r = leaf_##probe(x) + twig_##probe(x);                                            \
+        probe();                                                                                   \
+        return r;                                                                                  \
+    }                                                                                              \
+    NOINSTR WORK static void slice_##probe(uint64_t first, uint64_t count)                         \
+    {                                                                                              \
+        probe();                                                                                   \
+        uint64_t acc = 0;                                                                          \
+        for (uint64_t i = first; i < first + count; i++)                                           \
+            acc += step_##probe(i);                                                                \
+        sink += acc;                                                                               \
+        probe();                                                                                   \
+    }
+
+PLACED(probe_read)
+PLACED(probe_none)
 
 /* ---- timing (not instrumented) -------------------------------------------- */
 
@@ -112,6 +191,9 @@ typedef struct timing {
     uint64_t end_ns;
     uint64_t pread_ns; /* paced runs: the reads between slices */
     uint64_t preads;
+    uint64_t place_read_ns; /* paced runs: the placed copies between slices */
+    uint64_t place_none_ns;
+    uint64_t place_events; /* reads the placed copy made */
 } timing;
 
 /*
@@ -135,6 +217,27 @@ NOINSTR static int time_preads(int fd, timing *t)
     return 0;
 }
 
+/* The placed copies, one after the other (which first alternates with the slices). */
+NOINSTR static int time_place(timing *t, bool read_first)
+{
+    for (int i = 0; i < 2; i++) {
+        bool reading = (i == 0) == read_first;
+        uint64_t t0 = now_ns();
+        if (reading)
+            slice_probe_read(0, PLACE_ITERATIONS);
+        else
+            slice_probe_none(0, PLACE_ITERATIONS);
+        uint64_t elapsed = now_ns() - t0;
+        *(reading ? &t->place_read_ns : &t->place_none_ns) += elapsed;
+    }
+    t->place_events += 2 * (CALLS_PER_ITERATION * PLACE_ITERATIONS + 1);
+    if (place_failed) {
+        perror("calls: pread /proc/self/statm");
+        return -1;
+    }
+    return 0;
+}
+
 /* With pace, the drain catches up between slices (pk_monitor_disable waits for it). */
 NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t)
 {
@@ -144,6 +247,7 @@ NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t
         perror("calls: /proc/self/statm");
         return -1;
     }
+    place_fd = statm;
     int rc = 0;
     for (uint64_t done = 0; done < iterations; done += SLICE_ITERATIONS) {
         uint64_t count = iterations - done;
@@ -160,7 +264,7 @@ NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t
         if (pace) {
             pk_error err;
             pk_monitor_disable(pace);
-            if (time_preads(statm, t) != 0) {
+            if (time_preads(statm, t) != 0 || time_place(t, (done / SLICE_ITERATIONS) % 2 == 0) != 0) {
                 rc = -1;
                 break;
             }
@@ -269,6 +373,9 @@ NOINSTR static int run_null(const char *monitor, bool paced, uint64_t iterations
     printf(" tail_ns=%" PRIu64 " monitor=%s records=%" PRIu64, tail, monitor, s->records);
     if (t.preads)
         printf(" preads=%" PRIu64 " pread_ns=%.1f", t.preads, (double)t.pread_ns / (double)t.preads);
+    if (t.place_events)
+        printf(" place_events=%" PRIu64 " place_ns=%.1f", t.place_events,
+               ((double)t.place_read_ns - (double)t.place_none_ns) / (double)t.place_events);
     print_totals(pk_monitor_totals(m));
     printf("\n");
     pk_monitor_free(m);

@@ -24,7 +24,9 @@
 #   M.hot      monitor M into a null recorder, the drain caught up between
 #              slices of the workload: the hot path alone, the ring never full;
 #              between slices it also times reads of /proc/self/statm, the
-#              unit function-memory.hot is held to
+#              unit function-memory.hot is held to, back to back and in place
+#              (an uninstrumented copy of the workload reading where each
+#              hook would be called, less the copy calling an empty function)
 #   M.null     monitor M into a null recorder: hooks plus the drain building
 #              records, no formatting (the thread waits when its ring is full)
 #   M.csv      PIKOC_MONITOR=M PIKOC_RECORD=csv:FILE: end to end
@@ -218,6 +220,7 @@ run_mode() { # mode rep
     echo "$((end - start)) $(value loop_ns) $(value cpu_ns)" >>"$work/$mode.times"
     if [ "$mode" = function-memory.hot ]; then
         value pread_ns >>"$work/paired-pread.times"
+        value place_ns >>"$work/paired-place.times"
     fi
 }
 
@@ -363,6 +366,13 @@ if [ -s "$work/pread.times" ] || [ -s "$work/paired-pread.times" ]; then
         paired_ns=$(median 1 "$work/paired-pread.times")
         echo "  the same read between function-memory.hot's slices, median of its runs: $paired_ns ns"
     fi
+    # And the read where the sample makes it: between the workload's calls
+    # and returns (calls.c, "the read in place"), not back to back.
+    place_ns=""
+    if [ -s "$work/paired-place.times" ]; then
+        place_ns=$(median 1 "$work/paired-place.times")
+        echo "  the read in place of each hook (an uninstrumented copy), median of its runs: $place_ns ns"
+    fi
     # Not the csv modes: function.csv is bound by the drain's formatting and
     # function-memory.csv by its preads, so their difference measures neither.
     for measure in hot:2:loop null:1:wall; do
@@ -377,6 +387,9 @@ if [ -s "$work/pread.times" ] || [ -s "$work/paired-pread.times" ]; then
         extra=$(awk -v a="$fm" -v b="$fn" 'BEGIN { printf "%.1f", (a - b) / 2 }')
         verdict "function-memory - function, +ns per event ($sink, ${measure##*:})" \
             "$extra" "<=" "$unit"
+        if [ "$sink" = hot ] && [ -n "$place_ns" ]; then
+            verdict "  the same, against the read in place" "$extra" "<=" "$place_ns"
+        fi
     done
 fi
 
