@@ -233,6 +233,11 @@ typedef struct pk_recorder_ops {
      * filter and the recorder no "flush" option, the core hands it the
      * drain's batches, sparing two calls per record. */
     size_t (*record_many)(pk_recorder *r, const pk_record *recs, size_t n, pk_error *err);
+    /* Optional: the monitored program executed another image (pikoc run:
+     * the new image is a run of its own), so the run ends there, in place
+     * of finish: a store marks it 'executed' rather than complete. Without
+     * it the recorder is closed with what it wrote, as after finish. */
+    int (*executed)(pk_recorder *r, const pk_run_totals *totals, pk_error *err);
 } pk_recorder_ops;
 
 /* Adds a recorder kind to the registry consulted by specs. */
@@ -326,6 +331,10 @@ PK_API void pk_logger_push(pk_logger *lg, const pk_record *rec);
 PK_API void pk_logger_push_many(pk_logger *lg, const pk_record *recs, size_t n);
 PK_API int pk_logger_flush(pk_logger *lg);
 PK_API int pk_logger_finish(pk_logger *lg, const pk_run_totals *totals);
+/* In place of finish when the program executed another image: holding
+ * filters release what they keep, and the recorder's executed op (if any)
+ * ends the run. */
+PK_API int pk_logger_executed(pk_logger *lg, const pk_run_totals *totals);
 /* The first error the recorder reported, or NULL. */
 PK_API const char *pk_logger_error(const pk_logger *lg);
 PK_API void pk_logger_free(pk_logger *lg);

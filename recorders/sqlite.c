@@ -68,16 +68,15 @@ static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
  * totals. The kernel's peak resident set is the new image's by then, so the
  * largest sample is the run's peak.
  */
-void pk_sqlite_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
+static int sqlite_executed(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
 {
     sqlite_state *s = pk_recorder_state(r);
-    if (!s->run || r->failed)
-        return;
-    pk_error err;
-    if (pk_store_run_finish(s->run, totals, 0, "executed", &err) != 0)
-        pk_warn("%s", err.message);
+    if (!s->run)
+        return 0;
+    int rc = pk_store_run_finish(s->run, totals, 0, "executed", err);
     pk_store_run_free(s->run);
     s->run = NULL;
+    return rc;
 }
 
 static void sqlite_close(pk_recorder *r)
@@ -104,4 +103,5 @@ const pk_recorder_ops pk_recorder_sqlite = {
     .close = sqlite_close,
     .observe = sqlite_observe,
     .record_many = sqlite_record_many,
+    .executed = sqlite_executed,
 };

@@ -701,17 +701,17 @@ static int sender_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
     return end_run(pk_recorder_state(r), totals, false, err);
 }
 
-void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals)
+/*
+ * The program executed another image (src/drainer.c): the run ends with a
+ * goodbye that says so (the collector marks it 'executed'), waiting a second
+ * at most for it to be acknowledged.
+ */
+static int sender_executed(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
 {
-    zmq_state *s = pk_recorder_state(r);
-    if (r->failed)
-        return;
     /* The socket's linger needs nothing here: a sender's stays 0 (its
      * messages are acknowledged or given up), and a publisher's goodbye set
      * its own to the capped wait. */
-    pk_error err;
-    if (end_run(s, totals, true, &err) != 0)
-        pk_warn("recorder '%s' cannot end its run: %s", r->spec, err.message);
+    return end_run(pk_recorder_state(r), totals, true, err);
 }
 
 static void sender_close(pk_recorder *r)
@@ -751,6 +751,7 @@ const pk_recorder_ops pk_recorder_zmq = {
     .close = sender_close,
     .observe = sender_observe,
     .options = sender_options,
+    .executed = sender_executed,
 };
 
 /* ---- the launcher's report ----------------------------------------------------------- */

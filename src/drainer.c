@@ -263,13 +263,10 @@ static void end_loggers(pk_monitor *recording, const pk_run_totals *totals, enum
 {
     for (size_t i = 0; i < pk_monitor_logger_count(recording); i++) {
         pk_logger *lg = pk_monitor_logger_at(recording, i);
-        pk_recorder *r = pk_logger_recorder(lg);
         if (end == RUN_ENDED)
             pk_logger_finish(lg, totals);
-        else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_sqlite)
-            pk_sqlite_recorder_executed(r, totals);
-        else if (end == PROGRAM_EXECUTED && pk_recorder_ops_of(r) == &pk_recorder_zmq)
-            pk_zmq_recorder_executed(r, totals);
+        else if (end == PROGRAM_EXECUTED)
+            pk_logger_executed(lg, totals);
         /* Otherwise the run keeps what was recorded under 'running': pikoc run
          * marks how the program ended. */
         pk_logger_free(lg);

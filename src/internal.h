@@ -97,14 +97,6 @@ extern const pk_filter_ops pk_filter_min_duration;
 extern const pk_filter_ops pk_filter_include;
 extern const pk_filter_ops pk_filter_exclude;
 extern const pk_filter_ops pk_filter_callback_ops;
-/* Ends an sqlite recorder's run 'executed', with its totals (recorders/sqlite.c). */
-PK_HIDDEN void pk_sqlite_recorder_executed(pk_recorder *r, const pk_run_totals *totals);
-/*
- * The program executed another image (src/drainer.c): a zmq recorder's run
- * ends with a goodbye that says so (the collector marks it 'executed'),
- * waiting a second at most for it to be acknowledged.
- */
-PK_HIDDEN void pk_zmq_recorder_executed(pk_recorder *r, const pk_run_totals *totals);
 
 /* ---- objects behind the handles ------------------------------------------- */
 

@@ -252,7 +252,8 @@ int pk_logger_flush(pk_logger *lg)
     return 0;
 }
 
-int pk_logger_finish(pk_logger *lg, const pk_run_totals *totals)
+/* The run's end: finish, or executed when the program became another image. */
+static int end_run(pk_logger *lg, const pk_run_totals *totals, bool executed)
 {
     build_sinks(lg);
     /* Let holding filters release what they keep, front to back. */
@@ -264,12 +265,24 @@ int pk_logger_finish(pk_logger *lg, const pk_run_totals *totals)
     pk_recorder *r = lg->recorder;
     if (r->failed)
         return -1;
+    int (*end)(pk_recorder *, const pk_run_totals *, pk_error *) =
+        executed ? r->ops->executed : r->ops->finish;
     pk_error e = {{0}};
-    if (r->ops->finish && r->ops->finish(r, totals, &e) != 0) {
-        recorder_failed(r, "finish", &e);
+    if (end && end(r, totals, &e) != 0) {
+        recorder_failed(r, executed ? "end its run" : "finish", &e);
         return -1;
     }
     return 0;
+}
+
+int pk_logger_finish(pk_logger *lg, const pk_run_totals *totals)
+{
+    return end_run(lg, totals, false);
+}
+
+int pk_logger_executed(pk_logger *lg, const pk_run_totals *totals)
+{
+    return end_run(lg, totals, true);
 }
 
 const char *pk_logger_error(const pk_logger *lg)

@@ -738,6 +738,97 @@ static void failed_write_stops_the_batch(void **state)
     pk_logger_free(lg);
 }
 
+/* A recorder that notes how its run ended: finish, or executed (which fails when asked). */
+typedef struct ends_state {
+    char written[64]; /* the functions of the records written, in order */
+    int finishes;
+    int executions;
+    uint64_t events; /* the totals executed was given */
+    bool refuse;
+} ends_state;
+
+static int ends_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    (void)err;
+    ends_state *s = pk_recorder_state(r);
+    size_t used = strlen(s->written);
+    snprintf(s->written + used, sizeof s->written - used, "%s%s", used ? " " : "", rec->function);
+    return 0;
+}
+
+static int ends_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    (void)totals;
+    (void)err;
+    ((ends_state *)pk_recorder_state(r))->finishes++;
+    return 0;
+}
+
+static int ends_executed(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    ends_state *s = pk_recorder_state(r);
+    s->executions++;
+    s->events = totals->events;
+    return s->refuse ? pk_fail(err, "the store is gone") : 0;
+}
+
+static const pk_recorder_ops ends = {
+    .name = "ends",
+    .usage = "ends",
+    .size = sizeof(ends_state),
+    .write = ends_write,
+    .finish = ends_finish,
+    .executed = ends_executed,
+};
+
+static const pk_recorder_ops ends_without_executed = {
+    .name = "ends-without",
+    .usage = "ends-without",
+    .size = sizeof(ends_state),
+    .write = ends_write,
+    .finish = ends_finish,
+};
+
+/*
+ * A run whose program executed another image ends through executed, not
+ * finish: a holding filter first releases what it keeps (the call still
+ * open), as at a finish; a recorder without executed is only closed; a
+ * failing executed is reported as the recorder's failure.
+ */
+static void executed_ends_the_run_in_place_of_finish(void **state)
+{
+    (void)state;
+    const pk_recorder_ops *kinds[] = {&ends, &ends_without_executed, &ends};
+    for (size_t k = 0; k < PK_ARRAY_SIZE(kinds); k++) {
+        pk_error err = {{0}};
+        pk_recorder *r = pk_recorder_new(kinds[k], NULL, &err);
+        assert_non_null(r);
+        ends_state *s = pk_recorder_state(r);
+        s->refuse = k == 2;
+        pk_logger *lg = pk_logger_new(r);
+        assert_int_equal(pk_logger_add_filter_spec(lg, "min-duration:1us", &err), 0);
+        pk_run_info run = run_with(0);
+        assert_int_equal(pk_logger_start(lg, &run), 0);
+        pk_record recs[] = {test_record(0, PK_EVENT_CALL, "outer", 0, 0),
+                            test_record(1, PK_EVENT_CALL, "quick", 1, 100),
+                            test_record(2, PK_EVENT_RETURN, "quick", 1, 200)};
+        pk_logger_push_many(lg, recs, PK_ARRAY_SIZE(recs));
+        assert_string_equal(s->written, ""); /* outer is held until it returns or the run ends */
+        pk_run_totals totals = {.events = 3};
+        assert_int_equal(pk_logger_executed(lg, &totals), k == 2 ? -1 : 0);
+        assert_string_equal(s->written, "outer");
+        assert_int_equal(s->finishes, 0);
+        assert_int_equal(s->executions, kinds[k] == &ends ? 1 : 0);
+        assert_int_equal(s->events, kinds[k] == &ends ? 3 : 0);
+        if (k == 2)
+            assert_string_equal(pk_logger_error(lg), "recorder 'ends' cannot end its run: the store "
+                                                     "is gone; its records are dropped");
+        else
+            assert_null(pk_logger_error(lg));
+        pk_logger_free(lg);
+    }
+}
+
 /* A recorder taking batches whole: it fails on the record of index 3. */
 typedef struct batches_state {
     size_t calls;      /* of write_many */
@@ -1024,7 +1115,7 @@ static void executed_run_names_its_shorter_wait(void **state)
     }
     int saved = send_to_file(STDERR_FILENO, t->path);
     pk_run_totals totals = {.events = 32};
-    pk_zmq_recorder_executed(pk_logger_recorder(lg), &totals);
+    assert_int_equal(pk_logger_executed(lg, &totals), -1);
     put_back(STDERR_FILENO, saved);
     pk_logger_free(lg);
     char expected[1024];
@@ -1034,7 +1125,7 @@ static void executed_run_names_its_shorter_wait(void **state)
              "does\n"
              "pikoc: recorder '%s' cannot end its run: %s: no collector acknowledged the last 32 "
              "batches within 1.0 s (the wait of a run whose program executed another); they are "
-             "lost\n",
+             "lost; its records are dropped\n",
              spec, spec, endpoint);
     assert_file_is(t->path, expected);
 }
@@ -1071,6 +1162,7 @@ int main(void)
         cmocka_unit_test(full_device_fails_on_finish),
         cmocka_unit_test(full_device_with_flush_fails_at_start),
         cmocka_unit_test(failed_write_stops_the_batch),
+        cmocka_unit_test(executed_ends_the_run_in_place_of_finish),
         cmocka_unit_test(write_many_takes_whole_batches),
         cmocka_unit_test(write_many_not_behind_filters_or_flush),
         cmocka_unit_test(closed_pipe_fails_with_broken_pipe),
