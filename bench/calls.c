@@ -34,6 +34,7 @@
  */
 #include <pikoc.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -95,7 +96,7 @@ WORK static void run_slice(uint64_t first, uint64_t count)
  * Their difference is the read in place, its call and return left out.
  */
 static int place_fd = -1;
-static volatile int place_failed;
+static volatile int place_failed; /* the errno of a failed read, or EIO for an empty one */
 
 NOINSTR __attribute__((noinline)) static void probe_read(void)
 {
@@ -112,7 +113,7 @@ NOINSTR __attribute__((noinline)) static void probe_read(void)
     long ret = syscall(SYS_pread64, place_fd, buf, sizeof buf, (off_t)0);
 #endif
     if (ret <= 0)
-        place_failed = 1;
+        place_failed = ret < 0 ? (int)-ret : EIO;
 }
 
 NOINSTR __attribute__((noinline)) static void probe_none(void)
@@ -232,7 +233,7 @@ NOINSTR static int time_place(timing *t, bool read_first)
     }
     t->place_events += 2 * (CALLS_PER_ITERATION * PLACE_ITERATIONS + 1);
     if (place_failed) {
-        perror("calls: pread /proc/self/statm");
+        fprintf(stderr, "calls: pread /proc/self/statm: %s\n", strerror(place_failed));
         return -1;
     }
     return 0;
