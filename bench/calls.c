@@ -265,7 +265,8 @@ NOINSTR static int run_workload(uint64_t iterations, pk_monitor *pace, timing *t
         if (pace) {
             pk_error err;
             pk_monitor_disable(pace);
-            if (time_preads(statm, t) != 0 || time_place(t, (done / SLICE_ITERATIONS) % 2 == 0) != 0) {
+            if (time_preads(statm, t) != 0 ||
+                time_place(t, (done / SLICE_ITERATIONS) % 2 == 0) != 0) {
                 rc = -1;
                 break;
             }
@@ -373,7 +374,8 @@ NOINSTR static int run_null(const char *monitor, bool paced, uint64_t iterations
     print_timing(paced ? "hot" : "null", iterations, t);
     printf(" tail_ns=%" PRIu64 " monitor=%s records=%" PRIu64, tail, monitor, s->records);
     if (t.preads)
-        printf(" preads=%" PRIu64 " pread_ns=%.1f", t.preads, (double)t.pread_ns / (double)t.preads);
+        printf(" preads=%" PRIu64 " pread_ns=%.1f", t.preads,
+               (double)t.pread_ns / (double)t.preads);
     if (t.place_events)
         printf(" place_events=%" PRIu64 " place_ns=%.1f", t.place_events,
                ((double)t.place_read_ns - (double)t.place_none_ns) / (double)t.place_events);

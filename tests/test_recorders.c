@@ -821,8 +821,9 @@ static void executed_ends_the_run_in_place_of_finish(void **state)
         assert_int_equal(s->executions, kinds[k] == &ends ? 1 : 0);
         assert_int_equal(s->events, kinds[k] == &ends ? 3 : 0);
         if (k == 2)
-            assert_string_equal(pk_logger_error(lg), "recorder 'ends' cannot end its run: the store "
-                                                     "is gone; its records are dropped");
+            assert_string_equal(pk_logger_error(lg),
+                                "recorder 'ends' cannot end its run: the store "
+                                "is gone; its records are dropped");
         else
             assert_null(pk_logger_error(lg));
         pk_logger_free(lg);
