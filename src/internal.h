@@ -316,4 +316,11 @@ PK_HIDDEN uint64_t pk_process_peak_rss(void);
  * when the file cannot be read, -2 when it does not start with a key. */
 PK_HIDDEN int pk_read_key_file(const char *path, char key[41]);
 
+/*
+ * Closes a library through close_library (the real dlclose) so that its
+ * names outlive it: the drain takes what was published first, and learns
+ * which code went (src/unload.c). Returns close_library's result.
+ */
+PK_HIDDEN int pk_close_library(void *handle, int (*close_library)(void *));
+
 #endif /* PK_INTERNAL_H */

@@ -570,9 +570,61 @@ static const Dwfl_Callbacks proc_callbacks = {
 };
 
 /*
- * (Re)reads the module list from /proc/PID/maps; modules already known are
- * kept. A program that has ended (a drainer's, after a crash) has no maps:
- * reporting none would forget every module, so that report fails first.
+ * The lines of a maps file that belong to loaded code, into out: a file's
+ * mappings from one at offset 0 on form a group, kept when one of them is
+ * executable; lines of no file ([vdso], the heap) are kept as they are.
+ * libdw maps the ELF files it reads, in one read-only mapping: in the
+ * program's own process, such a file would otherwise be taken for a module
+ * of that name, and once the library was closed and loaded again beside
+ * it, for part of the new one (at the wrong base: every name lost).
+ */
+static void code_mappings(FILE *maps, FILE *out)
+{
+    char *line = NULL, *group = NULL, path[PATH_MAX] = "";
+    size_t line_size = 0, group_size = 0, group_used = 0;
+    bool executable = false;
+    ssize_t n;
+    while ((n = getline(&line, &line_size, maps)) > 0) {
+        unsigned long offset = 0;
+        char perms[5] = "";
+        int at = 0;
+        if (sscanf(line, "%*[0-9a-f]-%*[0-9a-f] %4s %lx %*s %*s %n", perms, &offset, &at) < 2 ||
+            at == 0)
+            continue;
+        const char *name = line + at;
+        size_t name_len = strcspn(name, "\n");
+        bool file = name[0] == '/' && name_len < sizeof path;
+        bool same = file && offset != 0 && strncmp(name, path, name_len) == 0 && !path[name_len];
+        if (!same) { /* the group before ends here */
+            if (executable && group_used)
+                fwrite(group, 1, group_used, out);
+            group_used = 0;
+            executable = false;
+            path[0] = '\0';
+            if (!file) {
+                fwrite(line, 1, (size_t)n, out);
+                continue;
+            }
+            memcpy(path, name, name_len);
+            path[name_len] = '\0';
+        }
+        while (group_used + (size_t)n > group_size)
+            pk_grow(&group, &group_size, group_size, 1);
+        memcpy(group + group_used, line, (size_t)n);
+        group_used += (size_t)n;
+        executable |= perms[2] == 'x';
+    }
+    if (executable && group_used)
+        fwrite(group, 1, group_used, out);
+    free(group);
+    free(line);
+}
+
+/*
+ * (Re)reads the module list from /proc/PID/maps (its loaded code: above);
+ * modules already known are kept. A program that has ended (a drainer's,
+ * after a crash) has no maps: reporting none would forget every module, so
+ * that report fails first.
  */
 static int session_report(unsigned long long generation, pk_error *err)
 {
@@ -588,10 +640,25 @@ static int session_report(unsigned long long generation, pk_error *err)
                        strerror(maps ? ESRCH : errno));
     }
     ungetc(first, maps);
+    char *text = NULL;
+    size_t text_size = 0;
+    FILE *code = open_memstream(&text, &text_size);
+    if (code) {
+        code_mappings(maps, code);
+        fclose(code);
+        code = text_size ? fmemopen(text, text_size, "r") : NULL;
+    }
+    fclose(maps);
+    if (!code) {
+        free(text);
+        return pk_fail(err, "cannot read the modules loaded in process %d: %s", (int)pid,
+                       text_size ? strerror(errno) : "no code in its maps");
+    }
     modules_clear();
     dwfl_report_begin(symbols.dwfl);
-    int status = dwfl_linux_proc_maps_report(symbols.dwfl, maps);
-    fclose(maps);
+    int status = dwfl_linux_proc_maps_report(symbols.dwfl, code);
+    fclose(code);
+    free(text);
     if (dwfl_report_end(symbols.dwfl, NULL, NULL) != 0 && status == 0)
         status = -1;
     if (status != 0)

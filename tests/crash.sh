@@ -162,6 +162,14 @@ check_equal "dlclose, --stack 4: each library's frame by its own file" \
                                     WHERE s.function = 'module_allocate' GROUP BY 1, 2 ORDER BY 1")" \
     "0 unload_one.c|$first_line|200
 unload_two.c|$second_line|100"
+# And an instrumented library's functions, under the function monitor (no
+# allocations recorded): each load's under its own file. One, two, one again.
+plugins="$builddir/tests/.libs/plugin_one.so $builddir/tests/.libs/plugin_two.so $builddir/tests/.libs/plugin_one.so"
+# shellcheck disable=SC2086 # three paths
+pk run -q --monitor function --record csv:plugins.csv -- "$builddir/tests/prog_plugins" $plugins
+check_equal "dlclose, function monitor: each library's functions by name, under its own file" \
+    "$status $(sort -u out | wc -l) $(tr -d '\r' <plugins.csv | awk -F, 'NR > 1 && $2 == "call" { n = split($4, p, "/"); print $3, p[n] }' | uniq -c | awk '{ printf "%s %s %s|", $2, $3, $1 }')" \
+    "0 1 plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_two.c 1|plugin_square plugin_two.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
 
 # An exec (not followed: the new image runs unmonitored) ends the old
 # image's run at once: its drainer finishes it as 'executed' and is gone

@@ -1,0 +1,133 @@
+/*
+ * unload.c — dlclose without losing a library's names: pk_close_library
+ * wraps the real dlclose for the two definitions of dlclose, the preloaded
+ * interposer's (src/interpose.c) and the linked library's (src/dlclose.c).
+ * Runs on the program's thread that closes: it may sleep (waiting for the
+ * drain), takes no lock of pikoc's and allocates nothing.
+ *
+ * A library's code goes with dlclose, and its names with it: the drain
+ * names functions and call sites as it takes their events, a little after
+ * the calls, and a library loaded later at the same addresses would answer
+ * for them. So before the close, the drain is given time to take every
+ * event published so far (a second at most: a stopped drainer must not
+ * hang the program); after it, the thread's ring says which code went
+ * (PK_RAW_UNLOAD, one event per object the close unmapped, its
+ * dependencies included, timed before the close), and the drain forgets
+ * the names it had there. Any run: an instrumented library's functions
+ * have names too, allocations or not. Events of other threads that use a
+ * library while it closes (a race in the program) may still go unnamed.
+ */
+#include "clock.h"
+#include "hot.h"
+#include "internal.h"
+
+#include <link.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <time.h>
+
+/* Loaded objects compared around a close (on the stack: 4 KiB each time); more are not. */
+#define MAX_OBJECTS 256
+
+struct loaded_code {
+    size_t count;
+    struct code_range {
+        uintptr_t start, end;
+    } ranges[MAX_OBJECTS];
+};
+
+static int note_code_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct loaded_code *loaded = data;
+    struct code_range range = {0, 0};
+    for (size_t i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD || header->p_memsz == 0)
+            continue;
+        uintptr_t low = (uintptr_t)info->dlpi_addr + header->p_vaddr;
+        uintptr_t high = low + header->p_memsz;
+        if (!range.start || low < range.start)
+            range.start = low;
+        if (high > range.end)
+            range.end = high;
+    }
+    if (range.start && loaded->count < MAX_OBJECTS)
+        loaded->ranges[loaded->count++] = range;
+    return 0;
+}
+
+static bool still_loaded(const struct loaded_code *after, struct code_range range)
+{
+    for (size_t i = 0; i < after->count; i++)
+        if (after->ranges[i].start == range.start && after->ranges[i].end == range.end)
+            return true;
+    return false;
+}
+
+/*
+ * Waits until the drain has taken what every ring held as this began (a
+ * second at most): yielding first (the drain takes a few passes, each
+ * shorter than a sleep's least), then sleeping.
+ */
+static void wait_for_drain(void)
+{
+    struct timespec pause = {0, 20000};
+    uint64_t deadline = pk_clock_monotonic_ns() + 1000000000u;
+    pk_drain_kick();
+    unsigned tries = 0;
+    for (struct pk_ring *r = pk_rings_first(); r; r = r->next) {
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        while (atomic_load_explicit(&r->tail, memory_order_acquire) < head) {
+            if (tries++ < 200) {
+                sched_yield();
+                continue;
+            }
+            if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire) || pk_drainer_gone())
+                return;
+            nanosleep(&pause, NULL);
+            if (pk_clock_monotonic_ns() >= deadline)
+                return;
+        }
+    }
+}
+
+/* One PK_RAW_UNLOAD: the code from start to end went at `time`. */
+static void push_unload(struct pk_thread *t, uint64_t time, struct code_range range)
+{
+    uint64_t head;
+    struct pk_ring *r = pk_ring_claim(t, &head);
+    if (!r)
+        return;
+    /* The run's slot size, as the hooks pick it (monitor.c). */
+    struct pk_raw_event *ev = pk_ring_own_slot(r, head, pk_slot_shift(pk_rt.sample));
+    ev->raw_time = time;
+    ev->fn = range.start;
+    ev->site = range.end;
+    ev->kind = PK_RAW_UNLOAD;
+    ev->call = 0;
+    pk_ring_publish(r, head);
+}
+
+int pk_close_library(void *handle, int (*close_library)(void *))
+{
+    struct pk_thread *t = &pk_self;
+    if (t->busy || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+        return close_library(handle);
+    wait_for_drain();
+    struct loaded_code before = {0}, after = {0};
+    dl_iterate_phdr(note_code_range, &before);
+    uint64_t time = pk_clock_raw();
+    /* Recorded as ever: the library's destructors free what it allocated. */
+    int rc = close_library(handle);
+    dl_iterate_phdr(note_code_range, &after);
+    t->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+        for (size_t i = 0; i < before.count; i++)
+            if (!still_loaded(&after, before.ranges[i]))
+                push_unload(t, time, before.ranges[i]);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = 0;
+    return rc;
+}
