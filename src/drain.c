@@ -936,7 +936,7 @@ static void process_sample(const struct pk_raw_event *ev)
 /* ---- unloaded code ------------------------------------------------------------ */
 
 /*
- * dlclose unmapped [start, end) (interpose.c): the names of calls and call
+ * dlclose unmapped [start, end) (src/unload.c): the names of calls and call
  * sites there and what the symbol table knows of it are forgotten, so that
  * a library loaded there later is named afresh; a stack through it gets a
  * new copy of its frames, which recorders take for a new stack (they name

@@ -103,6 +103,9 @@ static struct {
     address_table *table;
     /* code was unloaded (pk_symbols_forget): report the modules again first */
     bool modules_stale;
+    /* in the program's own process, the loaded segments while a lookup that
+     * may report the modules holds the lock (read before it: lookup_slow) */
+    const struct code_ranges *ranges;
     /* the modules met since the last report */
     module_state *modules;
     size_t module_count;
@@ -312,6 +315,38 @@ static int read_loaded_object(struct dl_phdr_info *info, size_t size, void *data
     return 0;
 }
 
+/* The loaded objects' segments, for the module list in the program's own process. */
+struct segment {
+    uintptr_t start, end;
+};
+
+typedef struct code_ranges {
+    struct segment *segments;
+    size_t count;
+    size_t capacity;
+} code_ranges;
+
+static int count_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    *(size_t *)data += info->dlpi_phnum;
+    return 0;
+}
+
+static int read_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    code_ranges *ranges = data;
+    for (size_t i = 0; i < info->dlpi_phnum && ranges->count < ranges->capacity; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD || header->p_memsz == 0)
+            continue;
+        uintptr_t start = (uintptr_t)(info->dlpi_addr + header->p_vaddr);
+        ranges->segments[ranges->count++] = (struct segment){start, start + header->p_memsz};
+    }
+    return 0;
+}
+
 static int count_loaded_object(struct dl_phdr_info *info, size_t size, void *data)
 {
     (*(size_t *)data)++;
@@ -340,6 +375,28 @@ static void loaded_objects_read(loaded_objects *objects)
     objects->code = pk_xcalloc(objects->capacity, sizeof *objects->code);
     objects->count = 0;
     dl_iterate_phdr(read_loaded_object, objects);
+}
+
+/*
+ * The loaded segments, when the module list may be reported next (the
+ * program's own process only; a racy look at the session, under no lock:
+ * a report without them reads the maps whole). Counted first, as above.
+ */
+static bool code_ranges_read(unsigned long long generation, code_ranges *ranges)
+{
+    if (pk_program() != getpid())
+        return false;
+    if (__atomic_load_n(&symbols.dwfl, __ATOMIC_RELAXED) &&
+        !__atomic_load_n(&symbols.modules_stale, __ATOMIC_RELAXED) && generation != 0 &&
+        generation == __atomic_load_n(&symbols.reported_generation, __ATOMIC_RELAXED))
+        return false;
+    size_t count = 0;
+    dl_iterate_phdr(count_segments, &count);
+    ranges->capacity = count + 64; /* room for libraries loaded meanwhile */
+    ranges->segments = pk_xcalloc(ranges->capacity, sizeof *ranges->segments);
+    ranges->count = 0;
+    dl_iterate_phdr(read_segments, ranges);
+    return true;
 }
 
 /*
@@ -570,61 +627,38 @@ static const Dwfl_Callbacks proc_callbacks = {
 };
 
 /*
- * The lines of a maps file that belong to loaded code, into out: a file's
- * mappings from one at offset 0 on form a group, kept when one of them is
- * executable; lines of no file ([vdso], the heap) are kept as they are.
- * libdw maps the ELF files it reads, in one read-only mapping: in the
- * program's own process, such a file would otherwise be taken for a module
- * of that name, and once the library was closed and loaded again beside
- * it, for part of the new one (at the wrong base: every name lost).
+ * The lines of a maps file that lie in loaded code, into out: a file's
+ * mapping is kept when it overlaps a segment of an object the loader has
+ * (ranges); lines of no file ([vdso], the heap) are kept as they are.
+ * Only in the program's own process, where libdw maps the ELF files it
+ * reads: such a file would otherwise be taken for a module of that name,
+ * and once the library was closed and loaded again beside it, merged with
+ * the new one (at the wrong base: every name lost).
  */
-static void code_mappings(FILE *maps, FILE *out)
+static void loaded_mappings(FILE *maps, const code_ranges *ranges, FILE *out)
 {
-    char *line = NULL, *group = NULL, path[PATH_MAX] = "";
-    size_t line_size = 0, group_size = 0, group_used = 0;
-    bool executable = false;
+    char *line = NULL;
+    size_t line_size = 0;
     ssize_t n;
     while ((n = getline(&line, &line_size, maps)) > 0) {
-        unsigned long offset = 0;
-        char perms[5] = "";
+        unsigned long start, end;
         int at = 0;
-        if (sscanf(line, "%*[0-9a-f]-%*[0-9a-f] %4s %lx %*s %*s %n", perms, &offset, &at) < 2 ||
-            at == 0)
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end, &at) < 2 || at == 0)
             continue;
-        const char *name = line + at;
-        size_t name_len = strcspn(name, "\n");
-        bool file = name[0] == '/' && name_len < sizeof path;
-        bool same = file && offset != 0 && strncmp(name, path, name_len) == 0 && !path[name_len];
-        if (!same) { /* the group before ends here */
-            if (executable && group_used)
-                fwrite(group, 1, group_used, out);
-            group_used = 0;
-            executable = false;
-            path[0] = '\0';
-            if (!file) {
-                fwrite(line, 1, (size_t)n, out);
-                continue;
-            }
-            memcpy(path, name, name_len);
-            path[name_len] = '\0';
-        }
-        while (group_used + (size_t)n > group_size)
-            pk_grow(&group, &group_size, group_size, 1);
-        memcpy(group + group_used, line, (size_t)n);
-        group_used += (size_t)n;
-        executable |= perms[2] == 'x';
+        bool keep = line[at] != '/';
+        for (size_t i = 0; i < ranges->count && !keep; i++)
+            keep = start < ranges->segments[i].end && ranges->segments[i].start < end;
+        if (keep)
+            fwrite(line, 1, (size_t)n, out);
     }
-    if (executable && group_used)
-        fwrite(group, 1, group_used, out);
-    free(group);
     free(line);
 }
 
 /*
- * (Re)reads the module list from /proc/PID/maps (its loaded code: above);
- * modules already known are kept. A program that has ended (a drainer's,
- * after a crash) has no maps: reporting none would forget every module, so
- * that report fails first.
+ * (Re)reads the module list from /proc/PID/maps (in the program's own
+ * process, its loaded code only: above); modules already known are kept. A
+ * program that has ended (a drainer's, after a crash) has no maps:
+ * reporting none would forget every module, so that report fails first.
  */
 static int session_report(unsigned long long generation, pk_error *err)
 {
@@ -641,23 +675,26 @@ static int session_report(unsigned long long generation, pk_error *err)
     }
     ungetc(first, maps);
     char *text = NULL;
-    size_t text_size = 0;
-    FILE *code = open_memstream(&text, &text_size);
-    if (code) {
-        code_mappings(maps, code);
-        fclose(code);
-        code = text_size ? fmemopen(text, text_size, "r") : NULL;
-    }
-    fclose(maps);
-    if (!code) {
-        free(text);
-        return pk_fail(err, "cannot read the modules loaded in process %d: %s", (int)pid,
-                       text_size ? strerror(errno) : "no code in its maps");
+    if (symbols.ranges) {
+        size_t text_size = 0;
+        FILE *code = open_memstream(&text, &text_size);
+        if (code) {
+            loaded_mappings(maps, symbols.ranges, code);
+            fclose(code);
+        }
+        fclose(maps);
+        maps = code && text_size ? fmemopen(text, text_size, "r") : NULL;
+        if (!maps) {
+            int error = code && !text_size ? ESRCH : errno;
+            free(text);
+            return pk_fail(err, "cannot read the modules loaded in process %d: %s", (int)pid,
+                           strerror(error));
+        }
     }
     modules_clear();
     dwfl_report_begin(symbols.dwfl);
-    int status = dwfl_linux_proc_maps_report(symbols.dwfl, code);
-    fclose(code);
+    int status = dwfl_linux_proc_maps_report(symbols.dwfl, maps);
+    fclose(maps);
     free(text);
     if (dwfl_report_end(symbols.dwfl, NULL, NULL) != 0 && status == 0)
         status = -1;
@@ -813,7 +850,10 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
 {
     unsigned long long generation = loaded_objects_generation();
     demangler_refresh(generation);
+    code_ranges ranges = {0};
+    bool ranged = code_ranges_read(generation, &ranges);
     pthread_mutex_lock(&symbols.lock);
+    symbols.ranges = ranged ? &ranges : NULL;
     const cache_entry *entry = address ? table_read(address) : NULL;
     if (entry) {
         *out = entry->symbol;
@@ -822,7 +862,9 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
         if (address && !table_read(address)) /* a line cache may have added it */
             table_insert(address, out);
     }
+    symbols.ranges = NULL;
     pthread_mutex_unlock(&symbols.lock);
+    free(ranges.segments);
 }
 
 static unsigned long forgets; /* pk_symbols_forget calls so far */
@@ -850,9 +892,14 @@ void pk_symbols_forget(uintptr_t start, uintptr_t end)
 void pk_symbols_prepare(void)
 {
     unsigned long long generation = loaded_objects_generation();
+    code_ranges ranges = {0};
+    bool ranged = code_ranges_read(generation, &ranges);
     pthread_mutex_lock(&symbols.lock);
+    symbols.ranges = ranged ? &ranges : NULL;
     session_prepare(generation, NULL);
+    symbols.ranges = NULL;
     pthread_mutex_unlock(&symbols.lock);
+    free(ranges.segments);
 }
 
 void pk_symbols_lookup(uintptr_t address, pk_symbol *out)
@@ -994,10 +1041,15 @@ int pk_symbols_each_match(const char *const *globs, size_t n,
     loaded_objects objects = {0};
     loaded_objects_read(&objects);
     demangler_refresh(objects.generation);
+    code_ranges ranges = {0};
+    bool ranged = code_ranges_read(objects.generation, &ranges);
     match_search search = {.globs = globs, .glob_count = n};
     pthread_mutex_lock(&symbols.lock);
+    symbols.ranges = ranged ? &ranges : NULL;
     int status = search_modules(&search, &objects, err);
+    symbols.ranges = NULL;
     pthread_mutex_unlock(&symbols.lock);
+    free(ranges.segments);
     free(objects.code);
     if (status == 0) {
         sort_unique(&search);
