@@ -34,7 +34,8 @@
  */
 #include <pikoc.h>
 
-#include <errno.h>
+#include "../monitors/function_memory.h"
+
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -96,24 +97,18 @@ WORK static void run_slice(uint64_t first, uint64_t count)
  * Their difference is the read in place, its call and return left out.
  */
 static int place_fd = -1;
-static volatile int place_failed; /* the errno of a failed read, or EIO for an empty one */
+static volatile bool place_failed;
+static volatile long place_result; /* what the failed read returned */
 
+/* The sample's own read (monitors/function_memory.h), its size and system call. */
 NOINSTR __attribute__((noinline)) static void probe_read(void)
 {
-    char buf[48];
-#ifdef __x86_64__
-    long ret;
-    register long offset __asm__("r10") = 0;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "0"((long)SYS_pread64), "D"((long)place_fd), "S"(buf), "d"(sizeof buf),
-                       "r"(offset)
-                     : "rcx", "r11", "memory");
-#else
-    long ret = syscall(SYS_pread64, place_fd, buf, sizeof buf, (off_t)0);
-#endif
-    if (ret <= 0)
-        place_failed = ret < 0 ? (int)-ret : EIO;
+    char buf[PK_STATM_READ];
+    long ret = pk_read_at_start(place_fd, buf, sizeof buf);
+    if (ret <= 0 && !place_failed) {
+        place_result = ret;
+        place_failed = true;
+    }
 }
 
 NOINSTR __attribute__((noinline)) static void probe_none(void)
@@ -233,7 +228,7 @@ NOINSTR static int time_place(timing *t, bool read_first)
     }
     t->place_events += 2 * (CALLS_PER_ITERATION * PLACE_ITERATIONS + 1);
     if (place_failed) {
-        fprintf(stderr, "calls: pread /proc/self/statm: %s\n", strerror(place_failed));
+        fprintf(stderr, "calls: pread /proc/self/statm failed (returned %ld)\n", place_result);
         return -1;
     }
     return 0;

@@ -9,14 +9,12 @@
 #include <dlfcn.h>
 #include <stdatomic.h>
 
-typedef int (*dlclose_fn)(void *);
-
 __attribute__((visibility("default"), no_instrument_function)) int dlclose(void *handle)
 {
-    static _Atomic(dlclose_fn) next;
-    dlclose_fn real = atomic_load_explicit(&next, memory_order_acquire);
+    static _Atomic(pk_dlclose_fn) next;
+    pk_dlclose_fn real = atomic_load_explicit(&next, memory_order_acquire);
     if (!real) {
-        real = (dlclose_fn)dlsym(RTLD_NEXT, "dlclose");
+        real = (pk_dlclose_fn)dlsym(RTLD_NEXT, "dlclose");
         if (!real)
             return -1;
         atomic_store_explicit(&next, real, memory_order_release);

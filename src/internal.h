@@ -316,11 +316,16 @@ PK_HIDDEN uint64_t pk_process_peak_rss(void);
  * when the file cannot be read, -2 when it does not start with a key. */
 PK_HIDDEN int pk_read_key_file(const char *path, char key[41]);
 
+/* dlclose's type: the real one, that pk_close_library wraps. */
+typedef int (*pk_dlclose_fn)(void *handle);
 /*
  * Closes a library through close_library (the real dlclose) so that its
  * names outlive it: the drain takes what was published first, and learns
  * which code went (src/unload.c). Returns close_library's result.
  */
-PK_HIDDEN int pk_close_library(void *handle, int (*close_library)(void *));
+PK_HIDDEN int pk_close_library(void *handle, pk_dlclose_fn close_library);
+struct dl_phdr_info;
+/* The addresses a loaded object's segments span, [*start, *end); false when it has none. */
+PK_HIDDEN bool pk_object_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end);
 
 #endif /* PK_INTERNAL_H */

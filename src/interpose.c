@@ -20,7 +20,6 @@
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <errno.h>
-#include <time.h>
 #include <libunwind.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -49,7 +48,6 @@ typedef void (*delete_nothrow_fn)(void *, const void *);
 typedef void (*delete_sized_aligned_fn)(void *, size_t, size_t);
 typedef void (*delete_aligned_nothrow_fn)(void *, size_t, const void *);
 typedef void (*exit_fn)(int) __attribute__((noreturn));
-typedef int (*dlclose_fn)(void *);
 
 static struct {
     malloc_fn malloc;
@@ -70,7 +68,7 @@ static struct {
     delete_sized_aligned_fn delete_sized_aligned, delete_array_sized_aligned;
     delete_aligned_nothrow_fn delete_aligned_nothrow, delete_array_aligned_nothrow;
     exit_fn exit_, exit_c99;
-    dlclose_fn dlclose_;
+    pk_dlclose_fn dlclose_;
 } next;
 
 enum { UNRESOLVED, RESOLVING, RESOLVED };

@@ -103,8 +103,8 @@ static struct {
     address_table *table;
     /* code was unloaded (pk_symbols_forget): report the modules again first */
     bool modules_stale;
-    /* in the program's own process, the loaded segments while a lookup that
-     * may report the modules holds the lock (read before it: lookup_slow) */
+    /* in the program's own process, the loaded objects' spans while a caller
+     * that may report the modules holds the lock (read before it: session_lock) */
     const struct code_ranges *ranges;
     /* the modules met since the last report */
     module_state *modules;
@@ -315,35 +315,24 @@ static int read_loaded_object(struct dl_phdr_info *info, size_t size, void *data
     return 0;
 }
 
-/* The loaded objects' segments, for the module list in the program's own process. */
-struct segment {
+/* What the loaded objects span, for the module list in the program's own process. */
+struct span {
     uintptr_t start, end;
 };
 
 typedef struct code_ranges {
-    struct segment *segments;
+    struct span *spans;
     size_t count;
     size_t capacity;
 } code_ranges;
 
-static int count_segments(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    *(size_t *)data += info->dlpi_phnum;
-    return 0;
-}
-
-static int read_segments(struct dl_phdr_info *info, size_t size, void *data)
+static int read_span(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     code_ranges *ranges = data;
-    for (size_t i = 0; i < info->dlpi_phnum && ranges->count < ranges->capacity; i++) {
-        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
-        if (header->p_type != PT_LOAD || header->p_memsz == 0)
-            continue;
-        uintptr_t start = (uintptr_t)(info->dlpi_addr + header->p_vaddr);
-        ranges->segments[ranges->count++] = (struct segment){start, start + header->p_memsz};
-    }
+    struct span span;
+    if (ranges->count < ranges->capacity && pk_object_span(info, &span.start, &span.end))
+        ranges->spans[ranges->count++] = span;
     return 0;
 }
 
@@ -378,25 +367,44 @@ static void loaded_objects_read(loaded_objects *objects)
 }
 
 /*
- * The loaded segments, when the module list may be reported next (the
- * program's own process only; a racy look at the session, under no lock:
- * a report without them reads the maps whole). Counted first, as above.
+ * The loaded objects' spans, when the module list may be reported next
+ * (the program's own process only; a racy look at the session, under no
+ * lock: a report without them reads the maps whole). Counted first, as
+ * above.
  */
-static bool code_ranges_read(unsigned long long generation, code_ranges *ranges)
+static void code_ranges_read(unsigned long long generation, code_ranges *ranges)
 {
     if (pk_program() != getpid())
-        return false;
+        return;
     if (__atomic_load_n(&symbols.dwfl, __ATOMIC_RELAXED) &&
         !__atomic_load_n(&symbols.modules_stale, __ATOMIC_RELAXED) && generation != 0 &&
         generation == __atomic_load_n(&symbols.reported_generation, __ATOMIC_RELAXED))
-        return false;
+        return;
     size_t count = 0;
-    dl_iterate_phdr(count_segments, &count);
-    ranges->capacity = count + 64; /* room for libraries loaded meanwhile */
-    ranges->segments = pk_xcalloc(ranges->capacity, sizeof *ranges->segments);
-    ranges->count = 0;
-    dl_iterate_phdr(read_segments, ranges);
-    return true;
+    dl_iterate_phdr(count_loaded_object, &count);
+    ranges->capacity = count + 16; /* room for libraries loaded meanwhile */
+    ranges->spans = pk_xcalloc(ranges->capacity, sizeof *ranges->spans);
+    dl_iterate_phdr(read_span, ranges);
+}
+
+/*
+ * Takes the lock for a caller that may report the modules, the loaded
+ * objects' spans read first (dl_iterate_phdr takes the loader's lock: not
+ * under ours); session_unlock releases both.
+ */
+static void session_lock(unsigned long long generation, code_ranges *ranges)
+{
+    *ranges = (code_ranges){0};
+    code_ranges_read(generation, ranges);
+    pthread_mutex_lock(&symbols.lock);
+    symbols.ranges = ranges->spans ? ranges : NULL;
+}
+
+static void session_unlock(code_ranges *ranges)
+{
+    symbols.ranges = NULL;
+    pthread_mutex_unlock(&symbols.lock);
+    free(ranges->spans);
 }
 
 /*
@@ -628,7 +636,7 @@ static const Dwfl_Callbacks proc_callbacks = {
 
 /*
  * The lines of a maps file that lie in loaded code, into out: a file's
- * mapping is kept when it overlaps a segment of an object the loader has
+ * mapping is kept when it overlaps the span of an object the loader has
  * (ranges); lines of no file ([vdso], the heap) are kept as they are.
  * Only in the program's own process, where libdw maps the ELF files it
  * reads: such a file would otherwise be taken for a module of that name,
@@ -647,7 +655,7 @@ static void loaded_mappings(FILE *maps, const code_ranges *ranges, FILE *out)
             continue;
         bool keep = line[at] != '/';
         for (size_t i = 0; i < ranges->count && !keep; i++)
-            keep = start < ranges->segments[i].end && ranges->segments[i].start < end;
+            keep = start < ranges->spans[i].end && ranges->spans[i].start < end;
         if (keep)
             fwrite(line, 1, (size_t)n, out);
     }
@@ -850,10 +858,8 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
 {
     unsigned long long generation = loaded_objects_generation();
     demangler_refresh(generation);
-    code_ranges ranges = {0};
-    bool ranged = code_ranges_read(generation, &ranges);
-    pthread_mutex_lock(&symbols.lock);
-    symbols.ranges = ranged ? &ranges : NULL;
+    code_ranges ranges;
+    session_lock(generation, &ranges);
     const cache_entry *entry = address ? table_read(address) : NULL;
     if (entry) {
         *out = entry->symbol;
@@ -862,9 +868,7 @@ static void lookup_slow(uintptr_t address, pk_symbol *out)
         if (address && !table_read(address)) /* a line cache may have added it */
             table_insert(address, out);
     }
-    symbols.ranges = NULL;
-    pthread_mutex_unlock(&symbols.lock);
-    free(ranges.segments);
+    session_unlock(&ranges);
 }
 
 static unsigned long forgets; /* pk_symbols_forget calls so far */
@@ -892,14 +896,10 @@ void pk_symbols_forget(uintptr_t start, uintptr_t end)
 void pk_symbols_prepare(void)
 {
     unsigned long long generation = loaded_objects_generation();
-    code_ranges ranges = {0};
-    bool ranged = code_ranges_read(generation, &ranges);
-    pthread_mutex_lock(&symbols.lock);
-    symbols.ranges = ranged ? &ranges : NULL;
+    code_ranges ranges;
+    session_lock(generation, &ranges);
     session_prepare(generation, NULL);
-    symbols.ranges = NULL;
-    pthread_mutex_unlock(&symbols.lock);
-    free(ranges.segments);
+    session_unlock(&ranges);
 }
 
 void pk_symbols_lookup(uintptr_t address, pk_symbol *out)
@@ -1041,15 +1041,11 @@ int pk_symbols_each_match(const char *const *globs, size_t n,
     loaded_objects objects = {0};
     loaded_objects_read(&objects);
     demangler_refresh(objects.generation);
-    code_ranges ranges = {0};
-    bool ranged = code_ranges_read(objects.generation, &ranges);
     match_search search = {.globs = globs, .glob_count = n};
-    pthread_mutex_lock(&symbols.lock);
-    symbols.ranges = ranged ? &ranges : NULL;
+    code_ranges ranges;
+    session_lock(objects.generation, &ranges);
     int status = search_modules(&search, &objects, err);
-    symbols.ranges = NULL;
-    pthread_mutex_unlock(&symbols.lock);
-    free(ranges.segments);
+    session_unlock(&ranges);
     free(objects.code);
     if (status == 0) {
         sort_unique(&search);

@@ -36,23 +36,29 @@ struct loaded_code {
     } ranges[MAX_OBJECTS];
 };
 
-static int note_code_range(struct dl_phdr_info *info, size_t size, void *data)
+bool pk_object_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end)
 {
-    (void)size;
-    struct loaded_code *loaded = data;
-    struct code_range range = {0, 0};
+    *start = *end = 0;
     for (size_t i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *header = &info->dlpi_phdr[i];
         if (header->p_type != PT_LOAD || header->p_memsz == 0)
             continue;
         uintptr_t low = (uintptr_t)info->dlpi_addr + header->p_vaddr;
         uintptr_t high = low + header->p_memsz;
-        if (!range.start || low < range.start)
-            range.start = low;
-        if (high > range.end)
-            range.end = high;
+        if (!*start || low < *start)
+            *start = low;
+        if (high > *end)
+            *end = high;
     }
-    if (range.start && loaded->count < MAX_OBJECTS)
+    return *start != 0;
+}
+
+static int note_code_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct loaded_code *loaded = data;
+    struct code_range range;
+    if (pk_object_span(info, &range.start, &range.end) && loaded->count < MAX_OBJECTS)
         loaded->ranges[loaded->count++] = range;
     return 0;
 }
@@ -109,7 +115,7 @@ static void push_unload(struct pk_thread *t, uint64_t time, struct code_range ra
     pk_ring_publish(r, head);
 }
 
-int pk_close_library(void *handle, int (*close_library)(void *))
+int pk_close_library(void *handle, pk_dlclose_fn close_library)
 {
     struct pk_thread *t = &pk_self;
     if (t->busy || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
