@@ -150,22 +150,34 @@ static inline uint32_t pk_aggregates_function(pk_aggregates *a, const pk_record 
 PK_HIDDEN void pk_aggregates_touch_thread(pk_aggregates *a, pk_thread_stats *t);
 
 /*
+ * The thread of a record that counts as one of its events and nothing more
+ * (a mark, an allocation), the record counted: with the thread at hand for
+ * the heap (its open call path, its last block), one lookup per allocation
+ * record where there were three (about 12 of the drainer's 300
+ * instructions per allocation call).
+ */
+static inline pk_thread_stats *pk_aggregates_event_thread(pk_aggregates *a, const pk_record *rec)
+{
+    pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
+    t->events++;
+    if (!t->dirty)
+        pk_aggregates_touch_thread(a, t);
+    return t;
+}
+
+/*
  * Adds one record (every record of the run, in order) to the aggregates. A
  * mark is a moment inside a call, not a call: it counts as its thread's
  * event only, as an allocation does (the sqlite recorder's heap counts
- * those with pk_aggregates_alloc_thread instead, heap.c); a sample is the
- * process's, not a thread's: the heap keeps them.
+ * those itself, through pk_aggregates_event_thread, heap.c); a sample is
+ * the process's, not a thread's: the heap keeps them.
  */
 static inline void pk_aggregates_observe(pk_aggregates *a, const pk_record *rec)
 {
-    if (rec->type == PK_EVENT_CALL || rec->type == PK_EVENT_RETURN) {
+    if (rec->type == PK_EVENT_CALL || rec->type == PK_EVENT_RETURN)
         pk_aggregates_observe_call(a, rec);
-    } else if (rec->type != PK_EVENT_SAMPLE) {
-        pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
-        t->events++;
-        if (!t->dirty)
-            pk_aggregates_touch_thread(a, t);
-    }
+    else if (rec->type != PK_EVENT_SAMPLE)
+        pk_aggregates_event_thread(a, rec);
 }
 
 /* The call-path node of the innermost call open on the thread, 0 for none. */
@@ -174,21 +186,6 @@ static inline uint32_t pk_aggregates_thread_path(const pk_thread_stats *t)
     return t->depth ? t->stack[t->depth - 1].node : 0;
 }
 
-/*
- * The thread of an allocation record, the record counted as one of its
- * events: what pk_aggregates_observe does for it, with the thread at hand
- * for the heap (its open call path, its last block): one lookup per record
- * where there were three (about 12 of the drainer's 300 instructions per
- * allocation call).
- */
-static inline pk_thread_stats *pk_aggregates_alloc_thread(pk_aggregates *a, const pk_record *rec)
-{
-    pk_thread_stats *t = pk_aggregates_thread(a, rec->thread);
-    t->events++;
-    if (!t->dirty)
-        pk_aggregates_touch_thread(a, t);
-    return t;
-}
 /* Forgets the dirty lists once their rows are stored. */
 PK_HIDDEN void pk_aggregates_clean(pk_aggregates *a);
 

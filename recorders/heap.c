@@ -312,7 +312,7 @@ static void count_pair(pk_heap *h, pk_heap_counts *c, uint64_t size, bool peak)
 
 PK_INLINE void observe_pair(pk_heap *h, const pk_record *alloc, pk_aggregates *a)
 {
-    pk_thread_stats *t = pk_aggregates_alloc_thread(a, alloc);
+    pk_thread_stats *t = pk_aggregates_event_thread(a, alloc);
     t->events++; /* the free's */
     t->last_block = 0;
     uint32_t site = site_of(h, alloc, a, t), stack = stack_of(h, alloc, a);
@@ -333,18 +333,18 @@ PK_INLINE void observe(pk_heap *h, const pk_record *rec, pk_aggregates *a)
     pk_thread_stats *t;
     switch (rec->type) {
     case PK_EVENT_ALLOC:
-        t = pk_aggregates_alloc_thread(a, rec);
+        t = pk_aggregates_event_thread(a, rec);
         on_alloc(h, rec, t, site_of(h, rec, a, t), stack_of(h, rec, a));
         break;
     case PK_EVENT_REALLOC:
         /* As heaptrack reads it: the old block freed, then the new one allocated. */
-        t = pk_aggregates_alloc_thread(a, rec);
+        t = pk_aggregates_event_thread(a, rec);
         h->reallocs++;
         on_free(h, t, rec->old_pointer);
         on_alloc(h, rec, t, site_of(h, rec, a, t), stack_of(h, rec, a));
         break;
     case PK_EVENT_FREE:
-        t = pk_aggregates_alloc_thread(a, rec);
+        t = pk_aggregates_event_thread(a, rec);
         h->frees++;
         on_free(h, t, rec->pointer);
         break;
