@@ -108,6 +108,7 @@ struct pk_recorder {
     bool auto_flush_set; /* "+flush" or pk_recorder_set_auto_flush was used */
     bool failed;         /* a write failed: no more calls */
     bool forked;         /* in a forked child: close without writing the parent's bytes */
+    bool closed;         /* closed before its free (pk_recorder_close_now) */
     unsigned options;    /* bit i: the spec named ops->options[i] */
     char error[512];
 };
@@ -130,6 +131,12 @@ struct pk_logger {
     pk_sink *sinks; /* one per position, built at start */
     uint64_t written;
 };
+
+/*
+ * Closes r before its free, as its free would, and takes no more calls:
+ * an exec is about to end the process's memory (pk_monitor_before_exec).
+ */
+PK_HIDDEN void pk_recorder_close_now(pk_recorder *r);
 
 /* ---- record fields ---------------------------------------------------------- */
 
@@ -264,6 +271,24 @@ PK_HIDDEN void pk_read_statm(int *fd, uint64_t pages[2]);
  * vfork child, which shares the parent's memory), as exit's handlers would.
  */
 PK_HIDDEN void pk_end_run_at_exit(void);
+
+/*
+ * This process is about to execute another program (src/exec.c): a run
+ * drained here ends 'executed' at once, every record made so far recorded
+ * and each recorder closed, since the exec ends the drain thread and every
+ * buffer in memory. Returns the monitor whose run it ended; NULL when there
+ * is none, when a drainer process drains the run (it sees the exec itself),
+ * in a vfork child (it shares its parent's memory, run included), inside
+ * pikoc, and when the run's lock is held (an exec from a signal handler).
+ */
+PK_HIDDEN pk_monitor *pk_monitor_before_exec(void);
+/*
+ * The exec after pk_monitor_before_exec returned m failed with errno
+ * `error`: the program goes on. A whole-program run starts again from the
+ * PIKOC_* variables, a run of its own (as a forked child's); a monitor the
+ * program made is left ended, and a warning says so.
+ */
+PK_HIDDEN void pk_monitor_exec_failed(pk_monitor *m, const char *program, int error);
 
 /* ---- whole-program runs (env.c) ------------------------------------------------ */
 

@@ -357,14 +357,14 @@ out:
     return rc;
 }
 
-/* Ends m's run if it is running: every record made so far is recorded. */
-static void end_run(pk_monitor *m)
+/*
+ * Ends m's run, the running one, with the run's lock held: every record
+ * made so far is recorded. executed: this process is about to execute
+ * another program, which ends the drain thread and every buffer in memory:
+ * the run ends 'executed' and each recorder is closed now.
+ */
+static void end_run_locked(pk_monitor *m, bool executed)
 {
-    pthread_mutex_lock(&run_lock);
-    if (atomic_load(&running_monitor) != m) {
-        pthread_mutex_unlock(&run_lock);
-        return;
-    }
     set_recording(m, 0);
     m->enables = 0;
     if (m->drainer_record)
@@ -373,12 +373,26 @@ static void end_run(pk_monitor *m)
         pk_drain_stop(&m->totals);
     pk_rt.sample = NULL;
     pk_rt.focus = NULL;
-    for (size_t i = 0; i < m->logger_count; i++)
-        pk_logger_finish(m->loggers[i], &m->totals);
+    for (size_t i = 0; i < m->logger_count; i++) {
+        if (!executed) {
+            pk_logger_finish(m->loggers[i], &m->totals);
+            continue;
+        }
+        pk_logger_executed(m->loggers[i], &m->totals);
+        pk_recorder_close_now(pk_logger_recorder(m->loggers[i]));
+    }
     close_parts(m);
     m->state = MONITOR_ENDED;
     atomic_store(&run_wall_offset_ns, 0);
     atomic_store(&running_monitor, NULL);
+}
+
+/* Ends m's run if it is running: every record made so far is recorded. */
+static void end_run(pk_monitor *m)
+{
+    pthread_mutex_lock(&run_lock);
+    if (atomic_load(&running_monitor) == m)
+        end_run_locked(m, false);
     pthread_mutex_unlock(&run_lock);
 }
 
@@ -487,6 +501,31 @@ void pk_end_run_at_exit(void)
     pk_monitor *m = atomic_load(&running_monitor);
     if (m && m->allocations && m->run.pid == (int)getpid())
         end_run(m);
+}
+
+pk_monitor *pk_monitor_before_exec(void)
+{
+    pk_monitor *m = atomic_load(&running_monitor);
+    if (!m || m->drainer_record || m->run.pid != (int)getpid() || pk_self.busy)
+        return NULL;
+    if (pthread_mutex_trylock(&run_lock) != 0)
+        return NULL;
+    bool ends = atomic_load(&running_monitor) == m;
+    if (ends)
+        end_run_locked(m, true);
+    pthread_mutex_unlock(&run_lock);
+    return ends ? m : NULL;
+}
+
+void pk_monitor_exec_failed(pk_monitor *m, const char *program, int error)
+{
+    if (m == pk_auto_monitor()) {
+        pk_auto_restart();
+        return;
+    }
+    pk_warn("executing %s failed (%s): monitor '%s' ended its run 'executed' before it; "
+            "what follows is recorded by a new monitor only",
+            program, strerror(error), m->name);
 }
 
 /*

@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -158,11 +159,23 @@ void *pk_recorder_state(pk_recorder *r)
     return r->state;
 }
 
+void pk_recorder_close_now(pk_recorder *r)
+{
+    if (r->closed)
+        return;
+    if (r->ops->close)
+        r->ops->close(r);
+    r->closed = r->failed = true;
+    snprintf(r->error, sizeof r->error,
+             "recorder '%s' was closed as the program executed another; its records are dropped",
+             r->spec);
+}
+
 void pk_recorder_free(pk_recorder *r)
 {
     if (!r)
         return;
-    if (r->ops->close)
+    if (r->ops->close && !r->closed)
         r->ops->close(r);
     free(r->state);
     free(r->spec);

@@ -95,6 +95,33 @@ run ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" PIKOC_MONITOR=function \
 check_sequence "fork: parent only, child writes nothing" "$work/fork.csv" "$expected/fork.txt"
 check_equal "fork: child exit status" "$(cat "$work/stdout")" "5 0"
 
+# exec in process: every record the replaced image made reaches its recorder
+# before it goes (the drain thread goes with it), whichever exec function;
+# a vforked child's exec leaves its parent's run as it is.
+{
+    echo "call main 0"
+    for i in 1 2; do [ "$i" = 1 ] && echo "call graph 1"
+        printf 'call a 2\ncall b 3\nreturn b 3\ncall c 3\ncall b 4\nreturn b 4\nreturn c 3\nreturn a 2\n'
+    done
+    printf 'return graph 1\ncall execute 1\n'
+} >"$work/exec-expected.txt"
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec.csv" "$(prog execs)" execv /bin/true
+check_sequence "exec: the replaced image's records, up to the exec" "$work/exec.csv" "$work/exec-expected.txt"
+ways=""
+for how in execv execve execvp execvpe execl execle execlp fexecve execveat; do
+    rm -f "$work/exec.csv"
+    program=/bin/true
+    [ "$how" = execvp ] || [ "$how" = execlp ] && program=true
+    run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec.csv" "$(prog execs)" $how $program
+    ways="$ways $how:$?:$(sequence "$work/exec.csv" | wc -l):$(sequence "$work/exec.csv" | tail -n 1 | tr ' ' _)"
+done
+check_equal "exec: each exec function, every record of the replaced image" "$ways" \
+    " execv:0:20:call_execute_1 execve:0:20:call_execute_1 execvp:0:20:call_execute_1 execvpe:0:20:call_execute_1 execl:0:20:call_execute_1 execle:0:20:call_execute_1 execlp:0:20:call_execute_1 fexecve:0:20:call_execute_1 execveat:0:20:call_execute_1"
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/vfork.csv" "$(prog execs)" vfork /bin/true
+check_equal "vfork: the child's exec leaves the parent's run whole" \
+    "$(cat "$work/stdout") $(sequence "$work/vfork.csv" | wc -l) $(sequence "$work/vfork.csv" | tail -n 1)" \
+    "total 6 child 0 20 return main 0"
+
 # --- recursion: counts and depths ----------------------------------------------
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/fib.csv" "$(prog recursion)" 15
 calls=$(sequence "$work/fib.csv" | grep -c '^call fib ')
@@ -296,6 +323,20 @@ fib,1,1"
         "$(sql "$db" "SELECT f.calls FROM functions f JOIN symbols s ON s.run_id = f.run_id
             AND s.id = f.symbol_id WHERE f.run_id = 3 AND s.function = 'fib'")" 1973
     check_equal "three runs in one file" "$(sql "$db" "SELECT group_concat(id, '-') FROM runs")" "1-2-3"
+
+    # exec in process, into the same program (monitored again: a run of its own
+    # whose parent is the replaced image's, which ends 'executed' with its
+    # records), and an exec that fails: the program goes on in a new run.
+    exec_runs="SELECT group_concat(id || ':' || status || ':' || events || ':' ||
+        ifnull(parent_run, '-'), '/') FROM runs"
+    run PIKOC_MONITOR=function PIKOC_RECORD="sqlite:$work/exec.db" "$(prog execs)" execv "$(prog execs)"
+    check_equal "exec in process: the replaced image's run 'executed', the new image's its child" \
+        "$? $(cat "$work/stdout") $(sql "$work/exec.db" "$exec_runs")" \
+        "0 total 6 1:executed:20:-/2:complete:20:1"
+    run PIKOC_MONITOR=function PIKOC_RECORD="sqlite:$work/exec-failed.db" "$(prog execs)" execlp /nowhere/program
+    check_equal "exec in process that fails: errno kept, the program goes on in a run of its own" \
+        "$? $(cat "$work/stderr") $(sql "$work/exec-failed.db" "$exec_runs")" \
+        "3 execlp /nowhere/program: No such file or directory (returned -1) 1:executed:20:-/2:complete:10:1"
 fi
 
 echo "$passed passed, $failed failed"

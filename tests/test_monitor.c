@@ -9,14 +9,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "monitored.h"
 #include "../monitors/function_memory.h"
+#include "../src/internal.h"
 
 #include <pikoc.h>
 
@@ -829,6 +832,99 @@ static void test_failing_recorder_does_not_stop_the_program(void **state)
     done_with(m);
 }
 
+/* What a recorder went through, kept outside its state (freed with it). */
+static struct {
+    unsigned written, finishes, executions, closes;
+} ended_by_exec;
+
+static int exec_write(pk_recorder *r, const pk_record *rec, pk_error *err)
+{
+    ended_by_exec.written++;
+    return 0;
+}
+
+static int exec_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    ended_by_exec.finishes++;
+    return 0;
+}
+
+static int exec_executed(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
+{
+    ended_by_exec.executions++;
+    assert_int_equal(totals->events, 6);
+    return 0;
+}
+
+static void exec_close(pk_recorder *r)
+{
+    ended_by_exec.closes++;
+}
+
+/*
+ * Before an exec (src/exec.c), a run drained in process ends 'executed':
+ * every record made so far is written, each recorder ends through executed
+ * and is closed then, not again when the monitor is freed; the hooks record
+ * nothing more. A failed exec leaves a monitor the program made ended, and
+ * says so.
+ */
+static void test_exec_ends_the_run(void **state)
+{
+    (void)state;
+    static const pk_recorder_ops counting = {
+        .name = "counting",
+        .write = exec_write,
+        .finish = exec_finish,
+        .executed = exec_executed,
+        .close = exec_close,
+    };
+    memset(&ended_by_exec, 0, sizeof ended_by_exec);
+    pk_error err = {{0}};
+    pk_monitor *m = pk_monitor_new("function", &err);
+    assert_non_null(m);
+    made[made_count++] = m;
+    pk_recorder *r = pk_recorder_new(&counting, NULL, &err);
+    assert_non_null(r);
+    pk_logger *lg = pk_logger_new(r);
+    assert_int_equal(pk_monitor_add_logger(m, lg, &err), 0);
+    assert_null(pk_monitor_before_exec()); /* no run yet */
+    enable(m);
+    outer(1);
+    assert_ptr_equal(pk_monitor_before_exec(), m);
+    assert_int_equal(ended_by_exec.written, 6);
+    assert_int_equal(ended_by_exec.executions, 1);
+    assert_int_equal(ended_by_exec.finishes, 0);
+    assert_int_equal(ended_by_exec.closes, 1);
+    assert_string_equal(pk_logger_error(lg), "recorder 'counting' was closed as the program "
+                                             "executed another; its records are dropped");
+    outer(1); /* the run has ended: not recorded */
+    assert_int_equal(ended_by_exec.written, 6);
+    assert_null(pk_monitor_before_exec());
+
+    char warning[512] = "";
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *file = tmpfile();
+    dup2(fileno(file), STDERR_FILENO);
+    pk_monitor_exec_failed(m, "/nowhere/program", ENOENT);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(file);
+    size_t got = fread(warning, 1, sizeof warning - 1, file);
+    warning[got] = '\0';
+    fclose(file);
+    assert_string_equal(warning,
+                        "pikoc: executing /nowhere/program failed (No such file or directory): "
+                        "monitor 'function' ended its run 'executed' before it; what follows "
+                        "is recorded by a new monitor only\n");
+    assert_int_equal(pk_monitor_enable(m, &err), -1);
+    assert_string_equal(err.message,
+                        "cannot start monitor 'function': its run has ended; create a new monitor");
+    done_with(m);
+    assert_int_equal(ended_by_exec.closes, 1);
+    assert_int_equal(ended_by_exec.finishes, 0);
+}
+
 int main(void)
 {
     /* Small rings make the threads test wait on the drain: lossless under pressure. */
@@ -855,6 +951,7 @@ int main(void)
         cmocka_unit_test_teardown(test_logger_per_recorder, end_leftovers),
         cmocka_unit_test_teardown(test_observe_sees_what_filters_drop, end_leftovers),
         cmocka_unit_test_teardown(test_failing_recorder_does_not_stop_the_program, end_leftovers),
+        cmocka_unit_test_teardown(test_exec_ends_the_run, end_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -367,6 +367,17 @@ done
 check_equal "collector: a replaced image's run ends 'executed', the parent of the new one's, as in a database" \
     "$(sql exec-direct.db "$exec_runs") |$linked" \
     "executed,1,0,1,complete,18,1 | executed,1,0,1,complete,18,1 1 executed,1,0,1,complete,18,1 1 executed,1,0,1,complete,18,1 1"
+# The same in process (PIKOC_RECORD, no pikoc run): the replaced image's recorder
+# sends every record and its goodbye before the exec (it used to end 'incomplete',
+# its records in memory lost); the new image, unmonitored, sends nothing.
+collect exec-inproc "ipc://$work/exec-inproc" --into exec-inproc.db --runs 1
+PIKOC_MONITOR=function PIKOC_RECORD="zmq:ipc://$work/exec-inproc" "$(prog execs)" execvp true \
+    >/dev/null 2>exec-inproc-run.err
+run_status=$?
+finished $collector
+check_equal "collector: a run in process ends 'executed' at an exec, with every record" \
+    "$run_status $status $(grep -c ': executed, 20 records received (20 stored in detail)$' exec-inproc.out) $(sql exec-inproc.db "SELECT status, events, written FROM runs") $(cat exec-inproc-run.err)" \
+    "0 0 1 executed,20,20 "
 printf 'PKOZ\002\006\001\000\000\000\000\000\000\000\001\001h\005\000\004gone\000\000' >bad-exit.bin
 collect exit-bad "$ep" --into none
 $python - "$ep" <<'EOF2'
