@@ -660,9 +660,11 @@ static int send_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
 
 /*
  * The goodbye after the last batch. executed: the process executed another
- * program; its goodbye says so and waits a second at most (the last batch
- * had the whole linger), and the kernel's peak resident set is the new
- * image's by then: the collector takes the largest sample for the run's.
+ * program; its goodbye says so, and the kernel's peak resident set is the
+ * new image's by then (in a drainer): the collector takes the largest
+ * sample for the run's. A drainer waits a second at most (the last batch
+ * had the whole linger while pikoc run waits on it); in the program's own
+ * process, before its exec, the whole linger.
  */
 static int end_run(zmq_state *s, const pk_run_totals *totals, bool executed, pk_error *err)
 {
@@ -670,7 +672,7 @@ static int end_run(zmq_state *s, const pk_run_totals *totals, bool executed, pk_
         return 0;
     send_batch(s);
     s->started = false;
-    if (executed && s->linger_ns > EXECUTED_LINGER_NS) {
+    if (executed && pk_in_drainer() && s->linger_ns > EXECUTED_LINGER_NS) {
         s->linger_ns = EXECUTED_LINGER_NS;
         s->linger_name = "the wait of a run whose program executed another";
     }

@@ -43,7 +43,8 @@ static struct {
     struct pipe_end launcher; /* pikoc run's pipe, handed to the next drainer then closed */
     bool wanted;              /* PIKOC_LAUNCHER_PIPE was set: runs are drained out of process */
     bool forking;             /* between fork and its return: the fork handlers leave it alone */
-} drainer = {{-1, 0}, {-1, 0}, {-1, 0}, false, false};
+    bool is_self;             /* this process is a drainer */
+} drainer = {{-1, 0}, {-1, 0}, {-1, 0}, false, false, false};
 
 PK_HOT_FN static bool still_ours(const struct pipe_end *end)
 {
@@ -91,6 +92,11 @@ bool pk_drainer_configure(void)
         }
     }
     return true;
+}
+
+bool pk_in_drainer(void)
+{
+    return drainer.is_self;
 }
 
 bool pk_drainer_forking(void)
@@ -319,6 +325,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
 {
     /* Nothing this process allocates is the program's. */
     pk_self.busy = 1;
+    drainer.is_self = true;
     pk_monitor_drainer_forked();         /* its recorders' monitor may be freed (a failure) */
     prctl(PR_SET_NAME, "pikoc-drainer"); /* what ps shows */
     atomic_store(&pk_rt.enabled, 0);

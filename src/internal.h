@@ -279,14 +279,14 @@ PK_HIDDEN void pk_end_run_at_exit(void);
  * buffer in memory. Returns the monitor whose run it ended; NULL when there
  * is none, when a drainer process drains the run (it sees the exec itself),
  * in a vfork child (it shares its parent's memory, run included), inside
- * pikoc, and when the run's lock is held (an exec from a signal handler).
+ * pikoc, on a thread that holds the run's lock (an exec from a signal
+ * handler that interrupted it), and when PIKOC_AT_EXEC=leave.
  */
 PK_HIDDEN pk_monitor *pk_monitor_before_exec(void);
 /*
  * The exec after pk_monitor_before_exec returned m failed with errno
- * `error`: the program goes on. A whole-program run starts again from the
- * PIKOC_* variables, a run of its own (as a forked child's); a monitor the
- * program made is left ended, and a warning says so.
+ * `error`: the program goes on, unrecorded (its run has ended), and a
+ * warning says so.
  */
 PK_HIDDEN void pk_monitor_exec_failed(pk_monitor *m, const char *program, int error);
 
@@ -302,6 +302,8 @@ PK_HIDDEN void pk_monitor_set_drainer(pk_monitor *m, const char *record);
  * lock is free here (the program's run, left as it is, is not this process's).
  */
 PK_HIDDEN void pk_monitor_drainer_forked(void);
+/* Whether this process is a drainer (src/drainer.c), which records another's run. */
+PK_HIDDEN bool pk_in_drainer(void);
 /* The monitor PIKOC_* would configure for `record`, whose loggers a drainer records through. */
 PK_HIDDEN pk_monitor *pk_auto_recorders(const char *record, pk_error *err);
 

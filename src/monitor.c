@@ -36,7 +36,27 @@ struct pk_monitor {
 };
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
+static PK_TLS bool holds_run_lock; /* this thread does: an exec here leaves the run alone */
 static pk_monitor *_Atomic running_monitor;
+
+static void lock_run(void)
+{
+    pthread_mutex_lock(&run_lock);
+    holds_run_lock = true;
+}
+
+static void unlock_run(void)
+{
+    holds_run_lock = false;
+    pthread_mutex_unlock(&run_lock);
+}
+
+/* The lock as a forked process starts: free, held by nobody. */
+static void reset_run_lock(void)
+{
+    pthread_mutex_init(&run_lock, NULL);
+    holds_run_lock = false;
+}
 
 /* Focus sets stay allocated until exit: a monitored thread may still hold
  * a pointer it read just before the run ended. */
@@ -293,7 +313,7 @@ static int start_run(pk_monitor *m, pk_error *err)
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, process_setup);
 
-    pthread_mutex_lock(&run_lock);
+    lock_run();
     int rc = 0;
     pk_monitor *current = atomic_load(&running_monitor);
     if (current == m)
@@ -353,7 +373,7 @@ static int start_run(pk_monitor *m, pk_error *err)
     atomic_store(&run_wall_offset_ns, m->run.start_wall_ns - (int64_t)m->run.start_ns);
     atomic_store(&running_monitor, m);
 out:
-    pthread_mutex_unlock(&run_lock);
+    unlock_run();
     return rc;
 }
 
@@ -390,32 +410,32 @@ static void end_run_locked(pk_monitor *m, bool executed)
 /* Ends m's run if it is running: every record made so far is recorded. */
 static void end_run(pk_monitor *m)
 {
-    pthread_mutex_lock(&run_lock);
+    lock_run();
     if (atomic_load(&running_monitor) == m)
         end_run_locked(m, false);
-    pthread_mutex_unlock(&run_lock);
+    unlock_run();
 }
 
 int pk_monitor_enable(pk_monitor *m, pk_error *err)
 {
     if (start_run(m, err) != 0)
         return -1;
-    pthread_mutex_lock(&run_lock);
+    lock_run();
     if (m->enables++ == 0)
         set_recording(m, 1);
-    pthread_mutex_unlock(&run_lock);
+    unlock_run();
     return 0;
 }
 
 void pk_monitor_disable(pk_monitor *m)
 {
-    pthread_mutex_lock(&run_lock);
+    lock_run();
     bool last = false;
     if (atomic_load(&running_monitor) == m && m->enables > 0 && --m->enables == 0) {
         set_recording(m, 0);
         last = true;
     }
-    pthread_mutex_unlock(&run_lock);
+    unlock_run();
     if (last)
         pk_drain_sync();
 }
@@ -503,28 +523,36 @@ void pk_end_run_at_exit(void)
         end_run(m);
 }
 
+/* PIKOC_AT_EXEC: whether an exec ends the run ('end', the default) or leaves it ('leave'). */
+static bool ends_at_exec(void)
+{
+    const char *at = getenv("PIKOC_AT_EXEC");
+    if (!at || strcmp(at, "end") == 0)
+        return true;
+    if (strcmp(at, "leave") == 0)
+        return false;
+    pk_warn("PIKOC_AT_EXEC: unknown value '%s' (expected end or leave); the run ends", at);
+    return true;
+}
+
 pk_monitor *pk_monitor_before_exec(void)
 {
+    /* A vfork child shares this memory: it reads it and changes nothing. */
     pk_monitor *m = atomic_load(&running_monitor);
-    if (!m || m->drainer_record || m->run.pid != (int)getpid() || pk_self.busy)
+    if (!m || m->run.pid != (int)getpid() || pk_self.busy || holds_run_lock || !ends_at_exec())
         return NULL;
-    if (pthread_mutex_trylock(&run_lock) != 0)
-        return NULL;
-    bool ends = atomic_load(&running_monitor) == m;
+    lock_run();
+    bool ends = atomic_load(&running_monitor) == m && !m->drainer_record;
     if (ends)
         end_run_locked(m, true);
-    pthread_mutex_unlock(&run_lock);
+    unlock_run();
     return ends ? m : NULL;
 }
 
 void pk_monitor_exec_failed(pk_monitor *m, const char *program, int error)
 {
-    if (m == pk_auto_monitor()) {
-        pk_auto_restart();
-        return;
-    }
-    pk_warn("executing %s failed (%s): monitor '%s' ended its run 'executed' before it; "
-            "what follows is recorded by a new monitor only",
+    pk_warn("executing %s failed (%s) after monitor '%s' ended its run 'executed' for it: "
+            "what the program does next is not recorded",
             program, strerror(error), m->name);
 }
 
@@ -539,7 +567,7 @@ static PK_TLS uint32_t busy_before_fork;
 
 void pk_monitor_drainer_forked(void)
 {
-    pthread_mutex_init(&run_lock, NULL);
+    reset_run_lock();
 }
 
 /* Forking a drainer (drainer.c), the run's lock is held and its state stays as it is. */
@@ -549,7 +577,7 @@ static void fork_prepare(void)
     pk_self.busy = 1;
     if (pk_drainer_forking())
         return;
-    pthread_mutex_lock(&run_lock);
+    lock_run();
     pk_drain_fork_prepare();
 }
 
@@ -559,7 +587,7 @@ static void fork_parent(void)
     if (pk_drainer_forking())
         return;
     pk_drain_fork_parent();
-    pthread_mutex_unlock(&run_lock);
+    unlock_run();
 }
 
 /*
@@ -577,7 +605,7 @@ static void fork_child(void)
     if (pk_drainer_forking())
         return;
     pk_drainer_forget();
-    pthread_mutex_init(&run_lock, NULL);
+    reset_run_lock();
     pk_monitor *m = atomic_load(&running_monitor);
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);

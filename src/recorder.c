@@ -165,10 +165,12 @@ void pk_recorder_close_now(pk_recorder *r)
         return;
     if (r->ops->close)
         r->ops->close(r);
+    if (!r->failed) /* else its error says why, which stays */
+        snprintf(r->error, sizeof r->error,
+                 "recorder '%s' was closed as the program executed another; its records are "
+                 "dropped",
+                 r->spec);
     r->closed = r->failed = true;
-    snprintf(r->error, sizeof r->error,
-             "recorder '%s' was closed as the program executed another; its records are dropped",
-             r->spec);
 }
 
 void pk_recorder_free(pk_recorder *r)

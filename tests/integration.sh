@@ -96,11 +96,13 @@ check_sequence "fork: parent only, child writes nothing" "$work/fork.csv" "$expe
 check_equal "fork: child exit status" "$(cat "$work/stdout")" "5 0"
 
 # exec in process: every record the replaced image made reaches its recorder
-# before it goes (the drain thread goes with it), whichever exec function;
-# a vforked child's exec leaves its parent's run as it is.
+# before it goes (the drain thread goes with it), whichever exec function,
+# with the arguments and the environment it was given; a vforked child's
+# exec leaves its parent's run as it is.
 {
     echo "call main 0"
-    for i in 1 2; do [ "$i" = 1 ] && echo "call graph 1"
+    echo "call graph 1"
+    for i in 1 2; do
         printf 'call a 2\ncall b 3\nreturn b 3\ncall c 3\ncall b 4\nreturn b 4\nreturn c 3\nreturn a 2\n'
     done
     printf 'return graph 1\ncall execute 1\n'
@@ -110,17 +112,40 @@ check_sequence "exec: the replaced image's records, up to the exec" "$work/exec.
 ways=""
 for how in execv execve execvp execvpe execl execle execlp fexecve execveat; do
     rm -f "$work/exec.csv"
-    program=/bin/true
-    [ "$how" = execvp ] || [ "$how" = execlp ] && program=true
-    run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec.csv" "$(prog execs)" $how $program
-    ways="$ways $how:$?:$(sequence "$work/exec.csv" | wc -l):$(sequence "$work/exec.csv" | tail -n 1 | tr ' ' _)"
+    shell=/bin/sh
+    case $how in execvp | execvpe | execlp) shell=sh ;; esac # looked up in PATH
+    # shellcheck disable=SC2016 # the new image's shell expands them
+    run X=inherited PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec.csv" "$(prog execs)" $how $shell \
+        -c 'echo "$0|$1|$X"' zero one
+    ways="$ways $how:$?:$(cat "$work/stdout"):$(sequence "$work/exec.csv" | wc -l):$(sequence "$work/exec.csv" | tail -n 1 | tr ' ' _)"
 done
-check_equal "exec: each exec function, every record of the replaced image" "$ways" \
-    " execv:0:20:call_execute_1 execve:0:20:call_execute_1 execvp:0:20:call_execute_1 execvpe:0:20:call_execute_1 execl:0:20:call_execute_1 execle:0:20:call_execute_1 execlp:0:20:call_execute_1 fexecve:0:20:call_execute_1 execveat:0:20:call_execute_1"
+check_equal "exec: each exec function, its arguments and environment, every record of the replaced image" "$ways" \
+    " execv:0:zero|one|inherited:20:call_execute_1 execve:0:zero|one|given:20:call_execute_1 execvp:0:zero|one|inherited:20:call_execute_1 execvpe:0:zero|one|given:20:call_execute_1 execl:0:zero|one|inherited:21:call_execute_list_2 execle:0:zero|one|given:21:call_execute_list_2 execlp:0:zero|one|inherited:21:call_execute_list_2 fexecve:0:zero|one|given:20:call_execute_1 execveat:0:zero|one|given:20:call_execute_1"
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/vfork.csv" "$(prog execs)" vfork /bin/true
 check_equal "vfork: the child's exec leaves the parent's run whole" \
     "$(cat "$work/stdout") $(sequence "$work/vfork.csv" | wc -l) $(sequence "$work/vfork.csv" | tail -n 1)" \
     "total 6 child 0 20 return main 0"
+# An exec that cannot run (no such file, here or in PATH) leaves the run going on;
+# one that fails all the same (a file that is not a program) after the run ended
+# leaves the rest unrecorded, and says so.
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-none.csv" "$(prog execs)" execlp no-such-program-here
+check_equal "exec that cannot run: errno kept, the run goes on, nothing said" \
+    "$? $(cat "$work/stderr") $(sequence "$work/exec-none.csv" | wc -l) $(sequence "$work/exec-none.csv" | tail -n 1)" \
+    "3 execlp no-such-program-here: No such file or directory (returned -1) 34 return main 0"
+printf '\177ELF, not a program\n' >"$work/not-a-program"
+chmod +x "$work/not-a-program"
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-bad.csv" "$(prog execs)" execv "$work/not-a-program"
+check_equal "exec that fails after the run ended: its records kept, the rest unrecorded, said once" \
+    "$? $(sequence "$work/exec-bad.csv" | wc -l) $(cat "$work/stderr")" \
+    "3 20 pikoc: executing $work/not-a-program failed (Exec format error) after monitor 'function' ended its run 'executed' for it: what the program does next is not recorded
+execv $work/not-a-program: Exec format error (returned -1)"
+run PIKOC_AT_EXEC=leave PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-leave.csv" "$(prog execs)" execv /bin/true
+check_equal "PIKOC_AT_EXEC=leave: the exec leaves the run (its last records with the old image)" \
+    "$? $(cat "$work/stderr")$(sequence "$work/exec-leave.csv" | wc -l)" "0 0"
+run PIKOC_AT_EXEC=later PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-later.csv" "$(prog execs)" execv /bin/true
+check_equal "PIKOC_AT_EXEC with an unknown value: said, and the run ends" \
+    "$? $(sequence "$work/exec-later.csv" | wc -l) $(cat "$work/stderr")" \
+    "0 20 pikoc: PIKOC_AT_EXEC: unknown value 'later' (expected end or leave); the run ends"
 
 # --- recursion: counts and depths ----------------------------------------------
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/fib.csv" "$(prog recursion)" 15
@@ -326,17 +351,16 @@ fib,1,1"
 
     # exec in process, into the same program (monitored again: a run of its own
     # whose parent is the replaced image's, which ends 'executed' with its
-    # records), and an exec that fails: the program goes on in a new run.
+    # records); an exec that cannot run leaves the run going on.
     exec_runs="SELECT group_concat(id || ':' || status || ':' || events || ':' ||
         ifnull(parent_run, '-'), '/') FROM runs"
     run PIKOC_MONITOR=function PIKOC_RECORD="sqlite:$work/exec.db" "$(prog execs)" execv "$(prog execs)"
     check_equal "exec in process: the replaced image's run 'executed', the new image's its child" \
         "$? $(cat "$work/stdout") $(sql "$work/exec.db" "$exec_runs")" \
         "0 total 6 1:executed:20:-/2:complete:20:1"
-    run PIKOC_MONITOR=function PIKOC_RECORD="sqlite:$work/exec-failed.db" "$(prog execs)" execlp /nowhere/program
-    check_equal "exec in process that fails: errno kept, the program goes on in a run of its own" \
-        "$? $(cat "$work/stderr") $(sql "$work/exec-failed.db" "$exec_runs")" \
-        "3 execlp /nowhere/program: No such file or directory (returned -1) 1:executed:20:-/2:complete:10:1"
+    run PIKOC_MONITOR=function PIKOC_RECORD="sqlite:$work/exec-none.db" "$(prog execs)" execv /nowhere/program
+    check_equal "exec in process that cannot run: one run, complete" \
+        "$? $(sql "$work/exec-none.db" "$exec_runs")" "3 1:complete:32:-"
 fi
 
 echo "$passed passed, $failed failed"

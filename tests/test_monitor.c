@@ -865,8 +865,8 @@ static void exec_close(pk_recorder *r)
  * Before an exec (src/exec.c), a run drained in process ends 'executed':
  * every record made so far is written, each recorder ends through executed
  * and is closed then, not again when the monitor is freed; the hooks record
- * nothing more. A failed exec leaves a monitor the program made ended, and
- * says so.
+ * nothing more. PIKOC_AT_EXEC=leave leaves the run. A failed exec leaves
+ * the run ended, and says so.
  */
 static void test_exec_ends_the_run(void **state)
 {
@@ -890,6 +890,10 @@ static void test_exec_ends_the_run(void **state)
     assert_null(pk_monitor_before_exec()); /* no run yet */
     enable(m);
     outer(1);
+    setenv("PIKOC_AT_EXEC", "leave", 1);
+    assert_null(pk_monitor_before_exec()); /* left as it is */
+    assert_int_equal(ended_by_exec.executions, 0);
+    unsetenv("PIKOC_AT_EXEC");
     assert_ptr_equal(pk_monitor_before_exec(), m);
     assert_int_equal(ended_by_exec.written, 6);
     assert_int_equal(ended_by_exec.executions, 1);
@@ -914,9 +918,9 @@ static void test_exec_ends_the_run(void **state)
     warning[got] = '\0';
     fclose(file);
     assert_string_equal(warning,
-                        "pikoc: executing /nowhere/program failed (No such file or directory): "
-                        "monitor 'function' ended its run 'executed' before it; what follows "
-                        "is recorded by a new monitor only\n");
+                        "pikoc: executing /nowhere/program failed (No such file or directory) "
+                        "after monitor 'function' ended its run 'executed' for it: what the "
+                        "program does next is not recorded\n");
     assert_int_equal(pk_monitor_enable(m, &err), -1);
     assert_string_equal(err.message,
                         "cannot start monitor 'function': its run has ended; create a new monitor");
