@@ -94,6 +94,11 @@ bool pk_drainer_configure(void)
     return true;
 }
 
+void pk_drainer_mark_self(void)
+{
+    drainer.is_self = true;
+}
+
 bool pk_in_drainer(void)
 {
     return drainer.is_self;
@@ -325,7 +330,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
 {
     /* Nothing this process allocates is the program's. */
     pk_self.busy = 1;
-    drainer.is_self = true;
+    pk_drainer_mark_self();
     pk_monitor_drainer_forked();         /* its recorders' monitor may be freed (a failure) */
     prctl(PR_SET_NAME, "pikoc-drainer"); /* what ps shows */
     atomic_store(&pk_rt.enabled, 0);

@@ -302,8 +302,10 @@ PK_HIDDEN void pk_monitor_set_drainer(pk_monitor *m, const char *record);
  * lock is free here (the program's run, left as it is, is not this process's).
  */
 PK_HIDDEN void pk_monitor_drainer_forked(void);
-/* Whether this process is a drainer (src/drainer.c), which records another's run. */
+/* Whether this process is a drainer (src/drainer.c), which records another's run:
+ * it is once it marks itself so, as it starts. */
 PK_HIDDEN bool pk_in_drainer(void);
+PK_HIDDEN void pk_drainer_mark_self(void);
 /* The monitor PIKOC_* would configure for `record`, whose loggers a drainer records through. */
 PK_HIDDEN pk_monitor *pk_auto_recorders(const char *record, pk_error *err);
 
