@@ -192,28 +192,30 @@ PK_NOINSTR static void gather_arguments(char **argv, size_t n, const char *first
     argv[n] = NULL;
 }
 
+/*
+ * Declares argv, the arguments from `arg` up to the NULL that ends them, on
+ * the caller's stack, and leaves ap open after that NULL for va_end.
+ */
+#define GATHER_ARGUMENTS(argv, arg, ap)                                                            \
+    va_list ap;                                                                                    \
+    va_start(ap, arg);                                                                             \
+    size_t count_ = count_arguments(ap);                                                           \
+    va_end(ap);                                                                                    \
+    char *argv[count_ + 1];                                                                        \
+    va_start(ap, arg);                                                                             \
+    gather_arguments(argv, count_, arg, ap);                                                       \
+    (void)va_arg(ap, char *)
+
 PK_EXEC_API int execl(const char *path, const char *arg, ...)
 {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_arguments(ap);
-    va_end(ap);
-    char *argv[n + 1];
-    va_start(ap, arg);
-    gather_arguments(argv, n, arg, ap);
+    GATHER_ARGUMENTS(argv, arg, ap);
     va_end(ap);
     return do_execve(path, argv, environ);
 }
 
 PK_EXEC_API int execlp(const char *file, const char *arg, ...)
 {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_arguments(ap);
-    va_end(ap);
-    char *argv[n + 1];
-    va_start(ap, arg);
-    gather_arguments(argv, n, arg, ap);
+    GATHER_ARGUMENTS(argv, arg, ap);
     va_end(ap);
     return do_execvp(file, argv);
 }
@@ -221,14 +223,7 @@ PK_EXEC_API int execlp(const char *file, const char *arg, ...)
 /* The environment comes after the NULL that ends the arguments. */
 PK_EXEC_API int execle(const char *path, const char *arg, ...)
 {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_arguments(ap);
-    va_end(ap);
-    char *argv[n + 1];
-    va_start(ap, arg);
-    gather_arguments(argv, n, arg, ap);
-    (void)va_arg(ap, char *); /* the NULL that ends them */
+    GATHER_ARGUMENTS(argv, arg, ap);
     char *const *envp = va_arg(ap, char *const *);
     va_end(ap);
     return do_execve(path, argv, envp);
