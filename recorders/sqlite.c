@@ -64,16 +64,18 @@ static int sqlite_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *
 }
 
 /*
- * A drainer's run whose program executed another: 'executed', with its
- * totals. The kernel's peak resident set is the new image's by then, so the
- * largest sample is the run's peak.
+ * A run whose program executed another: 'executed', with its totals. In a
+ * drainer the kernel's peak resident set is the new image's by then, so the
+ * largest sample is the run's peak; in the program's own process, before
+ * its exec, the kernel's is still its own.
  */
 static int sqlite_executed(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
 {
     sqlite_state *s = pk_recorder_state(r);
     if (!s->run)
         return 0;
-    int rc = pk_store_run_finish(s->run, totals, 0, "executed", err);
+    uint64_t peak = pk_in_drainer() ? 0 : pk_process_peak_rss();
+    int rc = pk_store_run_finish(s->run, totals, peak, "executed", err);
     pk_store_run_free(s->run);
     s->run = NULL;
     return rc;

@@ -660,9 +660,9 @@ static int send_goodbye(zmq_state *s, pk_wire_goodbye *g, pk_error *err)
 
 /*
  * The goodbye after the last batch. executed: the process executed another
- * program; its goodbye says so, and the kernel's peak resident set is the
- * new image's by then (in a drainer): the collector takes the largest
- * sample for the run's. A drainer waits a second at most (the last batch
+ * program; its goodbye says so, and in a drainer the kernel's peak resident
+ * set is the new image's by then (0: the collector takes the largest sample
+ * for the run's). A drainer waits a second at most (the last batch
  * had the whole linger while pikoc run waits on it); in the program's own
  * process, before its exec, the whole linger.
  */
@@ -687,7 +687,7 @@ static int end_run(zmq_state *s, const pk_run_totals *totals, bool executed, pk_
                          .entries = s->entries,
                          .written = s->written,
                          .batches = s->batches,
-                         .peak_rss = executed ? 0 : pk_process_peak_rss(),
+                         .peak_rss = executed && pk_in_drainer() ? 0 : pk_process_peak_rss(),
                          .thread_count = count,
                          .threads = named,
                          .names = names,

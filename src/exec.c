@@ -6,18 +6,19 @@
  * `pikoc run` the drainer process sees the exec itself and these only pass
  * the call on.
  *
- * A run ends only for an exec that can succeed: the file is there and
- * executable (for the effective ids), or, for a name the p-variants look up
- * in PATH, one of its directories has such a file, as libc would find it
- * (shells and Python's os.execvp try every directory in turn). Should the
- * exec fail all the same, the program goes on unrecorded, and a warning says
- * so (pk_monitor_exec_failed).
+ * A run ends only for an exec that may succeed: not for a file that is not
+ * there, not a regular file, or not executable for the effective ids, nor
+ * for a name the p-variants look up in PATH that none of its directories
+ * has (shells and Python's os.execvp try every directory in turn). When
+ * the check itself fails for another reason (a sandbox that refuses
+ * faccessat2), the exec may succeed: the run ends. Should the exec fail all
+ * the same, the program goes on unrecorded, and a warning says so
+ * (pk_monitor_exec_failed).
  *
  * The real functions, the next in load order, are found as the library
- * loads (a vfork child, which shares its parent's memory, should not take
- * the loader's lock), or at the first call when a library's constructor
- * executes before this library's. execl, execle and execlp gather their
- * arguments and go the way of execv, execve and execvp, as libc's do.
+ * loads, or at the first call when a library's constructor executes before
+ * this library's. execl, execle and execlp gather their arguments and go
+ * the way of execv, execve and execvp, as libc's do.
  */
 #include "internal.h"
 
@@ -26,8 +27,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PK_EXEC_API __attribute__((visibility("default"), no_instrument_function))
@@ -38,16 +41,16 @@ typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
 
 static struct {
-    bool found;
     execve_fn execve, execvpe;
     execv_fn execv, execvp;
     fexecve_fn fexecve;
     execveat_fn execveat;
 } real;
+static _Atomic bool found; /* real is filled in */
 
 __attribute__((constructor, no_instrument_function)) static void find_real(void)
 {
-    if (real.found)
+    if (atomic_load_explicit(&found, memory_order_acquire))
         return;
     real.execve = (execve_fn)dlsym(RTLD_NEXT, "execve");
     real.execvpe = (execve_fn)dlsym(RTLD_NEXT, "execvpe");
@@ -55,7 +58,7 @@ __attribute__((constructor, no_instrument_function)) static void find_real(void)
     real.execvp = (execv_fn)dlsym(RTLD_NEXT, "execvp");
     real.fexecve = (fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
     real.execveat = (execveat_fn)dlsym(RTLD_NEXT, "execveat");
-    real.found = true;
+    atomic_store_explicit(&found, true, memory_order_release);
 }
 
 /* An exec function libc does not have (execveat before glibc 2.34). */
@@ -65,35 +68,57 @@ PK_NOINSTR static int missing(void)
     return -1;
 }
 
-/* Whether path names a file the effective ids may execute, from dirfd. */
-PK_NOINSTR static bool executable_at(int dirfd, const char *path)
+/* What an exec is asked to run. */
+struct target {
+    int dirfd;        /* AT_FDCWD, or execveat's; with `path` "" and AT_EMPTY_PATH, the file */
+    const char *path; /* the file, or a name to look up in PATH (`search`) */
+    int flags;        /* execveat's: AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW */
+    bool search;      /* the p-variants: a name without a slash is looked up in PATH */
+};
+
+/* The errors after which an exec cannot run the file; after any other, it may. */
+PK_NOINSTR static bool cannot_run(int error)
 {
-    return faccessat(dirfd, path, X_OK, AT_EACCESS) == 0;
+    return error == ENOENT || error == ENOTDIR || error == ELOOP || error == ENAMETOOLONG ||
+           error == EACCES;
 }
 
-/* Whether execvp would find `file`: itself when it has a slash, else in PATH. */
-PK_NOINSTR static bool found_in_path(const char *file)
+/* Whether an exec may run path from dirfd (flags: execveat's). */
+PK_NOINSTR static bool may_run_at(int dirfd, const char *path, int flags)
 {
-    if (!file || !*file)
-        return false;
-    if (strchr(file, '/'))
-        return executable_at(AT_FDCWD, file);
+    struct stat st;
+    int at = flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    if (fstatat(dirfd, path, &st, at) != 0)
+        return !cannot_run(errno);
+    if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
+        return false; /* a directory, a link not followed: EACCES, ELOOP */
+    if (faccessat(dirfd, path, X_OK, AT_EACCESS | (flags & AT_EMPTY_PATH)) != 0)
+        return !cannot_run(errno); /* EINVAL (an older kernel, flags it lacks) included */
+    return true;
+}
+
+/* Whether execvp may run `file`: itself when it has a slash, else found in PATH. */
+PK_NOINSTR static bool may_run_in_path(const char *file)
+{
+    size_t length = strlen(file);
+    if (length == 0 || length > NAME_MAX)
+        return false; /* ENOENT, ENAMETOOLONG */
     const char *path = getenv("PATH");
     if (!path)
-        path = "/bin:/usr/bin"; /* libc's default */
-    size_t length = strlen(file);
+        path = "/bin:/usr/bin"; /* glibc's default */
     for (const char *dir = path;; dir++) {
         const char *end = strchrnul(dir, ':');
         size_t n = (size_t)(end - dir);
         char candidate[PATH_MAX];
-        if (n + 1 + length >= sizeof candidate)
+        if ((n ? n : 1) + 1 + length >= sizeof candidate)
             return true; /* cannot tell: it may run */
-        memcpy(candidate, dir, n);
-        if (n == 0)
+        if (n)
+            memcpy(candidate, dir, n);
+        else
             candidate[n++] = '.'; /* an empty entry is the current directory */
         candidate[n] = '/';
         memcpy(candidate + n + 1, file, length + 1);
-        if (executable_at(AT_FDCWD, candidate))
+        if (may_run_at(AT_FDCWD, candidate, 0))
             return true;
         if (!*end)
             return false;
@@ -101,12 +126,21 @@ PK_NOINSTR static bool found_in_path(const char *file)
     }
 }
 
-/* The run, ended for an exec that can succeed; NULL otherwise (see the top). */
-PK_NOINSTR static pk_monitor *end_for(bool may_run)
+/* pk_monitor_before_exec's check: whether the exec asked for may succeed. */
+PK_NOINSTR static bool may_run(const void *what)
 {
-    if (!real.found)
+    const struct target *t = what;
+    if (t->search && !strchr(t->path, '/'))
+        return may_run_in_path(t->path);
+    return may_run_at(t->dirfd, t->path, t->flags);
+}
+
+/* The run, ended for an exec of t that may succeed; NULL when none ends. */
+PK_NOINSTR static pk_monitor *end_for(const struct target *t)
+{
+    if (!atomic_load_explicit(&found, memory_order_acquire))
         find_real();
-    return may_run ? pk_monitor_before_exec() : NULL;
+    return pk_monitor_before_exec(may_run, t);
 }
 
 /*
@@ -124,13 +158,13 @@ PK_NOINSTR static int failed(pk_monitor *m, const char *program, int rc)
 
 PK_NOINSTR static int do_execve(const char *path, char *const argv[], char *const envp[])
 {
-    pk_monitor *m = end_for(executable_at(AT_FDCWD, path));
+    pk_monitor *m = end_for(&(struct target){AT_FDCWD, path, 0, false});
     return failed(m, path, real.execve ? real.execve(path, argv, envp) : missing());
 }
 
 PK_NOINSTR static int do_execvp(const char *file, char *const argv[])
 {
-    pk_monitor *m = end_for(found_in_path(file));
+    pk_monitor *m = end_for(&(struct target){AT_FDCWD, file, 0, true});
     return failed(m, file, real.execvp ? real.execvp(file, argv) : missing());
 }
 
@@ -141,7 +175,7 @@ PK_EXEC_API int execve(const char *path, char *const argv[], char *const envp[])
 
 PK_EXEC_API int execv(const char *path, char *const argv[])
 {
-    pk_monitor *m = end_for(executable_at(AT_FDCWD, path));
+    pk_monitor *m = end_for(&(struct target){AT_FDCWD, path, 0, false});
     return failed(m, path, real.execv ? real.execv(path, argv) : missing());
 }
 
@@ -152,13 +186,13 @@ PK_EXEC_API int execvp(const char *file, char *const argv[])
 
 PK_EXEC_API int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    pk_monitor *m = end_for(found_in_path(file));
+    pk_monitor *m = end_for(&(struct target){AT_FDCWD, file, 0, true});
     return failed(m, file, real.execvpe ? real.execvpe(file, argv, envp) : missing());
 }
 
 PK_EXEC_API int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    pk_monitor *m = end_for(fcntl(fd, F_GETFD) != -1);
+    pk_monitor *m = end_for(&(struct target){fd, "", AT_EMPTY_PATH, false});
     return failed(m, "a program by its descriptor",
                   real.fexecve ? real.fexecve(fd, argv, envp) : missing());
 }
@@ -166,10 +200,7 @@ PK_EXEC_API int fexecve(int fd, char *const argv[], char *const envp[])
 PK_EXEC_API int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
                          int flags)
 {
-    /* An empty path with AT_EMPTY_PATH is dirfd's own file, as fexecve's. */
-    bool may_run = !*path && (flags & AT_EMPTY_PATH) ? fcntl(dirfd, F_GETFD) != -1
-                                                     : executable_at(dirfd, path);
-    pk_monitor *m = end_for(may_run);
+    pk_monitor *m = end_for(&(struct target){dirfd, path, flags, false});
     return failed(m, path,
                   real.execveat ? real.execveat(dirfd, path, argv, envp, flags) : missing());
 }

@@ -189,6 +189,7 @@ struct pk_thread {
     uint32_t scope; /* PK_MONITOR scopes open on this thread */
     uint32_t focus; /* focused functions open on this thread */
     uint32_t gone;  /* the thread's exit handler ran: record nothing more */
+    uint32_t locks; /* pikoc's run or drain locks it takes or holds: an exec leaves the run */
 };
 
 /* The addresses of focused functions: open addressing, read-only while running. */

@@ -279,10 +279,12 @@ PK_HIDDEN void pk_end_run_at_exit(void);
  * buffer in memory. Returns the monitor whose run it ended; NULL when there
  * is none, when a drainer process drains the run (it sees the exec itself),
  * in a vfork child (it shares its parent's memory, run included), inside
- * pikoc, on a thread that holds the run's lock (an exec from a signal
- * handler that interrupted it), and when PIKOC_AT_EXEC=leave.
+ * pikoc, on a thread that takes or holds the run's lock or waits for the
+ * drain (an exec from a signal handler that interrupted it), when
+ * PIKOC_AT_EXEC=leave, and when may_run(what) says the exec cannot succeed
+ * (asked last: the checks before it are cheaper).
  */
-PK_HIDDEN pk_monitor *pk_monitor_before_exec(void);
+PK_HIDDEN pk_monitor *pk_monitor_before_exec(bool (*may_run)(const void *what), const void *what);
 /*
  * The exec after pk_monitor_before_exec returned m failed with errno
  * `error`: the program goes on, unrecorded (its run has ended), and a

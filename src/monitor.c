@@ -36,26 +36,32 @@ struct pk_monitor {
 };
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
-static PK_TLS bool holds_run_lock; /* this thread does: an exec here leaves the run alone */
 static pk_monitor *_Atomic running_monitor;
 
+/*
+ * The run's lock. While a thread takes or holds it, pk_self.locks says so
+ * (set before, cleared after, so a signal handler on this thread sees it
+ * at every point between): an exec from such a handler leaves the run.
+ */
 static void lock_run(void)
 {
+    pk_self.locks++;
+    atomic_signal_fence(memory_order_seq_cst);
     pthread_mutex_lock(&run_lock);
-    holds_run_lock = true;
 }
 
 static void unlock_run(void)
 {
-    holds_run_lock = false;
     pthread_mutex_unlock(&run_lock);
+    atomic_signal_fence(memory_order_seq_cst);
+    pk_self.locks--;
 }
 
 /* The lock as a forked process starts: free, held by nobody. */
 static void reset_run_lock(void)
 {
     pthread_mutex_init(&run_lock, NULL);
-    holds_run_lock = false;
+    pk_self.locks = 0;
 }
 
 /* Focus sets stay allocated until exit: a monitored thread may still hold
@@ -535,14 +541,15 @@ static bool ends_at_exec(void)
     return true;
 }
 
-pk_monitor *pk_monitor_before_exec(void)
+pk_monitor *pk_monitor_before_exec(bool (*may_run)(const void *what), const void *what)
 {
     /* A vfork child shares this memory: it reads it and changes nothing. */
     pk_monitor *m = atomic_load(&running_monitor);
-    if (!m || m->run.pid != (int)getpid() || pk_self.busy || holds_run_lock || !ends_at_exec())
+    if (!m || m->run.pid != (int)getpid() || pk_self.busy || pk_self.locks || m->drainer_record ||
+        !ends_at_exec() || !may_run(what))
         return NULL;
     lock_run();
-    bool ends = atomic_load(&running_monitor) == m && !m->drainer_record;
+    bool ends = atomic_load(&running_monitor) == m;
     if (ends)
         end_run_locked(m, true);
     unlock_run();

@@ -132,6 +132,25 @@ run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-none.csv" "$(prog execs)
 check_equal "exec that cannot run: errno kept, the run goes on, nothing said" \
     "$? $(cat "$work/stderr") $(sequence "$work/exec-none.csv" | wc -l) $(sequence "$work/exec-none.csv" | tail -n 1)" \
     "3 execlp no-such-program-here: No such file or directory (returned -1) 34 return main 0"
+# The p-variants look a name up as libc does: a later PATH directory, an empty
+# entry (the current directory), PATH unset (/bin:/usr/bin); a directory cannot run.
+mkdir "$work/bin"
+ln -s /bin/true "$work/bin/pikoc-true"
+lookups=""
+for how in later empty unset directory; do
+    rm -f "$work/lookup.csv"
+    case $how in
+    later) run PATH="/nowhere:$work/bin" PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/lookup.csv" \
+        "$(prog execs)" execvp pikoc-true ;;
+    empty) (cd "$work/bin" && run PATH=":/nowhere" PIKOC_MONITOR=function \
+        PIKOC_RECORD="csv:$work/lookup.csv" "$(prog execs)" execlp pikoc-true) ;;
+    unset) run -u PATH PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/lookup.csv" "$(prog execs)" execvp true ;;
+    directory) run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/lookup.csv" "$(prog execs)" execv "$work/bin" ;;
+    esac
+    lookups="$lookups $how:$?:$(sequence "$work/lookup.csv" | wc -l)"
+done
+check_equal "exec: names looked up in PATH as libc does; a directory leaves the run going on" "$lookups" \
+    " later:0:20 empty:0:21 unset:0:20 directory:3:32"
 printf '\177ELF, not a program\n' >"$work/not-a-program"
 chmod +x "$work/not-a-program"
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-bad.csv" "$(prog execs)" execv "$work/not-a-program"

@@ -835,7 +835,16 @@ static void test_failing_recorder_does_not_stop_the_program(void **state)
 /* What a recorder went through, kept outside its state (freed with it). */
 static struct {
     unsigned written, finishes, executions, closes;
+    bool ended_at_finish; /* an exec asked for while the run's lock is held ended the run */
 } ended_by_exec;
+
+/* pk_monitor_before_exec's check of what is executed: it may run, or it cannot. */
+static bool may_run(const void *what)
+{
+    return *(const bool *)what;
+}
+
+static const bool runs = true, cannot = false;
 
 static int exec_write(pk_recorder *r, const pk_record *rec, pk_error *err)
 {
@@ -843,9 +852,11 @@ static int exec_write(pk_recorder *r, const pk_record *rec, pk_error *err)
     return 0;
 }
 
+/* Called with the run's lock held: an exec from here (a signal handler's) must leave the run. */
 static int exec_finish(pk_recorder *r, const pk_run_totals *totals, pk_error *err)
 {
     ended_by_exec.finishes++;
+    ended_by_exec.ended_at_finish = pk_monitor_before_exec(may_run, &runs) != NULL;
     return 0;
 }
 
@@ -887,14 +898,15 @@ static void test_exec_ends_the_run(void **state)
     assert_non_null(r);
     pk_logger *lg = pk_logger_new(r);
     assert_int_equal(pk_monitor_add_logger(m, lg, &err), 0);
-    assert_null(pk_monitor_before_exec()); /* no run yet */
+    assert_null(pk_monitor_before_exec(may_run, &runs)); /* no run yet */
     enable(m);
     outer(1);
     setenv("PIKOC_AT_EXEC", "leave", 1);
-    assert_null(pk_monitor_before_exec()); /* left as it is */
-    assert_int_equal(ended_by_exec.executions, 0);
+    assert_null(pk_monitor_before_exec(may_run, &runs)); /* left as it is */
     unsetenv("PIKOC_AT_EXEC");
-    assert_ptr_equal(pk_monitor_before_exec(), m);
+    assert_null(pk_monitor_before_exec(may_run, &cannot)); /* an exec that cannot run */
+    assert_int_equal(ended_by_exec.executions, 0);
+    assert_ptr_equal(pk_monitor_before_exec(may_run, &runs), m);
     assert_int_equal(ended_by_exec.written, 6);
     assert_int_equal(ended_by_exec.executions, 1);
     assert_int_equal(ended_by_exec.finishes, 0);
@@ -903,7 +915,7 @@ static void test_exec_ends_the_run(void **state)
                                              "executed another; its records are dropped");
     outer(1); /* the run has ended: not recorded */
     assert_int_equal(ended_by_exec.written, 6);
-    assert_null(pk_monitor_before_exec());
+    assert_null(pk_monitor_before_exec(may_run, &runs));
 
     char warning[512] = "";
     fflush(stderr);
@@ -927,6 +939,35 @@ static void test_exec_ends_the_run(void **state)
     done_with(m);
     assert_int_equal(ended_by_exec.closes, 1);
     assert_int_equal(ended_by_exec.finishes, 0);
+}
+
+/* A run that ends as usual: an exec asked for by its finish (under the run's lock) leaves it. */
+static void test_exec_under_the_run_lock_leaves_the_run(void **state)
+{
+    (void)state;
+    static const pk_recorder_ops counting = {
+        .name = "counting",
+        .write = exec_write,
+        .finish = exec_finish,
+        .executed = exec_executed,
+        .close = exec_close,
+    };
+    memset(&ended_by_exec, 0, sizeof ended_by_exec);
+    pk_error err = {{0}};
+    pk_monitor *m = pk_monitor_new("function", &err);
+    assert_non_null(m);
+    made[made_count++] = m;
+    pk_recorder *r = pk_recorder_new(&counting, NULL, &err);
+    assert_non_null(r);
+    assert_int_equal(pk_monitor_add_logger(m, pk_logger_new(r), &err), 0);
+    enable(m);
+    outer(1);
+    pk_monitor_end(m);
+    assert_int_equal(ended_by_exec.finishes, 1);
+    assert_false(ended_by_exec.ended_at_finish);
+    assert_int_equal(ended_by_exec.executions, 0);
+    done_with(m);
+    assert_int_equal(ended_by_exec.closes, 1);
 }
 
 int main(void)
@@ -956,6 +997,7 @@ int main(void)
         cmocka_unit_test_teardown(test_observe_sees_what_filters_drop, end_leftovers),
         cmocka_unit_test_teardown(test_failing_recorder_does_not_stop_the_program, end_leftovers),
         cmocka_unit_test_teardown(test_exec_ends_the_run, end_leftovers),
+        cmocka_unit_test_teardown(test_exec_under_the_run_lock_leaves_the_run, end_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
