@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "monitored.h"
+#include "stderr_capture.h"
 #include "../monitors/function_memory.h"
 #include "../src/internal.h"
 
@@ -879,9 +880,9 @@ static void exec_close(pk_recorder *r)
  * nothing more. PIKOC_AT_EXEC=leave leaves the run. A failed exec leaves
  * the run ended, and says so.
  */
-static void test_exec_ends_the_run(void **state)
+/* A "function" monitor whose one recorder counts into ended_by_exec (zeroed); *lg its logger. */
+static pk_monitor *monitor_counting_exec(pk_logger **lg)
 {
-    (void)state;
     static const pk_recorder_ops counting = {
         .name = "counting",
         .write = exec_write,
@@ -896,8 +897,17 @@ static void test_exec_ends_the_run(void **state)
     made[made_count++] = m;
     pk_recorder *r = pk_recorder_new(&counting, NULL, &err);
     assert_non_null(r);
-    pk_logger *lg = pk_logger_new(r);
-    assert_int_equal(pk_monitor_add_logger(m, lg, &err), 0);
+    *lg = pk_logger_new(r);
+    assert_int_equal(pk_monitor_add_logger(m, *lg, &err), 0);
+    return m;
+}
+
+static void test_exec_ends_the_run(void **state)
+{
+    (void)state;
+    pk_logger *lg;
+    pk_monitor *m = monitor_counting_exec(&lg);
+    pk_error err = {{0}};
     assert_null(pk_monitor_before_exec(may_run, &runs)); /* no run yet */
     enable(m);
     outer(1);
@@ -917,18 +927,11 @@ static void test_exec_ends_the_run(void **state)
     assert_int_equal(ended_by_exec.written, 6);
     assert_null(pk_monitor_before_exec(may_run, &runs));
 
-    char warning[512] = "";
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    FILE *file = tmpfile();
-    dup2(fileno(file), STDERR_FILENO);
+    char warning[512];
+    stderr_capture capture;
+    stderr_capture_start(&capture);
     pk_monitor_exec_failed(m, "/nowhere/program", ENOENT);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    rewind(file);
-    size_t got = fread(warning, 1, sizeof warning - 1, file);
-    warning[got] = '\0';
-    fclose(file);
+    stderr_capture_end(&capture, warning, sizeof warning);
     assert_string_equal(warning,
                         "pikoc: executing /nowhere/program failed (No such file or directory) "
                         "after monitor 'function' ended its run 'executed' for it: what the "
@@ -945,21 +948,8 @@ static void test_exec_ends_the_run(void **state)
 static void test_exec_under_the_run_lock_leaves_the_run(void **state)
 {
     (void)state;
-    static const pk_recorder_ops counting = {
-        .name = "counting",
-        .write = exec_write,
-        .finish = exec_finish,
-        .executed = exec_executed,
-        .close = exec_close,
-    };
-    memset(&ended_by_exec, 0, sizeof ended_by_exec);
-    pk_error err = {{0}};
-    pk_monitor *m = pk_monitor_new("function", &err);
-    assert_non_null(m);
-    made[made_count++] = m;
-    pk_recorder *r = pk_recorder_new(&counting, NULL, &err);
-    assert_non_null(r);
-    assert_int_equal(pk_monitor_add_logger(m, pk_logger_new(r), &err), 0);
+    pk_logger *lg;
+    pk_monitor *m = monitor_counting_exec(&lg);
     enable(m);
     outer(1);
     pk_monitor_end(m);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "profiler.h"
+#include "stderr_capture.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -333,19 +334,12 @@ static void test_switch_on_off_and_env(void **state)
     assert_true(prints("anything", PK_PROFILE_ENV, NULL));
     /* Malformed: nothing is listed, and stderr says why, once. */
     setenv("PIKOC_PROFILE", "load,,x", 1);
-    char warning[256] = "";
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    FILE *file = tmpfile();
-    dup2(fileno(file), STDERR_FILENO);
+    char warning[256];
+    stderr_capture capture;
+    stderr_capture_start(&capture);
     assert_false(prints("load", PK_PROFILE_ENV, NULL));
     assert_false(prints("load", PK_PROFILE_ENV, NULL));
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    rewind(file);
-    size_t got = fread(warning, 1, sizeof warning - 1, file);
-    warning[got] = '\0';
-    fclose(file);
+    stderr_capture_end(&capture, warning, sizeof warning);
     assert_string_equal(warning, "pikoc: PIKOC_PROFILE: empty profiler name in 'load,,x' "
                                  "(expected NAME[,NAME...] or all)\n");
     /* Options left out (NULL) are the defaults: PIKOC_PROFILE decides. */
