@@ -1560,8 +1560,7 @@ void pk_drain_sync(void)
 {
     if (!drain.started || on_drain_thread)
         return;
-    pk_self.locks++; /* an exec from a signal handler here leaves the run (monitor.c) */
-    atomic_signal_fence(memory_order_seq_cst);
+    pk_lock_taking(); /* an exec from a signal handler here leaves the run */
     pthread_mutex_lock(&drain.lock);
     uint64_t mine = ++drain.sync_requested;
     pthread_mutex_unlock(&drain.lock);
@@ -1570,8 +1569,7 @@ void pk_drain_sync(void)
     while (drain.sync_completed < mine && drain.started)
         pthread_cond_wait(&drain.done_cond, &drain.lock);
     pthread_mutex_unlock(&drain.lock);
-    atomic_signal_fence(memory_order_seq_cst);
-    pk_self.locks--;
+    pk_lock_released();
 }
 
 /*

@@ -18,7 +18,7 @@
  * The real functions, the next in load order, are found as the library
  * loads, or at the first call when a library's constructor executes before
  * this library's. execl, execle and execlp gather their arguments and go
- * the way of execv, execve and execvp, as libc's do.
+ * the way of execve and execvpe, as libc's do.
  */
 #include "internal.h"
 
@@ -36,13 +36,11 @@
 #define PK_EXEC_API __attribute__((visibility("default"), no_instrument_function))
 
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
-typedef int (*execv_fn)(const char *, char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
 
 static struct {
     execve_fn execve, execvpe;
-    execv_fn execv, execvp;
     fexecve_fn fexecve;
     execveat_fn execveat;
 } real;
@@ -54,8 +52,6 @@ __attribute__((constructor, no_instrument_function)) static void find_real(void)
         return;
     real.execve = (execve_fn)dlsym(RTLD_NEXT, "execve");
     real.execvpe = (execve_fn)dlsym(RTLD_NEXT, "execvpe");
-    real.execv = (execv_fn)dlsym(RTLD_NEXT, "execv");
-    real.execvp = (execv_fn)dlsym(RTLD_NEXT, "execvp");
     real.fexecve = (fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
     real.execveat = (execveat_fn)dlsym(RTLD_NEXT, "execveat");
     atomic_store_explicit(&found, true, memory_order_release);
@@ -162,10 +158,10 @@ PK_NOINSTR static int do_execve(const char *path, char *const argv[], char *cons
     return failed(m, path, real.execve ? real.execve(path, argv, envp) : missing());
 }
 
-PK_NOINSTR static int do_execvp(const char *file, char *const argv[])
+PK_NOINSTR static int do_execvpe(const char *file, char *const argv[], char *const envp[])
 {
     pk_monitor *m = end_for(&(struct target){AT_FDCWD, file, 0, true});
-    return failed(m, file, real.execvp ? real.execvp(file, argv) : missing());
+    return failed(m, file, real.execvpe ? real.execvpe(file, argv, envp) : missing());
 }
 
 PK_EXEC_API int execve(const char *path, char *const argv[], char *const envp[])
@@ -173,21 +169,20 @@ PK_EXEC_API int execve(const char *path, char *const argv[], char *const envp[])
     return do_execve(path, argv, envp);
 }
 
+/* execv and execvp are execve and execvpe with this environment, as in libc. */
 PK_EXEC_API int execv(const char *path, char *const argv[])
 {
-    pk_monitor *m = end_for(&(struct target){AT_FDCWD, path, 0, false});
-    return failed(m, path, real.execv ? real.execv(path, argv) : missing());
+    return do_execve(path, argv, environ);
 }
 
 PK_EXEC_API int execvp(const char *file, char *const argv[])
 {
-    return do_execvp(file, argv);
+    return do_execvpe(file, argv, environ);
 }
 
 PK_EXEC_API int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    pk_monitor *m = end_for(&(struct target){AT_FDCWD, file, 0, true});
-    return failed(m, file, real.execvpe ? real.execvpe(file, argv, envp) : missing());
+    return do_execvpe(file, argv, envp);
 }
 
 PK_EXEC_API int fexecve(int fd, char *const argv[], char *const envp[])
@@ -248,7 +243,7 @@ PK_EXEC_API int execlp(const char *file, const char *arg, ...)
 {
     GATHER_ARGUMENTS(argv, arg, ap);
     va_end(ap);
-    return do_execvp(file, argv);
+    return do_execvpe(file, argv, environ);
 }
 
 /* The environment comes after the NULL that ends the arguments. */

@@ -235,6 +235,24 @@ struct pk_runtime {
 extern struct pk_runtime pk_rt;
 extern PK_TLS struct pk_thread pk_self;
 
+/*
+ * Around a pikoc lock the program's own thread takes (the run's, the
+ * drain's): pk_self.locks counts it from before the lock until after the
+ * unlock, so a signal handler on this thread sees it at every point
+ * between (an exec from there leaves the run: monitor.c).
+ */
+static inline void pk_lock_taking(void)
+{
+    pk_self.locks++;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void pk_lock_released(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    pk_self.locks--;
+}
+
 /* ring.c */
 PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t);
 PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head);

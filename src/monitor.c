@@ -38,23 +38,17 @@ struct pk_monitor {
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 static pk_monitor *_Atomic running_monitor;
 
-/*
- * The run's lock. While a thread takes or holds it, pk_self.locks says so
- * (set before, cleared after, so a signal handler on this thread sees it
- * at every point between): an exec from such a handler leaves the run.
- */
+/* The run's lock, counted in pk_self.locks (hot.h): an exec meanwhile leaves the run. */
 static void lock_run(void)
 {
-    pk_self.locks++;
-    atomic_signal_fence(memory_order_seq_cst);
+    pk_lock_taking();
     pthread_mutex_lock(&run_lock);
 }
 
 static void unlock_run(void)
 {
     pthread_mutex_unlock(&run_lock);
-    atomic_signal_fence(memory_order_seq_cst);
-    pk_self.locks--;
+    pk_lock_released();
 }
 
 /* The lock as a forked process starts: free, held by nobody. */
