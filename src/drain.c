@@ -973,6 +973,16 @@ static void process_unload(const struct pk_raw_event *ev)
     pk_symbols_forget(start, end);
 }
 
+/*
+ * A dlclose of the library at fn begins (src/unload.c): the modules are
+ * read again, unless they hold it, while it is still there, for its
+ * destructors' events, which come next.
+ */
+static void process_close(const struct pk_raw_event *ev)
+{
+    pk_symbols_refresh(ev->fn);
+}
+
 /* ---- rings ------------------------------------------------------------------- */
 
 /* A thread ended and its ring is empty: close its calls and free the ring. */
@@ -1089,6 +1099,8 @@ process_slot(struct pk_ring *r, struct track *tr, uint64_t i, const struct pk_ra
         process_sample(ev);
     else if (kind & PK_RAW_UNLOAD)
         process_unload(ev);
+    else if (kind & PK_RAW_CLOSE)
+        process_close(ev);
     else /* what is left carries a payload (PK_RAW_HAS_PAYLOAD) */
         process_profiler(r, i, tr, ev);
     tr->busy = false;

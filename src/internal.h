@@ -226,6 +226,14 @@ PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *
  * waits for it: after a crash there is no list to read).
  */
 PK_HIDDEN void pk_symbols_prepare(void);
+/*
+ * A library is about to be closed (dlclose): reads the module list again
+ * now unless it holds `inside`, an address of that library (0: unknown;
+ * then unless no library was loaded or unloaded since the list was read),
+ * so that the library's code keeps its names until its unload
+ * (pk_symbols_forget), its destructors' included.
+ */
+PK_HIDDEN void pk_symbols_refresh(uintptr_t inside);
 /* Code from start to end was unloaded: forget its names, read the modules again. */
 PK_HIDDEN void pk_symbols_forget(uintptr_t start, uintptr_t end);
 /* How many times pk_symbols_forget ran: names cached by address are stale once it moves. */

@@ -902,6 +902,21 @@ void pk_symbols_prepare(void)
     session_unlock(&ranges);
 }
 
+void pk_symbols_refresh(uintptr_t inside)
+{
+    unsigned long long generation = loaded_objects_generation();
+    code_ranges ranges;
+    session_lock(generation, &ranges);
+    bool built = symbols.dwfl && symbols.reported_pid == pk_program();
+    if (session_prepare(generation, NULL) == 0 && built) {
+        bool known = inside ? module_holding(inside) != NULL
+                            : generation != 0 && generation == symbols.reported_generation;
+        if ((symbols.modules_stale || !known) && session_report(generation, NULL) == 0)
+            symbols.modules_stale = false;
+    }
+    session_unlock(&ranges);
+}
+
 void pk_symbols_lookup(uintptr_t address, pk_symbol *out)
 {
     const cache_entry *entry = address ? table_read(address) : NULL;

@@ -8,19 +8,25 @@
  * A library's code goes with dlclose, and its names with it: the drain
  * names functions and call sites as it takes their events, a little after
  * the calls, and a library loaded later at the same addresses would answer
- * for them. So before the close, the drain is given time to take every
- * event published so far (a second at most: a stopped drainer must not
- * hang the program); after it, the thread's ring says which code went
- * (PK_RAW_UNLOAD, one event per object the close unmapped, its
- * dependencies included, timed before the close), and the drain forgets
- * the names it had there. Any run: an instrumented library's functions
- * have names too, allocations or not. Events of other threads that use a
- * library while it closes (a race in the program) may still go unnamed.
+ * for them. So before the close, the thread's ring says a close begins
+ * (PK_RAW_CLOSE, with an address of the library), on which the drain reads
+ * the loaded modules again unless it knows the library already: a
+ * library's destructors may be the first of its code it meets, and by the
+ * time it takes their events the library is unmapped. The drain is then
+ * given time to take every event published so far (a second at most: a
+ * stopped drainer must not hang the program). After the close, the ring
+ * says which code went (PK_RAW_UNLOAD, one event per object the close
+ * unmapped, its dependencies included, timed before the close), and the
+ * drain forgets the names it had there. Any run: an instrumented library's
+ * functions have names too, allocations or not. Events of other threads
+ * that use a library while it closes (a race in the program) may still go
+ * unnamed.
  */
 #include "clock.h"
 #include "hot.h"
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <link.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -98,9 +104,24 @@ static void wait_for_drain(void)
     }
 }
 
-/* One PK_RAW_UNLOAD: the code from start to end went at `time`. */
-static void push_unload(struct pk_thread *t, uint64_t time, struct code_range range)
+/* Marks the thread inside pikoc (or out again): a signal handler's hooks add nothing meanwhile. */
+static void set_busy(struct pk_thread *t, bool busy)
 {
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = busy;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+/*
+ * One event about code at `time`: PK_RAW_CLOSE (the close of the library
+ * at range.start begins) or PK_RAW_UNLOAD (the code from range.start to
+ * range.end went). The thread is busy.
+ */
+static void push_code_event(struct pk_thread *t, uint32_t kind, uint64_t time,
+                            struct code_range range)
+{
+    if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
+        return;
     uint64_t head;
     struct pk_ring *r = pk_ring_claim(t, &head);
     if (!r)
@@ -110,7 +131,7 @@ static void push_unload(struct pk_thread *t, uint64_t time, struct code_range ra
     ev->raw_time = time;
     ev->fn = range.start;
     ev->site = range.end;
-    ev->kind = PK_RAW_UNLOAD;
+    ev->kind = kind;
     ev->call = 0;
     pk_ring_publish(r, head);
 }
@@ -120,6 +141,13 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
     struct pk_thread *t = &pk_self;
     if (t->busy || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         return close_library(handle);
+    /* An address of the library: its dynamic section (the handle is its link map). */
+    struct link_map *library = NULL;
+    uintptr_t inside =
+        dlinfo(handle, RTLD_DI_LINKMAP, &library) == 0 && library ? (uintptr_t)library->l_ld : 0;
+    set_busy(t, true);
+    push_code_event(t, PK_RAW_CLOSE, pk_clock_raw(), (struct code_range){inside, 0});
+    set_busy(t, false);
     wait_for_drain();
     struct loaded_code before = {0}, after = {0};
     dl_iterate_phdr(note_code_range, &before);
@@ -127,13 +155,10 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
     /* Recorded as ever: the library's destructors free what it allocated. */
     int rc = close_library(handle);
     dl_iterate_phdr(note_code_range, &after);
-    t->busy = 1;
-    atomic_signal_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&pk_rt.running, memory_order_acquire))
-        for (size_t i = 0; i < before.count; i++)
-            if (!still_loaded(&after, before.ranges[i]))
-                push_unload(t, time, before.ranges[i]);
-    atomic_signal_fence(memory_order_seq_cst);
-    t->busy = 0;
+    set_busy(t, true);
+    for (size_t i = 0; i < before.count; i++)
+        if (!still_loaded(&after, before.ranges[i]))
+            push_code_event(t, PK_RAW_UNLOAD, time, before.ranges[i]);
+    set_busy(t, false);
     return rc;
 }

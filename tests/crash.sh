@@ -164,12 +164,29 @@ check_equal "dlclose, --stack 4: each library's frame by its own file" \
 unload_two.c|$second_line|100"
 # And an instrumented library's functions, under the function monitor (no
 # allocations recorded): each load's under its own file. One, two, one again.
+calls_by_file() { # csv: "function file count|" for each run of calls of one function
+    tr -d '\r' <"$1" | awk -F, 'NR > 1 && $2 == "call" { n = split($4, p, "/"); print $3, p[n] }' |
+        uniq -c | awk '{ printf "%s %s %s|", $2, $3, $1 }'
+}
 plugins="$builddir/tests/.libs/plugin_one.so $builddir/tests/.libs/plugin_two.so $builddir/tests/.libs/plugin_one.so"
 # shellcheck disable=SC2086 # three paths
 pk run -q --monitor function --record csv:plugins.csv -- "$builddir/tests/prog_plugins" $plugins
 check_equal "dlclose, function monitor: each library's functions by name, under its own file" \
-    "$status $(sort -u out | wc -l) $(tr -d '\r' <plugins.csv | awk -F, 'NR > 1 && $2 == "call" { n = split($4, p, "/"); print $3, p[n] }' | uniq -c | awk '{ printf "%s %s %s|", $2, $3, $1 }')" \
+    "$status $(sort -u out | wc -l) $(calls_by_file plugins.csv)" \
     "0 1 plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_two.c 1|plugin_square plugin_two.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
+# A library whose code runs only as it closes (its destructor calls a
+# function and allocates): the drainer meets it first after dlclose
+# unmapped it, and names it all the same, each of the two times it is loaded.
+farewell="$builddir/tests/.libs/plugin_farewell.so"
+pk run -q --monitor function --record csv:farewell.csv -- "$builddir/tests/prog_plugins" "$farewell" "$farewell"
+check_equal "dlclose, function monitor: a library's destructor by name, nothing of it met before" \
+    "$status $(calls_by_file farewell.csv)" \
+    "0 farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
+pk run $record --record sqlite:farewell.db -- "$builddir/tests/prog_plugins" "$farewell" "$farewell"
+pk top --db farewell.db --by allocations --format csv
+check_equal "dlclose, alloc monitor: the call site of a destructor's allocation by name and line" \
+    "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
+    "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),2,80"
 
 # An exec (not followed: the new image runs unmonitored) ends the old
 # image's run at once: its drainer finishes it as 'executed' and is gone

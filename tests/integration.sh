@@ -87,6 +87,15 @@ else
 fi
 check_equal "dlclose: each library's functions by name, under its own file" "$(plugin_calls "$work/plugins.csv")" \
     "plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_two.c 1|plugin_square plugin_two.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
+# A library whose code runs only as it closes (its destructor): nothing of
+# it was met before dlclose unmapped it, and its names are found all the
+# same, each of the two times it is loaded.
+farewell="$builddir/tests/.libs/plugin_farewell.so"
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/farewell.csv" "$(prog plugins)" "$farewell" "$farewell"
+status=$?
+check_equal "dlclose: a library's destructor by name, nothing of it met before" \
+    "$status $(tr '\n' ' ' <"$work/stdout")$(plugin_calls "$work/farewell.csv")" \
+    "0 - - - - farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
 
 # GCC 12's LeakSanitizer can deadlock in the exit of a child forked from a
 # threaded parent (its allocator is not fork-safe): no leak check in that run.
