@@ -34,7 +34,7 @@ enum {
     PK_RAW_REALLOC_START = 256,  /* with PK_RAW_ALLOC: a realloc of values[OLD] begins; no record */
     PK_RAW_REALLOC_FAILED = 512, /* with PK_RAW_ALLOC: it failed, values[OLD] stays; no record */
     PK_RAW_UNLOAD = 1024,        /* dlclose unmapped the code from fn to site: forget its names */
-    PK_RAW_CLOSE = 2048,         /* dlclose is about to run: read the loaded modules now */
+    PK_RAW_CLOSE = 2048,         /* dlclose of the library at fn (0: unknown) begins: name it now */
 };
 
 /* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */

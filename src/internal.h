@@ -228,10 +228,10 @@ PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *
 PK_HIDDEN void pk_symbols_prepare(void);
 /*
  * A library is about to be closed (dlclose): reads the module list again
- * now unless it holds `inside`, an address of that library (0: unknown;
- * then unless no library was loaded or unloaded since the list was read),
- * so that the library's code keeps its names until its unload
- * (pk_symbols_forget), its destructors' included.
+ * now, unless it holds `inside`, an address of that library (0: unknown),
+ * and no code went since it was read, so that the library's code keeps
+ * its names until its unload (pk_symbols_forget), its destructors'
+ * included: they run after the unmapping, as the drain sees it.
  */
 PK_HIDDEN void pk_symbols_refresh(uintptr_t inside);
 /* Code from start to end was unloaded: forget its names, read the modules again. */

@@ -902,16 +902,26 @@ void pk_symbols_prepare(void)
     session_unlock(&ranges);
 }
 
+/*
+ * The list is read again when code went since it was read (stale: an
+ * unloaded library may still hold the address), or when it does not hold
+ * the library and may be out of date: in the program's own process when
+ * the loader's generation moved (else the maps cannot hold it either), in
+ * a drainer (generation 0) always. A session built here is current.
+ */
 void pk_symbols_refresh(uintptr_t inside)
 {
     unsigned long long generation = loaded_objects_generation();
     code_ranges ranges;
     session_lock(generation, &ranges);
     bool built = symbols.dwfl && symbols.reported_pid == pk_program();
-    if (session_prepare(generation, NULL) == 0 && built) {
-        bool known = inside ? module_holding(inside) != NULL
-                            : generation != 0 && generation == symbols.reported_generation;
-        if ((symbols.modules_stale || !known) && session_report(generation, NULL) == 0)
+    if (session_prepare(generation, NULL) == 0) {
+        bool held = inside && module_holding(inside);
+        bool moved = generation == 0 || generation != symbols.reported_generation;
+        if (!built)
+            symbols.modules_stale = false;
+        else if ((symbols.modules_stale || (!held && moved)) &&
+                 session_report(generation, NULL) == 0)
             symbols.modules_stale = false;
     }
     session_unlock(&ranges);

@@ -183,7 +183,7 @@ check_equal "dlclose, function monitor: a library's destructor by name, nothing 
     "$status $(calls_by_file farewell.csv)" \
     "0 farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
 pk run $record --record sqlite:farewell.db -- "$builddir/tests/prog_plugins" "$farewell" "$farewell"
-pk top --db farewell.db --by allocations --format csv
+pk top --db farewell.db --by allocations --limit 0 --format csv
 check_equal "dlclose, alloc monitor: the call site of a destructor's allocation by name and line" \
     "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
     "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),2,80"
