@@ -975,8 +975,8 @@ static void process_unload(const struct pk_raw_event *ev)
 
 /*
  * A dlclose of the library at fn begins (src/unload.c): the modules are
- * read again, unless they hold it, while it is still there, for its
- * destructors' events, which come next.
+ * read again while it is still there, unless they are current and hold it
+ * (pk_symbols_refresh), for its destructors' events, which come next.
  */
 static void process_close(const struct pk_raw_event *ev)
 {

@@ -10,9 +10,9 @@
  * the calls, and a library loaded later at the same addresses would answer
  * for them. So before the close, the thread's ring says a close begins
  * (PK_RAW_CLOSE, with an address of the library), on which the drain reads
- * the loaded modules again unless it knows the library already: a
- * library's destructors may be the first of its code it meets, and by the
- * time it takes their events the library is unmapped. The drain is then
+ * the loaded modules again unless its list is current and holds the
+ * library: a library's destructors may be the first of its code it meets,
+ * and by the time it takes their events the library is unmapped. The drain is then
  * given time to take every event published so far (a second at most: a
  * stopped drainer must not hang the program). After the close, the ring
  * says which code went (PK_RAW_UNLOAD, one event per object the close
