@@ -974,13 +974,17 @@ static void process_unload(const struct pk_raw_event *ev)
 }
 
 /*
- * A dlclose of the library at fn begins (src/unload.c): the modules are
- * read again while it is still there, unless they are current and hold it
- * (pk_symbols_refresh), for its destructors' events, which come next.
+ * A dlclose of the library at fn begins (src/unload.c): the symbols keep it
+ * until it goes (pk_symbols_closing), for its destructors' events, which
+ * come next and are taken after the unmapping.
  */
-static void process_close(const struct pk_raw_event *ev)
+static void process_close(const struct pk_ring *r, uint64_t slot, const struct pk_raw_event *ev)
 {
-    pk_symbols_refresh(ev->fn);
+    char path[PK_CLOSE_PATH_MAX + 1];
+    size_t len = ev->payload <= PK_CLOSE_PATH_MAX ? ev->payload : 0;
+    pk_ring_get(r, slot + 1, drain.pipeline.slot_shift, 0, path, len);
+    path[len] = '\0';
+    pk_symbols_closing(ev->fn, ev->site, path);
 }
 
 /* ---- rings ------------------------------------------------------------------- */
@@ -1100,7 +1104,7 @@ process_slot(struct pk_ring *r, struct track *tr, uint64_t i, const struct pk_ra
     else if (kind & PK_RAW_UNLOAD)
         process_unload(ev);
     else if (kind & PK_RAW_CLOSE)
-        process_close(ev);
+        process_close(r, i, ev);
     else /* what is left carries a payload (PK_RAW_HAS_PAYLOAD) */
         process_profiler(r, i, tr, ev);
     tr->busy = false;

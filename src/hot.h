@@ -34,11 +34,17 @@ enum {
     PK_RAW_REALLOC_START = 256,  /* with PK_RAW_ALLOC: a realloc of values[OLD] begins; no record */
     PK_RAW_REALLOC_FAILED = 512, /* with PK_RAW_ALLOC: it failed, values[OLD] stays; no record */
     PK_RAW_UNLOAD = 1024,        /* dlclose unmapped the code from fn to site: forget its names */
-    PK_RAW_CLOSE = 2048,         /* dlclose of the library at fn (0: unknown) begins: name it now */
+    PK_RAW_CLOSE = 2048, /* dlclose of the library at fn (its bias in site, its path the payload) */
 };
 
-/* Kinds that carry a payload (struct pk_profiler_payload) in the slots after them. */
-#define PK_RAW_HAS_PAYLOAD (PK_RAW_PROFILER | PK_RAW_CHECKPOINT)
+/* The longest path of a closing library its event carries (longer: none, the maps are read). */
+#define PK_CLOSE_PATH_MAX 1024
+
+/*
+ * Kinds that carry a payload in the slots after them: a profiler's
+ * (struct pk_profiler_payload), a closing library's path (PK_RAW_CLOSE).
+ */
+#define PK_RAW_HAS_PAYLOAD (PK_RAW_PROFILER | PK_RAW_CHECKPOINT | PK_RAW_CLOSE)
 
 /*
  * The frames of a stack the first time its thread sends it

@@ -227,13 +227,13 @@ PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *
  */
 PK_HIDDEN void pk_symbols_prepare(void);
 /*
- * A library is about to be closed (dlclose): reads the module list again
- * now, unless it holds `inside`, an address of that library (0: unknown),
- * and no code went since it was read, so that the library's code keeps
- * its names until its unload (pk_symbols_forget), its destructors'
- * included: they run after the unmapping, as the drain sees it.
+ * A library is about to be closed (dlclose): `inside` an address in it (0:
+ * unknown), `bias` its load bias, `path` its file ("": unknown). Its code
+ * keeps its names until its unload (pk_symbols_forget), its destructors'
+ * included, which run after the unmapping as the drain sees it: the module
+ * list gets it now if it lacks it, and again after any report until then.
  */
-PK_HIDDEN void pk_symbols_refresh(uintptr_t inside);
+PK_HIDDEN void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path);
 /* Code from start to end was unloaded: forget its names, read the modules again. */
 PK_HIDDEN void pk_symbols_forget(uintptr_t start, uintptr_t end);
 /* How many times pk_symbols_forget ran: names cached by address are stale once it moves. */

@@ -84,6 +84,13 @@ typedef struct module_state {
     char path[PATH_MAX];
 } module_state;
 
+/* A library whose close began (pk_symbols_closing): where, and its file. */
+struct closing_library {
+    uintptr_t inside; /* an address in it */
+    uintptr_t bias;   /* its load bias */
+    const char *path; /* interned */
+};
+
 /* __cxa_demangle, found at run time: libstdc++ is loaded only by C++ programs. */
 typedef char *(*demangle_function)(const char *mangled, char *buffer, size_t *length,
                                    int *status);
@@ -110,6 +117,13 @@ static struct {
     module_state *modules;
     size_t module_count;
     size_t module_capacity;
+    /* Libraries whose close began and whose code has not gone yet
+     * (pk_symbols_forget): put back into the module list from their files
+     * after each report, as their destructors' events come after the
+     * unmapping. */
+    struct closing_library *closing;
+    size_t closing_count;
+    size_t closing_capacity;
 } symbols = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Read and written without the lock (atomics), see demangler_refresh. */
@@ -662,6 +676,8 @@ static void loaded_mappings(FILE *maps, const code_ranges *ranges, FILE *out)
     free(line);
 }
 
+static void closing_restore(void);
+
 /*
  * (Re)reads the module list from /proc/PID/maps (in the program's own
  * process, its loaded code only: above); modules already known are kept. A
@@ -711,6 +727,7 @@ static int session_report(unsigned long long generation, pk_error *err)
                        status > 0 ? strerror(status) : dwfl_errmsg(-1));
     symbols.reported_pid = pid;
     symbols.reported_generation = generation;
+    closing_restore();
     return 0;
 }
 
@@ -723,8 +740,10 @@ static int session_prepare(unsigned long long generation, pk_error *err)
     if (symbols.dwfl && symbols.reported_pid == pk_program())
         return 0;
     modules_clear();
-    if (symbols.dwfl)
+    if (symbols.dwfl) { /* a forked child's: its parent's closes are not its own */
         dwfl_end(symbols.dwfl);
+        symbols.closing_count = 0;
+    }
     symbols.dwfl = dwfl_begin(&proc_callbacks);
     if (!symbols.dwfl)
         return pk_fail(err, "cannot start elfutils libdw: %s", dwfl_errmsg(-1));
@@ -757,6 +776,22 @@ static Dwfl_Module *module_holding(uintptr_t address)
         (address < low || address >= high))
         return NULL;
     return module;
+}
+
+/*
+ * Puts each closing library the module list lacks (unmapped, and a report
+ * read the maps since) back into it from its file, at its bias.
+ */
+static void closing_restore(void)
+{
+    for (size_t i = 0; i < symbols.closing_count; i++) {
+        const struct closing_library *c = &symbols.closing[i];
+        if (module_holding(c->inside))
+            continue;
+        dwfl_report_begin_add(symbols.dwfl);
+        dwfl_report_elf(symbols.dwfl, c->path, c->path, -1, c->bias, true);
+        dwfl_report_end(symbols.dwfl, NULL, NULL);
+    }
 }
 
 /* The module holding address; a library dlopen'ed since the last report is found too. */
@@ -890,6 +925,11 @@ void pk_symbols_forget(uintptr_t start, uintptr_t end)
     if (symbols.table)
         table_copy(symbols.table->slots, start, end);
     symbols.modules_stale = true;
+    size_t kept = 0;
+    for (size_t i = 0; i < symbols.closing_count; i++)
+        if (symbols.closing[i].inside < start || symbols.closing[i].inside >= end)
+            symbols.closing[kept++] = symbols.closing[i];
+    symbols.closing_count = kept;
     pthread_mutex_unlock(&symbols.lock);
 }
 
@@ -902,27 +942,48 @@ void pk_symbols_prepare(void)
     session_unlock(&ranges);
 }
 
+/* Notes a closing library (once: a library may be closed again before it goes). */
+static void closing_add(uintptr_t inside, uintptr_t bias, const char *path)
+{
+    for (size_t i = 0; i < symbols.closing_count; i++)
+        if (symbols.closing[i].inside == inside) {
+            symbols.closing[i] = (struct closing_library){inside, bias, intern_locked(path)};
+            return;
+        }
+    pk_grow(&symbols.closing, &symbols.closing_capacity, symbols.closing_count,
+            sizeof *symbols.closing);
+    symbols.closing[symbols.closing_count++] =
+        (struct closing_library){inside, bias, intern_locked(path)};
+}
+
 /*
  * The list is read again when code went since it was read (stale: an
- * unloaded library may still hold the address), or when it does not hold
- * the library and may be out of date: in the program's own process when
- * the loader's generation moved (else the maps cannot hold it either), in
- * a drainer (generation 0) always. A session built here is current.
+ * unloaded library may still hold the address). Otherwise a library it
+ * lacks is added from its file; one whose file is not known, by reading
+ * the list again when it may be out of date: in the program's own process
+ * when the loader's generation moved, in a drainer (generation 0) always.
  */
-void pk_symbols_refresh(uintptr_t inside)
+void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
 {
     unsigned long long generation = loaded_objects_generation();
     code_ranges ranges;
     session_lock(generation, &ranges);
     bool built = symbols.dwfl && symbols.reported_pid == pk_program();
     if (session_prepare(generation, NULL) == 0) {
-        bool held = inside && module_holding(inside);
-        bool moved = generation == 0 || generation != symbols.reported_generation;
+        if (inside && *path)
+            closing_add(inside, bias, path);
         if (!built)
             symbols.modules_stale = false;
-        else if ((symbols.modules_stale || (!held && moved)) &&
-                 session_report(generation, NULL) == 0)
-            symbols.modules_stale = false;
+        bool moved = generation == 0 || generation != symbols.reported_generation;
+        if (symbols.modules_stale) {
+            if (session_report(generation, NULL) == 0)
+                symbols.modules_stale = false;
+        } else if (inside && !module_holding(inside)) {
+            if (*path)
+                closing_restore();
+            else if (moved)
+                session_report(generation, NULL);
+        }
     }
     session_unlock(&ranges);
 }

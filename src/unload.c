@@ -9,10 +9,11 @@
  * names functions and call sites as it takes their events, a little after
  * the calls, and a library loaded later at the same addresses would answer
  * for them. So before the close, the thread's ring says a close begins
- * (PK_RAW_CLOSE, with an address of the library), on which the drain reads
- * the loaded modules again unless its list is current and holds the
- * library: a library's destructors may be the first of its code it meets,
- * and by the time it takes their events the library is unmapped. The drain is then
+ * (PK_RAW_CLOSE: an address of the library, its bias and its file), on
+ * which the drain keeps the library among the modules it names from until
+ * its unload, from its file when the maps no longer have it: a library's
+ * destructors may be the first of its code it meets, and by the time it
+ * takes their events the library is unmapped. The drain is then
  * given time to take every event published so far (a second at most: a
  * stopped drainer must not hang the program). After the close, the ring
  * says which code went (PK_RAW_UNLOAD, one event per object the close
@@ -30,6 +31,7 @@
 #include <link.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 /* Loaded objects compared around a close (on the stack: 4 KiB each time); more are not. */
@@ -113,27 +115,30 @@ static void set_busy(struct pk_thread *t, bool busy)
 }
 
 /*
- * One event about code at `time`: PK_RAW_CLOSE (the close of the library
- * at range.start begins) or PK_RAW_UNLOAD (the code from range.start to
- * range.end went). The thread is busy.
+ * One event about code at `time`, with `len` bytes of text after it:
+ * PK_RAW_CLOSE (the close of the library at fn begins: site its bias, the
+ * text its path) or PK_RAW_UNLOAD (the code from fn to site went). The
+ * thread is busy.
  */
-static void push_code_event(struct pk_thread *t, uint32_t kind, uint64_t time,
-                            struct code_range range)
+static void push_code_event(struct pk_thread *t, uint32_t kind, uint64_t time, uintptr_t fn,
+                            uintptr_t site, const char *text, size_t len)
 {
     if (!atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         return;
-    uint64_t head;
-    struct pk_ring *r = pk_ring_claim(t, &head);
+    /* The run's slot size, as the hooks pick it (monitor.c). */
+    unsigned shift = pk_slot_shift(pk_rt.sample);
+    uint64_t slots = 1 + pk_payload_slots(len, shift), head;
+    struct pk_ring *r = pk_ring_claim_slots(t, slots, &head);
     if (!r)
         return;
-    /* The run's slot size, as the hooks pick it (monitor.c). */
-    struct pk_raw_event *ev = pk_ring_own_slot(r, head, pk_slot_shift(pk_rt.sample));
+    struct pk_raw_event *ev = pk_ring_own_slot(r, head, shift);
     ev->raw_time = time;
-    ev->fn = range.start;
-    ev->site = range.end;
+    ev->fn = fn;
+    ev->site = site;
     ev->kind = kind;
-    ev->call = 0;
-    pk_ring_publish(r, head);
+    ev->payload = (uint32_t)len;
+    pk_ring_put(r, head + 1, shift, 0, text, len);
+    pk_ring_publish_slots(r, head, slots);
 }
 
 int pk_close_library(void *handle, pk_dlclose_fn close_library)
@@ -141,12 +146,16 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
     struct pk_thread *t = &pk_self;
     if (t->busy || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         return close_library(handle);
-    /* An address of the library: its dynamic section (the handle is its link map). */
+    /* The library: an address in it (its dynamic section), its bias, its file. */
     struct link_map *library = NULL;
-    uintptr_t inside =
-        dlinfo(handle, RTLD_DI_LINKMAP, &library) == 0 && library ? (uintptr_t)library->l_ld : 0;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &library) != 0)
+        library = NULL;
+    const char *path = library && library->l_name ? library->l_name : "";
+    size_t len = strnlen(path, PK_CLOSE_PATH_MAX + 1);
     set_busy(t, true);
-    push_code_event(t, PK_RAW_CLOSE, pk_clock_raw(), (struct code_range){inside, 0});
+    push_code_event(t, PK_RAW_CLOSE, pk_clock_raw(), library ? (uintptr_t)library->l_ld : 0,
+                    library ? (uintptr_t)library->l_addr : 0, path,
+                    len <= PK_CLOSE_PATH_MAX ? len : 0);
     set_busy(t, false);
     wait_for_drain();
     struct loaded_code before = {0}, after = {0};
@@ -158,7 +167,8 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
     set_busy(t, true);
     for (size_t i = 0; i < before.count; i++)
         if (!still_loaded(&after, before.ranges[i]))
-            push_code_event(t, PK_RAW_UNLOAD, time, before.ranges[i]);
+            push_code_event(t, PK_RAW_UNLOAD, time, before.ranges[i].start, before.ranges[i].end,
+                            NULL, 0);
     set_busy(t, false);
     return rc;
 }
