@@ -676,7 +676,7 @@ static void loaded_mappings(FILE *maps, const code_ranges *ranges, FILE *out)
     free(line);
 }
 
-static void closing_restore(void);
+static bool closing_restore(void);
 
 /*
  * (Re)reads the module list from /proc/PID/maps (in the program's own
@@ -780,18 +780,21 @@ static Dwfl_Module *module_holding(uintptr_t address)
 
 /*
  * Puts each closing library the module list lacks (unmapped, and a report
- * read the maps since) back into it from its file, at its bias.
+ * read the maps since) back into it from its file, at its bias; false when
+ * one could not be (its file is gone).
  */
-static void closing_restore(void)
+static bool closing_restore(void)
 {
+    bool all = true;
     for (size_t i = 0; i < symbols.closing_count; i++) {
         const struct closing_library *c = &symbols.closing[i];
         if (module_holding(c->inside))
             continue;
         dwfl_report_begin_add(symbols.dwfl);
-        dwfl_report_elf(symbols.dwfl, c->path, c->path, -1, c->bias, true);
+        all &= dwfl_report_elf(symbols.dwfl, c->path, c->path, -1, c->bias, true) != NULL;
         dwfl_report_end(symbols.dwfl, NULL, NULL);
     }
+    return all;
 }
 
 /* The module holding address; a library dlopen'ed since the last report is found too. */
@@ -957,11 +960,13 @@ static void closing_add(uintptr_t inside, uintptr_t bias, const char *path)
 }
 
 /*
- * The list is read again when code went since it was read (stale: an
- * unloaded library may still hold the address). Otherwise a library it
- * lacks is added from its file; one whose file is not known, by reading
- * the list again when it may be out of date: in the program's own process
- * when the loader's generation moved, in a drainer (generation 0) always.
+ * A library whose file is known joins the closing ones: a list that is
+ * stale (code went since it was read) is read again at the next lookup,
+ * which puts it back; one that is current gets it from its file if it
+ * lacks it. Otherwise, and should its file not be read, the list is read
+ * again now when code went or when it lacks the library and may be out of
+ * date: in the program's own process when the loader's generation moved,
+ * in a drainer (generation 0) always.
  */
 void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
 {
@@ -970,20 +975,17 @@ void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
     session_lock(generation, &ranges);
     bool built = symbols.dwfl && symbols.reported_pid == pk_program();
     if (session_prepare(generation, NULL) == 0) {
-        if (inside && *path)
-            closing_add(inside, bias, path);
         if (!built)
             symbols.modules_stale = false;
+        bool kept = inside && *path;
+        if (kept)
+            closing_add(inside, bias, path);
         bool moved = generation == 0 || generation != symbols.reported_generation;
-        if (symbols.modules_stale) {
-            if (session_report(generation, NULL) == 0)
-                symbols.modules_stale = false;
-        } else if (inside && !module_holding(inside)) {
-            if (*path)
-                closing_restore();
-            else if (moved)
-                session_report(generation, NULL);
-        }
+        bool lacking = inside && !symbols.modules_stale && !module_holding(inside) &&
+                       !(kept && closing_restore());
+        if (((symbols.modules_stale && !kept) || (lacking && moved)) &&
+            session_report(generation, NULL) == 0)
+            symbols.modules_stale = false;
     }
     session_unlock(&ranges);
 }

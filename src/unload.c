@@ -3,7 +3,8 @@
  * wraps the real dlclose for the two definitions of dlclose, the preloaded
  * interposer's (src/interpose.c) and the linked library's (src/dlclose.c).
  * Runs on the program's thread that closes: it may sleep (waiting for the
- * drain), takes no lock of pikoc's and allocates nothing.
+ * drain) and takes no lock of pikoc's; it allocates nothing but what
+ * realpath may, for a library opened by a relative path.
  *
  * A library's code goes with dlclose, and its names with it: the drain
  * names functions and call sites as it takes their events, a little after
@@ -28,9 +29,11 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <link.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -146,13 +149,17 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
     struct pk_thread *t = &pk_self;
     if (t->busy || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         return close_library(handle);
-    /* The library: an address in it (its dynamic section), its bias, its file. */
+    /* The library: an address in it (its dynamic section), its bias, its
+     * file (absolute: a drainer has a directory of its own). */
     struct link_map *library = NULL;
     if (dlinfo(handle, RTLD_DI_LINKMAP, &library) != 0)
         library = NULL;
     const char *path = library && library->l_name ? library->l_name : "";
+    char absolute[PATH_MAX];
+    set_busy(t, true); /* realpath may allocate: pikoc's, not the program's */
+    if (*path && *path != '/')
+        path = realpath(path, absolute) ? absolute : "";
     size_t len = strnlen(path, PK_CLOSE_PATH_MAX + 1);
-    set_busy(t, true);
     push_code_event(t, PK_RAW_CLOSE, pk_clock_raw(), library ? (uintptr_t)library->l_ld : 0,
                     library ? (uintptr_t)library->l_addr : 0, path,
                     len <= PK_CLOSE_PATH_MAX ? len : 0);
