@@ -975,11 +975,15 @@ static void process_unload(const struct pk_raw_event *ev)
 
 /*
  * A dlclose of the library at fn begins (src/unload.c): the symbols keep it
- * until it goes (pk_symbols_closing), for its destructors' events, which
- * come next and are taken after the unmapping.
+ * until the close ends (PK_RAW_RETURN), for its destructors' events, which
+ * come between and are taken after the unmapping.
  */
 static void process_close(const struct pk_ring *r, uint64_t slot, const struct pk_raw_event *ev)
 {
+    if (ev->kind & PK_RAW_RETURN) {
+        pk_symbols_closed(ev->fn);
+        return;
+    }
     char path[PK_CLOSE_PATH_MAX + 1];
     size_t len = ev->payload <= PK_CLOSE_PATH_MAX ? ev->payload : 0;
     pk_ring_get(r, slot + 1, drain.pipeline.slot_shift, 0, path, len);

@@ -34,7 +34,9 @@ enum {
     PK_RAW_REALLOC_START = 256,  /* with PK_RAW_ALLOC: a realloc of values[OLD] begins; no record */
     PK_RAW_REALLOC_FAILED = 512, /* with PK_RAW_ALLOC: it failed, values[OLD] stays; no record */
     PK_RAW_UNLOAD = 1024,        /* dlclose unmapped the code from fn to site: forget its names */
-    PK_RAW_CLOSE = 2048, /* dlclose of the library at fn (its bias in site, its path the payload) */
+    /* dlclose of the library at fn begins (site its bias, its path the payload); with
+     * PK_RAW_RETURN, it ended */
+    PK_RAW_CLOSE = 2048,
 };
 
 /* The longest path of a closing library its event carries (longer: none, the maps are read). */

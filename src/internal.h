@@ -228,12 +228,16 @@ PK_HIDDEN void pk_symbols_frame(uintptr_t return_address, pk_symbol *out, void *
 PK_HIDDEN void pk_symbols_prepare(void);
 /*
  * A library is about to be closed (dlclose): `inside` an address in it (0:
- * unknown), `bias` its load bias, `path` its file ("": unknown). Its code
- * keeps its names until its unload (pk_symbols_forget), its destructors'
- * included, which run after the unmapping as the drain sees it: the module
- * list gets it now if it lacks it, and again after any report until then.
+ * unknown), `bias` its load bias, `path` its file as the maps name it ("":
+ * unknown). Its code keeps its names until the close ends
+ * (pk_symbols_closed) or it is unloaded (pk_symbols_forget), its
+ * destructors' included, which run after the unmapping as the drain sees
+ * it: the module list is made to hold it now, and after any report until
+ * then, from its file if need be.
  */
 PK_HIDDEN void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path);
+/* The close of the library at `inside` ended (unloaded or not). */
+PK_HIDDEN void pk_symbols_closed(uintptr_t inside);
 /* Code from start to end was unloaded: forget its names, read the modules again. */
 PK_HIDDEN void pk_symbols_forget(uintptr_t start, uintptr_t end);
 /* How many times pk_symbols_forget ran: names cached by address are stale once it moves. */

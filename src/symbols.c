@@ -88,7 +88,8 @@ typedef struct module_state {
 struct closing_library {
     uintptr_t inside; /* an address in it */
     uintptr_t bias;   /* its load bias */
-    const char *path; /* interned */
+    const char *path; /* interned; as the maps name it */
+    bool over;        /* put back over another module that held `inside` */
 };
 
 /* __cxa_demangle, found at run time: libstdc++ is loaded only by C++ programs. */
@@ -117,10 +118,10 @@ static struct {
     module_state *modules;
     size_t module_count;
     size_t module_capacity;
-    /* Libraries whose close began and whose code has not gone yet
-     * (pk_symbols_forget): put back into the module list from their files
-     * after each report, as their destructors' events come after the
-     * unmapping. */
+    /* Libraries whose close began and has not ended (pk_symbols_closed, or
+     * their unload: pk_symbols_forget): put back into the module list from
+     * their files after each report that lacks them, as their destructors'
+     * events come after the unmapping. */
     struct closing_library *closing;
     size_t closing_count;
     size_t closing_capacity;
@@ -740,10 +741,9 @@ static int session_prepare(unsigned long long generation, pk_error *err)
     if (symbols.dwfl && symbols.reported_pid == pk_program())
         return 0;
     modules_clear();
-    if (symbols.dwfl) { /* a forked child's: its parent's closes are not its own */
+    if (symbols.dwfl)
         dwfl_end(symbols.dwfl);
-        symbols.closing_count = 0;
-    }
+    symbols.closing_count = 0; /* a forked child's parent's closes are not its own */
     symbols.dwfl = dwfl_begin(&proc_callbacks);
     if (!symbols.dwfl)
         return pk_fail(err, "cannot start elfutils libdw: %s", dwfl_errmsg(-1));
@@ -778,18 +778,29 @@ static Dwfl_Module *module_holding(uintptr_t address)
     return module;
 }
 
+/* Whether the module list holds the library of `path` ("": any) at `inside`. */
+static bool holds_library(uintptr_t inside, const char *path)
+{
+    Dwfl_Module *module = module_holding(inside);
+    const char *name =
+        module ? dwfl_module_info(module, NULL, NULL, NULL, NULL, NULL, NULL, NULL) : NULL;
+    return name && (!*path || strcmp(name, path) == 0);
+}
+
 /*
  * Puts each closing library the module list lacks (unmapped, and a report
- * read the maps since) back into it from its file, at its bias; false when
- * one could not be (its file is gone).
+ * read the maps since, maybe with another library loaded there) back into
+ * it from its file, at its bias; the library lookups find first, being
+ * reported last. False when one could not be (its file is gone).
  */
 static bool closing_restore(void)
 {
     bool all = true;
     for (size_t i = 0; i < symbols.closing_count; i++) {
-        const struct closing_library *c = &symbols.closing[i];
-        if (module_holding(c->inside))
+        struct closing_library *c = &symbols.closing[i];
+        if (holds_library(c->inside, c->path))
             continue;
+        c->over |= module_holding(c->inside) != NULL;
         dwfl_report_begin_add(symbols.dwfl);
         all &= dwfl_report_elf(symbols.dwfl, c->path, c->path, -1, c->bias, true) != NULL;
         dwfl_report_end(symbols.dwfl, NULL, NULL);
@@ -950,23 +961,23 @@ static void closing_add(uintptr_t inside, uintptr_t bias, const char *path)
 {
     for (size_t i = 0; i < symbols.closing_count; i++)
         if (symbols.closing[i].inside == inside) {
-            symbols.closing[i] = (struct closing_library){inside, bias, intern_locked(path)};
+            symbols.closing[i].bias = bias;
+            symbols.closing[i].path = intern_locked(path);
             return;
         }
     pk_grow(&symbols.closing, &symbols.closing_capacity, symbols.closing_count,
             sizeof *symbols.closing);
     symbols.closing[symbols.closing_count++] =
-        (struct closing_library){inside, bias, intern_locked(path)};
+        (struct closing_library){inside, bias, intern_locked(path), false};
 }
 
 /*
- * A library whose file is known joins the closing ones: a list that is
- * stale (code went since it was read) is read again at the next lookup,
- * which puts it back; one that is current gets it from its file if it
- * lacks it. Otherwise, and should its file not be read, the list is read
- * again now when code went or when it lacks the library and may be out of
- * date: in the program's own process when the loader's generation moved,
- * in a drainer (generation 0) always.
+ * The list is read again now when code went since it was read (stale: an
+ * unloaded library may still hold the address), which puts the closing
+ * libraries back. Otherwise a library it lacks is added from its file; one
+ * whose file is not known or cannot be read, by reading the list again
+ * when it may be out of date: in the program's own process when the
+ * loader's generation moved, in a drainer (generation 0) always.
  */
 void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
 {
@@ -981,13 +992,25 @@ void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
         if (kept)
             closing_add(inside, bias, path);
         bool moved = generation == 0 || generation != symbols.reported_generation;
-        bool lacking = inside && !symbols.modules_stale && !module_holding(inside) &&
-                       !(kept && closing_restore());
-        if (((symbols.modules_stale && !kept) || (lacking && moved)) &&
-            session_report(generation, NULL) == 0)
+        bool lacking = inside && !holds_library(inside, path) && !(kept && closing_restore());
+        if ((symbols.modules_stale || (lacking && moved)) && session_report(generation, NULL) == 0)
             symbols.modules_stale = false;
     }
     session_unlock(&ranges);
+}
+
+void pk_symbols_closed(uintptr_t inside)
+{
+    pthread_mutex_lock(&symbols.lock);
+    for (size_t i = 0; i < symbols.closing_count; i++) {
+        if (symbols.closing[i].inside != inside)
+            continue;
+        /* Put back over another library: that one is named again once the maps are read. */
+        symbols.modules_stale |= symbols.closing[i].over;
+        symbols.closing[i] = symbols.closing[--symbols.closing_count];
+        break;
+    }
+    pthread_mutex_unlock(&symbols.lock);
 }
 
 void pk_symbols_lookup(uintptr_t address, pk_symbol *out)
@@ -1175,6 +1198,9 @@ __attribute__((destructor(101))) static void symbols_teardown(void)
         dwfl_end(symbols.dwfl);
     table_free_all();
     free(symbols.strings);
+    free(symbols.closing);
+    symbols.closing = NULL;
+    symbols.closing_count = symbols.closing_capacity = 0;
     while (symbols.arena) {
         arena_block *next = symbols.arena->next;
         free(symbols.arena);

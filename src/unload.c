@@ -12,9 +12,10 @@
  * for them. So before the close, the thread's ring says a close begins
  * (PK_RAW_CLOSE: an address of the library, its bias and its file), on
  * which the drain keeps the library among the modules it names from until
- * its unload, from its file when the maps no longer have it: a library's
- * destructors may be the first of its code it meets, and by the time it
- * takes their events the library is unmapped. The drain is then
+ * the close ends (PK_RAW_CLOSE | PK_RAW_RETURN, after it), from its file
+ * when the maps no longer have it: a library's destructors may be the
+ * first of its code it meets, and by the time it takes their events the
+ * library is unmapped, and maybe another loaded there. The drain is then
  * given time to take every event published so far (a second at most: a
  * stopped drainer must not hang the program). After the close, the ring
  * says which code went (PK_RAW_UNLOAD, one event per object the close
@@ -120,8 +121,8 @@ static void set_busy(struct pk_thread *t, bool busy)
 /*
  * One event about code at `time`, with `len` bytes of text after it:
  * PK_RAW_CLOSE (the close of the library at fn begins: site its bias, the
- * text its path) or PK_RAW_UNLOAD (the code from fn to site went). The
- * thread is busy.
+ * text its path; with PK_RAW_RETURN, it ended) or PK_RAW_UNLOAD (the code
+ * from fn to site went). The thread is busy.
  */
 static void push_code_event(struct pk_thread *t, uint32_t kind, uint64_t time, uintptr_t fn,
                             uintptr_t site, const char *text, size_t len)
@@ -150,17 +151,18 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
     if (t->busy || !atomic_load_explicit(&pk_rt.running, memory_order_acquire))
         return close_library(handle);
     /* The library: an address in it (its dynamic section), its bias, its
-     * file (absolute: a drainer has a directory of its own). */
+     * file as the maps name it (links resolved; absolute: a drainer has a
+     * directory of its own). */
     struct link_map *library = NULL;
     if (dlinfo(handle, RTLD_DI_LINKMAP, &library) != 0)
         library = NULL;
-    const char *path = library && library->l_name ? library->l_name : "";
-    char absolute[PATH_MAX];
+    uintptr_t inside = library ? (uintptr_t)library->l_ld : 0;
+    char path[PATH_MAX] = "";
     set_busy(t, true); /* realpath may allocate: pikoc's, not the program's */
-    if (*path && *path != '/')
-        path = realpath(path, absolute) ? absolute : "";
-    size_t len = strnlen(path, PK_CLOSE_PATH_MAX + 1);
-    push_code_event(t, PK_RAW_CLOSE, pk_clock_raw(), library ? (uintptr_t)library->l_ld : 0,
+    if (library && library->l_name && *library->l_name && !realpath(library->l_name, path))
+        path[0] = '\0';
+    size_t len = strnlen(path, sizeof path);
+    push_code_event(t, PK_RAW_CLOSE, pk_clock_raw(), inside,
                     library ? (uintptr_t)library->l_addr : 0, path,
                     len <= PK_CLOSE_PATH_MAX ? len : 0);
     set_busy(t, false);
@@ -176,6 +178,7 @@ int pk_close_library(void *handle, pk_dlclose_fn close_library)
         if (!still_loaded(&after, before.ranges[i]))
             push_code_event(t, PK_RAW_UNLOAD, time, before.ranges[i].start, before.ranges[i].end,
                             NULL, 0);
+    push_code_event(t, PK_RAW_CLOSE | PK_RAW_RETURN, time, inside, 0, NULL, 0);
     set_busy(t, false);
     return rc;
 }
