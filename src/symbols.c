@@ -992,7 +992,9 @@ void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
         if (kept)
             closing_add(inside, bias, path);
         bool moved = generation == 0 || generation != symbols.reported_generation;
-        bool lacking = inside && !holds_library(inside, path) && !(kept && closing_restore());
+        /* A stale list is read below, which puts the closing libraries back. */
+        bool lacking = !symbols.modules_stale && inside && !holds_library(inside, path) &&
+                       !(kept && closing_restore());
         if ((symbols.modules_stale || (lacking && moved)) && session_report(generation, NULL) == 0)
             symbols.modules_stale = false;
     }

@@ -4,7 +4,7 @@
  * interposer's (src/interpose.c) and the linked library's (src/dlclose.c).
  * Runs on the program's thread that closes: it may sleep (waiting for the
  * drain) and takes no lock of pikoc's; it allocates nothing but what
- * realpath may, for a library opened by a relative path.
+ * realpath may, as it resolves the library's path.
  *
  * A library's code goes with dlclose, and its names with it: the drain
  * names functions and call sites as it takes their events, a little after

@@ -2,7 +2,7 @@
 # $pikoc are set): each prints "ok - NAME" or "not ok - NAME: why" and counts
 # into $passed and $failed, which the test reports and exits on at its end;
 # pk, which runs pikoc, with rows, the lines of its output after the header;
-# and wait_for_file.
+# calls_by_file; and wait_for_file.
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok - $1"; }
@@ -18,6 +18,10 @@ pk() { # pikoc ARGS...: stdout in out, stderr in err, status in $status
     status=$?
 }
 rows() { tr -d '\r' <"$work/out" | tail -n +2; }
+calls_by_file() { # csv: "function file count|" for each run of calls of one function
+    tr -d '\r' <"$1" | awk -F, 'NR > 1 && $2 == "call" { n = split($4, p, "/"); print $3, p[n] }' |
+        uniq -c | awk '{ printf "%s %s %s|", $2, $3, $1 }'
+}
 wait_for_file() { # FILE: waits (up to a minute) until a program has written something into it
     tries=0
     until [ -s "$1" ] || [ $tries -ge 600 ]; do

@@ -164,10 +164,6 @@ check_equal "dlclose, --stack 4: each library's frame by its own file" \
 unload_two.c|$second_line|100"
 # And an instrumented library's functions, under the function monitor (no
 # allocations recorded): each load's under its own file. One, two, one again.
-calls_by_file() { # csv: "function file count|" for each run of calls of one function
-    tr -d '\r' <"$1" | awk -F, 'NR > 1 && $2 == "call" { n = split($4, p, "/"); print $3, p[n] }' |
-        uniq -c | awk '{ printf "%s %s %s|", $2, $3, $1 }'
-}
 plugins="$builddir/tests/.libs/plugin_one.so $builddir/tests/.libs/plugin_two.so $builddir/tests/.libs/plugin_one.so"
 # shellcheck disable=SC2086 # three paths
 pk run -q --monitor function --record csv:plugins.csv -- "$builddir/tests/prog_plugins" $plugins

@@ -11,11 +11,7 @@ expected="$srcdir/tests/expected"
 work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-integration.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
+. "$srcdir/tests/checks.sh"
 
 # Runs a program (via its libtool wrapper) with the given environment.
 run() {
@@ -34,10 +30,6 @@ check_sequence() { # name csv expected-file
         not_ok "$1"
         cat "$work/diff"
     fi
-}
-
-check_equal() { # name got expected
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
 }
 
 prog() { echo "$builddir/tests/prog_$1"; }
@@ -69,10 +61,6 @@ check_sequence "named zones" "$work/zones.csv" "$expected/zones.txt"
 # before they go, and a library loaded where one was is named as itself,
 # the same one again (libdw's reading of its file maps it beside) or another
 # (the same code, another file). One, one, two, one.
-plugin_calls() { # csv: "function file count|" for each run of calls of one function
-    tr -d '\r' <"$1" | awk -F, 'NR > 1 && $2 == "call" { n = split($4, p, "/"); print $3, p[n] }' |
-        uniq -c | awk '{ printf "%s %s %s|", $2, $3, $1 }'
-}
 one="$builddir/tests/.libs/plugin_one.so"
 plugins="$one $one $builddir/tests/.libs/plugin_two.so $one"
 # shellcheck disable=SC2086 # four paths
@@ -85,7 +73,7 @@ if [ "$(cut -d' ' -f1 "$work/stdout" | sort -u | wc -l)" -eq 1 ]; then
 else
     ok "dlclose: the second library loaded where the first was # SKIP the loader put it elsewhere"
 fi
-check_equal "dlclose: each library's functions by name, under its own file" "$(plugin_calls "$work/plugins.csv")" \
+check_equal "dlclose: each library's functions by name, under its own file" "$(calls_by_file "$work/plugins.csv")" \
     "plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_two.c 1|plugin_square plugin_two.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
 # A library whose code runs only as it closes (its destructor): nothing of
 # it was met before dlclose unmapped it, and its names are found all the
@@ -94,7 +82,7 @@ farewell="$builddir/tests/.libs/plugin_farewell.so"
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/farewell.csv" "$(prog plugins)" "$farewell" "$farewell"
 status=$?
 check_equal "dlclose: a library's destructor by name, nothing of it met before" \
-    "$status $(tr '\n' ' ' <"$work/stdout")$(plugin_calls "$work/farewell.csv")" \
+    "$status $(tr '\n' ' ' <"$work/stdout")$(calls_by_file "$work/farewell.csv")" \
     "0 - - - - farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
 
 # GCC 12's LeakSanitizer can deadlock in the exit of a child forked from a
