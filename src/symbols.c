@@ -973,11 +973,14 @@ static void closing_add(uintptr_t inside, uintptr_t bias, const char *path)
 
 /*
  * The list is read again now when code went since it was read (stale: an
- * unloaded library may still hold the address), which puts the closing
- * libraries back. Otherwise a library it lacks is added from its file; one
- * whose file is not known or cannot be read, by reading the list again
- * when it may be out of date: in the program's own process when the
- * loader's generation moved, in a drainer (generation 0) always.
+ * unloaded library may still hold the address), and when it lacks the
+ * library and may be out of date (in the program's own process when the
+ * loader's generation moved, in a drainer, generation 0, always): it was
+ * read before the library was loaded, and lacks the dependencies loaded
+ * with it too, which the close may unload with it and whose destructors
+ * run inside it. Read now, while they are mapped (the closing thread
+ * waits), it has them for those events; the reading puts the closing
+ * libraries back. Otherwise a library it lacks is added from its file.
  */
 void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
 {
@@ -992,11 +995,11 @@ void pk_symbols_closing(uintptr_t inside, uintptr_t bias, const char *path)
         if (kept)
             closing_add(inside, bias, path);
         bool moved = generation == 0 || generation != symbols.reported_generation;
-        /* A stale list is read below, which puts the closing libraries back. */
-        bool lacking = !symbols.modules_stale && inside && !holds_library(inside, path) &&
-                       !(kept && closing_restore());
+        bool lacking = !symbols.modules_stale && inside && !holds_library(inside, path);
         if ((symbols.modules_stale || (lacking && moved)) && session_report(generation, NULL) == 0)
             symbols.modules_stale = false;
+        else if (lacking && kept)
+            closing_restore();
     }
     session_unlock(&ranges);
 }

@@ -183,6 +183,20 @@ pk top --db farewell.db --by allocations --limit 0 --format csv
 check_equal "dlclose, alloc monitor: the call site of a destructor's allocation by name and line" \
     "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
     "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),2,80"
+# The same library as the dependency of another, unloaded by the other's
+# close, which the drainer meets with the maps it read as the run began
+# (before either was loaded); then another library, maybe where they were.
+host="$builddir/tests/.libs/plugin_host.so"
+one="$builddir/tests/.libs/plugin_one.so"
+pk run -q --monitor function --record csv:host.csv -- "$builddir/tests/prog_plugins" "$host" "$one"
+check_equal "dlclose, function monitor: a dependency's destructor by name, inside the close of the library it came with" \
+    "$status $(calls_by_file host.csv)" \
+    "0 farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
+pk run $record --record sqlite:host.db -- "$builddir/tests/prog_plugins" "$host" "$one"
+pk top --db host.db --by allocations --limit 0 --format csv
+check_equal "dlclose, alloc monitor: the call site of a dependency's destructor's allocation by name and line" \
+    "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
+    "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),1,40"
 
 # An exec (not followed: the new image runs unmonitored) ends the old
 # image's run at once: its drainer finishes it as 'executed' and is gone

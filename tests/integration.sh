@@ -84,6 +84,15 @@ status=$?
 check_equal "dlclose: a library's destructor by name, nothing of it met before" \
     "$status $(tr '\n' ' ' <"$work/stdout")$(calls_by_file "$work/farewell.csv")" \
     "0 - - - - farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
+# The same library as the dependency of another, which brings it in and
+# takes it along as it closes: its destructor runs inside the other's close.
+# Then another library, maybe where they were.
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/host.csv" "$(prog plugins)" \
+    "$builddir/tests/.libs/plugin_host.so" "$builddir/tests/.libs/plugin_one.so"
+status=$?
+check_equal "dlclose: a dependency's destructor by name, inside the close of the library it came with" \
+    "$status $(cut -d' ' -f2 "$work/stdout" | tr '\n' ' ')$(calls_by_file "$work/host.csv")" \
+    "0 - 5 farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
 
 # GCC 12's LeakSanitizer can deadlock in the exit of a child forked from a
 # threaded parent (its allocator is not fork-safe): no leak check in that run.
