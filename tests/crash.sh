@@ -170,33 +170,35 @@ pk run -q --monitor function --record csv:plugins.csv -- "$builddir/tests/prog_p
 check_equal "dlclose, function monitor: each library's functions by name, under its own file" \
     "$status $(sort -u out | wc -l) $(calls_by_file plugins.csv)" \
     "0 1 plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|plugin_run plugin_two.c 1|plugin_square plugin_two.c 3|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
-# A library whose code runs only as it closes (its destructor calls a
+# plugin_farewell.so's code runs only as it closes (its destructor calls a
 # function and allocates): the drainer meets it first after dlclose
-# unmapped it, and names it all the same, each of the two times it is loaded.
-farewell="$builddir/tests/.libs/plugin_farewell.so"
-pk run -q --monitor function --record csv:farewell.csv -- "$builddir/tests/prog_plugins" "$farewell" "$farewell"
-check_equal "dlclose, function monitor: a library's destructor by name, nothing of it met before" \
-    "$status $(calls_by_file farewell.csv)" \
-    "0 farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
-pk run $record --record sqlite:farewell.db -- "$builddir/tests/prog_plugins" "$farewell" "$farewell"
-pk top --db farewell.db --by allocations --limit 0 --format csv
-check_equal "dlclose, alloc monitor: the call site of a destructor's allocation by name and line" \
-    "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
-    "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),2,80"
-# The same library as the dependency of another, unloaded by the other's
-# close, which the drainer meets with the maps it read as the run began
-# (before either was loaded); then another library, maybe where they were.
-host="$builddir/tests/.libs/plugin_host.so"
-one="$builddir/tests/.libs/plugin_one.so"
-pk run -q --monitor function --record csv:host.csv -- "$builddir/tests/prog_plugins" "$host" "$one"
-check_equal "dlclose, function monitor: a dependency's destructor by name, inside the close of the library it came with" \
-    "$status $(calls_by_file host.csv)" \
-    "0 farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|"
-pk run $record --record sqlite:host.db -- "$builddir/tests/prog_plugins" "$host" "$one"
-pk top --db host.db --by allocations --limit 0 --format csv
-check_equal "dlclose, alloc monitor: the call site of a dependency's destructor's allocation by name and line" \
-    "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
-    "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),1,40"
+# unmapped it, and names it all the same.
+# closed_farewell NAME WHAT CALLS COUNT,BYTES LIBRARY...: prog_plugins loads,
+# runs and closes each LIBRARY under the function monitor, then the alloc
+# monitor; the calls by file are CALLS, and pikoc top counts COUNT,BYTES at
+# the destructor's malloc.
+closed_farewell() {
+    name=$1 what=$2 calls=$3 top=$4
+    shift 4
+    pk run -q --monitor function --record "csv:$name.csv" -- "$builddir/tests/prog_plugins" "$@"
+    check_equal "dlclose, function monitor: $what" "$status $(calls_by_file "$name.csv")" "0 $calls"
+    pk run $record --record "sqlite:$name.db" -- "$builddir/tests/prog_plugins" "$@"
+    pk top --db "$name.db" --by allocations --limit 0 --format csv
+    check_equal "dlclose, alloc monitor: $what, its allocation's call site by name and line" \
+        "$status $(rows | grep '^farewell,' | cut -d, -f1-4)" \
+        "0 farewell,$(grep -n 'malloc(40)' "$srcdir/tests/programs/plugin_farewell.c" | cut -d: -f1),$top"
+}
+libs="$builddir/tests/.libs"
+farewell="farewell plugin_farewell.c 1|farewell_twice plugin_farewell.c 1|"
+# Loaded twice.
+closed_farewell farewell "a library's destructor by name, nothing of it met before" \
+    "$farewell$farewell" 2,80 "$libs/plugin_farewell.so" "$libs/plugin_farewell.so"
+# As the dependency of another library, unloaded by that one's close, which
+# the drainer meets with the maps it read as the run began (before either
+# was loaded); then another library, maybe where they were.
+closed_farewell host "a dependency's destructor by name, inside the close of the library it came with" \
+    "${farewell}plugin_run plugin_one.c 1|plugin_square plugin_one.c 3|" 1,40 \
+    "$libs/plugin_host.so" "$libs/plugin_one.so"
 
 # An exec (not followed: the new image runs unmonitored) ends the old
 # image's run at once: its drainer finishes it as 'executed' and is gone
