@@ -27,7 +27,9 @@
 #define RECORD_BATCH 64            /* records built before the loggers see them */
 #define IDLE_WAIT_NS 1000000       /* poll the rings every 1 ms when idle */
 #define AHEAD_BELOW 1024           /* a pass that took fewer slots found the drain ahead */
-#define AHEAD_WAIT_NS 100000       /* then the next pass waits this long */
+#define AHEAD_GATHER 4096          /* then the next pass waits for about this many */
+#define AHEAD_WAIT_MIN_NS 100000   /* at the rate of the last pass, but at least this long */
+#define AHEAD_WAIT_MAX_NS 10000000 /* and at most this long */
 #define IDLE_FLUSH_NS 500000000ull /* flush buffered recorders after 0.5 s idle */
 
 /* A thread whose ring the drain handed back, and the name it exited with. */
@@ -1470,12 +1472,30 @@ static void wait_for_work(uint32_t seen, long wait_ns)
     syscall(SYS_futex, &pk_rt.shared->doorbell, pk_futex_op(FUTEX_WAIT), seen, &timeout, NULL, 0);
 }
 
+/*
+ * How long a drain ahead of its threads waits: until they have pushed about
+ * AHEAD_GATHER slots at the rate of the last pass (`done` slots over
+ * `interval_ns`). Threads whose events come slowly (a system call in each,
+ * as function-memory's read) then see the drain wake every few
+ * milliseconds, not every 100 µs; its wake-ups cost them about 1% of such
+ * an event (docs/PERFORMANCE.md). A ring half full rings the doorbell, so
+ * a burst ends the wait early.
+ */
+static long ahead_wait_ns(uint64_t done, uint64_t interval_ns)
+{
+    uint64_t wait = interval_ns / done * AHEAD_GATHER;
+    if (wait < AHEAD_WAIT_MIN_NS)
+        return AHEAD_WAIT_MIN_NS;
+    return wait > AHEAD_WAIT_MAX_NS ? AHEAD_WAIT_MAX_NS : (long)wait;
+}
+
 static void *drain_main(void *unused)
 {
     (void)unused;
     pk_self.busy = 1; /* user filters may be instrumented: never record ourselves */
     on_drain_thread = true;
     uint64_t idle_since = 0;
+    uint64_t last_pass = pk_clock_monotonic_ns();
     bool dirty = false;
     for (;;) {
         uint32_t seen = atomic_load_explicit(&pk_rt.shared->doorbell, memory_order_acquire);
@@ -1500,6 +1520,8 @@ static void *drain_main(void *unused)
         }
         uint64_t done = drain_pass(BATCH_PER_RING);
         uint64_t now = pk_clock_monotonic_ns();
+        uint64_t interval = now - last_pass;
+        last_pass = now;
         if (done == 0 && dirty && idle_since && now - idle_since >= IDLE_FLUSH_NS) {
             flush_loggers();
             dirty = false;
@@ -1510,10 +1532,10 @@ static void *drain_main(void *unused)
             idle_since = 0;
             /* Ahead of the threads: let their events gather, so that the next
              * pass reads a batch of lines they are done with rather than
-             * chase the ones they write. A sync, the end or a full ring rings
-             * the doorbell, which ends the wait at once. */
+             * chase the ones they write. A sync, the end or a ring half full
+             * rings the doorbell, which ends the wait at once. */
             if (done < AHEAD_BELOW)
-                wait_for_work(seen, AHEAD_WAIT_NS);
+                wait_for_work(seen, ahead_wait_ns(done, interval));
             continue;
         }
         if (!idle_since)

@@ -148,6 +148,7 @@ enum { PK_RING_OWNED = 1, PK_RING_EXITED = 2, PK_RING_FREE = 3 };
 struct pk_ring {
     _Alignas(64) _Atomic uint64_t head;
     uint64_t cached_tail;     /* producer's last view of tail */
+    uint64_t own_limit;       /* slots past cached_tail that send it to pk_ring_filling */
     _Atomic uint64_t waits;   /* times the producer found the ring full */
     _Atomic uint64_t dropped; /* events lost to re-entry (signal handlers) */
     /* The producer's copy of capacity, mask and slots below: an event then
@@ -169,7 +170,8 @@ struct pk_ring {
     void *track;          /* the drain's per-thread state; only the drain touches it */
 };
 
-_Static_assert(offsetof(struct pk_ring, own_slots) < 64, "the producer's fields share head's line");
+_Static_assert(offsetof(struct pk_ring, own_slots) + sizeof(unsigned char *) <= 64,
+               "the producer's fields share head's line");
 
 /* The slot size of a run: a cache line when its hooks sample, half one otherwise. */
 PK_HOT_FN static inline unsigned pk_slot_shift(void (*sample)(uint64_t *))
@@ -264,7 +266,13 @@ static inline void pk_lock_released(void)
 
 /* ring.c */
 PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t);
-PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head);
+/*
+ * The producer of r reached its limit with the slots up to `last`: it
+ * reads the tail again, waits while the ring is full, and wakes the drain
+ * when the ring is half full. False when the ring stayed full (the event
+ * is lost, and counted).
+ */
+PK_HOT_FN bool pk_ring_filling(struct pk_ring *r, uint64_t last);
 /* The run's drainer process was found gone (it is then marked so): nothing drains. */
 PK_HOT_FN bool pk_drainer_gone(void);
 void pk_rings_init(void);
@@ -326,16 +334,8 @@ pk_ring_claim_slots(struct pk_thread *t, uint64_t slots, uint64_t *head_out)
     }
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t last = head + slots - 1;
-    if (PK_UNLIKELY(last - r->cached_tail >= r->own_capacity)) {
-        r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (last - r->cached_tail >= r->own_capacity) {
-            pk_ring_wait(r, last);
-            if (last - r->cached_tail >= r->own_capacity) {
-                atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
-                return NULL;
-            }
-        }
-    }
+    if (PK_UNLIKELY(last - r->cached_tail >= r->own_limit) && !pk_ring_filling(r, last))
+        return NULL;
     *head_out = head;
     return r;
 }

@@ -169,6 +169,7 @@ PK_HOT_FN static struct pk_ring *map_new_ring(void)
         return NULL;
     struct pk_ring *r = mem;
     r->capacity = r->own_capacity = capacity;
+    r->own_limit = capacity / 2;
     r->mask = r->own_mask = capacity - 1;
     r->slots = r->own_slots = (unsigned char *)mem + header;
     atomic_store_explicit(&r->state, PK_RING_OWNED, memory_order_relaxed);
@@ -195,6 +196,7 @@ PK_HOT_FN struct pk_ring *pk_thread_attach(struct pk_thread *t)
     }
     /* The drain emptied this ring before freeing it: head == tail. */
     r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    r->own_limit = r->own_capacity / 2;
     r->tid = (uint64_t)syscall(SYS_gettid);
     /* What names the thread if its process dies before it exits. */
     if (prctl(PR_GET_NAME, r->name) != 0)
@@ -229,7 +231,7 @@ PK_HOT_FN bool pk_drainer_gone(void)
     return true;
 }
 
-PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
+PK_HOT_FN static void ring_wait(struct pk_ring *r, uint64_t head)
 {
     atomic_fetch_add_explicit(&r->waits, 1, memory_order_relaxed);
     for (;;) {
@@ -244,6 +246,34 @@ PK_HOT_FN void pk_ring_wait(struct pk_ring *r, uint64_t head)
         syscall(SYS_futex, &r->progress, pk_futex_op(FUTEX_WAIT), seen, &timeout, NULL, 0);
     }
     atomic_store_explicit(&r->waiting, 0, memory_order_relaxed);
+}
+
+/*
+ * Half full, the ring wakes the drain: a drain ahead of its threads waits
+ * for their events to gather, up to 10 ms when they come slowly, and a
+ * burst would otherwise fill the ring and stop its thread before then.
+ * The next look at the tail is then at full as last seen (when the drain
+ * has usually taken the half), so a thread reads the drain's line about
+ * once every half ring.
+ */
+PK_HOT_FN bool pk_ring_filling(struct pk_ring *r, uint64_t last)
+{
+    r->cached_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (last - r->cached_tail >= r->own_capacity) {
+        ring_wait(r, last);
+        if (last - r->cached_tail >= r->own_capacity) {
+            atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+            return false;
+        }
+    }
+    uint64_t half = r->own_capacity / 2;
+    if (last - r->cached_tail >= half) {
+        pk_drain_kick();
+        r->own_limit = r->own_capacity;
+    } else {
+        r->own_limit = half;
+    }
+    return true;
 }
 
 /*

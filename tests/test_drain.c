@@ -3,8 +3,9 @@
  * events (src/drain.c, "the order of events"), from raw events pushed by
  * hand into two rings of this thread, with the drain parked while they are
  * pushed: each test asserts the exact records that came out, in order;
- * and that a record built in the drain's reused batch keeps nothing of the
- * allocation record built there before it.
+ * that a record built in the drain's reused batch keeps nothing of the
+ * allocation record built there before it; and that a ring half full wakes
+ * the drain.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,6 +285,32 @@ static void test_calls_after_allocations_carry_none_of_theirs(void **state)
     assert_int_equal(stale, 0);
 }
 
+/*
+ * A ring half full rings the doorbell, once, at the event that fills its
+ * first half (a drain ahead of slow threads may be waiting up to 10 ms);
+ * the ring then fills to the end without ringing again, and nothing is lost.
+ */
+static void test_half_full_ring_wakes_the_drain(void **state)
+{
+    (void)state;
+    const uint64_t half = pk_rt.ring_capacity / 2;
+    const uintptr_t fn = (uintptr_t)test_block_handed_over;
+    _Atomic uint32_t *doorbell = &pk_rt.shared->doorbell;
+    const uint32_t rung = atomic_load(doorbell);
+    for (uint64_t i = 0; i < half; i++)
+        call_event(&one, 1, i % 2 ? PK_RAW_RETURN : PK_RAW_CALL, fn);
+    assert_int_equal(atomic_load(doorbell), rung);
+    call_event(&one, 1, PK_RAW_CALL, fn);
+    assert_int_equal(atomic_load(doorbell), rung + 1);
+    for (uint64_t i = half + 1; i < 2 * half; i++)
+        call_event(&one, 1, i % 2 ? PK_RAW_RETURN : PK_RAW_CALL, fn);
+    assert_int_equal(atomic_load(doorbell), rung + 1);
+    resume();
+    pk_monitor_disable(monitor);
+    assert_int_equal(pk_list_count(list), 2 * half);
+    assert_int_equal(one.ring->dropped, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_beyond_the_skew, start_run, end_run),
         cmocka_unit_test_setup_teardown(test_calls_after_allocations_carry_none_of_theirs,
                                         start_run, end_run),
+        cmocka_unit_test_setup_teardown(test_half_full_ring_wakes_the_drain, start_run, end_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
