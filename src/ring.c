@@ -169,7 +169,6 @@ PK_HOT_FN static struct pk_ring *map_new_ring(void)
         return NULL;
     struct pk_ring *r = mem;
     r->capacity = r->own_capacity = capacity;
-    r->own_limit = capacity / 2;
     r->mask = r->own_mask = capacity - 1;
     r->slots = r->own_slots = (unsigned char *)mem + header;
     atomic_store_explicit(&r->state, PK_RING_OWNED, memory_order_relaxed);
