@@ -168,7 +168,8 @@ for name in $names; do
         stats=$(cut -d' ' -f"$column" "$work/$name.ratios" | sort -n | awk '
             { v[NR] = $1; s += $1; q += $1 * $1 }
             END {
-                m = s / NR; se = NR > 1 ? sqrt((q - NR * m * m) / (NR - 1) / NR) : 0
+                m = s / NR; var = NR > 1 ? (q - NR * m * m) / (NR - 1) : 0
+                se = var > 0 ? sqrt(var / NR) : 0
                 med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
                 printf "%.4f +- %.4f, %.4f [%.3f, %.3f]", m, se, med, v[1], v[NR]
             }')
