@@ -1,7 +1,8 @@
 /*
  * clock.c — choosing the clock and turning raw timestamps into nanoseconds.
  * The TSC is used only when the CPU says it is invariant (CPUID
- * 0x80000007 EDX bit 8) and PIKOC_CLOCK does not ask for "monotonic".
+ * 0x80000007 EDX bit 8) and PIKOC_CLOCK does not ask for "monotonic"
+ * ("tsc", the default, asks for the TSC when it is invariant).
  * Calibration pairs TSC reads with CLOCK_MONOTONIC over about 2 ms.
  */
 #include "clock.h"
@@ -59,17 +60,30 @@ static void calibrate(void)
 }
 #endif
 
+int pk_clock_parse(const char *text, bool *monotonic, pk_error *err)
+{
+    if (strcmp(text, "tsc") == 0)
+        *monotonic = false;
+    else if (strcmp(text, "monotonic") == 0)
+        *monotonic = true;
+    else
+        return pk_fail(err, "PIKOC_CLOCK '%s': unknown clock (known: tsc, monotonic)", text);
+    return 0;
+}
+
 static void choose_clock(void)
 {
     const char *want = getenv("PIKOC_CLOCK");
+    bool monotonic = false;
+    pk_error err;
+    if (want && *want && pk_clock_parse(want, &monotonic, &err) != 0)
+        pk_warn("%s; using the TSC when it is invariant, else CLOCK_MONOTONIC", err.message);
     pk_clock_use_tsc = false;
 #if PK_HAVE_TSC
-    if ((!want || strcmp(want, "monotonic") != 0) && tsc_usable()) {
+    if (!monotonic && tsc_usable()) {
         calibrate();
         pk_clock_use_tsc = true;
     }
-#else
-    (void)want;
 #endif
 }
 

@@ -6,6 +6,7 @@
 #ifndef PK_CLOCK_H
 #define PK_CLOCK_H
 
+#include <pikoc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,6 +40,11 @@ __attribute__((no_instrument_function, always_inline)) static inline uint64_t pk
 
 /* Chooses the clock and calibrates the TSC (once per process; ~2 ms). */
 void pk_clock_init(void);
+/*
+ * PIKOC_CLOCK's value: "tsc" (the TSC when it is invariant) or
+ * "monotonic" (CLOCK_MONOTONIC). -1 and err for anything else.
+ */
+int pk_clock_parse(const char *text, bool *monotonic, pk_error *err);
 /* "tsc" or "monotonic". */
 const char *pk_clock_name(void);
 /* TSC to ns, set by pk_clock_init: ns = base_ns + (tsc - base_tsc) * mult >> 32. */

@@ -277,6 +277,11 @@ PK_HOT_FN bool pk_ring_filling(struct pk_ring *r, uint64_t last);
 PK_HOT_FN bool pk_drainer_gone(void);
 void pk_rings_init(void);
 /*
+ * PIKOC_RING_EVENTS's value: the events a thread's ring holds, 64 to 2^30,
+ * rounded up to a power of two. -1 and err for anything else.
+ */
+int pk_ring_events_parse(const char *text, uint64_t *events, pk_error *err);
+/*
  * Rings from now on come from one region shared with processes forked
  * after this (MAP_SHARED, reserved once, carved as threads need rings).
  */

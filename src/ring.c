@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #define DEFAULT_RING_EVENTS (1u << 16) /* 2 or 4 MiB of 32- or 64-byte slots per thread */
+#define MIN_RING_EVENTS 64ull
+#define MAX_RING_EVENTS (1ull << 30)
 
 #define MAX_SHARED_RINGS 4096 /* rings a shared region holds (threads alive at once) */
 #define MAX_SHARED_BYTES (1ull << 40)
@@ -46,17 +48,34 @@ PK_HOT_FN static void thread_exited(void *ring)
     atomic_store_explicit(&r->state, PK_RING_EXITED, memory_order_release);
 }
 
+int pk_ring_events_parse(const char *text, uint64_t *events, pk_error *err)
+{
+    uint64_t n;
+    if (pk_parse_uint("PIKOC_RING_EVENTS", text, &n, NULL) != 0 || n < MIN_RING_EVENTS ||
+        n > MAX_RING_EVENTS)
+        return pk_fail(err,
+                       "PIKOC_RING_EVENTS '%s': expected a whole number of events from %llu to "
+                       "%llu (rounded up to a power of two)",
+                       text, (unsigned long long)MIN_RING_EVENTS,
+                       (unsigned long long)MAX_RING_EVENTS);
+    uint64_t p = MIN_RING_EVENTS;
+    while (p < n)
+        p <<= 1;
+    *events = p;
+    return 0;
+}
+
+/* PIKOC_RING_EVENTS, or the default (unset, empty, or bad: said once). */
 static uint64_t ring_events_from_env(void)
 {
     const char *text = getenv("PIKOC_RING_EVENTS");
     uint64_t n = DEFAULT_RING_EVENTS;
-    if (text && pk_parse_uint("PIKOC_RING_EVENTS", text, &n, NULL) == 0 && n >= 64) {
-        uint64_t p = 64;
-        while (p < n && p < (1ull << 30))
-            p <<= 1;
-        return p;
+    pk_error err;
+    if (text && *text && pk_ring_events_parse(text, &n, &err) != 0) {
+        pk_warn("%s; using rings of %u events", err.message, DEFAULT_RING_EVENTS);
+        n = DEFAULT_RING_EVENTS;
     }
-    return DEFAULT_RING_EVENTS;
+    return n;
 }
 
 void pk_rings_init(void)

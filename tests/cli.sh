@@ -569,6 +569,25 @@ bad "run --record stdout+fast" "pikoc run: --record: recorder spec 'stdout+fast'
     run --record stdout+fast -- "$(prog nested)"
 bad "run without a program" "pikoc run: no program to run (usage: pikoc run [OPTIONS] -- PROGRAM [ARGS...])" run
 bad "run --verbose" "pikoc run: unknown option '--verbose' (see pikoc run --help)" run --verbose -- "$(prog nested)"
+# The settings that pass through to the program are checked before it starts.
+export PIKOC_RING_EVENTS=abc
+bad "run, PIKOC_RING_EVENTS=abc" \
+    "pikoc run: PIKOC_RING_EVENTS 'abc': expected a whole number of events from 64 to 1073741824 (rounded up to a power of two)" \
+    run -- "$(prog nested)"
+export PIKOC_RING_EVENTS=2147483648
+bad "run, PIKOC_RING_EVENTS=2^31" \
+    "pikoc run: PIKOC_RING_EVENTS '2147483648': expected a whole number of events from 64 to 1073741824 (rounded up to a power of two)" \
+    run -- "$(prog nested)"
+unset PIKOC_RING_EVENTS
+export PIKOC_CLOCK=rdtsc
+bad "run, PIKOC_CLOCK=rdtsc" "pikoc run: PIKOC_CLOCK 'rdtsc': unknown clock (known: tsc, monotonic)" \
+    run -- "$(prog nested)"
+unset PIKOC_CLOCK
+export PIKOC_FILTER='max-depth:2;;min-duration:5 parsecs'
+bad "run, PIKOC_FILTER with a bad spec" \
+    "pikoc run: PIKOC_FILTER: filter spec 'min-duration:5 parsecs': duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s)" \
+    run -- "$(prog nested)"
+unset PIKOC_FILTER
 check_equal "bad options: the program never ran, no file was created" "$(ls)" ""
 cd .. || exit 1
 

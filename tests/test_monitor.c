@@ -20,6 +20,7 @@
 #include "monitored.h"
 #include "stderr_capture.h"
 #include "../monitors/function_memory.h"
+#include "../src/clock.h"
 #include "../src/internal.h"
 
 #include <pikoc.h>
@@ -387,6 +388,59 @@ static void test_statm_parse(void **state)
     assert_statm("2545 39", none, none);
     assert_statm("2545 390", none, none);
     assert_statm("", none, none);
+}
+
+/* PIKOC_RING_EVENTS: 64 to 2^30 events, rounded up to a power of two; nothing else. */
+static void test_ring_events_setting(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t events;
+    } good[] = {
+        {"64", 64}, {"65", 128}, {"100", 128}, {"65536", 65536}, {"1073741824", 1ull << 30}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        pk_error err = {{0}};
+        uint64_t events = 0;
+        assert_int_equal(pk_ring_events_parse(good[i].text, &events, &err), 0);
+        assert_int_equal(events, good[i].events);
+    }
+    static const char *const bad[] = {"",   "abc", "-1",         "0x40",
+                                      "63", "0",   "1073741825", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pk_error err = {{0}};
+        uint64_t events = 7;
+        assert_int_equal(pk_ring_events_parse(bad[i], &events, &err), -1);
+        assert_int_equal(events, 7);
+        char expected[256];
+        snprintf(expected, sizeof expected,
+                 "PIKOC_RING_EVENTS '%s': expected a whole number of events from 64 to "
+                 "1073741824 (rounded up to a power of two)",
+                 bad[i]);
+        assert_string_equal(err.message, expected);
+    }
+}
+
+/* PIKOC_CLOCK: "tsc" or "monotonic", spelled so. */
+static void test_clock_setting(void **state)
+{
+    (void)state;
+    pk_error err = {{0}};
+    bool monotonic = true;
+    assert_int_equal(pk_clock_parse("tsc", &monotonic, &err), 0);
+    assert_false(monotonic);
+    assert_int_equal(pk_clock_parse("monotonic", &monotonic, &err), 0);
+    assert_true(monotonic);
+    static const char *const bad[] = {"", "TSC", "monotonic ", "rdtsc", "realtime"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        monotonic = true;
+        assert_int_equal(pk_clock_parse(bad[i], &monotonic, &err), -1);
+        assert_true(monotonic);
+        char expected[128];
+        snprintf(expected, sizeof expected,
+                 "PIKOC_CLOCK '%s': unknown clock (known: tsc, monotonic)", bad[i]);
+        assert_string_equal(err.message, expected);
+    }
 }
 
 /*
@@ -967,6 +1021,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_nested_calls, end_leftovers),
         cmocka_unit_test(test_statm_parse),
+        cmocka_unit_test(test_ring_events_setting),
+        cmocka_unit_test(test_clock_setting),
         cmocka_unit_test_teardown(test_profiler_records, end_leftovers),
         cmocka_unit_test_teardown(test_profiler_names_survive_deep_nesting, end_leftovers),
         cmocka_unit_test_teardown(test_many_zones_keep_their_names, end_leftovers),

@@ -9,6 +9,9 @@
 #include "config.h"
 
 #include "cli.h"
+#include "clock.h"
+#include "hot.h"
+#include "internal.h"
 #include "store.h"
 #include "wire.h"
 
@@ -84,7 +87,8 @@ static const char help[] =
     "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_SYMBOL_CACHE and the PIKOC_ZMQ_*\n"
     "settings pass through to the program (a relative PIKOC_SYMBOL_CACHE, or key file\n"
     "in PIKOC_ZMQ_SERVER_KEY or PIKOC_ZMQ_CLIENT_KEY, is taken from the directory\n"
-    "pikoc run starts in);\n"
+    "pikoc run starts in; PIKOC_FILTER, PIKOC_RING_EVENTS and PIKOC_CLOCK are\n"
+    "checked first, a bad one an error of status 2);\n"
     "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
     "\n"
     "example:\n"
@@ -191,6 +195,45 @@ static int check_filter(pk_cli_parser *p, const char *option, const char *kind, 
     return 0;
 }
 
+/*
+ * The settings that pass through to the program, checked as its pikoc
+ * will read them: there a bad one is a warning in every process, here it
+ * stops the run before the program starts.
+ */
+static int check_settings(void)
+{
+    pk_error err;
+    const char *ring = getenv("PIKOC_RING_EVENTS");
+    uint64_t events;
+    if (ring && *ring && pk_ring_events_parse(ring, &events, &err) != 0)
+        goto bad;
+    const char *clock = getenv("PIKOC_CLOCK");
+    bool monotonic;
+    if (clock && *clock && pk_clock_parse(clock, &monotonic, &err) != 0)
+        goto bad;
+    const char *filters = getenv("PIKOC_FILTER");
+    if (!filters)
+        return 0;
+    /* ';'-separated specs, empty ones skipped, as the library reads them (env.c). */
+    char *copy = pk_xstrdup(filters);
+    bool ok = true;
+    for (char *save = NULL, *spec = strtok_r(copy, ";", &save); spec && ok;
+         spec = strtok_r(NULL, ";", &save)) {
+        pk_filter *f = pk_filter_open(spec, &err);
+        ok = f != NULL;
+        if (f)
+            pk_filter_free(f);
+    }
+    free(copy);
+    if (ok)
+        return 0;
+    pk_cli_error("run", "PIKOC_FILTER: %s", err.message);
+    return PK_EXIT_USAGE;
+bad:
+    pk_cli_error("run", "%s", err.message);
+    return PK_EXIT_USAGE;
+}
+
 static int parse_options(int argc, char **argv, run_config *cfg, int *status)
 {
     pk_cli_parser p;
@@ -266,6 +309,8 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
     if (cfg->record_count == 0)
         cfg->records[cfg->record_count++] = DEFAULT_RECORD;
     cfg->program = argv + p.next;
+    if ((*status = check_settings()) != 0)
+        return -1;
     return 0;
 }
 
