@@ -169,6 +169,35 @@ static int read_key(const char *variable, const char *value, char key[41], pk_er
     return 0;
 }
 
+/* PIKOC_ZMQ_LINGER, or the default. */
+static int linger_setting(uint64_t *ns, pk_error *err)
+{
+    *ns = DEFAULT_LINGER_NS;
+    const char *linger = getenv("PIKOC_ZMQ_LINGER");
+    return linger ? pk_parse_duration("PIKOC_ZMQ_LINGER", linger, ns, err) : 0;
+}
+
+/* A publisher's PIKOC_ZMQ_HWM and PIKOC_ZMQ_SUBSCRIBERS, or their defaults; no CURVE key. */
+static int publisher_settings(uint64_t *hwm, uint64_t *subscribers, pk_error *err)
+{
+    *hwm = DEFAULT_PUB_HWM;
+    *subscribers = 0;
+    const char *text = getenv("PIKOC_ZMQ_HWM");
+    if (text && pk_parse_uint("PIKOC_ZMQ_HWM", text, hwm, err) != 0)
+        return -1;
+    if (*hwm == 0 || *hwm > INT_MAX)
+        return pk_fail(err, "PIKOC_ZMQ_HWM '%s': expected a number of batches from 1 to %d", text,
+                       INT_MAX);
+    text = getenv("PIKOC_ZMQ_SUBSCRIBERS");
+    if (text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, subscribers, err) != 0)
+        return -1;
+    text = getenv("PIKOC_ZMQ_SERVER_KEY");
+    if (text && *text)
+        return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: "
+                            "senders do); bind it to loopback or ipc");
+    return 0;
+}
+
 /*
  * CURVE towards the collector whose public key PIKOC_ZMQ_SERVER_KEY gives:
  * as the client PIKOC_ZMQ_CLIENT_KEY names (a secret key; a collector with
@@ -226,20 +255,9 @@ static int open_dealer(zmq_state *s, const char *arg, pk_error *err)
  */
 static int open_publisher(zmq_state *s, const char *arg, pk_error *err)
 {
-    uint64_t hwm = DEFAULT_PUB_HWM;
-    const char *text = getenv("PIKOC_ZMQ_HWM");
-    if (text && pk_parse_uint("PIKOC_ZMQ_HWM", text, &hwm, err) != 0)
+    uint64_t hwm;
+    if (publisher_settings(&hwm, &s->wanted_subscribers, err) != 0)
         return -1;
-    if (hwm == 0 || hwm > INT_MAX)
-        return pk_fail(err, "PIKOC_ZMQ_HWM '%s': expected a number of batches from 1 to %d", text,
-                       INT_MAX);
-    text = getenv("PIKOC_ZMQ_SUBSCRIBERS");
-    if (text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, &s->wanted_subscribers, err) != 0)
-        return -1;
-    text = getenv("PIKOC_ZMQ_SERVER_KEY");
-    if (text && *text)
-        return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: "
-                            "senders do); bind it to loopback or ipc");
     int one = 1, queued = (int)hwm;
     if (libzmq.setsockopt(s->socket, ZMQ_XPUB_NODROP, &one, sizeof one) != 0 ||
         libzmq.setsockopt(s->socket, ZMQ_XPUB_VERBOSE, &one, sizeof one) != 0 ||
@@ -253,12 +271,24 @@ static int open_publisher(zmq_state *s, const char *arg, pk_error *err)
 
 static int read_linger(zmq_state *s, pk_error *err)
 {
-    s->linger_ns = DEFAULT_LINGER_NS;
     s->linger_name = "PIKOC_ZMQ_LINGER";
-    const char *linger = getenv("PIKOC_ZMQ_LINGER");
-    if (linger && pk_parse_duration("PIKOC_ZMQ_LINGER", linger, &s->linger_ns, err) != 0)
+    return linger_setting(&s->linger_ns, err);
+}
+
+int pk_zmq_check_settings(bool publisher, pk_error *err)
+{
+    uint64_t linger, hwm, subscribers;
+    if (linger_setting(&linger, err) != 0)
         return -1;
-    return 0;
+    if (publisher)
+        return publisher_settings(&hwm, &subscribers, err);
+    const char *server = getenv("PIKOC_ZMQ_SERVER_KEY"), *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
+    char key[41];
+    if (!server || !*server)
+        return 0;
+    if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
+        return -1;
+    return client && *client ? read_key("PIKOC_ZMQ_CLIENT_KEY", client, key, err) : 0;
 }
 
 /* The socket: a DEALER connected to the collector at arg, or (zmq+pub:) a publisher bound there. */

@@ -67,8 +67,9 @@ PK_HIDDEN const pk_monitor_ops *pk_monitor_find(const char *name);
 PK_HIDDEN void pk_recorder_known(char *buf, size_t size);
 PK_HIDDEN void pk_filter_known(char *buf, size_t size);
 PK_HIDDEN void pk_monitor_known(char *buf, size_t size);
-/* Checks a recorder spec's syntax, kind, options and argument without opening
- * anything (no file is created): what a launcher checks before it starts. */
+/* Checks a recorder spec's syntax, kind, options and argument, and what the
+ * recorder reads from the environment as it opens, without opening anything
+ * (no file is created): what a launcher checks before it starts. */
 PK_HIDDEN int pk_recorder_check_spec(const char *spec, pk_error *err);
 
 /* Built-in kinds (one file each under monitors/, recorders/, filters/). */
@@ -82,6 +83,12 @@ extern const pk_recorder_ops pk_recorder_csv;
 extern const pk_recorder_ops pk_recorder_list;
 extern const pk_recorder_ops pk_recorder_sqlite;
 extern const pk_recorder_ops pk_recorder_zmq;
+/*
+ * What a zmq recorder (a publisher: zmq+pub) reads from the environment as
+ * it opens (PIKOC_ZMQ_LINGER, _HWM, _SUBSCRIBERS, the CURVE keys' form),
+ * checked without opening anything.
+ */
+PK_HIDDEN int pk_zmq_check_settings(bool publisher, pk_error *err);
 /*
  * For `pikoc run`: tells the collector at endpoint how the program it
  * started ended (docs/wire-format.md, "Exit") and waits for its

@@ -106,7 +106,16 @@ int pk_recorder_check_spec(const char *spec_text, pk_error *err)
     const pk_recorder_ops *ops;
     bool flush;
     unsigned options;
-    return parse_recorder_spec(spec_text, &spec, &ops, &flush, &options, err);
+    if (parse_recorder_spec(spec_text, &spec, &ops, &flush, &options, err) != 0)
+        return -1;
+    /* What the recorder reads from the environment as it opens. */
+    if (ops != &pk_recorder_zmq)
+        return 0;
+    int pub = option_bit(ops, "pub");
+    pk_error inner;
+    if (pk_zmq_check_settings(pub >= 0 && (options & (1u << pub)), &inner) != 0)
+        return pk_fail(err, "recorder spec '%s': %s", spec_text, inner.message);
+    return 0;
 }
 
 pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)

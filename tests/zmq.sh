@@ -726,6 +726,25 @@ check_equal "listen --subscribe: 17 publishers" "$? $(cat err)" "2 pikoc listen:
 timeout 60 env PIKOC_ZMQ_LINGER=soon "$(prog zmq_paced)" "zmq:ipc://$work/x" 1 0 >out 2>&1
 check_equal "PIKOC_ZMQ_LINGER: a bad duration" "$? $(cat out)" \
     "1 zmq_paced: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_LINGER 'soon': expected a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)"
+# pikoc run checks what a zmq recorder will read from the environment before
+# the program starts: status 2 and one line, the program never run.
+env PIKOC_ZMQ_LINGER=soon "$pikoc" run --record "zmq:ipc://$work/x" -- "$(cli_prog exits)" status 3 \
+    >out 2>err
+check_equal "run: PIKOC_ZMQ_LINGER checked first" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_LINGER 'soon': expected a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)"
+env PIKOC_ZMQ_HWM=0 "$pikoc" run --record "zmq+pub:ipc://$work/x" -- "$(cli_prog exits)" status 3 \
+    >out 2>err
+check_equal "run: PIKOC_ZMQ_HWM checked first" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq+pub:ipc://$work/x': PIKOC_ZMQ_HWM '0': expected a number of batches from 1 to 2147483647"
+env PIKOC_ZMQ_SERVER_KEY=/nonexistent-key "$pikoc" run --record "zmq:ipc://$work/x" -- \
+    "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run: the form of PIKOC_ZMQ_SERVER_KEY checked first" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY '/nonexistent-key': neither a 40-character key nor a readable file"
+# ... and only for the recorders that read it.
+env PIKOC_ZMQ_HWM=0 PIKOC_ZMQ_LINGER=soon "$pikoc" run -q --record "sqlite:$work/hwm.db" -- \
+    "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run: zmq settings do not concern sqlite (the program's status, no word of them)" \
+    "$? $(cat out err | grep -c PIKOC_ZMQ)" "3 0"
 
 echo "# zmq: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
