@@ -20,9 +20,11 @@ echo "== make distcheck =="
 (cd "$top/build" && make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >/dev/null) ||
     { echo "make distcheck failed"; exit 1; }
 # One closing line over both builds: cmocka's "[  PASSED  ] N test(s)" and the
-# scripts' "N passed, M failed".
+# scripts' "N passed, M failed" (some write it as a TAP comment, "# N passed..."
+# or "# NAME: N passed...").
 passed=$(cat "$top"/build/tests/*.log "$top"/build-sanitizers/tests/*.log |
-    sed -n -e 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' -e 's/^\([0-9]*\) passed, [0-9]* failed.*/\1/p' |
+    sed -n -e 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' \
+        -e 's/^\(# \)\{0,1\}\([A-Za-z0-9_.-]*: \)\{0,1\}\([0-9]*\) passed, [0-9]* failed.*/\3/p' |
     awk '{ n += $1 } END { print n + 0 }')
 echo "all checks passed (unit and integration tests, plain and sanitizer builds, distcheck)"
 echo "$passed passed, 0 failed"
