@@ -24,6 +24,7 @@
 # Exits 0 when every run succeeded and recorded exactly the expected number
 # of events, 1 otherwise, 2 on bad usage.
 set -u
+set -f # a setting's value (PIKOC_FILTER=include:parse_*) is not a pattern
 
 rounds=20
 iterations=200000
@@ -67,7 +68,7 @@ for spec in "$@"; do
     rest=${spec#*=}
     dir=${rest%%,*}
     settings=
-    [ "$dir" = "$rest" ] || settings=$(echo "${rest#*,}" | tr ',' ' ')
+    [ "$dir" = "$rest" ] || settings=$(printf '%s\n' "${rest#*,}" | tr ',' ' ')
     case $name in
     '' | *[!A-Za-z0-9_.-]*)
         echo "compare-reads.sh: variant name '$name': letters, digits, '.', '_' and '-' only" >&2
@@ -110,13 +111,21 @@ value() {
     sed -n "s/.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" "$work/out" | head -n 1
 }
 
+# A hung run must not hang the comparison (coreutils timeout; none: no limit).
+with_limit=""
+command -v timeout >/dev/null 2>&1 && with_limit="timeout -k 10 600"
+
 # Runs variant $1's calls --hot=$2; true when it recorded every event.
 run_hot() { # name monitor
     { read -r prog; read -r libs; read -r settings; } <"$work/$1.variant"
     # shellcheck disable=SC2086 # the settings are words, VAR=VALUE each
-    env ${libs:+LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"} $settings \
-        "$prog" --hot="$2" "$iterations" >"$work/out" 2>"$work/err"
+    $with_limit env ${libs:+LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"} \
+        $settings "$prog" --hot="$2" "$iterations" >"$work/out" 2>"$work/err"
     rc=$?
+    if [ -n "$with_limit" ] && [ $rc -eq 124 ]; then
+        fail "$1: calls --hot=$2 was still running after 600 s and was stopped"
+        return 1
+    fi
     if [ $rc -ne 0 ]; then
         fail "$1: calls --hot=$2 exited with $rc"
         sed 's/^/    /' "$work/err" >&2
