@@ -65,7 +65,7 @@ int pk_ring_events_parse(const char *text, uint64_t *events, pk_error *err)
     return 0;
 }
 
-/* PIKOC_RING_EVENTS, or the default (unset, empty, or bad: said once). */
+/* PIKOC_RING_EVENTS, or the default (unset, empty, or bad: then said on stderr). */
 static uint64_t ring_events_from_env(void)
 {
     const char *text = getenv("PIKOC_RING_EVENTS");
