@@ -198,6 +198,15 @@ static int publisher_settings(uint64_t *hwm, uint64_t *subscribers, pk_error *er
     return 0;
 }
 
+/* The CURVE keys' text: the server's (PIKOC_ZMQ_SERVER_KEY) and, when given, the client's secret. */
+static int read_curve_keys(const char *server, const char *client, char key[41],
+                           char secret_key[41], pk_error *err)
+{
+    if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
+        return -1;
+    return client && *client ? read_key("PIKOC_ZMQ_CLIENT_KEY", client, secret_key, err) : 0;
+}
+
 /*
  * CURVE towards the collector whose public key PIKOC_ZMQ_SERVER_KEY gives:
  * as the client PIKOC_ZMQ_CLIENT_KEY names (a secret key; a collector with
@@ -209,11 +218,9 @@ static int set_curve(zmq_state *s, const char *server, pk_error *err)
     const char *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
     if (!libzmq.has("curve"))
         return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: this libzmq has no CURVE support");
-    if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
+    if (read_curve_keys(server, client, key, secret_key, err) != 0)
         return -1;
     if (client && *client) {
-        if (read_key("PIKOC_ZMQ_CLIENT_KEY", client, secret_key, err) != 0)
-            return -1;
         if (libzmq.curve_public(public_key, secret_key) != 0)
             return pk_fail(err, "PIKOC_ZMQ_CLIENT_KEY '%s': not a Z85 secret key", client);
     } else if (libzmq.curve_keypair(public_key, secret_key) != 0) {
@@ -283,12 +290,8 @@ int pk_zmq_check_settings(bool publisher, pk_error *err)
     if (publisher)
         return publisher_settings(&hwm, &subscribers, err);
     const char *server = getenv("PIKOC_ZMQ_SERVER_KEY"), *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
-    char key[41];
-    if (!server || !*server)
-        return 0;
-    if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
-        return -1;
-    return client && *client ? read_key("PIKOC_ZMQ_CLIENT_KEY", client, key, err) : 0;
+    char key[41], secret_key[41];
+    return server && *server ? read_curve_keys(server, client, key, secret_key, err) : 0;
 }
 
 /* The socket: a DEALER connected to the collector at arg, or (zmq+pub:) a publisher bound there. */
