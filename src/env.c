@@ -41,6 +41,22 @@ static int add_filter(void *ctx, const char *spec, pk_error *err)
     return pk_logger_add_filter_spec(ctx, spec, err);
 }
 
+static int check_filter(void *ctx, const char *spec, pk_error *err)
+{
+    (void)ctx;
+    pk_filter *f = pk_filter_open(spec, err);
+    pk_filter_free(f);
+    return f ? 0 : -1;
+}
+
+int pk_env_check_filters(const char *text, pk_error *err)
+{
+    pk_error inner;
+    if (each_item(text, check_filter, NULL, &inner) != 0)
+        return pk_fail(err, "PIKOC_FILTER: %s", inner.message);
+    return 0;
+}
+
 /* Filters named by single variables become specs like "max-depth:N". */
 static const struct {
     const char *variable;

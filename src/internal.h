@@ -329,6 +329,8 @@ PK_HIDDEN bool pk_in_drainer(void);
 PK_HIDDEN void pk_drainer_mark_self(void);
 /* The monitor PIKOC_* would configure for `record`, whose loggers a drainer records through. */
 PK_HIDDEN pk_monitor *pk_auto_recorders(const char *record, pk_error *err);
+/* PIKOC_FILTER's specs (text), split and checked as the monitor above reads them; opens nothing. */
+PK_HIDDEN int pk_env_check_filters(const char *text, pk_error *err);
 
 /*
  * In a forked child of a whole-program run that records allocations, at its

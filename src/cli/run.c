@@ -204,35 +204,17 @@ static int check_filter(pk_cli_parser *p, const char *option, const char *kind, 
 static int check_settings(void)
 {
     pk_error err;
-    const char *ring = getenv("PIKOC_RING_EVENTS");
+    const char *ring = getenv("PIKOC_RING_EVENTS"), *clock = getenv("PIKOC_CLOCK"),
+               *filters = getenv("PIKOC_FILTER");
     uint64_t events;
-    if (ring && *ring && pk_ring_events_parse(ring, &events, &err) != 0)
-        goto bad;
-    const char *clock = getenv("PIKOC_CLOCK");
     bool monotonic;
-    if (clock && *clock && pk_clock_parse(clock, &monotonic, &err) != 0)
-        goto bad;
-    const char *filters = getenv("PIKOC_FILTER");
-    if (!filters)
-        return 0;
-    /* ';'-separated specs, empty ones skipped, as the library reads them (env.c). */
-    char *copy = pk_xstrdup(filters);
-    bool ok = true;
-    for (char *save = NULL, *spec = strtok_r(copy, ";", &save); spec && ok;
-         spec = strtok_r(NULL, ";", &save)) {
-        pk_filter *f = pk_filter_open(spec, &err);
-        ok = f != NULL;
-        if (f)
-            pk_filter_free(f);
+    if ((ring && *ring && pk_ring_events_parse(ring, &events, &err) != 0) ||
+        (clock && *clock && pk_clock_parse(clock, &monotonic, &err) != 0) ||
+        (filters && pk_env_check_filters(filters, &err) != 0)) {
+        pk_cli_error("run", "%s", err.message);
+        return PK_EXIT_USAGE;
     }
-    free(copy);
-    if (ok)
-        return 0;
-    pk_cli_error("run", "PIKOC_FILTER: %s", err.message);
-    return PK_EXIT_USAGE;
-bad:
-    pk_cli_error("run", "%s", err.message);
-    return PK_EXIT_USAGE;
+    return 0;
 }
 
 static int parse_options(int argc, char **argv, run_config *cfg, int *status)
