@@ -278,7 +278,8 @@ PK_HOT_FN bool pk_drainer_gone(void);
 void pk_rings_init(void);
 /*
  * PIKOC_RING_EVENTS's value: the events a thread's ring holds, 64 to 2^30,
- * rounded up to a power of two. -1 and err for anything else.
+ * rounded up to a power of two. -1 and err for anything else
+ * (*events then untouched).
  */
 int pk_ring_events_parse(const char *text, uint64_t *events, pk_error *err);
 /*

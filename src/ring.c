@@ -71,10 +71,8 @@ static uint64_t ring_events_from_env(void)
     const char *text = getenv("PIKOC_RING_EVENTS");
     uint64_t n = DEFAULT_RING_EVENTS;
     pk_error err;
-    if (text && *text && pk_ring_events_parse(text, &n, &err) != 0) {
+    if (text && *text && pk_ring_events_parse(text, &n, &err) != 0) /* n is left as it was */
         pk_warn("%s; using rings of %u events", err.message, DEFAULT_RING_EVENTS);
-        n = DEFAULT_RING_EVENTS;
-    }
     return n;
 }
 
