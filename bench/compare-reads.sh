@@ -25,6 +25,7 @@
 # of events, 1 otherwise, 2 on bad usage.
 set -u
 set -f # a setting's value (PIKOC_FILTER=include:parse_*) is not a pattern
+. "$(dirname "$0")/calls-lib.sh"
 
 rounds=20
 iterations=200000
@@ -48,10 +49,7 @@ shift $((OPTIND - 1))
 case $rounds in '' | *[!0-9]* | 0) echo "compare-reads.sh: -r wants a positive count" >&2; exit 2 ;; esac
 case $iterations in '' | *[!0-9]* | 0) echo "compare-reads.sh: -n wants a positive count" >&2; exit 2 ;; esac
 
-# A clean environment: only a variant's own settings reach its runs.
-for v in $(env | sed -n 's/^\(PIKOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
+calls_clean_env # only a variant's own settings reach its runs
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pikoc-compare.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
@@ -82,14 +80,7 @@ for spec in "$@"; do
         *) echo "compare-reads.sh: variant '$name': setting '$s' is not VAR=VALUE" >&2; exit 2 ;;
         esac
     done
-    # The real binary, not the libtool wrapper (as run-calls.sh runs it).
-    if [ -x "$dir/bench/.libs/calls" ]; then
-        prog=$(cd "$dir/bench/.libs" && pwd)/calls
-        libs=$(cd "$dir/.libs" && pwd)
-    elif [ -x "$dir/bench/calls" ]; then
-        prog=$(cd "$dir/bench" && pwd)/calls
-        libs=
-    else
+    if ! calls_binary "$dir"; then
         echo "compare-reads.sh: no $dir/bench/calls; build it with 'make bench/calls'" >&2
         exit 2
     fi
@@ -97,7 +88,7 @@ for spec in "$@"; do
     names="$names $name"
 done
 
-calls=$((4 * iterations + (iterations + 7999) / 8000)) # as bench/calls.c counts them
+calls=$(calls_of "$iterations")
 events=$((2 * calls))
 errors=0
 
@@ -106,14 +97,7 @@ fail() {
     errors=$((errors + 1))
 }
 
-# The value of KEY in the key=value line in $work/out.
-value() {
-    sed -n "s/.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" "$work/out" | head -n 1
-}
-
-# A hung run must not hang the comparison (coreutils timeout; none: no limit).
-with_limit=""
-command -v timeout >/dev/null 2>&1 && with_limit="timeout -k 10 600"
+calls_limit 600 # a hung run must not hang the comparison
 
 # Runs variant $1's calls --hot=$2; true when it recorded every event.
 run_hot() { # name monitor

@@ -36,6 +36,7 @@
 # Exits 0 when every run succeeded and recorded exactly the expected number
 # of events, 1 otherwise, 2 on bad usage.
 set -u
+. "$(dirname "$0")/calls-lib.sh"
 
 reps=5
 iterations=2500000
@@ -83,17 +84,13 @@ else
     modes=$wanted
 fi
 
-# The real binary, not the libtool wrapper: uftrace must preload into the
-# program itself, and every mode should pay the same start-up.
-if [ -x "$builddir/bench/.libs/calls" ]; then
-    prog=$(cd "$builddir/bench/.libs" && pwd)/calls
-    LD_LIBRARY_PATH=$(cd "$builddir/.libs" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    export LD_LIBRARY_PATH
-elif [ -x "$builddir/bench/calls" ]; then
-    prog=$(cd "$builddir/bench" && pwd)/calls
-else
+if ! calls_binary "$builddir"; then
     echo "run-calls.sh: no $builddir/bench/calls; build it with 'make bench/calls' or pass -b BUILDDIR" >&2
     exit 2
+fi
+if [ -n "$libs" ]; then
+    LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH
 fi
 
 uftrace=$(command -v uftrace 2>/dev/null || true)
@@ -106,16 +103,13 @@ case " $modes " in
     ;;
 esac
 
-# A clean environment: no PIKOC_* setting of the caller leaks into a mode.
-for v in $(env | sed -n 's/^\(PIKOC_[A-Za-z0-9_]*\)=.*/\1/p'); do
-    unset "$v"
-done
+calls_clean_env
 
 work=$(mktemp -d "$tmproot/pikoc-bench.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' INT TERM
 
-calls=$((4 * iterations + (iterations + 7999) / 8000)) # as bench/calls.c counts them
+calls=$(calls_of "$iterations")
 events=$((2 * calls))
 errors=0
 
@@ -126,14 +120,7 @@ fail() {
 
 now_ns() { date +%s%N; }
 
-# A hung run must not hang the benchmark (coreutils timeout; none: no limit).
-with_limit=""
-command -v timeout >/dev/null 2>&1 && with_limit="timeout -k 10 $limit"
-
-# The value of KEY in the key=value line in $work/out.
-value() {
-    sed -n "s/.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" "$work/out" | head -n 1
-}
+calls_limit "$limit" # a hung run must not hang the benchmark
 
 # Checks what a pikoc run reported: all events built, every call matched.
 check_totals() { # mode
