@@ -74,10 +74,11 @@ static int add_filters(pk_logger *lg, pk_error *err)
         const char *value = getenv(filter_variables[i].variable);
         if (!value)
             continue;
-        char spec[1024];
-        snprintf(spec, sizeof spec, "%s:%s", filter_variables[i].filter, value);
+        char *spec = pk_spec_join(filter_variables[i].filter, value);
         pk_error inner;
-        if (pk_logger_add_filter_spec(lg, spec, &inner) != 0)
+        int rc = pk_logger_add_filter_spec(lg, spec, &inner);
+        free(spec);
+        if (rc != 0)
             return pk_fail(err, "%s: %s", filter_variables[i].variable, inner.message);
     }
     const char *more = getenv("PIKOC_FILTER");

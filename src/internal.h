@@ -45,6 +45,8 @@ typedef struct pk_spec {
  * empty kind, an over-long part or an empty ARG after ':'.
  */
 PK_HIDDEN int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err);
+/* "KIND:ARG", allocated (free it), however long ARG is. */
+PK_HIDDEN char *pk_spec_join(const char *kind, const char *arg);
 /* A comma-separated list cut into items, spaces around each trimmed. */
 typedef struct pk_items {
     char *text;  /* a copy of the list, cut in place */

@@ -12,6 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+char *pk_spec_join(const char *kind, const char *arg)
+{
+    size_t kind_len = strlen(kind), arg_len = strlen(arg);
+    char *spec = pk_xcalloc(kind_len + arg_len + 2, 1);
+    memcpy(spec, kind, kind_len);
+    spec[kind_len] = ':';
+    memcpy(spec + kind_len + 1, arg, arg_len);
+    return spec;
+}
+
 int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err)
 {
     memset(spec, 0, sizeof *spec);

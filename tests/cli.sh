@@ -465,6 +465,14 @@ check_equal "--record csv --max-depth 1" "$status $(tr -d '\r' <run.csv | awk -F
 check_equal "summary for a file recorder" "$(grep '^pikoc run:' err)" "pikoc run: records -> csv:run.csv"
 pk run --monitor function --record sqlite:filters.db --include 'ma*' --exclude main --focus a --min-duration 0ns -- "$(prog nested)"
 check_equal "--include, --exclude, --focus" "$status $(grep -c . err)" "0 2"
+long_include="$(seq -f 'x%04g' 1 900 | paste -sd, -)"
+pk run --monitor function --record csv:long.csv --include "$long_include,main" -- "$(prog nested)"
+check_equal "--include of $((${#long_include} + 5)) characters: main, its last glob, recorded" \
+    "$status $(tr -d '\r' <long.csv | awk -F, 'NR > 1 { print $2, $3 }' | tr '\n' /)" \
+    "0 call main/return main/"
+pk run --monitor function --record csv:long.csv --include "$long_include,,main" -- "$(prog nested)"
+check_equal "--include of $((${#long_include} + 6)) characters: its empty glob found" \
+    "$status $(wc -l <err) $(cut -c1-34 err)" "2 1 pikoc run: --include 'x0001,x0002,"
 pk run --record sqlite:shell.db -- sh -c "$(prog nested); $(prog nested)"
 check_equal "a shell's children record runs of their own, and the summary says so" \
     "$status $(grep -c '^total 6$' out) $(grep '^pikoc run:' err | sed 's/run 1 [a-z]*:/run 1 STATUS:/' | tr '\n' '/')" \

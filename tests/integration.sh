@@ -220,6 +220,13 @@ run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/excl.csv" PIKOC_EXCLUDE='b' "
 check_equal "exclude b" "$(sequence "$work/excl.csv" | grep -c ' b ')" 0
 check_equal "exclude keeps the rest" "$(sequence "$work/excl.csv" | wc -l)" 10
 
+# A list of globs longer than any fixed buffer is read whole: main, its last
+# item, 1,204 characters in, is still a glob of the filter.
+long_include="$(seq -f 'x%04g' 1 200 | paste -sd, -),main"
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/long.csv" PIKOC_INCLUDE="$long_include" "$(prog nested)"
+check_equal "PIKOC_INCLUDE of ${#long_include} characters: main, its last glob, recorded" \
+    "$(sequence "$work/long.csv" | tr '\n' /)" "call main 0/return main 0/"
+
 # --- bad settings: one clear line, the program still runs ---------------------------
 run PIKOC_RECORD="sqlit:run.db" "$(prog nested)"
 check_equal "unknown recorder kind" "$(cat "$work/stderr")" \

@@ -186,10 +186,10 @@ static int check_record(pk_cli_parser *p, const char *spec)
 /* Globs are checked by building the filter they become, which has no side effects. */
 static int check_filter(pk_cli_parser *p, const char *option, const char *kind, const char *arg)
 {
-    char spec[4096];
-    snprintf(spec, sizeof spec, "%s:%s", kind, arg);
+    char *spec = pk_spec_join(kind, arg);
     pk_error err;
     pk_filter *f = pk_filter_open(spec, &err);
+    free(spec);
     if (!f)
         return pk_cli_usage(p, "%s '%s': %s", option, arg, err.message);
     pk_filter_free(f);
