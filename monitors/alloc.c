@@ -92,7 +92,7 @@ static int stack_depth(uint32_t *depth, pk_error *err)
     const char *text = getenv("PIKOC_STACK");
     *depth = 0;
     pk_error inner;
-    if (text && pk_alloc_parse_stack("PIKOC_STACK", text, depth, &inner) != 0)
+    if (text && *text && pk_alloc_parse_stack("PIKOC_STACK", text, depth, &inner) != 0)
         return pk_fail(err, "monitor 'alloc': %s", inner.message);
     return 0;
 }
@@ -156,7 +156,7 @@ static int sample_interval(uint64_t *ns, pk_error *err)
     const char *text = getenv("PIKOC_SAMPLE_INTERVAL");
     *ns = DEFAULT_SAMPLE_INTERVAL_NS;
     pk_error inner;
-    if (text && pk_parse_duration("PIKOC_SAMPLE_INTERVAL", text, ns, &inner) != 0)
+    if (text && *text && pk_parse_duration("PIKOC_SAMPLE_INTERVAL", text, ns, &inner) != 0)
         return pk_fail(err, "monitor 'alloc': %s", inner.message);
     return 0;
 }

@@ -152,12 +152,15 @@ static int socket_failed(pk_error *err, const char *what)
     return pk_fail(err, "%s: %s", what, libzmq.error_text(libzmq.error_number()));
 }
 
-/* A key: a file starting with it, or the key itself (40 Z85 characters). */
+/* A key: a file starting with it, or the key itself (40 Z85 characters, not echoed). */
 static int read_key(const char *variable, const char *value, char key[41], pk_error *err)
 {
+    char why[64];
     int rc = pk_read_key_file(value, key);
     if (rc == -1 && strlen(value) == 40) {
         memcpy(key, value, 41);
+        if (pk_z85_fault(key, why, sizeof why) != 0)
+            return pk_fail(err, "%s: the key is not Z85: %s", variable, why);
         return 0;
     }
     if (rc == -1)
@@ -166,6 +169,8 @@ static int read_key(const char *variable, const char *value, char key[41], pk_er
     if (rc == -2)
         return pk_fail(err, "%s '%s': the file does not start with a 40-character key", variable,
                        value);
+    if (pk_z85_fault(key, why, sizeof why) != 0)
+        return pk_fail(err, "%s '%s': the file's key is not Z85: %s", variable, value, why);
     return 0;
 }
 
@@ -174,7 +179,7 @@ static int linger_setting(uint64_t *ns, pk_error *err)
 {
     *ns = DEFAULT_LINGER_NS;
     const char *linger = getenv("PIKOC_ZMQ_LINGER");
-    return linger ? pk_parse_duration("PIKOC_ZMQ_LINGER", linger, ns, err) : 0;
+    return linger && *linger ? pk_parse_duration("PIKOC_ZMQ_LINGER", linger, ns, err) : 0;
 }
 
 /* A publisher's PIKOC_ZMQ_HWM and PIKOC_ZMQ_SUBSCRIBERS, or their defaults; no CURVE key. */
@@ -183,13 +188,13 @@ static int publisher_settings(uint64_t *hwm, uint64_t *subscribers, pk_error *er
     *hwm = DEFAULT_PUB_HWM;
     *subscribers = 0;
     const char *text = getenv("PIKOC_ZMQ_HWM");
-    if (text && pk_parse_uint("PIKOC_ZMQ_HWM", text, hwm, err) != 0)
+    if (text && *text && pk_parse_uint("PIKOC_ZMQ_HWM", text, hwm, err) != 0)
         return -1;
     if (*hwm == 0 || *hwm > INT_MAX)
         return pk_fail(err, "PIKOC_ZMQ_HWM '%s': expected a number of batches from 1 to %d", text,
                        INT_MAX);
     text = getenv("PIKOC_ZMQ_SUBSCRIBERS");
-    if (text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, subscribers, err) != 0)
+    if (text && *text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, subscribers, err) != 0)
         return -1;
     text = getenv("PIKOC_ZMQ_SERVER_KEY");
     if (text && *text)

@@ -72,7 +72,7 @@ static int add_filters(pk_logger *lg, pk_error *err)
 {
     for (size_t i = 0; i < PK_ARRAY_SIZE(filter_variables); i++) {
         const char *value = getenv(filter_variables[i].variable);
-        if (!value)
+        if (!value || !*value) /* empty: as unset */
             continue;
         char *spec = pk_spec_join(filter_variables[i].filter, value);
         pk_error inner;
@@ -114,7 +114,7 @@ static pk_monitor *configure(const char *record, bool apart, pk_error *err)
         if (add_filters(pk_monitor_logger_at(m, i), err) != 0)
             goto fail;
     const char *focus = getenv("PIKOC_FOCUS");
-    if (focus && pk_monitor_focus(m, focus, &inner) != 0) {
+    if (focus && *focus && pk_monitor_focus(m, focus, &inner) != 0) {
         pk_fail(err, "PIKOC_FOCUS: %s", inner.message);
         goto fail;
     }

@@ -159,3 +159,26 @@ int pk_read_key_file(const char *path, char key[41])
     key[n] = '\0';
     return n == 40 ? 0 : -2;
 }
+
+int pk_z85_fault(const char key[40], char *why, size_t size)
+{
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    for (int group = 0; group < 40; group += 5) {
+        uint64_t value = 0;
+        for (int i = group; i < group + 5; i++) {
+            const char *digit = key[i] ? strchr(alphabet, key[i]) : NULL;
+            if (!digit) {
+                snprintf(why, size, "character %d (0x%02x) is not in Z85's alphabet", i + 1,
+                         (unsigned char)key[i]);
+                return -1;
+            }
+            value = value * 85 + (uint64_t)(digit - alphabet);
+        }
+        if (value > UINT32_MAX) {
+            snprintf(why, size, "characters %d to %d are over 32 bits", group + 1, group + 5);
+            return -1;
+        }
+    }
+    return 0;
+}

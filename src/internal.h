@@ -307,6 +307,11 @@ PK_HIDDEN void pk_end_run_at_exit(void);
  */
 PK_HIDDEN pk_monitor *pk_monitor_before_exec(bool (*may_run)(const void *what), const void *what);
 /*
+ * PIKOC_AT_EXEC's value: "end" (*ends true) or "leave" (false). -1 and err
+ * for anything else, *ends untouched.
+ */
+PK_HIDDEN int pk_at_exec_parse(const char *text, bool *ends, pk_error *err);
+/*
  * The exec after pk_monitor_before_exec returned m failed with errno
  * `error`: the program goes on, unrecorded (its run has ended), and a
  * warning says so.
@@ -369,6 +374,12 @@ PK_HIDDEN uint64_t pk_process_peak_rss(void);
 /* A CURVE key (40 Z85 characters) from the start of the file at path: 0, -1
  * when the file cannot be read, -2 when it does not start with a key. */
 PK_HIDDEN int pk_read_key_file(const char *path, char key[41]);
+/*
+ * What keeps 40 characters from being a Z85 key, as libzmq decodes one: a
+ * character outside Z85's alphabet, or a group of five whose value is over
+ * 32 bits. -1 with that written into why; 0 when they are a key.
+ */
+PK_HIDDEN int pk_z85_fault(const char key[40], char *why, size_t size);
 
 /* dlclose's type: the real one, that pk_close_library wraps. */
 typedef int (*pk_dlclose_fn)(void *handle);

@@ -523,16 +523,30 @@ void pk_end_run_at_exit(void)
         end_run(m);
 }
 
-/* PIKOC_AT_EXEC: whether an exec ends the run ('end', the default) or leaves it ('leave'). */
+int pk_at_exec_parse(const char *text, bool *ends, pk_error *err)
+{
+    if (strcmp(text, "end") == 0)
+        *ends = true;
+    else if (strcmp(text, "leave") == 0)
+        *ends = false;
+    else
+        return pk_fail(err, "PIKOC_AT_EXEC '%s': unknown value (known: end, leave)", text);
+    return 0;
+}
+
+/*
+ * PIKOC_AT_EXEC: whether an exec ends the run ('end', the default; also
+ * when unset or empty) or leaves it ('leave'). Read at the exec, so a
+ * program may set it while it runs.
+ */
 static bool ends_at_exec(void)
 {
     const char *at = getenv("PIKOC_AT_EXEC");
-    if (!at || strcmp(at, "end") == 0)
-        return true;
-    if (strcmp(at, "leave") == 0)
-        return false;
-    pk_warn("PIKOC_AT_EXEC: unknown value '%s' (expected end or leave); the run ends", at);
-    return true;
+    bool ends = true;
+    pk_error err;
+    if (at && *at && pk_at_exec_parse(at, &ends, &err) != 0)
+        pk_warn("%s; the run ends", err.message);
+    return ends;
 }
 
 pk_monitor *pk_monitor_before_exec(bool (*may_run)(const void *what), const void *what)

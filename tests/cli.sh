@@ -591,6 +591,10 @@ export PIKOC_CLOCK=rdtsc
 bad "run, PIKOC_CLOCK=rdtsc" "pikoc run: PIKOC_CLOCK 'rdtsc': unknown clock (known: tsc, monotonic)" \
     run -- "$(prog nested)"
 unset PIKOC_CLOCK
+export PIKOC_AT_EXEC=later
+bad "run, PIKOC_AT_EXEC=later" "pikoc run: PIKOC_AT_EXEC 'later': unknown value (known: end, leave)" \
+    run -- "$(prog nested)"
+unset PIKOC_AT_EXEC
 export PIKOC_FILTER='max-depth:2;;min-duration:5 parsecs'
 bad "run, PIKOC_FILTER with a bad spec" \
     "pikoc run: PIKOC_FILTER: filter spec 'min-duration:5 parsecs': duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s)" \

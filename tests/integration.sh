@@ -170,7 +170,10 @@ check_equal "PIKOC_AT_EXEC=leave: the exec leaves the run (its last records with
 run PIKOC_AT_EXEC=later PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-later.csv" "$(prog execs)" execv /bin/true
 check_equal "PIKOC_AT_EXEC with an unknown value: said, and the run ends" \
     "$? $(sequence "$work/exec-later.csv" | wc -l) $(cat "$work/stderr")" \
-    "0 20 pikoc: PIKOC_AT_EXEC: unknown value 'later' (expected end or leave); the run ends"
+    "0 20 pikoc: PIKOC_AT_EXEC 'later': unknown value (known: end, leave); the run ends"
+run PIKOC_AT_EXEC= PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/exec-empty.csv" "$(prog execs)" execv /bin/true
+check_equal "PIKOC_AT_EXEC empty: as unset, the run ends, nothing said" \
+    "$? $(sequence "$work/exec-empty.csv" | wc -l) $(cat "$work/stderr")" "0 20 "
 
 # --- recursion: counts and depths ----------------------------------------------
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/fib.csv" "$(prog recursion)" 15
@@ -219,6 +222,13 @@ check_equal "second recorder got the same" "$(sequence "$work/b.csv" | wc -l)" 6
 run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/excl.csv" PIKOC_EXCLUDE='b' "$(prog nested)"
 check_equal "exclude b" "$(sequence "$work/excl.csv" | grep -c ' b ')" 0
 check_equal "exclude keeps the rest" "$(sequence "$work/excl.csv" | wc -l)" 10
+
+# An empty setting is an unset one: no filter, no focus, nothing said.
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/empty.csv" PIKOC_INCLUDE= PIKOC_EXCLUDE= \
+    PIKOC_MAX_DEPTH= PIKOC_MIN_DURATION= PIKOC_FOCUS= PIKOC_FILTER= "$(prog nested)"
+check_sequence "empty PIKOC_INCLUDE, _EXCLUDE, _MAX_DEPTH, _MIN_DURATION, _FOCUS, _FILTER: as unset" \
+    "$work/empty.csv" "$expected/nested.txt"
+check_equal "empty settings: nothing said" "$(cat "$work/stderr")" ""
 
 # A list of globs longer than any fixed buffer is read whole: main, its last
 # item, 1,204 characters in, is still a glob of the filter.

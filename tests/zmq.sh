@@ -609,6 +609,18 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     check_equal "CURVE: the listed sender's run, the other refused and counted" \
         "$(sql listed.db "SELECT status, written FROM runs") $(sed 's/at [^ ]*:/at ADDRESS:/' listed.err | sort -u) $(tail -1 listed.out)" \
         "complete,1000 pikoc listen: refused a sender at ADDRESS: its CURVE key is not in keys/clients pikoc listen: 1 runs ended, 1000 records, $(grep -c refused listed.err) messages rejected"
+    # keys that are not Z85: said with the file, before anything is bound
+    mkdir -p badkeys/clients
+    cp keys/server.key keys/server.pub badkeys/
+    printf '%s\n' '%nSc1000000000000000000000000000000000000' >badkeys/clients/b.pub
+    "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
+    check_equal "listen --curve-keys: a listed key that is not Z85" "$? $(cat err)" \
+        "2 pikoc listen: --curve-keys: badkeys/clients/b.pub: the key is not Z85: characters 1 to 5 are over 32 bits"
+    rm badkeys/clients/b.pub
+    printf '%s\n' 'rq:rM>}U?@Lns47E1%kR.o@n%Fcmms~/@{H8]yf7' >badkeys/server.key
+    "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
+    check_equal "listen --curve-keys: a server key that is not Z85" "$? $(cat err)" \
+        "2 pikoc listen: --curve-keys: badkeys/server.key: the key is not Z85: character 31 (0x7e) is not in Z85's alphabet"
 else
     ok "CURVE: # SKIP libzmq has no CURVE"
 fi
@@ -740,6 +752,26 @@ env PIKOC_ZMQ_SERVER_KEY=/nonexistent-key "$pikoc" run --record "zmq:ipc://$work
     "$(cli_prog exits)" status 3 >out 2>err
 check_equal "run: the form of PIKOC_ZMQ_SERVER_KEY checked first" "$? $(cat out err)" \
     "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY '/nonexistent-key': neither a 40-character key nor a readable file"
+# A key given inline is checked the way libzmq decodes it (not echoed: it may
+# be a secret): Z85's alphabet, and each group of five characters at most
+# 0xffffffff ('%nSc0'; '%nSc1' is one more).
+zeros=00000000000000000000000000000000000
+for key in "rq:rM>}U?@Lns47E1%kR.o@n%Fcmms~/@{H8]yf7 character 31 (0x7e) is not in Z85's alphabet" \
+    "%nSc1$zeros characters 1 to 5 are over 32 bits" \
+    "$zeros%nSc1 characters 36 to 40 are over 32 bits"; do
+    env PIKOC_ZMQ_SERVER_KEY="${key%% *}" "$pikoc" run --record "zmq:ipc://$work/x" -- \
+        "$(cli_prog exits)" status 3 >out 2>err
+    check_equal "run: PIKOC_ZMQ_SERVER_KEY not Z85: ${key#* }" "$? $(cat out err)" \
+        "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY: the key is not Z85: ${key#* }"
+done
+printf '%s\n' "rq:rM>}U?@Lns47E1%kR.o@n%Fcmms /@{H8]yf7" >bad-secret.key
+env PIKOC_ZMQ_SERVER_KEY="%nSc0$zeros" PIKOC_ZMQ_CLIENT_KEY=bad-secret.key "$pikoc" run \
+    --record "zmq:ipc://$work/x" -- "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run: a key file whose key is not Z85 (the largest group, %nSc0, is)" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_CLIENT_KEY 'bad-secret.key': the file's key is not Z85: character 31 (0x20) is not in Z85's alphabet"
+env PIKOC_ZMQ_LINGER=100ms PIKOC_ZMQ_SERVER_KEY="%nSc0$zeros" "$pikoc" run -q \
+    --record "zmq:ipc://$work/x" -- "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run: a key of the largest groups is Z85 (the program runs)" "$? $(grep -c Z85 err)" "3 0"
 # ... and only for the recorders that read it.
 env PIKOC_ZMQ_HWM=0 PIKOC_ZMQ_LINGER=soon "$pikoc" run -q --record "sqlite:$work/hwm.db" -- \
     "$(cli_prog exits)" status 3 >out 2>err

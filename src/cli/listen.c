@@ -834,11 +834,15 @@ static int load_clients(collector *c, const char *dir)
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".pub") != 0)
             continue;
-        char file[4400], key[41];
+        char file[4400], key[41], why[64] = "libzmq cannot decode it";
         snprintf(file, sizeof file, "%s/%s", path, e->d_name);
         pk_grow(&c->clients, &c->client_capacity, c->client_count, sizeof *c->clients);
-        if (pk_read_key_file(file, key) != 0 || !zmq_z85_decode(c->clients[c->client_count], key)) {
+        if (pk_read_key_file(file, key) != 0) {
             pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key", file);
+            status = PK_EXIT_USAGE;
+        } else if (pk_z85_fault(key, why, sizeof why) != 0 ||
+                   !zmq_z85_decode(c->clients[c->client_count], key)) {
+            pk_cli_error("listen", "--curve-keys: %s: the key is not Z85: %s", file, why);
             status = PK_EXIT_USAGE;
         }
         c->client_count++;
@@ -901,10 +905,15 @@ static int set_curve(collector *c, const char *dir)
     char secret_path[4096], public_path[4096], secret[41], public_key[41];
     snprintf(secret_path, sizeof secret_path, "%s/server.key", dir);
     snprintf(public_path, sizeof public_path, "%s/server.pub", dir);
+    char why[64];
     int rc = pk_read_key_file(secret_path, secret);
     if (rc == -2) {
         pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key",
                      secret_path);
+        return PK_EXIT_USAGE;
+    }
+    if (rc == 0 && pk_z85_fault(secret, why, sizeof why) != 0) {
+        pk_cli_error("listen", "--curve-keys: %s: the key is not Z85: %s", secret_path, why);
         return PK_EXIT_USAGE;
     }
     if (rc == -1) {

@@ -84,12 +84,12 @@ static const char help[] =
     "which is told), 127 when PROGRAM cannot be started,\n"
     "2 for a bad option or a statically linked, setuid or setgid PROGRAM (LD_PRELOAD\n"
     "cannot reach it).\n"
-    "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_SYMBOL_CACHE and the PIKOC_ZMQ_*\n"
-    "settings pass through to the program (a relative PIKOC_SYMBOL_CACHE, or key file\n"
-    "in PIKOC_ZMQ_SERVER_KEY or PIKOC_ZMQ_CLIENT_KEY, is taken from the directory\n"
-    "pikoc run starts in; PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK and the\n"
-    "PIKOC_ZMQ_* settings of a zmq recorder are checked first, a bad one an error\n"
-    "of status 2);\n"
+    "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_AT_EXEC, PIKOC_SYMBOL_CACHE,\n"
+    "PIKOC_PROFILE and the PIKOC_ZMQ_* settings pass through to the program (a relative\n"
+    "PIKOC_SYMBOL_CACHE, or key file in PIKOC_ZMQ_SERVER_KEY or PIKOC_ZMQ_CLIENT_KEY,\n"
+    "is taken from the directory pikoc run starts in; PIKOC_FILTER, PIKOC_RING_EVENTS,\n"
+    "PIKOC_CLOCK, PIKOC_AT_EXEC and the PIKOC_ZMQ_* settings of a zmq recorder are\n"
+    "checked first, a bad one an error of status 2);\n"
     "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
     "\n"
     "example:\n"
@@ -205,11 +205,12 @@ static int check_settings(void)
 {
     pk_error err;
     const char *ring = getenv("PIKOC_RING_EVENTS"), *clock = getenv("PIKOC_CLOCK"),
-               *filters = getenv("PIKOC_FILTER");
+               *at_exec = getenv("PIKOC_AT_EXEC"), *filters = getenv("PIKOC_FILTER");
     uint64_t events;
-    bool monotonic;
+    bool monotonic, ends;
     if ((ring && *ring && pk_ring_events_parse(ring, &events, &err) != 0) ||
         (clock && *clock && pk_clock_parse(clock, &monotonic, &err) != 0) ||
+        (at_exec && *at_exec && pk_at_exec_parse(at_exec, &ends, &err) != 0) ||
         (filters && pk_env_check_filters(filters, &err) != 0)) {
         pk_cli_error("run", "%s", err.message);
         return PK_EXIT_USAGE;
