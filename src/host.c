@@ -3,7 +3,8 @@
  * command line and the host name, each read once and kept (behind a mutex)
  * until the process exits; the peak resident set, read when asked (of the
  * program a drainer process records, when that is another process); and the
- * CURVE key files the ZeroMQ sender and collector read. Off the hot path.
+ * CURVE key files the ZeroMQ sender and collector read, and the check that
+ * a key is Z85. Off the hot path.
  */
 #include "internal.h"
 
