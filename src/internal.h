@@ -45,6 +45,13 @@ typedef struct pk_spec {
  * empty kind, an over-long part or an empty ARG after ':'.
  */
 PK_HIDDEN int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err);
+/*
+ * A user's text quoted in a message, cut after PK_QUOTE_MAX characters
+ * ("..." then), so that the reason after it still fits: "'%.*s%s'" takes
+ * PK_QUOTE(text).
+ */
+#define PK_QUOTE_MAX 80
+#define PK_QUOTE(text) (int)PK_QUOTE_MAX, (text), strlen(text) > PK_QUOTE_MAX ? "..." : ""
 /* "KIND:ARG", allocated (free it), however long ARG is. */
 PK_HIDDEN char *pk_spec_join(const char *kind, const char *arg);
 /* A comma-separated list cut into items, spaces around each trimmed. */
@@ -215,7 +222,8 @@ typedef struct pk_symbol {
 typedef void (*pk_line_cache_add)(uint64_t offset, const pk_symbol *symbol, void *user);
 PK_HIDDEN bool pk_line_cache_path(const unsigned char *build_id, size_t len, char *path,
                                   size_t size);
-PK_HIDDEN void pk_line_cache_load(const char *path, uint64_t size, pk_line_cache_add add, void *user);
+PK_HIDDEN void pk_line_cache_load(const char *path, uint64_t size, pk_line_cache_add add,
+                                  void *user);
 PK_HIDDEN void pk_line_cache_append(const char *path, uint64_t offset, const pk_symbol *symbol);
 
 /* Resolves an address in this process (cached; strings live until exit). */
@@ -306,6 +314,8 @@ PK_HIDDEN void pk_end_run_at_exit(void);
  * (asked last: the checks before it are cheaper).
  */
 PK_HIDDEN pk_monitor *pk_monitor_before_exec(bool (*may_run)(const void *what), const void *what);
+/* A focus list (NAME[,GLOB...]) as pk_monitor_focus reads it: items, or -1 and err. */
+PK_HIDDEN int pk_focus_parse(const char *names, pk_items *items, pk_error *err);
 /*
  * PIKOC_AT_EXEC's value: "end" (*ends true) or "leave" (false). -1 and err
  * for anything else, *ends untouched.

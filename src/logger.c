@@ -42,29 +42,29 @@ pk_filter *pk_filter_open(const char *spec_text, pk_error *err)
     if (!ops) {
         char known[256];
         pk_filter_known(known, sizeof known);
-        pk_fail(err, "filter spec '%s': unknown kind '%s' (known: %s)", spec_text, spec.kind,
-                known);
+        pk_fail(err, "filter spec '%.*s%s': unknown kind '%s' (known: %s)", PK_QUOTE(spec_text),
+                spec.kind, known);
         return NULL;
     }
     if (spec.option_count) {
-        pk_fail(err, "filter spec '%s': unknown option '%s' (filters take none)", spec_text,
-                spec.options[0]);
+        pk_fail(err, "filter spec '%.*s%s': unknown option '%s' (filters take none)",
+                PK_QUOTE(spec_text), spec.options[0]);
         return NULL;
     }
     if (ops->needs_arg && !spec.arg) {
-        pk_fail(err, "filter spec '%s': missing argument (expected %s)", spec_text,
+        pk_fail(err, "filter spec '%.*s%s': missing argument (expected %s)", PK_QUOTE(spec_text),
                 ops->usage ? ops->usage : ops->name);
         return NULL;
     }
     if (!ops->needs_arg && spec.arg) {
-        pk_fail(err, "filter spec '%s': '%s' takes no argument (expected %s)", spec_text, spec.kind,
-                ops->usage ? ops->usage : ops->name);
+        pk_fail(err, "filter spec '%.*s%s': '%s' takes no argument (expected %s)",
+                PK_QUOTE(spec_text), spec.kind, ops->usage ? ops->usage : ops->name);
         return NULL;
     }
     pk_error inner;
     pk_filter *f = pk_filter_new(ops, spec.arg, &inner);
     if (!f) {
-        pk_fail(err, "filter spec '%s': %s", spec_text, inner.message);
+        pk_fail(err, "filter spec '%.*s%s': %s", PK_QUOTE(spec_text), inner.message);
         return NULL;
     }
     return f;

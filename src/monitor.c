@@ -150,14 +150,21 @@ pk_logger *pk_monitor_record(pk_monitor *m, const char *spec, pk_error *err)
     return lg;
 }
 
+int pk_focus_parse(const char *names, pk_items *items, pk_error *err)
+{
+    pk_error inner;
+    if (pk_items_split(names ? names : "", "name", "NAME[,GLOB...]", items, &inner) != 0)
+        return pk_fail(err, "focus: %s", inner.message);
+    return 0;
+}
+
 int pk_monitor_focus(pk_monitor *m, const char *names, pk_error *err)
 {
     if (require_idle(m, "set the focus", err) != 0)
         return -1;
     pk_items items;
-    pk_error inner;
-    if (pk_items_split(names ? names : "", "name", "NAME[,GLOB...]", &items, &inner) != 0)
-        return pk_fail(err, "focus: %s", inner.message);
+    if (pk_focus_parse(names, &items, err) != 0)
+        return -1;
     pk_items_free(&m->focus);
     m->focus = items;
     return 0;

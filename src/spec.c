@@ -38,9 +38,10 @@ int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *e
     const char *kind_end = plus ? plus : head_end;
     size_t kind_len = (size_t)(kind_end - p);
     if (kind_len == 0)
-        return pk_fail(err, "%s '%s': no kind before '%c'", what, text, *kind_end ? *kind_end : ':');
+        return pk_fail(err, "%s '%.*s%s': no kind before '%c'", what, PK_QUOTE(text),
+                       *kind_end ? *kind_end : ':');
     if (kind_len >= sizeof spec->kind)
-        return pk_fail(err, "%s '%s': kind is too long", what, text);
+        return pk_fail(err, "%s '%.*s%s': kind is too long", what, PK_QUOTE(text));
     memcpy(spec->kind, p, kind_len);
 
     /* options */
@@ -51,18 +52,19 @@ int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *e
         const char *end = next ? next : head_end;
         size_t len = (size_t)(end - p);
         if (len == 0)
-            return pk_fail(err, "%s '%s': empty option after '+'", what, text);
+            return pk_fail(err, "%s '%.*s%s': empty option after '+'", what, PK_QUOTE(text));
         if (spec->option_count == PK_ARRAY_SIZE(spec->options))
-            return pk_fail(err, "%s '%s': too many options", what, text);
+            return pk_fail(err, "%s '%.*s%s': too many options", what, PK_QUOTE(text));
         if (len >= sizeof spec->options[0])
-            return pk_fail(err, "%s '%s': option '%.*s' is too long", what, text, (int)len, p);
+            return pk_fail(err, "%s '%.*s%s': option '%.*s' is too long", what, PK_QUOTE(text),
+                           (int)len, p);
         memcpy(spec->options[spec->option_count++], p, len);
         p = end;
     }
 
     if (colon) {
         if (colon[1] == '\0')
-            return pk_fail(err, "%s '%s': nothing after ':'", what, text);
+            return pk_fail(err, "%s '%.*s%s': nothing after ':'", what, PK_QUOTE(text));
         spec->arg = colon + 1;
     }
     return 0;
@@ -89,7 +91,7 @@ int pk_items_split(const char *text, const char *noun, const char *usage, pk_ite
         /* An empty item is refused: "a,,b" or "type=call," is a typo far
          * more often than a wish. */
         if (len == 0) {
-            pk_fail(err, "empty %s in '%s' (expected %s)", noun, text, usage);
+            pk_fail(err, "empty %s in '%.*s%s' (expected %s)", noun, PK_QUOTE(text), usage);
             pk_items_free(items);
             return -1;
         }
@@ -128,11 +130,12 @@ int pk_parse_uint(const char *what, const char *text, uint64_t *value, pk_error 
         return pk_fail(err, "%s '': expected a non-negative whole number", what);
     for (const char *p = text; *p; p++)
         if (!isdigit((unsigned char)*p))
-            return pk_fail(err, "%s '%s': expected a non-negative whole number", what, text);
+            return pk_fail(err, "%s '%.*s%s': expected a non-negative whole number", what,
+                           PK_QUOTE(text));
     errno = 0;
     unsigned long long v = strtoull(text, NULL, 10);
     if (errno == ERANGE)
-        return pk_fail(err, "%s '%s': too large", what, text);
+        return pk_fail(err, "%s '%.*s%s': too large", what, PK_QUOTE(text));
     *value = v;
     return 0;
 }
@@ -141,7 +144,10 @@ static const struct {
     const char *name;
     double ns;
 } duration_units[] = {
-    {"ns", 1.0}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9},
+    {"ns", 1.0},
+    {"us", 1e3},
+    {"ms", 1e6},
+    {"s", 1e9},
 };
 
 int pk_parse_duration(const char *what, const char *text, uint64_t *ns, pk_error *err)
@@ -151,12 +157,12 @@ int pk_parse_duration(const char *what, const char *text, uint64_t *ns, pk_error
         return pk_fail(err, "%s '': expected %s", what, accepted);
     const char *p = text;
     if (!isdigit((unsigned char)*p) && *p != '.')
-        return pk_fail(err, "%s '%s': expected %s", what, text, accepted);
+        return pk_fail(err, "%s '%.*s%s': expected %s", what, PK_QUOTE(text), accepted);
     char *end;
     errno = 0;
     double v = strtod(p, &end);
     if (end == p || errno == ERANGE || !isfinite(v) || v < 0)
-        return pk_fail(err, "%s '%s': expected %s", what, text, accepted);
+        return pk_fail(err, "%s '%.*s%s': expected %s", what, PK_QUOTE(text), accepted);
     const char *unit = end;
     while (*unit == ' ')
         unit++;
@@ -168,12 +174,12 @@ int pk_parse_duration(const char *what, const char *text, uint64_t *ns, pk_error
             if (strcmp(unit, duration_units[i].name) == 0)
                 scale = duration_units[i].ns;
         if (scale == 0)
-            return pk_fail(err, "%s '%s': unknown unit '%s' (accepted: ns, us, ms, s)", what, text,
-                           unit);
+            return pk_fail(err, "%s '%.*s%s': unknown unit '%.*s%s' (accepted: ns, us, ms, s)",
+                           what, PK_QUOTE(text), PK_QUOTE(unit));
     }
     double total = v * scale;
     if (total >= 0x1p64)
-        return pk_fail(err, "%s '%s': too large", what, text);
+        return pk_fail(err, "%s '%.*s%s': too large", what, PK_QUOTE(text));
     *ns = (uint64_t)floor(total + 0.5);
     return 0;
 }

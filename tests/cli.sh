@@ -28,6 +28,7 @@ done
 pk --version
 check_equal "--version" "$status $(cat out)" "0 pikoc 0.1.0"
 pk --help
+wide=$(awk 'length > 80' out | wc -l)
 check_equal "--help lists every command" "$status $(awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s ", $1 }' out)" \
     "0 run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report listen "
 for cmd in run runs top tree events spikes diff export sql spans leaks peak histogram plot flame report listen; do
@@ -36,7 +37,9 @@ for cmd in run runs top tree events spikes diff export sql spans leaks peak hist
     cp out help.txt
     pk help "$cmd"
     if cmp -s out help.txt; then ok "pikoc help $cmd"; else not_ok "pikoc help $cmd"; fi
+    wide=$((wide + $(awk 'length > 80' out | wc -l)))
 done
+check_equal "every --help fits 80 columns" "$wide" 0
 pk frobnicate
 check_equal "unknown command" "$status $(cat err)" "2 pikoc: unknown command 'frobnicate' (see pikoc --help)"
 
@@ -454,6 +457,12 @@ check_equal "a program not on PATH" "$status $(cat err)" "127 pikoc run: cannot 
 : >not-executable
 pk run -- ./not-executable
 check_equal "a file that is not executable" "$status $(cat err)" "127 pikoc run: cannot run './not-executable': Permission denied"
+# A path too long for the kernel is not cut to one that fits (its first 4,095
+# characters name /bin/true).
+long_path="$(printf '%4086s' '' | tr ' ' /)/bin/truexx"
+pk run -- "$long_path"
+check_equal "a program path of ${#long_path} characters" "$status $(sed 's|^\(.\{24\}\)/*|\1|' err)" \
+    "127 pikoc run: cannot run '/bin/truexx': File name too long"
 pk run -- "$(prog static)"
 check_equal "a statically linked program is refused" "$status $(cat err)" \
     "2 pikoc run: '$(prog static)' is statically linked: LD_PRELOAD cannot reach it (link it dynamically)"
@@ -470,9 +479,18 @@ pk run --monitor function --record csv:long.csv --include "$long_include,main" -
 check_equal "--include of $((${#long_include} + 5)) characters: main, its last glob, recorded" \
     "$status $(tr -d '\r' <long.csv | awk -F, 'NR > 1 { print $2, $3 }' | tr '\n' /)" \
     "0 call main/return main/"
+# A message quotes at most 80 characters of a value, so its reason still fits.
+cut80=$(printf '%s' "$long_include" | cut -c1-80)
 pk run --monitor function --record csv:long.csv --include "$long_include,,main" -- "$(prog nested)"
-check_equal "--include of $((${#long_include} + 6)) characters: its empty glob found" \
-    "$status $(wc -l <err) $(cut -c1-34 err)" "2 1 pikoc run: --include 'x0001,x0002,"
+check_equal "--include of $((${#long_include} + 6)) characters: its empty glob found and said" \
+    "$status $(cat err)" \
+    "2 pikoc run: --include '$cut80...': filter spec 'include:$(printf '%s' "$cut80" | cut -c1-72)...': empty glob in '$cut80...' (expected include:GLOB[,GLOB...])"
+pk run --monitor function --record csv:focus.csv --focus 'a,,b' -- "$(prog nested)"
+check_equal "--focus with an empty name" "$status $(cat err)" \
+    "2 pikoc run: --focus: empty name in 'a,,b' (expected NAME[,GLOB...])"
+pk run --monitor function --record csv:focus.csv --focus '' -- "$(prog nested)"
+check_equal "--focus ''" "$status $(cat err) $(ls focus.csv 2>&1 | grep -c 'No such')" \
+    "2 pikoc run: --focus: empty name in '' (expected NAME[,GLOB...]) 1"
 pk run --record sqlite:shell.db -- sh -c "$(prog nested); $(prog nested)"
 check_equal "a shell's children record runs of their own, and the summary says so" \
     "$status $(grep -c '^total 6$' out) $(grep '^pikoc run:' err | sed 's/run 1 [a-z]*:/run 1 STATUS:/' | tr '\n' '/')" \

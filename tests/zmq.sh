@@ -617,6 +617,12 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     check_equal "listen --curve-keys: a listed key that is not Z85" "$? $(cat err)" \
         "2 pikoc listen: --curve-keys: badkeys/clients/b.pub: the key is not Z85: characters 1 to 5 are over 32 bits"
     rm badkeys/clients/b.pub
+    rmdir badkeys/clients
+    : >badkeys/clients
+    "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
+    check_equal "listen --curve-keys: a clients list that cannot be read does not let everyone in" \
+        "$? $(cat err)" "2 pikoc listen: --curve-keys: badkeys/clients: Not a directory"
+    rm badkeys/clients
     printf '%s\n' 'rq:rM>}U?@Lns47E1%kR.o@n%Fcmms~/@{H8]yf7' >badkeys/server.key
     "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
     check_equal "listen --curve-keys: a server key that is not Z85" "$? $(cat err)" \
@@ -772,6 +778,13 @@ check_equal "run: a key file whose key is not Z85 (the largest group, %nSc0, is)
 env PIKOC_ZMQ_LINGER=100ms PIKOC_ZMQ_SERVER_KEY="%nSc0$zeros" "$pikoc" run -q \
     --record "zmq:ipc://$work/x" -- "$(cli_prog exits)" status 3 >out 2>err
 check_equal "run: a key of the largest groups is Z85 (the program runs)" "$? $(grep -c Z85 err)" "3 0"
+# An empty setting is an unset one: the defaults, nothing said.
+env PIKOC_ZMQ_LINGER= PIKOC_ZMQ_HWM= PIKOC_ZMQ_SUBSCRIBERS= "$pikoc" run -q \
+    --record "zmq+pub:ipc://$work/empty" -- "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run: empty PIKOC_ZMQ_LINGER, _HWM, _SUBSCRIBERS, as unset" "$? $(grep -c PIKOC_ZMQ err)" "3 0"
+timeout 60 env PIKOC_ZMQ_LINGER= PIKOC_ZMQ_HWM= PIKOC_ZMQ_SUBSCRIBERS= "$(prog zmq_paced)" \
+    "zmq+pub:ipc://$work/empty" 10 0 >out 2>&1
+check_equal "empty PIKOC_ZMQ_LINGER, _HWM, _SUBSCRIBERS, as unset, in the library" "$? $(cat out)" "0 "
 # ... and only for the recorders that read it.
 env PIKOC_ZMQ_HWM=0 PIKOC_ZMQ_LINGER=soon "$pikoc" run -q --record "sqlite:$work/hwm.db" -- \
     "$(cli_prog exits)" status 3 >out 2>err

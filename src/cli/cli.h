@@ -178,8 +178,8 @@ enum { PK_OPT_DB, PK_OPT_FORMAT, PK_OPT_RUN, PK_RUN_OPTION_COUNT };
 
 #define PK_DB_HELP                                                                                 \
     "  -d, --db FILE        the database (default: pikoc.db in the current directory)\n"           \
-    "  -f, --format FORMAT  table (aligned, the default), csv (RFC 4180) or json (an array\n"      \
-    "                       of objects)\n"
+    "  -f, --format FORMAT  table (aligned, the default), csv (RFC 4180) or json\n"                \
+    "                       (an array of objects)\n"
 #define PK_RUN_HELP                                                                                \
     PK_DB_HELP "  -r, --run N          the run (default: the latest; see pikoc runs)\n"
 

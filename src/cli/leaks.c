@@ -23,7 +23,8 @@ static const char help[] =
     "  --limit N            the first N sites or stacks (default 20; 0 for all)\n"
     "  -h, --help           this help\n"
     "\n"
-    "JSON fields: function, line, blocks, bytes, file; by stack: blocks, bytes, stack.\n"
+    "JSON fields: function, line, blocks, bytes, file; by stack: blocks, bytes,\n"
+    "stack.\n"
     "\n"
     "example:\n"
     "  pikoc run --monitor alloc -- ./app && pikoc leaks\n";

@@ -825,17 +825,21 @@ static int write_key(const char *path, const char *key, mode_t mode)
 static int load_clients(collector *c, const char *dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/clients", dir);
-    DIR *d = opendir(path);
-    if (!d)
+    DIR *d = NULL;
+    errno = (size_t)snprintf(path, sizeof path, "%s/clients", dir) < sizeof path ? 0 : ENAMETOOLONG;
+    if (errno == 0 && !(d = opendir(path)) && errno == ENOENT)
         return 0; /* no list: any sender that knows the server's key */
+    if (!d) {     /* a list that cannot be read must not let everyone in */
+        pk_cli_error("listen", "--curve-keys: %s/clients: %s", dir, strerror(errno));
+        return PK_EXIT_USAGE;
+    }
     int status = 0;
     for (struct dirent *e; (e = readdir(d)) && status == 0;) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".pub") != 0)
             continue;
         char file[4400], key[41], why[64] = "libzmq cannot decode it";
-        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name); /* fits: d_name < 256 bytes */
         pk_grow(&c->clients, &c->client_capacity, c->client_count, sizeof *c->clients);
         if (pk_read_key_file(file, key) != 0) {
             pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key", file);
@@ -903,8 +907,13 @@ static int set_curve(collector *c, const char *dir)
         return PK_EXIT_FAILURE;
     }
     char secret_path[4096], public_path[4096], secret[41], public_key[41];
-    snprintf(secret_path, sizeof secret_path, "%s/server.key", dir);
-    snprintf(public_path, sizeof public_path, "%s/server.pub", dir);
+    if ((size_t)snprintf(secret_path, sizeof secret_path, "%s/server.key", dir) >=
+            sizeof secret_path ||
+        (size_t)snprintf(public_path, sizeof public_path, "%s/server.pub", dir) >=
+            sizeof public_path) {
+        pk_cli_error("listen", "--curve-keys: %s: %s", dir, strerror(ENAMETOOLONG));
+        return PK_EXIT_USAGE;
+    }
     char why[64];
     int rc = pk_read_key_file(secret_path, secret);
     if (rc == -2) {

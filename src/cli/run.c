@@ -64,18 +64,20 @@ static const char help[] =
     "                       listen --subscribe; never waits, drops counted).\n"
     "                       A relative PATH (ipc:// included) is from the directory\n"
     "                       pikoc run starts in, for every process of the program.\n"
-    "  --focus NAMES        record only inside these functions (names or globs, ','-separated)\n"
+    "  --focus NAMES        record only inside these functions (names or globs,\n"
+    "                       ','-separated)\n"
     "  --include GLOBS      record only functions matching these globs\n"
     "  --exclude GLOBS      leave out functions matching these globs\n"
     "  --max-depth N        deepest call recorded (0: the outermost calls only)\n"
     "  --min-duration TIME  leave out calls shorter than TIME (500ns, 2us, 1.5ms, 1s)\n"
-    "  --sample-interval TIME  with --monitor alloc: RSS and VMS every TIME, as records\n"
-    "                       of their own (default 10ms; 0: none)\n"
+    "  --sample-interval TIME  with --monitor alloc: RSS and VMS every TIME, as\n"
+    "                       records of their own (default 10ms; 0: none)\n"
     "  --stack N            with --monitor alloc: up to N frames per allocation, the\n"
     "                       call site and its callers (default 0: the call site\n"
     "                       only; at most 64)\n"
     "  --no-follow          record PROGRAM only: processes it starts and programs it\n"
-    "                       executes run untraced (by default each is a run of its own)\n"
+    "                       executes run untraced (by default each is a run of its\n"
+    "                       own)\n"
     "  -q, --quiet          no summary at the end\n"
     "  -h, --help           this help\n"
     "\n"
@@ -84,12 +86,12 @@ static const char help[] =
     "which is told), 127 when PROGRAM cannot be started,\n"
     "2 for a bad option or a statically linked, setuid or setgid PROGRAM (LD_PRELOAD\n"
     "cannot reach it).\n"
-    "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_AT_EXEC, PIKOC_SYMBOL_CACHE,\n"
-    "PIKOC_PROFILE and the PIKOC_ZMQ_* settings pass through to the program (a relative\n"
-    "PIKOC_SYMBOL_CACHE, or key file in PIKOC_ZMQ_SERVER_KEY or PIKOC_ZMQ_CLIENT_KEY,\n"
-    "is taken from the directory pikoc run starts in; PIKOC_FILTER, PIKOC_RING_EVENTS,\n"
-    "PIKOC_CLOCK, PIKOC_AT_EXEC and the PIKOC_ZMQ_* settings of a zmq recorder are\n"
-    "checked first, a bad one an error of status 2);\n"
+    "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_AT_EXEC,\n"
+    "PIKOC_SYMBOL_CACHE, PIKOC_PROFILE and the PIKOC_ZMQ_* settings pass through to\n"
+    "the program (a relative PIKOC_SYMBOL_CACHE, or key file in PIKOC_ZMQ_SERVER_KEY\n"
+    "or PIKOC_ZMQ_CLIENT_KEY, is taken from the directory pikoc run starts in;\n"
+    "PIKOC_FILTER, PIKOC_RING_EVENTS, PIKOC_CLOCK, PIKOC_AT_EXEC and the PIKOC_ZMQ_*\n"
+    "settings of a zmq recorder are checked first, a bad one an error of status 2);\n"
     "PIKOC_PRELOAD overrides where libpikoc-preload.so is found.\n"
     "\n"
     "example:\n"
@@ -100,7 +102,7 @@ static int run_main(int argc, char **argv);
 
 const pk_cli_command pk_cmd_run = {
     .name = "run",
-    .summary = "run a program and record its calls (-finstrument-functions) or allocations",
+    .summary = "run a program, recording its instrumented calls or its allocations",
     .help = help,
     .main = run_main,
 };
@@ -191,8 +193,19 @@ static int check_filter(pk_cli_parser *p, const char *option, const char *kind, 
     pk_filter *f = pk_filter_open(spec, &err);
     free(spec);
     if (!f)
-        return pk_cli_usage(p, "%s '%s': %s", option, arg, err.message);
+        return pk_cli_usage(p, "%s '%.*s%s': %s", option, PK_QUOTE(arg), err.message);
     pk_filter_free(f);
+    return 0;
+}
+
+/* The names and globs of --focus, split as the monitor will split them. */
+static int check_focus(pk_cli_parser *p, const char *names)
+{
+    pk_items items;
+    pk_error err;
+    if (pk_focus_parse(names, &items, &err) != 0)
+        return pk_cli_usage(p, "--%s", err.message);
+    pk_items_free(&items);
     return 0;
 }
 
@@ -243,6 +256,7 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
                 cfg->records[cfg->record_count++] = value;
             break;
         case OPT_FOCUS:
+            bad = check_focus(&p, value);
             cfg->focus = value;
             break;
         case OPT_INCLUDE:
@@ -304,7 +318,8 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
 static int find_program(const char *name, char *path, size_t size)
 {
     if (strchr(name, '/')) {
-        snprintf(path, size, "%s", name);
+        if ((size_t)snprintf(path, size, "%s", name) >= size)
+            return ENAMETOOLONG;
         return access(path, X_OK) == 0 ? 0 : errno;
     }
     const char *search = getenv("PATH");
@@ -313,9 +328,10 @@ static int find_program(const char *name, char *path, size_t size)
     int found_error = ENOENT;
     for (const char *dir = search; dir; dir = strchr(dir, ':') ? strchr(dir, ':') + 1 : NULL) {
         size_t length = strcspn(dir, ":");
-        snprintf(path, size, "%.*s%s%s", (int)length, dir, length ? "/" : "", name);
         struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        if ((size_t)snprintf(path, size, "%.*s%s%s", (int)length, dir, length ? "/" : "", name) >=
+                size ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         if (access(path, X_OK) == 0)
             return 0;
@@ -405,8 +421,11 @@ static int find_preload(char *path, size_t size)
     const char *override = getenv("PIKOC_PRELOAD");
     if (override && *override) {
         char resolved[PATH_MAX];
-        snprintf(path, size, "%s", realpath(override, resolved) ? resolved : override);
-        if (readable_file(path))
+        errno = 0;
+        if ((size_t)snprintf(path, size, "%s",
+                             realpath(override, resolved) ? resolved : override) >= size)
+            errno = ENAMETOOLONG;
+        else if (readable_file(path))
             return 0;
         pk_cli_error("run", "PIKOC_PRELOAD '%s': %s", override, strerror(errno ? errno : ENOENT));
         return -1;
@@ -419,8 +438,7 @@ static int find_preload(char *path, size_t size)
         *slash = '\0';
         static const char *const beside[] = {"/.libs/" PRELOAD_NAME, "/" PRELOAD_NAME};
         for (size_t i = 0; i < PK_ARRAY_SIZE(beside); i++) {
-            snprintf(path, size, "%s%s", self, beside[i]);
-            if (readable_file(path))
+            if ((size_t)snprintf(path, size, "%s%s", self, beside[i]) < size && readable_file(path))
                 return 0;
         }
     }

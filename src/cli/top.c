@@ -43,7 +43,7 @@ static int top_main(int argc, char **argv);
 
 const pk_cli_command pk_cmd_top = {
     .name = "top",
-    .summary = "functions ranked by calls, time, bytes or RSS growth; allocation sites",
+    .summary = "functions by calls, time, bytes or RSS growth; allocation sites",
     .help = help,
     .main = top_main,
 };

@@ -20,7 +20,8 @@ static const char help[] =
     "\n"
     "options:\n" PK_RUN_HELP
     "  --depth N            show paths down to depth N (0: the outermost calls only)\n"
-    "  --min-percent P      hide paths (and what they call) under P percent of the time\n"
+    "  --min-percent P      hide paths (and what they call) under P percent of the\n"
+    "                       time\n"
     "  -h, --help           this help\n"
     "\n"
     "CSV and JSON carry id, parent_id and depth instead of the indentation. JSON\n"
