@@ -695,6 +695,28 @@ check_equal "pictures: no file left by a refusal" "$(ls plot.svg flame.svg repor
 pk report -o "$work/no/such/dir/report.html"
 check_equal "report: an unwritable output is a failure (1)" "$status $(sed "s|$work/||" err)" \
     "1 pikoc report: cannot write 'no/such/dir/report.html': No such file or directory"
+# -o never destroys what it was not asked to write: the database read, a
+# file an export that failed would have replaced, a device.
+bad "export -o the database it reads" "pikoc export: -o 'pikoc.db': that is the database it reads (--db)" \
+    export -o pikoc.db
+bad "plot -o the database it reads" "pikoc plot: -o './pikoc.db': that is the database it reads (--db)" \
+    plot -o ./pikoc.db
+printf 'kept\n' >kept.txt
+printf 'not a database\n' >not.db
+pk export --db not.db -o kept.txt
+check_equal "export that fails: the file -o names is left as it was" "$status $(cat kept.txt)" "2 kept"
+chmod 640 kept.txt
+pk export --format csv -o kept.txt
+check_equal "export replaces a file whole, with its mode, and leaves nothing beside it" \
+    "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $(ls kept.txt.* 2>/dev/null | wc -l)" "0 index, 640 0"
+pk export --format csv -o -
+check_equal "export -o -: stdout, the same as the file" "$status $(cmp -s out kept.txt && echo same)" "0 same"
+if [ -c /dev/full ]; then
+    pk export -o /dev/full
+    check_equal "export -o /dev/full: a failure, and the device stays" \
+        "$status $(cat err) $([ -c /dev/full ] && echo device)" \
+        "1 pikoc export: cannot write /dev/full: No space left on device device"
+fi
 if cmp -s pikoc.db before.db && { [ ! -e before.db-wal ] || cmp -s pikoc.db-wal before.db-wal; }; then
     ok "the database is unchanged by every read and refusal"
 else

@@ -214,6 +214,24 @@ int pk_query_fail(pk_query *q);
 /* A prepared statement, or NULL after pk_query_fail. */
 sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql);
 
+/*
+ * An output file (export's and the pictures' -o PATH) written whole or not
+ * at all: "-" is stdout; a regular file, or none yet, is written to a
+ * temporary file beside it and renamed over it at the end, so a failure
+ * leaves what was there (when no file can be made beside it, it is written
+ * in place); anything else (a device, a FIFO, a symbolic link) is written
+ * in place and never removed. The database q reads is refused.
+ */
+typedef struct pk_output {
+    FILE *file;
+    const char *path; /* as given */
+    char *temp;       /* renamed to path at the end; NULL when written in place */
+} pk_output;
+/* 0, or the status to exit with after a reported error. */
+int pk_output_open(pk_output *o, pk_query *q, const char *path);
+/* Flushed and closed, renamed into place when status is 0; the status to exit with. */
+int pk_output_close(pk_output *o, pk_query *q, int status);
+
 /* What the run's monitor measured and how it ran (docs/schema.md, table runs). */
 typedef struct pk_run_facts {
     unsigned flags; /* pk_record_flags: PK_RECORD_MEMORY (RSS/VMS), PK_RECORD_ALLOC */

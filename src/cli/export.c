@@ -36,7 +36,8 @@ static const char help[] =
     "  -f, --format FORMAT  chrome, folded or csv\n"
     "  --weight WEIGHT      folded stacks weighted by time (the default), alloc,\n"
     "                       leaked or peak (the last two: --monitor alloc runs)\n"
-    "  -o, --output FILE    write FILE instead of stdout\n"
+    "  -o, --output FILE    write FILE instead of stdout (- for stdout); it is\n"
+    "                       replaced only when the export is whole\n"
     "  -h, --help           this help\n"
     "\n"
     "examples:\n"
@@ -404,11 +405,12 @@ static int export_main(int argc, char **argv)
     status = pk_query_open(&q, true);
     if (status != 0)
         return status;
-    if (output && !(q.out = fopen(output, "w"))) {
-        pk_cli_error("export", "cannot write '%s': %s", output, strerror(errno));
+    pk_output out;
+    if ((status = pk_output_open(&out, &q, output ? output : "-")) != 0) {
         pk_query_close(&q);
-        return PK_EXIT_FAILURE;
+        return status;
     }
+    q.out = out.file;
     switch (format) {
     case EXPORT_CHROME:
         status = export_chrome(&q);
@@ -423,14 +425,8 @@ static int export_main(int argc, char **argv)
         break;
     }
     }
-    if ((fflush(q.out) != 0 || ferror(q.out)) && status == 0)
-        status = pk_query_write_failed(&q, output ? output : "the output");
-    if (output) {
-        if (fclose(q.out) != 0 && status == 0)
-            status = pk_query_write_failed(&q, output);
-        if (status != 0)
-            unlink(output); /* no half-written export left behind */
-    }
+    status = pk_output_close(&out, &q, status);
+    q.out = stdout;
     pk_query_close(&q);
     return status;
 }

@@ -8,6 +8,8 @@
 #include "store.h"
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +197,86 @@ int pk_query_write_failed(pk_query *q, const char *where)
 {
     pk_cli_error(q->command->name, "cannot write %s: %s", where, strerror(errno ? errno : EIO));
     return PK_EXIT_FAILURE;
+}
+
+/* ---- output files ----------------------------------------------------------------- */
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* A new file beside path, with the mode path has (or a new file would have). */
+static FILE *open_beside(pk_output *o, const struct stat *existing)
+{
+    size_t size = strlen(o->path) + sizeof ".XXXXXX";
+    o->temp = pk_xcalloc(size, 1);
+    snprintf(o->temp, size, "%s.XXXXXX", o->path);
+    int fd = mkstemp(o->temp);
+    FILE *f = NULL;
+    if (fd >= 0) {
+        mode_t mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, existing ? existing->st_mode & 07777 : 0666 & ~mask) != 0 ||
+            !(f = fdopen(fd, "w"))) {
+            close(fd);
+            unlink(o->temp);
+        }
+    }
+    if (!f) {
+        free(o->temp);
+        o->temp = NULL;
+    }
+    return f;
+}
+
+int pk_output_open(pk_output *o, pk_query *q, const char *path)
+{
+    o->path = path;
+    o->temp = NULL;
+    o->file = NULL;
+    if (strcmp(path, "-") == 0) {
+        o->file = stdout;
+        return 0;
+    }
+    if (same_file(path, q->path)) {
+        pk_cli_error(q->command->name, "-o '%s': that is the database it reads (--db)", path);
+        return PK_EXIT_USAGE;
+    }
+    struct stat st;
+    bool exists = lstat(path, &st) == 0;
+    if (!exists || S_ISREG(st.st_mode))
+        o->file = open_beside(o, exists ? &st : NULL);
+    if (!o->file && !(o->file = fopen(path, "w"))) {
+        pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
+        return PK_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+int pk_output_close(pk_output *o, pk_query *q, int status)
+{
+    if (!o->file)
+        return status;
+    bool to_stdout = o->file == stdout;
+    const char *where = to_stdout ? "the output" : o->path;
+    errno = 0;
+    if ((fflush(o->file) != 0 || ferror(o->file)) && status == 0)
+        status = pk_query_write_failed(q, where);
+    if (!to_stdout && fclose(o->file) != 0 && status == 0)
+        status = pk_query_write_failed(q, where);
+    if (o->temp) {
+        if (status == 0 && rename(o->temp, o->path) != 0)
+            status = pk_query_write_failed(q, where);
+        if (status != 0)
+            unlink(o->temp); /* what was at path stays */
+        free(o->temp);
+    }
+    o->file = NULL;
+    o->temp = NULL;
+    return status;
 }
 
 void pk_table_value(pk_table *t, sqlite3_stmt *stmt, int i)

@@ -273,22 +273,12 @@ int pk_picture_save(pk_query *q, const char *path, pk_picture_writer write, void
     int status = write(q, memory, context);
     if (fclose(memory) != 0 && status == 0)
         status = pk_query_write_failed(q, "the picture in memory");
-    if (status == 0) {
-        bool to_stdout = strcmp(path, "-") == 0;
-        FILE *out = to_stdout ? stdout : fopen(path, "w");
-        if (!out) {
-            pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
-            status = PK_EXIT_FAILURE;
-        } else {
-            bool failed = fwrite(data, 1, size, out) != size || fflush(out) != 0;
-            if (!to_stdout && fclose(out) != 0)
-                failed = true;
-            if (failed) {
-                status = pk_query_write_failed(q, to_stdout ? "the output" : path);
-                if (!to_stdout)
-                    unlink(path); /* no half-written picture left behind */
-            }
-        }
+    pk_output out;
+    if (status == 0 && (status = pk_output_open(&out, q, path)) == 0) {
+        errno = 0;
+        if (fwrite(data, 1, size, out.file) != size)
+            status = pk_query_write_failed(q, out.file == stdout ? "the output" : path);
+        status = pk_output_close(&out, q, status);
     }
     free(data);
     return status;
