@@ -739,6 +739,13 @@ check_equal "zmq+pub: a bad endpoint" "$? $(cat out)" \
 "$pikoc" listen --subscribe nonsense --into none >out 2>err
 check_equal "listen --subscribe: a bad endpoint" "$? $(cat err)" \
     "2 pikoc listen: cannot subscribe to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+"$pikoc" listen nonsense --into fresh.db >out 2>err
+check_equal "listen: a bad endpoint leaves no database behind" "$? $(cat err) $(ls fresh.db 2>/dev/null | wc -l)" \
+    "2 pikoc listen: cannot listen on 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH) 0"
+"$pikoc" listen "ipc://$work/empty-into" --into '' >out 2>err
+check_equal "listen --into ''" "$? $(cat err)" "2 pikoc listen: --into '': expected a database file, or none"
+"$pikoc" listen "ipc://$work/empty-keys" --into none --curve-keys '' >out 2>err
+check_equal "listen --curve-keys ''" "$? $(cat err)" "2 pikoc listen: --curve-keys '': expected a directory"
 "$pikoc" listen $(for i in $(seq 17); do printf ' -s ipc://x%d' "$i"; done) --into none >out 2>err
 check_equal "listen --subscribe: 17 publishers" "$? $(cat err)" "2 pikoc listen: --subscribe: at most 16 publishers"
 timeout 60 env PIKOC_ZMQ_LINGER=soon "$(prog zmq_paced)" "zmq:ipc://$work/x" 1 0 >out 2>&1

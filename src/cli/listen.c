@@ -1170,18 +1170,23 @@ static int listen_main(int argc, char **argv)
             break;
         }
     }
+    if (!*c.path)
+        return pk_cli_usage(&p, "--into '': expected a database file, or none");
+    if (curve_dir && !*curve_dir)
+        return pk_cli_usage(&p, "--curve-keys '': expected a directory");
     if (c.publisher_count && !endpoint_given)
         c.endpoint = NULL; /* a subscriber only */
-    if (strcmp(c.path, "none") != 0) {
+    c.tty = isatty(STDOUT_FILENO);
+    /* The sockets first: a bad endpoint leaves no new database behind. */
+    int status = open_socket(&c, curve_dir);
+    if (status == 0 && strcmp(c.path, "none") != 0) {
         pk_error err;
         c.writer = pk_store_writer_open(c.path, &err);
         if (!c.writer) {
             pk_cli_error("listen", "%s", err.message);
-            return PK_EXIT_USAGE;
+            status = PK_EXIT_USAGE;
         }
     }
-    c.tty = isatty(STDOUT_FILENO);
-    int status = open_socket(&c, curve_dir);
     if (status == 0) {
         struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: zmq_poll returns */
         sigaction(SIGINT, &sa, NULL);
