@@ -161,7 +161,9 @@ int pk_parse_duration(const char *what, const char *text, uint64_t *ns, pk_error
     char *end;
     errno = 0;
     double v = strtod(p, &end);
-    if (end == p || errno == ERANGE || !isfinite(v) || v < 0)
+    /* decimals only: strtod reads hex ("0x1p3") after a leading digit too */
+    if (end == p || errno == ERANGE || !isfinite(v) || v < 0 ||
+        strspn(p, "0123456789.eE+-") < (size_t)(end - p))
         return pk_fail(err, "%s '%.*s%s': expected %s", what, PK_QUOTE(text), accepted);
     const char *unit = end;
     while (*unit == ' ')

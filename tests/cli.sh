@@ -627,6 +627,14 @@ bad "top --format xml" "pikoc top: --format 'xml': unknown format (accepted: tab
 bad "top --run" "pikoc top: --run needs a value (N)" top --run
 bad "top with an operand" "pikoc top: unexpected argument 'pikoc.db' (the database is --db FILE)" top pikoc.db
 bad "tree --min-percent x" "pikoc tree: --min-percent 'x': expected a non-negative number (e.g. 1.5)" tree --min-percent x
+bad "tree --min-percent 0x10 (hex)" "pikoc tree: --min-percent '0x10': expected a non-negative number (e.g. 1.5)" \
+    tree --min-percent 0x10
+bad "spikes --threshold 0x10k (hex)" \
+    "pikoc spikes: --threshold '0x10k': expected a size in bytes, binary multiples allowed (e.g. 4096, 64k, 1.5MiB)" \
+    spikes --threshold 0x10k
+bad "run --sample-interval 0x1p3ms (hex)" \
+    "pikoc run: --sample-interval '0x1p3ms': expected a number with a unit: ns, us, ms or s (e.g. 500ns, 2us, 1.5ms)" \
+    run --monitor alloc --sample-interval 0x1p3ms -- "$(prog nested)"
 bad "spikes --threshold 12 parsecs" \
     "pikoc spikes: --threshold '12 parsecs': expected a size in bytes, binary multiples allowed (e.g. 4096, 64k, 1.5MiB)" \
     spikes --threshold '12 parsecs'

@@ -66,6 +66,16 @@ static void test_duration_errors(void **state)
     expect_duration_error("fast", "duration 'fast': " EXPECTED_DURATION);
     expect_duration_error("1e400s", "duration '1e400s': " EXPECTED_DURATION);
     expect_duration_error("19000000000s", "duration '19000000000s': too large");
+    expect_duration_error("0x1p3ms", "duration '0x1p3ms': " EXPECTED_DURATION);
+    expect_duration_error("0X10", "duration '0X10': " EXPECTED_DURATION);
+    /* a long value is quoted in part, so the reason still fits */
+    char long_text[200];
+    memset(long_text, '7', 150);
+    strcpy(long_text + 150, "parsecs");
+    char message[512];
+    snprintf(message, sizeof message,
+             "duration '%.80s...': unknown unit 'parsecs' (accepted: ns, us, ms, s)", long_text);
+    expect_duration_error(long_text, message);
 }
 
 /* ---- whole numbers ---------------------------------------------------------- */

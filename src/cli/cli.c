@@ -177,7 +177,9 @@ static bool parse_decimal(const char *text, double *value, const char **end)
     errno = 0;
     *value = strtod(text, &stop_at);
     *end = stop_at;
-    return errno != ERANGE && isfinite(*value);
+    /* strtod reads hex ("0x10") after a leading digit too: not a decimal */
+    return errno != ERANGE && isfinite(*value) &&
+           strspn(text, "0123456789.eE+-") >= (size_t)(stop_at - text);
 }
 
 int pk_cli_real(pk_cli_parser *p, const char *option, const char *text, double *value)
