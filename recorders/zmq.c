@@ -119,8 +119,7 @@ static void load_libzmq(void)
            resolve(handle, "zmq_setsockopt", &libzmq.setsockopt) &&
            resolve(handle, "zmq_bind", &libzmq.bind) &&
            resolve(handle, "zmq_connect", &libzmq.connect) &&
-           resolve(handle, "zmq_send", &libzmq.send) &&
-           resolve(handle, "zmq_recv", &libzmq.recv) &&
+           resolve(handle, "zmq_send", &libzmq.send) && resolve(handle, "zmq_recv", &libzmq.recv) &&
            resolve(handle, "zmq_poll", &libzmq.poll) &&
            resolve(handle, "zmq_errno", &libzmq.error_number) &&
            resolve(handle, "zmq_strerror", &libzmq.error_text) &&
@@ -203,7 +202,8 @@ static int publisher_settings(uint64_t *hwm, uint64_t *subscribers, pk_error *er
     return 0;
 }
 
-/* The CURVE keys' text: the server's (PIKOC_ZMQ_SERVER_KEY) and, when given, the client's secret. */
+/* The CURVE keys' text: the server's (PIKOC_ZMQ_SERVER_KEY) and, when given, the client's secret.
+ */
 static int read_curve_keys(const char *server, const char *client, char key[41],
                            char secret_key[41], pk_error *err)
 {
@@ -287,10 +287,27 @@ static int read_linger(zmq_state *s, pk_error *err)
     return linger_setting(&s->linger_ns, err);
 }
 
-int pk_zmq_check_settings(bool publisher, pk_error *err)
+int pk_zmq_check_endpoint(const char *endpoint, bool bind, pk_error *err)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return 0; /* ipc:// and the rest: libzmq's to judge */
+    const char *port = strrchr(endpoint, ':') + 1;
+    if (bind && strcmp(port, "*") == 0)
+        return 0; /* any free port */
+    uint64_t number = 0;
+    size_t digits = strspn(port, "0123456789");
+    if (digits && digits <= 5 && !port[digits])
+        number = strtoull(port, NULL, 10);
+    if (port > endpoint + 6 && number >= 1 && number <= 65535)
+        return 0;
+    return pk_fail(err, "endpoint '%.*s%s': expected a port from 1 to 65535 after the last ':'%s",
+                   PK_QUOTE(endpoint), bind ? " (or *: any free port)" : "");
+}
+
+int pk_zmq_check_settings(const char *endpoint, bool publisher, pk_error *err)
 {
     uint64_t linger, hwm, subscribers;
-    if (linger_setting(&linger, err) != 0)
+    if (pk_zmq_check_endpoint(endpoint, publisher, err) != 0 || linger_setting(&linger, err) != 0)
         return -1;
     if (publisher)
         return publisher_settings(&hwm, &subscribers, err);
@@ -302,7 +319,7 @@ int pk_zmq_check_settings(bool publisher, pk_error *err)
 /* The socket: a DEALER connected to the collector at arg, or (zmq+pub:) a publisher bound there. */
 static int open_socket(zmq_state *s, const char *arg, pk_error *err)
 {
-    if (need_libzmq(err) != 0)
+    if (pk_zmq_check_endpoint(arg, s->lossy, err) != 0 || need_libzmq(err) != 0)
         return -1;
     s->context = libzmq.ctx_new();
     if (!s->context)

@@ -93,11 +93,17 @@ extern const pk_recorder_ops pk_recorder_list;
 extern const pk_recorder_ops pk_recorder_sqlite;
 extern const pk_recorder_ops pk_recorder_zmq;
 /*
- * What a zmq recorder (a publisher: zmq+pub) reads from the environment as
- * it opens (PIKOC_ZMQ_LINGER, _HWM, _SUBSCRIBERS, the CURVE keys' form),
- * checked without opening anything.
+ * What a zmq recorder (a publisher: zmq+pub) reads as it opens: its
+ * endpoint's port and, from the environment, PIKOC_ZMQ_LINGER, _HWM,
+ * _SUBSCRIBERS and the CURVE keys' form; checked without opening anything.
  */
-PK_HIDDEN int pk_zmq_check_settings(bool publisher, pk_error *err);
+PK_HIDDEN int pk_zmq_check_settings(const char *endpoint, bool publisher, pk_error *err);
+/*
+ * A tcp:// endpoint's port: 1 to 65535 (or *, to bind), as libzmq does not
+ * check (it takes 99999 modulo 65536, and "5557x" as 5557). Other
+ * transports pass.
+ */
+PK_HIDDEN int pk_zmq_check_endpoint(const char *endpoint, bool bind, pk_error *err);
 /*
  * For `pikoc run`: tells the collector at endpoint how the program it
  * started ended (docs/wire-format.md, "Exit") and waits for its

@@ -113,7 +113,7 @@ int pk_recorder_check_spec(const char *spec_text, pk_error *err)
         return 0;
     int pub = option_bit(ops, "pub");
     pk_error inner;
-    if (pk_zmq_check_settings(pub >= 0 && (options & (1u << pub)), &inner) != 0)
+    if (pk_zmq_check_settings(spec.arg, pub >= 0 && (options & (1u << pub)), &inner) != 0)
         return pk_fail(err, "recorder spec '%s': %s", spec_text, inner.message);
     return 0;
 }

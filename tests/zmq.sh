@@ -739,6 +739,29 @@ check_equal "zmq+pub: a bad endpoint" "$? $(cat out)" \
 "$pikoc" listen --subscribe nonsense --into none >out 2>err
 check_equal "listen --subscribe: a bad endpoint" "$? $(cat err)" \
     "2 pikoc listen: cannot subscribe to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+# libzmq takes port 99999 as 34463 and "5557x" as 5557: ports are checked first.
+for endpoint in tcp://127.0.0.1:99999 tcp://127.0.0.1:5557x tcp://127.0.0.1:0 tcp://127.0.0.1; do
+    "$pikoc" listen "$endpoint" --into none >out 2>err
+    check_equal "listen $endpoint" "$? $(cat out err)" \
+        "2 pikoc listen: endpoint '$endpoint': expected a port from 1 to 65535 after the last ':' (or *: any free port)"
+done
+"$pikoc" listen --subscribe tcp://127.0.0.1:-1 --into none >out 2>err
+check_equal "listen --subscribe tcp://127.0.0.1:-1" "$? $(cat out err)" \
+    "2 pikoc listen: --subscribe: endpoint 'tcp://127.0.0.1:-1': expected a port from 1 to 65535 after the last ':'"
+"$pikoc" run --record zmq:tcp://127.0.0.1:65536 -- "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run --record zmq: with port 65536" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq:tcp://127.0.0.1:65536': endpoint 'tcp://127.0.0.1:65536': expected a port from 1 to 65535 after the last ':'"
+timeout 60 "$(prog zmq_paced)" "zmq:tcp://127.0.0.1:5557x" 1 0 >out 2>&1
+check_equal "zmq: with port 5557x, in the library" "$? $(cat out)" \
+    "1 zmq_paced: recorder spec 'zmq:tcp://127.0.0.1:5557x': endpoint 'tcp://127.0.0.1:5557x': expected a port from 1 to 65535 after the last ':'"
+timeout 60 "$pikoc" listen 'tcp://127.0.0.1:*' --into none >any-port.out 2>&1 &
+any_port=$!
+i=0
+while [ ! -s any-port.out ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -INT $any_port 2>/dev/null
+wait $any_port
+check_equal "listen tcp://127.0.0.1:*: the port it got is said" \
+    "$(head -1 any-port.out | sed 's/:[1-9][0-9]*,/:PORT,/')" "pikoc listen: on tcp://127.0.0.1:PORT, into nothing (none)"
 "$pikoc" listen nonsense --into fresh.db >out 2>err
 check_equal "listen: a bad endpoint leaves no database behind" "$? $(cat err) $(ls fresh.db 2>/dev/null | wc -l)" \
     "2 pikoc listen: cannot listen on 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH) 0"

@@ -45,9 +45,10 @@ static const char help[] =
     "PIKOC_RECORD=zmq:..., or the C API) from any number of processes, each\n"
     "process its own run in the database, and shows them live: records per\n"
     "second, current RSS and top functions per process. ENDPOINT is\n"
-    "tcp://HOST:PORT or ipc://PATH (default: " DEFAULT_ENDPOINT ", loopback\n"
-    "only). Ctrl-C or SIGTERM stops it with every received batch written; started\n"
-    "again on the same database, it takes the runs left open up again (their\n"
+    "tcp://HOST:PORT (PORT 1 to 65535, or * for any free one, then shown) or\n"
+    "ipc://PATH (default: " DEFAULT_ENDPOINT ", loopback only). Ctrl-C or\n"
+    "SIGTERM stops it with every received batch written; started again on the\n"
+    "same database, it takes the runs left open up again (their\n"
     "senders send what was not stored yet), so a run stays one run. A batch is\n"
     "acknowledged once it is in the database. pikoc run tells it how a program\n"
     "it started ended (exit status, signal).\n"
@@ -121,6 +122,7 @@ typedef struct sender {
 
 typedef struct collector {
     const char *endpoint; /* NULL: only subscribed */
+    char bound[256];      /* where it is bound: a port given as * is known */
     void *context, *socket, *monitor;
     /* a SUB connected to each --subscribe publisher, and a monitor of its connection: one
      * publisher binds there, so a closed connection is the end of that publisher's runs */
@@ -1037,6 +1039,9 @@ static int open_socket(collector *c, const char *curve_dir)
                      usage ? " (expected tcp://HOST:PORT or ipc://PATH)" : "");
         return usage ? PK_EXIT_USAGE : PK_EXIT_FAILURE;
     }
+    size_t size = sizeof c->bound;
+    if (zmq_getsockopt(c->socket, ZMQ_LAST_ENDPOINT, c->bound, &size) != 0)
+        snprintf(c->bound, sizeof c->bound, "%s", c->endpoint);
     return 0;
 }
 
@@ -1176,11 +1181,16 @@ static int listen_main(int argc, char **argv)
         return pk_cli_usage(&p, "--curve-keys '': expected a directory");
     if (c.publisher_count && !endpoint_given)
         c.endpoint = NULL; /* a subscriber only */
+    pk_error err;
+    if (c.endpoint && pk_zmq_check_endpoint(c.endpoint, true, &err) != 0)
+        return pk_cli_usage(&p, "%s", err.message);
+    for (size_t i = 0; i < c.publisher_count; i++)
+        if (pk_zmq_check_endpoint(c.publishers[i], false, &err) != 0)
+            return pk_cli_usage(&p, "--subscribe: %s", err.message);
     c.tty = isatty(STDOUT_FILENO);
     /* The sockets first: a bad endpoint leaves no new database behind. */
     int status = open_socket(&c, curve_dir);
     if (status == 0 && strcmp(c.path, "none") != 0) {
-        pk_error err;
         c.writer = pk_store_writer_open(c.path, &err);
         if (!c.writer) {
             pk_cli_error("listen", "%s", err.message);
@@ -1193,7 +1203,7 @@ static int listen_main(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         printf("pikoc listen: ");
         if (c.endpoint)
-            printf("on %s, ", c.endpoint);
+            printf("on %s, ", c.bound);
         for (size_t i = 0; i < c.publisher_count; i++)
             printf("%s%s, ", i ? "and to " : "subscribed to ", c.publishers[i]);
         printf("into %s\n", c.writer ? c.path : "nothing (none)");
