@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 10000
 #define WAL_TRUNCATE_FRAMES 32768 /* 128 MiB of 4 KiB pages */
@@ -394,6 +395,46 @@ int pk_store_open_read(const char *path, sqlite3 **db, pk_error *err)
         rc = pk_fail(err, "%s: not a pikoc database (no pikoc schema)", path);
     if (rc != 0)
         close_failed(db);
+    return rc;
+}
+
+int pk_file_writable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return access(path, W_OK);
+        errno = EISDIR;
+        return -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    /* a new file: its directory takes it */
+    char *dir = pk_xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir] = '\0'; /* "/x" is in "/" */
+    int rc = access(slash ? dir : ".", W_OK | X_OK);
+    free(dir);
+    return rc;
+}
+
+int pk_store_check_write(const char *path, pk_error *err)
+{
+    bool exists;
+    store_kind kind = STORE_PIKOC;
+    sqlite3 *db = NULL;
+    if (check_path(path, true, &exists, err) != 0)
+        return -1;
+    if (pk_file_writable(path) != 0)
+        return pk_fail(err, "%s: cannot %s: %s", path, exists ? "write" : "create",
+                       strerror(errno));
+    if (!exists)
+        return 0;
+    if (open_connection(path, SQLITE_OPEN_READONLY, &db, err) != 0)
+        return -1;
+    int rc = classify(db, path, &kind, NULL, err);
+    sqlite3_close(db);
     return rc;
 }
 

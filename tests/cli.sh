@@ -618,6 +618,24 @@ bad "run, PIKOC_FILTER with a bad spec" \
     "pikoc run: PIKOC_FILTER: filter spec 'min-duration:5 parsecs': duration '5 parsecs': unknown unit 'parsecs' (accepted: ns, us, ms, s)" \
     run -- "$(prog nested)"
 unset PIKOC_FILTER
+# What a file recorder would refuse as it opens stops the run before the program starts.
+python3 -c "import sqlite3; c = sqlite3.connect('$work/foreign.db'); c.execute('CREATE TABLE t (x)'); c.commit()"
+cp "$work/pikoc.db" "$work/newer.db"
+python3 -c "import sqlite3; c = sqlite3.connect('$work/newer.db'); c.execute('PRAGMA user_version = 99'); c.commit()"
+bad "run --record sqlite: in no directory" \
+    "pikoc run: --record 'sqlite:no/such/dir/x.db': no/such/dir/x.db: cannot create: No such file or directory" \
+    run --record sqlite:no/such/dir/x.db -- "$(prog nested)"
+bad "run --record sqlite:DIRECTORY" "pikoc run: --record 'sqlite:$work': $work: is a directory" \
+    run --record "sqlite:$work" -- "$(prog nested)"
+bad "run --record sqlite: not pikoc's" \
+    "pikoc run: --record 'sqlite:foreign.db': $work/foreign.db: not a pikoc database (no pikoc schema)" \
+    run --record "sqlite:$work/foreign.db" -- "$(prog nested)"
+bad "run --record sqlite: a newer schema" \
+    "pikoc run: --record 'sqlite:newer.db': $work/newer.db: schema version 99 is newer than this pikoc (6)" \
+    run --record "sqlite:$work/newer.db" -- "$(prog nested)"
+bad "run --record csv: in no directory" \
+    "pikoc run: --record 'csv:no/such/x.csv': cannot open 'no/such/x.csv' for writing: No such file or directory" \
+    run --record csv:no/such/x.csv --record "sqlite:$work/fine.db" -- "$(prog nested)"
 check_equal "bad options: the program never ran, no file was created" "$(ls)" ""
 cd .. || exit 1
 

@@ -185,6 +185,27 @@ static int check_record(pk_cli_parser *p, const char *spec)
     return 0;
 }
 
+/*
+ * Where a file recorder writes: a recorder that cannot open leaves the
+ * program unrecorded, so what it would refuse stops the run before the
+ * program starts. Read only: nothing is created.
+ */
+static int check_destination(pk_cli_parser *p, const char *spec_text)
+{
+    pk_spec spec;
+    pk_error err;
+    if (pk_spec_split("recorder spec", spec_text, &spec, &err) != 0 || !spec.arg)
+        return 0; /* stdout, stderr */
+    int rc = 0;
+    if (strcmp(spec.kind, "sqlite") == 0) {
+        rc = pk_store_check_write(spec.arg, &err);
+    } else if ((strcmp(spec.kind, "csv") == 0 || strcmp(spec.kind, "text") == 0) &&
+               pk_file_writable(spec.arg) != 0) {
+        rc = pk_fail(&err, "cannot open '%s' for writing: %s", spec.arg, strerror(errno));
+    }
+    return rc == 0 ? 0 : pk_cli_usage(p, "--record '%s': %s", spec_text, err.message);
+}
+
 /* Globs are checked by building the filter they become, which has no side effects. */
 static int check_filter(pk_cli_parser *p, const char *option, const char *kind, const char *arg)
 {
@@ -306,6 +327,9 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
     }
     if (cfg->record_count == 0)
         cfg->records[cfg->record_count++] = DEFAULT_RECORD;
+    for (size_t i = 0; i < cfg->record_count; i++)
+        if ((*status = check_destination(&p, cfg->records[i])) != 0)
+            return -1;
     cfg->program = argv + p.next;
     if ((*status = check_settings()) != 0)
         return -1;
