@@ -633,6 +633,8 @@ bad "run --record sqlite: not pikoc's" \
 bad "run --record sqlite: a newer schema" \
     "pikoc run: --record 'sqlite:newer.db': $work/newer.db: schema version 99 is newer than this pikoc (6)" \
     run --record "sqlite:$work/newer.db" -- "$(prog nested)"
+bad "run --record twice the same" "pikoc run: --record 'sqlite:twice.db' given twice" \
+    run --record sqlite:twice.db --record sqlite:twice.db -- "$(prog nested)"
 bad "run --record csv: in no directory" \
     "pikoc run: --record 'csv:no/such/x.csv': cannot open 'no/such/x.csv' for writing: No such file or directory" \
     run --record csv:no/such/x.csv --record "sqlite:$work/fine.db" -- "$(prog nested)"

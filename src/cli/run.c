@@ -206,6 +206,15 @@ static int check_destination(pk_cli_parser *p, const char *spec_text)
     return rc == 0 ? 0 : pk_cli_usage(p, "--record '%s': %s", spec_text, err.message);
 }
 
+/* The same recorder twice would record each process twice (two runs in one database). */
+static int check_repeat(pk_cli_parser *p, const run_config *cfg, const char *spec)
+{
+    for (size_t i = 0; i < cfg->record_count; i++)
+        if (strcmp(cfg->records[i], spec) == 0)
+            return pk_cli_usage(p, "--record '%s' given twice", spec);
+    return 0;
+}
+
 /* Globs are checked by building the filter they become, which has no side effects. */
 static int check_filter(pk_cli_parser *p, const char *option, const char *kind, const char *arg)
 {
@@ -274,6 +283,8 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
             if (cfg->record_count == MAX_RECORDS)
                 bad = pk_cli_usage(&p, "--record: at most %d recorders", MAX_RECORDS);
             else if ((bad = check_record(&p, value)) == 0)
+                bad = check_repeat(&p, cfg, value);
+            if (!bad)
                 cfg->records[cfg->record_count++] = value;
             break;
         case OPT_FOCUS:
