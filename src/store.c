@@ -358,6 +358,8 @@ static int check_path(const char *path, bool may_be_missing, bool *exists, pk_er
     }
     if (S_ISDIR(st.st_mode))
         return pk_fail(err, "%s: is a directory", path);
+    if (!S_ISREG(st.st_mode)) /* a FIFO would block the open for good */
+        return pk_fail(err, "%s: not a regular file", path);
     return 0;
 }
 

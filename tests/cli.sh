@@ -641,6 +641,8 @@ bad "run --record csv: in no directory" \
 check_equal "bad options: the program never ran, no file was created" "$(ls)" ""
 cd .. || exit 1
 
+mkfifo "$work/fifo"
+bad "top --db FIFO (it would block for good)" "pikoc top: fifo: not a regular file" top --db "$work/fifo"
 bad "top --by speed" "pikoc top: --by 'speed': unknown key (accepted: calls, total, self, alloc, free, rss, allocations, bytes, temporary)" top --by speed
 bad "top --limit -1" "pikoc top: --limit '-1': expected a non-negative whole number" top --limit -1
 bad "top --format xml" "pikoc top: --format 'xml': unknown format (accepted: table, csv, json)" top --format xml
