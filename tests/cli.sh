@@ -643,6 +643,8 @@ cd .. || exit 1
 
 mkfifo "$work/fifo"
 bad "top --db FIFO (it would block for good)" "pikoc top: fifo: not a regular file" top --db "$work/fifo"
+bad "top -h1" "pikoc top: -h takes no value" top -h1
+bad "top --help=1" "pikoc top: --help takes no value" top --help=1
 bad "top --by speed" "pikoc top: --by 'speed': unknown key (accepted: calls, total, self, alloc, free, rss, allocations, bytes, temporary)" top --by speed
 bad "top --limit -1" "pikoc top: --limit '-1': expected a non-negative whole number" top --limit -1
 bad "top --format xml" "pikoc top: --format 'xml': unknown format (accepted: table, csv, json)" top --format xml

@@ -108,6 +108,10 @@ int pk_cli_next(pk_cli_parser *p, const char **value)
         fputs(p->command->help, stdout);
         return stop(p, PK_EXIT_OK);
     }
+    if (strncmp(arg, "--help=", 7) == 0 || strncmp(arg, "-h", 2) == 0) {
+        pk_cli_usage(p, "%s takes no value", arg[1] == '-' ? "--help" : "-h");
+        return stop(p, PK_EXIT_USAGE);
+    }
     if (arg[1] == '-') {
         const char *name = arg + 2;
         const char *equals = strchr(name, '=');
