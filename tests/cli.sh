@@ -401,6 +401,14 @@ check_equal "table: control characters escaped, NULL as -, numbers formatted" \
     "$(sed -n 1p out | tr -s ' ')|$(sed -n 3p out | tr -s ' ')" \
     "comma quote newline missing number real escapes|a,b say \"hi\" one\\ntwo - -42 1.50 \\t\\"
 
+infinities="SELECT 1.5e308 * 10 AS big, -1.5e308 * 10 AS small"
+pk sql "$infinities"
+check_equal "table: infinities are not the missing value's -" "$(sed -n 3p out | tr -s ' ')" "inf -inf"
+pk sql --format csv "$infinities"
+check_equal "csv: infinities" "$(sed -n 2p out | tr -d '\r')" "inf,-inf"
+pk sql --format json "$infinities"
+check_equal "json: infinities are null (JSON has no word for them)" "$(tr -d ' \n' <out)" '[{"big":null,"small":null}]'
+
 # --- exit statuses and how runs end ------------------------------------------------------------------
 pk run -- "$(prog exits)" status 7
 check_equal "exit status is the program's" "$status" 7

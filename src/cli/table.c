@@ -322,8 +322,9 @@ void pk_table_int(pk_table *t, int64_t value)
 
 void pk_table_real(pk_table *t, double value)
 {
-    if (!isfinite(value)) {
-        pk_table_null(t);
+    if (!isfinite(value)) { /* measured, not missing: JSON alone has no word for it */
+        const char *word = isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
+        cell(t, word, t->format == PK_FORMAT_JSON ? "null" : word, true);
         return;
     }
     char exact[32], readable[32];
