@@ -913,12 +913,12 @@ static void summarize(const char *spec, const char *path, int64_t run_id, int64_
 
 /* A collector marks the run as pk_store_mark_run does a database (a zmq+pub: publisher's
  * subscribers are not told). */
-static void report_exit(const pk_spec *spec, pid_t pid, int64_t started_ns, const char *status,
+static bool report_exit(const pk_spec *spec, pid_t pid, int64_t started_ns, const char *status,
                         int sig, int exit_status)
 {
     for (size_t i = 0; i < spec->option_count; i++)
         if (strcmp(spec->options[i], "pub") == 0)
-            return;
+            return true;
     pk_wire_exit x = {.host = pk_host_name(),
                       .pid = (uint64_t)pid,
                       .started_after_ns = (uint64_t)started_ns,
@@ -926,8 +926,10 @@ static void report_exit(const pk_spec *spec, pid_t pid, int64_t started_ns, cons
                       .signal = sig > 0 ? (uint64_t)sig : 0,
                       .exit_status = exit_status >= 0 ? (uint64_t)exit_status : 0};
     pk_error err;
-    if (pk_zmq_report_exit(spec->arg, &x, &err) != 0)
-        pk_cli_error("run", "%s", err.message);
+    if (pk_zmq_report_exit(spec->arg, &x, &err) == 0)
+        return true;
+    pk_cli_error("run", "%s", err.message);
+    return false;
 }
 
 /*
@@ -947,9 +949,15 @@ static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, in
         pk_error err;
         bool split = pk_spec_split("recorder spec", cfg->records[i], &spec, &err) == 0;
         if (!split || strcmp(spec.kind, "sqlite") != 0) {
-            if (split && strcmp(spec.kind, "zmq") == 0)
-                report_exit(&spec, pid, started_ns, status, sig, exit_status);
-            if (!cfg->quiet)
+            /* a collector that was not there, a file never made: no "records ->" */
+            bool went = true;
+            if (split && strcmp(spec.kind, "zmq") == 0) {
+                went = report_exit(&spec, pid, started_ns, status, sig, exit_status);
+            } else if (split && spec.arg && access(spec.arg, F_OK) != 0) {
+                pk_cli_error("run", "nothing recorded: %s: %s", spec.arg, strerror(errno));
+                went = false;
+            }
+            if (went && !cfg->quiet)
                 fprintf(stderr, "pikoc run: records -> %s\n", cfg->records[i]);
             continue;
         }
