@@ -651,6 +651,9 @@ cd .. || exit 1
 
 mkfifo "$work/fifo"
 bad "top --db FIFO (it would block for good)" "pikoc top: fifo: not a regular file" top --db "$work/fifo"
+bad "top --db twice" "pikoc top: --db given twice (it takes one value)" top --db a.db -d b.db
+bad "run --focus twice" "pikoc run: --focus given twice (it takes one value)" \
+    run --focus a --focus=c -- "$(prog nested)"
 bad "top -h1" "pikoc top: -h takes no value" top -h1
 bad "top --help=1" "pikoc top: --help takes no value" top --help=1
 bad "top --by speed" "pikoc top: --by 'speed': unknown key (accepted: calls, total, self, alloc, free, rss, allocations, bytes, temporary)" top --by speed

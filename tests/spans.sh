@@ -117,6 +117,9 @@ check_equal "events (table): calls, returns and checkpoints of the client's prof
 pk spans calls.db --run 2
 check_equal "spans --run 2: the client alone, no remote call" \
     "$(grep -c '^  > Entering\|= remote call' out) $(grep -c '^> Entering client request' out)" "0 3"
+pk spans calls.db --run 1 -r 2
+check_equal "spans --run 1 -r 2 (repeatable): both runs" \
+    "$status $(grep -c '^  run [12]: ' out) $(grep -c 'its sender is not among these runs' out)" "0 2 0"
 pk spans calls.db --run 1
 check_equal "spans --run 1: the server's spans say whom they continue" \
     "$(grep -c "^> Entering handle request  \[run 1, pid $server_pid, thread $server_pid\] continues pk1-[0-9a-f]*-[0-9a-f]*-$client_pid-[0-9]*-.*: its sender is not among these runs\$" out)" 3

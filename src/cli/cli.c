@@ -72,6 +72,12 @@ static int find_short(const pk_cli_parser *p, char name)
 static int take_value(pk_cli_parser *p, int index, const char *attached, const char *spelled,
                       const char **value)
 {
+    uint64_t bit = index < 64 ? 1ull << index : 0;
+    if (p->given & bit & ~p->repeatable) {
+        pk_cli_usage(p, "--%s given twice (it takes one value)", p->options[index].name);
+        return stop(p, PK_EXIT_USAGE);
+    }
+    p->given |= bit;
     if (attached) {
         *value = attached;
         return index;

@@ -57,6 +57,8 @@ typedef struct pk_cli_parser {
     bool operands_only;   /* after "--" */
     bool stop_at_operand; /* the first operand and everything after are not ours */
     int status;           /* exit status, valid after PK_CLI_EXIT */
+    uint64_t given;       /* bit i: option i (with a value) was given */
+    uint64_t repeatable;  /* bit i: option i may be given again; else a second is an error */
 } pk_cli_parser;
 
 void pk_cli_begin(pk_cli_parser *p, const pk_cli_command *command, const pk_cli_option *options,

@@ -1139,6 +1139,7 @@ static int listen_main(int argc, char **argv)
     const char *curve_dir = NULL;
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_listen, options, PK_ARRAY_SIZE(options), argc, argv);
+    p.repeatable = 1u << OPT_SUBSCRIBE;
     const char *value;
     bool endpoint_given = false;
     for (int o; (o = pk_cli_next(&p, &value)) != PK_CLI_END;) {

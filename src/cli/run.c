@@ -265,6 +265,7 @@ static int parse_options(int argc, char **argv, run_config *cfg, int *status)
 {
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_run, options, PK_ARRAY_SIZE(options), argc, argv);
+    p.repeatable = 1u << OPT_RECORD;
     p.stop_at_operand = true;
     cfg->monitor = "function-memory";
     const char *value;

@@ -450,6 +450,7 @@ static int spans_main(int argc, char **argv)
     pk_query_init(&q, &pk_cmd_spans);
     pk_cli_parser p;
     pk_cli_begin(&p, &pk_cmd_spans, options, PK_ARRAY_SIZE(options), argc, argv);
+    p.repeatable = 1u << OPT_RUN;
     const char *value, *run_args[64];
     size_t run_count = 0;
     bool db_given = false;
