@@ -151,20 +151,6 @@ static const char spans_sql[] =
     "PRAGMA user_version = 2;\n";
 /* clang-format on */
 
-/* Readers of a version-1 file (opened read-only, never upgraded) find no such tables. */
-bool pk_store_has_spans(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                           "'checkpoints'",
-                           -1, &st, NULL) == SQLITE_OK)
-        found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return found;
-}
-
 /* ---- end of schema version 2 ---------------------------------------------------- */
 
 /* ---- schema version 3: allocations, thread names, parent runs ------------------ */
@@ -314,6 +300,11 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *value)
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+int pk_store_version(sqlite3 *db, int64_t *version)
+{
+    return pragma_int(db, "PRAGMA user_version", version);
 }
 
 /*

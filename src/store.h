@@ -99,8 +99,18 @@ PK_HIDDEN void pk_store_checkpointer_kick(pk_store_checkpointer *c, sqlite3 *wri
 /* Joins the thread and closes its connection (NULL is allowed). */
 PK_HIDDEN void pk_store_checkpointer_stop(pk_store_checkpointer *c);
 
-/* Whether db has the profiler tables (spans, checkpoints): version 2 and later. */
-PK_HIDDEN bool pk_store_has_spans(sqlite3 *db);
+/*
+ * The schema versions that added what a reader of an older file (opened
+ * read-only, never upgraded) goes without. A file of that version or later
+ * has it: when reading it fails, the file is damaged.
+ */
+#define PK_STORE_SPANS_VERSION 2  /* spans, checkpoints */
+#define PK_STORE_ALLOC_VERSION 3  /* alloc_runs, alloc_sites, alloc_sizes, memory_samples */
+#define PK_STORE_STACKS_VERSION 4 /* alloc_stacks, alloc_frames, alloc_runs.stacks */
+#define PK_STORE_HEAP_VERSION 5   /* memory_samples.heap_bytes and heap_blocks */
+
+/* db's schema version (PRAGMA user_version): SQLITE_OK, or SQLite's error code. */
+PK_HIDDEN int pk_store_version(sqlite3 *db, int64_t *version);
 
 /*
  * The store writer (store_writer.c): one connection and one transaction for

@@ -698,6 +698,56 @@ cp pikoc.db corrupt.db
 size=$(wc -c <corrupt.db)
 head -c $((size - 4096)) /dev/zero | tr '\0' '\377' | dd of=corrupt.db bs=4096 seek=1 conv=notrunc 2>/dev/null
 bad "corrupt pages" "pikoc top: corrupt.db: database disk image is malformed" top --db corrupt.db
+# A table the file's schema version has is read, never guessed at: dropped or
+# with its page zeroed, it is bad input, not a run without allocation records
+# nor a picture without its allocation sections. (a.db: one run, no
+# allocation records, each table one page.)
+bad "leaks: a run without allocation records" \
+    "pikoc leaks: run 1 has no allocation records (record them with pikoc run --monitor alloc)" \
+    leaks --db a.db
+cp a.db dropped.db
+python3 -c "import sqlite3; c = sqlite3.connect('dropped.db'); c.execute('DROP TABLE alloc_runs'); c.commit()"
+bad "leaks: alloc_runs dropped" "pikoc leaks: dropped.db: no such table: alloc_runs" leaks --db dropped.db
+bad "peak: alloc_runs dropped" "pikoc peak: dropped.db: no such table: alloc_runs" peak --db dropped.db
+bad "plot: alloc_runs dropped" "pikoc plot: dropped.db: no such table: alloc_runs" plot dropped.db
+bad "report: alloc_runs dropped" "pikoc report: dropped.db: no such table: alloc_runs" report dropped.db
+cp a.db dropped.db
+python3 -c "import sqlite3; c = sqlite3.connect('dropped.db'); c.execute('DROP TABLE checkpoints'); c.commit()"
+bad "events: checkpoints dropped" "pikoc events: dropped.db: no such table: checkpoints" \
+    events --db dropped.db
+# A file older than the allocation tables (version 2) lacks them without damage.
+cp a.db version2.db
+sqlite3 version2.db "DROP TABLE alloc_runs; DROP TABLE alloc_sites; DROP TABLE alloc_sizes;
+    DROP TABLE alloc_stacks; DROP TABLE alloc_frames; DROP TABLE memory_samples; PRAGMA user_version = 2"
+bad "leaks: a version-2 file" \
+    "pikoc leaks: run 1 has no allocation records (record them with pikoc run --monitor alloc)" \
+    leaks --db version2.db
+pk plot version2.db -o version2.svg
+check_equal "plot: a version-2 file" "$status $(cat err) $(grep -c 'class="legend">RSS<' version2.svg)" "0  1"
+# zero_page FILE TABLE: the first page of TABLE overwritten with zeros.
+zero_page() {
+    page=$(sqlite3 "$1" "SELECT rootpage FROM sqlite_master WHERE name = '$2'")
+    dd if=/dev/zero of="$1" bs="$(sqlite3 "$1" "PRAGMA page_size")" seek=$((page - 1)) count=1 \
+        conv=notrunc 2>/dev/null
+}
+cp a.db zeroed.db
+zero_page zeroed.db alloc_runs
+for cmd in leaks peak histogram; do
+    bad "$cmd: alloc_runs zeroed" "pikoc $cmd: zeroed.db: database disk image is malformed" \
+        $cmd --db zeroed.db
+done
+bad "top --by bytes: alloc_runs zeroed" "pikoc top: zeroed.db: database disk image is malformed" \
+    top --by bytes --db zeroed.db
+bad "plot: alloc_runs zeroed" "pikoc plot: zeroed.db: database disk image is malformed" plot zeroed.db
+bad "report: alloc_runs zeroed" "pikoc report: zeroed.db: database disk image is malformed" \
+    report zeroed.db
+# (alloc.db: not under the sanitizers, see above.)
+if [ "$sanitizers" != yes ]; then
+    cp alloc.db zeroed.db
+    zero_page zeroed.db memory_samples
+    bad "peak: memory_samples zeroed" "pikoc peak: zeroed.db: database disk image is malformed" \
+        peak --db zeroed.db --run 1
+fi
 bad "sql DELETE" "pikoc sql: refused: 'DELETE FROM runs' would modify pikoc.db (pikoc sql only reads)" \
     sql "DELETE FROM runs;"
 bad "sql with a write after a read" \

@@ -491,7 +491,7 @@ static void flame_by_time(void **state)
     record_known(t->db);
     pk_query q;
     open_run(&q, &pk_cmd_flame, t->db, NULL);
-    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_TIME, false), 0);
+    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_TIME, NULL), 0);
     pk_flame_options o = pk_flame_defaults(PK_WEIGHT_TIME);
     char *svg = generate(&q, flame_writer, &o, 0);
     assert_valid_xml(t, svg);
@@ -522,7 +522,7 @@ static void flame_by_bytes_allocated(void **state)
     record_known(t->db);
     pk_query q;
     open_run(&q, &pk_cmd_flame, t->db, NULL);
-    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_ALLOC, false), 0);
+    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_ALLOC, NULL), 0);
     pk_flame_options o = pk_flame_defaults(PK_WEIGHT_ALLOC);
     o.id = "flame-alloc";
     char *svg = generate(&q, flame_writer, &o, 0);
@@ -544,15 +544,21 @@ static void flame_leaked_and_peak_need_allocation_records(void **state)
     record_known(t->db);
     pk_query q;
     open_run(&q, &pk_cmd_flame, t->db, NULL);
-    assert_false(pk_query_has_alloc(&q));
-    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_LEAKED, true), PK_EXIT_USAGE);
-    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_PEAK, true), PK_EXIT_USAGE);
+    bool found = true, weighable = true;
+    assert_int_equal(pk_query_has_alloc(&q, &found), 0);
+    assert_false(found);
+    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_LEAKED, &weighable), 0);
+    assert_false(weighable);
+    weighable = true;
+    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_PEAK, &weighable), 0);
+    assert_false(weighable);
     pk_query_close(&q);
 
     add_allocation_tables(t->db);
     open_run(&q, &pk_cmd_flame, t->db, NULL);
-    assert_true(pk_query_has_alloc(&q));
-    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_LEAKED, false), 0);
+    assert_int_equal(pk_query_has_alloc(&q, &found), 0);
+    assert_true(found);
+    assert_int_equal(pk_flame_check(&q, PK_WEIGHT_LEAKED, NULL), 0);
     pk_flame_options o = pk_flame_defaults(PK_WEIGHT_LEAKED);
     char *svg = generate(&q, flame_writer, &o, 0);
     assert_valid_xml(t, svg);

@@ -190,8 +190,9 @@ typedef struct pk_query {
     const char *path;    /* --db */
     const char *run_arg; /* --run, NULL for the latest */
     pk_format format;
-    FILE *out;   /* stdout, or export's -o FILE */
-    sqlite3 *db; /* read-only, with pikoc_events registered */
+    FILE *out;       /* stdout, or export's -o FILE */
+    sqlite3 *db;     /* read-only, with pikoc_events registered */
+    int64_t version; /* PRAGMA user_version: tables of later versions are missing, not damaged */
     int64_t run_id;
 } pk_query;
 
@@ -244,15 +245,25 @@ typedef struct pk_run_facts {
 
 /* The facts of q's run; 0, or the exit status after a reported error. */
 int pk_query_run_facts(pk_query *q, pk_run_facts *facts);
-/* Whether q's run has allocation records (the alloc_* tables), quietly. */
-bool pk_query_has_alloc(pk_query *q);
+/*
+ * Whether sql (?1 bound to q's run) gives a row whose first column is true:
+ * 0 and *found, or the exit status after a reported read error. A failing
+ * read is never taken for "no".
+ */
+int pk_query_run_has(pk_query *q, const char *sql, bool *found);
+/*
+ * Whether q's run has allocation records (the alloc_* tables), quietly: 0
+ * and *found (false in a file older than the tables), or the exit status
+ * after a reported read error.
+ */
+int pk_query_has_alloc(pk_query *q, bool *found);
 /* Binds ?1 to q's run and ?2 to a LIMIT of `limit` (0: no limit); stmt may be NULL. */
 void pk_query_bind_run_limit(pk_query *q, sqlite3_stmt *stmt, uint64_t limit);
-/* Whether the run recorded allocation stacks (pikoc run --stack N). */
-bool pk_query_has_stacks(pk_query *q);
+/* Whether the run recorded allocation stacks (pikoc run --stack N); as pk_query_has_alloc. */
+int pk_query_has_stacks(pk_query *q, bool *found);
 /*
- * Whether it did; else reports "--group stack: run N has no allocation
- * stacks (...)" and returns PK_EXIT_USAGE.
+ * 0 when it did; else reports "--group stack: run N has no allocation
+ * stacks (...)", or the read error, and returns PK_EXIT_USAGE.
  */
 int pk_query_stack_run(pk_query *q);
 /*
@@ -262,8 +273,9 @@ int pk_query_stack_run(pk_query *q);
  */
 const char *pk_query_stack_text(bool folded);
 /*
- * Whether q's run has allocation records (the alloc_* tables); else reports
- * "run N has no allocation records (...)" and returns PK_EXIT_USAGE.
+ * 0 when q's run has allocation records (the alloc_* tables); else reports
+ * "run N has no allocation records (...)", or the read error, and returns
+ * PK_EXIT_USAGE.
  */
 int pk_query_alloc_run(pk_query *q);
 /* Reports a failed write of the output and returns PK_EXIT_FAILURE. */

@@ -85,18 +85,13 @@ static const struct {
 
 #define EVENT_COLUMNS PK_ARRAY_SIZE(event_columns)
 
-/* Whether the run has checkpoints (a version-1 file has no such table). */
-static bool run_has_checkpoints(pk_query *q)
+/* Whether the run has checkpoints (a version-1 file has no such table); as pk_query_run_has. */
+static int run_has_checkpoints(pk_query *q, bool *found)
 {
-    if (!pk_store_has_spans(q->db))
-        return false;
-    sqlite3_stmt *stmt = pk_query_prepare(q, "SELECT 1 FROM checkpoints WHERE run_id = ? LIMIT 1");
-    if (!stmt)
-        return false;
-    sqlite3_bind_int64(stmt, 1, q->run_id);
-    bool found = sqlite3_step(stmt) == SQLITE_ROW;
-    sqlite3_finalize(stmt);
-    return found;
+    *found = false;
+    if (q->version < PK_STORE_SPANS_VERSION)
+        return 0;
+    return pk_query_run_has(q, "SELECT 1 FROM checkpoints WHERE run_id = ? LIMIT 1", found);
 }
 
 /*
@@ -120,7 +115,9 @@ int pk_events_print(pk_query *q, const pk_event_filter *filter)
     pk_run_facts facts = {.flags = PK_RECORD_MEMORY | PK_RECORD_ALLOC | PK_RECORD_SPAN};
     if (q->format == PK_FORMAT_TABLE && pk_query_run_facts(q, &facts) != 0)
         return PK_EXIT_USAGE;
-    bool checkpoints = run_has_checkpoints(q);
+    bool checkpoints;
+    if (run_has_checkpoints(q, &checkpoints) != 0)
+        return PK_EXIT_USAGE;
     unsigned flags = facts.flags | (checkpoints ? PK_RECORD_SPAN : 0);
     pk_column columns[EVENT_COLUMNS];
     size_t count = 0;

@@ -141,7 +141,8 @@ static int write_metadata(pk_query *q, chrome *c)
     if (!stmt)
         return PK_EXIT_USAGE;
     sqlite3_bind_int64(stmt, 1, q->run_id);
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
         c->pid = sqlite3_column_int64(stmt, 0);
         separator(c);
         fprintf(c->out, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%lld,\"args\":{\"name\":",
@@ -150,11 +151,12 @@ static int write_metadata(pk_query *q, chrome *c)
         fputs("}}", c->out);
     }
     sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return pk_query_fail(q);
     stmt = pk_query_prepare(q, "SELECT thread FROM threads WHERE run_id = ? ORDER BY thread");
     if (!stmt)
         return PK_EXIT_USAGE;
     sqlite3_bind_int64(stmt, 1, q->run_id);
-    int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         int64_t tid = sqlite3_column_int64(stmt, 0);
         separator(c);
@@ -335,13 +337,16 @@ static int export_alloc_stacks(pk_query *q, int weight)
 
 static int export_folded(pk_query *q, int weight)
 {
-    bool sites = weight != PK_WEIGHT_TIME && pk_query_has_alloc(q);
+    bool sites = false, recorded_stacks = false;
+    int status = weight == PK_WEIGHT_TIME ? 0 : pk_query_has_alloc(q, &sites);
+    if (status != 0)
+        return status;
     if (weight == PK_WEIGHT_LEAKED || weight == PK_WEIGHT_PEAK) {
         if (!sites)
             return pk_query_alloc_run(q);
     } else if (weight == PK_WEIGHT_ALLOC && !sites) {
         pk_run_facts facts;
-        int status = pk_query_run_facts(q, &facts);
+        status = pk_query_run_facts(q, &facts);
         if (status != 0)
             return status;
         if (!(facts.flags & PK_RECORD_ALLOC)) {
@@ -351,10 +356,12 @@ static int export_folded(pk_query *q, int weight)
             return PK_EXIT_USAGE;
         }
     }
-    if (sites && pk_query_has_stacks(q))
+    if (sites && (status = pk_query_has_stacks(q, &recorded_stacks)) != 0)
+        return status;
+    if (recorded_stacks)
         return export_alloc_stacks(q, weight);
     pk_call_tree t;
-    int status = pk_call_tree_load(q, &t);
+    status = pk_call_tree_load(q, &t);
     if (status != 0) {
         pk_call_tree_free(&t);
         return status;

@@ -65,14 +65,18 @@ static source source_of(int weight, const pk_run_facts *facts)
     return FROM_SITES;
 }
 
-int pk_flame_check(pk_query *q, int weight, bool quiet)
+int pk_flame_check(pk_query *q, int weight, bool *weighable)
 {
     pk_run_facts facts;
+    bool from_paths = false, sites = false;
     int status = pk_query_run_facts(q, &facts);
-    if (status != 0 || source_of(weight, &facts) == FROM_PATHS || pk_query_has_alloc(q))
+    if (status == 0 && !(from_paths = source_of(weight, &facts) == FROM_PATHS))
+        status = pk_query_has_alloc(q, &sites);
+    bool can = status == 0 && (from_paths || sites);
+    if (weighable)
+        *weighable = can;
+    if (weighable || status != 0 || can)
         return status;
-    if (quiet)
-        return PK_EXIT_USAGE;
     if (weight == PK_WEIGHT_ALLOC) {
         pk_cli_error(q->command->name, "--weight alloc: run %lld has no allocation counters (%s)",
                      (long long)q->run_id, facts.alloc_source);
@@ -516,7 +520,7 @@ static int flame_main(int argc, char **argv)
     int status = pk_query_open(&q, true);
     if (status != 0)
         return status;
-    status = pk_flame_check(&q, o.weight, false);
+    status = pk_flame_check(&q, o.weight, NULL);
     if (status == 0)
         status = pk_picture_save(&q, args.output, write_flame, &o);
     pk_query_close(&q);

@@ -106,9 +106,14 @@ static int leaks_main(int argc, char **argv)
         pk_query_close(&q);
         return status;
     }
-    if (group < 0)
-        group = pk_query_has_stacks(&q) ? GROUP_STACK : GROUP_SITE;
-    if (group == GROUP_STACK && (status = pk_query_stack_run(&q)) != 0) {
+    if (group < 0) {
+        bool stacks;
+        status = pk_query_has_stacks(&q, &stacks);
+        group = stacks ? GROUP_STACK : GROUP_SITE;
+    }
+    if (status == 0 && group == GROUP_STACK)
+        status = pk_query_stack_run(&q);
+    if (status != 0) {
         pk_query_close(&q);
         return status;
     }

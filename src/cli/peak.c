@@ -60,7 +60,8 @@ static int print_moment(pk_query *q)
     if (!stmt)
         return PK_EXIT_USAGE;
     sqlite3_bind_int64(stmt, 1, q->run_id);
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
         char heap[32], when[32], rss[32] = "-";
         int64_t bytes = sqlite3_column_int64(stmt, 0);
         pk_readable_bytes(bytes, heap, sizeof heap);
@@ -77,7 +78,7 @@ static int print_moment(pk_query *q)
         fputc('\n', q->out);
     }
     sqlite3_finalize(stmt);
-    return 0;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pk_query_fail(q);
 }
 
 static int peak_main(int argc, char **argv)

@@ -41,10 +41,12 @@ typedef struct pk_flame_options {
 pk_flame_options pk_flame_defaults(int weight);
 /*
  * 0 when q's run can be weighed so; else reports why (no allocation
- * counters, no allocation records) and returns PK_EXIT_USAGE. quiet: no
- * report, only the status (the HTML report notes it instead).
+ * counters, no allocation records) and returns PK_EXIT_USAGE. With
+ * weighable (the HTML report, which notes why instead): 0 and *weighable,
+ * nothing reported. A failing read is reported and its status returned
+ * either way.
  */
-int pk_flame_check(pk_query *q, int weight, bool quiet);
+int pk_flame_check(pk_query *q, int weight, bool *weighable);
 /* The flame graph of q's run's call paths; returns the exit status. */
 int pk_flame_write(pk_query *q, FILE *out, const pk_flame_options *options);
 

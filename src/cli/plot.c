@@ -4,6 +4,7 @@
  * program was (the same walk as pikoc spikes). Read-only on the database.
  */
 #include "pictures.h"
+#include "store.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -158,18 +159,6 @@ static int take_sample(void *context, const pk_memory_sample *s)
     return 0;
 }
 
-/* Quietly prepared: files before schema version 3 have no memory_samples table. */
-static sqlite3_stmt *prepare_optional(pk_query *q, const char *sql)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(q->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        sqlite3_finalize(stmt);
-        return NULL;
-    }
-    sqlite3_bind_int64(stmt, 1, q->run_id);
-    return stmt;
-}
-
 /* The x range from the batches' summaries, before the walk buckets the events. */
 static int find_x_max(pk_query *q, plot *p)
 {
@@ -184,30 +173,32 @@ static int find_x_max(pk_query *q, plot *p)
     sqlite3_finalize(stmt);
     if (rc != SQLITE_ROW)
         return pk_query_fail(q);
-    sqlite3_stmt *timer = p->o->x == PK_PLOT_X_TIME
-                              ? prepare_optional(q, "SELECT max(time_ns) FROM memory_samples"
-                                                    " WHERE run_id = ?")
-                              : NULL;
-    if (timer && sqlite3_step(timer) == SQLITE_ROW && sqlite3_column_double(timer, 0) > p->x_max)
-        p->x_max = sqlite3_column_double(timer, 0);
-    sqlite3_finalize(timer);
-    return 0;
+    /* Files before schema version 3 have no timer samples. */
+    if (p->o->x != PK_PLOT_X_TIME || q->version < PK_STORE_ALLOC_VERSION)
+        return 0;
+    stmt = pk_query_prepare(q, "SELECT max(time_ns) FROM memory_samples WHERE run_id = ?");
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && sqlite3_column_double(stmt, 0) > p->x_max)
+        p->x_max = sqlite3_column_double(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : pk_query_fail(q);
 }
 
 /*
  * Whether the timer samples carry the allocation records' heap (schema
- * version 4). They are then the heap line, even in a run whose events also
+ * version 5). They are then the heap line, even in a run whose events also
  * have jemalloc's counters: the same heap as the peak marked on it, and on
  * the same time axis.
  */
-static void find_timer_heap(pk_query *q, plot *p)
+static int find_timer_heap(pk_query *q, plot *p)
 {
-    if (p->o->x != PK_PLOT_X_TIME)
-        return;
-    sqlite3_stmt *stmt =
-        prepare_optional(q, "SELECT count(heap_bytes) FROM memory_samples WHERE run_id = ?");
-    p->timer_heap = stmt && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > 0;
-    sqlite3_finalize(stmt);
+    if (p->o->x != PK_PLOT_X_TIME || q->version < PK_STORE_HEAP_VERSION)
+        return 0;
+    return pk_query_run_has(q, "SELECT count(heap_bytes) > 0 FROM memory_samples WHERE run_id = ?",
+                            &p->timer_heap);
 }
 
 /*
@@ -217,12 +208,15 @@ static void find_timer_heap(pk_query *q, plot *p)
  */
 static int take_timer_samples(pk_query *q, plot *p)
 {
-    sqlite3_stmt *stmt = prepare_optional(
+    if (q->version < PK_STORE_ALLOC_VERSION)
+        return 0;
+    sqlite3_stmt *stmt = pk_query_prepare(
         q, p->timer_heap ? "SELECT time_ns, rss, vms, heap_bytes FROM memory_samples"
                            " WHERE run_id = ?"
                          : "SELECT time_ns, rss, vms, NULL FROM memory_samples WHERE run_id = ?");
     if (!stmt)
-        return 0;
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (p->o->x != PK_PLOT_X_TIME) {
@@ -246,8 +240,10 @@ static int take_timer_samples(pk_query *q, plot *p)
 /* The allocation records' heap peak (requested bytes of live blocks), on the time axis. */
 static int find_heap_peak(pk_query *q, plot *p)
 {
-    if (p->o->x != PK_PLOT_X_TIME || !pk_query_has_alloc(q))
-        return 0;
+    bool recorded = false;
+    int status = p->o->x == PK_PLOT_X_TIME ? pk_query_has_alloc(q, &recorded) : 0;
+    if (status != 0 || !recorded)
+        return status;
     sqlite3_stmt *stmt =
         pk_query_prepare(q, "SELECT peak_bytes, peak_time_ns FROM alloc_runs WHERE run_id = ?");
     if (!stmt)
@@ -490,8 +486,9 @@ int pk_plot_write(pk_query *q, FILE *out, const pk_plot_options *o)
         return status;
     p.buckets = pk_xcalloc(SERIES * p.columns, sizeof *p.buckets);
     p.spikes = pk_xcalloc(o->spikes ? o->spikes : 1, sizeof *p.spikes);
-    find_timer_heap(q, &p);
-    status = pk_memory_walk(q, take_sample, &p);
+    status = find_timer_heap(q, &p);
+    if (status == 0)
+        status = pk_memory_walk(q, take_sample, &p);
     if (status == 0)
         status = take_timer_samples(q, &p);
     if (status == 0)

@@ -66,7 +66,8 @@ int pk_query_open(pk_query *q, bool find_run)
         return PK_EXIT_USAGE;
     }
     int status = 0;
-    if (pk_store_register_events(q->db) != SQLITE_OK) {
+    if (pk_store_register_events(q->db) != SQLITE_OK ||
+        pk_store_version(q->db, &q->version) != SQLITE_OK) {
         status = pk_query_fail(q);
     } else if (find_run && pk_store_resolve_run(q->db, q->run_arg, &q->run_id, &err) != 0) {
         pk_cli_error(q->command->name, "%s", err.message);
@@ -123,32 +124,38 @@ int pk_query_run_facts(pk_query *q, pk_run_facts *facts)
     return status;
 }
 
-bool pk_query_has_alloc(pk_query *q)
+int pk_query_run_has(pk_query *q, const char *sql, bool *found)
 {
-    /* A version-1 file has no alloc_runs table: its runs have no allocation records either. */
-    sqlite3_stmt *stmt = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM alloc_runs WHERE run_id = ?", -1, &stmt, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, q->run_id);
-        found = sqlite3_step(stmt) == SQLITE_ROW;
-    }
+    *found = false;
+    sqlite3_stmt *stmt = pk_query_prepare(q, sql);
+    if (!stmt)
+        return PK_EXIT_USAGE;
+    sqlite3_bind_int64(stmt, 1, q->run_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *found = sqlite3_column_int(stmt, 0) != 0;
     sqlite3_finalize(stmt);
-    return found;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pk_query_fail(q);
 }
 
-bool pk_query_has_stacks(pk_query *q)
+/*
+ * Only the schema version says a table may be missing: in a file that has
+ * it, a table that cannot be read (dropped, a corrupt page) is damage.
+ */
+int pk_query_has_alloc(pk_query *q, bool *found)
 {
-    /* Before version 4 there is no stacks column: no stacks either. */
-    sqlite3_stmt *stmt = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(q->db, "SELECT stacks > 0 FROM alloc_runs WHERE run_id = ?", -1, &stmt,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, q->run_id);
-        found = sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-    return found;
+    *found = false;
+    if (q->version < PK_STORE_ALLOC_VERSION)
+        return 0;
+    return pk_query_run_has(q, "SELECT 1 FROM alloc_runs WHERE run_id = ?", found);
+}
+
+int pk_query_has_stacks(pk_query *q, bool *found)
+{
+    *found = false;
+    if (q->version < PK_STORE_STACKS_VERSION)
+        return 0;
+    return pk_query_run_has(q, "SELECT stacks > 0 FROM alloc_runs WHERE run_id = ?", found);
 }
 
 void pk_query_bind_run_limit(pk_query *q, sqlite3_stmt *stmt, uint64_t limit)
@@ -161,8 +168,10 @@ void pk_query_bind_run_limit(pk_query *q, sqlite3_stmt *stmt, uint64_t limit)
 
 int pk_query_stack_run(pk_query *q)
 {
-    if (pk_query_has_stacks(q))
-        return 0;
+    bool found;
+    int status = pk_query_has_stacks(q, &found);
+    if (status != 0 || found)
+        return status;
     pk_cli_error(q->command->name,
                  "--group stack: run %lld has no allocation stacks (record them with pikoc run "
                  "--stack N)",
@@ -184,8 +193,10 @@ const char *pk_query_stack_text(bool folded)
 
 int pk_query_alloc_run(pk_query *q)
 {
-    if (pk_query_has_alloc(q))
-        return 0;
+    bool found;
+    int status = pk_query_has_alloc(q, &found);
+    if (status != 0 || found)
+        return status;
     pk_cli_error(q->command->name,
                  "run %lld has no allocation records (record them with pikoc run --monitor "
                  "alloc)",

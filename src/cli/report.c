@@ -224,13 +224,14 @@ static int timeline(report *r)
 static int flame(report *r, int weight, const char *section, const char *id, const char *heading)
 {
     fprintf(r->out, "<section id=\"%s\"><h2>%s</h2>\n", section, heading);
-    int status = 0;
-    if (pk_flame_check(r->q, weight, true) == 0) {
+    bool weighable;
+    int status = pk_flame_check(r->q, weight, &weighable);
+    if (status == 0 && weighable) {
         pk_flame_options o = pk_flame_defaults(weight);
         o.id = id;
         o.width = 1100;
         status = pk_flame_write(r->q, r->out, &o);
-    } else {
+    } else if (status == 0) {
         char text[256];
         snprintf(text, sizeof text, "No allocation counters in this run (%s).",
                  r->facts.alloc_source);
@@ -344,7 +345,11 @@ static int allocations(report *r)
     FILE *out = r->out;
     static const char *const sections[][2] = {
         {"sites", "Allocation sites"}, {"leaks", "Leaks"}, {"peak", "Peak heap"}};
-    if (!pk_query_has_alloc(r->q)) {
+    bool recorded;
+    int status = pk_query_has_alloc(r->q, &recorded);
+    if (status != 0)
+        return status;
+    if (!recorded) {
         char text[160];
         snprintf(text, sizeof text,
                  "Run %lld has no allocation records (record them with pikoc run --monitor "
@@ -361,7 +366,7 @@ static int allocations(report *r)
     fprintf(out, "<section id=\"%s\"><h2>%s</h2>\n", sections[0][0], sections[0][1]);
     note(out, "The call sites of malloc, new, ... by bytes requested (the first 50).");
     sqlite3_stmt *stmt = pk_sites_prepare(r->q, "bytes", false, TABLE_ROWS);
-    int status = stmt ? statement_table(r, stmt, pk_site_columns, PK_SITE_COLUMNS) : PK_EXIT_USAGE;
+    status = stmt ? statement_table(r, stmt, pk_site_columns, PK_SITE_COLUMNS) : PK_EXIT_USAGE;
     fprintf(out, "</section>\n<section id=\"%s\"><h2>%s</h2>\n", sections[1][0], sections[1][1]);
     if (status == 0) {
         note(out, "Blocks never freed, by the call site that allocated them (the first 50).");

@@ -867,7 +867,11 @@ static void summarize(const char *spec, const char *path, int64_t run_id, int64_
     }
     sqlite3_bind_int64(stmt, 1, run_id);
     sqlite3_bind_int64(stmt, 2, started_ns);
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        pk_store_fail(&err, db, path);
+        pk_cli_error("run", "%s", err.message);
+    } else if (rc == SQLITE_ROW) {
         const char *status = (const char *)sqlite3_column_text(stmt, 0);
         long long calls = sqlite3_column_int64(stmt, 2);
         long long others = sqlite3_column_int64(stmt, 5);

@@ -483,7 +483,7 @@ static int spans_main(int argc, char **argv)
             status = PK_EXIT_USAGE;
         }
     }
-    if (status == 0 && !pk_store_has_spans(q.db)) {
+    if (status == 0 && q.version < PK_STORE_SPANS_VERSION) {
         pk_cli_error(q.command->name, "%s: no profiler spans (schema version 1)", q.path);
         status = PK_EXIT_USAGE;
     }
