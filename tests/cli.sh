@@ -367,6 +367,50 @@ check_equal "report: the run, its sections, the comparison" \
 check_equal "report: no network (only the SVG namespace names a URL)" \
     "$(grep -o 'https*://[^"]*' run4.html | sort -u)" "http://www.w3.org/2000/svg"
 
+# --- text that is not UTF-8, names cut to fit: JSON, SVG and HTML stay valid UTF-8 ---------------
+# An argument in Latin-1 (caf\351); main named with 40 é, b with 150 (300 bytes), c with a Latin-1 byte.
+pk run -q --record sqlite:utf8.db -- "$(prog nested)" "$(printf 'caf\351')"
+eacute() { python3 -c "import sys; sys.stdout.write('é' * int(sys.argv[1]))" "$1"; }
+sqlite3 utf8.db "UPDATE symbols SET function = '$(eacute 40)' WHERE function = 'main';
+    UPDATE symbols SET function = '$(eacute 150)' WHERE function = 'b';
+    UPDATE symbols SET function = CAST(X'63E9' AS TEXT) WHERE function = 'c';"
+cat >utf8.py <<'PY'
+import json, sys, xml.dom.minidom
+def text(path):  # strict: a byte that is not UTF-8 raises
+    return open(path, encoding="utf-8").read()
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "json":
+    print(json.loads(text(path))[0]["command_line"].split(" ")[-1])
+elif kind == "chrome":  # each slice's name: its first character and its length
+    events = json.loads(text(path))["traceEvents"]
+    print(" ".join(sorted({"%s*%d" % (e["name"][0], len(e["name"])) for e in events if e["ph"] == "B"})))
+elif kind == "svg":  # each label: nothing, the whole name, or its first characters and ".."
+    for g in xml.dom.minidom.parseString(text(path)).getElementsByTagName("g"):
+        name, label = g.getAttribute("data-n"), g.getElementsByTagName("text")[0].firstChild
+        label = label.data if label else ""
+        if label not in ("", name):
+            assert label.endswith("..") and name.startswith(label[:-2]), (name, label)
+    print("ok")
+else:
+    print(text(path).count("caf\ufffd"))
+PY
+pk runs --db utf8.db --format json
+check_equal "runs --format json: a Latin-1 byte is U+FFFD" "$(python3 utf8.py json out)" "caf$(printf '\357\277\275')"
+pk export --db utf8.db -o utf8.json
+check_equal "export chrome: names not UTF-8, long names" "$status $(python3 utf8.py chrome utf8.json)" \
+    "0 a*1 c*2 é*150 é*40"
+shown=
+for width in 200 380 800 1200 100000; do
+    pk flame utf8.db --width $width -o utf8-$width.svg
+    well_formed "flame --width $width: well-formed with names not ASCII" utf8-$width.svg
+    shown="$shown $(python3 utf8.py svg utf8-$width.svg)"
+done
+check_equal "flame: labels parse, each cut between characters" "$shown" " ok ok ok ok ok"
+check_equal "flame --width 200: main's 40 é cut to 22 and .. in its 180 px, its name whole" \
+    "$(sed -n "/data-d=\"1\" data-n=\"$(eacute 40)\"/{n;s/.*\">\(.*\)<\/text>/\1/p}" utf8-200.svg)" "$(eacute 22).."
+pk report utf8.db -o utf8.html
+check_equal "report: valid UTF-8, the Latin-1 byte a U+FFFD" "$status $(python3 utf8.py html utf8.html)" "0 2"
+
 # --- diff ----------------------------------------------------------------------------------------
 pk run -q --record sqlite:a.db -- "$(prog recursion)" 10
 pk run -q --record sqlite:b.db -- "$(prog recursion)" 12

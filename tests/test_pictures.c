@@ -3,7 +3,9 @@
  * report on small runs written by the sqlite recorder: valid XML (xmllint),
  * axes, the spike annotations, frame titles with exact values and shares,
  * merged narrow frames, downsampling, the leaked and peak weights on
- * allocation tables, and the report's sections. Plus the writer's helpers.
+ * allocation tables, and the report's sections; names and command lines
+ * that are not UTF-8, or are cut to fit, still make valid UTF-8. Plus the
+ * writer's helpers and the escapers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -232,6 +234,99 @@ static void markup_escape_covers_the_five_characters(void **state)
     char *text = captured(pk_markup_escape, "a<b>&\"c\"'d'\x01");
     assert_string_equal(text, "a&lt;b&gt;&amp;&quot;c&quot;&#39;d&#39;?");
     free(text);
+}
+
+/*
+ * Bytes that begin no well-formed UTF-8 character, each followed by "|":
+ * Latin-1, a stray continuation byte, a sequence cut short, overlong forms
+ * (C0 AF, E0 80 AF, F0 80 80 AF), a surrogate (ED A0 80), beyond U+10FFFF
+ * (F4 90 80 80, F5). Each byte becomes a U+FFFD; nothing else changes.
+ */
+#define NOT_UTF8                                                                                   \
+    "caf\xe9|\x80|\xe2\x82|\xc0\xaf|\xe0\x80\xaf|\xf0\x80\x80\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|"  \
+    "\xf5|"
+#define FFFD PK_UTF8_REPLACEMENT
+#define NOT_UTF8_REPLACED                                                                          \
+    "caf" FFFD "|" FFFD "|" FFFD FFFD "|" FFFD FFFD "|" FFFD FFFD FFFD "|" FFFD FFFD FFFD FFFD     \
+    "|" FFFD FFFD FFFD "|" FFFD FFFD FFFD FFFD "|" FFFD "|"
+/* Well-formed: 2, 3 and 4 bytes; U+07FF, U+FFFD, U+10FFFF; U+D7FF, U+E000 around the surrogates. */
+#define UTF8 "é€😀\xdf\xbf\xef\xbf\xbd\xf4\x8f\xbf\xbf\xed\x9f\xbf\xee\x80\x80"
+
+static void markup_escape_makes_valid_utf8(void **state)
+{
+    (void)state;
+    char *text = captured(pk_markup_escape, UTF8 "<" NOT_UTF8 ">");
+    assert_string_equal(text, UTF8 "&lt;" NOT_UTF8_REPLACED "&gt;");
+    free(text);
+    /* What XML 1.0 does not allow, valid UTF-8 or not: control characters, U+FFFE, U+FFFF. */
+    text = captured(pk_markup_escape, "a\tb\nc\rd\x1f\x7f\xef\xbf\xbe\xef\xbf\xbf\xc2\x85");
+    assert_string_equal(text, "a\tb\nc?d?\x7f??\xc2\x85");
+    free(text);
+}
+
+static void json_string_makes_valid_utf8(void **state)
+{
+    (void)state;
+    char *text = captured(pk_json_string, UTF8 "\"" NOT_UTF8 "\\\x01\xef\xbf\xbf");
+    assert_string_equal(text, "\"" UTF8 "\\\"" NOT_UTF8_REPLACED "\\\\\\u0001\xef\xbf\xbf\"");
+    free(text);
+}
+
+static void utf8_characters_and_cuts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t length;
+    } chars[] = {
+        {"a", 1},
+        {"\x7f", 1},
+        {"é", 2},
+        {"\xc2\x80", 2},
+        {"€", 3},
+        {"😀", 4},
+        {"\xf4\x8f\xbf\xbf", 4},
+        {"\xe9t", 0},
+        {"\x80", 0},
+        {"\xc1\xbf", 0},
+        {"\xc3", 0},
+        {"\xe2\x82", 0},
+        {"\xe0\x9f\xbf", 0},
+        {"\xed\xbf\xbf", 0},
+        {"\xf0\x8f\xbf\xbf", 0},
+        {"\xf4\x90\x80\x80", 0},
+        {"\xf8\x88\x80\x80\x80", 0},
+        {"\xe2\x82\xac", 3},
+        {"\xe2\x28\xa1", 0},
+    };
+    for (size_t i = 0; i < PK_ARRAY_SIZE(chars); i++)
+        if (pk_utf8_char(chars[i].text) != chars[i].length)
+            fail_msg("pk_utf8_char(%s) is %zu, expected %zu", chars[i].text,
+                     pk_utf8_char(chars[i].text), chars[i].length);
+    /* Characters, not bytes; a stray byte counts as one. */
+    assert_int_equal(pk_utf8_prefix("éa€😀b", 0), 0);
+    assert_int_equal(pk_utf8_prefix("éa€😀b", 1), 2);
+    assert_int_equal(pk_utf8_prefix("éa€😀b", 3), 6);
+    assert_int_equal(pk_utf8_prefix("éa€😀b", 4), 10);
+    assert_int_equal(pk_utf8_prefix("éa€😀b", 9), 11);
+    assert_int_equal(pk_utf8_prefix("\xe9\xe9x", 2), 2);
+
+    /* A cut to fit drops the character it would split, and only that. */
+    char buf[8];
+    assert_int_equal(pk_text_format(buf, sizeof buf, "ab%s", "ééé"), 8);
+    assert_string_equal(buf, "abéé");
+    assert_int_equal(pk_text_format(buf, 6, "%s", "ab😀"), 6);
+    assert_string_equal(buf, "ab");
+    assert_int_equal(pk_text_format(buf, 6, "%s", "abc€"), 6);
+    assert_string_equal(buf, "abc");
+    assert_int_equal(pk_text_format(buf, 6, "%s", "abcé€"), 8);
+    assert_string_equal(buf, "abcé");
+    assert_int_equal(pk_text_format(buf, 6, "%s", "abcd\xe9xyz"), 8);
+    assert_string_equal(buf, "abcd"); /* a lead byte at the cut: dropped, whatever followed */
+    assert_int_equal(pk_text_format(buf, 6, "%s", "a\x80\x80\x80\x80\x80"), 6);
+    assert_string_equal(buf, "a\x80\x80\x80\x80");
+    assert_int_equal(pk_text_format(buf, 6, "%s", "ab€"), 5);
+    assert_string_equal(buf, "ab€");
 }
 
 static void numbers_drop_trailing_zeros(void **state)
@@ -483,6 +578,35 @@ static void plot_of_a_version_4_file_draws_the_counters(void **state)
     pk_query_close(&q);
 }
 
+/* A spike's line holds 511 bytes: a longer name is cut between two characters. */
+static void plot_cuts_a_long_name_between_characters(void **state)
+{
+    const temp_dir *t = *state;
+    record_known(t->db);
+    exec_sql(t->db, "UPDATE symbols SET function = 'x' || replace(printf('%.300c', 'x'), 'x', 'é')"
+                    " WHERE function = 'load';");
+    pk_query q;
+    open_run(&q, &pk_cmd_plot, t->db, NULL);
+    pk_plot_options o = pk_plot_defaults();
+    char *svg = generate(&q, plot_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    /* "1. +2.0 MiB in x" is 16 bytes: 247 é (494 bytes) and half of one fit after it. */
+    char name[602] = "x", *part = NULL;
+    for (int i = 0; i < 300; i++)
+        strcat(name, "é");
+    assert_true(asprintf(&part, ">1. +2.0 MiB in %.495s</text>", name) > 0);
+    assert_contains(svg, part);
+    free(part);
+    /* The hover title has room for it whole. */
+    assert_true(asprintf(&part,
+                         "<title>+2097152 bytes of RSS at event 2, in %s (demo.c:20)</title>",
+                         name) > 0);
+    assert_contains(svg, part);
+    free(part);
+    free(svg);
+    pk_query_close(&q);
+}
+
 /* ---- flame ----------------------------------------------------------------------------- */
 
 static void flame_by_time(void **state)
@@ -580,6 +704,55 @@ static void flame_leaked_and_peak_need_allocation_records(void **state)
     pk_query_close(&q);
 }
 
+/*
+ * Names that are not ASCII: a label cut to a frame's width keeps whole
+ * characters, and counts characters (twelve é fill twelve places, not
+ * 24); a byte that is not UTF-8 is a U+FFFD; data-n and the title keep a
+ * long name whole. The SVG parses.
+ */
+static void flame_of_names_not_ascii(void **state)
+{
+    const temp_dir *t = *state;
+    record_known(t->db);
+    exec_sql(t->db, "UPDATE symbols SET function = 'éééééééééééé' WHERE function = 'load';"
+                    "UPDATE symbols SET function = CAST(X'6D61E96E' AS TEXT) WHERE function = "
+                    "'main';"
+                    "UPDATE symbols SET function = replace(printf('%.200c', 'x'), 'x', 'é')"
+                    " WHERE function = 'parse';");
+    char long_name[401] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(long_name, "é");
+    pk_query q;
+    open_run(&q, &pk_cmd_flame, t->db, NULL);
+    pk_flame_options o = pk_flame_defaults(PK_WEIGHT_TIME);
+    o.width = 380;
+    char *svg = generate(&q, flame_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    /* load's frame is 20% of 360 px: 72, nine characters of 7 px after 6 px of margins. */
+    assert_contains(svg, "data-w=\"72\" data-d=\"2\" data-n=\"éééééééééééé\"><title>éééééééééééé "
+                         "(demo.c:20): 2000 ns (2.00 us), 20.00%, 1 call</title>");
+    assert_contains(svg, "<text x=\"13\" y=\"56\" text-anchor=\"start\">ééééééé..</text>");
+    assert_contains(svg, "data-n=\"ma" PK_UTF8_REPLACEMENT "n\"><title>ma" PK_UTF8_REPLACEMENT
+                         "n (demo.c:5): 10000 ns");
+    assert_contains(svg, "text-anchor=\"start\">ma" PK_UTF8_REPLACEMENT "n</text>");
+    /* parse's 400 bytes: 144 px hold 19 characters. */
+    char *part = NULL;
+    assert_true(
+        asprintf(&part, "data-n=\"%s\"><title>%s (demo.c:30): 4000 ns", long_name, long_name) > 0);
+    assert_contains(svg, part);
+    free(part);
+    assert_contains(svg,
+                    "<text x=\"85\" y=\"56\" text-anchor=\"start\">ééééééééééééééééé..</text>");
+    free(svg);
+
+    o.width = 1200; /* 236 px: the twelve fit whole */
+    svg = generate(&q, flame_writer, &o, 0);
+    assert_valid_xml(t, svg);
+    assert_contains(svg, "text-anchor=\"start\">éééééééééééé</text>");
+    free(svg);
+    pk_query_close(&q);
+}
+
 /* ---- report ---------------------------------------------------------------------------- */
 
 static int report_writer(pk_query *q, FILE *out, void *context)
@@ -640,6 +813,24 @@ static void report_of_the_known_run(void **state)
     pk_query_close(&q);
 }
 
+/* A command line that is not UTF-8 (an argument in Latin-1): U+FFFD for the byte. */
+static void report_of_a_command_line_not_utf8(void **state)
+{
+    const temp_dir *t = *state;
+    record_known(t->db);
+    exec_sql(t->db, "UPDATE runs SET command_line = CAST(X'64656D6F20636166E9' AS TEXT),"
+                    " host = CAST(X'E96CE9' AS TEXT)");
+    pk_query q;
+    open_run(&q, &pk_cmd_report, t->db, NULL);
+    char *html = generate(&q, report_writer, NULL, 0);
+    assert_contains(html, "<h1>pikoc run <span id=\"run-id\">1</span>: demo caf" PK_UTF8_REPLACEMENT
+                          "</h1>");
+    assert_contains(html, "<tr><th>host</th><td>" PK_UTF8_REPLACEMENT "l" PK_UTF8_REPLACEMENT
+                          "</td></tr>");
+    free(html);
+    pk_query_close(&q);
+}
+
 static void report_shows_leaks_and_peak(void **state)
 {
     const temp_dir *t = *state;
@@ -669,6 +860,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(markup_escape_covers_the_five_characters),
+        cmocka_unit_test(markup_escape_makes_valid_utf8),
+        cmocka_unit_test(json_string_makes_valid_utf8),
+        cmocka_unit_test(utf8_characters_and_cuts),
         cmocka_unit_test(numbers_drop_trailing_zeros),
         cmocka_unit_test(axes_pick_units_and_nice_steps),
         cmocka_unit_test(colours_follow_the_name),
@@ -677,10 +871,13 @@ int main(void)
         WITH_DIR(plot_draws_timer_samples_and_the_heap_peak),
         WITH_DIR(plot_draws_the_heap_of_the_timer_samples),
         WITH_DIR(plot_of_a_version_4_file_draws_the_counters),
+        WITH_DIR(plot_cuts_a_long_name_between_characters),
         WITH_DIR(flame_by_time),
         WITH_DIR(flame_by_bytes_allocated),
         WITH_DIR(flame_leaked_and_peak_need_allocation_records),
+        WITH_DIR(flame_of_names_not_ascii),
         WITH_DIR(report_of_the_known_run),
+        WITH_DIR(report_of_a_command_line_not_utf8),
         WITH_DIR(report_shows_leaks_and_peak),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

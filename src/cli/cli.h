@@ -155,8 +155,30 @@ int pk_table_finish(pk_table *t);
 /* What a table shows for PK_COLUMN_NS ("1.25 ms") and PK_COLUMN_BYTES ("12.0 KiB"). */
 void pk_readable_ns(int64_t ns, char *buf, size_t size);
 void pk_readable_bytes(int64_t bytes, char *buf, size_t size);
-/* Writes text as a JSON string, quotes included: the one escaper (also export's). */
+/*
+ * Writes text as a JSON string, quotes included: the one escaper (also
+ * export's). A byte outside any UTF-8 character becomes U+FFFD.
+ */
 void pk_json_string(FILE *out, const char *text);
+
+/*
+ * UTF-8. What the database holds is bytes: a program's arguments and its
+ * symbols need not be UTF-8, and JSON, XML and HTML must be. The escapers
+ * keep each well-formed character and write U+FFFD for every other byte;
+ * text cut to fit is cut between characters, never inside one.
+ */
+#define PK_UTF8_REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+/*
+ * The length (1 to 4 bytes) of the well-formed character that text (not
+ * empty) starts with, or 0 when its first byte begins none: a Latin-1 byte,
+ * a stray continuation byte, a sequence cut short, an overlong form, a
+ * surrogate (ED A0..BF) or a code point above U+10FFFF.
+ */
+size_t pk_utf8_char(const char *text);
+/* The bytes of text's first `count` characters; a byte outside any character counts as one. */
+size_t pk_utf8_prefix(const char *text, size_t count);
+/* snprintf, except that what is cut to fit ends before the character it would split. */
+int pk_text_format(char *buf, size_t size, const char *fmt, ...) PK_PRINTF(3, 4);
 
 /* ---- reading a database ------------------------------------------------------------ */
 

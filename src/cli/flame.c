@@ -308,44 +308,51 @@ static void describe_value(int weight, int64_t value, char *buf, size_t size)
     }
 }
 
-/* The label that fits a frame: the name, cut with ".." when it is too long, or nothing. */
-static void frame_label(const char *name, double width, char *buf, size_t size)
+/*
+ * The label that fits a frame (caller frees): the name, cut with ".." when
+ * it is too long, or nothing. Widths count characters, and a cut falls
+ * between two: a split UTF-8 sequence would make the SVG unreadable.
+ */
+static char *frame_label(const char *name, double width)
 {
     long fits = (long)((width - 6) / CHAR_WIDTH);
-    size_t length = strlen(name);
     if (fits < 3)
-        snprintf(buf, size, "%s", "");
-    else if ((long)length <= fits)
-        snprintf(buf, size, "%s", name);
-    else
-        snprintf(buf, size, "%.*s..", (int)(fits - 2), name);
+        return pk_xstrdup("");
+    size_t whole = pk_utf8_prefix(name, (size_t)fits);
+    if (name[whole] == '\0')
+        return pk_xstrdup(name);
+    size_t keep = pk_utf8_prefix(name, (size_t)fits - 2);
+    char *label = pk_xcalloc(keep + 3, 1);
+    memcpy(label, name, keep);
+    memcpy(label + keep, "..", 2);
+    return label;
 }
 
 static void draw_box(FILE *out, const layout *l, const box *b, int weight, int64_t total, double y)
 {
     const pk_path_node *n = b->node == SIZE_MAX ? NULL : &l->t->nodes[b->node];
-    char name[256], value[64], title[1200], label[256], colour[8];
-    if (n)
-        snprintf(name, sizeof name, "%s", n->function);
-    else if (b->depth == 0)
-        snprintf(name, sizeof name, "all");
-    else
-        snprintf(name, sizeof name, "(%zu frame%s under 1 px)", b->merged,
+    /* The whole name: the zoom script cuts labels from it again. */
+    const char *name = n ? n->function : "all";
+    char merged[64], value[64], title[1200], colour[8];
+    if (!n && b->depth > 0) {
+        snprintf(merged, sizeof merged, "(%zu frame%s under 1 px)", b->merged,
                  b->merged == 1 ? "" : "s");
+        name = merged;
+    }
     describe_value(weight, b->value, value, sizeof value);
     double share = total > 0 ? 100.0 * (double)b->value / (double)total : 0;
     /* "parse (demo.c:30)"; a function that called the allocator has no calls of its own. */
     char where[400] = "", calls[48] = ", its allocations";
     if (n && *n->file && n->line > 0)
-        snprintf(where, sizeof where, " (%s:%lld)", n->file, (long long)n->line);
+        pk_text_format(where, sizeof where, " (%s:%lld)", n->file, (long long)n->line);
     else if (n && *n->file)
-        snprintf(where, sizeof where, " (%s)", n->file);
+        pk_text_format(where, sizeof where, " (%s)", n->file);
     if (n && n->calls > 0)
         snprintf(calls, sizeof calls, ", %lld call%s", (long long)n->calls,
                  n->calls == 1 ? "" : "s");
     if (n)
-        snprintf(title, sizeof title, "%s%s: %s, %.2f%%%s", n->function, where, value, share,
-                 calls);
+        pk_text_format(title, sizeof title, "%s%s: %s, %.2f%%%s", n->function, where, value, share,
+                       calls);
     else
         snprintf(title, sizeof title, "%s: %s, %.2f%%", name, value, share);
     if (n)
@@ -362,15 +369,17 @@ static void draw_box(FILE *out, const layout *l, const box *b, int weight, int64
     fputs("\">", out);
     pk_svg_title(out, title);
     pk_svg_rect(out, b->x + MARGIN, y, b->width, FRAME_HEIGHT - 1, colour, "rx=\"2\"");
-    frame_label(name, b->width, label, sizeof label);
+    char *label = frame_label(name, b->width);
     pk_svg_text(out, b->x + MARGIN + 3, y + FRAME_HEIGHT - 5, "start", NULL, label);
+    free(label);
     fputs("</g>\n", out);
 }
 
 /*
  * Click-to-zoom: a frame's original x and width (data-x, data-w) scale to
  * the full width; its callers stretch across, frames outside its span hide.
- * Labels are cut again to the new widths, the same rule as frame_label.
+ * Labels are cut again to the new widths, the same rule as frame_label:
+ * characters (code points) are counted, not UTF-16 units.
  */
 static const char zoom_script[] =
     "(function () {\n"
@@ -379,8 +388,8 @@ static const char zoom_script[] =
     "  var left = %d, full = %d, cw = %d;\n"
     "  var frames = svg.querySelectorAll('g.frame');\n"
     "  function label(g, w) {\n"
-    "    var n = g.getAttribute('data-n'), fits = Math.floor((w - 6) / cw);\n"
-    "    return fits < 3 ? '' : n.length <= fits ? n : n.substring(0, fits - 2) + '..';\n"
+    "    var n = g.getAttribute('data-n'), c = Array.from(n), fits = Math.floor((w - 6) / cw);\n"
+    "    return fits < 3 ? '' : c.length <= fits ? n : c.slice(0, fits - 2).join('') + '..';\n"
     "  }\n"
     "  function place(g, x, w) {\n"
     "    x = Math.round(x * 100) / 100; w = Math.round(w * 100) / 100; /* as pk_svg_number */\n"

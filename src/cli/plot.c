@@ -356,15 +356,16 @@ static void draw_spikes(FILE *out, const plot *p, const area *a, double list_top
         else
             snprintf(at, sizeof at, "event %lld", (long long)s->index);
         if (s->line >= 0 && *s->file) {
-            snprintf(text, sizeof text, "%zu. +%s in %s (%s:%lld) at %s", i + 1, growth,
-                     s->function, base_name(s->file), (long long)s->line, at);
-            snprintf(title, sizeof title, "+%lld bytes of RSS at event %lld, in %s (%s:%lld)",
-                     (long long)s->growth, (long long)s->index, s->function, s->file,
-                     (long long)s->line);
+            pk_text_format(text, sizeof text, "%zu. +%s in %s (%s:%lld) at %s", i + 1, growth,
+                           s->function, base_name(s->file), (long long)s->line, at);
+            pk_text_format(title, sizeof title, "+%lld bytes of RSS at event %lld, in %s (%s:%lld)",
+                           (long long)s->growth, (long long)s->index, s->function, s->file,
+                           (long long)s->line);
         } else {
-            snprintf(text, sizeof text, "%zu. +%s in %s at %s", i + 1, growth, s->function, at);
-            snprintf(title, sizeof title, "+%lld bytes of RSS at event %lld, in %s",
-                     (long long)s->growth, (long long)s->index, s->function);
+            pk_text_format(text, sizeof text, "%zu. +%s in %s at %s", i + 1, growth, s->function,
+                           at);
+            pk_text_format(title, sizeof title, "+%lld bytes of RSS at event %lld, in %s",
+                           (long long)s->growth, (long long)s->index, s->function);
         }
         double x = px(a, s->x), y = py(a, (double)s->rss);
         char number[24];

@@ -115,9 +115,9 @@ int pk_query_run_facts(pk_query *q, pk_run_facts *facts)
     if (rc == SQLITE_ROW) {
         facts->flags = (unsigned)sqlite3_column_int(stmt, 0);
         facts->pid = sqlite3_column_int64(stmt, 1);
-        snprintf(facts->monitor, sizeof facts->monitor, "%s", sqlite3_column_text(stmt, 2));
-        snprintf(facts->alloc_source, sizeof facts->alloc_source, "%s",
-                 sqlite3_column_text(stmt, 3));
+        pk_text_format(facts->monitor, sizeof facts->monitor, "%s", sqlite3_column_text(stmt, 2));
+        pk_text_format(facts->alloc_source, sizeof facts->alloc_source, "%s",
+                       sqlite3_column_text(stmt, 3));
     }
     int status = rc == SQLITE_ROW ? 0 : pk_query_fail(q);
     sqlite3_finalize(stmt);

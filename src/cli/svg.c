@@ -1,8 +1,9 @@
 /*
  * svg.c — the SVG/XML writer shared by plot, flame and report (svg.h).
  * Everything that reaches the markup from the database (names, files,
- * command lines) goes through pk_markup_escape; numbers through
- * pk_svg_number, so the output is the same on every locale and run.
+ * command lines) goes through pk_markup_escape, which also makes it valid
+ * UTF-8; numbers through pk_svg_number, so the output is the same on every
+ * locale and run.
  */
 #include "pictures.h"
 
@@ -15,7 +16,8 @@
 void pk_markup_escape(FILE *out, const char *text)
 {
     for (const char *p = text ? text : ""; *p; p++) {
-        switch (*p) {
+        unsigned char c = (unsigned char)*p;
+        switch (c) {
         case '&':
             fputs("&amp;", out);
             break;
@@ -32,11 +34,22 @@ void pk_markup_escape(FILE *out, const char *text)
             fputs("&#39;", out);
             break;
         default:
-            /* XML 1.0 forbids most control characters, even escaped. */
-            if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n')
+            if (c < 0x20 && c != '\t' && c != '\n') {
+                /* XML 1.0 forbids most control characters, even escaped. */
                 fputc('?', out);
-            else
-                fputc(*p, out);
+            } else if (c < 0x80) {
+                fputc(c, out);
+            } else {
+                size_t length = pk_utf8_char(p);
+                if (length == 0)
+                    fputs(PK_UTF8_REPLACEMENT, out);
+                else if (length == 3 && c == 0xef && (unsigned char)p[1] == 0xbf &&
+                         (unsigned char)p[2] >= 0xbe)
+                    fputc('?', out); /* U+FFFE and U+FFFF: not XML characters either */
+                else
+                    fwrite(p, 1, length, out);
+                p += length ? length - 1 : 0;
+            }
         }
     }
 }

@@ -12,7 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Text with & < > " ' as entities: safe in XML and HTML text and attribute values. */
+/*
+ * Text with & < > " ' as entities: safe in XML and HTML text and attribute
+ * values. What XML 1.0 does not allow becomes '?' (control characters but
+ * tab and newline; U+FFFE, U+FFFF), a byte outside any UTF-8 character U+FFFD.
+ */
 void pk_markup_escape(FILE *out, const char *text);
 
 /* A coordinate: at most two decimals, trailing zeros dropped ("12", "3.5", "-0.25"). */

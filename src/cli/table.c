@@ -2,12 +2,14 @@
  * table.c — the one output formatter of every pikoc command: an aligned
  * table for terminals (header, rule, numbers right-aligned, times and sizes
  * in readable units), RFC 4180 CSV, or a JSON array of objects whose field
- * names are the column names. CSV and JSON carry exact integers.
+ * names are the column names. CSV and JSON carry exact integers; JSON is
+ * valid UTF-8 whatever bytes the database holds.
  */
 #include "cli.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,8 +77,9 @@ static void csv_cell(pk_table *t, const char *text, bool plain)
 void pk_json_string(FILE *out, const char *text)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        switch (*p) {
+    for (const char *p = text; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        switch (c) {
         case '"':
             fputs("\\\"", out);
             break;
@@ -93,13 +96,88 @@ void pk_json_string(FILE *out, const char *text)
             fputs("\\t", out);
             break;
         default:
-            if (*p < 0x20)
-                fprintf(out, "\\u%04x", *p);
-            else
-                fputc(*p, out);
+            if (c < 0x20) {
+                fprintf(out, "\\u%04x", c);
+            } else if (c < 0x80) {
+                fputc(c, out);
+            } else {
+                size_t length = pk_utf8_char(p);
+                if (length == 0)
+                    fputs(PK_UTF8_REPLACEMENT, out);
+                for (size_t i = 0; i < length; i++)
+                    fputc(p[i], out);
+                p += length ? length - 1 : 0;
+            }
         }
     }
     fputc('"', out);
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------ */
+
+/* The well-formed byte sequences of the Unicode Standard, table 3-7. */
+size_t pk_utf8_char(const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t length;
+    unsigned char low = 0x80, high = 0xbf; /* the second byte's range */
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        length = 2;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        length = 3;
+        if (s[0] == 0xe0)
+            low = 0xa0; /* below: overlong */
+        else if (s[0] == 0xed)
+            high = 0x9f; /* above: surrogates */
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        length = 4;
+        if (s[0] == 0xf0)
+            low = 0x90; /* below: overlong */
+        else if (s[0] == 0xf4)
+            high = 0x8f; /* above: beyond U+10FFFF */
+    } else {
+        return 0; /* a continuation byte, C0, C1 (overlong ASCII) or F5..FF */
+    }
+    /* In order: a NUL fails its test, so nothing past the string is read. */
+    if (s[1] < low || s[1] > high)
+        return 0;
+    for (size_t i = 2; i < length; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return length;
+}
+
+size_t pk_utf8_prefix(const char *text, size_t count)
+{
+    size_t n = 0;
+    for (; count > 0 && text[n]; count--) {
+        size_t length = pk_utf8_char(text + n);
+        n += length ? length : 1;
+    }
+    return n;
+}
+
+int pk_text_format(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(buf, size, fmt, args);
+    va_end(args);
+    if (n < 0 || (size_t)n < size || size == 0)
+        return n;
+    /* Cut: back over the continuation bytes at the end to the byte they follow. */
+    size_t end = size - 1, start = end;
+    while (start > 0 && end - start < 3 && ((unsigned char)buf[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (start > 0) {
+        unsigned char lead = (unsigned char)buf[start - 1];
+        size_t needs = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+        if (start - 1 + needs > end)
+            buf[start - 1] = '\0';
+    }
+    return n;
 }
 
 /* raw: the cell's JSON text as is (a number, null) rather than a string. */
