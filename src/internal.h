@@ -46,7 +46,7 @@ typedef struct pk_spec {
  */
 PK_HIDDEN int pk_spec_split(const char *what, const char *text, pk_spec *spec, pk_error *err);
 /*
- * A user's text quoted in a message, cut after PK_QUOTE_MAX characters
+ * A user's text quoted in a message, cut after PK_QUOTE_MAX bytes
  * ("..." then), so that the reason after it still fits: "'%.*s%s'" takes
  * PK_QUOTE(text).
  */

@@ -391,6 +391,18 @@ int pk_store_open_read(const char *path, sqlite3 **db, pk_error *err)
     return rc;
 }
 
+/* The directory a file at path is in takes new files: 0, or -1 and errno. */
+static int directory_writable(const char *path)
+{
+    char *dir = pk_xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir] = '\0'; /* "/x" is in "/" */
+    int rc = access(slash ? dir : ".", W_OK | X_OK);
+    free(dir);
+    return rc;
+}
+
 int pk_file_writable(const char *path)
 {
     struct stat st;
@@ -400,16 +412,7 @@ int pk_file_writable(const char *path)
         errno = EISDIR;
         return -1;
     }
-    if (errno != ENOENT)
-        return -1;
-    /* a new file: its directory takes it */
-    char *dir = pk_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[slash == dir] = '\0'; /* "/x" is in "/" */
-    int rc = access(slash ? dir : ".", W_OK | X_OK);
-    free(dir);
-    return rc;
+    return errno == ENOENT ? directory_writable(path) : -1;
 }
 
 int pk_store_check_write(const char *path, pk_error *err)
@@ -424,6 +427,9 @@ int pk_store_check_write(const char *path, pk_error *err)
                        strerror(errno));
     if (!exists)
         return 0;
+    /* the journal, or WAL's -wal and -shm files, are made beside it */
+    if (directory_writable(path) != 0)
+        return pk_fail(err, "%s: cannot write beside it: %s", path, strerror(errno));
     if (open_connection(path, SQLITE_OPEN_READONLY, &db, err) != 0)
         return -1;
     int rc = classify(db, path, &kind, NULL, err);

@@ -40,11 +40,14 @@ PK_HIDDEN int pk_store_open_write(const char *path, sqlite3 **db, pk_error *err)
 /*
  * What pk_store_open_write would refuse, found without creating or changing
  * anything: a directory, a new file where none can be made, a file not
- * writable, not SQLite, not pikoc's (and not empty), or of a newer schema.
+ * writable or in a directory that takes no journal, not SQLite, not
+ * pikoc's (and not empty), or of a newer schema. 0, or -1 and err.
  */
 PK_HIDDEN int pk_store_check_write(const char *path, pk_error *err);
-/* Whether a file can be written at path (a new one: whether its directory takes it); -1 and errno
- * if not. */
+/*
+ * A file at path can be written (a new one: its directory takes it): 0, or
+ * -1 and errno (EISDIR for a directory).
+ */
 PK_HIDDEN int pk_file_writable(const char *path);
 /* Closes a writing connection, leaving WAL mode when it is the last one. */
 PK_HIDDEN void pk_store_close_write(sqlite3 *db);

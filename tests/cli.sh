@@ -841,11 +841,21 @@ bad "plot -o the database it reads" "pikoc plot: -o './pikoc.db': that is the da
 printf 'kept\n' >kept.txt
 printf 'not a database\n' >not.db
 pk export --db not.db -o kept.txt
-check_equal "export that fails: the file -o names is left as it was" "$status $(cat kept.txt)" "2 kept"
+check_equal "export that fails before it writes: the file -o names is left as it was" "$status $(cat kept.txt)" "2 kept"
+pk export --run 1 --format folded --weight leaked -o kept.txt
+check_equal "export that fails as it writes: the file -o names is left as it was, nothing beside it" \
+    "$status $(cat kept.txt) $(ls kept.txt.* 2>/dev/null | wc -l)" "2 kept 0"
 chmod 640 kept.txt
+inode=$(stat -c %i kept.txt)
 pk export --format csv -o kept.txt
-check_equal "export replaces a file whole, with its mode, and leaves nothing beside it" \
-    "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $(ls kept.txt.* 2>/dev/null | wc -l)" "0 index, 640 0"
+check_equal "export replaces a file whole (a new file), with its mode, and leaves nothing beside it" \
+    "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $([ "$(stat -c %i kept.txt)" != "$inode" ] && echo new) $(ls kept.txt.* 2>/dev/null | wc -l)" \
+    "0 index, 640 new 0"
+bad "export -o ''" "pikoc export: -o '': expected a file, or - for stdout" export -o ''
+cp pikoc.db other.db
+bad "report --vs OTHER -o OTHER: the database compared with is refused too" \
+    "pikoc report: -o 'pikoc.db': that is the database it reads (--vs)" \
+    report --db other.db --vs pikoc.db -o pikoc.db
 pk export --format csv -o -
 check_equal "export -o -: stdout, the same as the file" "$status $(cmp -s out kept.txt && echo same)" "0 same"
 if [ -c /dev/full ]; then

@@ -700,7 +700,8 @@ check_equal "listen: a bad endpoint" "$? $(cat err)" \
 "$pikoc" listen --interval 0 >out 2>err
 check_equal "listen: --interval 0" "$? $(cat err)" "2 pikoc listen: --interval '0': must be more than 0"
 "$pikoc" listen --into /nonexistent-dir/x.db >out 2>err
-check_equal "listen: a database that cannot be made" "$? $(cut -c1-60 err)" "2 pikoc listen: /nonexistent-dir/x.db: unable to open database"
+check_equal "listen: a database that cannot be made" "$? $(cat err)" \
+    "2 pikoc listen: /nonexistent-dir/x.db: cannot create: No such file or directory"
 "$pikoc" listen --help >out 2>err
 check_equal "listen --help" "$? $(head -1 out)" "0 usage: pikoc listen [OPTIONS] [ENDPOINT]"
 timeout 60 "$(prog zmq_paced)" "zmq+bogus:ipc://$work/x" 1 0 >out 2>&1
@@ -766,6 +767,11 @@ check_equal "listen: a bad endpoint leaves no database behind" "$? $(cat err) $(
     "2 pikoc listen: cannot listen on 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH) 0"
 "$pikoc" listen "ipc://$work/empty-into" --into '' >out 2>err
 check_equal "listen --into ''" "$? $(cat err)" "2 pikoc listen: --into '': expected a database file, or none"
+mkdir fresh-keys
+"$pikoc" listen "ipc://$work/nokeys" --into no/such/dir.db --curve-keys fresh-keys >out 2>err
+check_equal "listen: a database that cannot be made is refused before any key is written" \
+    "$? $(cat err) $(ls fresh-keys | wc -l)" \
+    "2 pikoc listen: no/such/dir.db: cannot create: No such file or directory 0"
 "$pikoc" listen "ipc://$work/empty-keys" --into none --curve-keys '' >out 2>err
 check_equal "listen --curve-keys ''" "$? $(cat err)" "2 pikoc listen: --curve-keys '': expected a directory"
 "$pikoc" listen $(for i in $(seq 17); do printf ' -s ipc://x%d' "$i"; done) --into none >out 2>err

@@ -175,6 +175,8 @@ void pk_json_string(FILE *out, const char *text);
  * surrogate (ED A0..BF) or a code point above U+10FFFF.
  */
 size_t pk_utf8_char(const char *text);
+/* Writes the character text starts with, or U+FFFD when it starts none; the bytes read. */
+size_t pk_utf8_put(FILE *out, const char *text);
 /* The bytes of text's first `count` characters; a byte outside any character counts as one. */
 size_t pk_utf8_prefix(const char *text, size_t count);
 /* snprintf, except that what is cut to fit ends before the character it would split. */
@@ -254,6 +256,11 @@ typedef struct pk_output {
 } pk_output;
 /* 0, or the status to exit with after a reported error. */
 int pk_output_open(pk_output *o, pk_query *q, const char *path);
+/*
+ * Refuses an -o path that is empty or q's database (option names it in the
+ * message: "--db", "--vs"); 0, or PK_EXIT_USAGE after the message.
+ */
+int pk_output_check(pk_query *q, const char *path, const char *option);
 /* Flushed and closed, renamed into place when status is 0; the status to exit with. */
 int pk_output_close(pk_output *o, pk_query *q, int status);
 

@@ -1189,7 +1189,12 @@ static int listen_main(int argc, char **argv)
         if (pk_zmq_check_endpoint(c.publishers[i], false, &err) != 0)
             return pk_cli_usage(&p, "--subscribe: %s", err.message);
     c.tty = isatty(STDOUT_FILENO);
-    /* The sockets first: a bad endpoint leaves no new database behind. */
+    /* The database is checked first and opened last: neither a bad database
+     * leaves new keys behind, nor a bad endpoint a new database. */
+    if (strcmp(c.path, "none") != 0 && pk_store_check_write(c.path, &err) != 0) {
+        pk_cli_error("listen", "%s", err.message);
+        return PK_EXIT_USAGE;
+    }
     int status = open_socket(&c, curve_dir);
     if (status == 0 && strcmp(c.path, "none") != 0) {
         c.writer = pk_store_writer_open(c.path, &err);

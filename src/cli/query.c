@@ -2,7 +2,8 @@
  * query.c — what the query commands share: the --db/--format/--run options,
  * opening the database read-only through the store (which checks that it is
  * a pikoc database this pikoc reads), and printing a statement's rows
- * through the one formatter. Nothing here writes to the database.
+ * through the one formatter; and the output files export and the pictures
+ * write (-o). Nothing here writes to the database.
  */
 #include "cli.h"
 #include "store.h"
@@ -243,21 +244,38 @@ static FILE *open_beside(pk_output *o, const struct stat *existing)
     return f;
 }
 
+int pk_output_check(pk_query *q, const char *path, const char *option)
+{
+    if (!*path) {
+        pk_cli_error(q->command->name, "-o '': expected a file, or - for stdout");
+        return PK_EXIT_USAGE;
+    }
+    if (strcmp(path, "-") != 0 && same_file(path, q->path)) {
+        pk_cli_error(q->command->name, "-o '%s': that is the database it reads (%s)", path, option);
+        return PK_EXIT_USAGE;
+    }
+    return 0;
+}
+
 int pk_output_open(pk_output *o, pk_query *q, const char *path)
 {
     o->path = path;
     o->temp = NULL;
     o->file = NULL;
+    int status = pk_output_check(q, path, "--db");
+    if (status != 0)
+        return status;
     if (strcmp(path, "-") == 0) {
         o->file = stdout;
         return 0;
     }
-    if (same_file(path, q->path)) {
-        pk_cli_error(q->command->name, "-o '%s': that is the database it reads (--db)", path);
-        return PK_EXIT_USAGE;
-    }
     struct stat st;
     bool exists = lstat(path, &st) == 0;
+    if (exists && S_ISREG(st.st_mode) && access(path, W_OK) != 0) {
+        /* renaming over it would write what its mode forbids */
+        pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
+        return PK_EXIT_FAILURE;
+    }
     if (!exists || S_ISREG(st.st_mode))
         o->file = open_beside(o, exists ? &st : NULL);
     if (!o->file && !(o->file = fopen(path, "w"))) {
@@ -273,7 +291,6 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
         return status;
     bool to_stdout = o->file == stdout;
     const char *where = to_stdout ? "the output" : o->path;
-    errno = 0;
     if ((fflush(o->file) != 0 || ferror(o->file)) && status == 0)
         status = pk_query_write_failed(q, where);
     if (!to_stdout && fclose(o->file) != 0 && status == 0)

@@ -586,6 +586,8 @@ static int report_main(int argc, char **argv)
     int status = pk_query_open(&q, true);
     if (status == 0 && vs_arg)
         status = pk_query_open(&vs, true);
+    if (status == 0 && vs_arg)
+        status = pk_output_check(&vs, args.output, "--vs");
     if (status == 0)
         status = pk_picture_save(&q, args.output, write_report, vs_arg ? &vs : NULL);
     pk_query_close(&vs);

@@ -39,16 +39,12 @@ void pk_markup_escape(FILE *out, const char *text)
                 fputc('?', out);
             } else if (c < 0x80) {
                 fputc(c, out);
+            } else if (pk_utf8_char(p) == 3 && c == 0xef && (unsigned char)p[1] == 0xbf &&
+                       (unsigned char)p[2] >= 0xbe) {
+                fputc('?', out); /* U+FFFE and U+FFFF: not XML characters either */
+                p += 2;
             } else {
-                size_t length = pk_utf8_char(p);
-                if (length == 0)
-                    fputs(PK_UTF8_REPLACEMENT, out);
-                else if (length == 3 && c == 0xef && (unsigned char)p[1] == 0xbf &&
-                         (unsigned char)p[2] >= 0xbe)
-                    fputc('?', out); /* U+FFFE and U+FFFF: not XML characters either */
-                else
-                    fwrite(p, 1, length, out);
-                p += length ? length - 1 : 0;
+                p += pk_utf8_put(out, p) - 1;
             }
         }
     }

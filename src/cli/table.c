@@ -101,12 +101,7 @@ void pk_json_string(FILE *out, const char *text)
             } else if (c < 0x80) {
                 fputc(c, out);
             } else {
-                size_t length = pk_utf8_char(p);
-                if (length == 0)
-                    fputs(PK_UTF8_REPLACEMENT, out);
-                for (size_t i = 0; i < length; i++)
-                    fputc(p[i], out);
-                p += length ? length - 1 : 0;
+                p += pk_utf8_put(out, p) - 1;
             }
         }
     }
@@ -146,6 +141,17 @@ size_t pk_utf8_char(const char *text)
     for (size_t i = 2; i < length; i++)
         if ((s[i] & 0xc0) != 0x80)
             return 0;
+    return length;
+}
+
+size_t pk_utf8_put(FILE *out, const char *text)
+{
+    size_t length = pk_utf8_char(text);
+    if (length == 0) {
+        fputs(PK_UTF8_REPLACEMENT, out);
+        return 1;
+    }
+    fwrite(text, 1, length, out);
     return length;
 }
 
