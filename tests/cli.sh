@@ -349,6 +349,13 @@ if [ "$sanitizers" != yes ]; then
     check_equal "flame --weight leaked without recorded calls: the allocating function" \
         "$status $(grep -o '<title>each ([^)]*allocs.c): [^<]*' out | sed 's/.*: //')" \
         "0 2364 bytes (2.3 KiB), 100.00%, its allocations"
+    for cmd in top tree; do
+        pk "$cmd" --db alloc.db --run 2
+        check_equal "$cmd of a run of the alloc monitor alone: no calls, and where to look" "$status $(cat err)" \
+            "2 pikoc $cmd: run 2 recorded allocations only (monitor alloc), no calls: see its sites with pikoc top --by bytes or pikoc leaks"
+    done
+    pk top --db alloc.db --run 2 --by bytes --format csv
+    check_equal "top --by bytes of that run: its sites" "$status $(tr -d '\r' <out | awk -F, 'NR == 2 { print $1 }')" "0 each"
     pk plot alloc.db --run 1 -o alloc.svg
     check_equal "plot: the heap peak of the allocation records" \
         "$status $(grep -o 'class="peak">heap peak: [^<]* at' alloc.svg)" \

@@ -307,6 +307,12 @@ const char *pk_query_stack_text(bool folded);
  * PK_EXIT_USAGE.
  */
 int pk_query_alloc_run(pk_query *q);
+/*
+ * 0 unless q's run was recorded by the alloc monitor alone, which records
+ * no calls; then reports it, naming the commands that read such a run, and
+ * returns PK_EXIT_USAGE (or the read error's status).
+ */
+int pk_query_call_run(pk_query *q);
 /* Reports a failed write of the output and returns PK_EXIT_FAILURE. */
 int pk_query_write_failed(pk_query *q, const char *where);
 /*

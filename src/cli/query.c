@@ -205,6 +205,19 @@ int pk_query_alloc_run(pk_query *q)
     return PK_EXIT_USAGE;
 }
 
+int pk_query_call_run(pk_query *q)
+{
+    pk_run_facts facts;
+    int status = pk_query_run_facts(q, &facts);
+    if (status != 0 || strcmp(facts.monitor, "alloc") != 0)
+        return status;
+    pk_cli_error(q->command->name,
+                 "run %lld recorded allocations only (monitor alloc), no calls: see its sites "
+                 "with pikoc top --by bytes or pikoc leaks",
+                 (long long)q->run_id);
+    return PK_EXIT_USAGE;
+}
+
 int pk_query_write_failed(pk_query *q, const char *where)
 {
     pk_cli_error(q->command->name, "cannot write %s: %s", where, strerror(errno ? errno : EIO));

@@ -152,6 +152,10 @@ static int top_main(int argc, char **argv)
         pk_query_close(&q);
         return status;
     }
+    if ((status = pk_query_call_run(&q)) != 0) {
+        pk_query_close(&q);
+        return status;
+    }
     /* Unmeasured values (NULL) rank last; ties go by name so the order is stable. */
     char sql[1024];
     snprintf(sql, sizeof sql,

@@ -212,6 +212,10 @@ static int tree_main(int argc, char **argv)
     status = pk_query_open(&q, true);
     if (status != 0)
         return status;
+    if ((status = pk_query_call_run(&q)) != 0) {
+        pk_query_close(&q);
+        return status;
+    }
     pk_call_tree t;
     status = pk_call_tree_load(&q, &t);
     if (status == 0) {
