@@ -72,8 +72,8 @@ static int parse_recorder_spec(const char *spec_text, pk_spec *spec,
     if (!ops) {
         char known[256];
         pk_recorder_known(known, sizeof known);
-        return pk_fail(err, "recorder spec '%s': unknown kind '%s' (known: %s)", spec_text,
-                       spec->kind, known);
+        return pk_fail(err, "recorder spec '%.*s%s': unknown kind '%s' (known: %s)",
+                       PK_QUOTE(spec_text), spec->kind, known);
     }
     *flush = false;
     *options = 0;
@@ -86,16 +86,16 @@ static int parse_recorder_spec(const char *spec_text, pk_spec *spec,
         } else {
             char known[256];
             known_options(ops, known, sizeof known);
-            return pk_fail(err, "recorder spec '%s': unknown option '%s' (known: %s)", spec_text,
-                           spec->options[i], known);
+            return pk_fail(err, "recorder spec '%.*s%s': unknown option '%s' (known: %s)",
+                           PK_QUOTE(spec_text), spec->options[i], known);
         }
     }
     if (ops->needs_arg && !spec->arg)
-        return pk_fail(err, "recorder spec '%s': missing argument (expected %s)", spec_text,
-                       ops->usage ? ops->usage : ops->name);
+        return pk_fail(err, "recorder spec '%.*s%s': missing argument (expected %s)",
+                       PK_QUOTE(spec_text), ops->usage ? ops->usage : ops->name);
     if (!ops->needs_arg && spec->arg)
-        return pk_fail(err, "recorder spec '%s': '%s' takes no argument (expected %s)", spec_text,
-                       spec->kind, ops->usage ? ops->usage : ops->name);
+        return pk_fail(err, "recorder spec '%.*s%s': '%s' takes no argument (expected %s)",
+                       PK_QUOTE(spec_text), spec->kind, ops->usage ? ops->usage : ops->name);
     *ops_out = ops;
     return 0;
 }
@@ -114,7 +114,7 @@ int pk_recorder_check_spec(const char *spec_text, pk_error *err)
     int pub = option_bit(ops, "pub");
     pk_error inner;
     if (pk_zmq_check_settings(spec.arg, pub >= 0 && (options & (1u << pub)), &inner) != 0)
-        return pk_fail(err, "recorder spec '%s': %s", spec_text, inner.message);
+        return pk_fail(err, "recorder spec '%.*s%s': %s", PK_QUOTE(spec_text), inner.message);
     return 0;
 }
 
@@ -129,7 +129,7 @@ pk_recorder *pk_recorder_open(const char *spec_text, pk_error *err)
     pk_error inner;
     pk_recorder *r = recorder_new(ops, spec.arg, options, &inner);
     if (!r) {
-        pk_fail(err, "recorder spec '%s': %s", spec_text, inner.message);
+        pk_fail(err, "recorder spec '%.*s%s': %s", PK_QUOTE(spec_text), inner.message);
         return NULL;
     }
     free(r->spec);
