@@ -329,6 +329,47 @@ static void utf8_characters_and_cuts(void **state)
     assert_string_equal(buf, "ab€");
 }
 
+/*
+ * The aligned table pads by terminal columns: é is one column in two bytes,
+ * 日本語 six in nine, a combining acute none, 😀 two; a byte outside any
+ * character (written as is) one. Each column starts at the same place on
+ * every row, the header's too.
+ */
+static void table_aligns_by_display_width(void **state)
+{
+    (void)state;
+    static const pk_column columns[] = {
+        {"name", PK_COLUMN_TEXT}, {"größe", PK_COLUMN_INTEGER}, {"note", PK_COLUMN_TEXT}};
+    static const struct {
+        const char *name;
+        int64_t size;
+        const char *note;
+    } rows[] = {{"café", 1, "a"},
+                {"日本語", 22, "b"},
+                {"e\xcc\x81", 333, "c"},
+                {"\xe9t\xe9", 4, "d"},
+                {"😀x", 5, "e"}};
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    pk_table *t = pk_table_new(out, PK_FORMAT_TABLE, columns, PK_ARRAY_SIZE(columns));
+    for (size_t i = 0; i < PK_ARRAY_SIZE(rows); i++) {
+        pk_table_text(t, rows[i].name);
+        pk_table_int(t, rows[i].size);
+        pk_table_text(t, rows[i].note);
+    }
+    assert_int_equal(pk_table_finish(t), 0);
+    fclose(out);
+    assert_string_equal(text, "name    größe  note\n"
+                              "-------------------\n"
+                              "café        1  a\n"
+                              "日本語     22  b\n"
+                              "e\xcc\x81         333  c\n"
+                              "\xe9t\xe9         4  d\n"
+                              "😀x         5  e\n");
+    free(text);
+}
+
 static void numbers_drop_trailing_zeros(void **state)
 {
     (void)state;
@@ -863,6 +904,7 @@ int main(void)
         cmocka_unit_test(markup_escape_makes_valid_utf8),
         cmocka_unit_test(json_string_makes_valid_utf8),
         cmocka_unit_test(utf8_characters_and_cuts),
+        cmocka_unit_test(table_aligns_by_display_width),
         cmocka_unit_test(numbers_drop_trailing_zeros),
         cmocka_unit_test(axes_pick_units_and_nice_steps),
         cmocka_unit_test(colours_follow_the_name),

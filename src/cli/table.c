@@ -205,10 +205,66 @@ static void json_cell(pk_table *t, const char *text, bool raw)
 
 /* ---- the aligned table ---------------------------------------------------------- */
 
+/*
+ * The aligned table is sized in terminal columns, not bytes: two for a
+ * character of East Asian width W or F, none for a combining mark, one for
+ * any other character and for each byte outside one (the table writes it as
+ * is). Fixed ranges rather than wcwidth, so that the output does not depend
+ * on the user's locale.
+ */
+typedef struct code_range {
+    uint32_t first, last;
+} code_range;
+
+static const code_range wide_ranges[] = {
+    {0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3040, 0xa4cf},   {0xac00, 0xd7a3},
+    {0xf900, 0xfaff},   {0xfe30, 0xfe4f},   {0xff00, 0xff60},   {0xffe0, 0xffe6},
+    {0x1f300, 0x1f64f}, {0x1f900, 0x1f9ff}, {0x20000, 0x3fffd},
+};
+
+/* The combining diacritical blocks, zero-width spaces and joiners, variation selectors. */
+static const code_range zero_width_ranges[] = {
+    {0x0300, 0x036f}, {0x1ab0, 0x1aff}, {0x1dc0, 0x1dff}, {0x200b, 0x200f},
+    {0x20d0, 0x20ff}, {0xfe00, 0xfe0f}, {0xfe20, 0xfe2f},
+};
+
+static bool in_ranges(uint32_t c, const code_range *ranges, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (c >= ranges[i].first && c <= ranges[i].last)
+            return true;
+    return false;
+}
+
+/* The columns a terminal gives the first length bytes of text. */
+static size_t display_width(const char *text, size_t length)
+{
+    static const unsigned char lead_bits[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+    size_t width = 0;
+    for (size_t i = 0; i < length;) {
+        const unsigned char *s = (const unsigned char *)text + i;
+        size_t n = s[0] < 0x80 ? 1 : pk_utf8_char(text + i);
+        if (n <= 1) {
+            width++;
+            i++;
+            continue;
+        }
+        uint32_t c = s[0] & lead_bits[n];
+        for (size_t k = 1; k < n; k++)
+            c = c << 6 | (s[k] & 0x3f);
+        if (in_ranges(c, wide_ranges, PK_ARRAY_SIZE(wide_ranges)))
+            width += 2;
+        else if (!in_ranges(c, zero_width_ranges, PK_ARRAY_SIZE(zero_width_ranges)))
+            width++;
+        i += n;
+    }
+    return width;
+}
+
 static void print_padded(pk_table *t, size_t column, const char *text, size_t length)
 {
-    size_t width = t->widths[column];
-    size_t pad = width > length ? width - length : 0;
+    size_t width = t->widths[column], shown = display_width(text, length);
+    size_t pad = width > shown ? width - shown : 0;
     bool last = column + 1 == t->count;
     if (column > 0)
         fputs("  ", t->out);
@@ -230,9 +286,10 @@ static void start_streaming(pk_table *t)
 {
     size_t total = 0;
     for (size_t i = 0; i < t->count; i++) {
-        size_t w = header_length(&t->columns[i]);
+        size_t w = display_width(t->columns[i].name, header_length(&t->columns[i]));
         for (size_t r = 0; r < t->held; r++) {
-            size_t n = strlen(t->cells[r * t->count + i]);
+            const char *text = t->cells[r * t->count + i];
+            size_t n = display_width(text, strlen(text));
             if (n > w)
                 w = n;
         }
