@@ -336,7 +336,7 @@ static void print_call(const joined *j, const span *c, int level)
     }
     char reply[160];
     if (c->reply)
-        snprintf(reply, sizeof reply, "until '%s'", c->reply);
+        pk_text_format(reply, sizeof reply, "until '%s'", c->reply); /* a whole character last */
     else
         snprintf(reply, sizeof reply, "until the finish");
     printf("%*s= remote call to run %" PRId64 " (%s): waited %0.4f ms, worked %0.4f ms, "
