@@ -858,6 +858,18 @@ pk export --format csv -o kept.txt
 check_equal "export replaces a file whole (a new file), with its mode, and leaves nothing beside it" \
     "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $([ "$(stat -c %i kept.txt)" != "$inode" ] && echo new) $(ls kept.txt.* 2>/dev/null | wc -l)" \
     "0 index, 640 new 0"
+# Killed while it writes (SIGTERM as the temporary file appears): the file is
+# removed with it, and what -o names is left as it was.
+pk run -q --monitor function --record sqlite:big.db -- "$(prog recursion)" 27
+"$pikoc" export --db big.db -o kept.txt >/dev/null 2>&1 &
+exporter=$!
+i=0
+while ! ls kept.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+kill -TERM $exporter
+wait $exporter
+check_equal "export killed as it writes: its temporary file goes with it" \
+    "$? $(ls kept.txt.* 2>/dev/null | wc -l) $(head -c 6 kept.txt)" "143 0 index,"
+rm -f big.db
 bad "export -o ''" "pikoc export: -o '': expected a file, or - for stdout" export -o ''
 cp pikoc.db other.db
 bad "report --vs OTHER -o OTHER: the database compared with is refused too" \

@@ -9,6 +9,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -257,6 +258,42 @@ static FILE *open_beside(pk_output *o, const struct stat *existing)
     return f;
 }
 
+/*
+ * A signal that ends the command while a temporary output file is open
+ * takes the file with it: its path is kept here for the handler, which
+ * removes it and dies of the signal as it would have.
+ */
+static const int ending_signals[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction ending_before[PK_ARRAY_SIZE(ending_signals)];
+static const char *volatile temporary;
+
+static void remove_temporary(int sig)
+{
+    if (temporary)
+        unlink(temporary); /* async-signal-safe */
+    for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++)
+        sigaction(ending_signals[i], &ending_before[i], NULL);
+    raise(sig);
+}
+
+static void guard_temporary(const char *path)
+{
+    struct sigaction sa = {.sa_handler = remove_temporary};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++)
+        sigaddset(&sa.sa_mask, ending_signals[i]);
+    temporary = path;
+    for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++)
+        sigaction(ending_signals[i], &sa, &ending_before[i]);
+}
+
+static void unguard_temporary(void)
+{
+    for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++)
+        sigaction(ending_signals[i], &ending_before[i], NULL);
+    temporary = NULL;
+}
+
 int pk_output_check(pk_query *q, const char *path, const char *option)
 {
     if (!*path) {
@@ -291,6 +328,8 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
     }
     if (!exists || S_ISREG(st.st_mode))
         o->file = open_beside(o, exists ? &st : NULL);
+    if (o->temp)
+        guard_temporary(o->temp);
     if (!o->file && !(o->file = fopen(path, "w"))) {
         pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
         return PK_EXIT_FAILURE;
@@ -313,6 +352,7 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
             status = pk_query_write_failed(q, where);
         if (status != 0)
             unlink(o->temp); /* what was at path stays */
+        unguard_temporary();
         free(o->temp);
     }
     o->file = NULL;
