@@ -861,15 +861,25 @@ check_equal "export replaces a file whole (a new file), with its mode, and leave
 # Killed while it writes (SIGTERM as the temporary file appears): the file is
 # removed with it, and what -o names is left as it was.
 pk run -q --monitor function --record sqlite:big.db -- "$(prog recursion)" 27
-"$pikoc" export --db big.db -o kept.txt >/dev/null 2>&1 &
+printf 'kept\n' >sig.txt
+"$pikoc" export --db big.db -o sig.txt >/dev/null 2>&1 &
 exporter=$!
 i=0
-while ! ls kept.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+while ! ls sig.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
 kill -TERM $exporter
 wait $exporter
 check_equal "export killed as it writes: its temporary file goes with it" \
-    "$? $(ls kept.txt.* 2>/dev/null | wc -l) $(head -c 6 kept.txt)" "143 0 index,"
-rm -f big.db
+    "$? $(ls sig.txt.* 2>/dev/null | wc -l) $(cat sig.txt)" "143 0 kept"
+# ... but a signal that was ignored (SIGHUP under nohup) stays ignored.
+(trap '' HUP && exec "$pikoc" export --db big.db -o sig.txt) >/dev/null 2>&1 &
+exporter=$!
+i=0
+while ! ls sig.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+kill -HUP $exporter
+wait $exporter
+check_equal "export with SIGHUP ignored: a SIGHUP as it writes changes nothing" \
+    "$? $(ls sig.txt.* 2>/dev/null | wc -l) $(head -c 15 sig.txt)" '0 0 {"displayTimeUn'
+rm -f big.db sig.txt
 bad "export -o ''" "pikoc export: -o '': expected a file, or - for stdout" export -o ''
 cp pikoc.db other.db
 bad "report --vs OTHER -o OTHER: the database compared with is refused too" \

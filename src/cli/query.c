@@ -283,8 +283,11 @@ static void guard_temporary(const char *path)
     for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++)
         sigaddset(&sa.sa_mask, ending_signals[i]);
     temporary = path;
-    for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++)
-        sigaction(ending_signals[i], &sa, &ending_before[i]);
+    for (size_t i = 0; i < PK_ARRAY_SIZE(ending_signals); i++) {
+        sigaction(ending_signals[i], NULL, &ending_before[i]);
+        if (ending_before[i].sa_handler != SIG_IGN) /* under nohup, SIGHUP ends nothing */
+            sigaction(ending_signals[i], &sa, NULL);
+    }
 }
 
 static void unguard_temporary(void)
