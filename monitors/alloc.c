@@ -89,10 +89,10 @@ int pk_alloc_parse_stack(const char *what, const char *text, uint32_t *depth, pk
 /* PIKOC_STACK: frames per allocation; 0 (the call site only) when unset. */
 static int stack_depth(uint32_t *depth, pk_error *err)
 {
-    const char *text = getenv("PIKOC_STACK");
+    const char *text = pk_setting("PIKOC_STACK");
     *depth = 0;
     pk_error inner;
-    if (text && *text && pk_alloc_parse_stack("PIKOC_STACK", text, depth, &inner) != 0)
+    if (text && pk_alloc_parse_stack("PIKOC_STACK", text, depth, &inner) != 0)
         return pk_fail(err, "monitor 'alloc': %s", inner.message);
     return 0;
 }
@@ -153,10 +153,10 @@ static void *sampler_main(void *unused)
 /* PIKOC_SAMPLE_INTERVAL: a duration, 0 for no samples; 10 ms when unset. */
 static int sample_interval(uint64_t *ns, pk_error *err)
 {
-    const char *text = getenv("PIKOC_SAMPLE_INTERVAL");
+    const char *text = pk_setting("PIKOC_SAMPLE_INTERVAL");
     *ns = DEFAULT_SAMPLE_INTERVAL_NS;
     pk_error inner;
-    if (text && *text && pk_parse_duration("PIKOC_SAMPLE_INTERVAL", text, ns, &inner) != 0)
+    if (text && pk_parse_duration("PIKOC_SAMPLE_INTERVAL", text, ns, &inner) != 0)
         return pk_fail(err, "monitor 'alloc': %s", inner.message);
     return 0;
 }

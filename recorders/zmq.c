@@ -177,8 +177,8 @@ static int read_key(const char *variable, const char *value, char key[41], pk_er
 static int linger_setting(uint64_t *ns, pk_error *err)
 {
     *ns = DEFAULT_LINGER_NS;
-    const char *linger = getenv("PIKOC_ZMQ_LINGER");
-    return linger && *linger ? pk_parse_duration("PIKOC_ZMQ_LINGER", linger, ns, err) : 0;
+    const char *linger = pk_setting("PIKOC_ZMQ_LINGER");
+    return linger ? pk_parse_duration("PIKOC_ZMQ_LINGER", linger, ns, err) : 0;
 }
 
 /* A publisher's PIKOC_ZMQ_HWM and PIKOC_ZMQ_SUBSCRIBERS, or their defaults; no CURVE key. */
@@ -186,17 +186,16 @@ static int publisher_settings(uint64_t *hwm, uint64_t *subscribers, pk_error *er
 {
     *hwm = DEFAULT_PUB_HWM;
     *subscribers = 0;
-    const char *text = getenv("PIKOC_ZMQ_HWM");
-    if (text && *text && pk_parse_uint("PIKOC_ZMQ_HWM", text, hwm, err) != 0)
+    const char *text = pk_setting("PIKOC_ZMQ_HWM");
+    if (text && pk_parse_uint("PIKOC_ZMQ_HWM", text, hwm, err) != 0)
         return -1;
     if (*hwm == 0 || *hwm > INT_MAX)
         return pk_fail(err, "PIKOC_ZMQ_HWM '%s': expected a number of batches from 1 to %d", text,
                        INT_MAX);
-    text = getenv("PIKOC_ZMQ_SUBSCRIBERS");
-    if (text && *text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, subscribers, err) != 0)
+    text = pk_setting("PIKOC_ZMQ_SUBSCRIBERS");
+    if (text && pk_parse_uint("PIKOC_ZMQ_SUBSCRIBERS", text, subscribers, err) != 0)
         return -1;
-    text = getenv("PIKOC_ZMQ_SERVER_KEY");
-    if (text && *text)
+    if (pk_setting("PIKOC_ZMQ_SERVER_KEY"))
         return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: "
                             "senders do); bind it to loopback or ipc");
     return 0;
@@ -209,7 +208,7 @@ static int read_curve_keys(const char *server, const char *client, char key[41],
 {
     if (read_key("PIKOC_ZMQ_SERVER_KEY", server, key, err) != 0)
         return -1;
-    return client && *client ? read_key("PIKOC_ZMQ_CLIENT_KEY", client, secret_key, err) : 0;
+    return client ? read_key("PIKOC_ZMQ_CLIENT_KEY", client, secret_key, err) : 0;
 }
 
 /*
@@ -220,12 +219,12 @@ static int read_curve_keys(const char *server, const char *client, char key[41],
 static int set_curve(zmq_state *s, const char *server, pk_error *err)
 {
     char key[41], public_key[41], secret_key[41];
-    const char *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
+    const char *client = pk_setting("PIKOC_ZMQ_CLIENT_KEY");
     if (!libzmq.has("curve"))
         return pk_fail(err, "PIKOC_ZMQ_SERVER_KEY: this libzmq has no CURVE support");
     if (read_curve_keys(server, client, key, secret_key, err) != 0)
         return -1;
-    if (client && *client) {
+    if (client) {
         if (libzmq.curve_public(public_key, secret_key) != 0)
             return pk_fail(err, "PIKOC_ZMQ_CLIENT_KEY '%s': not a Z85 secret key", client);
     } else if (libzmq.curve_keypair(public_key, secret_key) != 0) {
@@ -246,12 +245,12 @@ static int set_curve(zmq_state *s, const char *server, pk_error *err)
 static int open_dealer(zmq_state *s, const char *arg, pk_error *err)
 {
     int hwm = 2 * WINDOW + 8;
-    const char *server = getenv("PIKOC_ZMQ_SERVER_KEY");
+    const char *server = pk_setting("PIKOC_ZMQ_SERVER_KEY");
     int immediate = s->immediate;
     if (libzmq.setsockopt(s->socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         libzmq.setsockopt(s->socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0)
         return socket_failed(err, arg);
-    if (server && *server && set_curve(s, server, err) != 0)
+    if (server && set_curve(s, server, err) != 0)
         return -1;
     if (libzmq.connect(s->socket, arg) != 0)
         return pk_fail(err, "cannot connect to '%s': %s (expected tcp://HOST:PORT or ipc://PATH)",
@@ -311,9 +310,11 @@ int pk_zmq_check_settings(const char *endpoint, bool publisher, pk_error *err)
         return -1;
     if (publisher)
         return publisher_settings(&hwm, &subscribers, err);
-    const char *server = getenv("PIKOC_ZMQ_SERVER_KEY"), *client = getenv("PIKOC_ZMQ_CLIENT_KEY");
+    const char *server = pk_setting("PIKOC_ZMQ_SERVER_KEY");
     char key[41], secret_key[41];
-    return server && *server ? read_curve_keys(server, client, key, secret_key, err) : 0;
+    return server
+               ? read_curve_keys(server, pk_setting("PIKOC_ZMQ_CLIENT_KEY"), key, secret_key, err)
+               : 0;
 }
 
 /* The socket: a DEALER connected to the collector at arg, or (zmq+pub:) a publisher bound there. */

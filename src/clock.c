@@ -73,10 +73,10 @@ int pk_clock_parse(const char *text, bool *monotonic, pk_error *err)
 
 static void choose_clock(void)
 {
-    const char *want = getenv("PIKOC_CLOCK");
+    const char *want = pk_setting("PIKOC_CLOCK");
     bool monotonic = false;
     pk_error err;
-    if (want && *want && pk_clock_parse(want, &monotonic, &err) != 0)
+    if (want && pk_clock_parse(want, &monotonic, &err) != 0)
         pk_warn("%s; using the TSC when it is invariant, else CLOCK_MONOTONIC", err.message);
     pk_clock_use_tsc = false;
 #if PK_HAVE_TSC
@@ -96,4 +96,3 @@ const char *pk_clock_name(void)
 {
     return pk_clock_use_tsc ? "tsc" : "monotonic";
 }
-

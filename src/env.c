@@ -31,6 +31,12 @@ static int each_item(const char *text, int (*fn)(void *ctx, const char *item, pk
     return rc;
 }
 
+const char *pk_setting(const char *name)
+{
+    const char *value = getenv(name);
+    return value && *value ? value : NULL;
+}
+
 static int add_recorder(void *ctx, const char *spec, pk_error *err)
 {
     return pk_monitor_record(ctx, spec, err) ? 0 : -1;
@@ -71,8 +77,8 @@ static const struct {
 static int add_filters(pk_logger *lg, pk_error *err)
 {
     for (size_t i = 0; i < PK_ARRAY_SIZE(filter_variables); i++) {
-        const char *value = getenv(filter_variables[i].variable);
-        if (!value || !*value) /* empty: as unset */
+        const char *value = pk_setting(filter_variables[i].variable);
+        if (!value)
             continue;
         char *spec = pk_spec_join(filter_variables[i].filter, value);
         pk_error inner;
@@ -81,7 +87,7 @@ static int add_filters(pk_logger *lg, pk_error *err)
         if (rc != 0)
             return pk_fail(err, "%s: %s", filter_variables[i].variable, inner.message);
     }
-    const char *more = getenv("PIKOC_FILTER");
+    const char *more = pk_setting("PIKOC_FILTER");
     if (more) {
         pk_error inner;
         if (each_item(more, add_filter, lg, &inner) != 0)
@@ -96,9 +102,9 @@ static int add_filters(pk_logger *lg, pk_error *err)
  */
 static pk_monitor *configure(const char *record, bool apart, pk_error *err)
 {
-    const char *name = getenv("PIKOC_MONITOR");
+    const char *name = pk_setting("PIKOC_MONITOR");
     pk_error inner;
-    pk_monitor *m = pk_monitor_new(name && *name ? name : "function-memory", &inner);
+    pk_monitor *m = pk_monitor_new(name ? name : "function-memory", &inner);
     if (!m) {
         pk_fail(err, "PIKOC_MONITOR: %s", inner.message);
         return NULL;
@@ -113,8 +119,8 @@ static pk_monitor *configure(const char *record, bool apart, pk_error *err)
     for (size_t i = 0; i < pk_monitor_logger_count(m); i++)
         if (add_filters(pk_monitor_logger_at(m, i), err) != 0)
             goto fail;
-    const char *focus = getenv("PIKOC_FOCUS");
-    if (focus && *focus && pk_monitor_focus(m, focus, &inner) != 0) {
+    const char *focus = pk_setting("PIKOC_FOCUS");
+    if (focus && pk_monitor_focus(m, focus, &inner) != 0) {
         pk_fail(err, "PIKOC_FOCUS: %s", inner.message);
         goto fail;
     }
@@ -162,8 +168,8 @@ void pk_auto_restart(void)
 {
     pk_monitor *old = auto_monitor;
     auto_monitor = NULL;
-    const char *record = getenv("PIKOC_RECORD");
-    if (record && *record) {
+    const char *record = pk_setting("PIKOC_RECORD");
+    if (record) {
         pk_error err;
         pk_monitor *m = configure(record, pk_drainer_configure(), &err);
         if (m && pk_monitor_enable(m, &err) == 0)
@@ -197,8 +203,8 @@ static bool serves_process(void)
 
 __attribute__((constructor)) static void auto_start(void)
 {
-    const char *found = getenv("PIKOC_RECORD");
-    if (!found || !*found || !serves_process())
+    const char *found = pk_setting("PIKOC_RECORD");
+    if (!found || !serves_process())
         return;
     char *record = pk_xstrdup(found); /* stop_following may unset it */
     bool apart = pk_drainer_configure();

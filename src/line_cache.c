@@ -40,10 +40,10 @@ static const char *cache_dir(void)
     if (decided)
         return dir;
     decided = true;
-    const char *set = getenv("PIKOC_SYMBOL_CACHE");
+    const char *set = pk_setting("PIKOC_SYMBOL_CACHE");
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int n = -1;
-    if (set && *set)
+    if (set)
         n = strcmp(set, "off") == 0 ? -1 : snprintf(dir, sizeof dir, "%s", set);
     else if (xdg && *xdg == '/')
         n = snprintf(dir, sizeof dir, "%s/pikoc/symbols", xdg);

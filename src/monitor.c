@@ -548,10 +548,10 @@ int pk_at_exec_parse(const char *text, bool *ends, pk_error *err)
  */
 static bool ends_at_exec(void)
 {
-    const char *at = getenv("PIKOC_AT_EXEC");
+    const char *at = pk_setting("PIKOC_AT_EXEC");
     bool ends = true;
     pk_error err;
-    if (at && *at && pk_at_exec_parse(at, &ends, &err) != 0)
+    if (at && pk_at_exec_parse(at, &ends, &err) != 0)
         pk_warn("%s; the run ends", err.message);
     return ends;
 }

@@ -125,11 +125,11 @@ static double ms_between(uint64_t from_raw, uint64_t to_raw)
 static bool listed_in_env(const char *name)
 {
     static _Atomic bool warned;
-    const char *env = getenv("PIKOC_PROFILE");
+    const char *env = pk_setting("PIKOC_PROFILE");
     pk_items items;
     pk_error err;
     bool listed = false;
-    if (!env || !*env)
+    if (!env)
         return false;
     if (pk_items_split(env, "profiler name", "NAME[,NAME...] or all", &items, &err) != 0) {
         if (!atomic_exchange(&warned, true))

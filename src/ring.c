@@ -68,10 +68,10 @@ int pk_ring_events_parse(const char *text, uint64_t *events, pk_error *err)
 /* PIKOC_RING_EVENTS, or the default (unset, empty, or bad: then said on stderr). */
 static uint64_t ring_events_from_env(void)
 {
-    const char *text = getenv("PIKOC_RING_EVENTS");
+    const char *text = pk_setting("PIKOC_RING_EVENTS");
     uint64_t n = DEFAULT_RING_EVENTS;
     pk_error err;
-    if (text && *text && pk_ring_events_parse(text, &n, &err) != 0) /* n is left as it was */
+    if (text && pk_ring_events_parse(text, &n, &err) != 0) /* n is left as it was */
         pk_warn("%s; using rings of %u events", err.message, DEFAULT_RING_EVENTS);
     return n;
 }

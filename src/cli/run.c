@@ -247,13 +247,13 @@ static int check_focus(pk_cli_parser *p, const char *names)
 static int check_settings(void)
 {
     pk_error err;
-    const char *ring = getenv("PIKOC_RING_EVENTS"), *clock = getenv("PIKOC_CLOCK"),
-               *at_exec = getenv("PIKOC_AT_EXEC"), *filters = getenv("PIKOC_FILTER");
+    const char *ring = pk_setting("PIKOC_RING_EVENTS"), *clock = pk_setting("PIKOC_CLOCK"),
+               *at_exec = pk_setting("PIKOC_AT_EXEC"), *filters = pk_setting("PIKOC_FILTER");
     uint64_t events;
     bool monotonic, ends;
-    if ((ring && *ring && pk_ring_events_parse(ring, &events, &err) != 0) ||
-        (clock && *clock && pk_clock_parse(clock, &monotonic, &err) != 0) ||
-        (at_exec && *at_exec && pk_at_exec_parse(at_exec, &ends, &err) != 0) ||
+    if ((ring && pk_ring_events_parse(ring, &events, &err) != 0) ||
+        (clock && pk_clock_parse(clock, &monotonic, &err) != 0) ||
+        (at_exec && pk_at_exec_parse(at_exec, &ends, &err) != 0) ||
         (filters && pk_env_check_filters(filters, &err) != 0)) {
         pk_cli_error("run", "%s", err.message);
         return PK_EXIT_USAGE;
