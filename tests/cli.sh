@@ -860,23 +860,24 @@ check_equal "export replaces a file whole (a new file), with its mode, and leave
     "0 index, 640 new 0"
 # Killed while it writes (SIGTERM as the temporary file appears): the file is
 # removed with it, and what -o names is left as it was.
+# signal_export SIGNAL [IGNORED]: pikoc export of big.db into sig.txt, with IGNORED ignored
+# from the start, sent SIGNAL once its temporary file appears; its status.
+signal_export() {
+    (if [ -n "${2:-}" ]; then trap '' "$2"; fi && exec "$pikoc" export --db big.db -o sig.txt) \
+        >/dev/null 2>&1 &
+    exporter=$!
+    i=0
+    while ! ls sig.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+    kill -"$1" $exporter
+    wait $exporter
+}
 pk run -q --monitor function --record sqlite:big.db -- "$(prog recursion)" 27
 printf 'kept\n' >sig.txt
-"$pikoc" export --db big.db -o sig.txt >/dev/null 2>&1 &
-exporter=$!
-i=0
-while ! ls sig.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
-kill -TERM $exporter
-wait $exporter
+signal_export TERM
 check_equal "export killed as it writes: its temporary file goes with it" \
     "$? $(ls sig.txt.* 2>/dev/null | wc -l) $(cat sig.txt)" "143 0 kept"
 # ... but a signal that was ignored (SIGHUP under nohup) stays ignored.
-(trap '' HUP && exec "$pikoc" export --db big.db -o sig.txt) >/dev/null 2>&1 &
-exporter=$!
-i=0
-while ! ls sig.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
-kill -HUP $exporter
-wait $exporter
+signal_export HUP HUP
 check_equal "export with SIGHUP ignored: a SIGHUP as it writes changes nothing" \
     "$? $(ls sig.txt.* 2>/dev/null | wc -l) $(head -c 15 sig.txt)" '0 0 {"displayTimeUn'
 rm -f big.db sig.txt
