@@ -454,8 +454,8 @@ static bool readable_file(const char *path)
  */
 static int find_preload(char *path, size_t size)
 {
-    const char *override = getenv("PIKOC_PRELOAD");
-    if (override && *override) {
+    const char *override = pk_setting("PIKOC_PRELOAD");
+    if (override) {
         char resolved[PATH_MAX];
         errno = 0;
         if ((size_t)snprintf(path, size, "%s",
