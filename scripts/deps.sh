@@ -4,7 +4,7 @@
 set -eu
 packages="build-essential autoconf automake libtool pkg-config
 libjemalloc-dev libzmq3-dev libsqlite3-dev libdw-dev libelf-dev libcmocka-dev libunwind-dev
-sqlite3 uftrace heaptrack libc-devtools python3-zmq libxml2-utils chromium libc6-dbg"
+sqlite3 uftrace heaptrack libc-devtools python3-zmq libxml2-utils chromium libc6-dbg strace"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=""

@@ -531,6 +531,11 @@ pk run --monitor function --record csv:run.csv --max-depth 1 -- "$(prog nested)"
 check_equal "--record csv --max-depth 1" "$status $(tr -d '\r' <run.csv | awk -F, 'NR > 1 { print $2, $3 }' | tr '\n' '/')" \
     "0 call main/call a/return a/call a/return a/return main/"
 check_equal "summary for a file recorder" "$(grep '^pikoc run:' err)" "pikoc run: records -> csv:run.csv"
+# Run again over its own file (written anew, the same size): still said.
+pk run --monitor function --record csv:run.csv --max-depth 1 -- "$(prog nested)"
+check_equal "a file recorder over the file of an earlier run" \
+    "$status $(grep '^pikoc run:' err) $(tr -d '\r' <run.csv | awk -F, 'NR > 1 { print $2, $3 }' | tr '\n' '/')" \
+    "0 pikoc run: records -> csv:run.csv call main/call a/return a/call a/return a/return main/"
 pk run --monitor function --record sqlite:filters.db --include 'ma*' --exclude main --focus a --min-duration 0ns -- "$(prog nested)"
 check_equal "--include, --exclude, --focus" "$status $(grep -c . err)" "0 2"
 long_include="$(seq -f 'x%04g' 1 900 | paste -sd, -)"
@@ -858,6 +863,14 @@ pk export --format csv -o kept.txt
 check_equal "export replaces a file whole (a new file), with its mode, and leaves nothing beside it" \
     "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $([ "$(stat -c %i kept.txt)" != "$inode" ] && echo new) $(ls kept.txt.* 2>/dev/null | wc -l)" \
     "0 index, 640 new 0"
+# ... and on the disk before its name is: the file synced, renamed, then its directory synced.
+if command -v strace >/dev/null; then
+    mkdir -p synced
+    strace -qq -e trace=fsync,rename,openat -o sync.trace "$pikoc" export --format csv -o synced/kept.txt
+    check_equal "export syncs the file, renames it, syncs the directory" \
+        "$? $(grep -E '^(fsync|rename)|O_DIRECTORY' sync.trace | sed -E 's/^openat\(AT_FDCWD, "([^"]*)".*/open \1/; s/^rename\("synced\/kept.txt.[^"]*", "([^"]*)"\).*/rename \1/; s/^fsync\(.*\) += 0$/fsync/' | tr '\n' ' ')" \
+        "0 fsync rename synced/kept.txt open synced fsync "
+fi
 # Killed while it writes (SIGTERM as the temporary file appears): the file is
 # removed with it, and what -o names is left as it was.
 # signal_export SIGNAL [IGNORED]: pikoc export of big.db into sig.txt, with IGNORED ignored

@@ -343,6 +343,13 @@ LD_PRELOAD="$builddir/tests/.libs/nofork.so" pk run $record --record sqlite:nofo
 check_equal "the drainer cannot be forked: the program runs, the reason said" \
     "$status $(cat err)" "0 pikoc: cannot start the drainer process: Resource temporarily unavailable; the program runs without monitoring
 pikoc run: nothing recorded: nofork.db: no such file"
+# The same with a file recorder whose file is there from before: it was
+# not written, and is not named as where the records went.
+printf 'from before\n' >before.csv
+LD_PRELOAD="$builddir/tests/.libs/nofork.so" pk run $record --record csv:before.csv -- "$crashes" 10 exit 0
+check_equal "the drainer cannot be forked: a file recorder's file from before is left, not named" \
+    "$status $(cat before.csv) $(grep '^pikoc run:' err)" \
+    "0 from before pikoc run: nothing recorded: before.csv: not written in this run"
 
 # The drainer cannot open its recorder: the program runs unmonitored and
 # says why (the program is given the path from where pikoc run started).

@@ -9,6 +9,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -340,6 +341,21 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
     return 0;
 }
 
+/* The rename into the directory of `path` made durable (best effort: some file systems refuse). */
+static void sync_directory(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : NULL;
+    if (slash && !dir)
+        return;
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
 int pk_output_close(pk_output *o, pk_query *q, int status)
 {
     if (!o->file)
@@ -348,11 +364,16 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
     const char *where = to_stdout ? "the output" : o->path;
     if ((fflush(o->file) != 0 || ferror(o->file)) && status == 0)
         status = pk_query_write_failed(q, where);
+    /* On the disk before its name is: whole or not at all, across a crash too. */
+    if (o->temp && status == 0 && fsync(fileno(o->file)) != 0)
+        status = pk_query_write_failed(q, where);
     if (!to_stdout && fclose(o->file) != 0 && status == 0)
         status = pk_query_write_failed(q, where);
     if (o->temp) {
         if (status == 0 && rename(o->temp, o->path) != 0)
             status = pk_query_write_failed(q, where);
+        if (status == 0)
+            sync_directory(o->path);
         if (status != 0)
             unlink(o->temp); /* what was at path stays */
         unguard_temporary();

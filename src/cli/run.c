@@ -938,12 +938,72 @@ static bool report_exit(const pk_spec *spec, pid_t pid, int64_t started_ns, cons
 }
 
 /*
+ * A file recorder's path as it was before the program ran. A regular file
+ * the program left as it was (the same inode, change time and size) was not
+ * written by this run: a recorder opens its file with O_TRUNC, which sets
+ * the change time even when the size stays.
+ */
+typedef struct file_before {
+    bool regular;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec ctime;
+} file_before;
+
+static bool is_file_spec(const pk_spec *spec)
+{
+    return spec->arg && strcmp(spec->kind, "sqlite") != 0 && strcmp(spec->kind, "zmq") != 0;
+}
+
+static void note_files(const run_config *cfg, file_before before[])
+{
+    for (size_t i = 0; i < cfg->record_count; i++) {
+        pk_spec spec;
+        pk_error err;
+        struct stat st;
+        before[i] = (file_before){.regular = false};
+        if (pk_spec_split("recorder spec", cfg->records[i], &spec, &err) == 0 &&
+            is_file_spec(&spec) && stat(spec.arg, &st) == 0 && S_ISREG(st.st_mode))
+            before[i] = (file_before){.regular = true,
+                                      .dev = st.st_dev,
+                                      .ino = st.st_ino,
+                                      .size = st.st_size,
+                                      .ctime = st.st_ctim};
+    }
+}
+
+static bool left_as_it_was(const file_before *before, const struct stat *st)
+{
+    return before->regular && S_ISREG(st->st_mode) && st->st_dev == before->dev &&
+           st->st_ino == before->ino && st->st_size == before->size &&
+           st->st_ctim.tv_sec == before->ctime.tv_sec &&
+           st->st_ctim.tv_nsec == before->ctime.tv_nsec;
+}
+
+/* Whether a file recorder wrote its path in this run; says why not when it did not. */
+static bool file_written(const char *path, const file_before *before)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        pk_cli_error("run", "nothing recorded: %s: %s", path, strerror(errno));
+        return false;
+    }
+    if (left_as_it_was(before, &st)) {
+        pk_cli_error("run", "nothing recorded: %s: not written in this run", path);
+        return false;
+    }
+    return true;
+}
+
+/*
  * Marks the program's run in each sqlite database and through each
  * collector (a run still "running" after its program ended becomes killed,
  * crashed or incomplete) and prints the summary: run id, events, calls,
  * where they went, what to try next.
  */
-static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, int wait_status)
+static void finish_runs(const run_config *cfg, const file_before before[], pid_t pid,
+                        int64_t started_ns, int wait_status)
 {
     int sig = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : -1;
     int exit_status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
@@ -954,14 +1014,13 @@ static void finish_runs(const run_config *cfg, pid_t pid, int64_t started_ns, in
         pk_error err;
         bool split = pk_spec_split("recorder spec", cfg->records[i], &spec, &err) == 0;
         if (!split || strcmp(spec.kind, "sqlite") != 0) {
-            /* a collector that was not there, a file never made: no "records ->" */
+            /* a collector that was not there, a file never made or not written: no
+             * "records ->" */
             bool went = true;
-            if (split && strcmp(spec.kind, "zmq") == 0) {
+            if (split && strcmp(spec.kind, "zmq") == 0)
                 went = report_exit(&spec, pid, started_ns, status, sig, exit_status);
-            } else if (split && spec.arg && access(spec.arg, F_OK) != 0) {
-                pk_cli_error("run", "nothing recorded: %s: %s", spec.arg, strerror(errno));
-                went = false;
-            }
+            else if (split && is_file_spec(&spec))
+                went = file_written(spec.arg, &before[i]);
             if (went && !cfg->quiet)
                 fprintf(stderr, "pikoc run: records -> %s\n", cfg->records[i]);
             continue;
@@ -1024,6 +1083,8 @@ static int run_main(int argc, char **argv)
 
     pid_t pid = 0;
     int exec_error = 0;
+    file_before before[MAX_RECORDS];
+    note_files(&cfg, before);
     int64_t started_ns = wall_clock_ns(); /* the program's run starts after this */
     int wait_status = start_and_wait(&cfg, path, preload, &pid, &exec_error);
     free(preload);
@@ -1031,7 +1092,7 @@ static int run_main(int argc, char **argv)
         pk_cli_error("run", "cannot run '%s': %s", name, strerror(exec_error));
         return 127;
     }
-    finish_runs(&cfg, pid, started_ns, wait_status);
+    finish_runs(&cfg, before, pid, started_ns, wait_status);
     if (WIFSIGNALED(wait_status))
         return 128 + WTERMSIG(wait_status);
     return WEXITSTATUS(wait_status);
