@@ -401,6 +401,10 @@ elif kind == "svg":  # each label: nothing, the whole name, or its first charact
 else:
     print(text(path).count("caf\ufffd"))
 PY
+pk runs --db utf8.db
+check_equal "runs (the table): a Latin-1 byte is \\xe9" "$status $(grep -o 'caf[^ ]*' out)" '0 caf\xe9'
+pk top --db utf8.db --format csv
+check_equal "top --format csv: names as they are, byte for byte" "$status $(grep -c "^c$(printf '\351')," out)" "0 1"
 pk runs --db utf8.db --format json
 check_equal "runs --format json: a Latin-1 byte is U+FFFD" "$(python3 utf8.py json out)" "caf$(printf '\357\277\275')"
 pk export --db utf8.db -o utf8.json

@@ -331,9 +331,11 @@ static void utf8_characters_and_cuts(void **state)
 
 /*
  * The aligned table pads by terminal columns: é is one column in two bytes,
- * 日本語 six in nine, a combining acute none, 😀 two; a byte outside any
- * character (written as is) one. Each column starts at the same place on
- * every row, the header's too.
+ * 日本語 six in nine, a combining acute none, 😀 two. A byte outside any
+ * character (Latin-1's é) is written \xe9, and a C1 control (U+009B, a
+ * terminal's CSI) its two bytes so, as control characters are: the table is
+ * valid UTF-8 and sends a terminal no command. Each column starts at the
+ * same place on every row, the header's too.
  */
 static void table_aligns_by_display_width(void **state)
 {
@@ -348,7 +350,8 @@ static void table_aligns_by_display_width(void **state)
                 {"日本語", 22, "b"},
                 {"e\xcc\x81", 333, "c"},
                 {"\xe9t\xe9", 4, "d"},
-                {"😀x", 5, "e"}};
+                {"😀x", 5, "e"},
+                {"\xc2\x9b" "2J", 6, "f"}};
     char *text = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
@@ -360,13 +363,14 @@ static void table_aligns_by_display_width(void **state)
     }
     assert_int_equal(pk_table_finish(t), 0);
     fclose(out);
-    assert_string_equal(text, "name    größe  note\n"
-                              "-------------------\n"
-                              "café        1  a\n"
-                              "日本語     22  b\n"
-                              "e\xcc\x81         333  c\n"
-                              "\xe9t\xe9         4  d\n"
-                              "😀x         5  e\n");
+    assert_string_equal(text, "name        größe  note\n"
+                              "-----------------------\n"
+                              "café            1  a\n"
+                              "日本語         22  b\n"
+                              "e\xcc\x81             333  c\n"
+                              "\\xe9t\\xe9       4  d\n"
+                              "😀x             5  e\n"
+                              "\\xc2\\x9b2J      6  f\n");
     free(text);
 }
 

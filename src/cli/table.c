@@ -2,8 +2,9 @@
  * table.c — the one output formatter of every pikoc command: an aligned
  * table for terminals (header, rule, numbers right-aligned, times and sizes
  * in readable units), RFC 4180 CSV, or a JSON array of objects whose field
- * names are the column names. CSV and JSON carry exact integers; JSON is
- * valid UTF-8 whatever bytes the database holds.
+ * names are the column names. CSV and JSON carry exact integers; JSON and
+ * the table are valid UTF-8 whatever bytes the database holds (CSV keeps
+ * them as they are).
  */
 #include "cli.h"
 
@@ -310,19 +311,30 @@ static void start_streaming(pk_table *t)
     t->streaming = true;
 }
 
-/* A copy for the table: control characters as \n, \t, \x1b, so a cell stays on its line. */
+/*
+ * A copy for the table: control characters as \n, \t, \x1b (C1's as
+ * \xc2\x9b), so a cell stays on its line and a terminal takes no command
+ * from it, and a byte that is not UTF-8 (Latin-1's é) as \xe9, so the
+ * table is valid UTF-8 and its widths are the terminal's.
+ */
 static char *table_text(const char *text)
 {
     char *copy = pk_xcalloc(strlen(text) * 4 + 1, 1), *out = copy;
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (*p == '\n')
+        size_t n = *p < 0x80 ? 1 : pk_utf8_char((const char *)p);
+        if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: C1 controls */
+            n = 0;
+        if (*p == '\n') {
             out += sprintf(out, "\\n");
-        else if (*p == '\t')
+        } else if (*p == '\t') {
             out += sprintf(out, "\\t");
-        else if (*p < 0x20 || *p == 0x7f)
+        } else if (*p < 0x20 || *p == 0x7f || n == 0) {
             out += sprintf(out, "\\x%02x", *p);
-        else
-            *out++ = (char)*p;
+        } else {
+            memcpy(out, p, n);
+            out += n;
+            p += n - 1;
+        }
     }
     return copy;
 }
