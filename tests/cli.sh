@@ -867,36 +867,60 @@ pk export --format csv -o kept.txt
 check_equal "export replaces a file whole (a new file), with its mode, and leaves nothing beside it" \
     "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $([ "$(stat -c %i kept.txt)" != "$inode" ] && echo new) $(ls kept.txt.* 2>/dev/null | wc -l)" \
     "0 index, 640 new 0"
-# ... and on the disk before its name is: the file synced, renamed, then its directory synced.
+# ... and on the disk before its name is: written unnamed in the directory, synced, named,
+# renamed over the file, then the directory synced.
 if command -v strace >/dev/null; then
     mkdir -p synced
-    strace -qq -e trace=fsync,rename,openat -o sync.trace "$pikoc" export --format csv -o synced/kept.txt
-    check_equal "export syncs the file, renames it, syncs the directory" \
-        "$? $(grep -E '^(fsync|rename)|O_DIRECTORY' sync.trace | sed -E 's/^openat\(AT_FDCWD, "([^"]*)".*/open \1/; s/^rename\("synced\/kept.txt.[^"]*", "([^"]*)"\).*/rename \1/; s/^fsync\(.*\) += 0$/fsync/' | tr '\n' ' ')" \
-        "0 fsync rename synced/kept.txt open synced fsync "
+    strace -qq -e trace=openat,fsync,linkat,rename -o sync.trace "$pikoc" export --format csv -o synced/kept.txt
+    check_equal "export: unnamed, synced, named, renamed, the directory synced" \
+        "$? $(sed -En 's/^openat\(AT_FDCWD, "synced", [^)]*O_TMPFILE.*/unnamed/p
+                       s/^openat\(AT_FDCWD, "synced", [^)]*O_DIRECTORY.*/open synced/p
+                       s/^fsync\(.*\) += 0$/fsync/p
+                       s/^linkat\(.*, "synced\/kept.txt.[A-Za-z0-9]{6}", AT_SYMLINK_FOLLOW\) = 0$/link/p
+                       s/^rename\("synced\/kept.txt.[A-Za-z0-9]{6}", "([^"]*)"\) = 0$/rename \1/p' sync.trace |
+            tr '\n' ' ')" \
+        "0 unnamed fsync link rename synced/kept.txt open synced fsync "
 fi
-# Killed while it writes (SIGTERM as the temporary file appears): the file is
-# removed with it, and what -o names is left as it was.
-# signal_export SIGNAL [IGNORED]: pikoc export of big.db into sig.txt, with IGNORED ignored
-# from the start, sent SIGNAL once its temporary file appears; its status.
+# Killed while it writes (as its temporary file appears): the file goes with
+# it, and what -o names is left as it was. The temporary file is unnamed
+# (O_TMPFILE), so even SIGKILL leaves nothing; where the file system has no
+# unnamed files (notmpfile.so), it is named and removed by the signal.
+# signal_export SIGNAL [IGNORED [PRELOAD]]: pikoc export of big.db into sig.txt, with
+# IGNORED ignored from the start and PRELOAD preloaded, sent SIGNAL once its temporary
+# file appears (named sig.txt.*, or unnamed: "#N (deleted)" among its descriptors); its
+# status. The temporary file's kind is left in $temporary.
 signal_export() {
-    (if [ -n "${2:-}" ]; then trap '' "$2"; fi && exec "$pikoc" export --db big.db -o sig.txt) \
-        >/dev/null 2>&1 &
+    (if [ -n "${2:-}" ]; then trap '' "$2"; fi &&
+        LD_PRELOAD="${3:-}" exec "$pikoc" export --db big.db -o sig.txt) >/dev/null 2>&1 &
     exporter=$!
-    i=0
-    while ! ls sig.txt.* >/dev/null 2>&1 && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+    i=0 temporary=
+    while [ $i -lt 1000 ]; do
+        if ls sig.txt.* >/dev/null 2>&1; then temporary=named && break; fi
+        if ls -l /proc/$exporter/fd 2>/dev/null | grep -q "$(pwd -P)/#[0-9]* (deleted)"; then
+            temporary=unnamed && break
+        fi
+        sleep 0.01
+        i=$((i + 1))
+    done
     kill -"$1" $exporter
     wait $exporter
 }
 pk run -q --monitor function --record sqlite:big.db -- "$(prog recursion)" 27
 printf 'kept\n' >sig.txt
+signal_export KILL
+check_equal "export killed (SIGKILL) as it writes: its unnamed temporary file goes with it" \
+    "$? $temporary $(ls -A | grep -c '^sig.txt.\|^#') $(cat sig.txt)" "137 unnamed 0 kept"
 signal_export TERM
-check_equal "export killed as it writes: its temporary file goes with it" \
-    "$? $(ls sig.txt.* 2>/dev/null | wc -l) $(cat sig.txt)" "143 0 kept"
+check_equal "export killed (SIGTERM) as it writes: the same" \
+    "$? $temporary $(ls sig.txt.* 2>/dev/null | wc -l) $(cat sig.txt)" "143 unnamed 0 kept"
+notmpfile="$builddir/tests/.libs/notmpfile.so"
+signal_export TERM "" "$notmpfile"
+check_equal "export without unnamed files, killed as it writes: its named temporary file goes with it" \
+    "$? $temporary $(ls sig.txt.* 2>/dev/null | wc -l) $(cat sig.txt)" "143 named 0 kept"
 # ... but a signal that was ignored (SIGHUP under nohup) stays ignored.
-signal_export HUP HUP
+signal_export HUP HUP "$notmpfile"
 check_equal "export with SIGHUP ignored: a SIGHUP as it writes changes nothing" \
-    "$? $(ls sig.txt.* 2>/dev/null | wc -l) $(head -c 15 sig.txt)" '0 0 {"displayTimeUn'
+    "$? $temporary $(ls sig.txt.* 2>/dev/null | wc -l) $(head -c 15 sig.txt)" '0 named 0 {"displayTimeUn'
 rm -f big.db sig.txt
 bad "export -o ''" "pikoc export: -o '': expected a file, or - for stdout" export -o ''
 cp pikoc.db other.db

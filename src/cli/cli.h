@@ -244,15 +244,17 @@ sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql);
 /*
  * An output file (export's and the pictures' -o PATH) written whole or not
  * at all: "-" is stdout; a regular file, or none yet, is written to a
- * temporary file beside it and renamed over it at the end, so a failure
- * leaves what was there (when no file can be made beside it, it is written
- * in place); anything else (a device, a FIFO, a symbolic link) is written
- * in place and never removed. The database q reads is refused.
+ * temporary file beside it (unnamed where the file system allows it),
+ * synced, and renamed over it at the end, so a failure leaves what was
+ * there (when no file can be made beside it, it is written in place);
+ * anything else (a device, a FIFO, a symbolic link) is written in place and
+ * never removed. The database q reads is refused.
  */
 typedef struct pk_output {
     FILE *file;
     const char *path; /* as given */
-    char *temp;       /* renamed to path at the end; NULL when written in place */
+    char *temp;       /* renamed to path at the end; NULL when written in place or unnamed */
+    bool unnamed;     /* an O_TMPFILE beside path, named (temp) only once whole */
 } pk_output;
 /* 0, or the status to exit with after a reported error. */
 int pk_output_open(pk_output *o, pk_query *q, const char *path);

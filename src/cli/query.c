@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 void pk_query_init(pk_query *q, const pk_cli_command *command)
 {
@@ -235,28 +237,93 @@ static bool same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-/* A new file beside path, with the mode path has (or a new file would have). */
+/* The directory path names a file in ("." for a bare name); NULL when out of memory. */
+static char *directory_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
+/* path.XXXXXX, the X six random letters and digits (as mkstemp makes them). */
+static void random_name(char *name, size_t size, const char *path)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char bytes[6];
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t bits = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+        for (size_t i = 0; i < sizeof bytes; i++)
+            bytes[i] = (unsigned char)(bits >> (8 * i));
+    }
+    int n = snprintf(name, size, "%s.", path);
+    for (size_t i = 0; i < sizeof bytes && (size_t)n + i + 1 < size; i++)
+        name[(size_t)n + i] = chars[bytes[i] % (sizeof chars - 1)];
+    name[size - 1] = '\0';
+}
+
+/*
+ * A new file beside path, with the mode path has (or a new file would
+ * have). An unnamed one (O_TMPFILE), which goes with the command however
+ * it ends, SIGKILL and crashes included, and is named only once whole
+ * (name_unnamed); where the file system makes none, a named one (o->temp).
+ */
 static FILE *open_beside(pk_output *o, const struct stat *existing)
 {
-    size_t size = strlen(o->path) + sizeof ".XXXXXX";
-    o->temp = pk_xcalloc(size, 1);
-    snprintf(o->temp, size, "%s.XXXXXX", o->path);
-    int fd = mkstemp(o->temp);
+    mode_t mask = umask(0);
+    umask(mask);
+    mode_t mode = existing ? existing->st_mode & 07777 : 0666 & ~mask;
+    char *dir = directory_of(o->path);
+    int fd = dir ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
+    free(dir);
+    o->unnamed = fd >= 0;
+    if (!o->unnamed) {
+        size_t size = strlen(o->path) + sizeof ".XXXXXX";
+        o->temp = pk_xcalloc(size, 1);
+        snprintf(o->temp, size, "%s.XXXXXX", o->path);
+        fd = mkstemp(o->temp);
+    }
     FILE *f = NULL;
-    if (fd >= 0) {
-        mode_t mask = umask(0);
-        umask(mask);
-        if (fchmod(fd, existing ? existing->st_mode & 07777 : 0666 & ~mask) != 0 ||
-            !(f = fdopen(fd, "w"))) {
-            close(fd);
+    if (fd >= 0 && (fchmod(fd, mode) != 0 || !(f = fdopen(fd, "w")))) {
+        close(fd);
+        if (o->temp)
             unlink(o->temp);
-        }
     }
     if (!f) {
         free(o->temp);
         o->temp = NULL;
+        o->unnamed = false;
     }
     return f;
+}
+
+/*
+ * Names the whole unnamed file beside path (o->temp), to be renamed over
+ * it: through /proc/self/fd, or, without /proc, AT_EMPTY_PATH (which takes
+ * CAP_DAC_READ_SEARCH before Linux 6.10). 0, or -1 with errno set.
+ */
+static int name_unnamed(pk_output *o)
+{
+    char fd_path[64];
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fileno(o->file));
+    size_t size = strlen(o->path) + sizeof ".XXXXXX";
+    char *name = pk_xcalloc(size, 1);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        random_name(name, size, o->path);
+        if (linkat(AT_FDCWD, fd_path, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0 ||
+            (errno == ENOENT && linkat(fileno(o->file), "", AT_FDCWD, name, AT_EMPTY_PATH) == 0)) {
+            o->temp = name;
+            return 0;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    int error = errno;
+    free(name);
+    errno = error;
+    return -1;
 }
 
 /*
@@ -315,6 +382,7 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
 {
     o->path = path;
     o->temp = NULL;
+    o->unnamed = false;
     o->file = NULL;
     int status = pk_output_check(q, path, "--db");
     if (status != 0)
@@ -344,11 +412,8 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
 /* The rename into the directory of `path` made durable (best effort: some file systems refuse). */
 static void sync_directory(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : NULL;
-    if (slash && !dir)
-        return;
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char *dir = directory_of(path);
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (fd >= 0) {
         fsync(fd);
         close(fd);
@@ -365,8 +430,14 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
     if ((fflush(o->file) != 0 || ferror(o->file)) && status == 0)
         status = pk_query_write_failed(q, where);
     /* On the disk before its name is: whole or not at all, across a crash too. */
-    if (o->temp && status == 0 && fsync(fileno(o->file)) != 0)
+    if ((o->temp || o->unnamed) && status == 0 && fsync(fileno(o->file)) != 0)
         status = pk_query_write_failed(q, where);
+    if (o->unnamed && status == 0) {
+        if (name_unnamed(o) == 0)
+            guard_temporary(o->temp);
+        else
+            status = pk_query_write_failed(q, where);
+    }
     if (!to_stdout && fclose(o->file) != 0 && status == 0)
         status = pk_query_write_failed(q, where);
     if (o->temp) {
@@ -381,6 +452,7 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
     }
     o->file = NULL;
     o->temp = NULL;
+    o->unnamed = false;
     return status;
 }
 
