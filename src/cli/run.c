@@ -973,6 +973,30 @@ static void note_files(const run_config *cfg, file_before before[])
     }
 }
 
+/*
+ * A file changed in the current tick of the coarse clock that stamps files
+ * (kernels without fine-grained timestamps) could be written again by the
+ * program with the same change time: the program starts in a later tick.
+ * At most 50 ms (a change time in the future is not waited for).
+ */
+static void wait_past_changes(const run_config *cfg, const file_before before[])
+{
+    struct timespec latest = {0, 0};
+    for (size_t i = 0; i < cfg->record_count; i++)
+        if (before[i].regular && (before[i].ctime.tv_sec > latest.tv_sec ||
+                                  (before[i].ctime.tv_sec == latest.tv_sec &&
+                                   before[i].ctime.tv_nsec > latest.tv_nsec)))
+            latest = before[i].ctime;
+    for (int waited = 0; waited < 50; waited++) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        if (now.tv_sec > latest.tv_sec ||
+            (now.tv_sec == latest.tv_sec && now.tv_nsec > latest.tv_nsec))
+            return;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+}
+
 static bool left_as_it_was(const file_before *before, const struct stat *st)
 {
     return before->regular && S_ISREG(st->st_mode) && st->st_dev == before->dev &&
@@ -1085,6 +1109,7 @@ static int run_main(int argc, char **argv)
     int exec_error = 0;
     file_before before[MAX_RECORDS];
     note_files(&cfg, before);
+    wait_past_changes(&cfg, before);
     int64_t started_ns = wall_clock_ns(); /* the program's run starts after this */
     int wait_status = start_and_wait(&cfg, path, preload, &pid, &exec_error);
     free(preload);

@@ -209,8 +209,8 @@ static void json_cell(pk_table *t, const char *text, bool raw)
 /*
  * The aligned table is sized in terminal columns, not bytes: two for a
  * character of East Asian width W or F, none for a combining mark, one for
- * any other character and for each byte outside one (the table writes it as
- * is). Fixed ranges rather than wcwidth, so that the output does not depend
+ * any other character (and for a byte outside one, which table_text has
+ * written \xNN by then). Fixed ranges rather than wcwidth, so that the output does not depend
  * on the user's locale.
  */
 typedef struct code_range {
@@ -262,6 +262,35 @@ static size_t display_width(const char *text, size_t length)
     return width;
 }
 
+/*
+ * A copy for the table: control characters as \n, \t, \x1b (C1's as
+ * \xc2\x9b), so a cell stays on its line and a terminal takes no command
+ * from it, and a byte that is not UTF-8 (Latin-1's é) as \xe9, so the
+ * table is valid UTF-8 and its widths are the terminal's.
+ */
+static char *table_text(const char *text, size_t length)
+{
+    char *copy = pk_xcalloc(length * 4 + 1, 1), *out = copy;
+    const unsigned char *end = (const unsigned char *)text + length;
+    for (const unsigned char *p = (const unsigned char *)text; p < end && *p; p++) {
+        size_t n = *p < 0x80 ? 1 : pk_utf8_char((const char *)p);
+        if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: C1 controls */
+            n = 0;
+        if (*p == '\n') {
+            out += sprintf(out, "\\n");
+        } else if (*p == '\t') {
+            out += sprintf(out, "\\t");
+        } else if (*p < 0x20 || *p == 0x7f || n == 0) {
+            out += sprintf(out, "\\x%02x", *p);
+        } else {
+            memcpy(out, p, n);
+            out += n;
+            p += n - 1;
+        }
+    }
+    return copy;
+}
+
 static void print_padded(pk_table *t, size_t column, const char *text, size_t length)
 {
     size_t width = t->widths[column], shown = display_width(text, length);
@@ -286,8 +315,10 @@ static void print_row(pk_table *t, char **cells)
 static void start_streaming(pk_table *t)
 {
     size_t total = 0;
+    char **headers = pk_xcalloc(t->count + 1, sizeof *headers);
     for (size_t i = 0; i < t->count; i++) {
-        size_t w = display_width(t->columns[i].name, header_length(&t->columns[i]));
+        headers[i] = table_text(t->columns[i].name, header_length(&t->columns[i]));
+        size_t w = display_width(headers[i], strlen(headers[i]));
         for (size_t r = 0; r < t->held; r++) {
             const char *text = t->cells[r * t->count + i];
             size_t n = display_width(text, strlen(text));
@@ -297,8 +328,11 @@ static void start_streaming(pk_table *t)
         t->widths[i] = w;
         total += w + (i ? 2 : 0);
     }
-    for (size_t i = 0; i < t->count; i++)
-        print_padded(t, i, t->columns[i].name, header_length(&t->columns[i]));
+    for (size_t i = 0; i < t->count; i++) {
+        print_padded(t, i, headers[i], strlen(headers[i]));
+        free(headers[i]);
+    }
+    free(headers);
     fputc('\n', t->out);
     for (size_t i = 0; i < total; i++)
         fputc('-', t->out);
@@ -311,37 +345,9 @@ static void start_streaming(pk_table *t)
     t->streaming = true;
 }
 
-/*
- * A copy for the table: control characters as \n, \t, \x1b (C1's as
- * \xc2\x9b), so a cell stays on its line and a terminal takes no command
- * from it, and a byte that is not UTF-8 (Latin-1's é) as \xe9, so the
- * table is valid UTF-8 and its widths are the terminal's.
- */
-static char *table_text(const char *text)
-{
-    char *copy = pk_xcalloc(strlen(text) * 4 + 1, 1), *out = copy;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        size_t n = *p < 0x80 ? 1 : pk_utf8_char((const char *)p);
-        if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: C1 controls */
-            n = 0;
-        if (*p == '\n') {
-            out += sprintf(out, "\\n");
-        } else if (*p == '\t') {
-            out += sprintf(out, "\\t");
-        } else if (*p < 0x20 || *p == 0x7f || n == 0) {
-            out += sprintf(out, "\\x%02x", *p);
-        } else {
-            memcpy(out, p, n);
-            out += n;
-            p += n - 1;
-        }
-    }
-    return copy;
-}
-
 static void table_cell(pk_table *t, const char *text)
 {
-    t->cells[t->held * t->count + t->column] = table_text(text);
+    t->cells[t->held * t->count + t->column] = table_text(text, strlen(text));
     if (t->column + 1 < t->count)
         return;
     if (t->streaming) {
