@@ -429,9 +429,10 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
     const char *where = to_stdout ? "the output" : o->path;
     if ((fflush(o->file) != 0 || ferror(o->file)) && status == 0)
         status = pk_query_write_failed(q, where);
-    /* On the disk before its name is: whole or not at all, across a crash too. */
-    if ((o->temp || o->unnamed) && status == 0 && fsync(fileno(o->file)) != 0 &&
-        errno != EINVAL && errno != ENOTSUP) /* a file system that cannot sync */
+    /* On the disk before its name is: whole or not at all, across a crash too (a file
+     * system that cannot sync says EINVAL or ENOTSUP). */
+    bool beside = o->temp || o->unnamed;
+    if (beside && status == 0 && fsync(fileno(o->file)) != 0 && errno != EINVAL && errno != ENOTSUP)
         status = pk_query_write_failed(q, where);
     if (o->unnamed && status == 0) {
         if (name_unnamed(o) == 0)

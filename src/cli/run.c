@@ -973,6 +973,11 @@ static void note_files(const run_config *cfg, file_before before[])
     }
 }
 
+static bool later(struct timespec a, struct timespec b)
+{
+    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
 /*
  * A file changed in the current tick of the coarse clock that stamps files
  * (kernels without fine-grained timestamps) could be written again by the
@@ -983,15 +988,12 @@ static void wait_past_changes(const run_config *cfg, const file_before before[])
 {
     struct timespec latest = {0, 0};
     for (size_t i = 0; i < cfg->record_count; i++)
-        if (before[i].regular && (before[i].ctime.tv_sec > latest.tv_sec ||
-                                  (before[i].ctime.tv_sec == latest.tv_sec &&
-                                   before[i].ctime.tv_nsec > latest.tv_nsec)))
+        if (before[i].regular && later(before[i].ctime, latest))
             latest = before[i].ctime;
     for (int waited = 0; waited < 50; waited++) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME_COARSE, &now);
-        if (now.tv_sec > latest.tv_sec ||
-            (now.tv_sec == latest.tv_sec && now.tv_nsec > latest.tv_nsec))
+        if (later(now, latest))
             return;
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }

@@ -210,8 +210,8 @@ static void json_cell(pk_table *t, const char *text, bool raw)
  * The aligned table is sized in terminal columns, not bytes: two for a
  * character of East Asian width W or F, none for a combining mark, one for
  * any other character (and for a byte outside one, which table_text has
- * written \xNN by then). Fixed ranges rather than wcwidth, so that the output does not depend
- * on the user's locale.
+ * written \xNN by then). Fixed ranges rather than wcwidth, so that the
+ * output does not depend on the user's locale.
  */
 typedef struct code_range {
     uint32_t first, last;
@@ -274,7 +274,8 @@ static char *table_text(const char *text, size_t length)
     const unsigned char *end = (const unsigned char *)text + length;
     for (const unsigned char *p = (const unsigned char *)text; p < end && *p; p++) {
         size_t n = *p < 0x80 ? 1 : pk_utf8_char((const char *)p);
-        if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: C1 controls */
+        /* U+0080..U+009F (C1 controls), and a character the length cuts, as bytes */
+        if ((n == 2 && p[0] == 0xc2 && p[1] < 0xa0) || n > (size_t)(end - p))
             n = 0;
         if (*p == '\n') {
             out += sprintf(out, "\\n");
