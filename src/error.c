@@ -71,3 +71,13 @@ char *pk_xstrdup(const char *s)
         out_of_memory(strlen(s) + 1);
     return p;
 }
+
+char *pk_xdirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return pk_xstrdup(".");
+    char *dir = pk_xstrdup(path);
+    dir[slash - path + (slash == path)] = '\0'; /* "/x" is in "/" */
+    return dir;
+}

@@ -27,6 +27,8 @@ PK_HIDDEN void pk_warn(const char *fmt, ...) PK_PRINTF(1, 2);
 
 PK_HIDDEN void *pk_xcalloc(size_t n, size_t size);
 PK_HIDDEN char *pk_xstrdup(const char *s);
+/* The directory a file at path is in: "." for a bare name, "/" for "/x". */
+PK_HIDDEN char *pk_xdirname(const char *path);
 /* Makes room for element `count` in a growable array (&array), doubling its capacity. */
 PK_HIDDEN void pk_grow(void *array, size_t *capacity, size_t count, size_t element_size);
 

@@ -394,11 +394,8 @@ int pk_store_open_read(const char *path, sqlite3 **db, pk_error *err)
 /* The directory a file at path is in takes new files: 0, or -1 and errno. */
 static int directory_writable(const char *path)
 {
-    char *dir = pk_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[slash == dir] = '\0'; /* "/x" is in "/" */
-    int rc = access(slash ? dir : ".", W_OK | X_OK);
+    char *dir = pk_xdirname(path);
+    int rc = access(dir, W_OK | X_OK);
     free(dir);
     return rc;
 }

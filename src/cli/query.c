@@ -237,15 +237,6 @@ static bool same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-/* The directory path names a file in ("." for a bare name); NULL when out of memory. */
-static char *directory_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
-}
-
 /* path.XXXXXX, the X six random letters and digits (as mkstemp makes them). */
 static void random_name(char *name, size_t size, const char *path)
 {
@@ -275,8 +266,8 @@ static FILE *open_beside(pk_output *o, const struct stat *existing)
     mode_t mask = umask(0);
     umask(mask);
     mode_t mode = existing ? existing->st_mode & 07777 : 0666 & ~mask;
-    char *dir = directory_of(o->path);
-    int fd = dir ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
+    char *dir = pk_xdirname(o->path);
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     free(dir);
     o->unnamed = fd >= 0;
     if (!o->unnamed) {
@@ -412,8 +403,8 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
 /* The rename into the directory of `path` made durable (best effort: some file systems refuse). */
 static void sync_directory(const char *path)
 {
-    char *dir = directory_of(path);
-    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    char *dir = pk_xdirname(path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
