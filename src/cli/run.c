@@ -185,6 +185,12 @@ static int check_record(pk_cli_parser *p, const char *spec)
     return 0;
 }
 
+/* The recorders that write a file of their own (text:PATH, csv:PATH). */
+static bool is_file_spec(const pk_spec *spec)
+{
+    return spec->arg && (strcmp(spec->kind, "csv") == 0 || strcmp(spec->kind, "text") == 0);
+}
+
 /*
  * Where a file recorder writes: a recorder that cannot open leaves the
  * program unrecorded, so what it would refuse stops the run before the
@@ -199,8 +205,7 @@ static int check_destination(pk_cli_parser *p, const char *spec_text)
     int rc = 0;
     if (strcmp(spec.kind, "sqlite") == 0) {
         rc = pk_store_check_write(spec.arg, &err);
-    } else if ((strcmp(spec.kind, "csv") == 0 || strcmp(spec.kind, "text") == 0) &&
-               pk_file_writable(spec.arg) != 0) {
+    } else if (is_file_spec(&spec) && pk_file_writable(spec.arg) != 0) {
         rc = pk_fail(&err, "cannot open '%s' for writing: %s", spec.arg, strerror(errno));
     }
     return rc == 0 ? 0 : pk_cli_usage(p, "--record '%s': %s", spec_text, err.message);
@@ -950,11 +955,6 @@ typedef struct file_before {
     off_t size;
     struct timespec ctime;
 } file_before;
-
-static bool is_file_spec(const pk_spec *spec)
-{
-    return spec->arg && strcmp(spec->kind, "sqlite") != 0 && strcmp(spec->kind, "zmq") != 0;
-}
 
 static void note_files(const run_config *cfg, file_before before[])
 {
