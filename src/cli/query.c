@@ -171,17 +171,26 @@ void pk_query_bind_run_limit(pk_query *q, sqlite3_stmt *stmt, uint64_t limit)
     sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
 }
 
-int pk_query_stack_run(pk_query *q)
+/*
+ * 0 when the run has what `has` looks for; otherwise the status of a check
+ * that failed, or PK_EXIT_USAGE after saying what the run lacks and how to
+ * record it.
+ */
+static int require_run(pk_query *q, int (*has)(pk_query *, bool *), const char *prefix,
+                       const char *what, const char *how)
 {
     bool found;
-    int status = pk_query_has_stacks(q, &found);
+    int status = has(q, &found);
     if (status != 0 || found)
         return status;
-    pk_cli_error(q->command->name,
-                 "--group stack: run %lld has no allocation stacks (record them with pikoc run "
-                 "--stack N)",
-                 (long long)q->run_id);
+    pk_cli_error(q->command->name, "%srun %lld has no %s (record them with pikoc run %s)", prefix,
+                 (long long)q->run_id, what, how);
     return PK_EXIT_USAGE;
+}
+
+int pk_query_stack_run(pk_query *q)
+{
+    return require_run(q, pk_query_has_stacks, "--group stack: ", "allocation stacks", "--stack N");
 }
 
 const char *pk_query_stack_text(bool folded)
@@ -198,15 +207,7 @@ const char *pk_query_stack_text(bool folded)
 
 int pk_query_alloc_run(pk_query *q)
 {
-    bool found;
-    int status = pk_query_has_alloc(q, &found);
-    if (status != 0 || found)
-        return status;
-    pk_cli_error(q->command->name,
-                 "run %lld has no allocation records (record them with pikoc run --monitor "
-                 "alloc)",
-                 (long long)q->run_id);
-    return PK_EXIT_USAGE;
+    return require_run(q, pk_query_has_alloc, "", "allocation records", "--monitor alloc");
 }
 
 int pk_query_call_run(pk_query *q)
