@@ -876,13 +876,13 @@ if command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null; then
     mkdir -p synced
     # (LeakSanitizer stops the world with ptrace, which a traced process cannot)
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-        strace -qq -e trace=openat,fsync,linkat,rename -o sync.trace "$pikoc" export --format csv -o synced/kept.txt
+        strace -qq -e trace=openat,fsync,linkat,/^rename -o sync.trace "$pikoc" export --format csv -o synced/kept.txt
     check_equal "export: unnamed, synced, named, renamed, the directory synced" \
         "$? $(sed -En 's/^openat\(AT_FDCWD, "synced", [^)]*O_TMPFILE.*/unnamed/p
                        s/^openat\(AT_FDCWD, "synced", [^)]*O_DIRECTORY.*/open synced/p
                        s/^fsync\(.*\) += 0$/fsync/p
                        s/^linkat\(.*, "synced\/kept.txt.[A-Za-z0-9]{6}", AT_SYMLINK_FOLLOW\) = 0$/link/p
-                       s/^rename\("synced\/kept.txt.[A-Za-z0-9]{6}", "([^"]*)"\) = 0$/rename \1/p' sync.trace |
+                       s/^rename(at2?)?\((AT_FDCWD, )?"synced\/kept.txt.[A-Za-z0-9]{6}", (AT_FDCWD, )?"([^"]*)"(, 0)?\) = 0$/rename \4/p' sync.trace |
             tr '\n' ' ')" \
         "0 unnamed fsync link rename synced/kept.txt open synced fsync "
 fi
