@@ -202,6 +202,17 @@ per_thread=$(tr -d '\r' <"$work/threads.csv" | awk -F, 'NR > 1 && $2 == "call" &
     END { for (t in n) print n[t] }' | sort -u)
 check_equal "each thread 5000 calls" "$per_thread" 5000
 
+# The same with function (32-byte slots, no sample): its threads too wait
+# on their full rings and lose nothing.
+run PIKOC_MONITOR=function PIKOC_RING_EVENTS=64 PIKOC_RECORD="csv:$work/plain.csv" \
+    "$(prog threads)" 8 5000
+check_equal "function, 8 threads x 5000 calls, rings of 64: calls of work and step, threads" \
+    "$(sequence "$work/plain.csv" | grep -c '^call work 1') $(sequence "$work/plain.csv" | grep -c '^call step 2') $(tr -d '\r' <"$work/plain.csv" | awk -F, 'NR > 1 && $3 == "work" { print $9 }' | sort -u | wc -l)" \
+    "40000 40000 8"
+check_equal "function, rings of 64: each thread 5000 calls and 5000 returns of work" \
+    "$(tr -d '\r' <"$work/plain.csv" | awk -F, 'NR > 1 && $3 == "work" { n[$9 " " $2]++ }
+        END { for (t in n) print n[t] }' | sort | uniq -c | tr -s ' ')" " 16 5000"
+
 # In process, the rings and the drain's doorbell are this process's alone:
 # their futexes (1 ms waits, and wakes of one waiter) are FUTEX_PRIVATE.
 if command -v strace >/dev/null; then
@@ -278,6 +289,10 @@ run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/clock.csv" PIKOC_CLOCK=tsc PI
 check_equal "PIKOC_CLOCK=tsc, PIKOC_RING_EVENTS=100: no warning" "$(cat "$work/stderr")" ""
 check_sequence "PIKOC_CLOCK=tsc, PIKOC_RING_EVENTS=100: every record" "$work/clock.csv" \
     "$expected/nested.txt"
+
+run PIKOC_MONITOR=function PIKOC_RECORD="csv:$work/clock.csv" PIKOC_CLOCK=monotonic "$(prog nested)"
+check_equal "PIKOC_CLOCK=monotonic: no warning" "$(cat "$work/stderr")" ""
+check_sequence "PIKOC_CLOCK=monotonic: every record" "$work/clock.csv" "$expected/nested.txt"
 
 # --- text to a closed pipe: reported once, the program finishes ----------------------
 env PIKOC_MONITOR=function PIKOC_RECORD="stdout" "$(prog recursion)" 12 2>"$work/stderr" | head -c 10 >/dev/null
