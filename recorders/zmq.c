@@ -155,7 +155,7 @@ static int socket_failed(pk_error *err, const char *what)
 static int read_key(const char *variable, const char *value, char key[41], pk_error *err)
 {
     char why[64];
-    int rc = pk_read_key_file(value, key);
+    int rc = pk_read_key_file(value, key, why, sizeof why);
     if (rc == -1 && strlen(value) == 40) {
         memcpy(key, value, 41);
         if (pk_z85_fault(key, why, sizeof why) != 0)
@@ -168,7 +168,7 @@ static int read_key(const char *variable, const char *value, char key[41], pk_er
     if (rc == -2)
         return pk_fail(err, "%s '%s': the file does not start with a 40-character key", variable,
                        value);
-    if (pk_z85_fault(key, why, sizeof why) != 0)
+    if (rc == -3)
         return pk_fail(err, "%s '%s': the file's key is not Z85: %s", variable, value, why);
     return 0;
 }

@@ -150,7 +150,7 @@ uint64_t pk_process_peak_rss(void)
     return (uint64_t)usage.ru_maxrss * 1024; /* kilobytes on Linux */
 }
 
-int pk_read_key_file(const char *path, char key[41])
+int pk_read_key_file(const char *path, char key[41], char *why, size_t size)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -158,7 +158,9 @@ int pk_read_key_file(const char *path, char key[41])
     size_t n = fread(key, 1, 40, f);
     fclose(f);
     key[n] = '\0';
-    return n == 40 ? 0 : -2;
+    if (n != 40)
+        return -2;
+    return pk_z85_fault(key, why, size) == 0 ? 0 : -3;
 }
 
 int pk_z85_fault(const char key[40], char *why, size_t size)

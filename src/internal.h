@@ -394,9 +394,13 @@ PK_HIDDEN pid_t pk_program(void);
 PK_HIDDEN pid_t pk_program_parent(void);
 /* The kernel's high-water mark of that process's resident set, in bytes (0 if unknown). */
 PK_HIDDEN uint64_t pk_process_peak_rss(void);
-/* A CURVE key (40 Z85 characters) from the start of the file at path: 0, -1
- * when the file cannot be read, -2 when it does not start with a key. */
-PK_HIDDEN int pk_read_key_file(const char *path, char key[41]);
+/*
+ * A CURVE key (40 Z85 characters) from the start of the file at path: 0;
+ * -1 when the file cannot be read, -2 when it does not start with 40
+ * characters, -3 when they are not Z85 (what keeps them from it written
+ * into why, as pk_z85_fault says it).
+ */
+PK_HIDDEN int pk_read_key_file(const char *path, char key[41], char *why, size_t size);
 /*
  * What keeps 40 characters from being a Z85 key, as libzmq decodes one: a
  * character outside Z85's alphabet, or a group of five whose value is over

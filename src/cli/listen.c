@@ -843,11 +843,11 @@ static int load_clients(collector *c, const char *dir)
         char file[4400], key[41], why[64] = "libzmq cannot decode it";
         snprintf(file, sizeof file, "%s/%s", path, e->d_name); /* fits: d_name < 256 bytes */
         pk_grow(&c->clients, &c->client_capacity, c->client_count, sizeof *c->clients);
-        if (pk_read_key_file(file, key) != 0) {
+        int rc = pk_read_key_file(file, key, why, sizeof why);
+        if (rc == -1 || rc == -2) {
             pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key", file);
             status = PK_EXIT_USAGE;
-        } else if (pk_z85_fault(key, why, sizeof why) != 0 ||
-                   !zmq_z85_decode(c->clients[c->client_count], key)) {
+        } else if (rc == -3 || !zmq_z85_decode(c->clients[c->client_count], key)) {
             pk_cli_error("listen", "--curve-keys: %s: the key is not Z85: %s", file, why);
             status = PK_EXIT_USAGE;
         }
@@ -917,13 +917,13 @@ static int set_curve(collector *c, const char *dir)
         return PK_EXIT_USAGE;
     }
     char why[64];
-    int rc = pk_read_key_file(secret_path, secret);
+    int rc = pk_read_key_file(secret_path, secret, why, sizeof why);
     if (rc == -2) {
         pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key",
                      secret_path);
         return PK_EXIT_USAGE;
     }
-    if (rc == 0 && pk_z85_fault(secret, why, sizeof why) != 0) {
+    if (rc == -3) {
         pk_cli_error("listen", "--curve-keys: %s: the key is not Z85: %s", secret_path, why);
         return PK_EXIT_USAGE;
     }
