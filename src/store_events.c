@@ -278,15 +278,26 @@ static int load_symbols(cursor *c, int64_t run_id)
     sqlite3_stmt *st = c->symbols;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, run_id);
-    int64_t max_id = 0, bytes = 0;
+    int64_t max_id = 0, bytes = 0, rows = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
         max_id = id > max_id ? id : max_id;
         bytes += sqlite3_column_bytes(st, 1) + sqlite3_column_bytes(st, 2) + 2;
+        rows++;
     }
     if (rc != SQLITE_DONE)
         return db_error(c, rc);
+    /* A run's symbols are numbered from 1 (store_writer.c): an id past their
+     * count is a damaged file, whose table might not even fit in memory. */
+    if (max_id > rows) {
+        sqlite3_vtab *vtab = c->base.pVtab;
+        sqlite3_free(vtab->zErrMsg);
+        vtab->zErrMsg = sqlite3_mprintf("pikoc_events: the symbols of run %lld are malformed "
+                                        "(id %lld among %lld)",
+                                        (long long)run_id, (long long)max_id, (long long)rows);
+        return SQLITE_CORRUPT_VTAB;
+    }
     c->table = sqlite3_malloc64((uint64_t)(max_id + 1) * sizeof *c->table);
     c->strings = sqlite3_malloc64((uint64_t)bytes + 1);
     if (!c->table || !c->strings)

@@ -282,6 +282,14 @@ check_equal "spikes: each 4 MiB block, seen when grow returns, in grow" \
     "return grow grow 12/return grow grow 12/return grow grow 12/"
 pk spikes --threshold 64MiB --format json
 check_equal "spikes above a larger threshold: none" "$status $(cat out)" "0 []"
+# The threshold is the smallest jump shown: the largest jump (RSS or VMS) at it, nothing above it.
+pk spikes --threshold 0 --format csv
+jump=$(rows | awk -F, '{ for (i = 4; i <= 5; i++) if ($i > m) m = $i } END { print m + 0 }')
+pk spikes --threshold "$jump" --format csv
+at=$(rows | awk -F, -v j="$jump" '$4 == j || $5 == j' | wc -l)
+pk spikes --threshold $((jump + 1)) --format csv
+check_equal "spikes: a jump of exactly the threshold is shown, none over the largest ($jump bytes)" \
+    "$([ "$at" -gt 0 ] && echo shown) $(rows | wc -l)" "shown 0"
 if [ "$sanitizers" = yes ]; then
     echo "# sanitizer build: malloc is AddressSanitizer's, so no allocation counters"
 else
@@ -349,11 +357,22 @@ if [ "$sanitizers" != yes ]; then
     check_equal "flame --weight leaked without recorded calls: the allocating function" \
         "$status $(grep -o '<title>each ([^)]*allocs.c): [^<]*' out | sed 's/.*: //')" \
         "0 2364 bytes (2.3 KiB), 100.00%, its allocations"
-    for cmd in top tree; do
-        pk "$cmd" --db alloc.db --run 2
-        check_equal "$cmd of a run of the alloc monitor alone: no calls, and where to look" "$status $(cat err)" \
-            "2 pikoc $cmd: run 2 recorded allocations only (monitor alloc), no calls: see its sites with pikoc top --by bytes or pikoc leaks"
+    # Whatever reads calls says so of such a run, rather than show none (or all as gone).
+    no_calls() { # COMMAND ARGS...
+        pk "$@"
+        check_equal "$* (run 2 of the alloc monitor alone): no calls, and where to look" "$status $(cat err)" \
+            "2 pikoc $1: run 2 recorded allocations only (monitor alloc), no calls: see its sites with pikoc top --by bytes or pikoc leaks"
+    }
+    echo kept >calls.txt
+    for cmd in top tree events export; do
+        no_calls "$cmd" --db alloc.db --run 2
     done
+    no_calls export --db alloc.db --run 2 --format csv
+    no_calls export --db alloc.db --run 2 --format folded -o calls.txt
+    no_calls flame alloc.db --run 2 --weight time -o calls.txt
+    no_calls diff alloc.db:1 alloc.db:2
+    no_calls report alloc.db --run 1 --vs 2 -o calls.txt
+    check_equal "the -o file of those refused is left as it was" "$(cat calls.txt) $(ls calls.txt.* 2>/dev/null | wc -l)" "kept 0"
     pk top --db alloc.db --run 2 --by bytes --format csv
     check_equal "top --by bytes of that run: its sites" "$status $(tr -d '\r' <out | awk -F, 'NR == 2 { print $1 }')" "0 each"
     pk plot alloc.db --run 1 -o alloc.svg
@@ -753,6 +772,15 @@ echo "not a database" >text.db
 bad "not SQLite" "pikoc runs: text.db: not an SQLite database" runs --db text.db
 sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 bad "SQLite, not pikoc" "pikoc events: other.db: not a pikoc database (no pikoc schema)" events --db other.db
+# A symbol id past the run's symbols (numbered from 1): a damaged file, not a table of 2^62 slots.
+cp pikoc.db symbols.db
+sqlite3 symbols.db "INSERT INTO symbols VALUES (1, 4611686018427387904, 'x', 'y', 1)"
+symbols=$(sqlite3 symbols.db "SELECT count(*) FROM symbols WHERE run_id = 1")
+for cmd in events export; do
+    bad "$cmd: a symbol id past the run's symbols" \
+        "pikoc $cmd: symbols.db: pikoc_events: the symbols of run 1 are malformed (id 4611686018427387904 among $symbols)" \
+        "$cmd" --db symbols.db --run 1
+done
 cp pikoc.db newer.db
 sqlite3 newer.db "PRAGMA user_version = 7"
 bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (6)" top --db newer.db
@@ -844,7 +872,9 @@ bad "plot: a run without memory samples" \
     "pikoc plot: run 5 has no RSS/VMS samples (monitor function): record it with --monitor function-memory" \
     plot --run 5
 bad "plot --x size" "pikoc plot: --x 'size': unknown axis (accepted: time, index)" plot --x size
-bad "plot: two databases" "pikoc plot: unexpected argument 'b.db' (one database)" plot a.db b.db
+bad "plot: two databases" "pikoc plot: one database only ('a.db' and 'b.db')" plot a.db b.db
+bad "flame: a database and --db" "pikoc flame: one database only ('a.db' and 'b.db')" flame a.db --db b.db
+bad "report: --db and a database" "pikoc report: one database only ('b.db' and 'a.db')" report --db b.db a.db
 bad "flame --width 10" "pikoc flame: --width '10': expected 200 to 100000 pixels" flame --width 10
 bad "report --format csv" "pikoc report: --format does not apply: report writes HTML" report --format csv
 check_equal "pictures: no file left by a refusal" "$(ls plot.svg flame.svg report.html 2>/dev/null)" ""
@@ -870,6 +900,15 @@ pk export --format csv -o kept.txt
 check_equal "export replaces a file whole (a new file), with its mode, and leaves nothing beside it" \
     "$status $(head -c 6 kept.txt) $(stat -c %a kept.txt) $([ "$(stat -c %i kept.txt)" != "$inode" ] && echo new) $(ls kept.txt.* 2>/dev/null | wc -l)" \
     "0 index, 640 new 0"
+# Through a symbolic link, the file it leads to is replaced so, and the link kept.
+mkdir -p linked && printf 'kept\n' >linked/target.txt && ln -sf linked/target.txt link.txt
+pk export --run 1 --format folded --weight leaked -o link.txt
+check_equal "export through a link that fails as it writes: the file linked to is left as it was" \
+    "$status $(cat linked/target.txt) $(ls -A linked) $(ls link.txt.* 2>/dev/null | wc -l)" "2 kept target.txt 0"
+pk export --format csv -o link.txt
+check_equal "export through a link: the file linked to replaced whole, the link kept, nothing beside" \
+    "$status $(head -c 6 linked/target.txt) $(readlink link.txt) $(ls -A linked) $(ls link.txt.* 2>/dev/null | wc -l)" \
+    "0 index, linked/target.txt target.txt 0"
 # ... and on the disk before its name is: written unnamed in the directory, synced, named,
 # renamed over the file, then the directory synced (where strace can trace).
 if command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null; then

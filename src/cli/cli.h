@@ -253,8 +253,9 @@ sqlite3_stmt *pk_query_prepare(pk_query *q, const char *sql);
 typedef struct pk_output {
     FILE *file;
     const char *path; /* as given */
-    char *temp;       /* renamed to path at the end; NULL when written in place or unnamed */
-    bool unnamed;     /* an O_TMPFILE beside path, named (temp) only once whole */
+    char *target;     /* the regular file path links to, replaced in its place; NULL: path */
+    char *temp;       /* renamed to the file at the end; NULL when written in place or unnamed */
+    bool unnamed;     /* an O_TMPFILE beside the file, named (temp) only once whole */
 } pk_output;
 /* 0, or the status to exit with after a reported error. */
 int pk_output_open(pk_output *o, pk_query *q, const char *path);

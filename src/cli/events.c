@@ -178,6 +178,8 @@ static int events_main(int argc, char **argv)
     filter.type = type >= 0 ? types[type] : NULL;
     status = pk_query_open(&q, true);
     if (status == 0)
+        status = pk_query_call_run(&q);
+    if (status == 0)
         status = pk_events_print(&q, &filter);
     pk_query_close(&q);
     return status;

@@ -338,7 +338,7 @@ static int export_alloc_stacks(pk_query *q, int weight)
 static int export_folded(pk_query *q, int weight)
 {
     bool sites = false, recorded_stacks = false;
-    int status = weight == PK_WEIGHT_TIME ? 0 : pk_query_has_alloc(q, &sites);
+    int status = weight == PK_WEIGHT_TIME ? pk_query_call_run(q) : pk_query_has_alloc(q, &sites);
     if (status != 0)
         return status;
     if (weight == PK_WEIGHT_LEAKED || weight == PK_WEIGHT_PEAK) {
@@ -410,8 +410,13 @@ static int export_main(int argc, char **argv)
     if (weight >= 0 && format != EXPORT_FOLDED)
         return pk_cli_usage(&p, "--weight applies to --format folded only");
     status = pk_query_open(&q, true);
-    if (status != 0)
+    /* the events and their times are calls' (folded stacks may weigh allocation sites) */
+    if (status == 0 && format != EXPORT_FOLDED)
+        status = pk_query_call_run(&q);
+    if (status != 0) {
+        pk_query_close(&q);
         return status;
+    }
     pk_output out;
     if ((status = pk_output_open(&out, &q, output ? output : "-")) != 0) {
         pk_query_close(&q);

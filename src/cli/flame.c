@@ -72,11 +72,14 @@ int pk_flame_check(pk_query *q, int weight, bool *weighable)
     int status = pk_query_run_facts(q, &facts);
     if (status == 0 && !(from_paths = source_of(weight, &facts) == FROM_PATHS))
         status = pk_query_has_alloc(q, &sites);
-    bool can = status == 0 && (from_paths || sites);
+    /* a run of the alloc monitor alone has no call paths */
+    bool can = status == 0 && (from_paths ? strcmp(facts.monitor, "alloc") != 0 : sites);
     if (weighable)
         *weighable = can;
     if (weighable || status != 0 || can)
         return status;
+    if (from_paths)
+        return pk_query_call_run(q);
     if (weight == PK_WEIGHT_ALLOC) {
         pk_cli_error(q->command->name, "--weight alloc: run %lld has no allocation counters (%s)",
                      (long long)q->run_id, facts.alloc_source);

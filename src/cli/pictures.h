@@ -64,7 +64,7 @@ enum { PK_OPT_OUTPUT = PK_RUN_OPTION_COUNT, PK_PICTURE_OPTION_COUNT };
 typedef struct pk_picture_args {
     const char *output; /* -o FILE ("-": stdout); set the default before parsing */
     const char *writes; /* "SVG" or "HTML", for refusing --format */
-    bool db_operand;    /* the DB operand was given */
+    bool db_given;      /* the DB operand or --db was given */
 } pk_picture_args;
 
 /*

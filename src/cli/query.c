@@ -238,6 +238,12 @@ static bool same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
+/* The file an output replaces: the one its path links to, or the path's. */
+static const char *file_of(const pk_output *o)
+{
+    return o->target ? o->target : o->path;
+}
+
 /* path.XXXXXX, the X six random letters and digits (as mkstemp makes them). */
 static void random_name(char *name, size_t size, const char *path)
 {
@@ -267,14 +273,14 @@ static FILE *open_beside(pk_output *o, const struct stat *existing)
     mode_t mask = umask(0);
     umask(mask);
     mode_t mode = existing ? existing->st_mode & 07777 : 0666 & ~mask;
-    char *dir = pk_xdirname(o->path);
+    char *dir = pk_xdirname(file_of(o));
     int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     free(dir);
     o->unnamed = fd >= 0;
     if (!o->unnamed) {
-        size_t size = strlen(o->path) + sizeof ".XXXXXX";
+        size_t size = strlen(file_of(o)) + sizeof ".XXXXXX";
         o->temp = pk_xcalloc(size, 1);
-        snprintf(o->temp, size, "%s.XXXXXX", o->path);
+        snprintf(o->temp, size, "%s.XXXXXX", file_of(o));
         fd = mkstemp(o->temp);
     }
     FILE *f = NULL;
@@ -300,10 +306,10 @@ static int name_unnamed(pk_output *o)
 {
     char fd_path[64];
     snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fileno(o->file));
-    size_t size = strlen(o->path) + sizeof ".XXXXXX";
+    size_t size = strlen(file_of(o)) + sizeof ".XXXXXX";
     char *name = pk_xcalloc(size, 1);
     for (int attempt = 0; attempt < 100; attempt++) {
-        random_name(name, size, o->path);
+        random_name(name, size, file_of(o));
         if (linkat(AT_FDCWD, fd_path, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0 ||
             (errno == ENOENT && linkat(fileno(o->file), "", AT_FDCWD, name, AT_EMPTY_PATH) == 0)) {
             o->temp = name;
@@ -373,6 +379,7 @@ int pk_output_check(pk_query *q, const char *path, const char *option)
 int pk_output_open(pk_output *o, pk_query *q, const char *path)
 {
     o->path = path;
+    o->target = NULL;
     o->temp = NULL;
     o->unnamed = false;
     o->file = NULL;
@@ -385,20 +392,36 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
     }
     struct stat st;
     bool exists = lstat(path, &st) == 0;
-    if (exists && S_ISREG(st.st_mode) && access(path, W_OK) != 0) {
+    if (exists && S_ISLNK(st.st_mode)) {
+        /* A link to a regular file: that file is replaced as any is, the link kept. */
+        struct stat linked;
+        o->target = realpath(path, NULL);
+        if (o->target && stat(o->target, &linked) == 0 && S_ISREG(linked.st_mode)) {
+            st = linked;
+        } else {
+            free(o->target);
+            o->target = NULL;
+        }
+    }
+    if (exists && S_ISREG(st.st_mode) && access(file_of(o), W_OK) != 0) {
         /* renaming over it would write what its mode forbids */
         pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
-        return PK_EXIT_FAILURE;
+        status = PK_EXIT_FAILURE;
+    } else {
+        if (!exists || S_ISREG(st.st_mode))
+            o->file = open_beside(o, exists ? &st : NULL);
+        if (o->temp)
+            guard_temporary(o->temp);
+        if (!o->file && !(o->file = fopen(path, "w"))) {
+            pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
+            status = PK_EXIT_FAILURE;
+        }
     }
-    if (!exists || S_ISREG(st.st_mode))
-        o->file = open_beside(o, exists ? &st : NULL);
-    if (o->temp)
-        guard_temporary(o->temp);
-    if (!o->file && !(o->file = fopen(path, "w"))) {
-        pk_cli_error(q->command->name, "cannot write '%s': %s", path, strerror(errno));
-        return PK_EXIT_FAILURE;
+    if (status != 0) {
+        free(o->target);
+        o->target = NULL;
     }
-    return 0;
+    return status;
 }
 
 /* The rename into the directory of `path` made durable (best effort: some file systems refuse). */
@@ -435,16 +458,18 @@ int pk_output_close(pk_output *o, pk_query *q, int status)
     if (!to_stdout && fclose(o->file) != 0 && status == 0)
         status = pk_query_write_failed(q, where);
     if (o->temp) {
-        if (status == 0 && rename(o->temp, o->path) != 0)
+        if (status == 0 && rename(o->temp, file_of(o)) != 0)
             status = pk_query_write_failed(q, where);
         if (status == 0)
-            sync_directory(o->path);
+            sync_directory(file_of(o));
         if (status != 0)
             unlink(o->temp); /* what was at path stays */
         unguard_temporary();
         free(o->temp);
     }
+    free(o->target);
     o->file = NULL;
+    o->target = NULL;
     o->temp = NULL;
     o->unnamed = false;
     return status;

@@ -1,6 +1,6 @@
 /*
- * spikes.c — `pikoc spikes`: the events at which RSS or VMS jumped by more
- * than a threshold since the event before, and where the program was when
+ * spikes.c — `pikoc spikes`: the events at which RSS or VMS jumped by at
+ * least a threshold since the event before, and where the program was when
  * it grew (the question Pikos' memory plot answers). Read-only.
  */
 #include "cli.h"
@@ -13,11 +13,11 @@ static const char help[] =
     "usage: pikoc spikes [OPTIONS]\n"
     "\n"
     "Walks the events of a run in order and prints each one at which the resident\n"
-    "set (rss) or the virtual size (vms) grew by more than the threshold since the\n"
-    "previous event. function, file and line say where the program was while it\n"
-    "grew: before a call, the caller, at the line of that call; before a return,\n"
-    "the returning function (file and line are where it starts). type and\n"
-    "event_function name the event that saw the jump.\n"
+    "set (rss) or the virtual size (vms) grew by at least the threshold since the\n"
+    "previous event (--threshold 0: by anything). function, file and line say\n"
+    "where the program was while it grew: before a call, the caller, at the line\n"
+    "of that call; before a return, the returning function (file and line are\n"
+    "where it starts). type and event_function name the event that saw the jump.\n"
     "\n"
     "options:\n" PK_RUN_HELP
     "  --threshold SIZE     the smallest jump reported, in bytes; binary multiples\n"
@@ -179,10 +179,16 @@ typedef struct spike_printer {
     int64_t threshold;
 } spike_printer;
 
+/* A growth of at least the threshold, and of something. */
+static bool jumped(const spike_printer *p, int64_t growth)
+{
+    return growth > 0 && growth >= p->threshold;
+}
+
 static int print_spike(void *context, const pk_memory_sample *s)
 {
     spike_printer *p = context;
-    if (!s->has_rss || (s->rss_growth <= p->threshold && s->vms_growth <= p->threshold))
+    if (!s->has_rss || !(jumped(p, s->rss_growth) || jumped(p, s->vms_growth)))
         return 0;
     pk_table_int(p->out, s->index);
     pk_table_int(p->out, s->time_ns);

@@ -254,10 +254,11 @@ int pk_picture_option(pk_cli_parser *p, pk_query *q, pk_picture_args *args, int 
 {
     switch (option) {
     case PK_CLI_OPERAND:
-        if (args->db_operand)
-            return pk_cli_usage(p, "unexpected argument '%s' (one database)", value);
+    case PK_OPT_DB:
+        if (args->db_given)
+            return pk_cli_usage(p, "one database only ('%s' and '%s')", q->path, value);
         q->path = value;
-        args->db_operand = true;
+        args->db_given = true;
         return 0;
     case PK_OPT_FORMAT:
         return pk_cli_usage(p, "--format does not apply: %s writes %s", p->command->name,
