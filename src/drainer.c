@@ -255,6 +255,7 @@ static bool records_to_stdout(pk_monitor *recording)
  */
 static void let_go_of_stdio(pk_monitor *recording)
 {
+    /* (hold_closed_stdio kept the descriptors the drainer opened off them) */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return;
@@ -263,6 +264,19 @@ static void let_go_of_stdio(pk_monitor *recording)
         dup2(null, STDOUT_FILENO);
     if (null > STDERR_FILENO)
         close(null);
+}
+
+/*
+ * A standard stream the program closed is held open on /dev/null, read
+ * only (a write fails as it would have), until let_go_of_stdio: what the
+ * drainer opens before (the program's pidfd, a recorder's file) must not
+ * take its number, which let_go_of_stdio replaces.
+ */
+static void hold_closed_stdio(void)
+{
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            open("/dev/null", O_RDONLY); /* the lowest free number: fd */
 }
 
 /*
@@ -333,6 +347,7 @@ __attribute__((noreturn)) static void drainer_main(const struct pk_pipeline *pip
     pk_drainer_mark_self();
     pk_monitor_drainer_forked();         /* its recorders' monitor may be freed (a failure) */
     prctl(PR_SET_NAME, "pikoc-drainer"); /* what ps shows */
+    hold_closed_stdio();
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);
     ignore_terminal_signals();
@@ -401,13 +416,46 @@ static pid_t fork_drainer(const struct pk_pipeline *pipeline, const pk_run_info 
     return middle;
 }
 
+/* fd, or a copy of it above the standard streams (fd closed); -1 when none can be made. */
+static int above_stdio(int fd)
+{
+    if (fd > STDERR_FILENO)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return moved;
+}
+
+/*
+ * A pipe whose ends are not the numbers of standard streams the program
+ * closed (a daemon's child): the drainer gives its standard streams up
+ * (let_go_of_stdio), and the program expects its next open to get them.
+ */
+static int pipe_above_stdio(int ends[2])
+{
+    if (pipe2(ends, O_CLOEXEC) != 0)
+        return -1;
+    ends[0] = above_stdio(ends[0]);
+    ends[1] = above_stdio(ends[1]);
+    if (ends[0] >= 0 && ends[1] >= 0)
+        return 0;
+    int e = errno;
+    for (int i = 0; i < 2; i++)
+        if (ends[i] >= 0)
+            close(ends[i]);
+    errno = e;
+    return -1;
+}
+
 int pk_drainer_start(const struct pk_pipeline *pipeline, const pk_run_info *run, const char *record,
                      pk_error *err)
 {
     int alive[2], finished[2];
-    if (pipe2(alive, O_CLOEXEC) != 0)
+    if (pipe_above_stdio(alive) != 0)
         return pk_fail(err, "cannot start the drainer process: %s", strerror(errno));
-    if (pipe2(finished, O_CLOEXEC) != 0) {
+    if (pipe_above_stdio(finished) != 0) {
         int e = errno;
         close(alive[0]);
         close(alive[1]);

@@ -629,6 +629,9 @@ static void fork_child(void)
     pk_drainer_forget();
     reset_run_lock();
     pk_monitor *m = atomic_load(&running_monitor);
+    /* This process is a child whose run has not started (its first allocation
+     * starts it): so is this child, a daemon's second fork for one. */
+    bool pending = atomic_load(&pk_rt.restart) != 0;
     atomic_store(&pk_rt.enabled, 0);
     atomic_store(&pk_rt.allocations, 0);
     pk_rt.sample = NULL;
@@ -650,6 +653,8 @@ static void fork_child(void)
             atomic_store(&pk_rt.restart, 1);
             atomic_store(&pk_rt.allocations, 1);
         }
+    } else if (pending) {
+        atomic_store(&pk_rt.allocations, 1);
     }
     struct pk_ring *mine = pk_self.ring;
     if (mine)

@@ -204,6 +204,21 @@ check_equal "fork: each run holds its own process's allocations" \
         FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id
         WHERE s.function IN ('forks', 'in_child') GROUP BY a.run_id, s.function" | tr '\n' ' ')" \
     "1|forks|2|2|0 2|in_child|5|3|200 "
+# A daemon's second fork: the middle process forks before its first allocation (so
+# before its own run starts); its child's run starts at its own first allocation all the same.
+pk run -q --monitor alloc --record sqlite:daemon.db -- "$(prog allocs)" daemon
+check_equal "daemon: the grandchild, forked before its parent allocated, is a run of its own" \
+    "$status $(sql daemon.db "SELECT count(*) FROM runs WHERE status = 'complete'") $(sql daemon.db "SELECT a.run_id, sum(a.allocations), sum(a.frees), sum(a.leaked_bytes)
+        FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id
+        WHERE s.function = 'in_grandchild' GROUP BY a.run_id")" "0 3 2|3|2|300"
+# A child that closed its standard input and output before its first allocation: the
+# drainer's pipes must not take those numbers (it gives its own up), or the child's exit
+# waits for a drainer that no longer hears it.
+pk run -q --monitor alloc --record sqlite:closed.db -- "$(prog allocs)" closed
+check_equal "closed: a child without stdin and stdout ends, its run complete with every block" \
+    "$status $(sql closed.db "SELECT group_concat(id || ':' || status, ' ') FROM runs") $(sql closed.db "SELECT sum(a.allocations), sum(a.frees)
+        FROM alloc_sites a JOIN symbols s ON s.run_id = a.run_id AND s.id = a.caller_id
+        WHERE s.function = 'in_closed_child'")" "0 1:complete 2:complete 4|4"
 pk run -q --monitor alloc --record sqlite:spawn.db -- "$(prog allocs)" spawn "$(prog allocs)"
 check_equal "spawn: the program's status" "$status" 0
 check_equal "spawn: each run holds its own process's allocations (the forked child's one block)" \

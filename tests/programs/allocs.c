@@ -21,6 +21,10 @@
  *                   the parent then allocates and frees 2 blocks of 200
  *   spawn PROGRAM   fork a child that allocates and exits, posix_spawn PROGRAM,
  *                   then allocate 64 bytes 10 times and free them
+ *   daemon          fork a child that, before any allocation, forks a grandchild
+ *                   which allocates 3 blocks of 300 bytes, frees 2 and exits
+ *   closed          fork a child that closes its standard input and output,
+ *                   then allocates 4 blocks of 40 bytes, frees them and exits
  */
 #include <errno.h>
 #include <malloc.h>
@@ -274,6 +278,55 @@ __attribute__((noinline)) static int forks(void)
     return 0;
 }
 
+/* The child's status, or -1 when it could not be had. */
+static int child_status(pid_t child)
+{
+    int status;
+    return child < 0 || waitpid(child, &status, 0) != child ? -1 : status;
+}
+
+__attribute__((noinline)) static void in_grandchild(void)
+{
+    void *blocks[3];
+    for (int i = 0; i < 3; i++)
+        blocks[i] = malloc(300);
+    free(blocks[0]);
+    free(blocks[1]);
+    exit(0);
+}
+
+__attribute__((noinline)) static int daemon_forks(void)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        pid_t grandchild = fork(); /* nothing allocated in this process yet */
+        if (grandchild == 0)
+            in_grandchild();
+        exit(child_status(grandchild) == 0 ? 0 : 1);
+    }
+    return child_status(child) == 0 ? 0 : 70;
+}
+
+__attribute__((noinline)) static void in_closed_child(void)
+{
+    close(STDIN_FILENO);
+    close(STDOUT_FILENO);
+    void *blocks[4];
+    for (int i = 0; i < 4; i++)
+        blocks[i] = malloc(40);
+    for (int i = 0; i < 4; i++)
+        free(blocks[i]);
+    exit(0);
+}
+
+__attribute__((noinline)) static int closed_child(void)
+{
+    pid_t child = fork();
+    if (child == 0)
+        in_closed_child();
+    return child_status(child) == 0 ? 0 : 80;
+}
+
 __attribute__((noinline)) static int spawn(const char *program)
 {
     pid_t child = fork();
@@ -325,6 +378,10 @@ int main(int argc, char **argv)
         return forks();
     if (strcmp(mode, "spawn") == 0 && argc > 2)
         return spawn(argv[2]);
+    if (strcmp(mode, "daemon") == 0)
+        return daemon_forks();
+    if (strcmp(mode, "closed") == 0)
+        return closed_child();
     fprintf(stderr, "allocs: unknown mode '%s'\n", mode);
     return 2;
 }
