@@ -781,6 +781,13 @@ for cmd in events export; do
         "pikoc $cmd: symbols.db: pikoc_events: the symbols of run 1 are malformed (id 4611686018427387904 among $symbols)" \
         "$cmd" --db symbols.db --run 1
 done
+# A call path whose depth says 4e12: its indentation is bounded, not 8 TB asked for.
+cp pikoc.db deep.db
+sqlite3 deep.db "UPDATE call_paths SET depth = 4000000000000 WHERE run_id = 1 AND id = (SELECT max(id) FROM call_paths WHERE run_id = 1)"
+pk tree --db pikoc.db --run 1
+lines=$(wc -l <out)
+pk tree --db deep.db --run 1
+check_equal "tree: a path 4e12 deep (a damaged file): every path shown" "$status $(wc -l <out)" "0 $lines"
 cp pikoc.db newer.db
 sqlite3 newer.db "PRAGMA user_version = 7"
 bad "newer schema" "pikoc top: newer.db: schema version 7 is newer than this pikoc (6)" top --db newer.db

@@ -161,7 +161,9 @@ static int by_weight(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static void print_node(pk_table *out, const pk_path_node *n, double run_total, bool table)
+/* n's row; paths_count bounds the indentation (a damaged file may say any depth). */
+static void print_node(pk_table *out, const pk_path_node *n, double run_total, bool table,
+                       size_t paths_count)
 {
     pk_table_int(out, n->calls);
     pk_table_int(out, n->total_ns);
@@ -175,7 +177,8 @@ static void print_node(pk_table *out, const pk_path_node *n, double run_total, b
     }
     if (table) {
         /* Two spaces a level: the tree's shape, in the table only. */
-        size_t indent = n->depth > 0 ? (size_t)n->depth * 2 : 0;
+        size_t level = n->depth > 0 ? (size_t)n->depth : 0;
+        size_t indent = (level < paths_count ? level : paths_count) * 2;
         char *text = pk_xcalloc(indent + strlen(n->function) + 1, 1);
         memset(text, ' ', indent);
         strcpy(text + indent, n->function);
@@ -241,7 +244,7 @@ static int tree_main(int argc, char **argv)
             const pk_path_node *n = &t.nodes[stack[--top]];
             if (run_total > 0 && 100.0 * (double)n->total_ns / run_total < min_percent)
                 continue;
-            print_node(out, n, run_total, table);
+            print_node(out, n, run_total, table, t.count);
             if ((uint64_t)n->depth >= max_depth)
                 continue;
             for (size_t i = n->child_count; i-- > 0;)
