@@ -155,22 +155,26 @@ static int socket_failed(pk_error *err, const char *what)
 static int read_key(const char *variable, const char *value, char key[41], pk_error *err)
 {
     char why[64];
-    int rc = pk_read_key_file(value, key, why, sizeof why);
-    if (rc == -1 && strlen(value) == 40) {
+    switch (pk_read_key_file(value, key, why, sizeof why)) {
+    case PK_KEY_READ:
+        return 0;
+    case PK_KEY_MISSING:
+        if (strlen(value) != 40)
+            return pk_fail(err, "%s '%s': neither a 40-character key nor a readable file",
+                           variable, value);
         memcpy(key, value, 41);
         if (pk_z85_fault(key, why, sizeof why) != 0)
             return pk_fail(err, "%s: the key is not Z85: %s", variable, why);
         return 0;
-    }
-    if (rc == -1)
-        return pk_fail(err, "%s '%s': neither a 40-character key nor a readable file", variable,
-                       value);
-    if (rc == -2)
+    case PK_KEY_UNREADABLE:
+        return pk_fail(err, "%s '%s': %s", variable, value, strerror(errno));
+    case PK_KEY_SHORT:
         return pk_fail(err, "%s '%s': the file does not start with a 40-character key", variable,
                        value);
-    if (rc == -3)
+    case PK_KEY_NOT_Z85:
         return pk_fail(err, "%s '%s': the file's key is not Z85: %s", variable, value, why);
-    return 0;
+    }
+    return pk_fail(err, "%s '%s': unreadable", variable, value); /* not reached */
 }
 
 /* PIKOC_ZMQ_LINGER, or the default. */

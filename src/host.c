@@ -150,17 +150,22 @@ uint64_t pk_process_peak_rss(void)
     return (uint64_t)usage.ru_maxrss * 1024; /* kilobytes on Linux */
 }
 
-int pk_read_key_file(const char *path, char key[41], char *why, size_t size)
+enum pk_key_file pk_read_key_file(const char *path, char key[41], char *why, size_t size)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (!f)
-        return -1;
+        return errno == ENOENT || errno == ENOTDIR ? PK_KEY_MISSING : PK_KEY_UNREADABLE;
     size_t n = fread(key, 1, 40, f);
+    int error = ferror(f) ? errno : 0;
     fclose(f);
     key[n] = '\0';
+    if (error) {
+        errno = error;
+        return PK_KEY_UNREADABLE;
+    }
     if (n != 40)
-        return -2;
-    return pk_z85_fault(key, why, size) == 0 ? 0 : -3;
+        return PK_KEY_SHORT;
+    return pk_z85_fault(key, why, size) == 0 ? PK_KEY_READ : PK_KEY_NOT_Z85;
 }
 
 int pk_z85_fault(const char key[40], char *why, size_t size)

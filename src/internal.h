@@ -394,13 +394,17 @@ PK_HIDDEN pid_t pk_program(void);
 PK_HIDDEN pid_t pk_program_parent(void);
 /* The kernel's high-water mark of that process's resident set, in bytes (0 if unknown). */
 PK_HIDDEN uint64_t pk_process_peak_rss(void);
-/*
- * A CURVE key (40 Z85 characters) from the start of the file at path: 0;
- * -1 when the file cannot be read, -2 when it does not start with 40
- * characters, -3 when they are not Z85 (what keeps them from it written
- * into why, as pk_z85_fault says it).
- */
-PK_HIDDEN int pk_read_key_file(const char *path, char key[41], char *why, size_t size);
+/* What pk_read_key_file found. */
+enum pk_key_file {
+    PK_KEY_READ = 0,
+    PK_KEY_MISSING = -1,    /* no such file (errno ENOENT or ENOTDIR) */
+    PK_KEY_UNREADABLE = -2, /* there, but it cannot be read (errno says why) */
+    PK_KEY_SHORT = -3,      /* it does not start with 40 characters */
+    PK_KEY_NOT_Z85 = -4,    /* they are not Z85 (why says why, as pk_z85_fault does) */
+};
+/* A CURVE key (40 Z85 characters) from the start of the file at path. */
+PK_HIDDEN enum pk_key_file pk_read_key_file(const char *path, char key[41], char *why,
+                                            size_t size);
 /*
  * What keeps 40 characters from being a Z85 key, as libzmq decodes one: a
  * character outside Z85's alphabet, or a group of five whose value is over

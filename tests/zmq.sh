@@ -629,6 +629,26 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
     check_equal "listen --curve-keys: a server key that is not Z85" "$? $(cat err)" \
         "2 pikoc listen: --curve-keys: badkeys/server.key: the key is not Z85: character 31 (0x7e) is not in Z85's alphabet"
+    # A server key that is there but cannot be read is not replaced (the senders hold its
+    # public half); nor does a listed key that cannot be read let anyone in.
+    cp keys/server.pub badkeys/server.pub
+    rm badkeys/server.key && ln -s server.key badkeys/server.key
+    "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
+    check_equal "listen --curve-keys: a server key that cannot be read: said, the keys kept" \
+        "$? $(cat err) $(readlink badkeys/server.key) $(cmp -s keys/server.pub badkeys/server.pub && echo kept)" \
+        "2 pikoc listen: --curve-keys: badkeys/server.key: Too many levels of symbolic links server.key kept"
+    rm badkeys/server.key && cp keys/server.key badkeys/ && mkdir badkeys/clients
+    ln -s c.pub badkeys/clients/c.pub
+    "$pikoc" listen "ipc://$work/badkeys" --into none --curve-keys badkeys >out 2>err
+    check_equal "listen --curve-keys: a listed key that cannot be read" "$? $(cat err)" \
+        "2 pikoc listen: --curve-keys: badkeys/clients/c.pub: Too many levels of symbolic links"
+    # A directory that is not there is made, as the keys are, and the secret key is the owner's alone.
+    collect made "ipc://$work/made" --into none --curve-keys made-keys
+    stop $collector
+    finished $collector
+    check_equal "listen --curve-keys: a missing directory made (700), its keys (600, 644)" \
+        "$(stat -c %a made-keys) $(stat -c %a made-keys/server.key) $(stat -c %a made-keys/server.pub) $(head -c 40 made-keys/server.key | wc -c)" \
+        "700 600 644 40"
 else
     ok "CURVE: # SKIP libzmq has no CURVE"
 fi
@@ -808,6 +828,10 @@ for key in "rq:rM>}U?@Lns47E1%kR.o@n%Fcmms~/@{H8]yf7 character 31 (0x7e) is not 
     check_equal "run: PIKOC_ZMQ_SERVER_KEY not Z85: ${key#* }" "$? $(cat out err)" \
         "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY: the key is not Z85: ${key#* }"
 done
+ln -s loop.key loop.key
+env PIKOC_ZMQ_SERVER_KEY=loop.key "$pikoc" run --record "zmq:ipc://$work/x" -- "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run: a key file that cannot be read" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY 'loop.key': Too many levels of symbolic links"
 printf '%s\n' "rq:rM>}U?@Lns47E1%kR.o@n%Fcmms /@{H8]yf7" >bad-secret.key
 env PIKOC_ZMQ_SERVER_KEY="%nSc0$zeros" PIKOC_ZMQ_CLIENT_KEY=bad-secret.key "$pikoc" run \
     --record "zmq:ipc://$work/x" -- "$(cli_prog exits)" status 3 >out 2>err

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,11 @@ static const char help[] =
     "                         A publisher gone (killed, or silent for 6 s) has its\n"
     "                         run end incomplete with what arrived\n"
     "  -k, --curve-keys DIR   CURVE encryption and authentication: DIR/server.key and\n"
-    "                         DIR/server.pub are made when missing; senders set\n"
-    "                         PIKOC_ZMQ_SERVER_KEY to DIR/server.pub (or its text).\n"
-    "                         With DIR/clients/*.pub, only senders whose key is there\n"
-    "                         (PIKOC_ZMQ_CLIENT_KEY: their secret key) get in\n"
+    "                         DIR/server.pub are made when missing (DIR too);\n"
+    "                         senders set PIKOC_ZMQ_SERVER_KEY to DIR/server.pub (or\n"
+    "                         its text). With DIR/clients/*.pub, only senders whose\n"
+    "                         key is there (PIKOC_ZMQ_CLIENT_KEY: their secret key)\n"
+    "                         get in\n"
     "  -i, --interval DURATION  how often the view refreshes (default: 1s)\n"
     "  -n, --runs N           stop once N runs have ended (0.2 s later: pikoc run\n"
     "                         says how its program ended just after its run ends)\n"
@@ -813,12 +815,17 @@ static void refresh_view(collector *c, uint64_t now)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+/* A key into a new file of that mode from the start (a secret key is never readable by others). */
 static int write_key(const char *path, const char *key, mode_t mode)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
         return -1;
-    chmod(path, mode);
+    FILE *f = fchmod(fd, mode) == 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        close(fd);
+        return -1;
+    }
     fprintf(f, "%s\n", key);
     return fclose(f);
 }
@@ -843,11 +850,14 @@ static int load_clients(collector *c, const char *dir)
         char file[4400], key[41], why[64] = "libzmq cannot decode it";
         snprintf(file, sizeof file, "%s/%s", path, e->d_name); /* fits: d_name < 256 bytes */
         pk_grow(&c->clients, &c->client_capacity, c->client_count, sizeof *c->clients);
-        int rc = pk_read_key_file(file, key, why, sizeof why);
-        if (rc == -1 || rc == -2) {
+        enum pk_key_file rc = pk_read_key_file(file, key, why, sizeof why);
+        if (rc == PK_KEY_MISSING || rc == PK_KEY_UNREADABLE) {
+            pk_cli_error("listen", "--curve-keys: %s: %s", file, strerror(errno));
+            status = PK_EXIT_USAGE;
+        } else if (rc == PK_KEY_SHORT) {
             pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key", file);
             status = PK_EXIT_USAGE;
-        } else if (rc == -3 || !zmq_z85_decode(c->clients[c->client_count], key)) {
+        } else if (rc == PK_KEY_NOT_Z85 || !zmq_z85_decode(c->clients[c->client_count], key)) {
             pk_cli_error("listen", "--curve-keys: %s: the key is not Z85: %s", file, why);
             status = PK_EXIT_USAGE;
         }
@@ -917,18 +927,24 @@ static int set_curve(collector *c, const char *dir)
         return PK_EXIT_USAGE;
     }
     char why[64];
-    int rc = pk_read_key_file(secret_path, secret, why, sizeof why);
-    if (rc == -2) {
+    enum pk_key_file rc = pk_read_key_file(secret_path, secret, why, sizeof why);
+    if (rc == PK_KEY_UNREADABLE) {
+        /* never replaced: the senders hold its public half */
+        pk_cli_error("listen", "--curve-keys: %s: %s", secret_path, strerror(errno));
+        return PK_EXIT_USAGE;
+    }
+    if (rc == PK_KEY_SHORT) {
         pk_cli_error("listen", "--curve-keys: %s does not start with a 40-character key",
                      secret_path);
         return PK_EXIT_USAGE;
     }
-    if (rc == -3) {
+    if (rc == PK_KEY_NOT_Z85) {
         pk_cli_error("listen", "--curve-keys: %s: the key is not Z85: %s", secret_path, why);
         return PK_EXIT_USAGE;
     }
-    if (rc == -1) {
-        if (zmq_curve_keypair(public_key, secret) != 0 ||
+    if (rc == PK_KEY_MISSING) {
+        if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+            zmq_curve_keypair(public_key, secret) != 0 ||
             write_key(secret_path, secret, 0600) != 0 ||
             write_key(public_path, public_key, 0644) != 0) {
             pk_cli_error("listen", "--curve-keys: cannot write keys into %s: %s", dir,
