@@ -292,8 +292,12 @@ static int read_linger(zmq_state *s, pk_error *err)
 
 int pk_zmq_check_endpoint(const char *endpoint, bool bind, pk_error *err)
 {
+    /* (inproc:// never leaves the process, and pgm:// carries no replies) */
+    if (strncmp(endpoint, "ipc://", 6) == 0 && endpoint[6])
+        return 0; /* the path: the file system's to judge */
     if (strncmp(endpoint, "tcp://", 6) != 0)
-        return 0; /* ipc:// and the rest: libzmq's to judge */
+        return pk_fail(err, "endpoint '%.*s%s': expected tcp://HOST:PORT or ipc://PATH",
+                       PK_QUOTE(endpoint));
     const char *port = strrchr(endpoint, ':') + 1;
     if (bind && strcmp(port, "*") == 0)
         return 0; /* any free port */

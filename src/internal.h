@@ -101,9 +101,9 @@ extern const pk_recorder_ops pk_recorder_zmq;
  */
 PK_HIDDEN int pk_zmq_check_settings(const char *endpoint, bool publisher, pk_error *err);
 /*
- * A tcp:// endpoint's port: 1 to 65535 (or *, to bind), as libzmq does not
- * check (it takes 99999 modulo 65536, and "5557x" as 5557). Other
- * transports pass.
+ * An endpoint pikoc can send or listen on: ipc://PATH, or tcp:// with a
+ * port from 1 to 65535 (or *, to bind), as libzmq does not check (it takes
+ * 99999 modulo 65536, and "5557x" as 5557). Other transports are refused.
  */
 PK_HIDDEN int pk_zmq_check_endpoint(const char *endpoint, bool bind, pk_error *err);
 /*

@@ -719,7 +719,22 @@ check_equal "bad messages: counted, the bad sender's run incomplete, a good send
 check_equal "listen: two endpoints" "$? $(cat err)" "2 pikoc listen: one endpoint at most (got 'a' and 'b')"
 "$pikoc" listen nonsense --into none >out 2>err
 check_equal "listen: a bad endpoint" "$? $(cat err)" \
-    "2 pikoc listen: cannot listen on 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+    "2 pikoc listen: endpoint 'nonsense': expected tcp://HOST:PORT or ipc://PATH"
+# inproc:// never leaves the process; an ipc:// without a path is none.
+for endpoint in inproc://x ipc://; do
+    "$pikoc" listen "$endpoint" --into none >out 2>err
+    check_equal "listen $endpoint" "$? $(cat err)" "2 pikoc listen: endpoint '$endpoint': expected tcp://HOST:PORT or ipc://PATH"
+done
+# A second collector at the ipc:// path of a running one is refused: libzmq binds over the
+# socket file, which would leave the first one reachable by no sender.
+collect taken "ipc://$work/taken" --into taken.db --runs 1
+"$pikoc" listen "ipc://$work/taken" --into none >out 2>err
+check_equal "listen: an ipc:// path another collector listens on" "$? $(cat err)" \
+    "1 pikoc listen: cannot listen on 'ipc://$work/taken': Address already in use (another process listens there)"
+timeout 60 "$pikoc" run -q --record "zmq:ipc://$work/taken" -- "$(cli_prog nested)" >out 2>err
+finished $collector
+check_equal "... and the one there still takes the runs" "$status $(sql taken.db "SELECT status, events FROM runs")" \
+    "0 complete,18"
 "$pikoc" listen --interval 0 >out 2>err
 check_equal "listen: --interval 0" "$? $(cat err)" "2 pikoc listen: --interval '0': must be more than 0"
 "$pikoc" listen --into /nonexistent-dir/x.db >out 2>err
@@ -735,7 +750,10 @@ check_equal "spec: no endpoint" "$? $(cat out)" \
     "1 zmq_paced: recorder spec 'zmq': missing argument (expected zmq[+pub]:ENDPOINT)"
 timeout 60 "$(prog zmq_paced)" "zmq:nonsense" 1 0 >out 2>&1
 check_equal "spec: a bad endpoint" "$? $(cat out)" \
-    "1 zmq_paced: recorder spec 'zmq:nonsense': cannot connect to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+    "1 zmq_paced: recorder spec 'zmq:nonsense': endpoint 'nonsense': expected tcp://HOST:PORT or ipc://PATH"
+"$pikoc" run --record zmq:inproc://x -- "$(cli_prog exits)" status 3 >out 2>err
+check_equal "run --record zmq:inproc://x: refused before the program starts" "$? $(cat out err)" \
+    "2 pikoc run: --record: recorder spec 'zmq:inproc://x': endpoint 'inproc://x': expected tcp://HOST:PORT or ipc://PATH"
 # libzmq is loaded when a zmq recorder opens: one that cannot be is said, with why.
 mkdir -p "$work/nozmq" && : >"$work/nozmq/libzmq.so.5"
 timeout 60 env LD_LIBRARY_PATH="$work/nozmq${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
@@ -758,10 +776,10 @@ check_equal "PIKOC_ZMQ_SERVER_KEY with zmq+pub:" "$? $(cat out)" \
     "1 zmq_paced: recorder spec 'zmq+pub:ipc://$work/x': PIKOC_ZMQ_SERVER_KEY: a zmq+pub: publisher has no CURVE (zmq: senders do); bind it to loopback or ipc"
 timeout 60 "$(prog zmq_paced)" "zmq+pub:nonsense" 1 0 >out 2>&1
 check_equal "zmq+pub: a bad endpoint" "$? $(cat out)" \
-    "1 zmq_paced: recorder spec 'zmq+pub:nonsense': cannot bind 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+    "1 zmq_paced: recorder spec 'zmq+pub:nonsense': endpoint 'nonsense': expected tcp://HOST:PORT or ipc://PATH"
 "$pikoc" listen --subscribe nonsense --into none >out 2>err
 check_equal "listen --subscribe: a bad endpoint" "$? $(cat err)" \
-    "2 pikoc listen: cannot subscribe to 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH)"
+    "2 pikoc listen: --subscribe: endpoint 'nonsense': expected tcp://HOST:PORT or ipc://PATH"
 # libzmq takes port 99999 as 34463 and "5557x" as 5557: ports are checked first.
 for endpoint in tcp://127.0.0.1:99999 tcp://127.0.0.1:5557x tcp://127.0.0.1:0 tcp://127.0.0.1; do
     "$pikoc" listen "$endpoint" --into none >out 2>err
@@ -787,7 +805,7 @@ check_equal "listen tcp://127.0.0.1:*: the port it got is said" \
     "$(head -1 any-port.out | sed 's/:[1-9][0-9]*,/:PORT,/')" "pikoc listen: on tcp://127.0.0.1:PORT, into nothing (none)"
 "$pikoc" listen nonsense --into fresh.db >out 2>err
 check_equal "listen: a bad endpoint leaves no database behind" "$? $(cat err) $(ls fresh.db 2>/dev/null | wc -l)" \
-    "2 pikoc listen: cannot listen on 'nonsense': Invalid argument (expected tcp://HOST:PORT or ipc://PATH) 0"
+    "2 pikoc listen: endpoint 'nonsense': expected tcp://HOST:PORT or ipc://PATH 0"
 "$pikoc" listen "ipc://$work/empty-into" --into '' >out 2>err
 check_equal "listen --into ''" "$? $(cat err)" "2 pikoc listen: --into '': expected a database file, or none"
 mkdir fresh-keys

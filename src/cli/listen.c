@@ -18,7 +18,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -1021,6 +1023,27 @@ static int subscribe(collector *c)
     return 0;
 }
 
+/*
+ * Whether a process listens at an ipc:// endpoint's socket file. libzmq
+ * binds over the file whatever it is, which would cut the collector there
+ * off from every sender without a word (tcp:// says EADDRINUSE).
+ */
+static bool ipc_taken(const char *endpoint)
+{
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    const char *path = endpoint + strlen("ipc://");
+    struct stat st;
+    if (strncmp(endpoint, "ipc://", 6) != 0 || strlen(path) >= sizeof address.sun_path ||
+        stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return false;
+    memcpy(address.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool taken = fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof address) == 0;
+    if (fd >= 0)
+        close(fd);
+    return taken;
+}
+
 static int open_socket(collector *c, const char *curve_dir)
 {
     c->context = zmq_ctx_new();
@@ -1048,6 +1071,11 @@ static int open_socket(collector *c, const char *curve_dir)
         return PK_EXIT_FAILURE;
     c->monitor = zmq_socket(c->context, ZMQ_PAIR);
     zmq_connect(c->monitor, MONITOR_ENDPOINT);
+    if (ipc_taken(c->endpoint)) {
+        pk_cli_error("listen", "cannot listen on '%s': %s (another process listens there)",
+                     c->endpoint, strerror(EADDRINUSE));
+        return PK_EXIT_FAILURE;
+    }
     if (zmq_bind(c->socket, c->endpoint) != 0) {
         int e = zmq_errno();
         bool usage = e == EINVAL || e == EPROTONOSUPPORT;
