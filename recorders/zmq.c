@@ -614,19 +614,22 @@ static int sender_start(pk_recorder *r, const pk_run_info *run, pk_error *err)
         pk_wire_encoder_free(&s->encoder);
     pk_wire_encoder_init(&s->encoder, random_sender());
     s->run = *run;
-    s->ppid = (int)getppid();
+    s->ppid = (int)pk_program_parent(); /* the program's, from a drainer process too */
     s->thread_count = 0;
     s->last_thread = 0;
     s->started = true;
     s->gave_up = s->known = false;
     /* the first batch goes after a hello */
-    s->need_resume = !s->lossy;
+    s->need_resume = false;
     s->need_hello = s->lossy;
     s->count = 0;
     s->resumed_ns = 0;
     s->entries = s->written = s->dropped_entries = s->dropped_batches = s->batches = 0;
     if (s->lossy)
         wait_for_subscribers(s);
+    else
+        resume(s); /* the hello now: a child's run names this one as its parent only once
+                    * the collector has it, and a parent waiting on a child sends nothing */
     s->batch_started_ns = pk_clock_monotonic_ns();
     return 0;
 }

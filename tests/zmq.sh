@@ -54,6 +54,15 @@ started_in() {
         i=$((i + 1))
     done
 }
+# received_in FILE: waits (20 s at most) until a collector's FILE (--interval 100ms) shows
+# records of a run received: a run starts with the sender's hello, before any record.
+received_in() {
+    i=0
+    while ! grep -q ': [1-9][0-9]* records, ' "$1" && [ $i -lt 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+}
 # stop PID [SIGNAL]: signals (TERM by default) the collector `collect` started under
 # timeout, not timeout itself, which follows the signal with SIGCONT: under the
 # sanitizers that can stall LeakSanitizer in a collector that exits at once.
@@ -217,12 +226,12 @@ restart() { # (collect sets $name)
     part=$1 signal=$2
     shift 2
     ep="ipc://$work/$part"
-    collect "$part-first" "$ep" --into "$part.db"
+    collect "$part-first" "$ep" --into "$part.db" --interval 100ms
     first=$collector
     timeout 120 "$@" >"$part-sender.out" 2>&1 &
     sender=$!
-    started_in "$part-first.out"
-    sleep 0.3
+    received_in "$part-first.out"
+    sleep 0.3 # past a commit (every 250 ms)
     stop $first $signal
     finished $first
     if [ $signal = TERM ]; then
@@ -255,6 +264,22 @@ restart killed-collector KILL "$(prog zmq_paced)" "zmq:ipc://$work/killed-collec
 check_equal "killed collector: one run, complete, every record once, its tables exact" \
     "$(sql killed-collector.db "SELECT count(*), status, events, calls, written FROM runs") $(once killed-collector.db 1) $(same_tables killed-collector.db restart-direct.db functions call_paths threads symbols pikoc_events)" \
     "1,complete,60000,30000,60000 60000 60000 60000 5"
+# Killed as the run starts, before its first commit of the sender's messages (the run's
+# row is committed at once): the next collector takes that run up, not a second one.
+ep="ipc://$work/early-kill"
+collect early-kill-first "$ep" --into early-kill.db
+first=$collector
+timeout 120 "$(prog zmq_paced)" "zmq:$ep" 60000 20000 >early-kill-sender.out 2>&1 &
+sender=$!
+started_in early-kill-first.out
+stop $first KILL
+finished $first
+collect early-kill-second "$ep" --into early-kill.db --runs 1
+finished $sender
+finished $collector
+check_equal "collector killed as the run started: the next one takes the same run up, every record once" \
+    "$(sql early-kill.db "SELECT count(*), status, events, written FROM runs") $(once early-kill.db 1)" \
+    "1,complete,60000,60000 60000 60000 60000"
 if [ "${PK_SANITIZERS:-no}" != yes ]; then
     # the sqlite recorder in the same process: the same records (zmq's own allocations too)
     restart alloc-restart TERM "$pikoc" run --monitor alloc --record "zmq:ipc://$work/alloc-restart" \
@@ -301,6 +326,18 @@ check_equal "killed sender: the collector saw it vanish" "$status $( [ -n "$arri
 check_equal "killed sender: incomplete with what arrived" \
     "$(sql killed.db "SELECT status, written FROM runs") $(once killed.db 1)" \
     "incomplete,$arrived $arrived $arrived $arrived"
+
+# --- a parent that waits on a child it executed: the child's run names it -----------------
+# (as in a database: the parent's hello goes when its run starts, with the program's
+# parent pid, though the sender lives in a drainer process)
+ep="ipc://$work/parents"
+collect parents "$ep" --into parents.db --runs 2
+timeout 60 "$pikoc" run -q --record "zmq:$ep" --record "sqlite:$work/parents-direct.db" -- \
+    "$(prog execs)" vfork "$(cli_prog nested)" >/dev/null 2>parents.err
+finished $collector
+check_equal "vfork and exec: the child's run names its parent's, over zmq as in a database" \
+    "$status $(sql parents.db "SELECT group_concat(coalesce(parent_run, '-'), ' ') FROM (SELECT parent_run FROM runs ORDER BY id)")|$(sql parents-direct.db "SELECT group_concat(coalesce(parent_run, '-'), ' ') FROM (SELECT parent_run FROM runs ORDER BY id)")" \
+    "0 - 1|- 1"
 
 # --- pikoc run tells the collector how its program ended --------------------------------
 ep="ipc://$work/exits"
