@@ -160,8 +160,8 @@ static int read_key(const char *variable, const char *value, char key[41], pk_er
         return 0;
     case PK_KEY_MISSING:
         if (strlen(value) != 40)
-            return pk_fail(err, "%s '%s': neither a 40-character key nor a readable file",
-                           variable, value);
+            return pk_fail(err, "%s '%s': neither a 40-character key nor a readable file", variable,
+                           value);
         memcpy(key, value, 41);
         if (pk_z85_fault(key, why, sizeof why) != 0)
             return pk_fail(err, "%s: the key is not Z85: %s", variable, why);

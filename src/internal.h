@@ -403,8 +403,7 @@ enum pk_key_file {
     PK_KEY_NOT_Z85 = -4,    /* they are not Z85 (why says why, as pk_z85_fault does) */
 };
 /* A CURVE key (40 Z85 characters) from the start of the file at path. */
-PK_HIDDEN enum pk_key_file pk_read_key_file(const char *path, char key[41], char *why,
-                                            size_t size);
+PK_HIDDEN enum pk_key_file pk_read_key_file(const char *path, char key[41], char *why, size_t size);
 /*
  * What keeps 40 characters from being a Z85 key, as libzmq decodes one: a
  * character outside Z85's alphabet, or a group of five whose value is over

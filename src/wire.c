@@ -107,8 +107,12 @@ static void put_bytes(pk_wire_buf *b, const void *data, size_t len)
 void pk_wire_put_string(pk_wire_buf *b, const char *s)
 {
     size_t len = s ? strlen(s) : 0;
-    if (len > PK_WIRE_MAX_STRING)
-        len = PK_WIRE_MAX_STRING; /* longer strings are cut, never refused */
+    if (len > PK_WIRE_MAX_STRING) {
+        /* longer strings are cut, never refused: before a character, not in one */
+        len = PK_WIRE_MAX_STRING;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+            len--;
+    }
     pk_wire_put_uvarint(b, len);
     put_bytes(b, s, len);
 }

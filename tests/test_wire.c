@@ -192,6 +192,38 @@ static void executed_goodbye_round_trips(void **state)
 }
 
 /* A second batch refers to the strings of the first without defining them again. */
+/*
+ * A string over PK_WIRE_MAX_STRING bytes is cut at the last whole UTF-8
+ * character within them: its length as sent, for a string of `ascii`
+ * bytes of 'x' and then `tail`.
+ */
+static size_t sent_length(size_t ascii, const char *tail)
+{
+    char *s = malloc(ascii + strlen(tail) + 1);
+    memset(s, 'x', ascii);
+    strcpy(s + ascii, tail);
+    pk_wire_buf b = {0};
+    pk_wire_put_string(&b, s);
+    /* the length's uvarint: 2 bytes for 128 to 16383 */
+    size_t length = (size_t)(b.bytes[0] & 0x7f) | (size_t)b.bytes[1] << 7;
+    assert_int_equal(b.used, 2 + length);
+    assert_memory_equal(b.bytes + 2, s, length);
+    pk_wire_buf_free(&b);
+    free(s);
+    return length;
+}
+
+static void long_strings_are_cut_between_characters(void **state)
+{
+    (void)state;
+    assert_int_equal(sent_length(5000, ""), 4096);
+    assert_int_equal(sent_length(4094, "\xc3\xa9\xc3\xa9"), 4096);  /* é ends at 4096 */
+    assert_int_equal(sent_length(4095, "\xc3\xa9\xc3\xa9"), 4095);  /* é would be cut */
+    assert_int_equal(sent_length(4094, "\xe2\x82\xac"), 4094);      /* € would be cut */
+    assert_int_equal(sent_length(4093, "\xf0\x9f\x98\x80x"), 4093); /* an emoji would be */
+    assert_int_equal(sent_length(4092, "\xf0\x9f\x98\x80x"), 4096); /* it ends at 4096 */
+}
+
 static void exit_round_trips(void **state)
 {
     (void)state;
@@ -603,6 +635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(stacks_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(stacks_are_defined_once, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_stacks_say_why, setup, teardown),
+        cmocka_unit_test(long_strings_are_cut_between_characters),
         cmocka_unit_test(exit_round_trips),
         cmocka_unit_test(bad_exits_say_why),
         cmocka_unit_test(newer_sender_fields_are_skipped),
