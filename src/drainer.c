@@ -268,9 +268,9 @@ static void let_go_of_stdio(pk_monitor *recording)
 
 /*
  * A standard stream the program closed is held open on /dev/null, read
- * only (a write fails as it would have), until let_go_of_stdio: what the
- * drainer opens before (the program's pidfd, a recorder's file) must not
- * take its number, which let_go_of_stdio replaces.
+ * only (a write fails as it would have): what the drainer opens before
+ * let_go_of_stdio (the program's pidfd, a recorder's file) must not take
+ * the number of stdin or stdout, which let_go_of_stdio replaces.
  */
 static void hold_closed_stdio(void)
 {

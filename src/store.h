@@ -189,7 +189,7 @@ PK_HIDDEN int pk_store_writer_mark_run(pk_store_writer *w, const char *host, int
  */
 typedef enum pk_store_sender_state {
     PK_STORE_SENDER_NEW,       /* no run of it in the file */
-    PK_STORE_SENDER_RESUMABLE, /* its run is open, or suspended: what of its messages was kept */
+    PK_STORE_SENDER_RESUMABLE, /* its run is open, or suspended: its messages are kept */
     PK_STORE_SENDER_ENDED,     /* its run ended with its goodbye */
 } pk_store_sender_state;
 /* What the file holds of a sender: its latest run (*run_id, 0 for none) and its state. */

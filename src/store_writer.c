@@ -96,8 +96,9 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_FINISH_SPAN] = "UPDATE spans SET duration_ns = ? WHERE run_id = ? AND span = ?",
     [ST_INSERT_CHECKPOINT] = "INSERT OR REPLACE INTO checkpoints VALUES "
                              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [ST_FIND_SENDER] = "SELECT id, duration_ns IS NOT NULL FROM runs WHERE sender = ? "
-                       "ORDER BY id DESC LIMIT 1",
+    [ST_FIND_SENDER] = "SELECT id, duration_ns IS NOT NULL, status = 'running' OR EXISTS "
+                       "(SELECT 1 FROM sender_messages WHERE run_id = runs.id) FROM runs "
+                       "WHERE sender = ? ORDER BY id DESC LIMIT 1",
     [ST_REOPEN_RUN] = "UPDATE runs SET status = 'running', end_ns = NULL WHERE id = ?",
     [ST_KEEP_MESSAGE] = "INSERT INTO sender_messages (run_id, seq, message) VALUES (?, ?, ?)",
     [ST_NEXT_MESSAGE] = "SELECT id, message FROM sender_messages WHERE run_id = ? AND id > ? "
@@ -833,11 +834,15 @@ int pk_store_writer_find_sender(pk_store_writer *w, uint64_t sender, int64_t *ru
     *run_id = 0;
     *state = PK_STORE_SENDER_NEW;
     if (rc == SQLITE_ROW) {
-        /* Not ended: resumed, whatever of its messages the file holds; none when a
-         * collector died between the run's start (committed at once) and its first
-         * commit of them. */
+        /* Resumed when its messages were kept, or when it is still 'running' with
+         * none (a collector killed between the run's row, committed at once, and its
+         * first commit of them); a run ended without them (the sender vanished) keeps
+         * what it has, and the sender's records go to a new run. */
         *run_id = sqlite3_column_int64(st, 0);
-        *state = sqlite3_column_int(st, 1) ? PK_STORE_SENDER_ENDED : PK_STORE_SENDER_RESUMABLE;
+        if (sqlite3_column_int(st, 1))
+            *state = PK_STORE_SENDER_ENDED;
+        else if (sqlite3_column_int(st, 2))
+            *state = PK_STORE_SENDER_RESUMABLE;
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : failed(w, err);

@@ -108,9 +108,10 @@ void pk_wire_put_string(pk_wire_buf *b, const char *s)
 {
     size_t len = s ? strlen(s) : 0;
     if (len > PK_WIRE_MAX_STRING) {
-        /* longer strings are cut, never refused: before a character, not in one */
+        /* longer strings are cut, never refused: before a character, not in one
+         * (a UTF-8 character has at most 3 continuation bytes) */
         len = PK_WIRE_MAX_STRING;
-        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+        for (int back = 0; back < 3 && ((unsigned char)s[len] & 0xc0) == 0x80; back++)
             len--;
     }
     pk_wire_put_uvarint(b, len);

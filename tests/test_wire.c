@@ -191,7 +191,6 @@ static void executed_goodbye_round_trips(void **state)
     pk_wire_encoder_free(&e);
 }
 
-/* A second batch refers to the strings of the first without defining them again. */
 /*
  * A string over PK_WIRE_MAX_STRING bytes is cut at the last whole UTF-8
  * character within them: its length as sent, for a string of `ascii`
@@ -224,6 +223,7 @@ static void long_strings_are_cut_between_characters(void **state)
     assert_int_equal(sent_length(4092, "\xf0\x9f\x98\x80x"), 4096); /* it ends at 4096 */
 }
 
+/* pikoc run's report of how its program ended, encoded and decoded. */
 static void exit_round_trips(void **state)
 {
     (void)state;
@@ -266,6 +266,7 @@ static const char *broken_exit(const pk_wire_exit *x, void (*damage)(pk_wire_buf
     return err.message;
 }
 
+/* A second batch refers to the strings of the first without defining them again. */
 static void strings_are_defined_once(void **state)
 {
     fixture *f = *state;

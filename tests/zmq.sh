@@ -46,23 +46,18 @@ collect() {
         i=$((i + 1))
     done
 }
-# started_in FILE: waits (20 s at most) until a collector's FILE says a run started.
-started_in() {
+# shows_in FILE PATTERN: waits (20 s at most) until a collector's FILE has a line of PATTERN.
+shows_in() {
     i=0
-    while ! grep -q ': started, ' "$1" && [ $i -lt 400 ]; do
+    while ! grep -q "$2" "$1" && [ $i -lt 400 ]; do
         sleep 0.05
         i=$((i + 1))
     done
 }
-# received_in FILE: waits (20 s at most) until a collector's FILE (--interval 100ms) shows
-# records of a run received: a run starts with the sender's hello, before any record.
-received_in() {
-    i=0
-    while ! grep -q ': [1-9][0-9]* records, ' "$1" && [ $i -lt 400 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-}
+# started_in FILE: until it says a run started (at the sender's hello, before any record).
+started_in() { shows_in "$1" ': started, '; }
+# received_in FILE: until it shows records of a run received (with --interval 100ms).
+received_in() { shows_in "$1" ': [1-9][0-9]* records, '; }
 # stop PID [SIGNAL]: signals (TERM by default) the collector `collect` started under
 # timeout, not timeout itself, which follows the signal with SIGCONT: under the
 # sanitizers that can stall LeakSanitizer in a collector that exits at once.
@@ -326,6 +321,24 @@ check_equal "killed sender: the collector saw it vanish" "$status $( [ -n "$arri
 check_equal "killed sender: incomplete with what arrived" \
     "$(sql killed.db "SELECT status, written FROM runs") $(once killed.db 1)" \
     "incomplete,$arrived $arrived $arrived $arrived"
+
+# --- a sender stopped past the heartbeats (6 s): taken for vanished, then back ------------
+# Its run ends incomplete with what arrived and keeps it; what it sends on comes as a new run.
+ep="ipc://$work/paused"
+collect paused "$ep" --into paused.db --runs 2 --interval 100ms
+timeout 120 "$(prog zmq_paced)" "zmq:$ep" 60000 20000 >paused-sender.out 2>&1 &
+sender=$!
+received_in paused.out
+kill -STOP "$(pgrep -P $sender)"
+shows_in paused.out ': incomplete, '
+kill -CONT "$(pgrep -P $sender)"
+finished $sender
+finished $collector
+kept=$(sql paused.db "SELECT events FROM runs WHERE id = 1")
+# (the second run is whole, or says it is not: whether the sender resumed or began again)
+check_equal "a sender back after it was taken for vanished: its first run keeps what arrived, the rest a second run" \
+    "$status $(sql paused.db "SELECT count(*), min(status) FROM runs WHERE id = 1") $([ "$kept" -gt 0 ] && echo kept) $(once paused.db 1) $(sql paused.db "SELECT count(*) FROM runs WHERE id = 2")" \
+    "0 1,incomplete kept $kept $kept $kept 1"
 
 # --- a parent that waits on a child it executed: the child's run names it -----------------
 # (as in a database: the parent's hello goes when its run starts, with the program's

@@ -392,8 +392,11 @@ int pk_output_open(pk_output *o, pk_query *q, const char *path)
     }
     struct stat st;
     bool exists = lstat(path, &st) == 0;
-    if (exists && S_ISLNK(st.st_mode)) {
-        /* A link to a regular file: that file is replaced as any is, the link kept. */
+    /* A link to a regular file: that file is replaced as any is, the link kept. Not
+     * /dev/stdout or /dev/fd/N: those lead through /proc to what a descriptor of this
+     * process holds (a shell's redirection, written in place as it was opened). */
+    if (exists && S_ISLNK(st.st_mode) && strncmp(path, "/dev/", 5) != 0 &&
+        strncmp(path, "/proc/", 6) != 0) {
         struct stat linked;
         o->target = realpath(path, NULL);
         if (o->target && stat(o->target, &linked) == 0 && S_ISREG(linked.st_mode)) {
