@@ -699,6 +699,19 @@ if $python -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)'; then
     check_equal "listen --curve-keys: a missing directory made (700), its keys (600, 644)" \
         "$(stat -c %a made-keys) $(stat -c %a made-keys/server.key) $(stat -c %a made-keys/server.pub) $(head -c 40 made-keys/server.key | wc -c)" \
         "700 600 644 40"
+    # A sender whose handshake cannot succeed is refused with why (it finds no collector).
+    collect other-keys "ipc://$work/other-keys" --into none --curve-keys other-keys
+    stop $collector
+    finished $collector
+    collect handshakes "ipc://$work/handshakes" --into none --curve-keys keys
+    timeout 60 env PIKOC_ZMQ_LINGER=300ms PIKOC_ZMQ_SERVER_KEY="$work/other-keys/server.pub" \
+        "$(prog zmq_paced)" "zmq:ipc://$work/handshakes" 10 0 >/dev/null 2>&1
+    timeout 60 env PIKOC_ZMQ_LINGER=300ms "$(prog zmq_paced)" "zmq:ipc://$work/handshakes" 10 0 >/dev/null 2>&1
+    stop $collector
+    finished $collector
+    check_equal "CURVE: a sender with another server's key, one without CURVE: each refused, with why" \
+        "$(sort -u handshakes.err | tr '\n' '|')" \
+        "pikoc listen: refused a sender: its PIKOC_ZMQ_SERVER_KEY is not keys/server.pub's key|pikoc listen: refused a sender: its handshake is not CURVE (a sender sets PIKOC_ZMQ_SERVER_KEY to keys/server.pub)|"
 else
     ok "CURVE: # SKIP libzmq has no CURVE"
 fi

@@ -725,10 +725,56 @@ static bool read_event(void *monitor)
     return read;
 }
 
-/* A connection closed (the monitor's event; heartbeats close silent ones): probe for a while. */
+/* Why a sender's handshake failed, from the ZMTP error libzmq gives. */
+static void handshake_failure(const collector *c, uint32_t error, char *why, size_t size)
+{
+    if (error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH && c->curve_dir)
+        snprintf(why, size,
+                 "its handshake is not CURVE (a sender sets PIKOC_ZMQ_SERVER_KEY to "
+                 "%s/server.pub)",
+                 c->curve_dir);
+    else if (error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        snprintf(why, size,
+                 "its handshake is CURVE (PIKOC_ZMQ_SERVER_KEY), and this collector has no "
+                 "--curve-keys");
+    else if (error == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC && c->curve_dir)
+        snprintf(why, size, "its PIKOC_ZMQ_SERVER_KEY is not %s/server.pub's key", c->curve_dir);
+    else
+        snprintf(why, size, "its handshake failed (ZMTP error 0x%x)", (unsigned)error);
+}
+
+/*
+ * The monitor's event: a connection closed (heartbeats close silent ones),
+ * after which it probes for a while; or a sender's handshake failed, which
+ * is said (as rejected messages are, the first few) and counted.
+ */
 static void take_event(collector *c)
 {
-    read_event(c->monitor);
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    uint16_t event = 0;
+    uint32_t value = 0;
+    bool first = true;
+    for (bool more = true; more && zmq_msg_recv(&part, c->monitor, ZMQ_DONTWAIT) >= 0;
+         first = false) {
+        if (first && zmq_msg_size(&part) >= 6) { /* event (16 bits), value (32) */
+            memcpy(&event, zmq_msg_data(&part), sizeof event);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&part) + 2, sizeof value);
+        }
+        more = zmq_msg_more(&part);
+    }
+    zmq_msg_close(&part);
+    if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
+        char why[200] = "its handshake failed";
+        if (event & ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            handshake_failure(c, value, why, sizeof why);
+        c->rejected++;
+        if (c->reported++ < REPORTED_REJECTS)
+            fprintf(stderr, "pikoc listen: refused a sender: %s\n", why);
+        if (c->reported == REPORTED_REJECTS)
+            fprintf(stderr, "pikoc listen: more rejected messages are only counted\n");
+        return;
+    }
     c->probe_until_ns = pk_clock_monotonic_ns() + PROBE_PERIOD_NS;
 }
 
@@ -1067,7 +1113,9 @@ static int open_socket(collector *c, const char *curve_dir)
                 "--curve-keys: anyone who reaches it can send runs, and records travel in clear\n",
                 c->endpoint);
     }
-    if (zmq_socket_monitor(c->socket, MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(c->socket, MONITOR_ENDPOINT,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
         return PK_EXIT_FAILURE;
     c->monitor = zmq_socket(c->context, ZMQ_PAIR);
     zmq_connect(c->monitor, MONITOR_ENDPOINT);
