@@ -765,9 +765,19 @@ static void take_event(collector *c)
     }
     zmq_msg_close(&part);
     if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
-        char why[200] = "its handshake failed";
+        /* (a sender without CURVE may close first, when libzmq has no detail) */
+        char why[200] = "its handshake did not finish";
         if (event & ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
             handshake_failure(c, value, why, sizeof why);
+        else if (c->curve_dir)
+            snprintf(why, sizeof why,
+                     "its handshake did not finish (a sender sets PIKOC_ZMQ_SERVER_KEY to "
+                     "%s/server.pub)",
+                     c->curve_dir);
+        else
+            snprintf(why, sizeof why,
+                     "its handshake did not finish (with PIKOC_ZMQ_SERVER_KEY, a sender needs a "
+                     "collector with --curve-keys)");
         c->rejected++;
         if (c->reported++ < REPORTED_REJECTS)
             fprintf(stderr, "pikoc listen: refused a sender: %s\n", why);
