@@ -192,19 +192,26 @@ static void name_sender(const sender *s, char *buf, size_t size)
              s->peer.run.host);
 }
 
-static void reject(collector *c, sender *s, const char *why)
+/* Counts a rejection; says "pikoc listen: WHAT: WHY" for the first REPORTED_REJECTS. */
+static void say_rejected(collector *c, const char *what, const char *why)
 {
     c->rejected++;
-    if (s)
-        s->rejected++;
     if (c->reported++ >= REPORTED_REJECTS)
         return;
-    char who[300] = "an unknown sender";
-    if (s)
-        name_sender(s, who, sizeof who);
-    fprintf(stderr, "pikoc listen: rejected a message from %s: %s\n", who, why);
+    fprintf(stderr, "pikoc listen: %s: %s\n", what, why);
     if (c->reported == REPORTED_REJECTS)
         fprintf(stderr, "pikoc listen: more rejected messages are only counted\n");
+}
+
+static void reject(collector *c, sender *s, const char *why)
+{
+    char who[300] = "an unknown sender", what[330];
+    if (s) {
+        s->rejected++;
+        name_sender(s, who, sizeof who);
+    }
+    snprintf(what, sizeof what, "rejected a message from %s", who);
+    say_rejected(c, what, why);
 }
 
 /* A store error stops the collector: what it holds could not be written. */
@@ -713,22 +720,45 @@ static bool receive_published(collector *c, void *subscriber)
     return true;
 }
 
-/* Reads one event from a monitor; false when there is none. */
-static bool read_event(void *monitor)
+/*
+ * Reads one event from a monitor: its kind and value (the first frame's 16
+ * and 32 bits); false when there is none.
+ */
+static bool read_event(void *monitor, uint16_t *event, uint32_t *value)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
     bool read = false;
-    for (bool more = true; more && zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) >= 0; read = true)
+    *event = 0;
+    *value = 0;
+    for (bool more = true; more && zmq_msg_recv(&part, monitor, ZMQ_DONTWAIT) >= 0; read = true) {
+        if (!read && zmq_msg_size(&part) >= 6) {
+            memcpy(event, zmq_msg_data(&part), sizeof *event);
+            memcpy(value, (const uint8_t *)zmq_msg_data(&part) + 2, sizeof *value);
+        }
         more = zmq_msg_more(&part);
+    }
     zmq_msg_close(&part);
     return read;
 }
 
-/* Why a sender's handshake failed, from the ZMTP error libzmq gives. */
-static void handshake_failure(const collector *c, uint32_t error, char *why, size_t size)
+/*
+ * Why a sender's handshake failed, from libzmq's event and ZMTP error (with
+ * no detail, a sender without CURVE may have closed first).
+ */
+static void handshake_failure(const collector *c, uint16_t event, uint32_t error, char *why,
+                              size_t size)
 {
-    if (error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH && c->curve_dir)
+    if (!(event & ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) && c->curve_dir)
+        snprintf(why, size,
+                 "its handshake did not finish (a sender sets PIKOC_ZMQ_SERVER_KEY to "
+                 "%s/server.pub)",
+                 c->curve_dir);
+    else if (!(event & ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
+        snprintf(why, size,
+                 "its handshake did not finish (with PIKOC_ZMQ_SERVER_KEY, a sender needs a "
+                 "collector with --curve-keys)");
+    else if (error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH && c->curve_dir)
         snprintf(why, size,
                  "its handshake is not CURVE (a sender sets PIKOC_ZMQ_SERVER_KEY to "
                  "%s/server.pub)",
@@ -750,39 +780,13 @@ static void handshake_failure(const collector *c, uint32_t error, char *why, siz
  */
 static void take_event(collector *c)
 {
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    uint16_t event = 0;
-    uint32_t value = 0;
-    bool first = true;
-    for (bool more = true; more && zmq_msg_recv(&part, c->monitor, ZMQ_DONTWAIT) >= 0;
-         first = false) {
-        if (first && zmq_msg_size(&part) >= 6) { /* event (16 bits), value (32) */
-            memcpy(&event, zmq_msg_data(&part), sizeof event);
-            memcpy(&value, (const uint8_t *)zmq_msg_data(&part) + 2, sizeof value);
-        }
-        more = zmq_msg_more(&part);
-    }
-    zmq_msg_close(&part);
+    uint16_t event;
+    uint32_t value;
+    read_event(c->monitor, &event, &value);
     if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
-        /* (a sender without CURVE may close first, when libzmq has no detail) */
-        char why[200] = "its handshake did not finish";
-        if (event & ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-            handshake_failure(c, value, why, sizeof why);
-        else if (c->curve_dir)
-            snprintf(why, sizeof why,
-                     "its handshake did not finish (a sender sets PIKOC_ZMQ_SERVER_KEY to "
-                     "%s/server.pub)",
-                     c->curve_dir);
-        else
-            snprintf(why, sizeof why,
-                     "its handshake did not finish (with PIKOC_ZMQ_SERVER_KEY, a sender needs a "
-                     "collector with --curve-keys)");
-        c->rejected++;
-        if (c->reported++ < REPORTED_REJECTS)
-            fprintf(stderr, "pikoc listen: refused a sender: %s\n", why);
-        if (c->reported == REPORTED_REJECTS)
-            fprintf(stderr, "pikoc listen: more rejected messages are only counted\n");
+        char why[200];
+        handshake_failure(c, event, value, why, sizeof why);
+        say_rejected(c, "refused a sender", why);
         return;
     }
     c->probe_until_ns = pk_clock_monotonic_ns() + PROBE_PERIOD_NS;
@@ -795,7 +799,9 @@ static void take_event(collector *c)
  */
 static void take_publisher_event(collector *c, size_t i)
 {
-    if (!read_event(c->publisher_monitors[i]))
+    uint16_t event;
+    uint32_t value;
+    if (!read_event(c->publisher_monitors[i], &event, &value))
         return;
     while (!stop_requested && receive_published(c, c->subscribers[i]))
         ;
