@@ -246,13 +246,19 @@ static int db_error(cursor *c, int rc)
     return rc;
 }
 
-static int malformed(cursor *c)
+/* A damaged file: message (sqlite3_mprintf's) becomes the statement's error. */
+static int corrupt(cursor *c, char *message)
 {
     sqlite3_vtab *vtab = c->base.pVtab;
     sqlite3_free(vtab->zErrMsg);
-    vtab->zErrMsg = sqlite3_mprintf("pikoc_events: batch %lld of run %lld is malformed",
-                                    (long long)c->batch_id, (long long)c->run_id);
+    vtab->zErrMsg = message;
     return SQLITE_CORRUPT_VTAB;
+}
+
+static int malformed(cursor *c)
+{
+    return corrupt(c, sqlite3_mprintf("pikoc_events: batch %lld of run %lld is malformed",
+                                      (long long)c->batch_id, (long long)c->run_id));
 }
 
 /* ---- symbols of a run ------------------------------------------------------------ */
@@ -290,14 +296,10 @@ static int load_symbols(cursor *c, int64_t run_id)
         return db_error(c, rc);
     /* A run's symbols are numbered from 1 (store_writer.c): an id past their
      * count is a damaged file, whose table might not even fit in memory. */
-    if (max_id > rows) {
-        sqlite3_vtab *vtab = c->base.pVtab;
-        sqlite3_free(vtab->zErrMsg);
-        vtab->zErrMsg = sqlite3_mprintf("pikoc_events: the symbols of run %lld are malformed "
-                                        "(id %lld among %lld)",
-                                        (long long)run_id, (long long)max_id, (long long)rows);
-        return SQLITE_CORRUPT_VTAB;
-    }
+    if (max_id > rows)
+        return corrupt(c, sqlite3_mprintf("pikoc_events: the symbols of run %lld are malformed "
+                                          "(id %lld among %lld)",
+                                          (long long)run_id, (long long)max_id, (long long)rows));
     c->table = sqlite3_malloc64((uint64_t)(max_id + 1) * sizeof *c->table);
     c->strings = sqlite3_malloc64((uint64_t)bytes + 1);
     if (!c->table || !c->strings)
