@@ -354,12 +354,12 @@ PK_HIDDEN bool pk_in_drainer(void);
 PK_HIDDEN void pk_drainer_mark_self(void);
 /* The monitor PIKOC_* would configure for `record`, whose loggers a drainer records through. */
 PK_HIDDEN pk_monitor *pk_auto_recorders(const char *record, pk_error *err);
-/* PIKOC_FILTER's specs (text), split and checked as the monitor above reads them; opens nothing. */
 /*
  * A PIKOC_* setting's value, NULL when unset or empty: an empty setting is
  * an unset one, everywhere one is read.
  */
 PK_HIDDEN const char *pk_setting(const char *name);
+/* PIKOC_FILTER's specs (text), split and checked as the monitor above reads them; opens nothing. */
 PK_HIDDEN int pk_env_check_filters(const char *text, pk_error *err);
 
 /*

@@ -316,6 +316,8 @@ int pk_query_alloc_run(pk_query *q);
  * returns PK_EXIT_USAGE (or the read error's status).
  */
 int pk_query_call_run(pk_query *q);
+/* The same, for a run whose facts are read already. */
+int pk_query_call_facts(pk_query *q, const pk_run_facts *facts);
 /* Reports a failed write of the output and returns PK_EXIT_FAILURE. */
 int pk_query_write_failed(pk_query *q, const char *where);
 /*

@@ -102,9 +102,9 @@ void pk_diff_operand(const char *text, pk_query *q, char **owned)
 static int open_side(run_side *s)
 {
     pk_run_facts facts;
-    int status = pk_query_call_run(s->q);
+    int status = pk_query_run_facts(s->q, &facts);
     if (status == 0)
-        status = pk_query_run_facts(s->q, &facts);
+        status = pk_query_call_facts(s->q, &facts);
     if (status != 0)
         return status;
     s->measures_alloc = facts.flags & PK_RECORD_ALLOC;

@@ -79,7 +79,7 @@ int pk_flame_check(pk_query *q, int weight, bool *weighable)
     if (weighable || status != 0 || can)
         return status;
     if (from_paths)
-        return pk_query_call_run(q);
+        return pk_query_call_facts(q, &facts);
     if (weight == PK_WEIGHT_ALLOC) {
         pk_cli_error(q->command->name, "--weight alloc: run %lld has no allocation counters (%s)",
                      (long long)q->run_id, facts.alloc_source);

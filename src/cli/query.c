@@ -214,8 +214,13 @@ int pk_query_call_run(pk_query *q)
 {
     pk_run_facts facts;
     int status = pk_query_run_facts(q, &facts);
-    if (status != 0 || strcmp(facts.monitor, "alloc") != 0)
-        return status;
+    return status != 0 ? status : pk_query_call_facts(q, &facts);
+}
+
+int pk_query_call_facts(pk_query *q, const pk_run_facts *facts)
+{
+    if (strcmp(facts->monitor, "alloc") != 0)
+        return 0;
     pk_cli_error(q->command->name,
                  "run %lld recorded allocations only (monitor alloc), no calls: see its sites "
                  "with pikoc top --by bytes or pikoc leaks",
